@@ -1,0 +1,11 @@
+//! Generated types of the Seismo gRPC API, package `seismo.v1`.
+//!
+//! The schema lives in `proto/seismo/v1/detector.proto`.
+
+/// Messages and services of `seismo.v1`.
+pub mod v1 {
+    tonic::include_proto!("seismo.v1");
+}
+
+/// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("seismo_descriptor");
