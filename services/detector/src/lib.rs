@@ -5,3 +5,6 @@
 //! [`detection`] holds the maths: pure, synchronous, no I/O.
 
 pub mod detection;
+pub mod config;
+pub mod slice;
+pub mod windowing;

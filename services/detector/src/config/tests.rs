@@ -1,0 +1,443 @@
+use chrono::{TimeZone, Utc};
+
+use super::*;
+
+const VALID: &str = r#"
+[windowing]
+allowed_lateness = "2m"
+max_future_jump = "30m"
+future_confirmations = 2
+max_held_events = 50
+series_idle_limit = "1d"
+max_slices_per_dimension = 10
+
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+dimensions = ["os", "source"]
+
+[[metric]]
+name = "likes"
+events = ["like"]
+filter = { country = "RU" }
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "ctr"
+aggregation = "ratio"
+numerator = "likes"
+denominator = "views"
+window = "15m"
+dimensions = ["os"]
+
+[[metric]]
+name = "active_users"
+events = ["view", "like"]
+aggregation = "unique_users"
+window = "1h"
+
+[[metric]]
+name = "revenue"
+events = ["purchase"]
+aggregation = "sum"
+window = "1d"
+"#;
+
+/// Returns the `Invalid` error of `text`, failing the test on any other outcome.
+fn invalid_error(text: &str) -> (String, &'static str, String) {
+    match MetricsConfig::parse(text) {
+        Err(ConfigError::Invalid { metric, key, problem }) => (metric, key, problem),
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+fn metric_text(body: &str) -> String {
+    format!("[[metric]]\nname = \"m\"\n{body}\n")
+}
+
+#[test]
+fn parses_valid_file() {
+    let config = MetricsConfig::parse(VALID).unwrap();
+
+    assert_eq!(config.metrics.len(), 5);
+    assert_eq!(config.windowing.allowed_lateness_ms, 120_000);
+    assert_eq!(config.windowing.max_future_jump_ms, 1_800_000);
+    assert_eq!(config.windowing.future_confirmations, 2);
+    assert_eq!(config.windowing.max_held_events, 50);
+    assert_eq!(config.windowing.series_idle_limit_ms, 86_400_000);
+    assert_eq!(config.windowing.max_slices_per_dimension, 10);
+
+    let views = config.metric("views").unwrap();
+    assert_eq!(views.window.as_ms(), 300_000);
+    assert_eq!(views.window.as_seconds(), 300);
+    assert_eq!(views.dimensions, vec!["os".to_string(), "source".to_string()]);
+    let MetricValue::Aggregate(aggregate) = &views.value else {
+        panic!("views is not an aggregate: {:?}", views.value);
+    };
+    assert_eq!(aggregate.aggregation, Aggregation::Count);
+    assert!(aggregate.filter.events.contains("view"));
+
+    assert_eq!(config.metric("revenue").unwrap().window.as_ms(), 86_400_000);
+    let MetricValue::Aggregate(users) = &config.metric("active_users").unwrap().value else {
+        panic!("active_users is not an aggregate");
+    };
+    assert_eq!(users.aggregation, Aggregation::UniqueUsers);
+}
+
+#[test]
+fn ratio_copies_referenced_aggregates() {
+    let config = MetricsConfig::parse(VALID).unwrap();
+
+    let ctr = config.metric("ctr").unwrap();
+    let MetricValue::Ratio { numerator, denominator } = &ctr.value else {
+        panic!("ctr is not a ratio: {:?}", ctr.value);
+    };
+    assert_eq!(numerator.source_metric, "likes");
+    assert_eq!(numerator.filter.fields.get("country").map(String::as_str), Some("RU"));
+    assert_eq!(denominator.source_metric, "views");
+    assert_eq!(ctr.window.as_ms(), 900_000);
+}
+
+#[test]
+fn windowing_defaults_apply() {
+    let config = MetricsConfig::parse(&metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"1m\"")).unwrap();
+
+    assert_eq!(config.windowing, WindowingSettings::default());
+}
+
+#[test]
+fn filter_matches_event_and_fields() {
+    let config = MetricsConfig::parse(VALID).unwrap();
+    let MetricValue::Aggregate(likes) = &config.metric("likes").unwrap().value else {
+        panic!("likes is not an aggregate");
+    };
+    let mut event = Event {
+        event_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+        event: "like".to_string(),
+        user_id: "1".to_string(),
+        event_id: None,
+        post_id: None,
+        receiver_id: None,
+        os: None,
+        country: Some("RU".to_string()),
+        city: None,
+        source: None,
+        gender: None,
+        age: None,
+        exp_group: None,
+        value: None,
+        extra: String::new(),
+    };
+
+    assert!(likes.filter.matches(&event));
+    event.country = Some("DE".to_string());
+    assert!(!likes.filter.matches(&event));
+    event.country = None;
+    assert!(!likes.filter.matches(&event));
+    event.country = Some("RU".to_string());
+    event.event = "view".to_string();
+    assert!(!likes.filter.matches(&event));
+}
+
+#[test]
+fn window_start_aligns_to_epoch() {
+    let window = WindowLength::from_ms(300_000).unwrap();
+
+    assert_eq!(window.start_of(0), 0);
+    assert_eq!(window.start_of(299_999), 0);
+    assert_eq!(window.start_of(300_000), 300_000);
+    assert_eq!(window.start_of(-1), -300_000);
+}
+
+#[test]
+fn rejects_unknown_aggregation() {
+    let (metric, key, problem) = invalid_error(&metric_text("events = [\"view\"]\naggregation = \"avg\"\nwindow = \"5m\""));
+
+    assert_eq!(metric, "m");
+    assert_eq!(key, "aggregation");
+    assert!(problem.contains("\"avg\""), "{problem}");
+    assert!(problem.contains("count, unique_users, sum or ratio"), "{problem}");
+}
+
+#[test]
+fn rejects_missing_aggregation() {
+    let (_, key, problem) = invalid_error(&metric_text("events = [\"view\"]\nwindow = \"5m\""));
+
+    assert_eq!(key, "aggregation");
+    assert!(problem.contains("missing"), "{problem}");
+}
+
+#[test]
+fn rejects_bad_windows() {
+    let cases = [
+        ("7m", "does not divide a day"),
+        ("5q", "no valid unit"),
+        ("500ms", "whole number of seconds"),
+        ("0s", "at least 1s"),
+        ("1500ms", "whole number of seconds"),
+        ("2d", "does not divide a day"),
+    ];
+    for (window, expected) in cases {
+        let (metric, key, problem) = invalid_error(&metric_text(&format!(
+            "events = [\"view\"]\naggregation = \"count\"\nwindow = \"{window}\""
+        )));
+
+        assert_eq!(metric, "m", "window {window}");
+        assert_eq!(key, "window", "window {window}");
+        assert!(problem.contains(expected), "window {window}: {problem}");
+    }
+}
+
+#[test]
+fn rejects_missing_window() {
+    let (_, key, problem) = invalid_error(&metric_text("events = [\"view\"]\naggregation = \"count\""));
+
+    assert_eq!(key, "window");
+    assert!(problem.contains("window = \"5m\""), "{problem}");
+}
+
+#[test]
+fn rejects_ratio_of_missing_metric() {
+    let text = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "ctr"
+aggregation = "ratio"
+numerator = "likes"
+denominator = "views"
+window = "5m"
+"#;
+    let (metric, key, problem) = invalid_error(text);
+
+    assert_eq!(metric, "ctr");
+    assert_eq!(key, "numerator");
+    assert!(problem.contains("\"likes\""), "{problem}");
+    assert!(problem.contains("views"), "problem lists no defined metric: {problem}");
+}
+
+#[test]
+fn rejects_ratio_without_denominator() {
+    let text = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "ctr"
+aggregation = "ratio"
+numerator = "views"
+window = "5m"
+"#;
+    let (metric, key, _) = invalid_error(text);
+
+    assert_eq!(metric, "ctr");
+    assert_eq!(key, "denominator");
+}
+
+#[test]
+fn rejects_ratio_of_ratio() {
+    let text = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "self_ratio"
+aggregation = "ratio"
+numerator = "views"
+denominator = "views"
+window = "5m"
+
+[[metric]]
+name = "nested"
+aggregation = "ratio"
+numerator = "self_ratio"
+denominator = "views"
+window = "5m"
+"#;
+    let (metric, key, problem) = invalid_error(text);
+
+    assert_eq!(metric, "nested");
+    assert_eq!(key, "numerator");
+    assert!(problem.contains("itself a ratio"), "{problem}");
+}
+
+#[test]
+fn rejects_ratio_with_events() {
+    let text = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "ctr"
+events = ["like"]
+aggregation = "ratio"
+numerator = "views"
+denominator = "views"
+window = "5m"
+"#;
+    let (metric, key, _) = invalid_error(text);
+
+    assert_eq!(metric, "ctr");
+    assert_eq!(key, "events");
+}
+
+#[test]
+fn rejects_numerator_without_ratio() {
+    let (_, key, problem) = invalid_error(&metric_text(
+        "events = [\"view\"]\naggregation = \"count\"\nnumerator = \"x\"\nwindow = \"5m\"",
+    ));
+
+    assert_eq!(key, "numerator");
+    assert!(problem.contains("ratio"), "{problem}");
+}
+
+#[test]
+fn rejects_unknown_dimension() {
+    let (metric, key, problem) = invalid_error(&metric_text(
+        "events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\ndimensions = [\"os\", \"platform\"]",
+    ));
+
+    assert_eq!(metric, "m");
+    assert_eq!(key, "dimensions");
+    assert!(problem.contains("\"platform\""), "{problem}");
+    assert!(problem.contains("os, country"), "problem lists no valid dimension: {problem}");
+}
+
+#[test]
+fn rejects_repeated_dimension() {
+    let (_, key, problem) = invalid_error(&metric_text(
+        "events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\ndimensions = [\"os\", \"os\"]",
+    ));
+
+    assert_eq!(key, "dimensions");
+    assert!(problem.contains("twice"), "{problem}");
+}
+
+#[test]
+fn rejects_unknown_filter_field() {
+    let (_, key, problem) = invalid_error(&metric_text(
+        "events = [\"view\"]\nfilter = { plan = \"pro\" }\naggregation = \"count\"\nwindow = \"5m\"",
+    ));
+
+    assert_eq!(key, "filter");
+    assert!(problem.contains("\"plan\""), "{problem}");
+}
+
+#[test]
+fn rejects_missing_events() {
+    let (_, key, problem) = invalid_error(&metric_text("aggregation = \"count\"\nwindow = \"5m\""));
+
+    assert_eq!(key, "events");
+    assert!(problem.contains("events = [\"view\"]"), "{problem}");
+}
+
+#[test]
+fn rejects_duplicate_and_bad_names() {
+    let duplicate = format!(
+        "{}{}",
+        metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\""),
+        metric_text("events = [\"like\"]\naggregation = \"count\"\nwindow = \"5m\"")
+    );
+    let (metric, key, problem) = invalid_error(&duplicate);
+    assert_eq!(metric, "m");
+    assert_eq!(key, "name");
+    assert!(problem.contains("twice"), "{problem}");
+
+    let bad = "[[metric]]\nname = \"page views\"\nevents = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\n";
+    let (metric, key, _) = invalid_error(bad);
+    assert_eq!(metric, "page views");
+    assert_eq!(key, "name");
+}
+
+#[test]
+fn rejects_unknown_detection_key() {
+    let (metric, key, problem) = invalid_error(&metric_text(
+        "events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\ndetection = { no_such_parameter = 1 }",
+    ));
+
+    assert_eq!(metric, "m");
+    assert_eq!(key, "detection");
+    assert!(problem.contains("no_such_parameter"), "{problem}");
+}
+
+#[test]
+fn rejects_unknown_top_level_key() {
+    let text = format!("{}colour = \"red\"\n", metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\""));
+
+    let error = MetricsConfig::parse(&text).unwrap_err();
+    assert!(matches!(error, ConfigError::Syntax(_)), "{error:?}");
+    assert!(error.to_string().contains("colour"), "{error}");
+}
+
+#[test]
+fn rejects_file_without_metrics() {
+    let error = MetricsConfig::parse("[windowing]\nallowed_lateness = \"1m\"\n").unwrap_err();
+
+    assert!(matches!(error, ConfigError::NoMetrics), "{error:?}");
+}
+
+#[test]
+fn rejects_bad_windowing_values() {
+    let metric = metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"");
+    let cases = [
+        ("allowed_lateness = \"soon\"", "allowed_lateness"),
+        ("max_future_jump = \"0s\"", "max_future_jump"),
+        ("future_confirmations = 0", "future_confirmations"),
+        ("future_confirmations = 5\nmax_held_events = 4", "max_held_events"),
+        ("max_slices_per_dimension = 0", "max_slices_per_dimension"),
+        ("series_idle_limit = \"1 week\"", "series_idle_limit"),
+    ];
+    for (windowing, expected_key) in cases {
+        let text = format!("[windowing]\n{windowing}\n{metric}");
+        match MetricsConfig::parse(&text) {
+            Err(ConfigError::InvalidWindowing { key, .. }) => assert_eq!(key, expected_key, "{windowing}"),
+            other => panic!("{windowing}: expected InvalidWindowing, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn load_names_missing_file() {
+    let path = Path::new("/nonexistent/seismo/metrics.toml");
+
+    let error = MetricsConfig::load(path).unwrap_err();
+    assert!(error.to_string().contains("/nonexistent/seismo/metrics.toml"), "{error}");
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+
+    let product = MetricsConfig::load(&root.join("deploy/config/metrics.toml")).unwrap();
+    for name in ["active_users", "views", "likes", "ctr", "messages_sent"] {
+        let metric = product.metric(name).unwrap_or_else(|| panic!("deploy/config/metrics.toml lacks {name}"));
+        assert_eq!(metric.dimensions, vec!["os".to_string(), "source".to_string()], "{name}");
+    }
+
+    let demo = MetricsConfig::load(&root.join("deploy/demo/metrics.toml")).unwrap();
+    assert_eq!(demo.metrics.len(), 1);
+    let taxi = &demo.metrics[0];
+    assert_eq!(taxi.window.as_ms(), 1_800_000);
+    assert!(taxi.dimensions.is_empty());
+    let MetricValue::Aggregate(aggregate) = &taxi.value else {
+        panic!("demo metric is not an aggregate");
+    };
+    assert_eq!(aggregate.aggregation, Aggregation::Sum);
+    assert!(aggregate.filter.events.contains("taxi_trips"));
+}

@@ -1,0 +1,103 @@
+//! Running aggregate of one window of one series.
+
+use std::collections::HashSet;
+
+use seismo_events::Event;
+
+use crate::config::{Aggregate, Aggregation, MetricValue};
+
+/// Partial aggregate of the events of one window and slice.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Accumulator {
+    Count(u64),
+    Sum(f64),
+    // TODO: swap the exact set for a HyperLogLog-style sketch before
+    // high-cardinality windows make memory per window too large.
+    UniqueUsers(HashSet<String>),
+    Ratio(Box<(Accumulator, Accumulator)>),
+}
+
+impl Accumulator {
+    pub(crate) fn new(value: &MetricValue) -> Accumulator {
+        match value {
+            MetricValue::Aggregate(aggregate) => Accumulator::for_aggregation(aggregate.aggregation),
+            MetricValue::Ratio { numerator, denominator } => Accumulator::Ratio(Box::new((
+                Accumulator::for_aggregation(numerator.aggregation),
+                Accumulator::for_aggregation(denominator.aggregation),
+            ))),
+        }
+    }
+
+    fn for_aggregation(aggregation: Aggregation) -> Accumulator {
+        match aggregation {
+            Aggregation::Count => Accumulator::Count(0),
+            Aggregation::Sum => Accumulator::Sum(0.0),
+            Aggregation::UniqueUsers => Accumulator::UniqueUsers(HashSet::new()),
+        }
+    }
+
+    /// Adds an event that [`matches`] `value`. A ratio adds it to each part
+    /// whose filter it passes.
+    pub(crate) fn add(&mut self, value: &MetricValue, event: &Event) {
+        match (self, value) {
+            (Accumulator::Ratio(parts), MetricValue::Ratio { numerator, denominator }) => {
+                let (numerator_part, denominator_part) = parts.as_mut();
+                add_if_matching(numerator_part, numerator, event);
+                add_if_matching(denominator_part, denominator, event);
+            }
+            (accumulator, _) => accumulator.add_plain(event),
+        }
+    }
+
+    fn add_plain(&mut self, event: &Event) {
+        match self {
+            Accumulator::Count(count) => *count += 1,
+            Accumulator::Sum(sum) => *sum += event.value.unwrap_or(0.0),
+            Accumulator::UniqueUsers(users) => {
+                if !users.contains(&event.user_id) {
+                    users.insert(event.user_id.clone());
+                }
+            }
+            Accumulator::Ratio(_) => unreachable!("a ratio accumulator is always paired with a ratio metric"),
+        }
+    }
+
+    /// The window's value; `None` for a ratio whose denominator is 0.
+    pub(crate) fn value(&self) -> Option<f64> {
+        match self {
+            Accumulator::Count(count) => Some(*count as f64),
+            Accumulator::Sum(sum) => Some(*sum),
+            Accumulator::UniqueUsers(users) => Some(users.len() as f64),
+            Accumulator::Ratio(parts) => {
+                let numerator = parts.0.value()?;
+                let denominator = parts.1.value()?;
+                (denominator != 0.0).then(|| numerator / denominator)
+            }
+        }
+    }
+}
+
+fn add_if_matching(accumulator: &mut Accumulator, aggregate: &Aggregate, event: &Event) {
+    if aggregate.filter.matches(event) {
+        accumulator.add_plain(event);
+    }
+}
+
+/// True if `event` counts for the metric at all.
+pub(crate) fn matches(value: &MetricValue, event: &Event) -> bool {
+    match value {
+        MetricValue::Aggregate(aggregate) => aggregate.filter.matches(event),
+        MetricValue::Ratio { numerator, denominator } => {
+            numerator.filter.matches(event) || denominator.filter.matches(event)
+        }
+    }
+}
+
+/// Value of a window in which a series had no event: 0 for counts, sums and
+/// unique users, none for a ratio (0 / 0).
+pub(crate) fn empty_value(value: &MetricValue) -> Option<f64> {
+    match value {
+        MetricValue::Aggregate(_) => Some(0.0),
+        MetricValue::Ratio { .. } => None,
+    }
+}

@@ -1,0 +1,155 @@
+//! Tumbling event-time windows per metric and slice. Pure and synchronous.
+//!
+//! - Windows are aligned to the Unix epoch: a 5-minute window starts at a
+//!   multiple of 300 000 ms.
+//! - Watermark = latest accepted event time − `allowed_lateness`. A window
+//!   is evaluated exactly once, when the watermark reaches its end. An event
+//!   for a window that is already closed is counted as late and dropped.
+//! - Far-future events are held back until confirmed (see [`clock`]), so one
+//!   bad timestamp cannot close every open window.
+//! - Windows close on event time only: a quiet stream closes nothing, and
+//!   the last windows stay open until later events arrive. This keeps
+//!   results independent of processing speed, so a replay of the same
+//!   events yields the same windows.
+//! - A series (metric × slice) exists from its first event. Each closed
+//!   window yields one value per existing series; a series without events
+//!   in that window gets 0 (no value for a ratio, whose denominator is then
+//!   0), so a drop to zero is seen. A series idle for `series_idle_limit`
+//!   stops getting windows until its next event.
+//!
+//! TODO: the watermark is global across Kafka partitions, so a partition
+//! that lags others by more than `allowed_lateness` has its events counted
+//! as late; per-partition watermarks (the minimum over partitions) fix that.
+
+mod accumulator;
+mod clock;
+mod metric_windows;
+
+use seismo_events::Event;
+
+use crate::config::{MetricsConfig, WindowingSettings};
+use crate::slice::SliceKey;
+use clock::EventClock;
+use metric_windows::{Applied, MetricWindows};
+
+/// The value of one series over one closed window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedWindow {
+    /// Position of the metric in [`MetricsConfig::metrics`].
+    pub metric_index: usize,
+    pub slice: SliceKey,
+    /// Window bounds, Unix epoch ms, start inclusive, end exclusive.
+    pub window_start_ms: i64,
+    pub window_end_ms: i64,
+    pub value: f64,
+}
+
+/// Running totals of the windowing, since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowingCounters {
+    /// Events admitted by the event-time clock, including released held ones.
+    pub events_accepted: u64,
+    /// Accepted events that came too late for at least one metric's window.
+    pub events_late: u64,
+    /// Accepted events that no metric counts.
+    pub events_unmatched: u64,
+    /// Events held back as too far in the future, now.
+    pub events_held: u64,
+    /// Held events dropped because the hold buffer was full.
+    pub events_rejected_future: u64,
+    /// Slice updates skipped because a dimension had too many values.
+    pub slices_rejected: u64,
+    /// Closed windows emitted, one per series and window.
+    pub windows_closed: u64,
+}
+
+/// Turns events into closed windows for every configured metric.
+#[derive(Debug)]
+pub struct Windower {
+    settings: WindowingSettings,
+    clock: EventClock,
+    metrics: Vec<MetricWindows>,
+    counters: WindowingCounters,
+}
+
+impl Windower {
+    pub fn new(config: &MetricsConfig) -> Windower {
+        Windower {
+            settings: config.windowing.clone(),
+            clock: EventClock::new(&config.windowing),
+            metrics: config
+                .metrics
+                .iter()
+                .enumerate()
+                .map(|(index, definition)| MetricWindows::new(index, definition))
+                .collect(),
+            counters: WindowingCounters::default(),
+        }
+    }
+
+    /// Takes one event and appends the windows it closes to `closed`, in
+    /// window order per metric.
+    pub fn push(&mut self, event: Event, closed: &mut Vec<ClosedWindow>) {
+        let admission = self.clock.admit(event);
+        self.counters.events_rejected_future += admission.rejected;
+        self.counters.events_held = self.clock.held_count() as u64;
+
+        for event in &admission.released {
+            self.apply(event);
+        }
+
+        if let Some(watermark_ms) = self.watermark_ms() {
+            let before = closed.len();
+            for metric in &mut self.metrics {
+                metric.close_until(watermark_ms, &self.settings, closed);
+            }
+            self.counters.windows_closed += (closed.len() - before) as u64;
+        }
+    }
+
+    /// Latest accepted event time − allowed lateness, Unix epoch ms.
+    pub fn watermark_ms(&self) -> Option<i64> {
+        self.clock
+            .max_event_ms()
+            .map(|max_ms| max_ms.saturating_sub(self.settings.allowed_lateness_ms))
+    }
+
+    pub fn counters(&self) -> WindowingCounters {
+        self.counters
+    }
+
+    /// Number of series the windowing currently tracks, over all metrics.
+    pub fn series_count(&self) -> usize {
+        self.metrics.iter().map(MetricWindows::series_count).sum()
+    }
+
+    fn apply(&mut self, event: &Event) {
+        self.counters.events_accepted += 1;
+
+        let mut matched = false;
+        let mut late = false;
+        for metric in &mut self.metrics {
+            match metric.apply(event, &self.settings) {
+                Applied::Unmatched => {}
+                Applied::Late => {
+                    matched = true;
+                    late = true;
+                }
+                Applied::Counted { slices_rejected } => {
+                    matched = true;
+                    self.counters.slices_rejected += slices_rejected;
+                }
+            }
+        }
+
+        if !matched {
+            self.counters.events_unmatched += 1;
+        }
+        if late {
+            self.counters.events_late += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,541 @@
+use chrono::{TimeZone, Utc};
+
+use super::*;
+
+/// A minute boundary: 2023-11-14T22:14:00Z.
+const T0: i64 = 1_700_000_040_000;
+const MINUTE: i64 = 60_000;
+
+fn event(time_ms: i64, name: &str, user: &str) -> Event {
+    Event {
+        event_time: Utc.timestamp_millis_opt(time_ms).unwrap(),
+        event: name.to_string(),
+        user_id: user.to_string(),
+        event_id: None,
+        post_id: None,
+        receiver_id: None,
+        os: None,
+        country: None,
+        city: None,
+        source: None,
+        gender: None,
+        age: None,
+        exp_group: None,
+        value: None,
+        extra: String::new(),
+    }
+}
+
+fn with_os(mut event: Event, os: &str) -> Event {
+    event.os = Some(os.to_string());
+    event
+}
+
+fn with_source(mut event: Event, source: &str) -> Event {
+    event.source = Some(source.to_string());
+    event
+}
+
+fn with_value(mut event: Event, value: f64) -> Event {
+    event.value = Some(value);
+    event
+}
+
+/// Builds a windower over `metrics` (TOML `[[metric]]` tables) with
+/// `windowing` settings (TOML keys).
+fn windower(windowing: &str, metrics: &str) -> Windower {
+    let text = format!("[windowing]\n{windowing}\n{metrics}");
+    Windower::new(&MetricsConfig::parse(&text).unwrap())
+}
+
+const VIEWS_1M: &str = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+"#;
+
+/// Settings that accept every event at once, with 10 s of lateness.
+const IMMEDIATE: &str = "allowed_lateness = \"10s\"\nfuture_confirmations = 1";
+
+fn push_all(windower: &mut Windower, events: Vec<Event>) -> Vec<ClosedWindow> {
+    let mut closed = Vec::new();
+    for event in events {
+        windower.push(event, &mut closed);
+    }
+    closed
+}
+
+fn values(closed: &[ClosedWindow]) -> Vec<(String, i64, f64)> {
+    closed
+        .iter()
+        .map(|window| (window.slice.to_string(), (window.window_start_ms - T0) / MINUTE, window.value))
+        .collect()
+}
+
+#[test]
+fn window_closes_once_after_watermark() {
+    let mut windower = windower(IMMEDIATE, VIEWS_1M);
+
+    let closed = push_all(
+        &mut windower,
+        vec![event(T0, "view", "a"), event(T0 + 30_000, "view", "b"), event(T0 + MINUTE + 5_000, "view", "c")],
+    );
+    assert!(closed.is_empty(), "closed before the watermark passed the end: {closed:?}");
+
+    let closed = push_all(&mut windower, vec![event(T0 + MINUTE + 10_000, "view", "d")]);
+    assert_eq!(values(&closed), vec![("total".to_string(), 0, 2.0)]);
+    assert_eq!(closed[0].window_end_ms, T0 + MINUTE);
+    assert_eq!(closed[0].metric_index, 0);
+
+    let closed = push_all(&mut windower, vec![event(T0 + MINUTE + 20_000, "view", "e")]);
+    assert!(closed.is_empty(), "window closed twice: {closed:?}");
+    assert_eq!(windower.counters().windows_closed, 1);
+}
+
+#[test]
+fn event_within_lateness_counts() {
+    let mut windower = windower(IMMEDIATE, VIEWS_1M);
+
+    let mut closed = push_all(
+        &mut windower,
+        vec![event(T0, "view", "a"), event(T0 + MINUTE + 5_000, "view", "b"), event(T0 + 50_000, "view", "late but allowed")],
+    );
+    closed.extend(push_all(&mut windower, vec![event(T0 + 2 * MINUTE + 10_000, "view", "c")]));
+
+    assert_eq!(
+        values(&closed),
+        vec![("total".to_string(), 0, 2.0), ("total".to_string(), 1, 1.0)]
+    );
+    assert_eq!(windower.counters().events_late, 0);
+}
+
+#[test]
+fn late_event_is_counted_and_dropped() {
+    let mut windower = windower(IMMEDIATE, VIEWS_1M);
+    let closed = push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + MINUTE + 10_000, "view", "b")]);
+    assert_eq!(values(&closed), vec![("total".to_string(), 0, 1.0)]);
+
+    let closed = push_all(&mut windower, vec![event(T0 + 30_000, "view", "too late")]);
+
+    assert!(closed.is_empty(), "late event changed output: {closed:?}");
+    assert_eq!(windower.counters().events_late, 1);
+    assert_eq!(windower.counters().events_accepted, 3);
+
+    let closed = push_all(&mut windower, vec![event(T0 + 2 * MINUTE + 10_000, "view", "c")]);
+    assert_eq!(values(&closed), vec![("total".to_string(), 1, 1.0)]);
+}
+
+#[test]
+fn far_future_event_does_not_close_windows() {
+    let mut windower = windower(
+        "allowed_lateness = \"10s\"\nmax_future_jump = \"1h\"\nfuture_confirmations = 3",
+        VIEWS_1M,
+    );
+    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b"), event(T0 + 2_000, "view", "c")]);
+    let watermark_before = windower.watermark_ms();
+    assert_eq!(watermark_before, Some(T0 + 2_000 - 10_000));
+
+    let closed = push_all(&mut windower, vec![event(T0 + 24 * 60 * MINUTE, "view", "clock skew")]);
+
+    assert!(closed.is_empty(), "far-future event closed windows: {closed:?}");
+    assert_eq!(windower.watermark_ms(), watermark_before);
+    assert_eq!(windower.counters().events_held, 1);
+
+    let closed = push_all(&mut windower, vec![event(T0 + 20_000, "view", "d"), event(T0 + MINUTE + 10_000, "view", "e")]);
+    assert_eq!(values(&closed), vec![("total".to_string(), 0, 4.0)]);
+    assert_eq!(windower.counters().events_held, 1);
+    assert_eq!(windower.counters().events_late, 0);
+}
+
+#[test]
+fn confirmed_jump_advances_clock() {
+    let mut windower = windower(
+        "allowed_lateness = \"10s\"\nmax_future_jump = \"1h\"\nfuture_confirmations = 3",
+        VIEWS_1M,
+    );
+    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b"), event(T0 + 2_000, "view", "c")]);
+    let gap_start = T0 + 3 * 60 * MINUTE;
+
+    let closed = push_all(&mut windower, vec![event(gap_start, "view", "d"), event(gap_start + 1_000, "view", "e")]);
+    assert!(closed.is_empty(), "two events confirmed the jump: {closed:?}");
+    assert_eq!(windower.counters().events_held, 2);
+
+    let closed = push_all(&mut windower, vec![event(gap_start + 2_000, "view", "f")]);
+
+    assert_eq!(windower.counters().events_held, 0);
+    assert_eq!(windower.watermark_ms(), Some(gap_start + 2_000 - 10_000));
+    // The first window, then a zero for every minute of the quiet gap up to
+    // the watermark (gap_start - 8 s), which closes minutes 0 to 178.
+    assert_eq!(closed.len(), 179, "{:?}", values(&closed));
+    assert_eq!(closed[0].value, 3.0);
+    assert!(closed[1..].iter().all(|window| window.value == 0.0));
+    assert_eq!(closed.last().unwrap().window_start_ms, gap_start - 2 * MINUTE);
+}
+
+#[test]
+fn first_event_alone_does_not_start_clock() {
+    let mut windower = windower(
+        "allowed_lateness = \"10s\"\nmax_future_jump = \"1h\"\nfuture_confirmations = 3",
+        VIEWS_1M,
+    );
+
+    push_all(&mut windower, vec![event(T0 + 365 * 24 * 60 * MINUTE, "view", "bogus first")]);
+    assert_eq!(windower.watermark_ms(), None);
+    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")]);
+    assert_eq!(windower.watermark_ms(), None);
+
+    push_all(&mut windower, vec![event(T0 + 2_000, "view", "c")]);
+
+    assert_eq!(windower.watermark_ms(), Some(T0 + 2_000 - 10_000));
+    assert_eq!(windower.counters().events_held, 1);
+    assert_eq!(windower.counters().events_accepted, 3);
+}
+
+#[test]
+fn held_overflow_rejects_latest() {
+    let mut windower = windower(
+        "allowed_lateness = \"10s\"\nmax_future_jump = \"1h\"\nfuture_confirmations = 2\nmax_held_events = 2",
+        VIEWS_1M,
+    );
+    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")]);
+    let day = 24 * 60 * MINUTE;
+
+    // Three isolated future events, each more than an hour from the others.
+    push_all(
+        &mut windower,
+        vec![event(T0 + 3 * day, "view", "x"), event(T0 + day, "view", "y"), event(T0 + 2 * day, "view", "z")],
+    );
+
+    assert_eq!(windower.counters().events_held, 2);
+    assert_eq!(windower.counters().events_rejected_future, 1);
+    assert_eq!(windower.watermark_ms(), Some(T0 + 1_000 - 10_000));
+}
+
+#[test]
+fn held_event_released_when_clock_reaches_it() {
+    let mut windower = windower(
+        "allowed_lateness = \"0s\"\nmax_future_jump = \"10m\"\nfuture_confirmations = 2",
+        VIEWS_1M,
+    );
+    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")]);
+    push_all(&mut windower, vec![event(T0 + 15 * MINUTE, "view", "early")]);
+    assert_eq!(windower.counters().events_held, 1);
+
+    let closed = push_all(&mut windower, vec![event(T0 + 6 * MINUTE, "view", "c")]);
+
+    assert_eq!(windower.counters().events_held, 0);
+    assert_eq!(windower.watermark_ms(), Some(T0 + 15 * MINUTE));
+    let minutes: Vec<i64> = closed.iter().map(|window| (window.window_start_ms - T0) / MINUTE).collect();
+    assert_eq!(minutes, (0..15).collect::<Vec<_>>());
+    assert_eq!(closed[6].value, 1.0);
+}
+
+#[test]
+fn slices_per_dimension_value() {
+    let metrics = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os", "source"]
+"#;
+    let mut windower = windower(IMMEDIATE, metrics);
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            with_source(with_os(event(T0, "view", "a"), "iOS"), "ads"),
+            with_os(event(T0 + 1_000, "view", "b"), "iOS"),
+            with_source(with_os(event(T0 + 2_000, "view", "c"), "Android"), "organic"),
+            event(T0 + 3_000, "view", "no dimensions"),
+            event(T0 + MINUTE + 10_000, "view", "closer"),
+        ],
+    );
+
+    assert_eq!(
+        values(&closed),
+        vec![
+            ("total".to_string(), 0, 4.0),
+            ("os=Android".to_string(), 0, 1.0),
+            ("os=iOS".to_string(), 0, 2.0),
+            ("source=ads".to_string(), 0, 1.0),
+            ("source=organic".to_string(), 0, 1.0),
+        ]
+    );
+    assert_eq!(windower.series_count(), 5);
+}
+
+#[test]
+fn slice_limit_keeps_total() {
+    let metrics = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os"]
+"#;
+    let mut windower = windower(&format!("{IMMEDIATE}\nmax_slices_per_dimension = 2"), metrics);
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            with_os(event(T0, "view", "a"), "iOS"),
+            with_os(event(T0 + 1_000, "view", "b"), "Android"),
+            with_os(event(T0 + 2_000, "view", "c"), "KaiOS"),
+            with_os(event(T0 + 3_000, "view", "d"), "iOS"),
+            event(T0 + MINUTE + 10_000, "view", "closer"),
+        ],
+    );
+
+    assert_eq!(
+        values(&closed),
+        vec![
+            ("total".to_string(), 0, 4.0),
+            ("os=Android".to_string(), 0, 1.0),
+            ("os=iOS".to_string(), 0, 2.0),
+        ]
+    );
+    assert_eq!(windower.counters().slices_rejected, 1);
+}
+
+#[test]
+fn ratio_per_window_and_slice() {
+    let metrics = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+
+[[metric]]
+name = "likes"
+events = ["like"]
+aggregation = "count"
+window = "1m"
+
+[[metric]]
+name = "ctr"
+aggregation = "ratio"
+numerator = "likes"
+denominator = "views"
+window = "1m"
+dimensions = ["os"]
+"#;
+    let mut windower = windower(IMMEDIATE, metrics);
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            with_os(event(T0, "view", "a"), "iOS"),
+            with_os(event(T0 + 1_000, "view", "b"), "iOS"),
+            with_os(event(T0 + 2_000, "view", "c"), "iOS"),
+            with_os(event(T0 + 3_000, "view", "d"), "iOS"),
+            with_os(event(T0 + 4_000, "like", "a"), "iOS"),
+            with_os(event(T0 + 5_000, "like", "b"), "Android"),
+            with_os(event(T0 + 6_000, "view", "e"), "Android"),
+            with_os(event(T0 + 7_000, "view", "f"), "Android"),
+            // Minute 1: likes only, so the ratio has no value.
+            with_os(event(T0 + MINUTE, "like", "g"), "iOS"),
+            event(T0 + 2 * MINUTE + 10_000, "view", "closer"),
+        ],
+    );
+
+    let ratio: Vec<(String, i64, f64)> = values(&closed.iter().filter(|window| window.metric_index == 2).cloned().collect::<Vec<_>>());
+    assert_eq!(
+        ratio,
+        vec![
+            ("total".to_string(), 0, 2.0 / 6.0),
+            ("os=Android".to_string(), 0, 0.5),
+            ("os=iOS".to_string(), 0, 0.25),
+        ]
+    );
+}
+
+#[test]
+fn unique_users_counts_distinct() {
+    let metrics = r#"
+[[metric]]
+name = "active_users"
+events = ["view", "like"]
+aggregation = "unique_users"
+window = "1m"
+"#;
+    let mut windower = windower(IMMEDIATE, metrics);
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            event(T0, "view", "alice"),
+            event(T0 + 1_000, "like", "alice"),
+            event(T0 + 2_000, "view", "bob"),
+            event(T0 + 3_000, "message", "carol"),
+            event(T0 + MINUTE, "view", "alice"),
+            event(T0 + 2 * MINUTE + 10_000, "view", "closer"),
+        ],
+    );
+
+    assert_eq!(
+        values(&closed),
+        vec![("total".to_string(), 0, 2.0), ("total".to_string(), 1, 1.0)]
+    );
+    assert_eq!(windower.counters().events_unmatched, 1);
+}
+
+#[test]
+fn sum_adds_values() {
+    let metrics = r#"
+[[metric]]
+name = "taxi_trips"
+events = ["taxi_trips"]
+aggregation = "sum"
+window = "30m"
+"#;
+    let mut windower = windower(IMMEDIATE, metrics);
+    let half_hour = 30 * MINUTE;
+    let base = 1_700_001_000_000 / half_hour * half_hour;
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            with_value(event(base, "taxi_trips", "loader"), 10_844.0),
+            with_value(event(base + 60_000, "taxi_trips", "loader"), 0.5),
+            event(base + 120_000, "taxi_trips", "no value"),
+            with_value(event(base + half_hour + 10_000, "taxi_trips", "loader"), 8_127.0),
+        ],
+    );
+
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].value, 10_844.5);
+    assert_eq!(closed[0].window_start_ms, base);
+    assert_eq!(closed[0].window_end_ms, base + half_hour);
+}
+
+#[test]
+fn empty_windows_emit_zero_for_existing_series() {
+    let metrics = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os"]
+"#;
+    let mut windower = windower(IMMEDIATE, metrics);
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            with_os(event(T0, "view", "a"), "iOS"),
+            with_os(event(T0 + 2 * MINUTE, "view", "b"), "Android"),
+            event(T0 + 3 * MINUTE + 10_000, "view", "closer"),
+        ],
+    );
+
+    assert_eq!(
+        values(&closed),
+        vec![
+            ("total".to_string(), 0, 1.0),
+            ("os=iOS".to_string(), 0, 1.0),
+            ("total".to_string(), 1, 0.0),
+            ("os=iOS".to_string(), 1, 0.0),
+            ("total".to_string(), 2, 1.0),
+            ("os=Android".to_string(), 2, 1.0),
+            ("os=iOS".to_string(), 2, 0.0),
+        ]
+    );
+}
+
+#[test]
+fn idle_series_stops_getting_zeros() {
+    let metrics = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os"]
+"#;
+    let mut windower = windower(&format!("{IMMEDIATE}\nseries_idle_limit = \"2m\""), metrics);
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            with_os(event(T0, "view", "a"), "iOS"),
+            event(T0 + MINUTE, "view", "b"),
+            event(T0 + 2 * MINUTE, "view", "c"),
+            event(T0 + 3 * MINUTE, "view", "d"),
+            event(T0 + 4 * MINUTE, "view", "e"),
+            event(T0 + 5 * MINUTE + 10_000, "view", "closer"),
+        ],
+    );
+
+    let ios_minutes: Vec<i64> = closed
+        .iter()
+        .filter(|window| !window.slice.is_total())
+        .map(|window| (window.window_start_ms - T0) / MINUTE)
+        .collect();
+    assert_eq!(ios_minutes, vec![0, 1, 2]);
+    assert_eq!(windower.series_count(), 1);
+}
+
+#[test]
+fn new_series_starts_at_first_event() {
+    let metrics = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os"]
+"#;
+    let mut windower = windower("allowed_lateness = \"5m\"\nfuture_confirmations = 1", metrics);
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            event(T0, "view", "a"),
+            with_os(event(T0 + 3 * MINUTE, "view", "b"), "iOS"),
+            event(T0 + 9 * MINUTE, "view", "closer"),
+        ],
+    );
+
+    let ios_minutes: Vec<i64> = closed
+        .iter()
+        .filter(|window| !window.slice.is_total())
+        .map(|window| (window.window_start_ms - T0) / MINUTE)
+        .collect();
+    assert_eq!(ios_minutes, vec![3], "{:?}", values(&closed));
+    assert_eq!(closed.iter().filter(|window| window.slice.is_total()).count(), 4);
+}
+
+#[test]
+fn metrics_close_on_their_own_window() {
+    let metrics = r#"
+[[metric]]
+name = "views_1m"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+
+[[metric]]
+name = "views_5m"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+"#;
+    let mut windower = windower(IMMEDIATE, metrics);
+    let base = T0 / (5 * MINUTE) * (5 * MINUTE) + 5 * MINUTE;
+
+    let mut events: Vec<Event> = (0..5).map(|minute| event(base + minute * MINUTE, "view", "a")).collect();
+    events.push(event(base + 5 * MINUTE + 10_000, "view", "closer"));
+    let closed = push_all(&mut windower, events);
+
+    let five_minute: Vec<&ClosedWindow> = closed.iter().filter(|window| window.metric_index == 1).collect();
+    assert_eq!(five_minute.len(), 1);
+    assert_eq!(five_minute[0].value, 5.0);
+    assert_eq!(closed.iter().filter(|window| window.metric_index == 0).count(), 5);
+}
