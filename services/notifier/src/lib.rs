@@ -1,1 +1,40 @@
-//! placeholder
+//! Seismo notifier: follows the anomaly streams of one or more detectors over
+//! gRPC and sends every firing and resolved anomaly as an alert to Telegram,
+//! to the console, or both.
+//!
+//! [`run`] is the entry point; it runs until its `CancellationToken` fires
+//! and counts its work in a shared [`NotifierStats`]. Formatting
+//! ([`format_alert`]) and the retry decision ([`RetryPolicy::decide`]) are
+//! pure functions.
+
+mod backoff;
+mod config;
+mod console;
+mod dedup;
+mod error_chain;
+mod escape;
+mod format;
+mod message;
+mod pipeline;
+mod retry;
+mod sink;
+mod stats;
+mod subscription;
+mod telegram;
+mod telegram_error;
+
+pub use backoff::ExponentialBackoff;
+pub use config::{
+    BotToken, ChatTarget, ConfigError, DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL,
+    NotifierConfig, TelegramConfig, parse_chat_targets,
+};
+pub use console::ConsoleSink;
+pub use escape::escape_html;
+pub use format::{deviation_percent, format_alert, format_number};
+pub use message::AlertMessage;
+pub use pipeline::{build_sinks, run, run_with_sinks};
+pub use retry::{FailureKind, GiveUpReason, RetryDecision, RetryPolicy};
+pub use sink::{Alert, AlertSink, DeliveryError};
+pub use stats::{NotifierStats, StatsSnapshot};
+pub use telegram::TelegramSink;
+pub use telegram_error::{classify_request_error, describe_request_error};

@@ -1,0 +1,289 @@
+//! Notifier configuration: the detectors to follow, where alerts go, and the
+//! timing of reconnects and delivery retries.
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::backoff::ExponentialBackoff;
+use crate::retry::RetryPolicy;
+
+/// Telegram Bot API endpoint used unless `TELEGRAM_API_URL` names another.
+pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+/// Detector gRPC address used unless another is configured.
+pub const DEFAULT_DETECTOR_ADDRESS: &str = "http://127.0.0.1:50051";
+
+/// Everything [`crate::run`] needs.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    /// gRPC addresses of the detectors, such as `http://127.0.0.1:50051`. An
+    /// address without a scheme gets `http://`. TLS is not supported.
+    pub detectors: Vec<String>,
+    /// Metric names to follow; empty follows all.
+    pub metrics: Vec<String>,
+    /// Telegram delivery; `None` sends nothing to Telegram.
+    pub telegram: Option<TelegramConfig>,
+    /// Prints every alert to stdout as the plain text Telegram would show.
+    pub console: bool,
+    /// Delays between reconnects to a detector.
+    pub reconnect: ExponentialBackoff,
+    /// Time allowed for a TCP connect to a detector.
+    pub connect_timeout: Duration,
+    /// Retries of one Telegram message.
+    pub delivery: RetryPolicy,
+    /// Time after cancellation during which alerts already received are still
+    /// delivered; retries still pending after it are abandoned and counted as
+    /// failed.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        Self {
+            detectors: vec![DEFAULT_DETECTOR_ADDRESS.to_string()],
+            metrics: Vec::new(),
+            telegram: None,
+            console: false,
+            reconnect: ExponentialBackoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+            },
+            connect_timeout: Duration::from_secs(5),
+            delivery: RetryPolicy::default(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Telegram Bot API endpoint, bot token and target chats.
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    pub token: BotToken,
+    /// Chats that receive every alert.
+    pub chats: Vec<ChatTarget>,
+    pub api_url: Url,
+}
+
+impl TelegramConfig {
+    /// Builds the configuration from a token, a comma-separated list of chat
+    /// ids and the Bot API base URL.
+    pub fn new(token: &str, chat_ids: &str, api_url: &str) -> Result<Self, ConfigError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(ConfigError::MissingBotToken);
+        }
+
+        let chats = parse_chat_targets(chat_ids)?;
+        let api_url = Url::parse(api_url).map_err(|source| ConfigError::InvalidApiUrl {
+            value: api_url.to_string(),
+            source,
+        })?;
+        if api_url.cannot_be_a_base() {
+            return Err(ConfigError::ApiUrlNotHierarchical {
+                value: api_url.to_string(),
+            });
+        }
+
+        Ok(Self {
+            token: BotToken(token.to_string()),
+            chats,
+            api_url,
+        })
+    }
+
+    /// Reads `TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_IDS` and `TELEGRAM_API_URL`
+    /// (default [`DEFAULT_TELEGRAM_API_URL`]). Returns `None` when no token is
+    /// set, so that Telegram delivery is off.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        let token = std::env::var("TELEGRAM_BOT_TOKEN").unwrap_or_default();
+        if token.trim().is_empty() {
+            return Ok(None);
+        }
+        let chat_ids = std::env::var("TELEGRAM_CHAT_IDS").unwrap_or_default();
+        let api_url = std::env::var("TELEGRAM_API_URL")
+            .unwrap_or_else(|_| DEFAULT_TELEGRAM_API_URL.to_string());
+
+        Self::new(&token, &chat_ids, &api_url).map(Some)
+    }
+}
+
+/// A Telegram bot token. Its `Debug` output hides the value, so a logged
+/// configuration never contains it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BotToken(String);
+
+impl BotToken {
+    /// Returns the token for the Bot API client, the only place it belongs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BotToken {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("BotToken(<redacted>)")
+    }
+}
+
+/// One chat that receives alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatTarget {
+    /// Numeric chat id; negative for groups and channels.
+    Id(i64),
+    /// Public channel or supergroup username, with its leading `@`.
+    Username(String),
+}
+
+impl fmt::Display for ChatTarget {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChatTarget::Id(id) => write!(formatter, "{id}"),
+            ChatTarget::Username(name) => formatter.write_str(name),
+        }
+    }
+}
+
+/// Parses a comma-separated list of chat ids (`-1001234567890`) and channel
+/// usernames (`@alerts`). Blank entries are skipped; at least one chat is
+/// required.
+pub fn parse_chat_targets(list: &str) -> Result<Vec<ChatTarget>, ConfigError> {
+    let mut chats = Vec::new();
+    for entry in list
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let chat = if let Some(name) = entry.strip_prefix('@') {
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(ConfigError::InvalidChatId {
+                    value: entry.to_string(),
+                });
+            }
+            ChatTarget::Username(entry.to_string())
+        } else {
+            let id = entry
+                .parse::<i64>()
+                .map_err(|_| ConfigError::InvalidChatId {
+                    value: entry.to_string(),
+                })?;
+            ChatTarget::Id(id)
+        };
+        chats.push(chat);
+    }
+
+    if chats.is_empty() {
+        return Err(ConfigError::MissingChatIds);
+    }
+    Ok(chats)
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the Telegram bot token is empty: set TELEGRAM_BOT_TOKEN to the token from @BotFather")]
+    MissingBotToken,
+    #[error(
+        "no Telegram chat id configured: set TELEGRAM_CHAT_IDS to a comma-separated list such as -1001234567890,@alerts"
+    )]
+    MissingChatIds,
+    #[error(
+        "invalid Telegram chat id `{value}`: expected an integer such as -1001234567890 or a username such as @alerts"
+    )]
+    InvalidChatId { value: String },
+    #[error(
+        "invalid Telegram API URL `{value}`: {source}; expected a URL such as {DEFAULT_TELEGRAM_API_URL}"
+    )]
+    InvalidApiUrl {
+        value: String,
+        source: url::ParseError,
+    },
+    #[error(
+        "invalid Telegram API URL `{value}`: it has no path to append /bot<token>/<method> to; expected a URL such as {DEFAULT_TELEGRAM_API_URL}"
+    )]
+    ApiUrlNotHierarchical { value: String },
+    #[error(
+        "no detector address configured: pass at least one, such as {DEFAULT_DETECTOR_ADDRESS}"
+    )]
+    NoDetectors,
+    #[error("invalid detector address `{value}`: {reason}")]
+    InvalidDetectorAddress { value: String, reason: String },
+    #[error(
+        "no alert output configured: set a Telegram bot token and chat ids, or enable the console output"
+    )]
+    NoSinks,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_targets_parse_ids_and_usernames() {
+        let chats = parse_chat_targets(" -1001234567890, 42 ,@seismo_alerts,").unwrap();
+
+        assert_eq!(
+            chats,
+            vec![
+                ChatTarget::Id(-1001234567890),
+                ChatTarget::Id(42),
+                ChatTarget::Username("@seismo_alerts".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn chat_targets_reject_invalid_entries() {
+        for value in ["abc", "12x", "@", "@bad-name", "1.5"] {
+            let error = parse_chat_targets(value).unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::InvalidChatId { value: v } if v == value),
+                "{value}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn chat_targets_require_one_entry() {
+        assert!(matches!(
+            parse_chat_targets(" , "),
+            Err(ConfigError::MissingChatIds)
+        ));
+    }
+
+    #[test]
+    fn telegram_config_rejects_bad_api_url() {
+        let error = TelegramConfig::new("1:token", "1", "not a url").unwrap_err();
+        assert!(
+            matches!(error, ConfigError::InvalidApiUrl { .. }),
+            "{error}"
+        );
+
+        let error = TelegramConfig::new("1:token", "1", "mailto:bot@example.com").unwrap_err();
+        assert!(
+            matches!(error, ConfigError::ApiUrlNotHierarchical { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn telegram_config_requires_token() {
+        let error = TelegramConfig::new("  ", "1", DEFAULT_TELEGRAM_API_URL).unwrap_err();
+        assert!(matches!(error, ConfigError::MissingBotToken), "{error}");
+    }
+
+    #[test]
+    fn token_debug_output_is_redacted() {
+        let config =
+            TelegramConfig::new("123456:SECRET-value", "1", DEFAULT_TELEGRAM_API_URL).unwrap();
+
+        let printed = format!("{config:?}");
+
+        assert!(!printed.contains("SECRET"), "{printed}");
+        assert!(printed.contains("BotToken(<redacted>)"), "{printed}");
+        assert_eq!(config.token.expose(), "123456:SECRET-value");
+    }
+}

@@ -1,0 +1,187 @@
+//! `seismo-notifier`: follows Seismo detectors and sends anomaly alerts to
+//! Telegram and/or the console.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use seismo_notifier::{
+    DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL, ExponentialBackoff, NotifierConfig,
+    NotifierStats, RetryPolicy, TelegramConfig, run,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Follows the anomaly streams of Seismo detectors over gRPC and sends each
+/// firing and resolved anomaly to Telegram chats. Without a bot token the
+/// alerts are printed to stdout.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Detector gRPC addresses, comma-separated (plain-text gRPC; `host:port` gets `http://`).
+    #[arg(long, env = "SEISMO_DETECTORS", value_delimiter = ',', default_value = DEFAULT_DETECTOR_ADDRESS)]
+    detectors: Vec<String>,
+
+    /// Metric names to alert on, comma-separated; empty alerts on all.
+    #[arg(long, env = "SEISMO_NOTIFIER_METRICS", value_delimiter = ',')]
+    metrics: Vec<String>,
+
+    /// Telegram bot token from @BotFather; without it nothing goes to Telegram. Prefer the
+    /// environment variable, because other local users can read command lines.
+    #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    telegram_bot_token: Option<String>,
+
+    /// Telegram chats, comma-separated: numeric ids (-1001234567890) or channel usernames (@alerts).
+    #[arg(long, env = "TELEGRAM_CHAT_IDS", default_value = "")]
+    telegram_chat_ids: String,
+
+    /// Telegram Bot API base URL.
+    #[arg(long, env = "TELEGRAM_API_URL", default_value = DEFAULT_TELEGRAM_API_URL)]
+    telegram_api_url: String,
+
+    /// Also print every alert to stdout (always on when no bot token is set).
+    #[arg(long, env = "SEISMO_NOTIFIER_CONSOLE")]
+    console: bool,
+
+    /// First delay before reconnecting to a detector, in milliseconds; doubles per failure.
+    #[arg(
+        long,
+        env = "SEISMO_NOTIFIER_RECONNECT_INITIAL_MS",
+        default_value_t = 500
+    )]
+    reconnect_initial_ms: u64,
+
+    /// Maximum delay between reconnects to a detector, in milliseconds.
+    #[arg(
+        long,
+        env = "SEISMO_NOTIFIER_RECONNECT_MAX_MS",
+        default_value_t = 30_000
+    )]
+    reconnect_max_ms: u64,
+
+    /// Timeout of a TCP connect to a detector, in milliseconds.
+    #[arg(
+        long,
+        env = "SEISMO_NOTIFIER_CONNECT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    connect_timeout_ms: u64,
+
+    /// Telegram requests per alert and chat, the first included.
+    #[arg(long, env = "SEISMO_NOTIFIER_SEND_ATTEMPTS", default_value_t = 6,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    send_attempts: u32,
+
+    /// First delay before repeating a Telegram request after a network error or 5xx, in milliseconds; doubles per failure.
+    #[arg(
+        long,
+        env = "SEISMO_NOTIFIER_SEND_BACKOFF_INITIAL_MS",
+        default_value_t = 1_000
+    )]
+    send_backoff_initial_ms: u64,
+
+    /// Maximum delay between Telegram request attempts after a network error or 5xx, in milliseconds.
+    #[arg(
+        long,
+        env = "SEISMO_NOTIFIER_SEND_BACKOFF_MAX_MS",
+        default_value_t = 60_000
+    )]
+    send_backoff_max_ms: u64,
+
+    /// Longest `retry_after` of a Telegram 429 to wait for, in seconds; a longer one fails the alert for that chat.
+    #[arg(long, env = "SEISMO_NOTIFIER_MAX_RETRY_AFTER_S", default_value_t = 600)]
+    max_retry_after_s: u64,
+
+    /// Time after SIGTERM or Ctrl-C to finish delivering received alerts, in seconds.
+    #[arg(long, env = "SEISMO_NOTIFIER_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    shutdown_grace_s: u64,
+
+    /// Log output format.
+    #[arg(long, env = "SEISMO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+
+    let config = notifier_config(args)?;
+    let stats = Arc::new(NotifierStats::default());
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received");
+        on_signal.cancel();
+    });
+
+    run(config, Arc::clone(&stats), shutdown).await?;
+    Ok(())
+}
+
+fn notifier_config(args: Args) -> anyhow::Result<NotifierConfig> {
+    let telegram = match args.telegram_bot_token.as_deref().map(str::trim) {
+        Some(token) if !token.is_empty() => Some(
+            TelegramConfig::new(token, &args.telegram_chat_ids, &args.telegram_api_url)
+                .context("invalid Telegram settings")?,
+        ),
+        _ => None,
+    };
+    let console = args.console || telegram.is_none();
+
+    Ok(NotifierConfig {
+        detectors: args.detectors,
+        metrics: args
+            .metrics
+            .into_iter()
+            .map(|metric| metric.trim().to_string())
+            .filter(|metric| !metric.is_empty())
+            .collect(),
+        telegram,
+        console,
+        reconnect: ExponentialBackoff {
+            initial: Duration::from_millis(args.reconnect_initial_ms),
+            max: Duration::from_millis(args.reconnect_max_ms),
+        },
+        connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+        delivery: RetryPolicy {
+            max_attempts: args.send_attempts,
+            backoff: ExponentialBackoff {
+                initial: Duration::from_millis(args.send_backoff_initial_ms),
+                max: Duration::from_millis(args.send_backoff_max_ms),
+            },
+            max_retry_after: Duration::from_secs(args.max_retry_after_s),
+        },
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Logs go to stderr so that the console alerts on stdout stay clean.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM, the signal container runtimes send to stop.
+async fn wait_for_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds in a tokio runtime");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,90 @@
+//! Live counters of a running notifier, readable from other tasks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters shared between [`crate::run`] and its caller through an `Arc`.
+///
+/// Once the notifier has stopped, `received = sent + failed + duplicates`.
+/// While it runs, the difference is the alerts still queued or in delivery.
+#[derive(Debug, Default)]
+pub struct NotifierStats {
+    received: AtomicU64,
+    sent: AtomicU64,
+    failed: AtomicU64,
+    retries: AtomicU64,
+    duplicates: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Anomaly events received from all detectors.
+    pub received: u64,
+    /// Alerts every sink delivered (to each configured chat, for Telegram).
+    pub sent: u64,
+    /// Alerts at least one sink failed to deliver, or that shutdown dropped.
+    pub failed: u64,
+    /// Repeated Telegram requests after a 429, 5xx or network error.
+    pub retries: u64,
+    /// Events skipped because the same episode state change was already
+    /// received from that detector.
+    pub duplicates: u64,
+    /// Reconnect attempts to detectors after a failed connect or a lost stream.
+    pub reconnects: u64,
+}
+
+impl NotifierStats {
+    /// Reads all counters. Each is read atomically on its own, so a snapshot
+    /// taken during delivery may be one step apart between counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            received: self.received.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn record_received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_duplicate(&self) {
+        self.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,159 @@
+//! Sends alerts to Telegram chats through the Bot API (teloxide).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::{BoxFuture, join_all};
+use teloxide::Bot;
+use teloxide::payloads::SendMessageSetters;
+use teloxide::requests::{Request, Requester};
+use teloxide::types::{ChatId, ParseMode, Recipient};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use crate::config::{ChatTarget, TelegramConfig};
+use crate::retry::{RetryDecision, RetryPolicy};
+use crate::sink::{Alert, AlertSink, DeliveryError};
+use crate::stats::NotifierStats;
+use crate::telegram_error::{classify_request_error, describe_request_error, retry_after};
+
+/// Sends each alert as an HTML message to every configured chat, retrying
+/// each chat on its own under a [`RetryPolicy`].
+pub struct TelegramSink {
+    bot: Bot,
+    chats: Vec<ChatTarget>,
+    policy: RetryPolicy,
+    stats: Arc<NotifierStats>,
+}
+
+impl TelegramSink {
+    /// Creates the Bot API client. Each retry is counted in `stats` as it
+    /// happens.
+    pub fn new(config: &TelegramConfig, policy: RetryPolicy, stats: Arc<NotifierStats>) -> Self {
+        let bot = Bot::new(config.token.expose()).set_api_url(config.api_url.clone());
+        Self {
+            bot,
+            chats: config.chats.clone(),
+            policy,
+            stats,
+        }
+    }
+
+    /// Sends the alert to one chat until it is delivered, the policy gives up
+    /// or `abort` fires. Returns whether the chat received it.
+    async fn send_to_chat(
+        &self,
+        chat: &ChatTarget,
+        alert: &Alert,
+        abort: &CancellationToken,
+    ) -> bool {
+        let html = alert.message.html();
+        let started = Instant::now();
+        let mut attempts = 0;
+
+        loop {
+            if abort.is_cancelled() {
+                log_abandoned(chat, alert, attempts);
+                return false;
+            }
+            attempts += 1;
+
+            let request = self
+                .bot
+                .send_message(recipient(chat), html.clone())
+                .parse_mode(ParseMode::Html)
+                .send();
+            let result = tokio::select! {
+                result = request => result,
+                () = abort.cancelled() => {
+                    log_abandoned(chat, alert, attempts);
+                    return false;
+                }
+            };
+
+            let error = match result {
+                Ok(_) => {
+                    debug!(
+                        chat = %chat, episode_id = %alert.episode_id, attempts,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "alert sent to Telegram"
+                    );
+                    return true;
+                }
+                Err(error) => error,
+            };
+            let description = describe_request_error(&error, self.bot.token());
+
+            match self.policy.decide(classify_request_error(&error), attempts) {
+                RetryDecision::Retry { delay } => {
+                    warn!(
+                        chat = %chat, episode_id = %alert.episode_id, attempt = attempts,
+                        delay_ms = delay.as_millis() as u64,
+                        retry_after_s = retry_after(&error).map(|wait| wait.as_secs()),
+                        error = %description,
+                        "Telegram request failed; retrying"
+                    );
+                    self.stats.record_retry();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = abort.cancelled() => {}
+                    }
+                }
+                RetryDecision::GiveUp(reason) => {
+                    error!(
+                        chat = %chat, episode_id = %alert.episode_id, attempts,
+                        reason = %reason, error = %description,
+                        "Telegram request failed; the chat did not receive the alert"
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl AlertSink for TelegramSink {
+    fn name(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        alert: &'a Alert,
+        abort: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            // Chats are sent to concurrently, so that one chat's 429 does not
+            // hold back the others.
+            let sends = self
+                .chats
+                .iter()
+                .map(|chat| self.send_to_chat(chat, alert, abort));
+            let delivered = join_all(sends).await;
+
+            let failed = delivered.iter().filter(|ok| !**ok).count();
+            if failed == 0 {
+                Ok(())
+            } else {
+                Err(DeliveryError::Telegram {
+                    failed,
+                    total: self.chats.len(),
+                })
+            }
+        })
+    }
+}
+
+fn log_abandoned(chat: &ChatTarget, alert: &Alert, attempts: u32) {
+    error!(
+        chat = %chat, episode_id = %alert.episode_id, attempts,
+        "Telegram delivery abandoned at shutdown; the chat did not receive the alert"
+    );
+}
+
+fn recipient(chat: &ChatTarget) -> Recipient {
+    match chat {
+        ChatTarget::Id(id) => Recipient::Id(ChatId(*id)),
+        ChatTarget::Username(name) => Recipient::ChannelUsername(name.clone()),
+    }
+}
