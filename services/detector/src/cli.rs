@@ -1,0 +1,186 @@
+//! Command-line options of the `seismo-detector` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use seismo_events::ParseLimits;
+
+use crate::config::{MetricsConfig, parse_duration_ms};
+use crate::kafka_source::KafkaSettings;
+use crate::service::ServiceConfig;
+
+/// Seismo detector: turns events into metric series per window and slice,
+/// judges each closed window against a band learnt from the series' own
+/// history, and streams anomalies over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "seismo-detector", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Write logs as JSON lines instead of text. Filter with RUST_LOG (default `info`).
+    #[arg(long, global = true, env = "SEISMO_LOG_JSON")]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume events from Kafka and serve anomalies over gRPC until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Metrics file (TOML): metric definitions, windowing and detection settings.
+    #[arg(long, env = "SEISMO_DETECTOR_CONFIG", default_value = "deploy/config/metrics.toml")]
+    pub config: PathBuf,
+
+    /// gRPC listen address, host:port; use 0.0.0.0:50051 to accept other hosts.
+    #[arg(long, env = "SEISMO_DETECTOR_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+
+    /// Topic to consume events from.
+    #[arg(long, env = "SEISMO_EVENTS_TOPIC", default_value = "events")]
+    pub topic: String,
+
+    /// Consumer group id; keep it separate from ingest's group.
+    #[arg(long, env = "SEISMO_DETECTOR_GROUP_ID", default_value = "seismo-detector")]
+    pub group_id: String,
+
+    /// Interval between offset commits, e.g. 5s or 1m.
+    #[arg(long, env = "SEISMO_DETECTOR_COMMIT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub commit_interval: Duration,
+
+    /// Extra librdkafka consumer property, KEY=VALUE; repeat the option or
+    /// separate with commas in the variable.
+    #[arg(long = "kafka-property", env = "SEISMO_DETECTOR_KAFKA_PROPERTIES", value_delimiter = ',',
+          value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+
+    /// Anomaly changes kept in memory for clients that resume with after_sequence.
+    #[arg(long, env = "SEISMO_DETECTOR_REPLAY_BUFFER", default_value_t = 10_000)]
+    pub replay_buffer: usize,
+
+    /// Largest accepted Kafka message, in bytes.
+    #[arg(long, env = "SEISMO_DETECTOR_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// How far an event's time may lie ahead of this host's clock, e.g. 24h;
+    /// later events are skipped as invalid.
+    #[arg(long, env = "SEISMO_DETECTOR_MAX_FUTURE", default_value = "24h", value_parser = parse_duration)]
+    pub max_future: Duration,
+
+    /// Skip the max-future check, for replays of data with skewed clocks.
+    #[arg(long, env = "SEISMO_DETECTOR_NO_FUTURE_CHECK")]
+    pub no_future_check: bool,
+}
+
+impl ServeArgs {
+    /// Loads the metrics file and builds the service config.
+    pub fn into_config(self) -> anyhow::Result<ServiceConfig> {
+        let metrics = MetricsConfig::load(&self.config)
+            .with_context(|| format!("invalid metrics file {}", self.config.display()))?;
+
+        let kafka = KafkaSettings {
+            brokers: self.brokers,
+            topic: self.topic,
+            group_id: self.group_id,
+            commit_interval: self.commit_interval,
+            properties: self.kafka_properties,
+            parse_limits: ParseLimits {
+                max_message_bytes: self.max_message_bytes,
+                max_future: (!self.no_future_check).then_some(self.max_future),
+            },
+        };
+        Ok(ServiceConfig {
+            metrics,
+            kafka,
+            listen: self.listen,
+            replay_buffer: self.replay_buffer,
+        })
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let milliseconds = parse_duration_ms(text)?;
+    Ok(Duration::from_millis(milliseconds as u64))
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        _ => Err(format!("\"{text}\" is not KEY=VALUE; write e.g. security.protocol=ssl")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_defaults_parse() {
+        let cli = Cli::try_parse_from(["seismo-detector", "serve"]).unwrap();
+
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(args.group_id, "seismo-detector");
+        assert_eq!(args.topic, "events");
+        assert_eq!(args.commit_interval, Duration::from_secs(5));
+        assert_eq!(args.max_future, Duration::from_secs(86_400));
+        assert_eq!(args.replay_buffer, 10_000);
+    }
+
+    #[test]
+    fn kafka_properties_split() {
+        let cli = Cli::try_parse_from([
+            "seismo-detector",
+            "serve",
+            "--kafka-property",
+            "security.protocol=ssl",
+            "--kafka-property",
+            "client.id=a=b",
+        ])
+        .unwrap();
+
+        let Command::Serve(args) = cli.command;
+        assert_eq!(
+            args.kafka_properties,
+            vec![
+                ("security.protocol".to_string(), "ssl".to_string()),
+                ("client.id".to_string(), "a=b".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_property_is_rejected() {
+        let error = Cli::try_parse_from(["seismo-detector", "serve", "--kafka-property", "novalue"]).unwrap_err();
+
+        assert!(error.to_string().contains("KEY=VALUE"), "{error}");
+    }
+
+    #[test]
+    fn bad_duration_is_rejected() {
+        let error = Cli::try_parse_from(["seismo-detector", "serve", "--commit-interval", "often"]).unwrap_err();
+
+        assert!(error.to_string().contains("5m"), "{error}");
+    }
+
+    #[test]
+    fn shipped_config_loads() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/metrics.toml");
+        let cli = Cli::try_parse_from(["seismo-detector", "serve", "--config", config, "--no-future-check"]).unwrap();
+
+        let Command::Serve(args) = cli.command;
+        let service = args.into_config().unwrap();
+        assert_eq!(service.kafka.parse_limits.max_future, None);
+        assert!(service.metrics.metric("ctr").is_some());
+    }
+}

@@ -1,0 +1,219 @@
+//! gRPC server: the `seismo.v1.Detector` service, the standard health
+//! service and server reflection.
+
+use std::sync::PoisonError;
+
+use seismo_proto::v1::detector_server::{Detector, DetectorServer};
+use seismo_proto::v1::{
+    AnomalyEvent, GetSeriesRequest, GetSeriesResponse, ListSeriesRequest, ListSeriesResponse, SeriesInfo, SeriesPoint,
+    StreamAnomaliesRequest,
+};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+use crate::hub::Subscription;
+use crate::pipeline::SharedState;
+use crate::proto_mapping::{slice_from_proto, slice_to_proto};
+use crate::series::{SeriesKey, TrackedSeries};
+
+/// Changes queued per stream before the forwarding task waits for the client.
+const STREAM_QUEUE: usize = 64;
+
+/// Implementation of `seismo.v1.Detector` over the shared detector state.
+#[derive(Debug, Clone)]
+pub struct DetectorService {
+    shared: SharedState,
+    /// Ends every open anomaly stream, so graceful shutdown does not wait
+    /// for clients to hang up.
+    shutdown: CancellationToken,
+}
+
+impl DetectorService {
+    pub fn new(shared: SharedState, shutdown: CancellationToken) -> DetectorService {
+        DetectorService { shared, shutdown }
+    }
+
+    fn check_metric(&self, metric: &str) -> Result<(), Status> {
+        if self.shared.config.metric(metric).is_some() {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.shared.config.metrics.iter().map(|metric| metric.name.as_str()).collect();
+        Err(Status::not_found(format!(
+            "metric \"{metric}\" is not configured; configured metrics: {}",
+            known.join(", ")
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl Detector for DetectorService {
+    type StreamAnomaliesStream = ReceiverStream<Result<AnomalyEvent, Status>>;
+
+    async fn stream_anomalies(
+        &self,
+        request: Request<StreamAnomaliesRequest>,
+    ) -> Result<Response<Self::StreamAnomaliesStream>, Status> {
+        let peer = request.remote_addr().map(|address| address.to_string()).unwrap_or_default();
+        let request = request.into_inner();
+        for metric in &request.metrics {
+            self.check_metric(metric)
+                .map_err(|status| Status::invalid_argument(format!("invalid `metrics`: {}", status.message())))?;
+        }
+
+        let subscription = self.shared.hub.subscribe(request.after_sequence).map_err(|error| {
+            tracing::warn!(%peer, after_sequence = request.after_sequence, %error, "rejected anomaly stream cursor");
+            Status::out_of_range(error.to_string())
+        })?;
+        tracing::info!(
+            %peer,
+            after_sequence = request.after_sequence,
+            metrics = ?request.metrics,
+            "anomaly subscriber connected"
+        );
+
+        let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
+        tokio::spawn(forward_anomalies(subscription, request.metrics, sender, self.shutdown.clone(), peer));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn get_series(&self, request: Request<GetSeriesRequest>) -> Result<Response<GetSeriesResponse>, Status> {
+        let request = request.into_inner();
+        self.check_metric(&request.metric)?;
+        let slice = slice_from_proto(&request.slice).map_err(|problem| Status::invalid_argument(format!("invalid `slice`: {problem}")))?;
+        let key = SeriesKey {
+            metric: request.metric.clone(),
+            slice,
+        };
+
+        let registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let series = registry.get(&key).ok_or_else(|| {
+            Status::not_found(format!(
+                "series {}{{{}}} is not tracked: it has no closed window yet or the slice does not exist; ListSeries shows the tracked series",
+                key.metric, key.slice
+            ))
+        })?;
+
+        let points = recent_points(series, request.limit);
+        Ok(Response::new(GetSeriesResponse {
+            metric: key.metric.clone(),
+            slice: slice_to_proto(&key.slice),
+            window_seconds: series.window.as_seconds(),
+            learning: series.detector.is_learning(),
+            points,
+        }))
+    }
+
+    async fn list_series(&self, request: Request<ListSeriesRequest>) -> Result<Response<ListSeriesResponse>, Status> {
+        let request = request.into_inner();
+        let metric = if request.metric.is_empty() {
+            None
+        } else {
+            self.check_metric(&request.metric)?;
+            Some(request.metric.as_str())
+        };
+
+        let registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let series = registry
+            .iter(metric)
+            .map(|(key, series)| SeriesInfo {
+                metric: key.metric.clone(),
+                slice: slice_to_proto(&key.slice),
+                learning: series.detector.is_learning(),
+                points: series.detector.points().count() as u32,
+            })
+            .collect();
+        Ok(Response::new(ListSeriesResponse { series }))
+    }
+}
+
+/// Converts the `limit` most recent points of a series, oldest first, or
+/// all of them when `limit` is 0.
+fn recent_points(series: &TrackedSeries, limit: u32) -> Vec<SeriesPoint> {
+    let window_ms = series.window.as_ms();
+    let mut points: Vec<SeriesPoint> = series
+        .detector
+        .points()
+        .map(|point| SeriesPoint {
+            window_start_ms: point.window_start_ms,
+            window_end_ms: point.window_start_ms + window_ms,
+            value: point.value,
+            expected: point.band.map(|band| band.expected),
+            lower: point.band.map(|band| band.lower),
+            upper: point.band.map(|band| band.upper),
+            anomalous: point.anomalous,
+        })
+        .collect();
+
+    if limit > 0 && points.len() > limit as usize {
+        points.drain(..points.len() - limit as usize);
+    }
+    points
+}
+
+/// Sends a subscription's changes of the requested metrics to one client
+/// until the client hangs up, the cursor falls out of the buffer or the
+/// service shuts down.
+async fn forward_anomalies(
+    mut subscription: Subscription,
+    metrics: Vec<String>,
+    sender: mpsc::Sender<Result<AnomalyEvent, Status>>,
+    shutdown: CancellationToken,
+    peer: String,
+) {
+    let reason = loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break "shutdown",
+            _ = sender.closed() => break "client disconnected",
+            next = subscription.next() => next,
+        };
+
+        match next {
+            Ok(event) => {
+                if !metrics.is_empty() && !metrics.contains(&event.metric) {
+                    continue;
+                }
+                if sender.send(Ok(event)).await.is_err() {
+                    break "client disconnected";
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%peer, %error, "anomaly subscriber fell behind the replay buffer");
+                let _ = sender.send(Err(Status::out_of_range(error.to_string()))).await;
+                break "fell behind the replay buffer";
+            }
+        }
+    };
+    tracing::info!(%peer, delivered_until = subscription.delivered_until(), reason, "anomaly subscriber disconnected");
+}
+
+/// Serves the detector, health and reflection services on `listener` until
+/// `shutdown` fires. Health reports SERVING while the server runs and
+/// NOT_SERVING once shutdown starts.
+pub async fn serve(listener: TcpListener, shared: SharedState, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<DetectorServer<DetectorService>>().await;
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(seismo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let detector = DetectorServer::new(DetectorService::new(shared, shutdown.clone()));
+    let stopping = async move {
+        shutdown.cancelled().await;
+        health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        health_reporter.set_not_serving::<DetectorServer<DetectorService>>().await;
+    };
+
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(detector)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), stopping)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! Conversions between the detector's types and the `seismo.v1` messages.
+
+use seismo_proto::v1::{self, AnomalyEvent, AnomalyState};
+
+use crate::anomaly_id::anomaly_id;
+use crate::config::WindowLength;
+use crate::detection::{Direction, Severity};
+use crate::series::{EpisodeChange, Judgement};
+use crate::slice::SliceKey;
+use crate::windowing::ClosedWindow;
+
+pub fn slice_to_proto(slice: &SliceKey) -> Vec<v1::Dimension> {
+    slice
+        .dimensions()
+        .iter()
+        .map(|(name, value)| v1::Dimension {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+/// Builds a slice from request dimensions; the error names the repeated
+/// dimension.
+pub fn slice_from_proto(dimensions: &[v1::Dimension]) -> Result<SliceKey, String> {
+    SliceKey::from_pairs(
+        dimensions
+            .iter()
+            .map(|dimension| (dimension.name.clone(), dimension.value.clone())),
+    )
+}
+
+pub fn direction_to_proto(direction: Direction) -> v1::Direction {
+    match direction {
+        Direction::Up => v1::Direction::Up,
+        Direction::Down => v1::Direction::Down,
+    }
+}
+
+pub fn severity_to_proto(severity: Severity) -> v1::Severity {
+    match severity {
+        Severity::Info => v1::Severity::Info,
+        Severity::Warning => v1::Severity::Warning,
+        Severity::Critical => v1::Severity::Critical,
+    }
+}
+
+/// Builds the `AnomalyEvent` of a window that fired or resolved an episode;
+/// `None` if it did neither. The hub assigns `sequence`. Band fields are NaN
+/// if the detector gave no band, which a firing detector does not do.
+pub fn anomaly_event(
+    metric: &str,
+    window: WindowLength,
+    closed: &ClosedWindow,
+    judgement: &Judgement,
+    detected_at_ms: i64,
+) -> Option<AnomalyEvent> {
+    let change = judgement.change?;
+    let (state, start_ms, episode) = match change {
+        EpisodeChange::Fired(episode) => (AnomalyState::Firing, episode.start_ms, Some(episode)),
+        EpisodeChange::Resolved { start_ms, fired } => (AnomalyState::Resolved, start_ms, fired),
+    };
+    let evaluation = &judgement.evaluation;
+    let band = evaluation.band;
+
+    Some(AnomalyEvent {
+        id: anomaly_id(metric, &closed.slice, start_ms),
+        sequence: 0,
+        state: state.into(),
+        metric: metric.to_string(),
+        slice: slice_to_proto(&closed.slice),
+        window_start_ms: closed.window_start_ms,
+        window_end_ms: closed.window_end_ms,
+        value: evaluation.value,
+        expected: band.map_or(f64::NAN, |band| band.expected),
+        lower: band.map_or(f64::NAN, |band| band.lower),
+        upper: band.map_or(f64::NAN, |band| band.upper),
+        score: evaluation.score,
+        severity: episode.map_or(v1::Severity::Unspecified, |episode| severity_to_proto(episode.severity)).into(),
+        direction: episode.map_or(v1::Direction::Unspecified, |episode| direction_to_proto(episode.direction)).into(),
+        window_seconds: window.as_seconds(),
+        detected_at_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detection::{Band, Evaluation};
+    use crate::series::OpenEpisode;
+
+    fn closed() -> ClosedWindow {
+        ClosedWindow {
+            metric_index: 0,
+            slice: SliceKey::single("os", "iOS"),
+            window_start_ms: 1_700_000_100_000,
+            window_end_ms: 1_700_000_160_000,
+            value: 42.0,
+        }
+    }
+
+    fn judgement(change: Option<EpisodeChange>) -> Judgement {
+        Judgement {
+            evaluation: Evaluation {
+                window_start_ms: 1_700_000_100_000,
+                value: 42.0,
+                band: Some(Band {
+                    expected: 10.0,
+                    lower: 5.0,
+                    upper: 15.0,
+                }),
+                score: 0.9,
+                outside: true,
+                transition: None,
+            },
+            change,
+        }
+    }
+
+    const EPISODE: OpenEpisode = OpenEpisode {
+        start_ms: 1_700_000_040_000,
+        direction: Direction::Up,
+        severity: Severity::Critical,
+    };
+
+    #[test]
+    fn firing_carries_window_and_band() {
+        let window = WindowLength::from_ms(60_000).unwrap();
+
+        let event = anomaly_event("views", window, &closed(), &judgement(Some(EpisodeChange::Fired(EPISODE))), 99).unwrap();
+
+        assert_eq!(event.state(), AnomalyState::Firing);
+        assert_eq!(event.id, anomaly_id("views", &SliceKey::single("os", "iOS"), EPISODE.start_ms));
+        assert_eq!(event.metric, "views");
+        assert_eq!(event.slice, vec![v1::Dimension { name: "os".to_string(), value: "iOS".to_string() }]);
+        assert_eq!(event.window_start_ms, 1_700_000_100_000);
+        assert_eq!(event.window_end_ms, 1_700_000_160_000);
+        assert_eq!(event.window_seconds, 60);
+        assert_eq!(event.value, 42.0);
+        assert_eq!(event.expected, 10.0);
+        assert_eq!(event.lower, 5.0);
+        assert_eq!(event.upper, 15.0);
+        assert_eq!(event.score, 0.9);
+        assert_eq!(event.severity(), v1::Severity::Critical);
+        assert_eq!(event.direction(), v1::Direction::Up);
+        assert_eq!(event.detected_at_ms, 99);
+    }
+
+    #[test]
+    fn resolution_shares_firing_id() {
+        let window = WindowLength::from_ms(60_000).unwrap();
+        let fired = anomaly_event("views", window, &closed(), &judgement(Some(EpisodeChange::Fired(EPISODE))), 1).unwrap();
+
+        let resolved = anomaly_event(
+            "views",
+            window,
+            &closed(),
+            &judgement(Some(EpisodeChange::Resolved { start_ms: EPISODE.start_ms, fired: Some(EPISODE) })),
+            2,
+        )
+        .unwrap();
+
+        assert_eq!(resolved.state(), AnomalyState::Resolved);
+        assert_eq!(resolved.id, fired.id);
+        assert_eq!(resolved.severity(), v1::Severity::Critical);
+    }
+
+    #[test]
+    fn resolution_without_firing_is_unspecified() {
+        let window = WindowLength::from_ms(60_000).unwrap();
+
+        let resolved = anomaly_event(
+            "views",
+            window,
+            &closed(),
+            &judgement(Some(EpisodeChange::Resolved { start_ms: 0, fired: None })),
+            2,
+        )
+        .unwrap();
+
+        assert_eq!(resolved.direction(), v1::Direction::Unspecified);
+        assert_eq!(resolved.severity(), v1::Severity::Unspecified);
+    }
+
+    #[test]
+    fn quiet_window_makes_no_event() {
+        let window = WindowLength::from_ms(60_000).unwrap();
+
+        assert_eq!(anomaly_event("views", window, &closed(), &judgement(None), 1), None);
+    }
+
+    #[test]
+    fn slice_round_trips() {
+        let slice = SliceKey::from_pairs([("os".to_string(), "iOS".to_string())]).unwrap();
+
+        assert_eq!(slice_from_proto(&slice_to_proto(&slice)), Ok(slice));
+        assert_eq!(slice_from_proto(&[]), Ok(SliceKey::total()));
+    }
+}
