@@ -1,0 +1,27 @@
+CREATE DATABASE IF NOT EXISTS `seismo`;
+
+CREATE TABLE IF NOT EXISTS `seismo`.`events`
+(
+    `event_time` DateTime('UTC'),
+    `event_time_ms` UInt16,
+    `event` String,
+    `user_id` String,
+    `event_id` Nullable(String),
+    `post_id` Nullable(UInt64),
+    `receiver_id` Nullable(String),
+    `os` Nullable(String),
+    `country` Nullable(String),
+    `city` Nullable(String),
+    `source` Nullable(String),
+    `gender` Nullable(String),
+    `age` Nullable(UInt16),
+    `exp_group` Nullable(String),
+    `value` Nullable(Float64),
+    `extra` String,
+    `kafka_partition` Int32,
+    `kafka_offset` Int64,
+    `inserted_at` DateTime('UTC') DEFAULT now()
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(event_time)
+ORDER BY (event, event_time);

@@ -1,0 +1,578 @@
+//! The service loop: consume, validate, batch, store, dead-letter, commit.
+//!
+//! Delivery is at least once. Offsets are committed only for messages that
+//! ClickHouse acknowledged or the dead-letter topic acknowledged, so a crash
+//! or a give-up at shutdown loses nothing. A row can be stored twice when a
+//! retried insert had partly succeeded or a rebalance moved a partition in
+//! the middle of a batch. The columns `kafka_partition` and `kafka_offset`
+//! identify such duplicates.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use seismo_events::Event;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::batch::Batch;
+use crate::config::IngestConfig;
+use crate::consumer::{self, IngestConsumer, assigned_partitions};
+use crate::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::error::IngestError;
+use crate::log_limit::LogLimiter;
+use crate::offsets::OffsetTracker;
+use crate::row::BatchRow;
+use crate::sink::ClickHouseSink;
+use crate::stats::{IngestStats, IngestSummary};
+
+/// Minimum time between two log lines about rejected messages or consumer
+/// errors; the lines in between are counted.
+const LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs the ingest service until `cancel` fires, then stops consuming,
+/// stores the pending batch, commits and returns the final counts.
+///
+/// ClickHouse being unreachable, at startup or later, is retried with
+/// backoff and never ends the run. `stats` is updated while the service runs,
+/// so another task can read it.
+pub async fn run(
+    config: IngestConfig,
+    stats: Arc<IngestStats>,
+    cancel: CancellationToken,
+) -> Result<IngestSummary, IngestError> {
+    config.validate()?;
+    info!(
+        brokers = %config.brokers,
+        topic = %config.topic,
+        group_id = %config.group_id,
+        dead_letter_topic = %config.dead_letter_topic,
+        batch_max_rows = config.batch.max_rows,
+        batch_max_wait_ms = config.batch.max_wait.as_millis() as u64,
+        "ingest starting"
+    );
+
+    let dead_letters = DeadLetterQueue::new(
+        &config.brokers,
+        &config.dead_letter_topic,
+        config.dead_letter_delivery_timeout,
+        &config.kafka_properties,
+    )?;
+    let Some(sink) = connect_with_retry(&config, &stats, &cancel).await else {
+        info!("ingest cancelled before ClickHouse became reachable");
+        return Ok(stats.summary());
+    };
+    let consumer = consumer::subscribe(&config)?;
+
+    let mut pipeline = Pipeline {
+        consumer,
+        sink,
+        held_messages: VecDeque::new(),
+        state: State {
+            batch: Batch::default(),
+            offsets: OffsetTracker::default(),
+            dead_letters,
+            stats: stats.clone(),
+            rejection_log: LogLimiter::new(LOG_INTERVAL),
+        },
+        consume_error_log: LogLimiter::new(LOG_INTERVAL),
+        rebalances_seen: 0,
+        stop_deadline: None,
+        commit_retry: None,
+        config: &config,
+        cancel,
+    };
+    pipeline.consume_until_cancelled().await;
+    pipeline.shut_down().await;
+
+    let summary = stats.summary();
+    info!(
+        consumed = summary.consumed,
+        inserted = summary.inserted,
+        dead_lettered = summary.dead_lettered,
+        insert_retries = summary.insert_retries,
+        abandoned = summary.abandoned,
+        "ingest stopped"
+    );
+    Ok(summary)
+}
+
+/// Connects to ClickHouse, retrying with backoff; `None` when cancelled
+/// first.
+async fn connect_with_retry(
+    config: &IngestConfig,
+    stats: &IngestStats,
+    cancel: &CancellationToken,
+) -> Option<ClickHouseSink> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = tokio::select! {
+            result = ClickHouseSink::connect(&config.clickhouse) => result,
+            _ = cancel.cancelled() => return None,
+        };
+        let error = match result {
+            Ok(sink) => return Some(sink),
+            Err(error) => error,
+        };
+
+        stats.add_connect_retry();
+        let backoff = config.retry.backoff(attempt);
+        warn!(
+            %error,
+            attempt,
+            backoff_ms = backoff.as_millis() as u64,
+            "ClickHouse setup failed; retrying"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = cancel.cancelled() => return None,
+        }
+    }
+}
+
+struct Pipeline<'a> {
+    consumer: IngestConsumer,
+    sink: ClickHouseSink,
+    /// Messages received while consumption was paused, handled in order
+    /// before new ones.
+    held_messages: VecDeque<OwnedMessage>,
+    state: State,
+    consume_error_log: LogLimiter,
+    /// Rebalance count at the last check of the assignment.
+    rebalances_seen: u64,
+    /// Set once cancellation is seen: retries stop at this time.
+    stop_deadline: Option<Instant>,
+    /// Failed commits in a row and when to try again.
+    commit_retry: Option<(u32, Instant)>,
+    config: &'a IngestConfig,
+    cancel: CancellationToken,
+}
+
+/// The part of the pipeline that handles one message; kept apart from the
+/// consumer because a received message borrows the consumer.
+struct State {
+    batch: Batch,
+    offsets: OffsetTracker,
+    dead_letters: DeadLetterQueue,
+    stats: Arc<IngestStats>,
+    rejection_log: LogLimiter,
+}
+
+/// Result of one flush.
+#[derive(Debug, PartialEq, Eq)]
+enum Flush {
+    Done,
+    /// Shutdown gave up; the batch keeps what was not stored or delivered.
+    GaveUp,
+}
+
+impl Pipeline<'_> {
+    async fn consume_until_cancelled(&mut self) {
+        let cancel = self.cancel.clone();
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+
+            if let Some(message) = self.held_messages.pop_front() {
+                self.sync_assignment();
+                self.state.handle(&message, self.config);
+                self.flush_if_due().await;
+                continue;
+            }
+
+            let wake_at = self.next_wake();
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = sleep_until_or_never(wake_at) => {
+                    if self.commit_retry.is_some_and(|(_, at)| Instant::now() >= at) {
+                        self.commit();
+                    }
+                }
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
+                        sync_assignment(&self.consumer, &mut self.rebalances_seen, &mut self.state.offsets, &self.config.topic);
+                        self.state.handle(&message, self.config);
+                    }
+                    Err(error) => note_consume_error(&self.state.stats, &mut self.consume_error_log, &error),
+                },
+            }
+            self.flush_if_due().await;
+        }
+    }
+
+    /// Returns the earliest time the loop must wake without a message: the
+    /// batch deadline or a commit retry.
+    fn next_wake(&self) -> Option<Instant> {
+        let batch_due = self
+            .state
+            .batch
+            .opened_at()
+            .map(|opened_at| Instant::from_std(self.config.batch.deadline(opened_at)));
+        let commit_due = self.commit_retry.map(|(_, at)| at);
+        match (batch_due, commit_due) {
+            (Some(batch), Some(commit)) => Some(batch.min(commit)),
+            (batch, commit) => batch.or(commit),
+        }
+    }
+
+    async fn flush_if_due(&mut self) {
+        let Some(opened_at) = self.state.batch.opened_at() else {
+            return;
+        };
+        let due = self
+            .config
+            .batch
+            .is_due(self.state.batch.messages(), opened_at, std::time::Instant::now());
+        if due {
+            self.flush().await;
+        }
+    }
+
+    /// Stores the batch, delivers its dead letters and commits, pausing
+    /// consumption meanwhile. Retries until done, or until the shutdown
+    /// deadline once cancelled.
+    async fn flush(&mut self) -> Flush {
+        if self.state.batch.is_empty() {
+            self.commit();
+            return Flush::Done;
+        }
+        self.pause();
+
+        let rows = self.state.batch.rows().len();
+        if rows > 0 {
+            if !self.store_rows().await {
+                return Flush::GaveUp;
+            }
+            for row in self.state.batch.rows() {
+                self.state.offsets.complete(row.partition, row.offset);
+            }
+            self.state.stats.add_inserted(rows);
+            self.state.batch.clear_rows();
+            self.commit();
+        }
+
+        let delivered = self.deliver_dead_letters().await;
+        self.commit();
+        if !delivered {
+            return Flush::GaveUp;
+        }
+        self.state.batch.clear();
+
+        self.resume();
+        Flush::Done
+    }
+
+    /// Inserts the batch's rows, retrying with backoff. Returns false only
+    /// when shutdown gave up.
+    async fn store_rows(&mut self) -> bool {
+        let rows = self.state.batch.rows().len();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = std::time::Instant::now();
+            let insert = self.sink.insert(self.state.batch.rows());
+            let result = poll_while(&self.consumer, &mut self.held_messages, &self.state.stats, insert).await;
+            let error = match result {
+                Ok(()) => {
+                    debug!(rows, attempt, elapsed_ms = started.elapsed().as_millis() as u64, "batch stored");
+                    return true;
+                }
+                Err(error) => error,
+            };
+
+            self.state.stats.add_insert_retry();
+            let backoff = self.config.retry.backoff(attempt);
+            warn!(
+                %error,
+                attempt,
+                rows,
+                backoff_ms = backoff.as_millis() as u64,
+                "ClickHouse insert failed; retrying the same batch, offsets stay uncommitted"
+            );
+            if !self.wait_before_retry(backoff).await {
+                return false;
+            }
+        }
+    }
+
+    /// Waits for each dead letter's delivery in consumption order,
+    /// re-producing failed ones. Returns false only when shutdown gave up.
+    async fn deliver_dead_letters(&mut self) -> bool {
+        while let Some(mut pending) = self.state.dead_letters.pop_front() {
+            loop {
+                let failure = match pending.delivery.take() {
+                    None => "the producer queue rejected the message".to_string(),
+                    Some(delivery) => {
+                        match poll_while(&self.consumer, &mut self.held_messages, &self.state.stats, delivery).await {
+                            Ok(Ok(_delivered)) => break,
+                            Ok(Err((error, _message))) => error.to_string(),
+                            Err(_canceled) => "the producer dropped the delivery".to_string(),
+                        }
+                    }
+                };
+
+                pending.failures += 1;
+                self.state.stats.add_dead_letter_retry();
+                let backoff = self.config.retry.backoff(pending.failures);
+                warn!(
+                    error = %failure,
+                    attempt = pending.failures,
+                    topic = %self.state.dead_letters.topic(),
+                    source_partition = pending.letter.partition,
+                    source_offset = pending.letter.offset,
+                    backoff_ms = backoff.as_millis() as u64,
+                    "dead-letter delivery failed; retrying, offsets stay uncommitted past this message"
+                );
+                if !self.wait_before_retry(backoff).await {
+                    self.state.dead_letters.push_front(pending);
+                    return false;
+                }
+                if let Err(error) = self.state.dead_letters.resend(&mut pending) {
+                    debug!(%error, "dead-letter produce rejected again");
+                }
+            }
+
+            let letter = &pending.letter;
+            self.state.offsets.complete(letter.partition, letter.offset);
+            self.state.batch.uncount_dead_letter();
+            self.state.stats.add_dead_lettered();
+            debug!(
+                source_partition = letter.partition,
+                source_offset = letter.offset,
+                kind = letter.error_kind,
+                "dead letter delivered"
+            );
+        }
+        true
+    }
+
+    /// Sleeps `backoff` while keeping the consumer polled. Returns false
+    /// when the shutdown deadline has passed, so the caller gives up.
+    async fn wait_before_retry(&mut self, backoff: Duration) -> bool {
+        let retry_at = Instant::now() + backoff;
+        let cancel = self.cancel.clone();
+        loop {
+            let stop_deadline = self.observe_cancel();
+            if stop_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return false;
+            }
+            if Instant::now() >= retry_at {
+                return true;
+            }
+
+            let wake_at = stop_deadline.map_or(retry_at, |deadline| deadline.min(retry_at));
+            tokio::select! {
+                _ = sleep_until(wake_at) => {}
+                _ = cancel.cancelled(), if stop_deadline.is_none() => {}
+                received = self.consumer.recv() => {
+                    hold(&self.consumer, &mut self.held_messages, &self.state.stats, received);
+                }
+            }
+        }
+    }
+
+    /// Returns the shutdown deadline, starting it when cancellation is first
+    /// seen.
+    fn observe_cancel(&mut self) -> Option<Instant> {
+        if self.stop_deadline.is_none() && self.cancel.is_cancelled() {
+            let timeout = self.config.shutdown_timeout;
+            info!(
+                shutdown_timeout_ms = timeout.as_millis() as u64,
+                "shutdown requested; still trying to store the pending batch"
+            );
+            self.stop_deadline = Some(Instant::now() + timeout);
+        }
+        self.stop_deadline
+    }
+
+    async fn shut_down(&mut self) {
+        self.observe_cancel();
+        let pending = self.state.batch.messages();
+        if pending > 0 {
+            info!(messages = pending, "storing the last batch before stopping");
+        }
+
+        if self.flush().await == Flush::GaveUp {
+            let abandoned = self.state.batch.messages();
+            self.state.stats.add_abandoned(abandoned);
+            error!(
+                messages = abandoned,
+                "gave up storing messages at shutdown; their offsets stay uncommitted, so they are consumed again after a restart"
+            );
+        }
+        self.commit();
+    }
+
+    /// Commits every partition's position that moved. A failed commit is
+    /// tried again after a backoff or at the next flush.
+    fn commit(&mut self) {
+        self.sync_assignment();
+        let candidates = self.state.offsets.commit_candidates();
+        if candidates.is_empty() {
+            self.commit_retry = None;
+            return;
+        }
+
+        let mut list = TopicPartitionList::new();
+        for &(partition, next_offset) in &candidates {
+            list.add_partition_offset(&self.config.topic, partition, Offset::Offset(next_offset))
+                .expect("a non-negative offset is valid in a partition list");
+        }
+
+        // A synchronous commit blocks this task for one broker round trip per
+        // flush, which keeps a failure visible right here.
+        match self.consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                for &(partition, next_offset) in &candidates {
+                    self.state.offsets.mark_committed(partition, next_offset);
+                }
+                self.state.stats.add_commit();
+                self.commit_retry = None;
+                debug!(offsets = ?candidates, "offsets committed");
+            }
+            Err(error) => {
+                self.state.stats.add_commit_failure();
+                let failures = self.commit_retry.map_or(1, |(failures, _)| failures + 1);
+                let backoff = self.config.retry.backoff(failures);
+                self.commit_retry = Some((failures, Instant::now() + backoff));
+                warn!(
+                    %error,
+                    offsets = ?candidates,
+                    attempt = failures,
+                    backoff_ms = backoff.as_millis() as u64,
+                    "offset commit failed; retrying"
+                );
+            }
+        }
+    }
+
+    fn sync_assignment(&mut self) {
+        sync_assignment(&self.consumer, &mut self.rebalances_seen, &mut self.state.offsets, &self.config.topic);
+    }
+
+    /// Pauses fetching from every assigned partition, so memory stays
+    /// bounded while a batch is pending.
+    fn pause(&mut self) {
+        match self.consumer.assignment().and_then(|assignment| self.consumer.pause(&assignment)) {
+            Ok(()) => {}
+            Err(error) => warn!(%error, "pausing the consumer failed; messages received meanwhile are held"),
+        }
+    }
+
+    fn resume(&mut self) {
+        match self.consumer.assignment().and_then(|assignment| self.consumer.resume(&assignment)) {
+            Ok(()) => {}
+            Err(error) => warn!(%error, "resuming the consumer failed"),
+        }
+    }
+}
+
+impl State {
+    fn handle<M: Message>(&mut self, message: &M, config: &IngestConfig) {
+        self.stats.add_consumed();
+        let partition = message.partition();
+        let offset = message.offset();
+        self.offsets.track(partition, offset);
+        let now = std::time::Instant::now();
+
+        let payload = message.payload().unwrap_or_default();
+        match Event::parse_with(payload, &config.parse_limits, Utc::now()) {
+            Ok(event) => self.batch.push_row(BatchRow { event, partition, offset }, now),
+            Err(error) => {
+                self.stats.add_rejected();
+                if let Some(suppressed) = self.rejection_log.allow(now) {
+                    warn!(
+                        partition,
+                        offset,
+                        kind = error.kind(),
+                        %error,
+                        suppressed,
+                        "message rejected; sending it to the dead-letter topic"
+                    );
+                }
+                self.dead_letters.push(DeadLetter::from_message(message, &error));
+                self.batch.count_dead_letter(now);
+            }
+        }
+    }
+}
+
+/// Drops the offsets of partitions no longer assigned after a rebalance.
+fn sync_assignment(consumer: &IngestConsumer, rebalances_seen: &mut u64, offsets: &mut OffsetTracker, topic: &str) {
+    let rebalances = consumer.context().rebalances();
+    if rebalances == *rebalances_seen {
+        return;
+    }
+    *rebalances_seen = rebalances;
+
+    match assigned_partitions(consumer, topic) {
+        Ok(assigned) => offsets.retain_partitions(|partition| assigned.contains(&partition)),
+        Err(error) => warn!(%error, "reading the assignment after a rebalance failed"),
+    }
+}
+
+/// Drives `future` to completion while polling the consumer, which keeps the
+/// group membership alive. Messages that arrive anyway (fetched before the
+/// pause, or from a partition assigned meanwhile) are held for later.
+async fn poll_while<T>(
+    consumer: &IngestConsumer,
+    held_messages: &mut VecDeque<OwnedMessage>,
+    stats: &IngestStats,
+    future: impl Future<Output = T>,
+) -> T {
+    tokio::pin!(future);
+    loop {
+        tokio::select! {
+            biased;
+            output = &mut future => return output,
+            received = consumer.recv() => hold(consumer, held_messages, stats, received),
+        }
+    }
+}
+
+/// Keeps a message received during a pause and pauses its partition again.
+fn hold(
+    consumer: &IngestConsumer,
+    held_messages: &mut VecDeque<OwnedMessage>,
+    stats: &IngestStats,
+    received: Result<BorrowedMessage<'_>, KafkaError>,
+) {
+    let message = match received {
+        Ok(message) => message,
+        Err(error) => {
+            stats.add_consume_error();
+            warn!(%error, "Kafka consumer error while paused");
+            return;
+        }
+    };
+
+    let mut partition = TopicPartitionList::new();
+    partition.add_partition(message.topic(), message.partition());
+    if let Err(error) = consumer.pause(&partition) {
+        warn!(%error, partition = message.partition(), "pausing a partition failed");
+    }
+    held_messages.push_back(message.detach());
+}
+
+fn note_consume_error(stats: &IngestStats, log: &mut LogLimiter, error: &KafkaError) {
+    stats.add_consume_error();
+    if let Some(suppressed) = log.allow(std::time::Instant::now()) {
+        warn!(%error, suppressed, "Kafka consumer error");
+    }
+}
+
+async fn sleep_until_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
