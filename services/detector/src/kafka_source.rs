@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use seismo_events::{Event, ParseLimits};
 use tokio_util::sync::CancellationToken;
@@ -76,13 +77,13 @@ pub fn create_consumer(settings: &KafkaSettings) -> anyhow::Result<StreamConsume
 
     let consumer: StreamConsumer = config.create().with_context(|| {
         format!(
-            "failed to create the Kafka consumer for brokers {} in group {}; check --kafka-brokers and --kafka-property values",
+            "failed to create the Kafka consumer for brokers {} in group {}; check --brokers and --kafka-property values",
             settings.brokers, settings.group_id
         )
     })?;
     consumer
         .subscribe(&[&settings.topic])
-        .with_context(|| format!("failed to subscribe to Kafka topic {}; check --kafka-topic", settings.topic))?;
+        .with_context(|| format!("failed to subscribe to Kafka topic {}; check --topic", settings.topic))?;
     Ok(consumer)
 }
 
@@ -141,6 +142,9 @@ pub async fn run(
 
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => tracing::info!(group_id = %settings.group_id, "committed Kafka offsets at shutdown"),
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+            tracing::info!(group_id = %settings.group_id, "no new Kafka offsets to commit at shutdown")
+        }
         Err(error) => tracing::warn!(%error, group_id = %settings.group_id, "failed to commit Kafka offsets at shutdown; the next start reads some events again"),
     }
     Ok(())
