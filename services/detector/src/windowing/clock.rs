@@ -17,7 +17,8 @@ use crate::config::WindowingSettings;
 #[derive(Debug)]
 pub(crate) struct EventClock {
     max_event_ms: Option<i64>,
-    /// Events waiting for confirmation, in arrival order until sorted.
+    /// Events waiting for confirmation, sorted by event time (arrival order
+    /// among equal times).
     held: Vec<Event>,
     max_future_jump_ms: i64,
     confirmations: usize,
@@ -65,7 +66,8 @@ impl EventClock {
                 admission.released.push(event);
             }
             _ => {
-                self.held.push(event);
+                let position = self.held.partition_point(|held| held.event_time_ms() <= time_ms);
+                self.held.insert(position, event);
                 self.confirm_jump();
             }
         }
@@ -81,7 +83,6 @@ impl EventClock {
         if self.held.len() < self.confirmations {
             return;
         }
-        self.held.sort_by_key(Event::event_time_ms);
 
         let span = self.confirmations - 1;
         let confirmed = (0..self.held.len() - span).find(|&first| {
@@ -105,7 +106,6 @@ impl EventClock {
         if self.held.is_empty() {
             return;
         }
-        self.held.sort_by_key(Event::event_time_ms);
 
         let mut reachable = 0;
         for event in &self.held {
@@ -126,7 +126,6 @@ impl EventClock {
         if self.held.len() <= self.max_held_events {
             return 0;
         }
-        self.held.sort_by_key(Event::event_time_ms);
 
         let excess = self.held.len() - self.max_held_events;
         self.held.truncate(self.max_held_events);
