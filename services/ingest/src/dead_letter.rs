@@ -93,9 +93,10 @@ impl DeadLetter {
 /// A dead letter on its way to the dead-letter topic.
 pub(crate) struct PendingDelivery {
     pub letter: DeadLetter,
-    /// `None` when librdkafka refused to enqueue the message, e.g. with a
-    /// full local queue; the delivery is then retried like a failed one.
-    pub delivery: Option<DeliveryFuture>,
+    /// The delivery in progress, or the error with which librdkafka refused
+    /// to enqueue the message (e.g. a full local queue), which is retried
+    /// like a failed delivery. `None` when no produce is in progress.
+    pub delivery: Option<Result<DeliveryFuture, KafkaError>>,
     /// Failed deliveries so far.
     pub failures: u32,
 }
@@ -136,7 +137,7 @@ impl DeadLetterQueue {
     /// Starts producing `letter`; [`Self::pop_front`] returns it with its
     /// delivery once the caller is ready to wait.
     pub fn push(&mut self, letter: DeadLetter) {
-        let delivery = self.send(&letter).ok();
+        let delivery = Some(self.send(&letter));
         self.pending.push_back(PendingDelivery {
             letter,
             delivery,
@@ -144,14 +145,8 @@ impl DeadLetterQueue {
         });
     }
 
-    /// Produces `letter` again after a failed delivery.
-    pub fn resend(&self, pending: &mut PendingDelivery) -> Result<(), KafkaError> {
-        pending.delivery = None;
-        pending.delivery = Some(self.send(&pending.letter)?);
-        Ok(())
-    }
-
-    fn send(&self, letter: &DeadLetter) -> Result<DeliveryFuture, KafkaError> {
+    /// Starts producing `letter`, e.g. again after a failed delivery.
+    pub fn send(&self, letter: &DeadLetter) -> Result<DeliveryFuture, KafkaError> {
         let mut record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(&self.topic).headers(letter.kafka_headers());
         if let Some(key) = &letter.key {

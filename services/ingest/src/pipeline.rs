@@ -7,7 +7,7 @@
 //! the middle of a batch. The columns `kafka_partition` and `kafka_offset`
 //! identify such duplicates.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +82,7 @@ pub async fn run(
             rejection_log: LogLimiter::new(LOG_INTERVAL),
         },
         consume_error_log: LogLimiter::new(LOG_INTERVAL),
-        rebalances_seen: 0,
+        assignment: AssignmentView::default(),
         stop_deadline: None,
         commit_retry: None,
         config: &config,
@@ -140,13 +140,12 @@ async fn connect_with_retry(
 struct Pipeline<'a> {
     consumer: IngestConsumer,
     sink: ClickHouseSink,
-    /// Messages received while consumption was paused, handled in order
-    /// before new ones.
+    /// Messages received while a batch was pending, handled in order before
+    /// new ones. Their partitions were paused when they arrived.
     held_messages: VecDeque<OwnedMessage>,
     state: State,
     consume_error_log: LogLimiter,
-    /// Rebalance count at the last check of the assignment.
-    rebalances_seen: u64,
+    assignment: AssignmentView,
     /// Set once cancellation is seen: retries stop at this time.
     stop_deadline: Option<Instant>,
     /// Failed commits in a row and when to try again.
@@ -182,9 +181,18 @@ impl Pipeline<'_> {
             }
 
             if let Some(message) = self.held_messages.pop_front() {
-                self.sync_assignment();
-                self.state.handle(&message, self.config);
-                self.flush_if_due().await;
+                self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
+                if self.assignment.owns(message.partition()) {
+                    self.state.handle(&message, self.config);
+                    self.flush_if_due().await;
+                } else {
+                    // The new owner reads it again from the committed offset.
+                    debug!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "skipping a held message of a partition revoked meanwhile"
+                    );
+                }
                 continue;
             }
 
@@ -199,7 +207,7 @@ impl Pipeline<'_> {
                 }
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
-                        sync_assignment(&self.consumer, &mut self.rebalances_seen, &mut self.state.offsets, &self.config.topic);
+                        self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
                         self.state.handle(&message, self.config);
                     }
                     Err(error) => note_consume_error(&self.state.stats, &mut self.consume_error_log, &error),
@@ -237,15 +245,18 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Stores the batch, delivers its dead letters and commits, pausing
-    /// consumption meanwhile. Retries until done, or until the shutdown
-    /// deadline once cancelled.
+    /// Stores the batch, delivers its dead letters and commits. Retries until
+    /// done, or until the shutdown deadline once cancelled.
+    ///
+    /// Meanwhile no new message is handled. [`hold`] pauses each partition
+    /// when its first message arrives, so memory stays bounded by what
+    /// librdkafka had already fetched. Pausing lazily rather than at the
+    /// start of every flush keeps the prefetched messages of fast flushes.
     async fn flush(&mut self) -> Flush {
         if self.state.batch.is_empty() {
             self.commit();
             return Flush::Done;
         }
-        self.pause();
 
         let rows = self.state.batch.rows().len();
         if rows > 0 {
@@ -267,7 +278,9 @@ impl Pipeline<'_> {
         }
         self.state.batch.clear();
 
-        self.resume();
+        if !self.held_messages.is_empty() {
+            self.resume();
+        }
         Flush::Done
     }
 
@@ -309,9 +322,14 @@ impl Pipeline<'_> {
     async fn deliver_dead_letters(&mut self) -> bool {
         while let Some(mut pending) = self.state.dead_letters.pop_front() {
             loop {
-                let failure = match pending.delivery.take() {
-                    None => "the producer queue rejected the message".to_string(),
-                    Some(delivery) => {
+                // A letter put back by an earlier give-up has no delivery yet.
+                let delivery = match pending.delivery.take() {
+                    Some(delivery) => delivery,
+                    None => self.state.dead_letters.send(&pending.letter),
+                };
+                let failure = match delivery {
+                    Err(enqueue_error) => format!("enqueueing failed: {enqueue_error}"),
+                    Ok(delivery) => {
                         match poll_while(&self.consumer, &mut self.held_messages, &self.state.stats, delivery).await {
                             Ok(Ok(_delivered)) => break,
                             Ok(Err((error, _message))) => error.to_string(),
@@ -336,9 +354,7 @@ impl Pipeline<'_> {
                     self.state.dead_letters.push_front(pending);
                     return false;
                 }
-                if let Err(error) = self.state.dead_letters.resend(&mut pending) {
-                    debug!(%error, "dead-letter produce rejected again");
-                }
+                pending.delivery = Some(self.state.dead_letters.send(&pending.letter));
             }
 
             let letter = &pending.letter;
@@ -385,22 +401,21 @@ impl Pipeline<'_> {
     fn observe_cancel(&mut self) -> Option<Instant> {
         if self.stop_deadline.is_none() && self.cancel.is_cancelled() {
             let timeout = self.config.shutdown_timeout;
-            info!(
-                shutdown_timeout_ms = timeout.as_millis() as u64,
-                "shutdown requested; still trying to store the pending batch"
-            );
             self.stop_deadline = Some(Instant::now() + timeout);
+            let pending = self.state.batch.messages();
+            if pending > 0 {
+                info!(
+                    messages = pending,
+                    shutdown_timeout_ms = timeout.as_millis() as u64,
+                    "shutdown requested; storing the pending batch before stopping"
+                );
+            }
         }
         self.stop_deadline
     }
 
     async fn shut_down(&mut self) {
         self.observe_cancel();
-        let pending = self.state.batch.messages();
-        if pending > 0 {
-            info!(messages = pending, "storing the last batch before stopping");
-        }
-
         if self.flush().await == Flush::GaveUp {
             let abandoned = self.state.batch.messages();
             self.state.stats.add_abandoned(abandoned);
@@ -415,7 +430,7 @@ impl Pipeline<'_> {
     /// Commits every partition's position that moved. A failed commit is
     /// tried again after a backoff or at the next flush.
     fn commit(&mut self) {
-        self.sync_assignment();
+        self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
         let candidates = self.state.offsets.commit_candidates();
         if candidates.is_empty() {
             self.commit_retry = None;
@@ -455,19 +470,7 @@ impl Pipeline<'_> {
         }
     }
 
-    fn sync_assignment(&mut self) {
-        sync_assignment(&self.consumer, &mut self.rebalances_seen, &mut self.state.offsets, &self.config.topic);
-    }
-
-    /// Pauses fetching from every assigned partition, so memory stays
-    /// bounded while a batch is pending.
-    fn pause(&mut self) {
-        match self.consumer.assignment().and_then(|assignment| self.consumer.pause(&assignment)) {
-            Ok(()) => {}
-            Err(error) => warn!(%error, "pausing the consumer failed; messages received meanwhile are held"),
-        }
-    }
-
+    /// Resumes every assigned partition paused by [`hold`].
     fn resume(&mut self) {
         match self.consumer.assignment().and_then(|assignment| self.consumer.resume(&assignment)) {
             Ok(()) => {}
@@ -506,23 +509,47 @@ impl State {
     }
 }
 
-/// Drops the offsets of partitions no longer assigned after a rebalance.
-fn sync_assignment(consumer: &IngestConsumer, rebalances_seen: &mut u64, offsets: &mut OffsetTracker, topic: &str) {
-    let rebalances = consumer.context().rebalances();
-    if rebalances == *rebalances_seen {
-        return;
-    }
-    *rebalances_seen = rebalances;
+/// The partitions assigned to this member as of the last rebalance seen.
+#[derive(Debug, Default)]
+struct AssignmentView {
+    rebalances_seen: u64,
+    /// `None` until the first rebalance, or after reading the assignment
+    /// failed; then every partition counts as owned.
+    assigned: Option<BTreeSet<i32>>,
+}
 
-    match assigned_partitions(consumer, topic) {
-        Ok(assigned) => offsets.retain_partitions(|partition| assigned.contains(&partition)),
-        Err(error) => warn!(%error, "reading the assignment after a rebalance failed"),
+impl AssignmentView {
+    /// Rereads the assignment after a rebalance and drops the offsets of
+    /// partitions no longer assigned, so they are never committed.
+    fn sync(&mut self, consumer: &IngestConsumer, offsets: &mut OffsetTracker, topic: &str) {
+        let rebalances = consumer.context().rebalances();
+        if rebalances == self.rebalances_seen {
+            return;
+        }
+        self.rebalances_seen = rebalances;
+
+        match assigned_partitions(consumer, topic) {
+            Ok(assigned) => {
+                offsets.retain_partitions(|partition| assigned.contains(&partition));
+                self.assigned = Some(assigned);
+            }
+            Err(error) => {
+                warn!(%error, "reading the assignment after a rebalance failed");
+                self.assigned = None;
+            }
+        }
+    }
+
+    fn owns(&self, partition: i32) -> bool {
+        self.assigned
+            .as_ref()
+            .is_none_or(|assigned| assigned.contains(&partition))
     }
 }
 
 /// Drives `future` to completion while polling the consumer, which keeps the
-/// group membership alive. Messages that arrive anyway (fetched before the
-/// pause, or from a partition assigned meanwhile) are held for later.
+/// group membership alive. Messages that arrive meanwhile are held for
+/// later.
 async fn poll_while<T>(
     consumer: &IngestConsumer,
     held_messages: &mut VecDeque<OwnedMessage>,
@@ -539,7 +566,8 @@ async fn poll_while<T>(
     }
 }
 
-/// Keeps a message received during a pause and pauses its partition again.
+/// Keeps a message received while a batch is pending and pauses its
+/// partition, so at most what librdkafka had already fetched piles up.
 fn hold(
     consumer: &IngestConsumer,
     held_messages: &mut VecDeque<OwnedMessage>,
@@ -550,7 +578,7 @@ fn hold(
         Ok(message) => message,
         Err(error) => {
             stats.add_consume_error();
-            warn!(%error, "Kafka consumer error while paused");
+            warn!(%error, "Kafka consumer error while a batch is pending");
             return;
         }
     };
