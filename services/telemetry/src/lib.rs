@@ -1,0 +1,16 @@
+//! Operational plumbing shared by the Seismo services: the admin HTTP server
+//! with Prometheus `/metrics`, `/healthz` and `/readyz`, and log setup.
+//!
+//! Services record metrics through the `metrics` facade (`metrics::counter!`
+//! and friends); [`install_metrics_recorder`] routes them to a Prometheus
+//! recorder that `/metrics` renders.
+
+mod admin;
+mod logging;
+mod readiness;
+mod recorder;
+
+pub use admin::{AdminServer, start_admin_server};
+pub use logging::{LogFormat, init_logging};
+pub use readiness::Readiness;
+pub use recorder::install_metrics_recorder;
