@@ -32,7 +32,7 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
             match builder.install_recorder() {
                 Ok(handle) => handle,
                 // Another recorder was installed first, e.g. by a test harness:
-                // keep a detached one so /metrics still answers, with a warning.
+                // keep a detached one so /metrics still responds, with a warning.
                 Err(error) => {
                     tracing::warn!(%error, "a global metrics recorder is already installed; /metrics shows only its own metrics");
                     PrometheusBuilder::new().build_recorder().handle()
