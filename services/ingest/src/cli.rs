@@ -98,7 +98,7 @@ pub struct IngestArgs {
     #[arg(long, env = "SEISMO_INGEST_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
 
-    /// How far event_time may lie ahead of this host's clock, in seconds.
+    /// Maximum time event_time may lie ahead of this host's clock, in seconds.
     #[arg(long, env = "SEISMO_INGEST_MAX_FUTURE_SECS", default_value_t = 86_400)]
     pub max_future_secs: u64,
 
@@ -107,7 +107,7 @@ pub struct IngestArgs {
     #[arg(long, env = "SEISMO_INGEST_NO_FUTURE_CHECK")]
     pub no_future_check: bool,
 
-    /// After SIGTERM or Ctrl-C, how long to keep trying to store the pending
+    /// Time after SIGTERM or Ctrl-C to keep trying to store the pending
     /// batch, in milliseconds. Messages not stored by then are consumed
     /// again after a restart.
     #[arg(long, env = "SEISMO_INGEST_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]

@@ -58,16 +58,18 @@ pub async fn run(
         "ingest starting"
     );
 
+    // Kafka clients connect as soon as they exist, so they are created only
+    // once there is somewhere to store what they consume.
+    let Some(sink) = connect_with_retry(&config, &stats, &cancel).await else {
+        info!("ingest cancelled before ClickHouse became reachable");
+        return Ok(stats.summary());
+    };
     let dead_letters = DeadLetterQueue::new(
         &config.brokers,
         &config.dead_letter_topic,
         config.dead_letter_delivery_timeout,
         &config.kafka_properties,
     )?;
-    let Some(sink) = connect_with_retry(&config, &stats, &cancel).await else {
-        info!("ingest cancelled before ClickHouse became reachable");
-        return Ok(stats.summary());
-    };
     let consumer = consumer::subscribe(&config)?;
 
     let mut pipeline = Pipeline {
