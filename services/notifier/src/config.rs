@@ -15,7 +15,7 @@ pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
 /// Detector gRPC address used unless another is configured.
 pub const DEFAULT_DETECTOR_ADDRESS: &str = "http://127.0.0.1:50051";
 
-/// Everything [`crate::run`] needs.
+/// Settings of [`crate::run`].
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
     /// gRPC addresses of the detectors, such as `http://127.0.0.1:50051`. An
@@ -55,6 +55,30 @@ impl Default for NotifierConfig {
             shutdown_grace: Duration::from_secs(10),
         }
     }
+}
+
+impl NotifierConfig {
+    /// Checks the settings that need no network: at least one detector, and
+    /// backoffs that neither spin (zero initial delay) nor start above their
+    /// maximum.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.detectors.is_empty() {
+            return Err(ConfigError::NoDetectors);
+        }
+        validate_backoff("reconnect", &self.reconnect)?;
+        validate_backoff("delivery", &self.delivery.backoff)
+    }
+}
+
+fn validate_backoff(name: &'static str, backoff: &ExponentialBackoff) -> Result<(), ConfigError> {
+    if backoff.initial.is_zero() || backoff.max < backoff.initial {
+        return Err(ConfigError::InvalidBackoff {
+            name,
+            initial: backoff.initial,
+            max: backoff.max,
+        });
+    }
+    Ok(())
 }
 
 /// Telegram Bot API endpoint, bot token and target chats.
@@ -209,6 +233,14 @@ pub enum ConfigError {
         "no detector address configured: pass at least one, such as {DEFAULT_DETECTOR_ADDRESS}"
     )]
     NoDetectors,
+    #[error(
+        "invalid {name} backoff: initial delay {initial:?} and maximum {max:?}; the initial delay must be above zero and at most the maximum"
+    )]
+    InvalidBackoff {
+        name: &'static str,
+        initial: Duration,
+        max: Duration,
+    },
     #[error("invalid detector address `{value}`: {reason}")]
     InvalidDetectorAddress { value: String, reason: String },
     #[error(
@@ -273,6 +305,51 @@ mod tests {
     fn telegram_config_requires_token() {
         let error = TelegramConfig::new("  ", "1", DEFAULT_TELEGRAM_API_URL).unwrap_err();
         assert!(matches!(error, ConfigError::MissingBotToken), "{error}");
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        assert!(NotifierConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn config_rejects_spinning_backoff() {
+        let mut config = NotifierConfig::default();
+        config.reconnect.initial = Duration::ZERO;
+        let error = config.validate().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::InvalidBackoff {
+                    name: "reconnect",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+
+        let mut config = NotifierConfig::default();
+        config.delivery.backoff.max = config.delivery.backoff.initial / 2;
+        let error = config.validate().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::InvalidBackoff {
+                    name: "delivery",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn config_requires_a_detector() {
+        let config = NotifierConfig {
+            detectors: Vec::new(),
+            ..NotifierConfig::default()
+        };
+        assert!(matches!(config.validate(), Err(ConfigError::NoDetectors)));
     }
 
     #[test]

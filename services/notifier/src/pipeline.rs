@@ -65,9 +65,7 @@ pub async fn run_with_sinks(
     stats: Arc<NotifierStats>,
     cancel: CancellationToken,
 ) -> Result<(), ConfigError> {
-    if config.detectors.is_empty() {
-        return Err(ConfigError::NoDetectors);
-    }
+    config.validate()?;
     if sinks.is_empty() {
         return Err(ConfigError::NoSinks);
     }

@@ -8,8 +8,9 @@ use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_proto::v1::{AnomalyEvent, StreamAnomaliesRequest};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tonic::Code;
 use tonic::transport::Endpoint;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::backoff::ExponentialBackoff;
 use crate::config::ConfigError;
@@ -97,6 +98,12 @@ impl Subscription {
             if matches!(end, StreamEnd::Cancelled | StreamEnd::QueueClosed) {
                 break;
             }
+            if let StreamEnd::SubscribeFailed(status) = &end
+                && status.code() == Code::OutOfRange
+                && self.cursor > 0
+            {
+                self.forget_cursor(status);
+            }
 
             // A stream that carried events, or stayed up longer than the
             // longest backoff, was healthy: the backoff starts over.
@@ -106,14 +113,9 @@ impl Subscription {
             } else {
                 failures.saturating_add(1)
             };
-            self.log_stream_end(&end, failures);
-
             let delay = self.reconnect.delay(failures.saturating_sub(1));
-            info!(
-                detector = %self.detector, delay_ms = delay.as_millis() as u64,
-                after_sequence = self.cursor, consecutive_failures = failures,
-                "reconnecting to detector"
-            );
+            self.log_stream_end(&end, failures, delay);
+
             stats.record_reconnect();
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -124,25 +126,41 @@ impl Subscription {
         info!(detector = %self.detector, after_sequence = self.cursor, "stopped following detector");
     }
 
-    fn log_stream_end(&self, end: &StreamEnd, consecutive_failures: u32) {
+    /// Falls back to live changes after the detector rejected the cursor,
+    /// because it no longer buffers the changes after it or never sent it.
+    /// Retrying the same cursor would fail forever.
+    // NOTE: the changes between the cursor and the first live one are lost.
+    // Resuming from the oldest buffered change would need the detector to
+    // return that sequence in a machine-readable form.
+    fn forget_cursor(&mut self, status: &tonic::Status) {
+        error!(
+            detector = %self.detector, after_sequence = self.cursor, error = %status.message(),
+            "detector rejected the resume cursor; following live changes only, so alerts after the cursor may be lost"
+        );
+        self.cursor = 0;
+    }
+
+    /// Logs why the connection ended, with the delay before the reconnect.
+    fn log_stream_end(&self, end: &StreamEnd, consecutive_failures: u32, delay: Duration) {
+        let retry_in_ms = delay.as_millis() as u64;
         match end {
             StreamEnd::ConnectFailed(error) => warn!(
-                detector = %self.detector, consecutive_failures, error = %error,
-                "connecting to detector failed"
+                detector = %self.detector, consecutive_failures, retry_in_ms, error = %error,
+                "connecting to detector failed; retrying"
             ),
             StreamEnd::SubscribeFailed(status) => warn!(
-                detector = %self.detector, consecutive_failures,
+                detector = %self.detector, consecutive_failures, retry_in_ms,
                 code = ?status.code(), error = %status.message(),
-                "subscribing to detector anomalies failed"
+                "subscribing to detector anomalies failed; retrying"
             ),
             StreamEnd::Closed => info!(
                 detector = %self.detector, after_sequence = self.cursor, events = self.stream_events,
-                "detector closed the anomaly stream"
+                retry_in_ms, "detector closed the anomaly stream; reconnecting"
             ),
             StreamEnd::Failed(status) => warn!(
                 detector = %self.detector, after_sequence = self.cursor, events = self.stream_events,
-                code = ?status.code(), error = %status.message(),
-                "detector anomaly stream failed"
+                retry_in_ms, code = ?status.code(), error = %status.message(),
+                "detector anomaly stream failed; reconnecting"
             ),
             StreamEnd::Cancelled | StreamEnd::QueueClosed => {}
         }
