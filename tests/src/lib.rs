@@ -1,3 +1,4 @@
 //! Shared helpers of the integration tests.
 pub mod clickhouse;
+pub mod fake_telegram;
 pub mod kafka;
