@@ -58,6 +58,10 @@ impl TelegramSink {
             }
             attempts += 1;
 
+            // NOTE: teloxide-core 0.13 sleeps 10 s inside the request after any
+            // 5xx, before the retry delay starts. A request that timed out
+            // (reqwest's 17 s default) may have reached Telegram, so its retry
+            // can post the alert twice.
             let request = self
                 .bot
                 .send_message(recipient(chat), html.clone())
