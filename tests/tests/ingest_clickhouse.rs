@@ -504,6 +504,9 @@ async fn holds_commits_during_outage() -> anyhow::Result<()> {
 
     let mut config = test_config(&kafka, topic, group, &database, proxy.url());
     config.clickhouse.insert_timeout = Duration::from_secs(3);
+    // Small batches, so the outage holds back more than a batch of messages
+    // and ingest pauses the consumer.
+    config.batch.max_rows = 10;
     let ingest = start_ingest(config);
 
     // Phase 1: ClickHouse reachable, everything stored and committed.

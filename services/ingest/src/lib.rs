@@ -37,6 +37,7 @@ mod config;
 mod consumer;
 pub mod dead_letter;
 mod error;
+mod held_messages;
 mod log_limit;
 mod offsets;
 mod pipeline;

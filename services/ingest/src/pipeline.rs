@@ -7,14 +7,14 @@
 //! the middle of a batch. The columns `kafka_partition` and `kafka_offset`
 //! identify such duplicates.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use seismo_events::Event;
 use tokio::time::{Instant, sleep_until};
@@ -26,6 +26,7 @@ use crate::config::IngestConfig;
 use crate::consumer::{self, IngestConsumer, assigned_partitions};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::error::IngestError;
+use crate::held_messages::{HeldMessages, poll_while};
 use crate::log_limit::LogLimiter;
 use crate::offsets::OffsetTracker;
 use crate::row::BatchRow;
@@ -75,7 +76,7 @@ pub async fn run(
     let mut pipeline = Pipeline {
         consumer,
         sink,
-        held_messages: VecDeque::new(),
+        held_messages: HeldMessages::new(config.batch.max_rows),
         state: State {
             batch: Batch::default(),
             offsets: OffsetTracker::default(),
@@ -143,8 +144,8 @@ struct Pipeline<'a> {
     consumer: IngestConsumer,
     sink: ClickHouseSink,
     /// Messages received while a batch was pending, handled in order before
-    /// new ones. Their partitions were paused when they arrived.
-    held_messages: VecDeque<OwnedMessage>,
+    /// new ones.
+    held_messages: HeldMessages,
     state: State,
     consume_error_log: LogLimiter,
     assignment: AssignmentView,
@@ -248,12 +249,8 @@ impl Pipeline<'_> {
     }
 
     /// Stores the batch, delivers its dead letters and commits. Retries until
-    /// done, or until the shutdown deadline once cancelled.
-    ///
-    /// Meanwhile no new message is handled. [`hold`] pauses each partition
-    /// when its first message arrives, so memory stays bounded by what
-    /// librdkafka had already fetched. Pausing lazily rather than at the
-    /// start of every flush keeps the prefetched messages of fast flushes.
+    /// done, or until the shutdown deadline once cancelled. Meanwhile no new
+    /// message is handled: arriving ones wait in [`HeldMessages`].
     async fn flush(&mut self) -> Flush {
         if self.state.batch.is_empty() {
             self.commit();
@@ -280,9 +277,7 @@ impl Pipeline<'_> {
         }
         self.state.batch.clear();
 
-        if !self.held_messages.is_empty() {
-            self.resume();
-        }
+        self.held_messages.resume(&self.consumer);
         Flush::Done
     }
 
@@ -392,7 +387,7 @@ impl Pipeline<'_> {
                 _ = sleep_until(wake_at) => {}
                 _ = cancel.cancelled(), if stop_deadline.is_none() => {}
                 received = self.consumer.recv() => {
-                    hold(&self.consumer, &mut self.held_messages, &self.state.stats, received);
+                    self.held_messages.hold(&self.consumer, &self.state.stats, received);
                 }
             }
         }
@@ -472,13 +467,6 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Resumes every assigned partition paused by [`hold`].
-    fn resume(&mut self) {
-        match self.consumer.assignment().and_then(|assignment| self.consumer.resume(&assignment)) {
-            Ok(()) => {}
-            Err(error) => warn!(%error, "resuming the consumer failed"),
-        }
-    }
 }
 
 impl State {
@@ -547,50 +535,6 @@ impl AssignmentView {
             .as_ref()
             .is_none_or(|assigned| assigned.contains(&partition))
     }
-}
-
-/// Drives `future` to completion while polling the consumer, which keeps the
-/// group membership alive. Messages that arrive meanwhile are held for
-/// later.
-async fn poll_while<T>(
-    consumer: &IngestConsumer,
-    held_messages: &mut VecDeque<OwnedMessage>,
-    stats: &IngestStats,
-    future: impl Future<Output = T>,
-) -> T {
-    tokio::pin!(future);
-    loop {
-        tokio::select! {
-            biased;
-            output = &mut future => return output,
-            received = consumer.recv() => hold(consumer, held_messages, stats, received),
-        }
-    }
-}
-
-/// Keeps a message received while a batch is pending and pauses its
-/// partition, so at most what librdkafka had already fetched piles up.
-fn hold(
-    consumer: &IngestConsumer,
-    held_messages: &mut VecDeque<OwnedMessage>,
-    stats: &IngestStats,
-    received: Result<BorrowedMessage<'_>, KafkaError>,
-) {
-    let message = match received {
-        Ok(message) => message,
-        Err(error) => {
-            stats.add_consume_error();
-            warn!(%error, "Kafka consumer error while a batch is pending");
-            return;
-        }
-    };
-
-    let mut partition = TopicPartitionList::new();
-    partition.add_partition(message.topic(), message.partition());
-    if let Err(error) = consumer.pause(&partition) {
-        warn!(%error, partition = message.partition(), "pausing a partition failed");
-    }
-    held_messages.push_back(message.detach());
 }
 
 fn note_consume_error(stats: &IngestStats, log: &mut LogLimiter, error: &KafkaError) {
