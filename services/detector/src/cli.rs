@@ -38,8 +38,9 @@ pub struct ServeArgs {
     #[arg(long, env = "SEISMO_DETECTOR_CONFIG", default_value = "deploy/config/metrics.toml")]
     pub config: PathBuf,
 
-    /// gRPC listen address, host:port; use 0.0.0.0:50051 to accept other hosts.
-    #[arg(long, env = "SEISMO_DETECTOR_LISTEN", default_value = "127.0.0.1:50051")]
+    /// gRPC listen address, host:port; the default accepts connections from
+    /// other hosts, 127.0.0.1:50051 keeps the server local.
+    #[arg(long, env = "SEISMO_DETECTOR_LISTEN", default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,
 
     /// Kafka bootstrap servers, comma-separated host:port.
@@ -129,7 +130,7 @@ mod tests {
         let cli = Cli::try_parse_from(["seismo-detector", "serve"]).unwrap();
 
         let Command::Serve(args) = cli.command;
-        assert_eq!(args.listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(args.listen, "0.0.0.0:50051".parse().unwrap());
         assert_eq!(args.group_id, "seismo-detector");
         assert_eq!(args.topic, "events");
         assert_eq!(args.commit_interval, Duration::from_secs(5));
