@@ -4,8 +4,9 @@
 //! serves rebalances and the group membership from the poll. Messages
 //! received meanwhile wait here and are handled after the flush. Once a
 //! batch worth of them is waiting, fetching is paused, so memory stays
-//! bounded during a long outage while fast flushes never pause, and so never
-//! drop librdkafka's prefetched messages.
+//! bounded during a long outage. Fast flushes never pause, which matters
+//! because pausing discards a partition's prefetched messages, to be fetched
+//! again on resume (librdkafka 2.12, `rd_kafka_toppar_pause_resume`).
 
 use std::collections::VecDeque;
 
