@@ -323,6 +323,7 @@ async fn resumes_after_lost_stream() {
             config,
             sinks,
             Arc::clone(&stats),
+            seismo_notifier::Readiness::default(),
             cancel.clone(),
         ));
 
@@ -389,7 +390,12 @@ async fn resumes_after_detector_restart() {
         let stats = Arc::new(NotifierStats::default());
         let cancel = CancellationToken::new();
         let config = notifier_config(vec![server.url()], &fake);
-        let notifier = tokio::spawn(run(config, Arc::clone(&stats), cancel.clone()));
+        let notifier = tokio::spawn(run(
+            config,
+            Arc::clone(&stats),
+            seismo_notifier::Readiness::default(),
+            cancel.clone(),
+        ));
 
         detector.wait_for_subscriptions(1).await;
         detector.publish(anomaly(1, "ep-1", AnomalyState::Firing));
@@ -440,7 +446,12 @@ async fn rejected_cursor_falls_back_to_live() {
         let stats = Arc::new(NotifierStats::default());
         let cancel = CancellationToken::new();
         let config = notifier_config(vec![server.url()], &fake);
-        let notifier = tokio::spawn(run(config, Arc::clone(&stats), cancel.clone()));
+        let notifier = tokio::spawn(run(
+            config,
+            Arc::clone(&stats),
+            seismo_notifier::Readiness::default(),
+            cancel.clone(),
+        ));
 
         detector.wait_for_subscriptions(1).await;
         detector.publish(anomaly(1, "ep-1", AnomalyState::Firing));
@@ -490,6 +501,7 @@ async fn rejected_alert_counts_as_failed() {
         let notifier = tokio::spawn(run(
             notifier_config(vec![server.url()], &fake),
             Arc::clone(&stats),
+            seismo_notifier::Readiness::default(),
             cancel.clone(),
         ));
 
@@ -545,7 +557,12 @@ async fn shutdown_abandons_pending_retry() {
             shutdown_grace: Duration::from_millis(300),
             ..notifier_config(vec![server.url()], &fake)
         };
-        let notifier = tokio::spawn(run(config, Arc::clone(&stats), cancel.clone()));
+        let notifier = tokio::spawn(run(
+            config,
+            Arc::clone(&stats),
+            seismo_notifier::Readiness::default(),
+            cancel.clone(),
+        ));
 
         detector.wait_for_subscriptions(1).await;
         detector.publish(anomaly(1, "ep-1", AnomalyState::Firing));
@@ -584,7 +601,12 @@ async fn follows_several_detectors() {
         let stats = Arc::new(NotifierStats::default());
         let cancel = CancellationToken::new();
         let config = notifier_config(vec![first_server.url(), second_server.url()], &fake);
-        let notifier = tokio::spawn(run(config, Arc::clone(&stats), cancel.clone()));
+        let notifier = tokio::spawn(run(
+            config,
+            Arc::clone(&stats),
+            seismo_notifier::Readiness::default(),
+            cancel.clone(),
+        ));
 
         first.wait_for_subscriptions(1).await;
         second.wait_for_subscriptions(1).await;

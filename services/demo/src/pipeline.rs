@@ -146,6 +146,7 @@ pub async fn run_demo(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let notifier = tokio::spawn(seismo_notifier::run(
         notifier_config(&detector_endpoint, options)?,
         Arc::clone(&notifier_stats),
+        seismo_notifier::Readiness::default(),
         shutdown.child_token(),
     ));
 

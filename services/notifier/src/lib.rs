@@ -2,8 +2,9 @@
 //! gRPC and sends every firing and resolved anomaly as an alert to Telegram,
 //! to the console, or both.
 //!
-//! [`run`] is the entry point; it runs until its `CancellationToken` fires
-//! and counts its work in a shared [`NotifierStats`]. Formatting
+//! [`run`] is the entry point and runs until its `CancellationToken` fires.
+//! It counts its work in a shared [`NotifierStats`] and in `seismo_notifier_*`
+//! metrics, and reports through a [`Readiness`] whether it can deliver alerts. Formatting
 //! ([`format_alert`]) and the retry decision ([`RetryPolicy::decide`]) are
 //! pure functions.
 
@@ -11,11 +12,14 @@ mod backoff;
 mod config;
 mod console;
 mod dedup;
+mod delivery;
 mod error_chain;
 mod escape;
 mod format;
 mod message;
 mod pipeline;
+mod prometheus_metrics;
+mod readiness;
 mod retry;
 mod sink;
 mod stats;
@@ -34,6 +38,9 @@ pub use format::{deviation_percent, format_alert, format_number};
 pub use message::AlertMessage;
 pub use pipeline::{build_sinks, run, run_with_sinks};
 pub use retry::{FailureKind, GiveUpReason, RetryDecision, RetryPolicy};
+/// Re-exported so that callers of [`run`] need no direct dependency on
+/// `seismo-telemetry`.
+pub use seismo_telemetry::Readiness;
 pub use sink::{Alert, AlertSink, DeliveryError};
 pub use stats::{NotifierStats, StatsSnapshot};
 pub use telegram::TelegramSink;

@@ -1,15 +1,17 @@
 //! `seismo-notifier`: follows Seismo detectors and sends anomaly alerts to
 //! Telegram and/or the console.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use seismo_notifier::{
     DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL, ExponentialBackoff, NotifierConfig,
-    NotifierStats, RetryPolicy, TelegramConfig, run,
+    NotifierStats, Readiness, RetryPolicy, TelegramConfig, run,
 };
+use seismo_telemetry::{LogFormat, init_logging, install_metrics_recorder, start_admin_server};
 use tokio_util::sync::CancellationToken;
 
 /// Follows the anomaly streams of Seismo detectors over gRPC and sends each
@@ -96,24 +98,29 @@ struct Args {
     #[arg(long, env = "SEISMO_NOTIFIER_SHUTDOWN_GRACE_S", default_value_t = 10)]
     shutdown_grace_s: u64,
 
-    /// Log output format.
-    #[arg(long, env = "SEISMO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-}
+    /// Address of the admin HTTP server with /metrics (Prometheus), /healthz and /readyz (host:port).
+    #[arg(
+        long,
+        env = "SEISMO_NOTIFIER_ADMIN_LISTEN",
+        default_value = "0.0.0.0:9103"
+    )]
+    admin_listen: SocketAddr,
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+    /// Log output format on stderr: `text` for people, `json` for log collectors (one object per line).
+    #[arg(long, env = "SEISMO_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Logs go to stderr, so the console alerts on stdout stay clean.
     init_logging(args.log_format);
 
+    let admin_listen = args.admin_listen;
     let config = notifier_config(args)?;
     let stats = Arc::new(NotifierStats::default());
+    let readiness = Readiness::default();
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -122,7 +129,22 @@ async fn main() -> anyhow::Result<()> {
         on_signal.cancel();
     });
 
-    run(config, Arc::clone(&stats), shutdown).await?;
+    // The admin server outlives `run`, so /readyz reports the shutdown while
+    // received alerts are still delivered.
+    let admin_shutdown = CancellationToken::new();
+    let admin = start_admin_server(
+        admin_listen,
+        install_metrics_recorder(),
+        readiness.clone(),
+        admin_shutdown.clone(),
+    )
+    .await?;
+
+    let result = run(config, Arc::clone(&stats), readiness, shutdown).await;
+
+    admin_shutdown.cancel();
+    admin.wait().await?;
+    result?;
     Ok(())
 }
 
@@ -161,19 +183,6 @@ fn notifier_config(args: Args) -> anyhow::Result<NotifierConfig> {
         },
         shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
     })
-}
-
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    // Logs go to stderr so that the console alerts on stdout stay clean.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 /// Waits for Ctrl-C or SIGTERM, the signal container runtimes send to stop.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
+use seismo_telemetry::Readiness;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -12,10 +12,12 @@ use tracing::{error, info};
 
 use crate::config::{ConfigError, NotifierConfig};
 use crate::console::ConsoleSink;
-use crate::format::format_alert;
-use crate::sink::{Alert, AlertSink};
+use crate::delivery::deliver_all;
+use crate::prometheus_metrics::describe_metrics;
+use crate::readiness::ReadinessTracker;
+use crate::sink::AlertSink;
 use crate::stats::NotifierStats;
-use crate::subscription::{Received, Subscription};
+use crate::subscription::Subscription;
 use crate::telegram::TelegramSink;
 
 /// Events buffered between the subscriptions and delivery. When delivery
@@ -45,14 +47,20 @@ pub fn build_sinks(config: &NotifierConfig, stats: &Arc<NotifierStats>) -> Vec<A
 pub async fn run(
     config: NotifierConfig,
     stats: Arc<NotifierStats>,
+    readiness: Readiness,
     cancel: CancellationToken,
 ) -> Result<(), ConfigError> {
     let sinks = build_sinks(&config, &stats);
-    run_with_sinks(config, sinks, stats, cancel).await
+    run_with_sinks(config, sinks, stats, readiness, cancel).await
 }
 
 /// Follows every configured detector and delivers each anomaly event to all
-/// `sinks`, updating `stats` as it goes.
+/// `sinks`, updating `stats` and the `seismo_notifier_*` metrics as it goes.
+///
+/// `readiness` turns ready once a detector stream is open, and not ready while
+/// no detector stream is open, after a sink failed to deliver an alert (until
+/// it delivers one again) and from cancellation on. Pass
+/// `Readiness::default()` when nothing reads it.
 ///
 /// Returns an error only for an unusable configuration, before connecting.
 /// Unreachable detectors and failing sinks are logged and retried. After
@@ -63,6 +71,7 @@ pub async fn run_with_sinks(
     config: NotifierConfig,
     sinks: Vec<Arc<dyn AlertSink>>,
     stats: Arc<NotifierStats>,
+    readiness: Readiness,
     cancel: CancellationToken,
 ) -> Result<(), ConfigError> {
     config.validate()?;
@@ -82,12 +91,22 @@ pub async fn run_with_sinks(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
+    describe_metrics();
+    let readiness = Arc::new(ReadinessTracker::new(
+        readiness,
+        subscriptions
+            .iter()
+            .map(|subscription| Arc::clone(subscription.detector())),
+    ));
+    let stopping = tokio::spawn(mark_stopping(cancel.clone(), Arc::clone(&readiness)));
+
     let (queue, alerts) = mpsc::channel(QUEUE_CAPACITY);
     let mut subscription_tasks = JoinSet::new();
     for subscription in subscriptions {
         subscription_tasks.spawn(subscription.run(
             queue.clone(),
             Arc::clone(&stats),
+            Arc::clone(&readiness),
             cancel.clone(),
         ));
     }
@@ -103,7 +122,7 @@ pub async fn run_with_sinks(
     let sink_names: Vec<&str> = sinks.iter().map(|sink| sink.name()).collect();
     info!(detectors = ?config.detectors, metrics = ?config.metrics, sinks = ?sink_names, "notifier started");
 
-    deliver_all(alerts, &sinks, &stats, &abort).await;
+    deliver_all(alerts, &sinks, &stats, &readiness, &abort).await;
 
     while let Some(joined) = subscription_tasks.join_next().await {
         if let Err(error) = joined {
@@ -111,6 +130,9 @@ pub async fn run_with_sinks(
         }
     }
     grace_timer.abort();
+    // Not ready from here on, even if `mark_stopping` has not run yet.
+    stopping.abort();
+    readiness.stopping();
 
     let totals = stats.snapshot();
     info!(
@@ -125,44 +147,10 @@ pub async fn run_with_sinks(
     Ok(())
 }
 
-/// Formats each received event and hands it to every sink, until the queue
-/// closes.
-async fn deliver_all(
-    mut alerts: mpsc::Receiver<Received>,
-    sinks: &[Arc<dyn AlertSink>],
-    stats: &NotifierStats,
-    abort: &CancellationToken,
-) {
-    while let Some(Received { detector, event }) = alerts.recv().await {
-        info!(
-            detector = %detector, sequence = event.sequence, episode_id = %event.id,
-            metric = %event.metric, state = ?event.state(), "delivering alert"
-        );
-        let alert = Alert {
-            detector: detector.to_string(),
-            episode_id: event.id.clone(),
-            sequence: event.sequence,
-            message: format_alert(&event),
-        };
-
-        let results = join_all(sinks.iter().map(|sink| sink.deliver(&alert, abort))).await;
-
-        let mut delivered_everywhere = true;
-        for (sink, result) in sinks.iter().zip(results) {
-            if let Err(error) = result {
-                delivered_everywhere = false;
-                error!(
-                    sink = sink.name(), detector = %detector, sequence = event.sequence,
-                    episode_id = %event.id, error = %error, "alert not delivered"
-                );
-            }
-        }
-        if delivered_everywhere {
-            stats.record_sent();
-        } else {
-            stats.record_failed();
-        }
-    }
+/// Marks the notifier not ready as soon as `cancel` fires.
+async fn mark_stopping(cancel: CancellationToken, readiness: Arc<ReadinessTracker>) {
+    cancel.cancelled().await;
+    readiness.stopping();
 }
 
 /// Fires `abort` once `grace` has passed after `cancel`.

@@ -1,8 +1,17 @@
-//! Live counters of a running notifier, readable from other tasks.
+//! Live counters of a running notifier, readable from other tasks and
+//! exported as Prometheus metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::prometheus_metrics::{
+    DUPLICATES_TOTAL, FAILED_TOTAL, REASON, RECEIVED_TOTAL, RECONNECTS_TOTAL, RETRIES_TOTAL,
+    SENT_TOTAL,
+};
+
 /// Counters shared between [`crate::run`] and its caller through an `Arc`.
+/// Each update also increments the matching `seismo_notifier_*_total`
+/// counter of the `metrics` facade, which counts across all instances in the
+/// process.
 ///
 /// Once the notifier has stopped, `received = sent + failed + duplicates`.
 /// While it runs, the difference is the alerts still queued or in delivery.
@@ -66,25 +75,35 @@ impl NotifierStats {
 
     pub(crate) fn record_received(&self) {
         self.received.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(RECEIVED_TOTAL).increment(1);
     }
 
     pub(crate) fn record_sent(&self) {
         self.sent.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(SENT_TOTAL).increment(1);
     }
 
-    pub(crate) fn record_failed(&self) {
+    /// Counts an alert as failed. `reason` is one of the `FAILED_*` label
+    /// values of [`crate::prometheus_metrics`].
+    pub(crate) fn record_failed(&self, reason: &'static str) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(FAILED_TOTAL, REASON => reason).increment(1);
     }
 
-    pub(crate) fn record_retry(&self) {
+    /// Counts a repeated request. `reason` is one of the `RETRY_*` label
+    /// values of [`crate::prometheus_metrics`].
+    pub(crate) fn record_retry(&self, reason: &'static str) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(RETRIES_TOTAL, REASON => reason).increment(1);
     }
 
     pub(crate) fn record_duplicate(&self) {
         self.duplicates.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(DUPLICATES_TOTAL).increment(1);
     }
 
     pub(crate) fn record_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(RECONNECTS_TOTAL).increment(1);
     }
 }

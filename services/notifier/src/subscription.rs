@@ -16,6 +16,8 @@ use crate::backoff::ExponentialBackoff;
 use crate::config::ConfigError;
 use crate::dedup::RecentEvents;
 use crate::error_chain::error_chain;
+use crate::prometheus_metrics::FAILED_DROPPED_AT_SHUTDOWN;
+use crate::readiness::ReadinessTracker;
 use crate::stats::NotifierStats;
 
 /// State changes remembered per detector to skip repeats; about 100 bytes each.
@@ -44,6 +46,27 @@ enum StreamEnd {
     Cancelled,
     /// The pipeline stopped taking alerts.
     QueueClosed,
+}
+
+impl StreamEnd {
+    /// Returns the reason for `/readyz`, such as `connecting failed: …`.
+    fn describe(&self) -> String {
+        match self {
+            StreamEnd::ConnectFailed(error) => format!("connecting failed: {error}"),
+            StreamEnd::SubscribeFailed(status) => format!(
+                "subscribing failed: {:?}: {}",
+                status.code(),
+                status.message()
+            ),
+            StreamEnd::Closed => "the detector closed the stream".to_string(),
+            StreamEnd::Failed(status) => format!(
+                "the stream failed: {:?}: {}",
+                status.code(),
+                status.message()
+            ),
+            StreamEnd::Cancelled | StreamEnd::QueueClosed => "stopped".to_string(),
+        }
+    }
 }
 
 /// The subscription to one detector.
@@ -83,18 +106,26 @@ impl Subscription {
         })
     }
 
-    /// Follows the detector until `cancel` fires or `queue` closes.
+    /// Address of the detector, as used in logs and readiness reasons.
+    pub(crate) fn detector(&self) -> &Arc<str> {
+        &self.detector
+    }
+
+    /// Follows the detector until `cancel` fires or `queue` closes, and
+    /// reports to `readiness` when its stream opens and ends.
     pub(crate) async fn run(
         mut self,
         queue: mpsc::Sender<Received>,
         stats: Arc<NotifierStats>,
+        readiness: Arc<ReadinessTracker>,
         cancel: CancellationToken,
     ) {
         let mut failures: u32 = 0;
 
         loop {
             let opened_at = Instant::now();
-            let end = self.follow_once(&queue, &stats, &cancel).await;
+            let end = self.follow_once(&queue, &stats, &readiness, &cancel).await;
+            readiness.detector_disconnected(&self.detector, end.describe());
             if matches!(end, StreamEnd::Cancelled | StreamEnd::QueueClosed) {
                 break;
             }
@@ -172,6 +203,7 @@ impl Subscription {
         &mut self,
         queue: &mpsc::Sender<Received>,
         stats: &NotifierStats,
+        readiness: &ReadinessTracker,
         cancel: &CancellationToken,
     ) -> StreamEnd {
         self.stream_events = 0;
@@ -198,6 +230,7 @@ impl Subscription {
             Err(status) => return StreamEnd::SubscribeFailed(status),
         };
         info!(detector = %self.detector, after_sequence = self.cursor, "subscribed to detector anomalies");
+        readiness.detector_connected(&self.detector);
 
         loop {
             let message = tokio::select! {
@@ -247,7 +280,7 @@ impl Subscription {
         tokio::select! {
             sent = queue.send(received) => sent.err().map(|_| StreamEnd::QueueClosed),
             () = cancel.cancelled() => {
-                stats.record_failed();
+                stats.record_failed(FAILED_DROPPED_AT_SHUTDOWN);
                 warn!(detector = %self.detector, sequence = self.cursor,
                     "alert dropped at shutdown before delivery");
                 Some(StreamEnd::Cancelled)

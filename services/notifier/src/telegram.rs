@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use crate::config::{ChatTarget, TelegramConfig};
-use crate::retry::{RetryDecision, RetryPolicy};
+use crate::prometheus_metrics::{RETRY_RATE_LIMITED, RETRY_TRANSIENT};
+use crate::retry::{FailureKind, RetryDecision, RetryPolicy};
 use crate::sink::{Alert, AlertSink, DeliveryError};
 use crate::stats::NotifierStats;
 use crate::telegram_error::{classify_request_error, describe_request_error, retry_after};
@@ -88,7 +89,8 @@ impl TelegramSink {
             };
             let description = describe_request_error(&error, self.bot.token());
 
-            match self.policy.decide(classify_request_error(&error), attempts) {
+            let failure = classify_request_error(&error);
+            match self.policy.decide(failure, attempts) {
                 RetryDecision::Retry { delay } => {
                     warn!(
                         chat = %chat, episode_id = %alert.episode_id, attempt = attempts,
@@ -97,7 +99,7 @@ impl TelegramSink {
                         error = %description,
                         "Telegram request failed; retrying"
                     );
-                    self.stats.record_retry();
+                    self.stats.record_retry(retry_reason(failure));
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = abort.cancelled() => {}
@@ -153,6 +155,15 @@ fn log_abandoned(chat: &ChatTarget, alert: &Alert, attempts: u32) {
         chat = %chat, episode_id = %alert.episode_id, attempts,
         "Telegram delivery abandoned at shutdown; the chat did not receive the alert"
     );
+}
+
+/// Returns the `reason` label of a retry after `failure`.
+fn retry_reason(failure: FailureKind) -> &'static str {
+    match failure {
+        FailureKind::RateLimited { .. } => RETRY_RATE_LIMITED,
+        // A permanent failure is never retried, so this arm labels transient ones only.
+        FailureKind::Transient | FailureKind::Permanent => RETRY_TRANSIENT,
+    }
 }
 
 fn recipient(chat: &ChatTarget) -> Recipient {

@@ -1,0 +1,79 @@
+//! Names, labels and descriptions of the metrics the notifier records through
+//! the `metrics` facade. The admin server of `seismo-telemetry` exports them
+//! in the Prometheus format.
+
+/// Counter of anomaly events received from all detectors.
+pub(crate) const RECEIVED_TOTAL: &str = "seismo_notifier_received_total";
+/// Counter of alerts that every sink delivered.
+pub(crate) const SENT_TOTAL: &str = "seismo_notifier_sent_total";
+/// Counter of alerts that did not reach every sink, labelled by [`REASON`].
+pub(crate) const FAILED_TOTAL: &str = "seismo_notifier_failed_total";
+/// Counter of repeated Telegram requests, labelled by [`REASON`].
+pub(crate) const RETRIES_TOTAL: &str = "seismo_notifier_retries_total";
+/// Counter of repeated state changes that were skipped.
+pub(crate) const DUPLICATES_TOTAL: &str = "seismo_notifier_duplicates_total";
+/// Counter of reconnects to detectors.
+pub(crate) const RECONNECTS_TOTAL: &str = "seismo_notifier_reconnects_total";
+/// Histogram of the time one sink took to deliver one alert, retries
+/// included, labelled by [`SINK`] and [`OUTCOME`].
+pub(crate) const DELIVERY_DURATION_SECONDS: &str = "seismo_notifier_delivery_duration_seconds";
+/// Histogram of the time from detection to the end of delivery.
+pub(crate) const DETECTION_TO_DELIVERY_SECONDS: &str =
+    "seismo_notifier_detection_to_delivery_seconds";
+/// Gauge of detectors whose anomaly stream is open.
+pub(crate) const CONNECTED_DETECTORS: &str = "seismo_notifier_connected_detectors";
+
+/// Label with the cause of a failure or a retry.
+pub(crate) const REASON: &str = "reason";
+/// Label with the sink name, such as `telegram`.
+pub(crate) const SINK: &str = "sink";
+/// Label with `sent` or `failed`.
+pub(crate) const OUTCOME: &str = "outcome";
+
+/// `reason` of an alert that a sink did not deliver.
+pub(crate) const FAILED_NOT_DELIVERED: &str = "not_delivered";
+/// `reason` of an alert dropped at shutdown before delivery started.
+pub(crate) const FAILED_DROPPED_AT_SHUTDOWN: &str = "dropped_at_shutdown";
+/// `reason` of a retry after a Telegram 429.
+pub(crate) const RETRY_RATE_LIMITED: &str = "rate_limited";
+/// `reason` of a retry after a network error, timeout or 5xx.
+pub(crate) const RETRY_TRANSIENT: &str = "transient";
+
+/// Registers the descriptions shown as `# HELP` lines. Call it after the
+/// metrics recorder is installed, because the facade drops descriptions sent
+/// before.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        RECEIVED_TOTAL,
+        "Anomaly events received from all detectors."
+    );
+    metrics::describe_counter!(SENT_TOTAL, "Alerts that every sink delivered.");
+    metrics::describe_counter!(
+        FAILED_TOTAL,
+        "Alerts that at least one sink did not deliver (not_delivered) or that shutdown dropped before delivery (dropped_at_shutdown)."
+    );
+    metrics::describe_counter!(
+        RETRIES_TOTAL,
+        "Repeated Telegram requests after a 429 (rate_limited) or a network error, timeout or 5xx (transient)."
+    );
+    metrics::describe_counter!(
+        DUPLICATES_TOTAL,
+        "Anomaly state changes skipped because the same detector sent them before."
+    );
+    metrics::describe_counter!(
+        RECONNECTS_TOTAL,
+        "Reconnects to detectors after a failed connect or a lost stream."
+    );
+    metrics::describe_histogram!(
+        DELIVERY_DURATION_SECONDS,
+        "Time one sink took to deliver one alert, retries included, in seconds."
+    );
+    metrics::describe_histogram!(
+        DETECTION_TO_DELIVERY_SECONDS,
+        "Time from the detector's detected_at_ms to the end of delivery, in seconds; includes clock skew between the hosts."
+    );
+    metrics::describe_gauge!(
+        CONNECTED_DETECTORS,
+        "Detectors whose anomaly stream is open."
+    );
+}
