@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates the deployment files without a container engine or a cluster:
 #   - docker-compose.yml with `docker-compose config`, with and without a .env;
-#   - that the image build context holds the workspace and a current
+#   - that the image build context contains the workspace and a current
 #     Cargo.lock;
 #   - deploy/docker/Dockerfile with hadolint, the shell scripts with shellcheck;
 #   - the Helm chart with `helm lint`, `helm template | kubernetes-validate`
