@@ -98,7 +98,12 @@ struct RunningIngest {
 fn start_ingest(config: IngestConfig) -> RunningIngest {
     let stats = Arc::new(IngestStats::default());
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(seismo_ingest::run(config, stats.clone(), cancel.clone()));
+    let task = tokio::spawn(seismo_ingest::run(
+        config,
+        stats.clone(),
+        seismo_ingest::Readiness::default(),
+        cancel.clone(),
+    ));
     RunningIngest { stats, cancel, task }
 }
 

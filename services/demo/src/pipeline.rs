@@ -124,6 +124,7 @@ pub async fn run_demo(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let ingest = tokio::spawn(seismo_ingest::run(
         ingest_config(&brokers, options),
         Arc::clone(&ingest_stats),
+        seismo_ingest::Readiness::default(),
         shutdown.child_token(),
     ));
 

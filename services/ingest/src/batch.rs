@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::row::BatchRow;
@@ -40,17 +41,44 @@ pub(crate) struct Batch {
     rows: Vec<BatchRow>,
     dead_letters: usize,
     opened_at: Option<Instant>,
+    /// Lowest and highest offset of the batch's messages, per partition.
+    offset_ranges: BTreeMap<i32, (i64, i64)>,
 }
 
 impl Batch {
     pub fn push_row(&mut self, row: BatchRow, now: Instant) {
         self.opened_at.get_or_insert(now);
+        self.include_offset(row.partition, row.offset);
         self.rows.push(row);
     }
 
-    pub fn count_dead_letter(&mut self, now: Instant) {
+    /// Counts a rejected message, whose delivery the dead-letter queue holds.
+    pub fn count_dead_letter(&mut self, partition: i32, offset: i64, now: Instant) {
         self.opened_at.get_or_insert(now);
+        self.include_offset(partition, offset);
         self.dead_letters += 1;
+    }
+
+    fn include_offset(&mut self, partition: i32, offset: i64) {
+        self.offset_ranges
+            .entry(partition)
+            .and_modify(|(lowest, highest)| {
+                *lowest = (*lowest).min(offset);
+                *highest = (*highest).max(offset);
+            })
+            .or_insert((offset, offset));
+    }
+
+    /// Returns the offsets of the batch's messages as
+    /// `partition:lowest-highest` per partition, comma-separated, e.g.
+    /// `0:120-219,1:98-180`, for logs. Offsets in a range can belong to
+    /// messages of earlier batches.
+    pub fn describe_offsets(&self) -> String {
+        self.offset_ranges
+            .iter()
+            .map(|(partition, (lowest, highest))| format!("{partition}:{lowest}-{highest}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Number of messages in the batch, rows and dead letters together.
@@ -87,6 +115,7 @@ impl Batch {
         self.rows.clear();
         self.dead_letters = 0;
         self.opened_at = None;
+        self.offset_ranges.clear();
     }
 }
 
@@ -133,7 +162,7 @@ mod tests {
         let mut batch = Batch::default();
         assert_eq!(batch.opened_at(), None);
 
-        batch.count_dead_letter(start);
+        batch.count_dead_letter(0, 9, start);
         batch.push_row(row(1), start + Duration::from_millis(10));
 
         assert_eq!(batch.opened_at(), Some(start));
@@ -146,8 +175,8 @@ mod tests {
         let start = Instant::now();
         let mut batch = Batch::default();
         batch.push_row(row(1), start);
-        batch.count_dead_letter(start);
-        batch.count_dead_letter(start);
+        batch.count_dead_letter(0, 9, start);
+        batch.count_dead_letter(0, 9, start);
 
         let opened_at = batch.opened_at().expect("batch is open");
         assert!(policy().is_due(batch.messages(), opened_at, start));
@@ -158,7 +187,7 @@ mod tests {
         let start = Instant::now();
         let mut batch = Batch::default();
         batch.push_row(row(1), start);
-        batch.count_dead_letter(start);
+        batch.count_dead_letter(0, 9, start);
 
         batch.clear_rows();
         assert_eq!(batch.messages(), 1);
@@ -173,11 +202,26 @@ mod tests {
         let start = Instant::now();
         let mut batch = Batch::default();
         batch.push_row(row(1), start);
-        batch.count_dead_letter(start);
+        batch.count_dead_letter(0, 9, start);
 
         batch.clear();
 
         assert!(batch.is_empty());
         assert_eq!(batch.opened_at(), None);
+    }
+
+    #[test]
+    fn describe_offsets_lists_range_per_partition() {
+        let start = Instant::now();
+        let mut batch = Batch::default();
+        batch.push_row(row(5), start);
+        batch.push_row(row(3), start);
+        batch.count_dead_letter(2, 40, start);
+        batch.count_dead_letter(0, 7, start);
+
+        assert_eq!(batch.describe_offsets(), "0:3-7,2:40-40");
+
+        batch.clear();
+        assert_eq!(batch.describe_offsets(), "");
     }
 }

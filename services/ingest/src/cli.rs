@@ -1,9 +1,11 @@
 //! Command-line options of the `seismo-ingest` binary.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
 use seismo_events::ParseLimits;
+use seismo_telemetry::LogFormat;
 
 use crate::backoff::RetryPolicy;
 use crate::batch::BatchPolicy;
@@ -113,10 +115,15 @@ pub struct IngestArgs {
     #[arg(long, env = "SEISMO_INGEST_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
     pub shutdown_timeout_ms: u64,
 
-    /// Write logs as JSON lines instead of text. RUST_LOG sets the level
-    /// (default info).
-    #[arg(long, env = "SEISMO_INGEST_LOG_JSON")]
-    pub log_json: bool,
+    /// Address of the admin HTTP server, which serves /metrics (Prometheus),
+    /// /healthz (liveness) and /readyz (readiness).
+    #[arg(long, env = "SEISMO_INGEST_ADMIN_LISTEN", default_value = "0.0.0.0:9101")]
+    pub admin_listen: SocketAddr,
+
+    /// Log format: `text` for human-readable lines or `json` for one JSON
+    /// object per line. RUST_LOG sets the level (default info).
+    #[arg(long, env = "SEISMO_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 fn parse_property(text: &str) -> Result<(String, String), String> {
@@ -227,6 +234,25 @@ mod tests {
             ]
         );
         assert!(IngestArgs::try_parse_from(["seismo-ingest", "--kafka-property", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn admin_and_log_options_parse() {
+        let args = parse(&["--admin-listen", "127.0.0.1:19101", "--log-format", "json"]);
+        assert_eq!(args.admin_listen, SocketAddr::from(([127, 0, 0, 1], 19101)));
+        assert_eq!(args.log_format, LogFormat::Json);
+
+        let invalid = IngestArgs::try_parse_from(["seismo-ingest", "--log-format", "yaml"]);
+        assert!(invalid.is_err());
+    }
+
+    #[test]
+    fn help_lists_admin_and_log_defaults() {
+        let help = IngestArgs::command().render_long_help().to_string();
+        assert!(help.contains("SEISMO_INGEST_ADMIN_LISTEN"), "{help}");
+        assert!(help.contains("[default: 0.0.0.0:9101]"), "{help}");
+        assert!(help.contains("SEISMO_LOG_FORMAT"), "{help}");
+        assert!(help.contains("[default: text]"), "{help}");
     }
 
     #[test]

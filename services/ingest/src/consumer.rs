@@ -1,25 +1,38 @@
-//! The Kafka consumer and its rebalance bookkeeping.
+//! The Kafka consumer and its rebalance and statistics callbacks.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use tracing::{info, warn};
 
 use crate::config::IngestConfig;
+use crate::consumer_lag::{STATISTICS_INTERVAL_MS, clear_consumer_lag, record_consumer_lag};
 use crate::error::IngestError;
+use crate::readiness::ReadinessTracker;
 
 pub(crate) type IngestConsumer = StreamConsumer<IngestConsumerContext>;
 
 /// Counts rebalances so the pipeline notices that its assignment changed
-/// and drops the offsets of partitions it no longer owns.
-#[derive(Debug, Default)]
+/// and drops the offsets of partitions it no longer owns. Also marks the
+/// group joined for readiness and keeps the consumer lag gauge up to date.
+///
+/// librdkafka runs these callbacks inside the consumer's poll, so in the
+/// task that awaits `recv`.
+#[derive(Debug)]
 pub(crate) struct IngestConsumerContext {
     rebalances: AtomicU64,
+    topic: String,
+    /// Partitions of `topic` assigned to this member, kept from the
+    /// rebalance callbacks for the lag gauge.
+    assigned: Mutex<BTreeSet<i32>>,
+    readiness: Arc<ReadinessTracker>,
 }
 
 impl IngestConsumerContext {
@@ -28,18 +41,40 @@ impl IngestConsumerContext {
     pub fn rebalances(&self) -> u64 {
         self.rebalances.load(Ordering::Acquire)
     }
+
+    fn partitions_of_topic(&self, partitions: &TopicPartitionList) -> Vec<i32> {
+        partitions
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|element| element.partition())
+            .collect()
+    }
+
+    fn assigned(&self) -> MutexGuard<'_, BTreeSet<i32>> {
+        // A poisoned lock still contains a valid set, and the lag gauge must keep working.
+        self.assigned.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
-impl ClientContext for IngestConsumerContext {}
+impl ClientContext for IngestConsumerContext {
+    fn stats(&self, statistics: Statistics) {
+        record_consumer_lag(&statistics, &self.topic, &self.assigned());
+    }
+}
 
 impl ConsumerContext for IngestConsumerContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 info!(partitions = %describe(partitions), "partitions assigned");
+                self.assigned().extend(self.partitions_of_topic(partitions));
+                self.readiness.group_joined();
             }
             Rebalance::Revoke(partitions) => {
                 info!(partitions = %describe(partitions), "partitions revoked");
+                let revoked = self.partitions_of_topic(partitions);
+                self.assigned().retain(|partition| !revoked.contains(partition));
+                clear_consumer_lag(&self.topic, revoked);
             }
             Rebalance::Error(error) => warn!(%error, "rebalance failed"),
         }
@@ -58,20 +93,29 @@ fn describe(partitions: &TopicPartitionList) -> String {
 }
 
 /// Creates the consumer with manual commits and subscribes it to the topic.
-pub(crate) fn subscribe(config: &IngestConfig) -> Result<IngestConsumer, IngestError> {
+pub(crate) fn subscribe(
+    config: &IngestConfig,
+    readiness: Arc<ReadinessTracker>,
+) -> Result<IngestConsumer, IngestError> {
     let mut client_config = ClientConfig::new();
     client_config
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", &config.auto_offset_reset)
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     for (key, value) in &config.kafka_properties {
         client_config.set(key, value);
     }
 
     let consumer: IngestConsumer = client_config
-        .create_with_context(IngestConsumerContext::default())
+        .create_with_context(IngestConsumerContext {
+            rebalances: AtomicU64::new(0),
+            topic: config.topic.clone(),
+            assigned: Mutex::new(BTreeSet::new()),
+            readiness,
+        })
         .map_err(|source| IngestError::Kafka {
             action: "creating the Kafka consumer",
             source,

@@ -11,19 +11,25 @@
 //! and table for what that server supports ([`ServerFeatures`],
 //! [`schema`]).
 //!
+//! [`run`] reports readiness through a [`Readiness`], which the binary
+//! serves on `/readyz`, and records `seismo_ingest_*` metrics through the
+//! `metrics` facade, which `/metrics` renders once a recorder is installed
+//! (see `seismo_telemetry`).
+//!
 //! Running it in-process, e.g. against a mock Kafka cluster:
 //!
 //! ```no_run
 //! # async fn example(brokers: String) -> Result<(), seismo_ingest::IngestError> {
 //! use std::sync::Arc;
-//! use seismo_ingest::{IngestConfig, IngestStats, run};
+//! use seismo_ingest::{IngestConfig, IngestStats, Readiness, run};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! let config = IngestConfig { brokers, ..IngestConfig::default() };
 //! let stats = Arc::new(IngestStats::default());
+//! let readiness = Readiness::default();
 //! let cancel = CancellationToken::new();
-//! let task = tokio::spawn(run(config, stats.clone(), cancel.clone()));
-//! // ... read stats.summary() while it runs ...
+//! let task = tokio::spawn(run(config, stats.clone(), readiness.clone(), cancel.clone()));
+//! // ... read stats.summary() and readiness.status() while it runs ...
 //! cancel.cancel();
 //! let summary = task.await.expect("ingest task panicked")?;
 //! # Ok(()) }
@@ -35,12 +41,15 @@ mod cli;
 mod client_options;
 mod config;
 mod consumer;
+mod consumer_lag;
 pub mod dead_letter;
 mod error;
 mod held_messages;
 mod log_limit;
 mod offsets;
 mod pipeline;
+mod prometheus_metrics;
+mod readiness;
 mod row;
 pub mod schema;
 mod server_version;
@@ -56,6 +65,7 @@ pub use error::IngestError;
 pub use offsets::OffsetTracker;
 pub use pipeline::run;
 pub use row::BatchRow;
+pub use seismo_telemetry::Readiness;
 pub use server_version::{ServerFeatures, ServerVersion, VersionParseError};
 pub use sink::{ClickHouseSink, SinkError, base_client, detect_features};
 pub use stats::{IngestStats, IngestSummary};

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use seismo_ingest::{IngestArgs, IngestStats, run};
+use seismo_ingest::{IngestArgs, IngestStats, Readiness, run};
+use seismo_telemetry::{init_logging, install_metrics_recorder, start_admin_server};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = IngestArgs::parse();
-    init_logging(args.log_json);
+    init_logging(args.log_format);
 
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
@@ -20,19 +20,25 @@ async fn main() -> anyhow::Result<()> {
         on_signal.cancel();
     });
 
-    let stats = Arc::new(IngestStats::default());
-    run(args.into_config(), stats, shutdown).await?;
-    Ok(())
-}
+    // The admin server has a token of its own, so /readyz reports the
+    // shutdown and /metrics stays readable while the last batch is stored.
+    let readiness = Readiness::default();
+    let admin_shutdown = CancellationToken::new();
+    let admin = start_admin_server(
+        args.admin_listen,
+        install_metrics_recorder(),
+        readiness.clone(),
+        admin_shutdown.clone(),
+    )
+    .await?;
 
-fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let stats = Arc::new(IngestStats::default());
+    let result = run(args.into_config(), stats, readiness, shutdown).await;
+
+    admin_shutdown.cancel();
+    let admin_result = admin.wait().await;
+    result?;
+    admin_result
 }
 
 /// Waits for Ctrl-C or SIGTERM, the signal container runtimes send to stop.

@@ -17,9 +17,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use seismo_events::Event;
+use seismo_telemetry::Readiness;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::batch::Batch;
 use crate::config::IngestConfig;
@@ -29,6 +30,8 @@ use crate::error::IngestError;
 use crate::held_messages::{HeldMessages, poll_while};
 use crate::log_limit::LogLimiter;
 use crate::offsets::OffsetTracker;
+use crate::prometheus_metrics::{describe_metrics, record_insert_duration};
+use crate::readiness::ReadinessTracker;
 use crate::row::BatchRow;
 use crate::sink::ClickHouseSink;
 use crate::stats::{IngestStats, IngestSummary};
@@ -43,12 +46,37 @@ const LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// ClickHouse being unreachable, at startup or later, is retried with
 /// backoff and never ends the run. `stats` is updated while the service runs,
 /// so another task can read it.
+///
+/// `readiness` becomes ready once ClickHouse is set up and the consumer got
+/// its first partition assignment. It is not ready, with the error as
+/// reason, while an insert or a dead-letter delivery is being retried, and
+/// for good once shutdown starts. Pass `Readiness::default()` when nothing
+/// reads it.
 pub async fn run(
     config: IngestConfig,
     stats: Arc<IngestStats>,
+    readiness: Readiness,
+    cancel: CancellationToken,
+) -> Result<IngestSummary, IngestError> {
+    let readiness = Arc::new(ReadinessTracker::new(readiness));
+    let result = run_until_stopped(config, stats, Arc::clone(&readiness), cancel).await;
+
+    let reason = match &result {
+        Ok(_) => "stopped".to_string(),
+        Err(error) => format!("stopped: {error}"),
+    };
+    readiness.stopping(reason);
+    result
+}
+
+async fn run_until_stopped(
+    config: IngestConfig,
+    stats: Arc<IngestStats>,
+    readiness: Arc<ReadinessTracker>,
     cancel: CancellationToken,
 ) -> Result<IngestSummary, IngestError> {
     config.validate()?;
+    describe_metrics();
     info!(
         brokers = %config.brokers,
         topic = %config.topic,
@@ -61,7 +89,7 @@ pub async fn run(
 
     // Kafka clients connect as soon as they exist, so they are created only
     // once there is somewhere to store what they consume.
-    let Some(sink) = connect_with_retry(&config, &stats, &cancel).await else {
+    let Some(sink) = connect_with_retry(&config, &stats, &readiness, &cancel).await else {
         info!("ingest cancelled before ClickHouse became reachable");
         return Ok(stats.summary());
     };
@@ -71,7 +99,7 @@ pub async fn run(
         config.dead_letter_delivery_timeout,
         &config.kafka_properties,
     )?;
-    let consumer = consumer::subscribe(&config)?;
+    let consumer = consumer::subscribe(&config, Arc::clone(&readiness))?;
 
     let mut pipeline = Pipeline {
         consumer,
@@ -89,6 +117,7 @@ pub async fn run(
         stop_deadline: None,
         commit_retry: None,
         config: &config,
+        readiness,
         cancel,
     };
     pipeline.consume_until_cancelled().await;
@@ -111,6 +140,7 @@ pub async fn run(
 async fn connect_with_retry(
     config: &IngestConfig,
     stats: &IngestStats,
+    readiness: &ReadinessTracker,
     cancel: &CancellationToken,
 ) -> Option<ClickHouseSink> {
     let mut attempt = 0;
@@ -121,11 +151,15 @@ async fn connect_with_retry(
             _ = cancel.cancelled() => return None,
         };
         let error = match result {
-            Ok(sink) => return Some(sink),
+            Ok(sink) => {
+                readiness.clickhouse_connected();
+                return Some(sink);
+            }
             Err(error) => error,
         };
 
         stats.add_connect_retry();
+        readiness.retrying(format!("ClickHouse setup failed (attempt {attempt}), retrying: {error}"));
         let backoff = config.retry.backoff(attempt);
         warn!(
             %error,
@@ -154,6 +188,7 @@ struct Pipeline<'a> {
     /// Failed commits in a row and when to try again.
     commit_retry: Option<(u32, Instant)>,
     config: &'a IngestConfig,
+    readiness: Arc<ReadinessTracker>,
     cancel: CancellationToken,
 }
 
@@ -257,6 +292,17 @@ impl Pipeline<'_> {
             return Flush::Done;
         }
 
+        let batch = &self.state.batch;
+        let span = info_span!(
+            "ingest_batch",
+            messages = batch.messages(),
+            rows = batch.rows().len(),
+            offsets = %batch.describe_offsets(),
+        );
+        self.flush_batch().instrument(span).await
+    }
+
+    async fn flush_batch(&mut self) -> Flush {
         let rows = self.state.batch.rows().len();
         if rows > 0 {
             if !self.store_rows().await {
@@ -291,15 +337,19 @@ impl Pipeline<'_> {
             let started = std::time::Instant::now();
             let insert = self.sink.insert(self.state.batch.rows());
             let result = poll_while(&self.consumer, &mut self.held_messages, &self.state.stats, insert).await;
+            record_insert_duration(started.elapsed(), result.is_ok());
             let error = match result {
                 Ok(()) => {
                     debug!(rows, attempt, elapsed_ms = started.elapsed().as_millis() as u64, "batch stored");
+                    self.readiness.retry_succeeded();
                     return true;
                 }
                 Err(error) => error,
             };
 
             self.state.stats.add_insert_retry();
+            self.readiness
+                .retrying(format!("ClickHouse insert failed (attempt {attempt}), retrying: {error}"));
             let backoff = self.config.retry.backoff(attempt);
             warn!(
                 %error,
@@ -337,6 +387,11 @@ impl Pipeline<'_> {
 
                 pending.failures += 1;
                 self.state.stats.add_dead_letter_retry();
+                self.readiness.retrying(format!(
+                    "dead-letter delivery to {} failed (attempt {}), retrying: {failure}",
+                    self.state.dead_letters.topic(),
+                    pending.failures
+                ));
                 let backoff = self.config.retry.backoff(pending.failures);
                 warn!(
                     error = %failure,
@@ -354,10 +409,13 @@ impl Pipeline<'_> {
                 pending.delivery = Some(self.state.dead_letters.send(&pending.letter));
             }
 
+            if pending.failures > 0 {
+                self.readiness.retry_succeeded();
+            }
             let letter = &pending.letter;
             self.state.offsets.complete(letter.partition, letter.offset);
             self.state.batch.uncount_dead_letter();
-            self.state.stats.add_dead_lettered();
+            self.state.stats.add_dead_lettered(letter.error_kind);
             debug!(
                 source_partition = letter.partition,
                 source_offset = letter.offset,
@@ -397,6 +455,7 @@ impl Pipeline<'_> {
     /// seen.
     fn observe_cancel(&mut self) -> Option<Instant> {
         if self.stop_deadline.is_none() && self.cancel.is_cancelled() {
+            self.readiness.stopping("shutting down".to_string());
             let timeout = self.config.shutdown_timeout;
             self.stop_deadline = Some(Instant::now() + timeout);
             let pending = self.state.batch.messages();
@@ -481,7 +540,7 @@ impl State {
         match Event::parse_with(payload, &config.parse_limits, Utc::now()) {
             Ok(event) => self.batch.push_row(BatchRow { event, partition, offset }, now),
             Err(error) => {
-                self.stats.add_rejected();
+                self.stats.add_rejected(error.kind());
                 if let Some(suppressed) = self.rejection_log.allow(now) {
                     warn!(
                         partition,
@@ -493,7 +552,7 @@ impl State {
                     );
                 }
                 self.dead_letters.push(DeadLetter::from_message(message, &error));
-                self.batch.count_dead_letter(now);
+                self.batch.count_dead_letter(partition, offset, now);
             }
         }
     }

@@ -2,8 +2,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use crate::prometheus_metrics::{
+    ABANDONED, BATCH_ROWS, COMMIT_FAILURES, COMMITS, CONNECT_RETRIES, CONSUME_ERRORS, CONSUMED, DEAD_LETTER_RETRIES,
+    DEAD_LETTERED, INSERT_RETRIES, INSERTED_ROWS, REJECTED,
+};
+
 /// Live counters of a running ingest, readable from other tasks while it
 /// runs. All counts start at zero when the service starts.
+///
+/// Every update is also recorded through the `metrics` facade as a
+/// `seismo_ingest_*` Prometheus metric, which accumulates over every run in
+/// the process. Without an installed recorder those calls do nothing.
 #[derive(Debug, Default)]
 pub struct IngestStats {
     consumed: AtomicU64,
@@ -71,46 +80,62 @@ impl IngestStats {
 
     pub(crate) fn add_consumed(&self) {
         self.consumed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(CONSUMED).increment(1);
     }
 
     pub(crate) fn add_inserted(&self, rows: usize) {
         self.inserted.fetch_add(rows as u64, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(INSERTED_ROWS).increment(rows as u64);
+        metrics::histogram!(BATCH_ROWS).record(rows as f64);
     }
 
-    pub(crate) fn add_rejected(&self) {
+    /// Counts a message that failed validation. `reason` is
+    /// [`seismo_events::EventError::kind`].
+    pub(crate) fn add_rejected(&self, reason: &'static str) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(REJECTED, "reason" => reason).increment(1);
     }
 
-    pub(crate) fn add_dead_lettered(&self) {
+    /// Counts a delivered dead letter. `reason` is
+    /// [`seismo_events::EventError::kind`].
+    pub(crate) fn add_dead_lettered(&self, reason: &'static str) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(DEAD_LETTERED, "reason" => reason).increment(1);
     }
 
     pub(crate) fn add_insert_retry(&self) {
         self.insert_retries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(INSERT_RETRIES).increment(1);
     }
 
     pub(crate) fn add_connect_retry(&self) {
         self.connect_retries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(CONNECT_RETRIES).increment(1);
     }
 
     pub(crate) fn add_dead_letter_retry(&self) {
         self.dead_letter_retries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(DEAD_LETTER_RETRIES).increment(1);
     }
 
     pub(crate) fn add_commit(&self) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(COMMITS).increment(1);
     }
 
     pub(crate) fn add_commit_failure(&self) {
         self.commit_failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(COMMIT_FAILURES).increment(1);
     }
 
     pub(crate) fn add_consume_error(&self) {
         self.consume_errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(CONSUME_ERRORS).increment(1);
     }
 
     pub(crate) fn add_abandoned(&self, messages: usize) {
         self.abandoned.fetch_add(messages as u64, Ordering::Relaxed);
+        metrics::counter!(ABANDONED).increment(messages as u64);
     }
 }

@@ -1,0 +1,437 @@
+//! The ingest service's admin endpoints over HTTP on 127.0.0.1: readiness
+//! follows ClickHouse and the consumer group, and /metrics shows the work
+//! done. Ingest runs in-process with `seismo_telemetry::start_admin_server`,
+//! as the binary wires it, against librdkafka's mock Kafka cluster and the
+//! local ClickHouse server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use seismo_events::ParseLimits;
+use seismo_ingest::{
+    BatchPolicy, ClickHouseConfig, IngestConfig, IngestError, IngestStats, IngestSummary, Readiness, RetryPolicy,
+};
+use seismo_telemetry::{AdminServer, install_metrics_recorder, start_admin_server};
+use seismo_tests::clickhouse::TestDatabase;
+use seismo_tests::kafka::MockKafka;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound of one whole test, so a hang fails instead of blocking CI.
+const TEST_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Upper bound of one awaited condition. The mock cluster's first group
+/// join alone takes about 3 s, and the lag gauge is updated every 5 s. The
+/// rest is slack for a loaded machine.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("seismo_ingest=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+fn test_config(kafka: &MockKafka, group: &str, database: &TestDatabase, clickhouse_url: String) -> IngestConfig {
+    IngestConfig {
+        brokers: kafka.bootstrap_servers().to_string(),
+        topic: "events".to_string(),
+        group_id: group.to_string(),
+        dead_letter_topic: "events.dlq".to_string(),
+        dead_letter_delivery_timeout: Duration::from_secs(10),
+        clickhouse: ClickHouseConfig {
+            url: clickhouse_url,
+            database: database.name().to_string(),
+            table: "events".to_string(),
+            insert_timeout: Duration::from_secs(3),
+            ..ClickHouseConfig::default()
+        },
+        batch: BatchPolicy {
+            max_rows: 100,
+            max_wait: Duration::from_millis(200),
+        },
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+        },
+        parse_limits: ParseLimits {
+            max_message_bytes: 4096,
+            max_future: None,
+        },
+        shutdown_timeout: Duration::from_secs(5),
+        ..IngestConfig::default()
+    }
+}
+
+fn valid_event(index: usize) -> Vec<u8> {
+    serde_json::json!({
+        "event_time": 1_714_564_800_000_i64 + index as i64 * 60_000,
+        "event": "view",
+        "user_id": format!("user-{index}"),
+        "event_id": format!("e-{index}"),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Ingest and the admin server in-process, wired as the binary wires them.
+struct RunningIngest {
+    stats: Arc<IngestStats>,
+    cancel: CancellationToken,
+    task: JoinHandle<Result<IngestSummary, IngestError>>,
+    admin: AdminServer,
+    admin_shutdown: CancellationToken,
+}
+
+impl RunningIngest {
+    /// Starts the admin server on a free port of 127.0.0.1 first, so the
+    /// test can see readiness before ingest starts.
+    async fn start_admin() -> anyhow::Result<(AdminServer, CancellationToken, Readiness)> {
+        let readiness = Readiness::default();
+        let admin_shutdown = CancellationToken::new();
+        let admin = start_admin_server(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            install_metrics_recorder(),
+            readiness.clone(),
+            admin_shutdown.clone(),
+        )
+        .await?;
+        Ok((admin, admin_shutdown, readiness))
+    }
+
+    fn start(
+        config: IngestConfig,
+        admin: AdminServer,
+        admin_shutdown: CancellationToken,
+        readiness: Readiness,
+    ) -> Self {
+        let stats = Arc::new(IngestStats::default());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(seismo_ingest::run(config, stats.clone(), readiness, cancel.clone()));
+        RunningIngest {
+            stats,
+            cancel,
+            task,
+            admin,
+            admin_shutdown,
+        }
+    }
+
+    fn admin_address(&self) -> SocketAddr {
+        self.admin.local_addr()
+    }
+
+    /// Cancels ingest and returns its final summary. The admin server keeps
+    /// running.
+    async fn stop_ingest(&mut self) -> anyhow::Result<IngestSummary> {
+        self.cancel.cancel();
+        let summary = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .context("ingest did not stop within 30 s of cancellation")?
+            .context("ingest task panicked")??;
+        Ok(summary)
+    }
+
+    async fn stop_admin(self) -> anyhow::Result<()> {
+        self.admin_shutdown.cancel();
+        self.admin.wait().await
+    }
+}
+
+/// Sends `GET path` over HTTP/1.1 and returns the status code and body.
+async fn get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address)
+        .await
+        .with_context(|| format!("connecting to the admin server at {address}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("response to GET {path} has no status line: {response:?}"))?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Returns the value of `series` (name with labels, as rendered) in a
+/// Prometheus text exposition.
+fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(name, _)| *name == series)
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+async fn scrape(address: SocketAddr) -> anyhow::Result<String> {
+    let (status, body) = get(address, "/metrics").await?;
+    ensure!(status == 200, "/metrics responded {status}: {body}");
+    Ok(body)
+}
+
+/// Polls `condition` every 100 ms until it holds, failing after
+/// [`WAIT_TIMEOUT`] with `what` and the last observed state.
+async fn wait_for(
+    what: &str,
+    mut condition: impl AsyncFnMut() -> anyhow::Result<(bool, String)>,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let (done, state) = condition().await?;
+        if done {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {} s waiting for {what}; last state: {state}", WAIT_TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `/readyz` responds `status` with a body containing `text`.
+async fn wait_for_readyz(address: SocketAddr, status: u16, text: &str) -> anyhow::Result<()> {
+    wait_for(&format!("/readyz {status} containing {text:?}"), async || {
+        let (actual, body) = get(address, "/readyz").await?;
+        Ok((actual == status && body.contains(text), format!("{actual} {body}")))
+    })
+    .await
+}
+
+/// A TCP forwarder on 127.0.0.1 that can be stopped and started again on
+/// the same port, to make ClickHouse unreachable and reachable again.
+struct TcpProxy {
+    port: u16,
+    target: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    async fn start(target: SocketAddr) -> anyhow::Result<TcpProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        Ok(TcpProxy {
+            port,
+            target,
+            task: Some(tokio::spawn(forward(listener, target))),
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes the listener and every forwarded connection.
+    async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Waiting for the aborted task makes sure its sockets are closed.
+            let _ = task.await;
+        }
+    }
+
+    async fn restart(&mut self) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .with_context(|| format!("binding the proxy port {} again", self.port))?;
+        self.task = Some(tokio::spawn(forward(listener, self.target)));
+        Ok(())
+    }
+}
+
+/// Accepts connections and copies bytes both ways to `target`. Aborting
+/// this task drops the `JoinSet`, which aborts every connection task.
+async fn forward(listener: TcpListener, target: SocketAddr) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((mut inbound, _peer)) = listener.accept().await else {
+            continue;
+        };
+        connections.spawn(async move {
+            if let Ok(mut outbound) = TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+fn clickhouse_socket_address(url: &str) -> anyhow::Result<SocketAddr> {
+    let authority = url
+        .strip_prefix("http://")
+        .with_context(|| format!("ClickHouse URL {url:?} is not http://host:port"))?
+        .trim_end_matches('/');
+    authority
+        .parse()
+        .with_context(|| format!("ClickHouse URL {url:?} does not name an IP address and port"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_admin_reports_work_and_outage() -> anyhow::Result<()> {
+    init_logging();
+    tokio::time::timeout(TEST_TIMEOUT, reports_work_and_outage())
+        .await
+        .context("test timed out")?
+}
+
+async fn reports_work_and_outage() -> anyhow::Result<()> {
+    const VALID: usize = 20;
+    const INVALID: usize = 2;
+    const DURING_OUTAGE: usize = 5;
+    let kafka = MockKafka::start()?;
+    kafka.create_topic("events", 2)?;
+    kafka.create_topic("events.dlq", 1)?;
+    let database = TestDatabase::create("ingest_admin").await?;
+    let mut proxy = TcpProxy::start(clickhouse_socket_address(&database.url())?).await?;
+
+    let (admin, admin_shutdown, readiness) = RunningIngest::start_admin().await?;
+    let address = admin.local_addr();
+    assert_eq!(get(address, "/healthz").await?.0, 200);
+    let (status, body) = get(address, "/readyz").await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("starting"), "{body}");
+
+    // Ready once ClickHouse is set up and the group assigned the partitions.
+    let config = test_config(&kafka, "ingest-admin-test", &database, proxy.url());
+    let mut ingest = RunningIngest::start(config, admin, admin_shutdown, readiness);
+    wait_for_readyz(ingest.admin_address(), 200, "ready").await?;
+
+    // Work: valid events stored, invalid ones dead-lettered.
+    for index in 0..VALID {
+        kafka.produce("events", (index % 2) as i32, None, &valid_event(index)).await?;
+    }
+    for partition in 0..INVALID {
+        kafka.produce("events", partition as i32, None, b"not json").await?;
+    }
+    wait_for("every message stored or dead-lettered", async || {
+        let summary = ingest.stats.summary();
+        let done = summary.inserted == VALID as u64 && summary.dead_lettered == INVALID as u64;
+        Ok((done, format!("{summary:?}")))
+    })
+    .await?;
+
+    // Nothing arrives any more, so the counters in /metrics must equal the
+    // service's own counts.
+    let summary = ingest.stats.summary();
+    let metrics = scrape(address).await?;
+    assert_eq!(metric_value(&metrics, "seismo_ingest_consumed_total"), Some(summary.consumed as f64), "{metrics}");
+    assert_eq!(metric_value(&metrics, "seismo_ingest_inserted_rows_total"), Some(VALID as f64), "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, r#"seismo_ingest_rejected_total{reason="invalid_json"}"#),
+        Some(INVALID as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, r#"seismo_ingest_dead_lettered_total{reason="invalid_json"}"#),
+        Some(INVALID as f64),
+        "{metrics}"
+    );
+    assert_eq!(metric_value(&metrics, "seismo_ingest_batch_rows_sum"), Some(VALID as f64), "{metrics}");
+    assert_eq!(metric_value(&metrics, "seismo_ingest_batch_rows_count"), Some(summary.batches as f64), "{metrics}");
+    let successful_inserts = metric_value(
+        &metrics,
+        r#"seismo_ingest_insert_duration_seconds_count{outcome="success"}"#,
+    );
+    assert_eq!(successful_inserts, Some(summary.batches as f64), "{metrics}");
+    let commits = metric_value(&metrics, "seismo_ingest_commits_total").unwrap_or_default();
+    assert!(commits >= 1.0, "{metrics}");
+
+    // The lag gauge comes from librdkafka statistics every 5 s. With every
+    // message handled, it reaches 0 on both partitions.
+    wait_for("the lag gauge of both partitions at 0", async || {
+        let metrics = scrape(address).await?;
+        let lags: Vec<Option<f64>> = (0..2)
+            .map(|partition| {
+                let series =
+                    format!(r#"seismo_ingest_consumer_lag_messages{{topic="events",partition="{partition}"}}"#);
+                metric_value(&metrics, &series)
+            })
+            .collect();
+        Ok((lags == [Some(0.0), Some(0.0)], format!("{lags:?}")))
+    })
+    .await?;
+
+    // Outage: inserts fail, so ingest is not ready, with the error as reason.
+    proxy.stop().await;
+    for index in VALID..VALID + DURING_OUTAGE {
+        kafka.produce("events", 0, None, &valid_event(index)).await?;
+    }
+    wait_for_readyz(address, 503, "ClickHouse insert failed").await?;
+    let metrics = scrape(address).await?;
+    let retries = metric_value(&metrics, "seismo_ingest_insert_retries_total").unwrap_or_default();
+    assert!(retries >= 1.0, "{metrics}");
+    let failed_inserts = metric_value(
+        &metrics,
+        r#"seismo_ingest_insert_duration_seconds_count{outcome="failure"}"#,
+    )
+    .unwrap_or_default();
+    assert!(failed_inserts >= 1.0, "{metrics}");
+
+    // Recovery: the held batch is stored and ingest is ready again.
+    proxy.restart().await?;
+    wait_for_readyz(address, 200, "ready").await?;
+    wait_for("the events of the outage stored", async || {
+        let summary = ingest.stats.summary();
+        Ok((summary.inserted == (VALID + DURING_OUTAGE) as u64, format!("{summary:?}")))
+    })
+    .await?;
+
+    // Shutdown: not ready for good, while liveness stays up with the server.
+    ingest.stop_ingest().await?;
+    let (status, body) = get(address, "/readyz").await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("stopped"), "{body}");
+    assert_eq!(get(address, "/healthz").await?.0, 200);
+    let metrics = scrape(address).await?;
+    assert_eq!(
+        metric_value(&metrics, "seismo_ingest_inserted_rows_total"),
+        Some((VALID + DURING_OUTAGE) as f64),
+        "{metrics}"
+    );
+    ingest.stop_admin().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_admin_not_ready_without_clickhouse() -> anyhow::Result<()> {
+    init_logging();
+    tokio::time::timeout(TEST_TIMEOUT, not_ready_without_clickhouse())
+        .await
+        .context("test timed out")?
+}
+
+async fn not_ready_without_clickhouse() -> anyhow::Result<()> {
+    let kafka = MockKafka::start()?;
+    kafka.create_topic("events", 1)?;
+    let database = TestDatabase::create("ingest_admin_unreachable").await?;
+
+    // A port that was just free: nothing listens there.
+    let closed_port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+    let url = format!("http://127.0.0.1:{closed_port}");
+    let config = test_config(&kafka, "ingest-admin-unreachable-test", &database, url);
+    let (admin, admin_shutdown, readiness) = RunningIngest::start_admin().await?;
+    let mut ingest = RunningIngest::start(config, admin, admin_shutdown, readiness);
+    let address = ingest.admin_address();
+
+    wait_for_readyz(address, 503, "ClickHouse setup failed").await?;
+    assert_eq!(get(address, "/healthz").await?.0, 200);
+    // Another test in this binary shares the process-wide recorder, but
+    // only this one fails to connect.
+    let metrics = scrape(address).await?;
+    let connect_retries = metric_value(&metrics, "seismo_ingest_connect_retries_total").unwrap_or_default();
+    assert!(connect_retries >= 1.0, "{metrics}");
+
+    let summary = ingest.stop_ingest().await?;
+    assert_eq!(summary.consumed, 0);
+    let (status, body) = get(address, "/readyz").await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("stopped"), "{body}");
+    ingest.stop_admin().await
+}
