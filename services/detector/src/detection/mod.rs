@@ -1,26 +1,38 @@
 //! Detection maths for one series of closed windows: the band, the score and
 //! the episode state machine. Pure and synchronous: no tokio, Kafka or gRPC.
 //!
-//! CONTRACT (shared by the live service and `replay`; keep these signatures):
+//! CONTRACT, shared by the live service and `replay` (keep these signatures):
 //! - [`DetectionParams`]: tuning, deserialisable from the metric TOML.
 //! - [`SeriesDetector::new`] creates the state of one series.
 //! - [`SeriesDetector::observe`] takes each closed window once, in window
 //!   order (gaps allowed), and returns its [`Evaluation`].
 //! - [`SeriesDetector::points`] and [`SeriesDetector::is_learning`] feed
 //!   `GetSeries`.
+//!
+//! How a window is judged, one file per step:
+//! 1. `seasonal.rs`: the expected value from the same window a week or a day
+//!    earlier plus a level adjustment, else the rolling median.
+//! 2. `robust.rs`: the robust scale (MAD) of the last `residual_windows`
+//!    residuals.
+//! 3. `band.rs`: band, score, severity and the cleaned value that later
+//!    windows use as their reference.
+//! 4. `episode.rs`: whether the window fires or resolves an episode.
+//! 5. `history.rs`: the bounded store of past windows the steps read.
 
-use serde::{Deserialize, Serialize};
+mod band;
+mod episode;
+mod history;
+mod params;
+pub mod robust;
+mod seasonal;
 
-/// Tuning of the band and the alert rules of a series.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DetectionParams {}
+pub use band::anomaly_score;
+pub use params::{DetectionParams, MAX_FIRE_LOOKBACK, Seasonality};
 
-impl Default for DetectionParams {
-    fn default() -> Self {
-        DetectionParams {}
-    }
-}
+use episode::EpisodeTracker;
+use history::{History, Slot};
+use robust::SortedSample;
+use seasonal::Lags;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -48,7 +60,7 @@ pub struct Band {
 pub enum Transition {
     /// An anomaly episode starts at this window.
     Fired {
-        /// Start of the episode's first window, Unix epoch ms; with the
+        /// Start of the episode's first window, Unix epoch ms. With the
         /// series identity it makes a stable episode id.
         episode_start_ms: i64,
         direction: Direction,
@@ -65,48 +77,196 @@ pub struct Evaluation {
     pub value: f64,
     /// `None` while the series is learning.
     pub band: Option<Band>,
-    /// Anomaly score in [0, 1].
+    /// Anomaly score in [0, 1]: 0.5 at the band edge, 0 while learning.
     pub score: f64,
     /// The value lies outside the band.
     pub outside: bool,
     pub transition: Option<Transition>,
 }
 
-/// One stored closed window with its verdict, for charts.
+/// One stored closed window with its verdict, for charts. Read back from
+/// `f32` storage, so `value` and `band` carry about 7 significant digits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     pub window_start_ms: i64,
     pub value: f64,
     pub band: Option<Band>,
+    /// The value was outside its band.
     pub anomalous: bool,
 }
 
 /// State of one series (one metric × slice).
+///
+/// Memory: the history keeps `history_windows` windows at 20 bytes each
+/// (one week plus `level_windows` by default: 384 windows, 7.5 KiB, for
+/// 30-minute windows) plus 4 bytes per residual of the scale sample.
+// TODO: 5-minute windows with weekly seasonality keep 2064 windows (≈ 42 KiB).
+// Reaching 4 KiB per series needs a coarser weekly reference or no stored bands.
 #[derive(Debug, Clone)]
-pub struct SeriesDetector {}
+pub struct SeriesDetector {
+    params: DetectionParams,
+    window_ms: i64,
+    lags: Lags,
+    /// Offset of window starts within `window_ms`, taken from the first
+    /// window, so windows not aligned to the epoch keep their own grid.
+    phase_ms: Option<i64>,
+    history: History,
+    /// Residuals of the windows after `residuals_retired_through`, for the
+    /// robust scale.
+    residuals: SortedSample,
+    /// Windows up to this number have left the scale sample.
+    residuals_retired_through: i64,
+    episode: EpisodeTracker,
+}
 
 impl SeriesDetector {
     /// Creates a series with windows of `window_ms` milliseconds.
+    ///
+    /// # Panics
+    /// If `window_ms` is not positive or `params` fails
+    /// [`DetectionParams::validate`]. Deserialised params are already valid.
     pub fn new(params: &DetectionParams, window_ms: i64) -> SeriesDetector {
-        let _ = (params, window_ms);
-        todo!("detection maths")
+        assert!(window_ms > 0, "window length must be positive, got {window_ms} ms");
+        if let Err(problem) = params.validate() {
+            panic!("invalid detection parameters: {problem}");
+        }
+
+        let needed = params
+            .residual_windows
+            .max(params.rolling_windows)
+            .max(Lags::history_needed(
+                params.seasonality,
+                window_ms,
+                params.level_windows,
+            ));
+        let history_windows = params.history_windows.unwrap_or(needed);
+
+        SeriesDetector {
+            params: params.clone(),
+            window_ms,
+            lags: Lags::new(params.seasonality, window_ms, params.level_windows, history_windows),
+            phase_ms: None,
+            history: History::new(history_windows),
+            // The sample contains `residual_windows` residuals when a window
+            // is judged, and one more until the next window retires the oldest.
+            residuals: SortedSample::new(params.residual_windows + 1),
+            residuals_retired_through: i64::MIN,
+            episode: EpisodeTracker::new(),
+        }
     }
 
     /// Judges one closed window. Windows must come in increasing
-    /// `window_start_ms` order; a window at or before the last one is ignored
-    /// and returns `None`.
+    /// `window_start_ms` order: a window at or before the last one is ignored
+    /// and returns `None`. A value that is not finite or does not fit in an
+    /// `f32` is ignored the same way.
+    ///
+    /// A start that is not on the grid of the first window is floored onto
+    /// it, so two starts within one window length count as the same window.
     pub fn observe(&mut self, window_start_ms: i64, value: f64) -> Option<Evaluation> {
-        let _ = (window_start_ms, value);
-        todo!("detection maths")
+        if !value.is_finite() || value.abs() > f64::from(f32::MAX) {
+            return None;
+        }
+        let phase_ms = *self.phase_ms.get_or_insert(window_start_ms.rem_euclid(self.window_ms));
+        let number = (window_start_ms - phase_ms).div_euclid(self.window_ms);
+
+        let missing = match self.history.latest() {
+            Some(latest) if number <= latest => return None,
+            Some(latest) => (number - latest - 1) as u64,
+            None => 0,
+        };
+        self.retire_residuals(number);
+        self.episode.skip(missing);
+
+        let expected = seasonal::expected_value(
+            &self.history,
+            number,
+            &self.lags,
+            self.params.level_windows,
+            self.params.rolling_windows,
+        );
+        let judgement = match (expected, self.residuals.sigma()) {
+            (Some(expected), Some(sigma)) if !self.is_learning() => {
+                Some(band::judge(value, expected, sigma, &self.params))
+            }
+            _ => None,
+        };
+
+        let slot = Slot {
+            value: value as f32,
+            cleaned: judgement.map_or(value, |judgement| judgement.cleaned) as f32,
+            expected: expected.map_or(f32::NAN, |expected| expected as f32),
+            half_width: judgement.map_or(f32::NAN, |judgement| {
+                ((judgement.band.upper - judgement.band.lower) / 2.0) as f32
+            }),
+            outside: judgement.is_some_and(|judgement| judgement.outside),
+        };
+        self.history.push(number, slot);
+        if let Some(residual) = slot.residual() {
+            self.residuals.insert(residual);
+        }
+
+        let transition = self.episode.step(window_start_ms, judgement.as_ref(), &self.params);
+        Some(Evaluation {
+            window_start_ms,
+            value,
+            band: judgement.map(|judgement| judgement.band),
+            score: judgement.map_or(0.0, |judgement| judgement.score),
+            outside: judgement.is_some_and(|judgement| judgement.outside),
+            transition,
+        })
+    }
+
+    /// Removes from the scale sample the residuals of windows more than
+    /// `residual_windows` before window `number`, so the sample contains
+    /// the windows `number − residual_windows ..= number − 1`.
+    fn retire_residuals(&mut self, number: i64) {
+        let (Some(oldest), Some(latest)) = (self.history.oldest(), self.history.latest()) else {
+            return;
+        };
+        let last_leaving = number - self.params.residual_windows as i64 - 1;
+        let first_leaving = self.residuals_retired_through.saturating_add(1).max(oldest);
+        for leaving in first_leaving..=last_leaving.min(latest) {
+            let residual = self.history.get(leaving).and_then(Slot::residual);
+            if let Some(residual) = residual {
+                let removed = self.residuals.remove(residual);
+                debug_assert!(removed, "residual {residual} of window {leaving} was not in the sample");
+            }
+        }
+        self.residuals_retired_through = self.residuals_retired_through.max(last_leaving);
     }
 
     /// Stored recent windows, oldest first.
-    pub fn points(&self) -> impl Iterator<Item = &Point> + '_ {
-        std::iter::empty()
+    pub fn points(&self) -> impl Iterator<Item = Point> + '_ {
+        let phase_ms = self.phase_ms.unwrap_or(0);
+        self.history.iter().map(move |(number, slot)| {
+            let half_width = f64::from(slot.half_width);
+            let expected = f64::from(slot.expected);
+            Point {
+                window_start_ms: number * self.window_ms + phase_ms,
+                value: f64::from(slot.value),
+                band: (half_width.is_finite() && expected.is_finite()).then_some(Band {
+                    expected,
+                    lower: expected - half_width,
+                    upper: expected + half_width,
+                }),
+                anomalous: slot.outside,
+            }
+        })
     }
 
-    /// True while the series has too little history to alert.
+    /// True while the series has too little history to alert: fewer than
+    /// `min_history_windows` residuals in the scale sample.
     pub fn is_learning(&self) -> bool {
-        todo!("detection maths")
+        self.residuals.len() < self.params.min_history_windows
+    }
+
+    /// Windows of history kept at most.
+    pub fn history_windows(&self) -> usize {
+        self.history.capacity()
+    }
+
+    /// Bytes this series occupies, heap included.
+    pub fn memory_bytes(&self) -> usize {
+        size_of::<SeriesDetector>() + self.history.heap_bytes() + self.residuals.heap_bytes()
     }
 }

@@ -1,0 +1,235 @@
+//! Episode state machine of one series: which window starts an anomaly
+//! episode and which one ends it, so an episode yields one `Fired` and one
+//! `Resolved` however long it lasts.
+//!
+//! Rules, a k-of-n trigger with a separate release count so a series
+//! wavering around the band edge does not open episode after episode:
+//! - Fire when the current window is outside the band and at least
+//!   `fire_outside` of the last `fire_lookback` windows (current included)
+//!   are outside, or at once when the current window is critical.
+//! - Resolve after `resolve_inside` consecutive windows inside the band.
+//!   Windows before a resolution do not count towards the next firing.
+//! - Missing windows count as inside for firing and do not count towards
+//!   resolution.
+//! - A learning window resolves an open episode: the history the episode
+//!   was judged against is gone (a gap longer than the kept history).
+
+use super::band::Judgement;
+use super::params::DetectionParams;
+use super::{Severity, Transition};
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EpisodeTracker {
+    /// Bit i is set when the window i windows before the latest was outside.
+    recent_outside: u64,
+    inside_streak: usize,
+    /// Start of the window that fired the open episode, Unix epoch ms.
+    open_since_ms: Option<i64>,
+}
+
+impl EpisodeTracker {
+    pub fn new() -> EpisodeTracker {
+        EpisodeTracker::default()
+    }
+
+    /// Records `windows` missing windows.
+    pub fn skip(&mut self, windows: u64) {
+        self.recent_outside = if windows >= 64 {
+            0
+        } else {
+            self.recent_outside << windows
+        };
+    }
+
+    /// Advances by one window. `judgement` is `None` while the series is learning.
+    pub fn step(
+        &mut self,
+        window_start_ms: i64,
+        judgement: Option<&Judgement>,
+        params: &DetectionParams,
+    ) -> Option<Transition> {
+        let outside = judgement.is_some_and(|judgement| judgement.outside);
+        self.recent_outside = (self.recent_outside << 1) | u64::from(outside);
+
+        let Some(judgement) = judgement else {
+            return self.resolve();
+        };
+
+        if self.open_since_ms.is_some() {
+            if outside {
+                self.inside_streak = 0;
+                return None;
+            }
+            self.inside_streak += 1;
+            return if self.inside_streak >= params.resolve_inside {
+                self.resolve()
+            } else {
+                None
+            };
+        }
+
+        let lookback_mask = if params.fire_lookback >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << params.fire_lookback) - 1
+        };
+        let outside_count = (self.recent_outside & lookback_mask).count_ones() as usize;
+        let fires = outside && (outside_count >= params.fire_outside || judgement.severity == Severity::Critical);
+        if !fires {
+            return None;
+        }
+
+        self.open_since_ms = Some(window_start_ms);
+        self.inside_streak = 0;
+        Some(Transition::Fired {
+            episode_start_ms: window_start_ms,
+            direction: judgement.direction,
+            severity: judgement.severity,
+        })
+    }
+
+    fn resolve(&mut self) -> Option<Transition> {
+        let episode_start_ms = self.open_since_ms.take()?;
+        self.inside_streak = 0;
+        // Outside windows of the ended episode must not count towards the next.
+        self.recent_outside = 0;
+        Some(Transition::Resolved { episode_start_ms })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Band, Direction};
+    use super::*;
+
+    fn params() -> DetectionParams {
+        DetectionParams {
+            fire_outside: 3,
+            fire_lookback: 5,
+            resolve_inside: 2,
+            ..DetectionParams::default()
+        }
+    }
+
+    fn judgement(outside: bool, severity: Severity) -> Judgement {
+        Judgement {
+            band: Band {
+                expected: 0.0,
+                lower: -1.0,
+                upper: 1.0,
+            },
+            deviation_ratio: if outside { 1.2 } else { 0.5 },
+            score: 0.5,
+            outside,
+            direction: Direction::Down,
+            severity,
+            cleaned: 0.0,
+        }
+    }
+
+    /// Runs windows described by `pattern` (`o` outside, `.` inside, `!`
+    /// critical, `l` learning, `_` missing) and returns "F<i>" for a firing
+    /// at window i and "R<i>@<s>" for the resolution at window i of the
+    /// episode fired at window s.
+    fn run(pattern: &str) -> Vec<String> {
+        let params = params();
+        let mut tracker = EpisodeTracker::new();
+        let mut events = Vec::new();
+        for (i, symbol) in pattern.chars().enumerate() {
+            let judged = match symbol {
+                'o' => Some(judgement(true, Severity::Info)),
+                '.' => Some(judgement(false, Severity::Info)),
+                '!' => Some(judgement(true, Severity::Critical)),
+                'l' => None,
+                '_' => {
+                    tracker.skip(1);
+                    continue;
+                }
+                other => panic!("unknown pattern symbol {other}"),
+            };
+            match tracker.step(i as i64 * 1000, judged.as_ref(), &params) {
+                Some(Transition::Fired { episode_start_ms, .. }) => {
+                    assert_eq!(episode_start_ms, i as i64 * 1000);
+                    events.push(format!("F{i}"));
+                }
+                Some(Transition::Resolved { episode_start_ms }) => {
+                    events.push(format!("R{i}@{}", episode_start_ms / 1000));
+                }
+                None => {}
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn fires_after_k_of_n_outside() {
+        assert_eq!(run("..oo.o.."), vec!["F5", "R7@5"]);
+        assert_eq!(run("ooo"), vec!["F2"]);
+        assert_eq!(run("oo.o"), vec!["F3"]);
+    }
+
+    #[test]
+    fn no_fire_when_outside_windows_are_spread() {
+        // Never three outside windows within five.
+        assert_eq!(run("o...o...o...o"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn one_fire_per_episode() {
+        assert_eq!(run("oooooooooo"), vec!["F2"]);
+    }
+
+    #[test]
+    fn resolves_after_consecutive_inside() {
+        assert_eq!(run("ooo..."), vec!["F2", "R4@2"]);
+    }
+
+    #[test]
+    fn hysteresis_against_oscillation() {
+        // Alternating windows keep the episode open: the inside streak never reaches two.
+        assert_eq!(run("ooo.o.o.o.o.."), vec!["F2", "R12@2"]);
+    }
+
+    #[test]
+    fn refires_after_resolution() {
+        assert_eq!(run("ooo..ooo"), vec!["F2", "R4@2", "F7"]);
+    }
+
+    #[test]
+    fn critical_fires_at_once() {
+        assert_eq!(run("..!"), vec!["F2"]);
+    }
+
+    #[test]
+    fn missing_windows_count_as_inside_for_firing() {
+        // o o _ _ _ o: the first two fall out of the five-window lookback.
+        assert_eq!(run("oo___o"), Vec::<String>::new());
+        assert_eq!(run("oo_o"), vec!["F3"]);
+    }
+
+    #[test]
+    fn missing_windows_do_not_resolve() {
+        assert_eq!(run("ooo.___."), vec!["F2", "R7@2"]);
+    }
+
+    #[test]
+    fn learning_resolves_open_episode() {
+        assert_eq!(run("ooolooo"), vec!["F2", "R3@2", "F6"]);
+        assert_eq!(run("l.l"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn fired_carries_direction_and_severity() {
+        let mut tracker = EpisodeTracker::new();
+        let critical = judgement(true, Severity::Critical);
+        let transition = tracker.step(7, Some(&critical), &params());
+        assert_eq!(
+            transition,
+            Some(Transition::Fired {
+                episode_start_ms: 7,
+                direction: Direction::Down,
+                severity: Severity::Critical
+            })
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Tuning of one series' detector, read from the `[detection]` tables of the
+//! metrics file. Counts are in windows of the series, so the same settings
+//! mean shorter spans for shorter windows.
+//!
+//! The defaults were chosen on `deploy/demo/nyc_taxi.csv` (30-minute
+//! windows, daily and weekly seasonality) and are checked there by
+//! `tests/detection_nyc_taxi.rs`. Reasons for each value are on its field.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Largest `fire_lookback`: the firing rule keeps one bit per window in a `u64`.
+pub const MAX_FIRE_LOOKBACK: usize = 64;
+
+/// Tuning of the band and the alert rules of a series.
+///
+/// Deserialising checks every field and reports the first invalid one.
+/// Code that builds the struct by hand can call [`DetectionParams::validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
+pub struct DetectionParams {
+    /// Band half-width in robust standard deviations (MAD × 1.4826) of the
+    /// recent residuals. Residuals of week-over-week references are
+    /// heavy-tailed, so the usual 3 would alert on ordinary evenings. On the
+    /// demo series 4 to 5.5 alert in all five labelled windows, 6 in four.
+    pub band_sigmas: f64,
+
+    /// Floor of the half-width as a fraction of |expected|, so a flat series
+    /// does not alert on small changes.
+    pub min_relative_width: f64,
+
+    /// Floor of the half-width in the metric's unit.
+    pub min_absolute_width: f64,
+
+    /// Residuals the scale needs before the series may alert. With fewer the
+    /// series is learning. 48 is one day of 30-minute windows.
+    pub min_history_windows: usize,
+
+    /// Recent residuals the scale is estimated from. 336 is one week of
+    /// 30-minute windows, so a one-day holiday is 1/7 of the sample, well
+    /// below the MAD's 50 % breakdown point.
+    pub residual_windows: usize,
+
+    /// Recent windows whose median offset from their own seasonal reference
+    /// shifts the reference of the next window (level adjustment).
+    pub level_windows: usize,
+
+    /// Recent windows whose median is the expected value when no seasonal
+    /// reference exists.
+    pub rolling_windows: usize,
+
+    /// Seasonal references to use.
+    pub seasonality: Seasonality,
+
+    /// A stored value further than this many robust standard deviations
+    /// from its expected value is clamped there before later windows use it
+    /// as a reference, so an anomaly does not become next week's normal.
+    pub cleaning_sigmas: f64,
+
+    /// Windows outside the band, among the last `fire_lookback`, that start
+    /// an episode. The current window must be one of them.
+    pub fire_outside: usize,
+
+    /// Windows the firing rule looks back over, the current one included.
+    pub fire_lookback: usize,
+
+    /// Consecutive windows inside the band that end an episode.
+    pub resolve_inside: usize,
+
+    /// Deviation, in band half-widths, from which a window is a warning.
+    pub warning_ratio: f64,
+
+    /// Deviation, in band half-widths, from which a window is critical. A
+    /// critical window starts an episode on its own.
+    pub critical_ratio: f64,
+
+    /// Windows of history kept per series, bounding its memory. `None` keeps
+    /// what the other settings need: one week plus `level_windows` when the
+    /// seasonality is weekly. A smaller value disables the seasonal lags
+    /// that no longer fit.
+    pub history_windows: Option<usize>,
+}
+
+/// Seasonal references a series is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seasonality {
+    /// The same window one week earlier, else one day earlier, else the
+    /// rolling median.
+    Weekly,
+    /// The same window one day earlier, else the rolling median.
+    Daily,
+    /// The rolling median only, for series without a daily cycle.
+    None,
+}
+
+impl Default for DetectionParams {
+    fn default() -> Self {
+        DetectionParams {
+            band_sigmas: 5.0,
+            min_relative_width: 0.05,
+            min_absolute_width: 0.0,
+            min_history_windows: 48,
+            residual_windows: 336,
+            level_windows: 48,
+            rolling_windows: 12,
+            seasonality: Seasonality::Weekly,
+            cleaning_sigmas: 1.5,
+            fire_outside: 4,
+            fire_lookback: 6,
+            resolve_inside: 6,
+            warning_ratio: 1.5,
+            critical_ratio: 2.5,
+            history_windows: None,
+        }
+    }
+}
+
+impl DetectionParams {
+    /// Checks every field and the rules between them. The error names the
+    /// field, its value and the valid range.
+    pub fn validate(&self) -> Result<(), String> {
+        check_positive("band_sigmas", self.band_sigmas)?;
+        check_non_negative("min_relative_width", self.min_relative_width)?;
+        check_non_negative("min_absolute_width", self.min_absolute_width)?;
+        check_positive("cleaning_sigmas", self.cleaning_sigmas)?;
+        check_count("min_history_windows", self.min_history_windows, 1, usize::MAX)?;
+        check_count("residual_windows", self.residual_windows, 1, usize::MAX)?;
+        check_count("level_windows", self.level_windows, 1, usize::MAX)?;
+        check_count("rolling_windows", self.rolling_windows, 1, usize::MAX)?;
+        check_count("fire_lookback", self.fire_lookback, 1, MAX_FIRE_LOOKBACK)?;
+        check_count("fire_outside", self.fire_outside, 1, usize::MAX)?;
+        check_count("resolve_inside", self.resolve_inside, 1, usize::MAX)?;
+
+        if self.fire_outside > self.fire_lookback {
+            return Err(format!(
+                "fire_outside = {} exceeds fire_lookback = {}, so no episode could fire; \
+                 lower fire_outside or raise fire_lookback",
+                self.fire_outside, self.fire_lookback
+            ));
+        }
+
+        if self.min_history_windows > self.residual_windows {
+            return Err(format!(
+                "min_history_windows = {} exceeds residual_windows = {}, so the series would never stop learning; \
+                 lower min_history_windows or raise residual_windows",
+                self.min_history_windows, self.residual_windows
+            ));
+        }
+
+        check_positive("warning_ratio", self.warning_ratio)?;
+        check_positive("critical_ratio", self.critical_ratio)?;
+        if self.critical_ratio < self.warning_ratio {
+            return Err(format!(
+                "critical_ratio = {} is below warning_ratio = {}; set critical_ratio >= warning_ratio",
+                self.critical_ratio, self.warning_ratio
+            ));
+        }
+
+        if let Some(history) = self.history_windows {
+            let needed = self.residual_windows.max(self.rolling_windows).max(self.level_windows);
+            if history < needed {
+                return Err(format!(
+                    "history_windows = {history} is below {needed}, the largest of residual_windows, \
+                     rolling_windows and level_windows; raise it or lower those"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DetectionParams {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // `remote = "Self"` makes the derive generate this inherent
+        // function, so deserialising can validate before returning.
+        let params = DetectionParams::deserialize(deserializer)?;
+        params.validate().map_err(serde::de::Error::custom)?;
+        Ok(params)
+    }
+}
+
+impl Serialize for DetectionParams {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DetectionParams::serialize(self, serializer)
+    }
+}
+
+fn check_positive(name: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{name} = {value} is invalid; use a finite number above 0"))
+    }
+}
+
+fn check_non_negative(name: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{name} = {value} is invalid; use a finite number, 0 or above"))
+    }
+}
+
+fn check_count(name: &str, value: usize, min: usize, max: usize) -> Result<(), String> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else if max == usize::MAX {
+        Err(format!("{name} = {value} is invalid; use at least {min}"))
+    } else {
+        Err(format!("{name} = {value} is invalid; use {min} to {max}"))
+    }
+}
