@@ -1,4 +1,5 @@
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -9,6 +10,10 @@ const DURATION_BUCKETS_SECONDS: &[f64] = &[
 
 /// Histogram buckets for sizes such as rows per batch.
 const SIZE_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0];
+
+/// Interval of the recorder's upkeep, which drains histogram samples into
+/// their buckets so memory stays bounded when nothing scrapes `/metrics`.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -30,7 +35,10 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
                 .expect("the bucket lists are non-empty constants");
 
             match builder.install_recorder() {
-                Ok(handle) => handle,
+                Ok(handle) => {
+                    spawn_upkeep(handle.clone());
+                    handle
+                }
                 // Another recorder was installed first, e.g. by a test harness:
                 // keep a detached one so /metrics still responds, with a warning.
                 Err(error) => {
@@ -40,4 +48,20 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// Runs the recorder's upkeep on a plain thread, so it works whatever async
+/// runtime, if any, the caller uses.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_string())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the metrics upkeep thread; histogram memory grows until /metrics is scraped");
+    }
 }
