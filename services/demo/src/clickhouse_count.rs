@@ -14,7 +14,9 @@ pub struct StoredCount {
 /// two `UInt64` is simple enough to need no check.
 pub async fn count_stored(url: &str, database: &str, table: &str) -> anyhow::Result<StoredCount> {
     let client = clickhouse::Client::default().with_url(url).with_validation(false);
-    let query = format!("SELECT count(), uniqExact(event_id) FROM {database}.{table}");
+    // `event_id` is Nullable, so uniqExact returns Nullable(UInt64), whose
+    // RowBinary form has a null marker byte; ifNull makes it a plain UInt64.
+    let query = format!("SELECT count(), ifNull(uniqExact(event_id), 0) FROM {database}.{table}");
 
     let (rows, distinct_event_ids) = client
         .query(&query)
