@@ -195,8 +195,9 @@ fn points_match_evaluations() {
 fn history_bounded() {
     let params = DetectionParams::default();
     let mut detector = SeriesDetector::new(&params, WINDOW_MS);
-    // One week plus the level windows.
-    assert_eq!(detector.history_windows(), 7 * 48 + params.level_windows);
+    // One week plus the level windows, plus the window a retired level
+    // offset reads.
+    assert_eq!(detector.history_windows(), 7 * 48 + params.level_windows + 1);
 
     let mut random = Lcg(9);
     for i in 0..30 * WINDOWS_PER_DAY {
@@ -209,8 +210,10 @@ fn history_bounded() {
         (30 * WINDOWS_PER_DAY - detector.history_windows() as i64) * WINDOW_MS
     );
 
-    // 20 bytes per window, 4 per residual, plus the struct itself.
-    let bound = detector.history_windows() * 20 + (params.residual_windows + 1) * 4 + 512;
+    // 20 bytes per window, 4 per residual and per level offset of the two
+    // lags, plus the structs themselves.
+    let samples = (params.residual_windows + 1) + 2 * (params.level_windows + 1);
+    let bound = detector.history_windows() * 20 + samples * 4 + 1024;
     assert!(
         detector.memory_bytes() <= bound,
         "{} bytes, bound {bound}",
@@ -345,6 +348,53 @@ fn level_shift_is_learned() {
         .filter(|evaluation| evaluation.outside)
         .count();
     assert!(outside <= 3, "{outside} windows of the last week outside");
+}
+
+#[test]
+fn shape_change_learned_within_two_weeks() {
+    // From day 14 on, two hours each morning run 60 % above the old shape.
+    let change_day = 14;
+    let changed = |i: i64| i / WINDOWS_PER_DAY >= change_day && (16..20).contains(&(i % WINDOWS_PER_DAY));
+    let evaluations = run(42, |i, value| if changed(i) { value * 1.6 } else { value });
+
+    // Each morning alerts while its weekly reference is an old morning
+    // (week one) or an old morning clamped into the changed week (week
+    // two). Once a changed morning stored raw is the reference, the new
+    // shape is normal.
+    let alerts = fired(&evaluations);
+    let days: Vec<i64> = alerts.iter().map(|&i| i / WINDOWS_PER_DAY).collect();
+    assert_eq!(days.first(), Some(&change_day), "alerts on days {days:?}");
+    assert!(days.len() <= 14, "alerts on days {days:?}");
+    assert!(
+        days.iter().all(|&day| day < change_day + 14),
+        "alerts after two weeks, on days {days:?}"
+    );
+}
+
+#[test]
+fn square_wave_quiet_after_first_day() {
+    // Five-minute windows, 20 at night and 80 from 09:00 to 18:00, no noise.
+    // Learning ends after 48 windows, so the first day is judged against the
+    // rolling median, which misses both steps. Those values must still
+    // become correct references for the second day.
+    let window_ms = 5 * 60 * 1000;
+    let windows_per_day = 288;
+    let mut detector = SeriesDetector::new(&DetectionParams::default(), window_ms);
+    let mut outside_first_day = 0;
+    for i in 0..14 * windows_per_day {
+        let hour = (i % windows_per_day) / 12;
+        let value = if (9..18).contains(&hour) { 80.0 } else { 20.0 };
+        let evaluation = detector.observe(i * window_ms, value).unwrap();
+        if i < windows_per_day {
+            outside_first_day += usize::from(evaluation.outside);
+        } else {
+            assert!(!evaluation.outside, "window {i} outside: {evaluation:?}");
+        }
+    }
+    assert!(
+        outside_first_day > 0,
+        "the first day was expected to misjudge the steps"
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@
 //! 3. `band.rs`: band, score, severity and the cleaned value that later
 //!    windows use as their reference.
 //! 4. `episode.rs`: whether the window fires or resolves an episode.
-//! 5. `history.rs`: the bounded store of past windows the steps read.
+//! 5. `history.rs`: the bounded store of past windows the steps read, and
+//!    `window_sample.rs`: sorted samples over its most recent windows.
 
 mod band;
 mod episode;
@@ -25,14 +26,15 @@ mod history;
 mod params;
 pub mod robust;
 mod seasonal;
+mod window_sample;
 
 pub use band::anomaly_score;
 pub use params::{DetectionParams, MAX_FIRE_LOOKBACK, Seasonality};
 
 use episode::EpisodeTracker;
 use history::{History, Slot};
-use robust::SortedSample;
-use seasonal::Lags;
+use seasonal::SeasonalModel;
+use window_sample::WindowSample;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -98,24 +100,22 @@ pub struct Point {
 /// State of one series (one metric × slice).
 ///
 /// Memory: the history keeps `history_windows` windows at 20 bytes each
-/// (one week plus `level_windows` by default: 384 windows, 7.5 KiB, for
-/// 30-minute windows) plus 4 bytes per residual of the scale sample.
-// TODO: 5-minute windows with weekly seasonality keep 2064 windows (≈ 42 KiB).
+/// (one week plus `level_windows` + 1 by default: 385 windows, 7.5 KiB, for
+/// 30-minute windows), plus 4 bytes per value of the residual and level
+/// samples. `memory_bytes` returns the total.
+// TODO: 5-minute windows with weekly seasonality keep 2065 windows (≈ 42 KiB).
 // Reaching 4 KiB per series needs a coarser weekly reference or no stored bands.
 #[derive(Debug, Clone)]
 pub struct SeriesDetector {
     params: DetectionParams,
     window_ms: i64,
-    lags: Lags,
     /// Offset of window starts within `window_ms`, taken from the first
     /// window, so windows not aligned to the epoch keep their own grid.
     phase_ms: Option<i64>,
     history: History,
-    /// Residuals of the windows after `residuals_retired_through`, for the
-    /// robust scale.
-    residuals: SortedSample,
-    /// Windows up to this number have left the scale sample.
-    residuals_retired_through: i64,
+    seasonal: SeasonalModel,
+    /// Residuals of the last `residual_windows` windows, for the robust scale.
+    residuals: WindowSample,
     episode: EpisodeTracker,
 }
 
@@ -131,10 +131,11 @@ impl SeriesDetector {
             panic!("invalid detection parameters: {problem}");
         }
 
-        let needed = params
-            .residual_windows
+        // The residual sample reads the window it retires, one window before
+        // the `residual_windows` it covers.
+        let needed = (params.residual_windows + 1)
             .max(params.rolling_windows)
-            .max(Lags::history_needed(
+            .max(SeasonalModel::history_needed(
                 params.seasonality,
                 window_ms,
                 params.level_windows,
@@ -144,13 +145,16 @@ impl SeriesDetector {
         SeriesDetector {
             params: params.clone(),
             window_ms,
-            lags: Lags::new(params.seasonality, window_ms, params.level_windows, history_windows),
             phase_ms: None,
             history: History::new(history_windows),
-            // The sample contains `residual_windows` residuals when a window
-            // is judged, and one more until the next window retires the oldest.
-            residuals: SortedSample::new(params.residual_windows + 1),
-            residuals_retired_through: i64::MIN,
+            seasonal: SeasonalModel::new(
+                params.seasonality,
+                window_ms,
+                params.level_windows,
+                params.rolling_windows,
+                history_windows,
+            ),
+            residuals: WindowSample::new(params.residual_windows),
             episode: EpisodeTracker::new(),
         }
     }
@@ -174,27 +178,46 @@ impl SeriesDetector {
             Some(latest) => (number - latest - 1) as u64,
             None => 0,
         };
-        self.retire_residuals(number);
+        // Both samples read the windows that leave them, so they retire
+        // before `history.push` can drop those windows.
+        self.residuals.retire_before(number, &self.history, |history, leaving| {
+            history.get(leaving).and_then(Slot::residual)
+        });
+        self.seasonal.retire_before(number, &self.history);
         self.episode.skip(missing);
 
-        let expected = seasonal::expected_value(
-            &self.history,
-            number,
-            &self.lags,
-            self.params.level_windows,
-            self.params.rolling_windows,
-        );
-        let judgement = match (expected, self.residuals.sigma()) {
+        let expected = self.seasonal.expected_value(&self.history, number);
+        let judgement = match (expected, self.residuals.sample().sigma()) {
             (Some(expected), Some(sigma)) if !self.is_learning() => {
-                Some(band::judge(value, expected, sigma, &self.params))
+                Some(band::judge(value, expected.value, sigma, &self.params))
             }
             _ => None,
         };
 
+        // A value is stored cleaned only when its expected value is worth
+        // clamping to. Not when a seasonal series fell back to the rolling
+        // median (its first day, or after a gap): that guess misses the
+        // daily shape, and clamped values would become wrong references.
+        // Not when the reference window was itself outside the band either:
+        // an anomaly that recurs there is a lasting change of shape, which
+        // must become the reference or it would alert forever.
+        // TODO: with weekly seasonality a lasting change of the daily shape,
+        // such as users shifting by an hour at a DST change, still alerts
+        // daily for up to two weeks. The daily lag could confirm it sooner.
+        let trusted = expected.is_some_and(|expected| {
+            let modelled = expected.seasonal || !self.seasonal.is_seasonal();
+            let reference_was_outside = self.history.get(expected.reference).is_some_and(|slot| slot.outside);
+            modelled && !reference_was_outside
+        });
+        let cleaned = match judgement {
+            Some(judgement) if trusted => judgement.cleaned,
+            _ => value,
+        };
+
         let slot = Slot {
             value: value as f32,
-            cleaned: judgement.map_or(value, |judgement| judgement.cleaned) as f32,
-            expected: expected.map_or(f32::NAN, |expected| expected as f32),
+            cleaned: cleaned as f32,
+            expected: expected.map_or(f32::NAN, |expected| expected.value as f32),
             half_width: judgement.map_or(f32::NAN, |judgement| {
                 ((judgement.band.upper - judgement.band.lower) / 2.0) as f32
             }),
@@ -204,6 +227,7 @@ impl SeriesDetector {
         if let Some(residual) = slot.residual() {
             self.residuals.insert(residual);
         }
+        self.seasonal.record(number, &self.history);
 
         let transition = self.episode.step(window_start_ms, judgement.as_ref(), &self.params);
         Some(Evaluation {
@@ -214,25 +238,6 @@ impl SeriesDetector {
             outside: judgement.is_some_and(|judgement| judgement.outside),
             transition,
         })
-    }
-
-    /// Removes from the scale sample the residuals of windows more than
-    /// `residual_windows` before window `number`, so the sample contains
-    /// the windows `number − residual_windows ..= number − 1`.
-    fn retire_residuals(&mut self, number: i64) {
-        let (Some(oldest), Some(latest)) = (self.history.oldest(), self.history.latest()) else {
-            return;
-        };
-        let last_leaving = number - self.params.residual_windows as i64 - 1;
-        let first_leaving = self.residuals_retired_through.saturating_add(1).max(oldest);
-        for leaving in first_leaving..=last_leaving.min(latest) {
-            let residual = self.history.get(leaving).and_then(Slot::residual);
-            if let Some(residual) = residual {
-                let removed = self.residuals.remove(residual);
-                debug_assert!(removed, "residual {residual} of window {leaving} was not in the sample");
-            }
-        }
-        self.residuals_retired_through = self.residuals_retired_through.max(last_leaving);
     }
 
     /// Stored recent windows, oldest first.
@@ -257,7 +262,7 @@ impl SeriesDetector {
     /// True while the series has too little history to alert: fewer than
     /// `min_history_windows` residuals in the scale sample.
     pub fn is_learning(&self) -> bool {
-        self.residuals.len() < self.params.min_history_windows
+        self.residuals.sample().len() < self.params.min_history_windows
     }
 
     /// Windows of history kept at most.
@@ -267,6 +272,50 @@ impl SeriesDetector {
 
     /// Bytes this series occupies, heap included.
     pub fn memory_bytes(&self) -> usize {
-        size_of::<SeriesDetector>() + self.history.heap_bytes() + self.residuals.heap_bytes()
+        size_of::<SeriesDetector>()
+            + self.history.heap_bytes()
+            + self.seasonal.heap_bytes()
+            + self.residuals.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `windows` 30-minute windows of a daily cycle through a detector.
+    fn detector_after(params: &DetectionParams, windows: i64) -> SeriesDetector {
+        let window_ms = 30 * 60 * 1000;
+        let mut detector = SeriesDetector::new(params, window_ms);
+        for i in 0..windows {
+            let value = 100.0 + (i % 48) as f64 + (i % 7) as f64;
+            detector.observe(i * window_ms, value).unwrap();
+        }
+        detector
+    }
+
+    #[test]
+    fn samples_stay_at_their_length() {
+        for params in [
+            DetectionParams::default(),
+            DetectionParams {
+                history_windows: Some(337),
+                ..DetectionParams::default()
+            },
+            DetectionParams {
+                seasonality: Seasonality::Daily,
+                ..DetectionParams::default()
+            },
+        ] {
+            let detector = detector_after(&params, 5_000);
+            assert_eq!(
+                detector.residuals.sample().len(),
+                params.residual_windows + 1,
+                "{params:?}"
+            );
+            for lag in &detector.seasonal.lag_sample_lengths() {
+                assert_eq!(*lag, params.level_windows + 1, "{params:?}");
+            }
+        }
     }
 }

@@ -32,7 +32,11 @@ pub struct DetectionParams {
     pub min_absolute_width: f64,
 
     /// Residuals the scale needs before the series may alert. With fewer the
-    /// series is learning. 48 is one day of 30-minute windows.
+    /// series is learning. 48 is one day of 30-minute windows. With shorter
+    /// windows the rest of the first day is judged against the rolling
+    /// median, which misses the daily shape, so a seasonal metric stays
+    /// quiet until its daily reference exists only with one day of windows
+    /// here (288 for 5-minute windows).
     pub min_history_windows: usize,
 
     /// Recent residuals the scale is estimated from. 336 is one week of
@@ -74,8 +78,8 @@ pub struct DetectionParams {
     pub critical_ratio: f64,
 
     /// Windows of history kept per series, bounding its memory. `None` keeps
-    /// what the other settings need: one week plus `level_windows` when the
-    /// seasonality is weekly. A smaller value disables the seasonal lags
+    /// what the other settings need: one week plus `level_windows` + 1 when
+    /// the seasonality is weekly. A smaller value disables the seasonal lags
     /// that no longer fit.
     pub history_windows: Option<usize>,
 }
@@ -157,11 +161,11 @@ impl DetectionParams {
         }
 
         if let Some(history) = self.history_windows {
-            let needed = self.residual_windows.max(self.rolling_windows).max(self.level_windows);
+            let needed = (self.residual_windows + 1).max(self.rolling_windows);
             if history < needed {
                 return Err(format!(
-                    "history_windows = {history} is below {needed}, the largest of residual_windows, \
-                     rolling_windows and level_windows; raise it or lower those"
+                    "history_windows = {history} is below {needed}, the larger of residual_windows + 1 \
+                     and rolling_windows; raise it or lower those"
                 ));
             }
         }

@@ -77,6 +77,11 @@ impl SortedSample {
         self.values.is_empty()
     }
 
+    /// The values in ascending order.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.values
+    }
+
     /// Adds a value. Non-finite values would break the order statistics,
     /// so callers pass finite values only (checked in debug builds).
     pub fn insert(&mut self, value: f32) {

@@ -16,42 +16,79 @@
 //! next week's reference nor drags the level adjustment far. A lasting
 //! change still gets through, at up to `cleaning_sigmas` robust standard
 //! deviations per window, because each clamped value moves the medians.
+//!
+//! The level offsets of each lag are kept in a [`WindowSample`], so their
+//! median costs O(log n) per window instead of a pass over `level_windows`.
 
 use std::cell::RefCell;
 
 use super::history::History;
 use super::params::Seasonality;
 use super::robust::median;
+use super::window_sample::WindowSample;
 
 const DAY_MS: i64 = 86_400_000;
 const WEEK_MS: i64 = 7 * DAY_MS;
 
-/// Seasonal lags of a series in windows, most preferred first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Lags {
-    lags: [Option<i64>; 2],
+/// Expected value of a window and the window it was derived from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Expected {
+    pub value: f64,
+    /// The seasonal reference window, or the latest window for the rolling
+    /// median.
+    pub reference: i64,
+    /// The value came from a seasonal reference, not the rolling median.
+    pub seasonal: bool,
 }
 
-impl Lags {
-    /// Lags for `window_ms` windows: one week and one day for weekly
-    /// seasonality, one day for daily. A lag is dropped when the window does
-    /// not divide it or when the lag plus the level windows would not fit in
-    /// `history_windows`.
-    pub fn new(seasonality: Seasonality, window_ms: i64, level_windows: usize, history_windows: usize) -> Lags {
-        let lag = |period_ms: i64| {
-            let windows = period_ms / window_ms;
-            let fits = windows as usize + level_windows <= history_windows;
-            (period_ms % window_ms == 0 && windows > 0 && fits).then_some(windows)
+/// Seasonal references of one series: its lags and their level offsets.
+#[derive(Debug, Clone)]
+pub(crate) struct SeasonalModel {
+    /// Most preferred first.
+    lags: Vec<Lag>,
+    rolling_windows: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Lag {
+    windows: i64,
+    /// Offsets (cleaned value − cleaned value `windows` earlier) of the last
+    /// `level_windows` windows.
+    offsets: WindowSample,
+}
+
+impl SeasonalModel {
+    /// Creates the model for `window_ms` windows: lags of one week and one
+    /// day for weekly seasonality, one day for daily. A lag is dropped when
+    /// the window does not divide it or when the history would not reach
+    /// back far enough for it (see [`SeasonalModel::history_needed`]).
+    pub fn new(
+        seasonality: Seasonality,
+        window_ms: i64,
+        level_windows: usize,
+        rolling_windows: usize,
+        history_windows: usize,
+    ) -> SeasonalModel {
+        let periods_ms: &[i64] = match seasonality {
+            Seasonality::Weekly => &[WEEK_MS, DAY_MS],
+            Seasonality::Daily => &[DAY_MS],
+            Seasonality::None => &[],
         };
-        let lags = match seasonality {
-            Seasonality::Weekly => [lag(WEEK_MS), lag(DAY_MS)],
-            Seasonality::Daily => [lag(DAY_MS), None],
-            Seasonality::None => [None, None],
-        };
-        Lags { lags }
+        let lags = periods_ms
+            .iter()
+            .filter(|&&period_ms| period_ms % window_ms == 0)
+            .map(|&period_ms| period_ms / window_ms)
+            .filter(|&windows| windows > 0 && lag_reach(windows, level_windows) <= history_windows)
+            .map(|windows| Lag {
+                windows,
+                offsets: WindowSample::new(level_windows),
+            })
+            .collect();
+        SeasonalModel { lags, rolling_windows }
     }
 
-    /// Windows of history the lags need, level adjustment included.
+    /// Windows of history the seasonality needs, level adjustment included,
+    /// or 0 when the window does not divide the period.
     pub fn history_needed(seasonality: Seasonality, window_ms: i64, level_windows: usize) -> usize {
         let period_ms = match seasonality {
             Seasonality::Weekly => WEEK_MS,
@@ -59,44 +96,84 @@ impl Lags {
             Seasonality::None => return 0,
         };
         if period_ms % window_ms == 0 {
-            (period_ms / window_ms) as usize + level_windows
+            lag_reach(period_ms / window_ms, level_windows)
         } else {
             0
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = i64> + '_ {
-        self.lags.iter().flatten().copied()
+    /// True when the series has at least one seasonal lag.
+    pub fn is_seasonal(&self) -> bool {
+        !self.lags.is_empty()
     }
-}
 
-/// Expected value of window `number` from the windows before it, or `None`
-/// when the history has no window to go by.
-pub(crate) fn expected_value(
-    history: &History,
-    number: i64,
-    lags: &Lags,
-    level_windows: usize,
-    rolling_windows: usize,
-) -> Option<f64> {
-    for lag in lags.iter() {
-        if let Some(reference) = history.get(number - lag) {
-            let level = level_offset(history, number, lag, level_windows);
-            return Some(f64::from(reference.cleaned) + level);
+    /// Drops the level offsets that window `number` no longer uses. Call it
+    /// before `number` enters `history`.
+    pub fn retire_before(&mut self, number: i64, history: &History) {
+        for lag in &mut self.lags {
+            let windows = lag.windows;
+            lag.offsets
+                .retire_before(number, history, |history, leaving| offset(history, leaving, windows));
         }
     }
-    rolling_median(history, number, rolling_windows)
+
+    /// Adds the level offsets of window `number`, just stored in `history`.
+    pub fn record(&mut self, number: i64, history: &History) {
+        for lag in &mut self.lags {
+            if let Some(offset) = offset(history, number, lag.windows) {
+                lag.offsets.insert(offset);
+            }
+        }
+    }
+
+    /// Expected value of window `number` from the windows before it, or
+    /// `None` when the history has no window to go by.
+    pub fn expected_value(&self, history: &History, number: i64) -> Option<Expected> {
+        for lag in &self.lags {
+            if let Some(reference) = history.get(number - lag.windows) {
+                let level = lag.offsets.sample().median().unwrap_or(0.0);
+                return Some(Expected {
+                    value: f64::from(reference.cleaned) + level,
+                    reference: number - lag.windows,
+                    seasonal: true,
+                });
+            }
+        }
+
+        let value = rolling_median(history, number, self.rolling_windows)?;
+        let reference = history.latest()?;
+        Some(Expected {
+            value,
+            reference,
+            seasonal: false,
+        })
+    }
+
+    /// Number of level offsets held per lag.
+    #[cfg(test)]
+    pub fn lag_sample_lengths(&self) -> Vec<usize> {
+        self.lags.iter().map(|lag| lag.offsets.sample().len()).collect()
+    }
+
+    /// Bytes allocated on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.lags.capacity() * size_of::<Lag>() + self.lags.iter().map(|lag| lag.offsets.heap_bytes()).sum::<usize>()
+    }
 }
 
-/// Median of (cleaned value − cleaned value `lag` windows earlier) over the
-/// `level_windows` windows before `number`, or 0 when no pair exists.
-fn level_offset(history: &History, number: i64, lag: i64, level_windows: usize) -> f64 {
-    let offsets = (1..=level_windows as i64).filter_map(|back| {
-        let recent = history.get(number - back)?;
-        let reference = history.get(number - back - lag)?;
-        Some(f64::from(recent.cleaned) - f64::from(reference.cleaned))
-    });
-    median_of(offsets).unwrap_or(0.0)
+/// Windows of history a lag of `lag` windows reads: when window `number`
+/// retires the offset of window `number − level_windows − 1`, that offset
+/// reads the window `lag` before it.
+fn lag_reach(lag: i64, level_windows: usize) -> usize {
+    lag as usize + level_windows + 1
+}
+
+/// Level offset of window `number` against the window `lag` before it,
+/// computed in `f32` so a later removal finds the same bits.
+fn offset(history: &History, number: i64, lag: i64) -> Option<f32> {
+    let recent = history.get(number)?;
+    let reference = history.get(number - lag)?;
+    Some(recent.cleaned - reference.cleaned)
 }
 
 fn rolling_median(history: &History, number: i64, rolling_windows: usize) -> Option<f64> {
@@ -105,7 +182,7 @@ fn rolling_median(history: &History, number: i64, rolling_windows: usize) -> Opt
 }
 
 thread_local! {
-    /// Buffer reused by every median here, so judging a window does not allocate.
+    /// Buffer reused by the rolling median, so judging a window does not allocate.
     static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -134,41 +211,77 @@ mod tests {
         }
     }
 
+    /// Feeds `windows` (number, value) to `model` and `history` in the
+    /// detector's order.
+    fn feed(model: &mut SeasonalModel, history: &mut History, windows: impl IntoIterator<Item = (i64, f32)>) {
+        for (number, value) in windows {
+            model.retire_before(number, history);
+            history.push(number, slot(value));
+            model.record(number, history);
+        }
+    }
+
+    fn expected(model: &SeasonalModel, history: &History, number: i64) -> Option<f64> {
+        model.expected_value(history, number).map(|expected| expected.value)
+    }
+
+    fn lags(model: &SeasonalModel) -> Vec<i64> {
+        model.lags.iter().map(|lag| lag.windows).collect()
+    }
+
     #[test]
     fn lags_of_hourly_windows() {
-        let weekly = Lags::new(Seasonality::Weekly, HOUR_MS, 4, 1_000);
-        assert_eq!(weekly.iter().collect::<Vec<_>>(), vec![168, 24]);
-        let daily = Lags::new(Seasonality::Daily, HOUR_MS, 4, 1_000);
-        assert_eq!(daily.iter().collect::<Vec<_>>(), vec![24]);
-        let none = Lags::new(Seasonality::None, HOUR_MS, 4, 1_000);
-        assert_eq!(none.iter().count(), 0);
+        let weekly = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 4, 3, 1_000);
+        assert_eq!(lags(&weekly), vec![168, 24]);
+        assert!(weekly.is_seasonal());
+        let daily = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 4, 3, 1_000);
+        assert_eq!(lags(&daily), vec![24]);
+        let none = SeasonalModel::new(Seasonality::None, HOUR_MS, 4, 3, 1_000);
+        assert_eq!(lags(&none), Vec::<i64>::new());
+        assert!(!none.is_seasonal());
     }
 
     #[test]
     fn lags_dropped_when_history_too_short() {
-        // 168 + 4 windows do not fit in 100, but 24 + 4 do.
-        let lags = Lags::new(Seasonality::Weekly, HOUR_MS, 4, 100);
-        assert_eq!(lags.iter().collect::<Vec<_>>(), vec![24]);
+        // 168 + 4 + 1 windows do not fit in 100, but 24 + 4 + 1 do.
+        let model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 4, 3, 100);
+        assert_eq!(lags(&model), vec![24]);
     }
 
     #[test]
     fn lags_dropped_when_window_does_not_divide_day() {
-        let lags = Lags::new(Seasonality::Weekly, 7 * 60_000 * 11, 4, 100_000);
-        assert_eq!(lags.iter().count(), 0);
+        let model = SeasonalModel::new(Seasonality::Weekly, 77 * 60_000, 4, 3, 100_000);
+        assert_eq!(lags(&model), Vec::<i64>::new());
     }
 
     #[test]
     fn weekly_reference_preferred_over_daily() {
-        let lags = Lags::new(Seasonality::Weekly, HOUR_MS, 1, 1_000);
+        let mut model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 1, 3, 1_000);
         let mut history = History::new(1_000);
-        history.push(0, slot(70.0)); // one week before window 168
-        history.push(144, slot(10.0)); // one day before window 168
-        assert_eq!(expected_value(&history, 168, &lags, 1, 3), Some(70.0));
+        // Window 0 is one week and window 144 one day before window 168.
+        feed(&mut model, &mut history, [(0, 70.0), (144, 10.0)]);
+        assert_eq!(expected(&model, &history, 168), Some(70.0));
+
         // Window 169 has no weekly reference, so it takes the daily one (20)
         // plus the level offset of window 168 over window 144 (30 - 10).
-        history.push(145, slot(20.0));
-        history.push(168, slot(30.0));
-        assert_eq!(expected_value(&history, 169, &lags, 1, 3), Some(40.0));
+        feed(&mut model, &mut history, [(145, 20.0), (168, 30.0)]);
+        assert_eq!(expected(&model, &history, 169), Some(40.0));
+    }
+
+    #[test]
+    fn reference_window_reported() {
+        let mut model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 1, 3, 1_000);
+        let mut history = History::new(1_000);
+        feed(&mut model, &mut history, [(0, 1.0), (150, 1.0)]);
+        let reference = |number| {
+            model
+                .expected_value(&history, number)
+                .map(|expected| (expected.reference, expected.seasonal))
+        };
+
+        assert_eq!(reference(168), Some((0, true)), "weekly");
+        assert_eq!(reference(174), Some((150, true)), "daily");
+        assert_eq!(reference(151), Some((150, false)), "rolling median");
     }
 
     #[test]
@@ -176,64 +289,81 @@ mod tests {
         // Hourly windows, so the day before window 100 is window 76. Windows
         // 50..=99 are missing except 76, so an index-based lookup ("24
         // stored windows back") would land on the wrong window.
-        let lags = Lags::new(Seasonality::Daily, HOUR_MS, 1, 1_000);
+        let mut model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 1, 3, 1_000);
         let mut history = History::new(1_000);
-        for number in 0..50 {
-            history.push(number, slot(1.0));
-        }
-        history.push(76, slot(42.0));
-        assert_eq!(expected_value(&history, 100, &lags, 1, 3), Some(42.0));
+        feed(&mut model, &mut history, (0..50).map(|number| (number, 1.0)));
+        feed(&mut model, &mut history, [(76, 42.0)]);
+        model.retire_before(100, &history);
+        assert_eq!(expected(&model, &history, 100), Some(42.0));
     }
 
     #[test]
     fn level_adjustment_follows_shift() {
         // Daily lag of 24 hourly windows. The last three windows are 10
         // above the day before, so window 50 is expected 10 above its reference.
-        let lags = Lags::new(Seasonality::Daily, HOUR_MS, 3, 1_000);
+        let mut model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
-        for number in 0..50 {
-            let value = if number >= 47 { 110.0 } else { 100.0 };
-            history.push(number, slot(value));
-        }
-        assert_eq!(expected_value(&history, 50, &lags, 3, 3), Some(110.0));
+        feed(
+            &mut model,
+            &mut history,
+            (0..50).map(|number| (number, if number >= 47 { 110.0 } else { 100.0 })),
+        );
+        model.retire_before(50, &history);
+        assert_eq!(expected(&model, &history, 50), Some(110.0));
     }
 
     #[test]
     fn level_adjustment_is_a_median() {
         // One of three recent windows is far off, and the median ignores it.
-        let lags = Lags::new(Seasonality::Daily, HOUR_MS, 3, 1_000);
+        let mut model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
-        for number in 0..50 {
-            let value = if number == 48 { 1_000.0 } else { 100.0 };
-            history.push(number, slot(value));
-        }
-        assert_eq!(expected_value(&history, 50, &lags, 3, 3), Some(100.0));
+        feed(
+            &mut model,
+            &mut history,
+            (0..50).map(|number| (number, if number == 48 { 1_000.0 } else { 100.0 })),
+        );
+        model.retire_before(50, &history);
+        assert_eq!(expected(&model, &history, 50), Some(100.0));
+    }
+
+    #[test]
+    fn level_offsets_leave_after_level_windows() {
+        // Windows 24..=26 are 10 above the day before, later ones are not.
+        // Window 30 only looks at windows 27..=29.
+        let mut model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
+        let mut history = History::new(1_000);
+        feed(&mut model, &mut history, (0..24).map(|number| (number, 100.0)));
+        feed(&mut model, &mut history, (24..27).map(|number| (number, 110.0)));
+        model.retire_before(27, &history);
+        assert_eq!(expected(&model, &history, 27), Some(110.0));
+
+        feed(&mut model, &mut history, (27..30).map(|number| (number, 100.0)));
+        model.retire_before(30, &history);
+        assert_eq!(expected(&model, &history, 30), Some(100.0));
     }
 
     #[test]
     fn rolling_median_without_seasonal_history() {
-        let lags = Lags::new(Seasonality::Weekly, HOUR_MS, 3, 1_000);
+        let mut model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
-        for (number, value) in [(0, 5.0), (1, 1.0), (2, 3.0), (3, 100.0)] {
-            history.push(number, slot(value));
-        }
+        feed(&mut model, &mut history, [(0, 5.0), (1, 1.0), (2, 3.0), (3, 100.0)]);
         // The last three windows: 1, 3, 100.
-        assert_eq!(expected_value(&history, 4, &lags, 3, 3), Some(3.0));
+        assert_eq!(expected(&model, &history, 4), Some(3.0));
     }
 
     #[test]
     fn no_expected_value_without_history() {
-        let lags = Lags::new(Seasonality::Weekly, HOUR_MS, 3, 1_000);
+        let mut model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
-        assert_eq!(expected_value(&history, 0, &lags, 3, 3), None);
-        history.push(0, slot(1.0));
+        assert_eq!(expected(&model, &history, 0), None);
+        feed(&mut model, &mut history, [(0, 1.0)]);
         // Window 10 is further back than the rolling windows reach.
-        assert_eq!(expected_value(&history, 10, &lags, 3, 3), None);
+        assert_eq!(expected(&model, &history, 10), None);
     }
 
     #[test]
     fn cleaned_values_are_the_references() {
-        let lags = Lags::new(Seasonality::Daily, HOUR_MS, 1, 1_000);
+        let model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 1, 3, 1_000);
         let mut history = History::new(1_000);
         history.push(
             0,
@@ -242,6 +372,6 @@ mod tests {
                 ..slot(500.0)
             },
         );
-        assert_eq!(expected_value(&history, 24, &lags, 1, 3), Some(12.0));
+        assert_eq!(expected(&model, &history, 24), Some(12.0));
     }
 }

@@ -1,0 +1,119 @@
+//! Sorted sample of one number per window over the most recent windows,
+//! kept up to date as windows arrive, so the median and MAD of the last n
+//! windows cost O(log n) instead of a pass over n values.
+
+use super::history::History;
+use super::robust::SortedSample;
+
+#[derive(Debug, Clone)]
+pub(crate) struct WindowSample {
+    sample: SortedSample,
+    length: i64,
+    /// Windows up to this number have left the sample.
+    retired_through: i64,
+}
+
+impl WindowSample {
+    /// Creates a sample of the last `length` windows.
+    pub fn new(length: usize) -> WindowSample {
+        WindowSample {
+            // `length` values when a window is judged, and one more until
+            // the next window retires the oldest.
+            sample: SortedSample::new(length + 1),
+            length: length as i64,
+            retired_through: i64::MIN,
+        }
+    }
+
+    /// Removes the values of windows more than `length` before window
+    /// `number`, so the sample covers `number − length ..= number − 1`.
+    /// Call it before `number` enters `history`. `value_of` must return, bit
+    /// for bit, what [`WindowSample::insert`] got for that window, and the
+    /// history must still contain what it reads.
+    pub fn retire_before(&mut self, number: i64, history: &History, value_of: impl Fn(&History, i64) -> Option<f32>) {
+        let (Some(oldest), Some(latest)) = (history.oldest(), history.latest()) else {
+            return;
+        };
+        let last_leaving = number - self.length - 1;
+        let first_leaving = self.retired_through.saturating_add(1).max(oldest);
+        for leaving in first_leaving..=last_leaving.min(latest) {
+            if let Some(value) = value_of(history, leaving) {
+                let removed = self.sample.remove(value);
+                debug_assert!(removed, "value {value} of window {leaving} was not in the sample");
+            }
+        }
+        self.retired_through = self.retired_through.max(last_leaving);
+    }
+
+    pub fn insert(&mut self, value: f32) {
+        self.sample.insert(value);
+    }
+
+    pub fn sample(&self) -> &SortedSample {
+        &self.sample
+    }
+
+    /// Bytes allocated on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.sample.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::history::Slot;
+    use super::*;
+
+    fn slot(value: f32) -> Slot {
+        Slot {
+            value,
+            cleaned: value,
+            expected: f32::NAN,
+            half_width: f32::NAN,
+            outside: false,
+        }
+    }
+
+    fn value_of(history: &History, number: i64) -> Option<f32> {
+        history.get(number).map(|slot| slot.value)
+    }
+
+    /// Feeds windows `numbers` with value = number and returns the sorted
+    /// sample before each window.
+    fn run(length: usize, numbers: &[i64]) -> Vec<Vec<f64>> {
+        let mut history = History::new(100);
+        let mut sample = WindowSample::new(length);
+        let mut seen = Vec::new();
+        for &number in numbers {
+            sample.retire_before(number, &history, value_of);
+            seen.push(sorted_values(&sample));
+            history.push(number, slot(number as f32));
+            sample.insert(number as f32);
+        }
+        seen
+    }
+
+    fn sorted_values(sample: &WindowSample) -> Vec<f64> {
+        sample
+            .sample()
+            .as_slice()
+            .iter()
+            .map(|&value| f64::from(value))
+            .collect()
+    }
+
+    #[test]
+    fn keeps_last_windows() {
+        let seen = run(3, &[0, 1, 2, 3, 4]);
+        assert_eq!(seen[3], vec![0.0, 1.0, 2.0]);
+        assert_eq!(seen[4], vec![1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn gap_retires_by_window_number() {
+        let seen = run(3, &[0, 1, 2, 4, 9]);
+        // Window 4 covers windows 1 to 3; window 9 covers 6 to 8, all missing.
+        assert_eq!(seen[3], vec![1.0, 2.0]);
+        assert_eq!(seen[4], Vec::<f64>::new());
+    }
+}
