@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod kafka_source;
 pub mod service;
 pub mod cli;
+pub mod replay;
 pub use config::MetricsConfig;
 pub use kafka_source::KafkaSettings;
 pub use service::{RunningDetector, ServiceConfig, start};

@@ -1,0 +1,95 @@
+//! Command-line options of `seismo-detector replay`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{ReplayOptions, ReplaySummary, ScoreMode, replay_path};
+use crate::config::parse_duration_ms;
+use crate::detection::DetectionParams;
+
+/// Score NAB-format series files offline with the live detector's maths and
+/// write NAB results files.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Series file (`timestamp,value` CSV, UTC `YYYY-MM-DD HH:MM:SS` times)
+    /// or a directory searched recursively for `.csv` files.
+    pub input: PathBuf,
+
+    /// Directory for the results. A directory input is mirrored as
+    /// `<group>/<detector>_<file>.csv`.
+    pub output: PathBuf,
+
+    /// Label windows for the `label` column: NAB's `combined_windows.json`
+    /// or a `{"file": ..., "windows": [...]}` file. Without it labels are 0.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+
+    /// Window length, e.g. 5m or 30m. Default: each file's most common time step.
+    #[arg(long, value_parser = parse_duration_ms)]
+    pub window: Option<i64>,
+
+    /// Detector name used in the results file names.
+    #[arg(long, default_value = "seismo")]
+    pub detector: String,
+
+    /// TOML file whose `[detection]` table overrides the default detection
+    /// parameters, e.g. the service's metrics file.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+
+    /// Score column: `alert` writes the window's score where an episode
+    /// fires and 0 elsewhere, `window` writes every window's score.
+    #[arg(long, value_enum, default_value = "alert")]
+    pub score: ScoreMode,
+}
+
+impl ReplayArgs {
+    /// Reads the params file, if any, and builds the replay options.
+    pub fn into_options(self) -> anyhow::Result<ReplayOptions> {
+        let params = match &self.params {
+            Some(path) => read_params(path)?,
+            None => DetectionParams::default(),
+        };
+        Ok(ReplayOptions {
+            detector_name: self.detector,
+            window_ms: self.window,
+            labels: self.labels,
+            params,
+            score: self.score,
+        })
+    }
+}
+
+/// Runs `seismo-detector replay` and logs what it wrote.
+pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
+    let (input, output) = (args.input.clone(), args.output.clone());
+    let options = args.into_options()?;
+
+    let summary = replay_path(&input, &output, &options)?;
+    tracing::info!(
+        files = summary.files.len(),
+        rows = summary.rows(),
+        fired = summary.fired(),
+        output = %output.display(),
+        "replay finished"
+    );
+    Ok(summary)
+}
+
+/// Reads the `[detection]` table of a TOML file. A file without one gives
+/// the defaults.
+fn read_params(path: &Path) -> anyhow::Result<DetectionParams> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read params file {}; check the --params path", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("params file {} is not valid TOML", path.display()))?;
+
+    let Some(detection) = table.remove("detection") else {
+        return Ok(DetectionParams::default());
+    };
+    detection
+        .try_into()
+        .with_context(|| format!("invalid [detection] table in {}", path.display()))
+}
