@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
 use seismo_detector::detection::{DetectionParams, SeriesDetector, Transition};
 use seismo_detector::replay::{ReplayArgs, ReplayOptions, ScoreMode, replay_path};
 
@@ -362,4 +363,65 @@ fn params_file_sets_detection() {
         message.contains("fire_outside = 9 exceeds fire_lookback = 6"),
         "{message}"
     );
+}
+
+/// Command line of `seismo-detector replay`, as the binary would parse it.
+#[derive(Debug, Parser)]
+struct ReplayCommand {
+    #[command(flatten)]
+    args: ReplayArgs,
+}
+
+#[test]
+fn command_line_options() {
+    let parsed = ReplayCommand::try_parse_from([
+        "replay",
+        "data",
+        "results",
+        "--labels",
+        "labels.json",
+        "--window",
+        "30m",
+        "--score",
+        "window",
+        "--detector",
+        "mine",
+    ])
+    .unwrap()
+    .args;
+    assert_eq!(parsed.input, PathBuf::from("data"));
+    assert_eq!(parsed.output, PathBuf::from("results"));
+    assert_eq!(parsed.labels, Some(PathBuf::from("labels.json")));
+    assert_eq!(parsed.window, Some(30 * 60 * 1000));
+    assert_eq!(parsed.score, ScoreMode::Window);
+    assert_eq!(parsed.detector, "mine");
+
+    let defaults = ReplayCommand::try_parse_from(["replay", "data", "results"])
+        .unwrap()
+        .args;
+    assert_eq!(defaults.window, None);
+    assert_eq!(defaults.score, ScoreMode::Alert);
+    assert_eq!(defaults.detector, "seismo");
+    assert_eq!(defaults.params, None);
+
+    let error = ReplayCommand::try_parse_from(["replay", "data", "results", "--window", "soon"]).unwrap_err();
+    assert!(error.to_string().contains("soon"), "{error}");
+}
+
+#[test]
+fn run_writes_results() {
+    let directory = scratch_directory("run");
+    let input = directory.join("series.csv");
+    write(&input, &hourly_series(&[1.0, 2.0, 3.0]));
+
+    let args = ReplayCommand::try_parse_from([
+        "replay",
+        input.to_str().unwrap(),
+        directory.join("out").to_str().unwrap(),
+    ])
+    .unwrap()
+    .args;
+    let summary = seismo_detector::replay::run(args).unwrap();
+    assert_eq!(summary.rows(), 3);
+    assert!(directory.join("out/seismo_series.csv").exists());
 }

@@ -214,3 +214,59 @@ fn check_count(name: &str, value: usize, min: usize, max: usize) -> Result<(), S
         Err(format!("{name} = {value} is invalid; use {min} to {max}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<DetectionParams, String> {
+        toml::from_str(text).map_err(|error: toml::de::Error| error.message().to_string())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(DetectionParams::default().validate(), Ok(()));
+        assert_eq!(parse(""), Ok(DetectionParams::default()));
+    }
+
+    #[test]
+    fn partial_table_keeps_other_defaults() {
+        let params = parse("band_sigmas = 4.0\nseasonality = \"daily\"\nhistory_windows = 500").unwrap();
+        assert_eq!(params.band_sigmas, 4.0);
+        assert_eq!(params.seasonality, Seasonality::Daily);
+        assert_eq!(params.history_windows, Some(500));
+        assert_eq!(params.fire_outside, DetectionParams::default().fire_outside);
+    }
+
+    #[test]
+    fn serialised_params_read_back() {
+        let params = DetectionParams {
+            seasonality: Seasonality::None,
+            history_windows: Some(400),
+            ..DetectionParams::default()
+        };
+        let text = toml::to_string(&params).unwrap();
+        assert_eq!(parse(&text), Ok(params));
+    }
+
+    #[test]
+    fn invalid_values_rejected_with_field_name() {
+        let cases = [
+            ("band_sigmas = 0.0", "band_sigmas = 0"),
+            ("band_sigmas = nan", "band_sigmas = NaN"),
+            ("min_relative_width = -0.1", "min_relative_width = -0.1"),
+            ("residual_windows = 0", "residual_windows = 0"),
+            ("fire_lookback = 65", "fire_lookback = 65"),
+            ("fire_outside = 7", "fire_outside = 7 exceeds fire_lookback = 6"),
+            ("min_history_windows = 400", "min_history_windows = 400 exceeds residual_windows = 336"),
+            ("critical_ratio = 1.0", "critical_ratio = 1 is below warning_ratio = 1.5"),
+            ("history_windows = 100", "history_windows = 100 is below 337"),
+            ("seasonality = \"hourly\"", "unknown variant `hourly`"),
+            ("no_such_parameter = 1", "unknown field `no_such_parameter`"),
+        ];
+        for (text, expected) in cases {
+            let error = parse(text).expect_err(text);
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+}

@@ -9,8 +9,6 @@ use chrono::NaiveDateTime;
 /// One row of a series file, with its text kept for the results file.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
-    /// Line number in the file, from 1 (the header is line 1).
-    pub line: u64,
     pub timestamp: String,
     pub time_ms: i64,
     pub value_text: String,
@@ -41,12 +39,12 @@ pub(crate) fn read_series(path: &Path) -> anyhow::Result<Vec<Row>> {
     for record in reader.records() {
         let record = record.with_context(|| format!("cannot read {}", path.display()))?;
         let line = record.position().map_or(0, |position| position.line());
-        rows.push(parse_row(&record, line).with_context(|| format!("{}:{line}", path.display()))?);
+        rows.push(parse_row(&record).with_context(|| format!("{}:{line}", path.display()))?);
     }
     Ok(rows)
 }
 
-fn parse_row(record: &csv::StringRecord, line: u64) -> anyhow::Result<Row> {
+fn parse_row(record: &csv::StringRecord) -> anyhow::Result<Row> {
     if record.len() != 2 {
         bail!(
             "expected 2 columns timestamp,value, found {}; fix or remove the row",
@@ -67,7 +65,6 @@ fn parse_row(record: &csv::StringRecord, line: u64) -> anyhow::Result<Row> {
         .with_context(|| format!("invalid value \"{value_text}\"; write a finite decimal number"))?;
 
     Ok(Row {
-        line,
         timestamp: timestamp.to_string(),
         time_ms,
         value_text: value_text.to_string(),
