@@ -96,3 +96,117 @@ impl Pipeline {
         self.shared.stats.set_series(registry.len() as u64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use seismo_proto::v1::AnomalyEvent;
+
+    use super::*;
+    use crate::hub::HubConfig;
+
+    const MINUTE_MS: i64 = 60_000;
+    /// A minute boundary: 2023-11-14T22:14:00Z.
+    const BASE_MS: i64 = 1_700_000_040_000;
+    const FIRST_SEQUENCE: u64 = 1_000;
+
+    const METRICS: &str = r#"
+[windowing]
+allowed_lateness = "0s"
+future_confirmations = 1
+
+[detection]
+min_history_windows = 30
+
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+"#;
+
+    fn view(time_ms: i64) -> Event {
+        Event {
+            event_time: Utc.timestamp_millis_opt(time_ms).unwrap(),
+            event: "view".to_string(),
+            user_id: "user".to_string(),
+            event_id: None,
+            post_id: None,
+            receiver_id: None,
+            os: None,
+            country: None,
+            city: None,
+            source: None,
+            gender: None,
+            age: None,
+            exp_group: None,
+            value: None,
+            extra: String::new(),
+        }
+    }
+
+    /// 90 minutes of about 20 views, 3 minutes of 200, 20 minutes of about
+    /// 20, and one event that closes the last minute.
+    fn spike_scenario() -> Vec<Event> {
+        let mut events = Vec::new();
+        for minute in 0..113 {
+            let count = if (90..93).contains(&minute) { 200 } else { 20 + (minute * 7) % 5 - 2 };
+            for index in 0..count {
+                events.push(view(BASE_MS + minute * MINUTE_MS + index * (MINUTE_MS / count)));
+            }
+        }
+        events.push(view(BASE_MS + 113 * MINUTE_MS));
+        events
+    }
+
+    /// Runs `events` through a fresh pipeline and returns every anomaly
+    /// change it published, with the final counters.
+    async fn run(events: Vec<Event>) -> (Vec<AnomalyEvent>, crate::stats::StatsSnapshot) {
+        let hub = Arc::new(AnomalyHub::new(HubConfig {
+            replay_capacity: 1_000,
+            live_capacity: 16,
+            first_sequence: FIRST_SEQUENCE,
+        }));
+        let shared = SharedState::new(MetricsConfig::parse(METRICS).unwrap(), Arc::clone(&hub));
+        let stats = Arc::clone(&shared.stats);
+        let mut pipeline = Pipeline::new(shared);
+
+        for event in events {
+            pipeline.process(event);
+        }
+
+        let published = hub.latest_sequence() + 1 - FIRST_SEQUENCE;
+        let mut subscription = hub.subscribe(FIRST_SEQUENCE - 1).unwrap();
+        let mut changes = Vec::new();
+        for _ in 0..published {
+            changes.push(subscription.next().await.unwrap());
+        }
+        (changes, stats.snapshot())
+    }
+
+    #[tokio::test]
+    async fn spike_fires_then_resolves() {
+        let (changes, stats) = run(spike_scenario()).await;
+
+        let states: Vec<AnomalyState> = changes.iter().map(AnomalyEvent::state).collect();
+        assert_eq!(states, vec![AnomalyState::Firing, AnomalyState::Resolved], "{changes:?}");
+        assert_eq!(changes[0].id, changes[1].id);
+        assert_eq!(changes[0].window_start_ms, BASE_MS + 90 * MINUTE_MS);
+        assert_eq!(changes[0].value, 200.0);
+        assert_eq!(changes[1].direction(), changes[0].direction());
+        assert_eq!(stats.anomalies_fired, 1);
+        assert_eq!(stats.anomalies_resolved, 1);
+        assert_eq!(stats.windows_evaluated, 113);
+        assert_eq!(stats.series, 1);
+    }
+
+    #[tokio::test]
+    async fn same_history_reproduces_ids() {
+        let (first, _) = run(spike_scenario()).await;
+        let (second, _) = run(spike_scenario()).await;
+
+        let ids = |changes: &[AnomalyEvent]| changes.iter().map(|change| (change.id.clone(), change.state())).collect::<Vec<_>>();
+        assert!(!first.is_empty());
+        assert_eq!(ids(&first), ids(&second));
+    }
+}
