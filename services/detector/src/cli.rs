@@ -10,6 +10,7 @@ use seismo_events::ParseLimits;
 
 use crate::config::{MetricsConfig, parse_duration_ms};
 use crate::kafka_source::KafkaSettings;
+use crate::replay::ReplayArgs;
 use crate::service::ServiceConfig;
 
 /// Seismo detector: turns events into metric series per window and slice,
@@ -30,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Consume events from Kafka and serve anomalies over gRPC until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// Score NAB-format series files offline with the live detector's maths
+    /// and write NAB results files.
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -129,7 +133,9 @@ mod tests {
     fn serve_defaults_parse() {
         let cli = Cli::try_parse_from(["seismo-detector", "serve"]).unwrap();
 
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parsed as another command");
+        };
         assert_eq!(args.listen, "0.0.0.0:50051".parse().unwrap());
         assert_eq!(args.group_id, "seismo-detector");
         assert_eq!(args.topic, "events");
@@ -150,7 +156,9 @@ mod tests {
         ])
         .unwrap();
 
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parsed as another command");
+        };
         assert_eq!(
             args.kafka_properties,
             vec![
@@ -179,9 +187,34 @@ mod tests {
         let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/metrics.toml");
         let cli = Cli::try_parse_from(["seismo-detector", "serve", "--config", config, "--no-future-check"]).unwrap();
 
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parsed as another command");
+        };
         let service = args.into_config().unwrap();
         assert_eq!(service.kafka.parse_limits.max_future, None);
         assert!(service.metrics.metric("ctr").is_some());
+    }
+
+    #[test]
+    fn replay_options_parse() {
+        let cli = Cli::try_parse_from([
+            "seismo-detector",
+            "replay",
+            "deploy/demo/nyc_taxi.csv",
+            "/tmp/results",
+            "--window",
+            "30m",
+            "--labels",
+            "deploy/demo/nyc_taxi.windows.json",
+        ])
+        .unwrap();
+
+        let Command::Replay(args) = cli.command else {
+            panic!("replay parsed as another command");
+        };
+        assert_eq!(args.input, PathBuf::from("deploy/demo/nyc_taxi.csv"));
+        assert_eq!(args.output, PathBuf::from("/tmp/results"));
+        assert_eq!(args.window, Some(1_800_000));
+        assert_eq!(args.labels, Some(PathBuf::from("deploy/demo/nyc_taxi.windows.json")));
     }
 }

@@ -1,17 +1,31 @@
-//! `seismo-detector` binary: `serve` runs the service.
+//! `seismo-detector` binary: `serve` runs the service, `replay` scores
+//! series files offline.
 
 use clap::Parser;
 use seismo_detector::cli::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_json);
 
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve(args))
+        }
+        Command::Replay(args) => {
+            // Pure file I/O: no async runtime needed.
+            let summary = seismo_detector::replay::run(args)?;
+            println!(
+                "replayed {} file(s), {} rows, {} alerts",
+                summary.files.len(),
+                summary.rows(),
+                summary.fired()
+            );
+            Ok(())
+        }
     }
 }
 
