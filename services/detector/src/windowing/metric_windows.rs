@@ -179,10 +179,11 @@ impl MetricWindows {
 
     fn forget_series(&mut self, slice: &SliceKey) {
         self.series.remove(slice);
-        if let [(dimension, _)] = slice.dimensions() {
-            if let Some(known) = self.slices_per_dimension.get_mut(dimension) {
-                *known = known.saturating_sub(1);
-            }
+        let [(dimension, _)] = slice.dimensions() else {
+            return;
+        };
+        if let Some(known) = self.slices_per_dimension.get_mut(dimension) {
+            *known = known.saturating_sub(1);
         }
     }
 }
