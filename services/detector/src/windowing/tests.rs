@@ -539,3 +539,43 @@ window = "5m"
     assert_eq!(five_minute[0].value, 5.0);
     assert_eq!(closed.iter().filter(|window| window.metric_index == 0).count(), 5);
 }
+
+#[test]
+fn forgotten_slice_frees_its_place() {
+    let metrics = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os"]
+"#;
+    let mut windower = windower(&format!("{IMMEDIATE}\nseries_idle_limit = \"2m\"\nmax_slices_per_dimension = 1"), metrics);
+
+    let closed = push_all(
+        &mut windower,
+        vec![
+            with_os(event(T0, "view", "a"), "iOS"),
+            with_os(event(T0 + MINUTE, "view", "b"), "Android"),
+            event(T0 + 5 * MINUTE, "view", "c"),
+            with_os(event(T0 + 6 * MINUTE, "view", "d"), "Android"),
+            event(T0 + 7 * MINUTE + 10_000, "view", "closer"),
+        ],
+    );
+
+    let slices: Vec<(String, i64)> = closed
+        .iter()
+        .filter(|window| !window.slice.is_total())
+        .map(|window| (window.slice.to_string(), (window.window_start_ms - T0) / MINUTE))
+        .collect();
+    assert_eq!(
+        slices,
+        vec![
+            ("os=iOS".to_string(), 0),
+            ("os=iOS".to_string(), 1),
+            ("os=iOS".to_string(), 2),
+            ("os=Android".to_string(), 6),
+        ]
+    );
+    assert_eq!(windower.counters().slices_rejected, 1);
+}
