@@ -72,7 +72,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let root = Path::new(REPOSITORY_ROOT);
+    let root = Path::new(REPOSITORY_ROOT)
+        .canonicalize()
+        .with_context(|| format!("the repository root {REPOSITORY_ROOT} is missing; run the demo from a checkout"))?;
+    let root = root.as_path();
 
     if !args.no_start_clickhouse {
         ensure_clickhouse(root, &args.clickhouse_url)?;
