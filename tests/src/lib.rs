@@ -2,3 +2,4 @@
 pub mod clickhouse;
 pub mod fake_telegram;
 pub mod kafka;
+pub mod tcp_proxy;

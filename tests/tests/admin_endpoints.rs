@@ -15,7 +15,10 @@ async fn get(address: SocketAddr, path: &str) -> (u16, String) {
     stream.read_to_string(&mut response).await.unwrap();
 
     let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 

@@ -40,17 +40,32 @@ async fn nyc_taxi_alerts_reach_telegram() {
 
     assert_eq!(summary.events_produced, NYC_TAXI_ROWS);
     assert_eq!(summary.stored.rows, NYC_TAXI_ROWS as u64, "every event stored once");
-    assert_eq!(summary.stored.distinct_event_ids, NYC_TAXI_ROWS as u64, "no event missing");
+    assert_eq!(
+        summary.stored.distinct_event_ids, NYC_TAXI_ROWS as u64,
+        "no event missing"
+    );
     assert_eq!(summary.events_dead_lettered, 0);
 
     let matched = summary.label_match.clone().expect("label windows were given");
     println!("firing alerts at {:?}", summary.firing_times_ms());
     println!("{matched:?}");
-    assert!(matched.windows_hit >= 3, "alerts inside only {} of 5 labelled windows", matched.windows_hit);
-    assert!(matched.alerts_outside <= 15, "{} alerts outside the labelled windows", matched.alerts_outside);
+    assert!(
+        matched.windows_hit >= 3,
+        "alerts inside only {} of 5 labelled windows",
+        matched.windows_hit
+    );
+    assert!(
+        matched.alerts_outside <= 15,
+        "{} alerts outside the labelled windows",
+        matched.alerts_outside
+    );
 
     let delivered = telegram.delivered();
-    assert_eq!(delivered.len(), summary.anomalies.len(), "one Telegram message per anomaly state change");
+    assert_eq!(
+        delivered.len(),
+        summary.anomalies.len(),
+        "one Telegram message per anomaly state change"
+    );
     assert_eq!(summary.alerts_sent, summary.anomalies.len() as u64);
     assert_eq!(summary.alerts_failed, 0);
 

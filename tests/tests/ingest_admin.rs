@@ -16,9 +16,10 @@ use seismo_ingest::{
 use seismo_telemetry::{AdminServer, install_metrics_recorder, start_admin_server};
 use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::kafka::MockKafka;
+use seismo_tests::tcp_proxy::{TcpProxy, clickhouse_socket_address};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound of one whole test, so a hang fails instead of blocking CI.
@@ -158,7 +159,10 @@ async fn get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
         .get(9..12)
         .and_then(|code| code.parse().ok())
         .with_context(|| format!("response to GET {path} has no status line: {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -191,7 +195,10 @@ async fn wait_for(
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {} s waiting for {what}; last state: {state}", WAIT_TIMEOUT.as_secs());
+            bail!(
+                "timed out after {} s waiting for {what}; last state: {state}",
+                WAIT_TIMEOUT.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -204,74 +211,6 @@ async fn wait_for_readyz(address: SocketAddr, status: u16, text: &str) -> anyhow
         Ok((actual == status && body.contains(text), format!("{actual} {body}")))
     })
     .await
-}
-
-/// A TCP forwarder on 127.0.0.1 that can be stopped and started again on
-/// the same port, to make ClickHouse unreachable and reachable again.
-struct TcpProxy {
-    port: u16,
-    target: SocketAddr,
-    task: Option<JoinHandle<()>>,
-}
-
-impl TcpProxy {
-    async fn start(target: SocketAddr) -> anyhow::Result<TcpProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        Ok(TcpProxy {
-            port,
-            target,
-            task: Some(tokio::spawn(forward(listener, target))),
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Closes the listener and every forwarded connection.
-    async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // Waiting for the aborted task makes sure its sockets are closed.
-            let _ = task.await;
-        }
-    }
-
-    async fn restart(&mut self) -> anyhow::Result<()> {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .with_context(|| format!("binding the proxy port {} again", self.port))?;
-        self.task = Some(tokio::spawn(forward(listener, self.target)));
-        Ok(())
-    }
-}
-
-/// Accepts connections and copies bytes both ways to `target`. Aborting
-/// this task drops the `JoinSet`, which aborts every connection task.
-async fn forward(listener: TcpListener, target: SocketAddr) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((mut inbound, _peer)) = listener.accept().await else {
-            continue;
-        };
-        connections.spawn(async move {
-            if let Ok(mut outbound) = TcpStream::connect(target).await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-}
-
-fn clickhouse_socket_address(url: &str) -> anyhow::Result<SocketAddr> {
-    let authority = url
-        .strip_prefix("http://")
-        .with_context(|| format!("ClickHouse URL {url:?} is not http://host:port"))?
-        .trim_end_matches('/');
-    authority
-        .parse()
-        .with_context(|| format!("ClickHouse URL {url:?} does not name an IP address and port"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +245,9 @@ async fn reports_work_and_outage() -> anyhow::Result<()> {
 
     // Work: valid events stored, invalid ones dead-lettered.
     for index in 0..VALID {
-        kafka.produce("events", (index % 2) as i32, None, &valid_event(index)).await?;
+        kafka
+            .produce("events", (index % 2) as i32, None, &valid_event(index))
+            .await?;
     }
     for partition in 0..INVALID {
         kafka.produce("events", partition as i32, None, b"not json").await?;
@@ -322,8 +263,16 @@ async fn reports_work_and_outage() -> anyhow::Result<()> {
     // service's own counts.
     let summary = ingest.stats.summary();
     let metrics = scrape(address).await?;
-    assert_eq!(metric_value(&metrics, "seismo_ingest_consumed_total"), Some(summary.consumed as f64), "{metrics}");
-    assert_eq!(metric_value(&metrics, "seismo_ingest_inserted_rows_total"), Some(VALID as f64), "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, "seismo_ingest_consumed_total"),
+        Some(summary.consumed as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, "seismo_ingest_inserted_rows_total"),
+        Some(VALID as f64),
+        "{metrics}"
+    );
     assert_eq!(
         metric_value(&metrics, r#"seismo_ingest_rejected_total{reason="invalid_json"}"#),
         Some(INVALID as f64),
@@ -334,8 +283,16 @@ async fn reports_work_and_outage() -> anyhow::Result<()> {
         Some(INVALID as f64),
         "{metrics}"
     );
-    assert_eq!(metric_value(&metrics, "seismo_ingest_batch_rows_sum"), Some(VALID as f64), "{metrics}");
-    assert_eq!(metric_value(&metrics, "seismo_ingest_batch_rows_count"), Some(summary.batches as f64), "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, "seismo_ingest_batch_rows_sum"),
+        Some(VALID as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, "seismo_ingest_batch_rows_count"),
+        Some(summary.batches as f64),
+        "{metrics}"
+    );
     let successful_inserts = metric_value(
         &metrics,
         r#"seismo_ingest_insert_duration_seconds_count{outcome="success"}"#,
@@ -380,7 +337,10 @@ async fn reports_work_and_outage() -> anyhow::Result<()> {
     wait_for_readyz(address, 200, "ready").await?;
     wait_for("the events of the outage stored", async || {
         let summary = ingest.stats.summary();
-        Ok((summary.inserted == (VALID + DURING_OUTAGE) as u64, format!("{summary:?}")))
+        Ok((
+            summary.inserted == (VALID + DURING_OUTAGE) as u64,
+            format!("{summary:?}"),
+        ))
     })
     .await?;
 

@@ -3,7 +3,6 @@
 //! sources, offset commits, ClickHouse outages and a field-by-field round
 //! trip.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +18,10 @@ use seismo_ingest::{
 };
 use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::kafka::{MockKafka, Produced, header_text};
+use seismo_tests::tcp_proxy::{TcpProxy, clickhouse_socket_address};
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound of one whole test, so a hang fails instead of blocking CI.
@@ -125,7 +125,10 @@ impl RunningIngest {
 
 /// Polls `condition` every 100 ms until it holds, failing after
 /// [`WAIT_TIMEOUT`] with `what` and the last observed state.
-async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> anyhow::Result<(bool, String)>) -> anyhow::Result<()> {
+async fn wait_for(
+    what: &str,
+    mut condition: impl AsyncFnMut() -> anyhow::Result<(bool, String)>,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
     loop {
         let (done, state) = condition().await?;
@@ -133,19 +136,30 @@ async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> anyhow::Result
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {} s waiting for {what}; last state: {state}", WAIT_TIMEOUT.as_secs());
+            bail!(
+                "timed out after {} s waiting for {what}; last state: {state}",
+                WAIT_TIMEOUT.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Waits until `group` has committed the end of every partition.
-async fn wait_for_commits_at_end(kafka: &MockKafka, group: &str, topic: &str, partitions: &[i32]) -> anyhow::Result<()> {
+async fn wait_for_commits_at_end(
+    kafka: &MockKafka,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> anyhow::Result<()> {
     let ends = kafka.high_watermarks(topic, partitions).await?;
     let expected: Vec<Option<i64>> = ends.into_iter().map(Some).collect();
     wait_for("committed offsets at the end of every partition", async || {
         let committed = kafka.committed_offsets(group, topic, partitions).await?;
-        Ok((committed == expected, format!("committed {committed:?}, end {expected:?}")))
+        Ok((
+            committed == expected,
+            format!("committed {committed:?}, end {expected:?}"),
+        ))
     })
     .await
 }
@@ -193,11 +207,26 @@ async fn stores_valid_and_dead_letters_invalid() -> anyhow::Result<()> {
         "x".repeat(MAX_MESSAGE_BYTES)
     );
     let bad_messages: Vec<(&str, Vec<u8>)> = vec![
-        ("invalid_json", br#"{"event_time": 1714564800000, "event": "vi"#.to_vec()),
-        ("invalid_field", br#"{"event_time": 1714564800000, "event": "view", "user_id": "u", "post_id": "abc"}"#.to_vec()),
-        ("invalid_field", br#"{"event_time": "yesterday", "event": "view", "user_id": "u"}"#.to_vec()),
-        ("invalid_field", br#"{"event_time": 1714564800000, "event": 42, "user_id": "u"}"#.to_vec()),
-        ("missing_field", br#"{"event_time": 1714564800000, "user_id": "u"}"#.to_vec()),
+        (
+            "invalid_json",
+            br#"{"event_time": 1714564800000, "event": "vi"#.to_vec(),
+        ),
+        (
+            "invalid_field",
+            br#"{"event_time": 1714564800000, "event": "view", "user_id": "u", "post_id": "abc"}"#.to_vec(),
+        ),
+        (
+            "invalid_field",
+            br#"{"event_time": "yesterday", "event": "view", "user_id": "u"}"#.to_vec(),
+        ),
+        (
+            "invalid_field",
+            br#"{"event_time": 1714564800000, "event": 42, "user_id": "u"}"#.to_vec(),
+        ),
+        (
+            "missing_field",
+            br#"{"event_time": 1714564800000, "user_id": "u"}"#.to_vec(),
+        ),
         ("missing_field", br#"{"event": "view", "user_id": "u"}"#.to_vec()),
         ("not_utf8", b"{\"event\": \"\xff\xfe\"}".to_vec()),
         ("not_an_object", b"[1, 2, 3]".to_vec()),
@@ -211,13 +240,20 @@ async fn stores_valid_and_dead_letters_invalid() -> anyhow::Result<()> {
     for index in 0..VALID {
         let partition = (index % 3) as i32;
         let key = format!("user-{}", index % 17);
-        kafka.produce(topic, partition, Some(key.as_bytes()), &valid_event(index)).await?;
+        kafka
+            .produce(topic, partition, Some(key.as_bytes()), &valid_event(index))
+            .await?;
 
         if index % spacing == 0 && index / spacing < bad_messages.len() {
             let bad_index = index / spacing;
             let key = format!("bad-{bad_index}");
             let produced = kafka
-                .produce(topic, (bad_index % 3) as i32, Some(key.as_bytes()), &bad_messages[bad_index].1)
+                .produce(
+                    topic,
+                    (bad_index % 3) as i32,
+                    Some(key.as_bytes()),
+                    &bad_messages[bad_index].1,
+                )
                 .await?;
             bad_positions.push(produced);
         }
@@ -278,7 +314,11 @@ fn check_dead_letter(
     let (kind, payload) = &bad_messages[bad_index];
     let source = bad_positions[bad_index];
 
-    assert_eq!(letter.payload().unwrap_or_default(), payload.as_slice(), "payload of {key}");
+    assert_eq!(
+        letter.payload().unwrap_or_default(),
+        payload.as_slice(),
+        "payload of {key}"
+    );
     assert_eq!(header_text(letter, HEADER_ERROR_KIND), Some(*kind), "kind of {key}");
     assert_eq!(header_text(letter, HEADER_SOURCE_TOPIC), Some(topic), "topic of {key}");
     assert_eq!(
@@ -396,7 +436,11 @@ fn check_row(row: &Value, event: &Event, produced: &Produced) -> anyhow::Result<
     let id = format!("row at offset {}", produced.offset);
     let text = |name: &str| row[name].as_str();
 
-    assert_eq!(row["event_time_epoch_ms"].as_i64(), Some(event.event_time_ms()), "event_time of {id}");
+    assert_eq!(
+        row["event_time_epoch_ms"].as_i64(),
+        Some(event.event_time_ms()),
+        "event_time of {id}"
+    );
     assert_eq!(text("event"), Some(event.event.as_str()), "event of {id}");
     assert_eq!(text("user_id"), Some(event.user_id.as_str()), "user_id of {id}");
     assert_eq!(text("event_id"), event.event_id.as_deref(), "event_id of {id}");
@@ -411,80 +455,23 @@ fn check_row(row: &Value, event: &Event, produced: &Produced) -> anyhow::Result<
     assert_eq!(text("exp_group"), event.exp_group.as_deref(), "exp_group of {id}");
     assert_eq!(row["value"].as_f64(), event.value, "value of {id}");
     assert_eq!(text("extra"), Some(event.extra.as_str()), "extra of {id}");
-    assert_eq!(row["kafka_partition"].as_i64(), Some(i64::from(produced.partition)), "kafka_partition of {id}");
-    assert_eq!(row["kafka_offset"].as_i64(), Some(produced.offset), "kafka_offset of {id}");
+    assert_eq!(
+        row["kafka_partition"].as_i64(),
+        Some(i64::from(produced.partition)),
+        "kafka_partition of {id}"
+    );
+    assert_eq!(
+        row["kafka_offset"].as_i64(),
+        Some(produced.offset),
+        "kafka_offset of {id}"
+    );
 
     let inserted_at = row["inserted_at_s"].as_u64().unwrap_or_default();
-    ensure!(inserted_at > 1_700_000_000, "inserted_at of {id} is not a recent time: {row}");
+    ensure!(
+        inserted_at > 1_700_000_000,
+        "inserted_at of {id} is not a recent time: {row}"
+    );
     Ok(())
-}
-
-/// A TCP forwarder on 127.0.0.1 that can be stopped and started again on
-/// the same port, to make ClickHouse unreachable and reachable again.
-struct TcpProxy {
-    port: u16,
-    target: SocketAddr,
-    task: Option<JoinHandle<()>>,
-}
-
-impl TcpProxy {
-    async fn start(target: SocketAddr) -> anyhow::Result<TcpProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        Ok(TcpProxy {
-            port,
-            target,
-            task: Some(tokio::spawn(forward(listener, target))),
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Closes the listener and every forwarded connection.
-    async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // Waiting for the aborted task makes sure its sockets are closed.
-            let _ = task.await;
-        }
-    }
-
-    async fn restart(&mut self) -> anyhow::Result<()> {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .with_context(|| format!("binding the proxy port {} again", self.port))?;
-        self.task = Some(tokio::spawn(forward(listener, self.target)));
-        Ok(())
-    }
-}
-
-/// Accepts connections and copies bytes both ways to `target`. Aborting
-/// this task drops the `JoinSet`, which aborts every connection task.
-async fn forward(listener: TcpListener, target: SocketAddr) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((mut inbound, _peer)) = listener.accept().await else {
-            continue;
-        };
-        connections.spawn(async move {
-            if let Ok(mut outbound) = TcpStream::connect(target).await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-}
-
-fn clickhouse_socket_address(url: &str) -> anyhow::Result<SocketAddr> {
-    let authority = url
-        .strip_prefix("http://")
-        .with_context(|| format!("ClickHouse URL {url:?} is not http://host:port"))?
-        .trim_end_matches('/');
-    authority
-        .parse()
-        .with_context(|| format!("ClickHouse URL {url:?} does not name an IP address and port"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,7 +503,9 @@ async fn holds_commits_during_outage() -> anyhow::Result<()> {
 
     // Phase 1: ClickHouse reachable, everything stored and committed.
     for index in 0..BEFORE {
-        kafka.produce(topic, (index % 2) as i32, None, &valid_event(index)).await?;
+        kafka
+            .produce(topic, (index % 2) as i32, None, &valid_event(index))
+            .await?;
     }
     wait_for("the first events stored", async || {
         let summary = ingest.summary();
@@ -530,14 +519,19 @@ async fn holds_commits_during_outage() -> anyhow::Result<()> {
     // nothing new is committed.
     proxy.stop().await;
     for index in BEFORE..BEFORE + DURING {
-        kafka.produce(topic, (index % 2) as i32, None, &valid_event(index)).await?;
+        kafka
+            .produce(topic, (index % 2) as i32, None, &valid_event(index))
+            .await?;
     }
     wait_for("three failed insert attempts", async || {
         let summary = ingest.summary();
         Ok((summary.insert_retries >= 3, format!("{summary:?}")))
     })
     .await?;
-    assert_eq!(kafka.committed_offsets(group, topic, &partitions).await?, committed_before);
+    assert_eq!(
+        kafka.committed_offsets(group, topic, &partitions).await?,
+        committed_before
+    );
     assert_eq!(ingest.summary().inserted, BEFORE as u64);
     assert_eq!(database.fetch_u64("SELECT count() FROM events").await?, BEFORE as u64);
 
@@ -561,7 +555,9 @@ async fn holds_commits_during_outage() -> anyhow::Result<()> {
     // shutdown timeout and leaves the pending events uncommitted.
     proxy.stop().await;
     let retries_before = ingest.summary().insert_retries;
-    let payloads: Vec<Vec<u8>> = (BEFORE + DURING..BEFORE + DURING + AT_SHUTDOWN).map(valid_event).collect();
+    let payloads: Vec<Vec<u8>> = (BEFORE + DURING..BEFORE + DURING + AT_SHUTDOWN)
+        .map(valid_event)
+        .collect();
     let produces = payloads
         .iter()
         .enumerate()
@@ -581,7 +577,10 @@ async fn holds_commits_during_outage() -> anyhow::Result<()> {
     assert_eq!(summary.inserted, (BEFORE + DURING) as u64);
     assert!((1..=AT_SHUTDOWN as u64).contains(&summary.abandoned), "{summary:?}");
     assert_eq!(summary.consumed, summary.inserted + summary.abandoned);
-    assert_eq!(kafka.committed_offsets(group, topic, &partitions).await?, committed_after_recovery);
+    assert_eq!(
+        kafka.committed_offsets(group, topic, &partitions).await?,
+        committed_after_recovery
+    );
     assert_eq!(
         database.fetch_u64("SELECT count() FROM events").await?,
         (BEFORE + DURING) as u64

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::Message;
 use seismo_events::{Event, ParseLimits};
 use seismo_loader::{EventTemplate, LoaderConfig, load};
 use tokio_util::sync::CancellationToken;
