@@ -22,6 +22,6 @@ CREATE TABLE IF NOT EXISTS `seismo`.`events`
     `kafka_offset` Int64,
     `inserted_at` DateTime('UTC') DEFAULT now()
 )
-ENGINE = MergeTree
+ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(event_time)
-ORDER BY (event, event_time);
+ORDER BY (event, event_time, kafka_partition, kafka_offset);

@@ -5,9 +5,20 @@
 
 use crate::server_version::ServerFeatures;
 
+/// Engine of the events table. Its merges keep one row per sorting key, so
+/// the copies of a message stored twice (same `kafka_partition` and
+/// `kafka_offset`) collapse into one. Available in every supported version.
+pub const TABLE_ENGINE: &str = "ReplacingMergeTree";
+
 /// Table engine clause shared by every server generation: one partition per
 /// UTC day of `event_time`, sorted for per-event time-range scans.
-const ENGINE_CLAUSE: &str = "ENGINE = MergeTree\nPARTITION BY toYYYYMMDD(event_time)\nORDER BY (event, event_time)";
+///
+/// The sorting key ends with the Kafka position, which makes it unique per
+/// consumed message: two copies of one message have the same `event` and
+/// `event_time`, hence the same key and the same partition, and are merged
+/// into one row. Distinct messages never share a key as long as the table is
+/// fed from one topic, because (partition, offset) is unique within a topic.
+const ENGINE_CLAUSE: &str = "ENGINE = ReplacingMergeTree\nPARTITION BY toYYYYMMDD(event_time)\nORDER BY (event, event_time, kafka_partition, kafka_offset)";
 
 /// Returns `CREATE DATABASE IF NOT EXISTS` for `database`.
 pub fn create_database_sql(database: &str) -> String {

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use crate::client_options::ClientOptions;
 use crate::config::{ClickHouseConfig, redact_url};
 use crate::row::{BatchRow, EventRow, LegacyEventRow};
-use crate::schema::{create_database_sql, create_table_sql};
+use crate::schema::{TABLE_ENGINE, create_database_sql, create_table_sql};
 use crate::server_version::{ServerFeatures, ServerVersion, VersionParseError};
 
 /// Reason a ClickHouse request failed. Every variant is retried.
@@ -54,6 +54,17 @@ pub async fn detect_features(client: &Client) -> Result<ServerFeatures, SinkErro
     Ok(ServerFeatures::for_version(version))
 }
 
+/// Reads the engine name of `database`.`table` from `system.tables`.
+async fn table_engine(client: &Client, database: &str, table: &str) -> Result<String, SinkError> {
+    let engine = client
+        .query("SELECT engine FROM system.tables WHERE database = ? AND name = ?")
+        .bind(database)
+        .bind(table)
+        .fetch_one::<String>()
+        .await?;
+    Ok(engine)
+}
+
 impl ClickHouseSink {
     /// Detects the server version, then creates the database and the table
     /// if missing. One attempt, bounded by the insert timeout per request.
@@ -85,6 +96,18 @@ impl ClickHouseSink {
             with_timeout(timeout, async { client.query(&sql).execute().await.map_err(SinkError::from) }).await?;
         }
 
+        let engine = with_timeout(timeout, table_engine(&client, &config.database, &config.table)).await?;
+        if engine != TABLE_ENGINE {
+            warn!(
+                database = %config.database,
+                table = %config.table,
+                engine = %engine,
+                expected_engine = TABLE_ENGINE,
+                "the events table predates the ReplacingMergeTree schema, so duplicates from retries stay; \
+                 count with uniqExact(kafka_partition, kafka_offset) or migrate as deploy/clickhouse/README.md describes"
+            );
+        }
+
         let client = client
             .with_database(&config.database)
             .with_validation(options.validation);
@@ -102,8 +125,9 @@ impl ClickHouseSink {
     }
 
     /// Inserts `rows` as one INSERT. Success means ClickHouse acknowledged
-    /// every row; on error some rows may still have been stored, so a retry
-    /// can duplicate them (`kafka_partition`, `kafka_offset` identify them).
+    /// every row. On error some rows may still have been stored, so a retry
+    /// can store them twice; the table's engine merges such copies because
+    /// they share `kafka_partition` and `kafka_offset`.
     pub async fn insert(&self, rows: &[BatchRow]) -> Result<(), SinkError> {
         if rows.is_empty() {
             return Ok(());

@@ -41,12 +41,16 @@ fn ddl_for_24_8_uses_new_types() {
 }
 
 #[test]
-fn ddl_partitions_by_day_and_names_table() {
+fn ddl_partitions_by_day_and_dedups_by_offset() {
     for version in [features(18, 16, 1), features(24, 8, 4)] {
         let sql = create_table_sql(&version, "analytics", "raw_events");
         assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS `analytics`.`raw_events`"), "{sql}");
         assert!(sql.contains("PARTITION BY toYYYYMMDD(event_time)"), "{sql}");
-        assert!(sql.contains("ORDER BY (event, event_time)"), "{sql}");
+        assert!(sql.contains("ENGINE = ReplacingMergeTree\n"), "{sql}");
+        assert!(
+            sql.contains("ORDER BY (event, event_time, kafka_partition, kafka_offset)"),
+            "{sql}"
+        );
     }
 }
 
