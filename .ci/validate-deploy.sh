@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Validates the deployment files without a container engine or a cluster:
 #   - docker-compose.yml with `docker-compose config`, with and without a .env;
+#   - that every variable the compose file and the chart set for a Seismo
+#     container is declared by a clap argument in services/<service>/src;
 #   - that the image build context contains the workspace and a current
 #     Cargo.lock;
 #   - deploy/docker/Dockerfile with hadolint, the shell scripts with shellcheck;
@@ -78,10 +80,13 @@ check_compose() {
   docker-compose -f docker-compose.yml --env-file .env.example config -q
   docker-compose -f docker-compose.yml --env-file "$work/empty.env" config >"$work/compose.yaml"
 
-  # Every build target must be a stage of the Dockerfile, and every health
-  # check must probe the port the service's *_ADMIN_LISTEN variable sets.
+  # Every build target must be a stage of the Dockerfile, every variable a
+  # Seismo container sets must be declared by an argument of its service, and
+  # every health check must probe the port its *_ADMIN_LISTEN variable sets.
   "$python" - "$work/compose.yaml" deploy/docker/Dockerfile <<'PY'
 import re, sys, yaml
+sys.path.insert(0, "helm/tests")
+from check_manifests import declared_variables
 compose = yaml.safe_load(open(sys.argv[1]))
 stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", open(sys.argv[2]).read(), re.M | re.I))
 failures = []
@@ -90,6 +95,9 @@ for name, service in compose["services"].items():
     if target and target not in stages:
         failures.append(f"{name}: build target {target} is not a stage of {sys.argv[2]} ({sorted(stages)})")
     env = service.get("environment", {})
+    if target:
+        for unknown in sorted(set(env) - declared_variables("services", target)):
+            failures.append(f"{name}: {unknown} is read by no argument of services/{target}, so it has no effect")
     listen = [value for key, value in env.items() if key.endswith("_ADMIN_LISTEN")]
     test = service.get("healthcheck", {}).get("test", [])
     if listen and "seismo-http-probe" in test:
@@ -177,7 +185,7 @@ validate_render() {
   fi
 
   "$python" helm/tests/check_manifests.py "$rendered" \
-    --metrics-file deploy/config/metrics.toml \
+    --metrics-file deploy/config/metrics.toml --services-dir services \
     --external-secret seismo-credentials --external-secret seismo-kafka
 }
 
@@ -245,12 +253,14 @@ check_rejections() {
     "detector.metrics=drifted|metrics.toml differs"
     "notifier.detectors=http://seismo-detector:1234|port 1234 is not the grpc port"
     "ingest.extraEnv[0].name=RUST_LOG,ingest.extraEnv[0].value=debug|set twice"
+    "ingest.extraEnv[0].name=SEISMO_INGEST_BATCH_ROWS,ingest.extraEnv[0].value=5|SEISMO_INGEST_BATCH_ROWS is read by no argument"
   )
   local case
   for case in "${cases[@]}"; do
     "$helm" template seismo "$chart" --set "${case%%|*}" >"$broken"
     expect_failure "${case%%|*} (check_manifests.py)" "${case#*|}" \
-      "$python" helm/tests/check_manifests.py "$broken" --metrics-file deploy/config/metrics.toml
+      "$python" helm/tests/check_manifests.py "$broken" \
+        --metrics-file deploy/config/metrics.toml --services-dir services
   done
 }
 

@@ -5,15 +5,18 @@ that schema validation cannot see.
 The rules cover the security settings every pod must have, probes on the
 admin port, references between objects (Service selectors and target ports,
 HPA and PDB targets, Secret keys, the ServiceMonitor selector) and the
-metric definitions in the ConfigMap.
+metric definitions in the ConfigMap. With --services-dir, each variable a
+container sets must also be declared by an argument of its service.
 
 Usage: check_manifests.py RENDERED.yaml [--metrics-file FILE]
-       [--external-secret NAME ...]
+       [--services-dir DIR] [--external-secret NAME ...]
 
 Exits 1 and prints one line per violation when any rule fails.
 """
 
 import argparse
+import pathlib
+import re
 import sys
 from urllib.parse import urlparse
 
@@ -29,12 +32,28 @@ STANDARD_LABELS = (
 # Components that must run as exactly one pod, because the detector keeps its
 # state in memory and two notifiers would send every alert twice.
 SINGLE_REPLICA_COMPONENTS = ("detector", "notifier")
+# Variables the services read without a clap `env = "..."` declaration.
+# tracing's EnvFilter reads RUST_LOG.
+UNDECLARED_VARIABLES = {"RUST_LOG"}
+# Crates whose clap arguments every service shares.
+SHARED_CRATES = ("telemetry",)
+
+
+def declared_variables(services_dir, crate):
+    """Environment variables that clap arguments in the crate's sources (and
+    the shared crates') declare with `env = "NAME"`."""
+    names = set(UNDECLARED_VARIABLES)
+    for name in (crate, *SHARED_CRATES):
+        for source in (pathlib.Path(services_dir) / name / "src").rglob("*.rs"):
+            names.update(re.findall(r'env\s*=\s*"([A-Z0-9_]+)"', source.read_text(encoding="utf-8")))
+    return names
 
 
 class Checker:
-    def __init__(self, objects, external_secrets):
+    def __init__(self, objects, external_secrets, services_dir):
         self.objects = objects
         self.external_secrets = set(external_secrets)
+        self.services_dir = services_dir
         self.failures = []
 
     def fail(self, obj, message):
@@ -166,6 +185,11 @@ class Checker:
         if name == "notifier" and "SEISMO_DETECTORS" in values:
             self.check_detector_address(deployment, values["SEISMO_DETECTORS"])
 
+        if self.services_dir:
+            declared = declared_variables(self.services_dir, name)
+            for unknown in sorted(set(names) - declared):
+                self.fail(deployment, f"container {name}: {unknown} is read by no argument of services/{name}, so it has no effect")
+
     def check_detector_address(self, deployment, detectors):
         for address in detectors.split(","):
             url = urlparse(address if "://" in address else f"http://{address}")
@@ -256,6 +280,9 @@ def main():
     parser.add_argument("--metrics-file", help="file the ConfigMap's metrics.toml must equal")
     parser.add_argument("--external-secret", action="append", default=[],
                         help="Secret name that pods may reference without the chart rendering it")
+    parser.add_argument("--services-dir",
+                        help="directory of the service crates; every variable a container sets "
+                             "must be declared in services/<container>/src")
     args = parser.parse_args()
 
     with open(args.rendered, encoding="utf-8") as file:
@@ -264,7 +291,7 @@ def main():
         print(f"{args.rendered} contains no objects; pass the output of helm template", file=sys.stderr)
         return 1
 
-    failures = Checker(objects, args.external_secret).run(args.metrics_file)
+    failures = Checker(objects, args.external_secret, args.services_dir).run(args.metrics_file)
     for failure in failures:
         print(f"FAIL {args.rendered}: {failure}", file=sys.stderr)
     kinds = sorted({obj["kind"] for obj in objects})
