@@ -12,7 +12,13 @@
 //! | `seismo.source.partition` | its partition, decimal |
 //! | `seismo.source.offset` | its offset, decimal |
 //! | `seismo.source.timestamp` | its Kafka timestamp in epoch ms, if it had one |
+//! | `seismo.payload.omitted_bytes` | size of the payload left out, only when it was too large |
 //!
+//! A dead letter whose key and payload would not fit under the producer's
+//! `message.max.bytes` (librdkafka's default is 1,000,000 bytes), or that the
+//! broker rejects as too large, is sent without its payload. The source
+//! topic, partition and offset still locate the original message. Without
+//! this, one oversized message would be retried forever and stall ingest.
 //! Headers rather than a JSON envelope, because a payload that is not UTF-8
 //! (one of the rejection reasons) cannot be embedded in JSON unchanged.
 
@@ -20,10 +26,11 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use seismo_events::EventError;
+use tracing::warn;
 
 use crate::error::IngestError;
 
@@ -33,6 +40,16 @@ pub const HEADER_SOURCE_TOPIC: &str = "seismo.source.topic";
 pub const HEADER_SOURCE_PARTITION: &str = "seismo.source.partition";
 pub const HEADER_SOURCE_OFFSET: &str = "seismo.source.offset";
 pub const HEADER_SOURCE_TIMESTAMP: &str = "seismo.source.timestamp";
+pub const HEADER_PAYLOAD_OMITTED_BYTES: &str = "seismo.payload.omitted_bytes";
+
+/// librdkafka's default `message.max.bytes`, used when the properties do not
+/// set it (librdkafka 2.12 CONFIGURATION.md).
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Room left under `message.max.bytes` for the headers and the record
+/// framing. The headers are a few hundred bytes, because error messages
+/// quote at most 80 characters of a value.
+const RECORD_OVERHEAD_BYTES: usize = 16 * 1024;
 
 /// A rejected message and why it was rejected.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +62,9 @@ pub struct DeadLetter {
     pub payload: Option<Vec<u8>>,
     pub error_kind: &'static str,
     pub error_message: String,
+    /// Size of the original payload when it was left out for being too
+    /// large for the dead-letter topic.
+    pub payload_omitted_bytes: Option<usize>,
 }
 
 impl DeadLetter {
@@ -59,6 +79,19 @@ impl DeadLetter {
             payload: message.payload().map(<[u8]>::to_vec),
             error_kind: error.kind(),
             error_message: error.to_string(),
+            payload_omitted_bytes: None,
+        }
+    }
+
+    /// Bytes of key and payload, the part of the record that can be large.
+    pub fn key_and_payload_bytes(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len) + self.payload.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Drops the payload, recording its size in a header.
+    pub fn omit_payload(&mut self) {
+        if let Some(payload) = self.payload.take() {
+            self.payload_omitted_bytes = Some(payload.len());
         }
     }
 
@@ -74,6 +107,9 @@ impl DeadLetter {
         ];
         if let Some(timestamp_ms) = self.timestamp_ms {
             headers.push((HEADER_SOURCE_TIMESTAMP, timestamp_ms.to_string()));
+        }
+        if let Some(omitted) = self.payload_omitted_bytes {
+            headers.push((HEADER_PAYLOAD_OMITTED_BYTES, omitted.to_string()));
         }
         headers
     }
@@ -106,6 +142,8 @@ pub(crate) struct PendingDelivery {
 pub(crate) struct DeadLetterQueue {
     producer: FutureProducer,
     topic: String,
+    /// Largest key plus payload sent as is; larger letters go without payload.
+    max_key_and_payload_bytes: usize,
     pending: VecDeque<PendingDelivery>,
 }
 
@@ -123,6 +161,12 @@ impl DeadLetterQueue {
         for (key, value) in extra_properties {
             config.set(key, value);
         }
+        let message_max_bytes = match config.get("message.max.bytes") {
+            None => DEFAULT_MESSAGE_MAX_BYTES,
+            Some(text) => text.trim().parse().map_err(|_| IngestError::InvalidConfig(format!(
+                "invalid Kafka property message.max.bytes={text:?}: expected a number of bytes"
+            )))?,
+        };
         let producer = config.create().map_err(|source| IngestError::Kafka {
             action: "creating the dead-letter producer",
             source,
@@ -130,13 +174,24 @@ impl DeadLetterQueue {
         Ok(DeadLetterQueue {
             producer,
             topic: topic.to_string(),
+            max_key_and_payload_bytes: message_max_bytes.saturating_sub(RECORD_OVERHEAD_BYTES),
             pending: VecDeque::new(),
         })
     }
 
     /// Starts producing `letter`; [`Self::pop_front`] returns it with its
     /// delivery once the caller is ready to wait.
-    pub fn push(&mut self, letter: DeadLetter) {
+    pub fn push(&mut self, mut letter: DeadLetter) {
+        if letter.key_and_payload_bytes() > self.max_key_and_payload_bytes {
+            warn!(
+                source_partition = letter.partition,
+                source_offset = letter.offset,
+                bytes = letter.key_and_payload_bytes(),
+                limit = self.max_key_and_payload_bytes,
+                "dead letter larger than the producer's message.max.bytes; sending it without its payload"
+            );
+            letter.omit_payload();
+        }
         let delivery = Some(self.send(&letter));
         self.pending.push_back(PendingDelivery {
             letter,
@@ -157,7 +212,15 @@ impl DeadLetterQueue {
         }
         self.producer.send_result(record).map_err(|(error, _record)| error)
     }
+}
 
+/// Tells whether `error` says the record exceeds the producer's or the
+/// broker's maximum message size, which no retry can fix.
+pub(crate) fn is_too_large(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
+}
+
+impl DeadLetterQueue {
     pub fn pop_front(&mut self) -> Option<PendingDelivery> {
         self.pending.pop_front()
     }
@@ -224,6 +287,25 @@ mod tests {
         assert_eq!(value(HEADER_SOURCE_PARTITION), Some("2"));
         assert_eq!(value(HEADER_SOURCE_OFFSET), Some("41"));
         assert_eq!(value(HEADER_SOURCE_TIMESTAMP), Some("1714564800000"));
+    }
+
+    #[test]
+    fn omitted_payload_keeps_key_and_records_size() {
+        let (message, error) = rejected_message(b"{\"event\": [", Timestamp::NotAvailable);
+        let mut letter = DeadLetter::from_message(&message, &error);
+        assert_eq!(letter.key_and_payload_bytes(), b"user-7".len() + b"{\"event\": [".len());
+
+        letter.omit_payload();
+
+        assert_eq!(letter.payload, None);
+        assert_eq!(letter.key.as_deref(), Some(&b"user-7"[..]));
+        assert_eq!(letter.key_and_payload_bytes(), b"user-7".len());
+        let headers = letter.header_values();
+        let omitted = headers
+            .iter()
+            .find(|(name, _)| *name == HEADER_PAYLOAD_OMITTED_BYTES)
+            .map(|(_, value)| value.as_str());
+        assert_eq!(omitted, Some("11"));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The service loop: consume, validate, batch, store, dead-letter, commit.
 //!
-//! Delivery is at least once. Offsets are committed only for messages that
-//! ClickHouse acknowledged or the dead-letter topic acknowledged, so a crash
-//! or a give-up at shutdown loses nothing. A row can be stored twice when a
-//! retried insert had partly succeeded or a rebalance moved a partition in
-//! the middle of a batch. The columns `kafka_partition` and `kafka_offset`
-//! identify such duplicates.
+//! Delivery to ClickHouse is at least once. Offsets are committed only for
+//! messages that ClickHouse acknowledged or the dead-letter topic
+//! acknowledged, so a crash or a give-up at shutdown loses nothing. A row can
+//! be stored twice when a retried insert had partly succeeded, the process
+//! died between an insert and its commit, or a rebalance moved a partition in
+//! the middle of a batch. Both copies carry the same `kafka_partition` and
+//! `kafka_offset`, so the table's ReplacingMergeTree engine and queries
+//! counting distinct positions see each event once (see [`crate::schema`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::batch::Batch;
 use crate::config::IngestConfig;
 use crate::consumer::{self, IngestConsumer, assigned_partitions};
-use crate::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::dead_letter::{DeadLetter, DeadLetterQueue, is_too_large};
 use crate::error::IngestError;
 use crate::held_messages::{HeldMessages, poll_while};
 use crate::log_limit::LogLimiter;
@@ -374,16 +376,30 @@ impl Pipeline<'_> {
                     Some(delivery) => delivery,
                     None => self.state.dead_letters.send(&pending.letter),
                 };
-                let failure = match delivery {
-                    Err(enqueue_error) => format!("enqueueing failed: {enqueue_error}"),
+                let (failure, too_large) = match delivery {
+                    Err(enqueue_error) => (format!("enqueueing failed: {enqueue_error}"), is_too_large(&enqueue_error)),
                     Ok(delivery) => {
                         match poll_while(&self.consumer, &mut self.held_messages, &self.state.stats, delivery).await {
                             Ok(Ok(_delivered)) => break,
-                            Ok(Err((error, _message))) => error.to_string(),
-                            Err(_canceled) => "the producer dropped the delivery".to_string(),
+                            Ok(Err((error, _message))) => (error.to_string(), is_too_large(&error)),
+                            Err(_canceled) => ("the producer dropped the delivery".to_string(), false),
                         }
                     }
                 };
+                if too_large && pending.letter.payload.is_some() {
+                    // The broker allows less than the producer; a retry with
+                    // the same record would fail the same way forever.
+                    warn!(
+                        error = %failure,
+                        source_partition = pending.letter.partition,
+                        source_offset = pending.letter.offset,
+                        bytes = pending.letter.key_and_payload_bytes(),
+                        "dead letter too large for the dead-letter topic; sending it without its payload"
+                    );
+                    pending.letter.omit_payload();
+                    pending.delivery = Some(self.state.dead_letters.send(&pending.letter));
+                    continue;
+                }
 
                 pending.failures += 1;
                 self.state.stats.add_dead_letter_retry();
