@@ -155,6 +155,7 @@ async fn detector_streams_firing_then_resolution() {
             listen: "127.0.0.1:0".parse().unwrap(),
             replay_buffer: 1_000,
         },
+        seismo_detector::Readiness::default(),
         shutdown.clone(),
     )
     .await
@@ -360,6 +361,7 @@ async fn detector_serves_health_reflection_and_counts_invalid() {
             listen: "127.0.0.1:0".parse().unwrap(),
             replay_buffer: 10,
         },
+        seismo_detector::Readiness::default(),
         shutdown.clone(),
     )
     .await

@@ -135,6 +135,7 @@ pub async fn run_demo(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             replay_buffer: 100_000,
         },
+        seismo_detector::Readiness::default(),
         shutdown.child_token(),
     )
     .await?;

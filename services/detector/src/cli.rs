@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use seismo_events::ParseLimits;
+use seismo_telemetry::LogFormat;
 
 use crate::config::{MetricsConfig, parse_duration_ms};
 use crate::kafka_source::KafkaSettings;
@@ -22,9 +23,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Write logs as JSON lines instead of text. Filter with RUST_LOG (default `info`).
-    #[arg(long, global = true, env = "SEISMO_LOG_JSON")]
-    pub log_json: bool,
+    /// Log format on stderr: `text` for human-readable lines or `json` for
+    /// one JSON object per line. RUST_LOG sets the level (default info).
+    #[arg(long, global = true, env = "SEISMO_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +87,11 @@ pub struct ServeArgs {
     /// Skip the max-future check, for replays of data with skewed clocks.
     #[arg(long, env = "SEISMO_DETECTOR_NO_FUTURE_CHECK")]
     pub no_future_check: bool,
+
+    /// Address of the admin HTTP server, host:port, which serves /metrics
+    /// (Prometheus), /healthz (liveness) and /readyz (readiness).
+    #[arg(long, env = "SEISMO_DETECTOR_ADMIN_LISTEN", default_value = "0.0.0.0:9102")]
+    pub admin_listen: SocketAddr,
 }
 
 impl ServeArgs {
@@ -142,6 +149,34 @@ mod tests {
         assert_eq!(args.commit_interval, Duration::from_secs(5));
         assert_eq!(args.max_future, Duration::from_secs(86_400));
         assert_eq!(args.replay_buffer, 10_000);
+        assert_eq!(args.admin_listen, "0.0.0.0:9102".parse().unwrap());
+        assert_eq!(cli.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn admin_and_log_options_parse() {
+        let cli = Cli::try_parse_from([
+            "seismo-detector",
+            "serve",
+            "--admin-listen",
+            "127.0.0.1:19102",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parsed as another command");
+        };
+        assert_eq!(args.admin_listen, "127.0.0.1:19102".parse().unwrap());
+        assert_eq!(cli.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_log_format_is_rejected() {
+        let error = Cli::try_parse_from(["seismo-detector", "serve", "--log-format", "yaml"]).unwrap_err();
+
+        assert!(error.to_string().contains("`text` or `json`"), "{error}");
     }
 
     #[test]

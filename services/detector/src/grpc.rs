@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::hub::Subscription;
 use crate::pipeline::SharedState;
+use crate::prometheus_metrics::GRPC_SUBSCRIBERS;
 use crate::proto_mapping::{slice_from_proto, slice_to_proto};
 use crate::series::{SeriesKey, TrackedSeries};
 
@@ -76,7 +77,15 @@ impl Detector for DetectorService {
         );
 
         let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
-        tokio::spawn(forward_anomalies(subscription, request.metrics, sender, self.shutdown.clone(), peer));
+        let open_stream = OpenStream::count();
+        tokio::spawn(forward_anomalies(
+            subscription,
+            request.metrics,
+            sender,
+            self.shutdown.clone(),
+            peer,
+            open_stream,
+        ));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
@@ -154,15 +163,34 @@ fn recent_points(series: &TrackedSeries, limit: u32) -> Vec<SeriesPoint> {
     points
 }
 
+/// One open anomaly stream in the subscribers gauge, from creation until
+/// drop, so the gauge also goes down if the forwarding task is aborted.
+#[derive(Debug)]
+struct OpenStream;
+
+impl OpenStream {
+    fn count() -> OpenStream {
+        metrics::gauge!(GRPC_SUBSCRIBERS).increment(1.0);
+        OpenStream
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!(GRPC_SUBSCRIBERS).decrement(1.0);
+    }
+}
+
 /// Sends a subscription's changes of the requested metrics to one client
 /// until the client hangs up, the cursor falls out of the buffer or the
-/// service shuts down.
+/// service shuts down. `_open_stream` is dropped when forwarding ends.
 async fn forward_anomalies(
     mut subscription: Subscription,
     metrics: Vec<String>,
     sender: mpsc::Sender<Result<AnomalyEvent, Status>>,
     shutdown: CancellationToken,
     peer: String,
+    _open_stream: OpenStream,
 ) {
     let reason = loop {
         let next = tokio::select! {
@@ -192,8 +220,14 @@ async fn forward_anomalies(
 
 /// Serves the detector, health and reflection services on `listener` until
 /// `shutdown` fires. Health reports SERVING while the server runs and
-/// NOT_SERVING once shutdown starts.
-pub async fn serve(listener: TcpListener, shared: SharedState, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// NOT_SERVING once shutdown starts. Calls `on_serving` once the services
+/// are set up, right before the server accepts connections.
+pub async fn serve(
+    listener: TcpListener,
+    shared: SharedState,
+    shutdown: CancellationToken,
+    on_serving: impl FnOnce(),
+) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<DetectorServer<DetectorService>>().await;
 
@@ -209,6 +243,7 @@ pub async fn serve(listener: TcpListener, shared: SharedState, shutdown: Cancell
         health_reporter.set_not_serving::<DetectorServer<DetectorService>>().await;
     };
 
+    on_serving();
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)

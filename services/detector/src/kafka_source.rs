@@ -9,17 +9,21 @@
 //! the open windows, whose events are already committed, and every series
 //! learns again. Snapshot the state or rewind offsets by the history length.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::{ClientConfig, ClientContext};
 use seismo_events::{Event, ParseLimits};
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Pipeline;
+use crate::prometheus_metrics::RECEIVE_ERRORS;
+use crate::readiness::ReadinessTracker;
 use crate::stats::DetectorStats;
 
 /// Pause after a failed receive, so a broken connection does not spin.
@@ -59,10 +63,49 @@ impl KafkaSettings {
     }
 }
 
+pub(crate) type SourceConsumer = StreamConsumer<SourceContext>;
+
+/// Logs rebalances and marks the consumer group joined for readiness.
+/// librdkafka runs these callbacks inside the consumer's poll, so in the
+/// task that awaits `recv`.
+#[derive(Debug)]
+pub(crate) struct SourceContext {
+    readiness: Arc<ReadinessTracker>,
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = %describe(partitions), "partitions assigned");
+                self.readiness.group_joined();
+            }
+            Rebalance::Revoke(partitions) => tracing::info!(partitions = %describe(partitions), "partitions revoked"),
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+        }
+    }
+}
+
+/// Renders a partition list as `topic[0],topic[1]`.
+fn describe(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|element| format!("{}[{}]", element.topic(), element.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Creates the consumer and subscribes it to the events topic. A new group
 /// starts at the earliest offset, so the detector learns from the topic's
-/// retained history.
-pub fn create_consumer(settings: &KafkaSettings) -> anyhow::Result<StreamConsumer> {
+/// retained history. The first partition assignment marks `readiness`
+/// group joined.
+pub(crate) fn create_consumer(
+    settings: &KafkaSettings,
+    readiness: Arc<ReadinessTracker>,
+) -> anyhow::Result<SourceConsumer> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
@@ -75,7 +118,7 @@ pub fn create_consumer(settings: &KafkaSettings) -> anyhow::Result<StreamConsume
         config.set(key, value);
     }
 
-    let consumer: StreamConsumer = config.create().with_context(|| {
+    let consumer: SourceConsumer = config.create_with_context(SourceContext { readiness }).with_context(|| {
         format!(
             "failed to create the Kafka consumer for brokers {} in group {}; check --brokers and --kafka-property values",
             settings.brokers, settings.group_id
@@ -88,11 +131,11 @@ pub fn create_consumer(settings: &KafkaSettings) -> anyhow::Result<StreamConsume
 }
 
 /// Consumes until `shutdown` fires, then commits the stored offsets.
-pub async fn run(
-    consumer: StreamConsumer,
+pub(crate) async fn run(
+    consumer: SourceConsumer,
     mut pipeline: Pipeline,
     settings: KafkaSettings,
-    stats: std::sync::Arc<DetectorStats>,
+    stats: Arc<DetectorStats>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut invalid_log = RateLimitedLog::new(INVALID_LOG_INTERVAL);
@@ -108,6 +151,7 @@ pub async fn run(
         let message = match received {
             Ok(message) => message,
             Err(error) => {
+                metrics::counter!(RECEIVE_ERRORS).increment(1);
                 tracing::warn!(%error, topic = %settings.topic, "failed to receive from Kafka; retrying in 1 s");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -121,7 +165,7 @@ pub async fn run(
         match parsed {
             Ok(event) => pipeline.process(event),
             Err(error) => {
-                stats.add_invalid();
+                stats.add_invalid(error.kind());
                 if let Some(suppressed) = invalid_log.allow() {
                     tracing::warn!(
                         partition = message.partition(),

@@ -3,6 +3,11 @@
 //! history, and streams anomalies over gRPC.
 //!
 //! [`detection`] holds the maths: pure, synchronous, no I/O.
+//!
+//! [`start`] reports readiness through a [`Readiness`], which the binary
+//! serves on `/readyz`, and records `seismo_detector_*` metrics through the
+//! `metrics` facade, which `/metrics` renders once a recorder is installed
+//! (see `seismo_telemetry`).
 
 pub mod detection;
 pub mod config;
@@ -19,7 +24,10 @@ pub mod kafka_source;
 pub mod service;
 pub mod cli;
 pub mod replay;
+mod prometheus_metrics;
+mod readiness;
 pub use config::MetricsConfig;
 pub use kafka_source::KafkaSettings;
+pub use seismo_telemetry::Readiness;
 pub use service::{RunningDetector, ServiceConfig, start};
 pub use stats::{DetectorStats, StatsSnapshot};

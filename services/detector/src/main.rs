@@ -2,13 +2,14 @@
 //! series files offline.
 
 use clap::Parser;
+use seismo_detector::Readiness;
 use seismo_detector::cli::{Cli, Command};
+use seismo_telemetry::{init_logging, install_metrics_recorder, start_admin_server};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    init_logging(cli.log_format);
 
     match cli.command {
         Command::Serve(args) => {
@@ -30,6 +31,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: seismo_detector::cli::ServeArgs) -> anyhow::Result<()> {
+    let admin_listen = args.admin_listen;
     let config = args.into_config()?;
 
     let shutdown = CancellationToken::new();
@@ -40,21 +42,36 @@ async fn serve(args: seismo_detector::cli::ServeArgs) -> anyhow::Result<()> {
         on_signal.cancel();
     });
 
-    let detector = seismo_detector::service::start(config, shutdown).await?;
+    // The admin server has a token of its own, so /readyz reports the
+    // shutdown and /metrics stays readable until the detector stopped.
+    let readiness = Readiness::default();
+    let admin_shutdown = CancellationToken::new();
+    let admin = start_admin_server(
+        admin_listen,
+        install_metrics_recorder(),
+        readiness.clone(),
+        admin_shutdown.clone(),
+    )
+    .await?;
+
+    let result = run_detector(config, readiness, shutdown).await;
+
+    admin_shutdown.cancel();
+    let admin_result = admin.wait().await;
+    result?;
+    admin_result
+}
+
+async fn run_detector(
+    config: seismo_detector::ServiceConfig,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let detector = seismo_detector::service::start(config, readiness, shutdown).await?;
     let stats = detector.stats();
     let result = detector.wait().await;
     tracing::info!(stats = ?stats.snapshot(), "final counters");
     result
-}
-
-fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 /// Waits for Ctrl-C or SIGTERM, the signal container runtimes send to stop.

@@ -2,12 +2,14 @@
 //! anomaly hub. Synchronous; the Kafka source calls it for each event.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use seismo_events::Event;
 use seismo_proto::v1::AnomalyState;
 
 use crate::config::MetricsConfig;
 use crate::hub::AnomalyHub;
+use crate::prometheus_metrics::EVALUATION_DURATION;
 use crate::proto_mapping::anomaly_event;
 use crate::series::SeriesRegistry;
 use crate::stats::DetectorStats;
@@ -55,19 +57,42 @@ impl Pipeline {
     pub fn process(&mut self, event: Event) {
         self.closed.clear();
         self.windower.push(event, &mut self.closed);
-        self.shared.stats.set_windowing(&self.windower.counters());
+        self.shared.stats.set_windowing(&self.windower.counters(), self.windower.watermark_ms());
         if self.closed.is_empty() {
             return;
         }
 
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "evaluate_windows",
+            windows = self.closed.len(),
+            first_window_start_ms = self.closed.iter().map(|closed| closed.window_start_ms).min(),
+            last_window_end_ms = self.closed.iter().map(|closed| closed.window_end_ms).max(),
+            evaluated = tracing::field::Empty,
+            fired = tracing::field::Empty,
+            resolved = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+
+        let counts = self.evaluate_closed();
+
+        span.record("evaluated", counts.evaluated);
+        span.record("fired", counts.fired);
+        span.record("resolved", counts.resolved);
+        metrics::histogram!(EVALUATION_DURATION).record(started.elapsed());
+    }
+
+    /// Judges the windows in `self.closed` and publishes every anomaly
+    /// change to the hub.
+    fn evaluate_closed(&self) -> EvaluationCounts {
         let detected_at_ms = chrono::Utc::now().timestamp_millis();
         let mut registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut evaluated = 0;
+        let mut counts = EvaluationCounts::default();
         for closed in &self.closed {
             let Some(judgement) = registry.observe(closed) else {
                 continue;
             };
-            evaluated += 1;
+            counts.evaluated += 1;
 
             let metric = &self.shared.config.metrics[closed.metric_index];
             let Some(anomaly) = anomaly_event(&metric.name, metric.window, closed, &judgement, detected_at_ms) else {
@@ -77,8 +102,14 @@ impl Pipeline {
             let id = anomaly.id.clone();
             let sequence = self.shared.hub.publish(anomaly);
             match state {
-                AnomalyState::Firing => self.shared.stats.add_fired(),
-                _ => self.shared.stats.add_resolved(),
+                AnomalyState::Firing => {
+                    counts.fired += 1;
+                    self.shared.stats.add_fired(&metric.name);
+                }
+                _ => {
+                    counts.resolved += 1;
+                    self.shared.stats.add_resolved(&metric.name);
+                }
             }
             tracing::info!(
                 anomaly_id = %id,
@@ -92,9 +123,19 @@ impl Pipeline {
             );
         }
 
-        self.shared.stats.add_windows_evaluated(evaluated);
+        self.shared.stats.add_windows_evaluated(counts.evaluated);
         self.shared.stats.set_series(registry.len() as u64);
+        counts
     }
+}
+
+/// Counts of one [`Pipeline::evaluate_closed`] call.
+#[derive(Debug, Default)]
+struct EvaluationCounts {
+    /// Closed windows judged by a series detector.
+    evaluated: u64,
+    fired: u64,
+    resolved: u64,
 }
 
 #[cfg(test)]
@@ -198,6 +239,7 @@ window = "1m"
         assert_eq!(stats.anomalies_resolved, 1);
         assert_eq!(stats.windows_evaluated, 113);
         assert_eq!(stats.series, 1);
+        assert_eq!(stats.watermark_ms, Some(BASE_MS + 113 * MINUTE_MS), "last event time, no allowed lateness");
     }
 
     #[tokio::test]

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use seismo_telemetry::Readiness;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +16,13 @@ use crate::grpc;
 use crate::hub::{AnomalyHub, HubConfig};
 use crate::kafka_source::{self, KafkaSettings};
 use crate::pipeline::{Pipeline, SharedState};
+use crate::prometheus_metrics::{WATERMARK_LAG, register_metrics};
+use crate::readiness::ReadinessTracker;
 use crate::stats::DetectorStats;
+
+/// Interval of the watermark lag gauge's update. The lag grows while no
+/// events arrive, so the gauge is set on a timer, not per event.
+const WATERMARK_LAG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Everything a detector needs to run.
 #[derive(Debug, Clone)]
@@ -57,12 +65,27 @@ impl RunningDetector {
 
 /// Binds the gRPC address, creates the Kafka consumer and starts both.
 /// Fails early if the address is taken or the consumer cannot be created.
-pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow::Result<RunningDetector> {
+///
+/// `readiness` becomes ready once the gRPC server serves and the consumer
+/// got its first partition assignment from the group. It is not ready for
+/// good from the moment shutdown starts or a part fails. Pass
+/// `Readiness::default()` when nothing reads it.
+///
+/// Metrics named `seismo_detector_*` are recorded through the `metrics`
+/// facade. Install the recorder before this call, because the facade drops
+/// the descriptions registered here when no recorder is installed.
+pub async fn start(
+    config: ServiceConfig,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningDetector> {
+    register_metrics();
+    let readiness = Arc::new(ReadinessTracker::new(readiness));
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to listen on {}; choose a free address with --listen", config.listen))?;
     let local_addr = listener.local_addr().context("failed to read the bound gRPC address")?;
-    let consumer = kafka_source::create_consumer(&config.kafka)?;
+    let consumer = kafka_source::create_consumer(&config.kafka, Arc::clone(&readiness))?;
 
     let hub = Arc::new(AnomalyHub::new(HubConfig::starting_now(config.replay_buffer)));
     let metric_count = config.metrics.metrics.len();
@@ -80,21 +103,71 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
 
     // Either part stopping (by shutdown or by failure) stops the other.
     let stop = shutdown.child_token();
-    let server = tokio::spawn(stop_on_exit(grpc::serve(listener, shared.clone(), stop.clone()), stop.clone()));
+    let on_serving = {
+        let readiness = Arc::clone(&readiness);
+        move || readiness.grpc_serving()
+    };
+    let server = tokio::spawn(stop_on_exit(
+        grpc::serve(listener, shared.clone(), stop.clone(), on_serving),
+        stop.clone(),
+    ));
     let source = tokio::spawn(stop_on_exit(
         kafka_source::run(consumer, Pipeline::new(shared.clone()), config.kafka, Arc::clone(&stats), stop.clone()),
         stop.clone(),
     ));
 
-    let task = tokio::spawn(async move {
-        let (server, source) = tokio::join!(server, source);
-        let server = server.context("gRPC server task panicked")?.context("gRPC server failed");
-        let source = source.context("Kafka source task panicked")?.context("Kafka source failed");
-        tracing::info!("detector stopped");
-        server.and(source)
-    });
+    let task = tokio::spawn(supervise(server, source, readiness, Arc::clone(&stats), stop));
 
     Ok(RunningDetector { local_addr, stats, task })
+}
+
+/// Waits until both parts stopped, meanwhile marks readiness shutting down
+/// once `stop` fires and updates the watermark lag gauge. Returns the
+/// parts' errors.
+async fn supervise(
+    server: JoinHandle<anyhow::Result<()>>,
+    source: JoinHandle<anyhow::Result<()>>,
+    readiness: Arc<ReadinessTracker>,
+    stats: Arc<DetectorStats>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let parts = async { tokio::join!(server, source) };
+    let stopping = async {
+        stop.cancelled().await;
+        readiness.stopping("shutting down".to_string());
+    };
+    let ((server, source), (), ()) = tokio::join!(parts, stopping, update_watermark_lag(&stats, &stop));
+
+    let server = server.context("gRPC server task panicked")?.context("gRPC server failed");
+    let source = source.context("Kafka source task panicked")?.context("Kafka source failed");
+    let result = server.and(source);
+    let reason = match &result {
+        Ok(()) => "stopped".to_string(),
+        Err(error) => format!("stopped: {error:#}"),
+    };
+    readiness.stopping(reason);
+    tracing::info!("detector stopped");
+    result
+}
+
+/// Sets the watermark lag gauge to wall clock − watermark, in seconds,
+/// every [`WATERMARK_LAG_INTERVAL`] until `stop` fires. The gauge stays
+/// absent until the first event is accepted. It is negative while the
+/// watermark is ahead of this host's clock.
+async fn update_watermark_lag(stats: &DetectorStats, stop: &CancellationToken) {
+    let mut ticks = tokio::time::interval(WATERMARK_LAG_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+
+        if let Some(watermark_ms) = stats.watermark_ms() {
+            let lag_ms = chrono::Utc::now().timestamp_millis() - watermark_ms;
+            metrics::gauge!(WATERMARK_LAG).set(lag_ms as f64 / 1_000.0);
+        }
+    }
 }
 
 async fn stop_on_exit<F>(part: F, stop: CancellationToken) -> anyhow::Result<()>
