@@ -27,6 +27,13 @@ pub struct Cli {
     /// one JSON object per line. RUST_LOG sets the level (default info).
     #[arg(long, global = true, env = "SEISMO_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Settings file (TOML) whose keys are the environment variable names of
+    /// these options, e.g. `SEISMO_DETECTOR_LISTEN = "127.0.0.1:50051"`.
+    /// Command-line options and environment variables override it. The
+    /// metrics definitions stay in the separate `--config` file.
+    #[arg(long = "config-file", global = true, env = "SEISMO_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,14 +1,13 @@
 //! `seismo-detector` binary: `serve` runs the service, `replay` scores
 //! series files offline.
 
-use clap::Parser;
 use seismo_detector::Readiness;
 use seismo_detector::cli::{Cli, Command};
-use seismo_telemetry::{init_logging, install_metrics_recorder, start_admin_server};
+use seismo_telemetry::{init_logging, install_metrics_recorder, parse_with_settings_file, start_admin_server};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = parse_with_settings_file();
     init_logging(cli.log_format);
 
     match cli.command {

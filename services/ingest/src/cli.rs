@@ -1,6 +1,7 @@
 //! Command-line options of the `seismo-ingest` binary.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,6 +18,12 @@ use crate::config::{ClickHouseConfig, IngestConfig};
 #[derive(Debug, Parser)]
 #[command(name = "seismo-ingest", version)]
 pub struct IngestArgs {
+    /// Settings file (TOML) whose keys are the environment variable names
+    /// below, e.g. `SEISMO_INGEST_BATCH_MAX_ROWS = 500`. Command-line options
+    /// and environment variables override it.
+    #[arg(long = "config-file", env = "SEISMO_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,

@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use clap::Parser;
 use seismo_ingest::{IngestArgs, IngestStats, Readiness, run};
-use seismo_telemetry::{init_logging, install_metrics_recorder, start_admin_server};
+use seismo_telemetry::{init_logging, install_metrics_recorder, parse_with_settings_file, start_admin_server};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = IngestArgs::parse();
+    let args: IngestArgs = parse_with_settings_file();
     init_logging(args.log_format);
 
     let shutdown = CancellationToken::new();

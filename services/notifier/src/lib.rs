@@ -9,6 +9,7 @@
 //! pure functions.
 
 mod backoff;
+pub mod cli;
 mod config;
 mod console;
 mod dedup;

@@ -1,5 +1,6 @@
 //! Operational plumbing shared by the Seismo services: the admin HTTP server
-//! with Prometheus `/metrics`, `/healthz` and `/readyz`, and log setup.
+//! with Prometheus `/metrics`, `/healthz` and `/readyz`, log setup and
+//! settings files.
 //!
 //! Services record metrics through the `metrics` facade (`metrics::counter!`
 //! and friends); [`install_metrics_recorder`] routes them to a Prometheus
@@ -9,8 +10,13 @@ mod admin;
 mod logging;
 mod readiness;
 mod recorder;
+mod settings_file;
 
 pub use admin::{AdminServer, start_admin_server};
 pub use logging::{LogFormat, init_logging};
 pub use readiness::Readiness;
 pub use recorder::install_metrics_recorder;
+pub use settings_file::{
+    SETTINGS_FILE_ENV, SETTINGS_FILE_OPTION, SettingsError, apply_settings_file, parse_with_settings_file,
+    try_parse_with_settings_file,
+};
