@@ -3,19 +3,25 @@
 
 use seismo_detector::Readiness;
 use seismo_detector::cli::{Cli, Command};
-use seismo_telemetry::{init_logging, install_metrics_recorder, parse_with_settings_file, start_admin_server};
+use seismo_telemetry::{
+    init_logging, init_telemetry, install_metrics_recorder, parse_with_settings_file, start_admin_server,
+};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
     let cli: Cli = parse_with_settings_file();
-    init_logging(cli.log_format);
 
     match cli.command {
         Command::Serve(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve(args))
+            runtime.block_on(async {
+                // The OTLP exporter needs the runtime; the guard flushes the last spans.
+                let _telemetry = init_telemetry(cli.log_format, "seismo-detector")?;
+                serve(args).await
+            })
         }
         Command::Replay(args) => {
+            init_logging(cli.log_format);
             // Pure file I/O: no async runtime needed.
             let summary = seismo_detector::replay::run(args)?;
             println!(

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use seismo_ingest::{IngestArgs, IngestStats, Readiness, run};
-use seismo_telemetry::{init_logging, install_metrics_recorder, parse_with_settings_file, start_admin_server};
+use seismo_telemetry::{init_telemetry, install_metrics_recorder, parse_with_settings_file, start_admin_server};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: IngestArgs = parse_with_settings_file();
-    init_logging(args.log_format);
+    // Kept to the end of main, so the last spans are flushed.
+    let _telemetry = init_telemetry(args.log_format, "seismo-ingest")?;
 
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use seismo_loader::{EventTemplate, LoaderConfig, load};
+use seismo_telemetry::{LogFormat, init_telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// Replays a `timestamp,value` CSV into Kafka, one event per row carrying the
@@ -45,12 +46,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
+    // Kept to the end of main, so the last spans are flushed.
+    let _telemetry = init_telemetry(LogFormat::Text, "seismo-loader")?;
 
     let id_prefix = args.id_prefix.unwrap_or_else(|| {
         args.input

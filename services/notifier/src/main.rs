@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use seismo_notifier::cli::NotifierArgs;
 use seismo_notifier::{NotifierStats, Readiness, run};
-use seismo_telemetry::{init_logging, install_metrics_recorder, parse_with_settings_file, start_admin_server};
+use seismo_telemetry::{init_telemetry, install_metrics_recorder, parse_with_settings_file, start_admin_server};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: NotifierArgs = parse_with_settings_file();
     // Logs go to stderr, so the console alerts on stdout stay clean.
-    init_logging(args.log_format);
+    // Kept to the end of main, so the last spans are flushed.
+    let _telemetry = init_telemetry(args.log_format, "seismo-notifier")?;
 
     let admin_listen = args.admin_listen;
     let config = args.into_config()?;
