@@ -130,6 +130,7 @@ fn anomaly(sequence: u64, episode: &str, state: AnomalyState) -> AnomalyEvent {
         direction: Direction::Down as i32,
         window_seconds: 300,
         detected_at_ms,
+        traceparent: String::new(),
     }
 }
 

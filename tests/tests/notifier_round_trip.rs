@@ -228,6 +228,7 @@ fn anomaly(sequence: u64, episode: &str, state: AnomalyState) -> AnomalyEvent {
         direction: Direction::Down as i32,
         window_seconds: 300,
         detected_at_ms: window_start_ms + 301_000,
+        traceparent: String::new(),
     }
 }
 

@@ -68,6 +68,7 @@ fn event(id: &str, metric: &str, slice: &[(&str, &str)]) -> AnomalyEvent {
         direction: Direction::Down as i32,
         window_seconds: 300,
         detected_at_ms: 1_714_557_901_000,
+        traceparent: String::new(),
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientConfig, ClientContext};
 use seismo_events::{Event, ParseLimits};
@@ -163,7 +163,14 @@ pub(crate) async fn run(
 
         let parsed = Event::parse_with(message.payload().unwrap_or_default(), &settings.parse_limits, chrono::Utc::now());
         match parsed {
-            Ok(event) => pipeline.process(event),
+            Ok(event) => {
+                // Recorded after processing: an event that closes windows
+                // belongs to the next window, not to the ones it closes.
+                pipeline.process(event);
+                if let Some(traceparent) = traceparent_header(&message) {
+                    pipeline.record_trace_context(traceparent);
+                }
+            }
             Err(error) => {
                 stats.add_invalid(error.kind());
                 if let Some(suppressed) = invalid_log.allow() {
@@ -192,6 +199,13 @@ pub(crate) async fn run(
         Err(error) => tracing::warn!(%error, group_id = %settings.group_id, "failed to commit Kafka offsets at shutdown; the next start reads some events again"),
     }
     Ok(())
+}
+
+/// The message's W3C `traceparent` header, if present and UTF-8.
+fn traceparent_header<'a>(message: &'a impl Message) -> Option<&'a str> {
+    let headers = message.headers()?;
+    let header = headers.iter().find(|header| header.key == seismo_telemetry::TRACEPARENT)?;
+    std::str::from_utf8(header.value?).ok()
 }
 
 /// Allows one log line per interval and counts the ones it suppressed.

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use seismo_events::Event;
 use seismo_proto::v1::AnomalyState;
+use seismo_telemetry::{MAX_SPAN_LINKS, link_message_contexts, span_traceparent};
 
 use crate::config::MetricsConfig;
 use crate::hub::AnomalyHub;
@@ -41,6 +42,9 @@ pub struct Pipeline {
     windower: Windower,
     /// Reused buffer of the windows one event closes.
     closed: Vec<ClosedWindow>,
+    /// Distinct `traceparent` values of the messages since the last
+    /// evaluation, at most `MAX_SPAN_LINKS + 1` (one parent plus links).
+    trace_contexts: Vec<String>,
 }
 
 impl Pipeline {
@@ -49,7 +53,22 @@ impl Pipeline {
             windower: Windower::new(&shared.config),
             shared,
             closed: Vec::new(),
+            trace_contexts: Vec::new(),
         }
+    }
+
+    /// Records the `traceparent` header of the message whose event was just
+    /// processed, so the next window evaluation continues its trace.
+    ///
+    /// NOTE: an evaluation takes the contexts of all messages since the
+    /// previous one, which matches the closed windows' events only while
+    /// events arrive in time order and all windows close together.
+    pub fn record_trace_context(&mut self, traceparent: &str) {
+        let full = self.trace_contexts.len() > MAX_SPAN_LINKS;
+        if full || self.trace_contexts.iter().any(|known| known == traceparent) {
+            return;
+        }
+        self.trace_contexts.push(traceparent.to_string());
     }
 
     /// Adds one event; judges every window it closes and publishes each
@@ -72,6 +91,8 @@ impl Pipeline {
             fired = tracing::field::Empty,
             resolved = tracing::field::Empty,
         );
+        link_message_contexts(&span, self.trace_contexts.iter().map(String::as_str));
+        self.trace_contexts.clear();
         let _entered = span.enter();
 
         let counts = self.evaluate_closed();
@@ -88,6 +109,8 @@ impl Pipeline {
         let detected_at_ms = chrono::Utc::now().timestamp_millis();
         let mut registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let mut counts = EvaluationCounts::default();
+        // The evaluation span's context, rendered once at the first anomaly change.
+        let mut traceparent: Option<String> = None;
         for closed in &self.closed {
             let Some(judgement) = registry.observe(closed) else {
                 continue;
@@ -95,9 +118,12 @@ impl Pipeline {
             counts.evaluated += 1;
 
             let metric = &self.shared.config.metrics[closed.metric_index];
-            let Some(anomaly) = anomaly_event(&metric.name, metric.window, closed, &judgement, detected_at_ms) else {
+            let Some(mut anomaly) = anomaly_event(&metric.name, metric.window, closed, &judgement, detected_at_ms) else {
                 continue;
             };
+            anomaly.traceparent = traceparent
+                .get_or_insert_with(|| span_traceparent(&tracing::Span::current()).unwrap_or_default())
+                .clone();
             let state = anomaly.state();
             let id = anomaly.id.clone();
             let sequence = self.shared.hub.publish(anomaly);

@@ -80,6 +80,8 @@ pub fn anomaly_event(
         direction: episode.map_or(v1::Direction::Unspecified, |episode| direction_to_proto(episode.direction)).into(),
         window_seconds: window.as_seconds(),
         detected_at_ms,
+        // Set by the pipeline from its window evaluation span.
+        traceparent: String::new(),
     })
 }
 

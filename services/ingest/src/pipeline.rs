@@ -16,10 +16,10 @@ use std::time::Duration;
 use chrono::Utc;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use seismo_events::Event;
-use seismo_telemetry::Readiness;
+use seismo_telemetry::{MAX_SPAN_LINKS, Readiness, TRACEPARENT, link_message_contexts};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -113,6 +113,7 @@ async fn run_until_stopped(
             dead_letters,
             stats: stats.clone(),
             rejection_log: LogLimiter::new(LOG_INTERVAL),
+            trace_contexts: Vec::new(),
         },
         consume_error_log: LogLimiter::new(LOG_INTERVAL),
         assignment: AssignmentView::default(),
@@ -202,6 +203,9 @@ struct State {
     dead_letters: DeadLetterQueue,
     stats: Arc<IngestStats>,
     rejection_log: LogLimiter,
+    /// Distinct `traceparent` headers of the batch's messages, at most
+    /// `MAX_SPAN_LINKS + 1` (one parent plus links).
+    trace_contexts: Vec<String>,
 }
 
 /// Result of one flush.
@@ -301,6 +305,8 @@ impl Pipeline<'_> {
             rows = batch.rows().len(),
             offsets = %batch.describe_offsets(),
         );
+        let trace_contexts = std::mem::take(&mut self.state.trace_contexts);
+        link_message_contexts(&span, trace_contexts.iter().map(String::as_str));
         self.flush_batch().instrument(span).await
     }
 
@@ -545,12 +551,31 @@ impl Pipeline<'_> {
 }
 
 impl State {
+    fn record_trace_context<M: Message>(&mut self, message: &M) {
+        if self.trace_contexts.len() > MAX_SPAN_LINKS {
+            return;
+        }
+        let Some(headers) = message.headers() else {
+            return;
+        };
+        let Some(value) = headers.iter().find(|header| header.key == TRACEPARENT).and_then(|header| header.value) else {
+            return;
+        };
+        let Ok(traceparent) = std::str::from_utf8(value) else {
+            return;
+        };
+        if !self.trace_contexts.iter().any(|known| known == traceparent) {
+            self.trace_contexts.push(traceparent.to_string());
+        }
+    }
+
     fn handle<M: Message>(&mut self, message: &M, config: &IngestConfig) {
         self.stats.add_consumed();
         let partition = message.partition();
         let offset = message.offset();
         self.offsets.track(partition, offset);
         let now = std::time::Instant::now();
+        self.record_trace_context(message);
 
         let payload = message.payload().unwrap_or_default();
         match Event::parse_with(payload, &config.parse_limits, Utc::now()) {

@@ -4,13 +4,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use seismo_telemetry::{TRACEPARENT, span_traceparent};
 use tokio_util::sync::CancellationToken;
 
 use crate::{EventTemplate, Pacer, event_json, read_nab_csv};
 
 /// Maximum number of produced messages awaiting their delivery report.
 const MAX_IN_FLIGHT: usize = 10_000;
+
+/// Rows produced under one `produce_rows` span, whose trace context every
+/// message of those rows carries in its `traceparent` header.
+const ROWS_PER_SPAN: usize = 100;
 
 /// Settings of one replay.
 #[derive(Debug, Clone)]
@@ -74,6 +80,9 @@ pub async fn load(config: &LoaderConfig, shutdown: CancellationToken) -> anyhow:
     let key = config.template.event_id_prefix.as_str();
     let mut in_flight: Vec<DeliveryFuture> = Vec::with_capacity(MAX_IN_FLIGHT);
     let mut produced = 0;
+    // The current `produce_rows` span and its `traceparent`, which is `None`
+    // when no trace export is installed.
+    let mut chunk: (tracing::Span, Option<String>) = (tracing::Span::none(), None);
     for (index, row) in rows.iter().enumerate() {
         if shutdown.is_cancelled() {
             tracing::info!(produced, "replay cancelled");
@@ -90,8 +99,13 @@ pub async fn load(config: &LoaderConfig, shutdown: CancellationToken) -> anyhow:
             }
         }
 
+        if index % ROWS_PER_SPAN == 0 {
+            let span = tracing::info_span!("produce_rows", first_row = index, topic = %config.topic);
+            let traceparent = span_traceparent(&span);
+            chunk = (span, traceparent);
+        }
         let payload = event_json(&config.template, index, row);
-        in_flight.push(enqueue(&producer, &config.topic, key, &payload).await?);
+        in_flight.push(enqueue(&producer, &config.topic, key, &payload, chunk.1.as_deref()).await?);
         if in_flight.len() >= MAX_IN_FLIGHT {
             produced += await_deliveries(&mut in_flight).await?;
         }
@@ -120,9 +134,16 @@ async fn enqueue(
     topic: &str,
     key: &str,
     payload: &str,
+    traceparent: Option<&str>,
 ) -> anyhow::Result<DeliveryFuture> {
     loop {
-        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(traceparent) = traceparent {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: TRACEPARENT,
+                value: Some(traceparent),
+            }));
+        }
         match producer.send_result(record) {
             Ok(delivery) => return Ok(delivery),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

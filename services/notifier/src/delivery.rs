@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use seismo_telemetry::set_remote_parent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span};
@@ -34,6 +35,10 @@ pub(crate) async fn deliver_all(
             detector = %detector, sequence = event.sequence, episode_id = %event.id,
             metric = %event.metric, state = ?event.state()
         );
+        // Continues the trace of the detector's window evaluation, if any.
+        if !event.traceparent.is_empty() {
+            set_remote_parent(&span, &event.traceparent);
+        }
         let alert = Alert {
             detector: detector.to_string(),
             episode_id: event.id.clone(),

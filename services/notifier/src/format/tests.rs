@@ -28,6 +28,7 @@ fn firing_event() -> AnomalyEvent {
         direction: Direction::Down as i32,
         window_seconds: 300,
         detected_at_ms: MAY_FIRST_10_00_MS + 301_000,
+        traceparent: String::new(),
     }
 }
 
