@@ -281,3 +281,98 @@ fn invalid_value(path: &Path, key: &str, raw: &toml::Value, reason: &str, expect
         expected: expected.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    /// Options of every kind the services use.
+    #[derive(Debug, Parser)]
+    struct Options {
+        #[arg(long, env = "SETTINGS_TEST_COUNT", default_value_t = 1)]
+        count: u32,
+        #[arg(long, env = "SETTINGS_TEST_FLAG")]
+        flag: bool,
+        #[arg(long, env = "SETTINGS_TEST_LIST", value_delimiter = ',')]
+        list: Vec<String>,
+        #[arg(long, env = "SETTINGS_TEST_NAME")]
+        name: Option<String>,
+    }
+
+    fn argv(tokens: &[&str]) -> Vec<OsString> {
+        tokens.iter().map(OsString::from).collect()
+    }
+
+    fn apply(test: &str, contents: &str) -> Result<Command, SettingsError> {
+        let path = std::env::temp_dir().join(format!("seismo-settings-unit-{}-{test}.toml", std::process::id()));
+        std::fs::write(&path, contents).expect("the temp dir is writable");
+        apply_settings_file(Options::command(), &path)
+    }
+
+    fn parse(command: Command, tokens: &[&str]) -> Options {
+        let matches = command.try_get_matches_from(argv(tokens)).expect("arguments are valid");
+        Options::from_arg_matches(&matches).expect("matches fit the options")
+    }
+
+    #[test]
+    fn path_comes_from_either_option_form() {
+        let separate = argv(&["prog", "--count", "2", "--config-file", "a.toml"]);
+        let joined = argv(&["prog", "--config-file=b.toml"]);
+        let after_separator = argv(&["prog", "--", "--config-file", "c.toml"]);
+
+        assert_eq!(settings_file_path(&separate), Some(PathBuf::from("a.toml")));
+        assert_eq!(settings_file_path(&joined), Some(PathBuf::from("b.toml")));
+        if std::env::var_os(SETTINGS_FILE_ENV).is_none() {
+            assert_eq!(settings_file_path(&after_separator), None);
+        }
+    }
+
+    #[test]
+    fn file_values_become_defaults() {
+        let command = apply(
+            "defaults",
+            "SETTINGS_TEST_COUNT = 7\nSETTINGS_TEST_FLAG = true\nSETTINGS_TEST_LIST = [\"a\", \"b\"]\nSETTINGS_TEST_NAME = \"x\"\n",
+        )
+        .unwrap();
+
+        let options = parse(command, &["prog", "--count", "9"]);
+
+        assert_eq!(options.count, 9, "the command line wins");
+        assert!(options.flag);
+        assert_eq!(options.list, ["a", "b"]);
+        assert_eq!(options.name.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn list_in_one_string_is_split() {
+        let command = apply("list_string", "SETTINGS_TEST_LIST = \"a,b,c\"\n").unwrap();
+
+        assert_eq!(parse(command, &["prog"]).list, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn unsupported_values_are_rejected() {
+        let table = apply("table", "[SETTINGS_TEST_NAME]\nvalue = 1\n").unwrap_err();
+        assert!(table.to_string().contains("unsupported TOML type"), "{table}");
+
+        let several = apply("several", "SETTINGS_TEST_COUNT = [1, 2]\n").unwrap_err();
+        assert!(several.to_string().contains("more than one value"), "{several}");
+
+        let negative = apply("negative", "SETTINGS_TEST_COUNT = -1\n").unwrap_err();
+        assert!(
+            negative
+                .to_string()
+                .contains("`SETTINGS_TEST_COUNT` has the invalid value -1"),
+            "{negative}"
+        );
+    }
+
+    #[test]
+    fn invalid_toml_is_reported() {
+        let error = apply("syntax", "SETTINGS_TEST_COUNT = \n").unwrap_err();
+
+        assert!(matches!(error, SettingsError::Syntax { .. }), "{error:?}");
+    }
+}

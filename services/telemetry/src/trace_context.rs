@@ -25,6 +25,13 @@ pub const MAX_SPAN_LINKS: usize = 32;
 /// `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`; `None` when
 /// it is invalid.
 pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
+    // The SDK's propagator (0.33) also accepts shorter ids, which W3C Trace
+    // Context forbids: version 2, trace id 32, span id 16, flags 2 hex digits.
+    let field_lengths: Vec<usize> = value.trim().split('-').take(4).map(str::len).collect();
+    if field_lengths != [2, 32, 16, 2] {
+        return None;
+    }
+
     let carrier = HashMap::from([(TRACEPARENT.to_string(), value.trim().to_string())]);
     let context = TraceContextPropagator::new().extract(&carrier);
     let span_context = context.span().span_context().clone();
@@ -79,5 +86,44 @@ pub fn link_message_contexts<'a>(span: &tracing::Span, traceparents: impl IntoIt
             span.add_link(span_context.clone());
             linked.push(span_context);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn valid_traceparent_parses() {
+        let context = parse_traceparent(VALID).expect("the W3C example is valid");
+
+        assert_eq!(context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(context.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(context.is_sampled());
+        assert!(context.is_remote());
+    }
+
+    #[test]
+    fn invalid_traceparents_are_rejected() {
+        for invalid in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        ] {
+            assert!(parse_traceparent(invalid).is_none(), "{invalid:?} parsed");
+        }
+    }
+
+    #[test]
+    fn span_without_otel_layer_has_no_traceparent() {
+        let span = tracing::info_span!("no_subscriber");
+
+        assert_eq!(span_traceparent(&span), None);
+        assert!(!set_remote_parent(&span, "garbage"));
     }
 }
