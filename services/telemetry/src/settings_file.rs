@@ -245,8 +245,8 @@ fn check_values(arg: &Arg, values: &[String]) -> Result<(), (String, String)> {
         .map_err(|error| (clap_reason(&error), expected))
 }
 
-/// The part of a clap error after "invalid value '…' for '…': ", which is
-/// the value parser's own message.
+/// Extracts the value parser's own message from a clap error, which follows
+/// "invalid value '…' for '…': " on its first line.
 fn clap_reason(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
     let first_line = rendered.lines().next().unwrap_or_default();
@@ -254,8 +254,8 @@ fn clap_reason(error: &clap::Error) -> String {
     reason.trim_start_matches("error: ").to_string()
 }
 
-/// The option's value name and possible values, plus its help line, which
-/// states the unit.
+/// Describes the values `arg` accepts: its possible values, if any, and the
+/// first line of its help, which states the unit.
 fn expected_format(arg: &Arg) -> String {
     let possible: Vec<String> = arg
         .get_possible_values()
