@@ -202,7 +202,7 @@ pub(crate) async fn run(
 }
 
 /// The message's W3C `traceparent` header, if present and UTF-8.
-fn traceparent_header<'a>(message: &'a impl Message) -> Option<&'a str> {
+fn traceparent_header(message: &impl Message) -> Option<&str> {
     let headers = message.headers()?;
     let header = headers.iter().find(|header| header.key == seismo_telemetry::TRACEPARENT)?;
     std::str::from_utf8(header.value?).ok()
