@@ -33,8 +33,8 @@ STANDARD_LABELS = (
 # state in memory and two notifiers would send every alert twice.
 SINGLE_REPLICA_COMPONENTS = ("detector", "notifier")
 # Variables the services read without a clap `env = "..."` declaration.
-# tracing's EnvFilter reads RUST_LOG.
-UNDECLARED_VARIABLES = {"RUST_LOG"}
+# tracing's EnvFilter reads RUST_LOG; the OpenTelemetry SDK reads the OTEL_ ones.
+UNDECLARED_VARIABLES = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}
 # Crates whose clap arguments every service shares.
 SHARED_CRATES = ("telemetry",)
 
