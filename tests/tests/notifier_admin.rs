@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use seismo_notifier::{
-    ExponentialBackoff, NotifierConfig, NotifierStats, Readiness, RetryPolicy, TelegramConfig, run,
+    ExponentialBackoff, NotifierConfig, NotifierStats, RateLimits, Readiness, RetryPolicy,
+    TelegramConfig, run,
 };
 use seismo_proto::v1::detector_server::{Detector, DetectorServer};
 use seismo_proto::v1::{
@@ -135,13 +136,15 @@ fn anomaly(sequence: u64, episode: &str, state: AnomalyState) -> AnomalyEvent {
 }
 
 fn notifier_config(detector: SocketAddr, fake: &FakeTelegram) -> NotifierConfig {
+    let mut telegram = TelegramConfig::new(TOKEN, "1001", &fake.api_url())
+        .expect("test Telegram settings are valid");
+    // A 50 ms per-chat limit, so that the per-chat wait does not slow the
+    // delivery that the duration histogram expects to be fast.
+    telegram.rate_limits = RateLimits::default().with_windows_divided_by(20);
     NotifierConfig {
         detectors: vec![format!("http://{detector}")],
         metrics: Vec::new(),
-        telegram: Some(
-            TelegramConfig::new(TOKEN, "1001", &fake.api_url())
-                .expect("test Telegram settings are valid"),
-        ),
+        telegram: Some(telegram),
         console: false,
         reconnect: ExponentialBackoff {
             initial: Duration::from_millis(100),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::backoff::ExponentialBackoff;
+use crate::rate_limit::RateLimits;
 use crate::retry::RetryPolicy;
 
 /// Telegram Bot API endpoint used unless `TELEGRAM_API_URL` names another.
@@ -88,6 +89,8 @@ pub struct TelegramConfig {
     /// Chats that receive every alert.
     pub chats: Vec<ChatTarget>,
     pub api_url: Url,
+    /// Request limits, Telegram's published ones unless changed.
+    pub rate_limits: RateLimits,
 }
 
 impl TelegramConfig {
@@ -114,6 +117,7 @@ impl TelegramConfig {
             token: BotToken(token.to_string()),
             chats,
             api_url,
+            rate_limits: RateLimits::default(),
         })
     }
 
@@ -152,12 +156,24 @@ impl fmt::Debug for BotToken {
 }
 
 /// One chat that receives alerts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChatTarget {
     /// Numeric chat id; negative for groups and channels.
     Id(i64),
     /// Public channel or supergroup username, with its leading `@`.
     Username(String),
+}
+
+impl ChatTarget {
+    /// Returns whether the chat is a group, supergroup or channel, which
+    /// Telegram limits more strictly than a private chat. Their ids are
+    /// negative, and only they have usernames a bot can send to.
+    pub fn is_group(&self) -> bool {
+        match self {
+            ChatTarget::Id(id) => *id < 0,
+            ChatTarget::Username(_) => true,
+        }
+    }
 }
 
 impl fmt::Display for ChatTarget {

@@ -18,8 +18,10 @@ mod error_chain;
 mod escape;
 mod format;
 mod message;
+mod message_split;
 mod pipeline;
 mod prometheus_metrics;
+mod rate_limit;
 mod readiness;
 mod retry;
 mod sink;
@@ -37,7 +39,9 @@ pub use console::ConsoleSink;
 pub use escape::escape_html;
 pub use format::{deviation_percent, format_alert, format_number};
 pub use message::AlertMessage;
+pub use message_split::{MAX_CAPTION_UTF16, MAX_MESSAGE_UTF16};
 pub use pipeline::{build_sinks, run, run_with_sinks};
+pub use rate_limit::{RateLimiter, RateLimits, WindowLimit};
 pub use retry::{FailureKind, GiveUpReason, RetryDecision, RetryPolicy};
 /// Re-exported so that callers of [`run`] need no direct dependency on
 /// `seismo-telemetry`.

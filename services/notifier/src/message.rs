@@ -5,7 +5,7 @@ use crate::escape::escape_html;
 
 /// One run of text with its style.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Span {
+pub(crate) enum Span {
     Plain(String),
     Bold(String),
     Code(String),
@@ -16,21 +16,24 @@ enum Span {
 /// and what the console sink prints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertMessage {
-    spans: Vec<Span>,
+    pub(crate) spans: Vec<Span>,
 }
 
 impl AlertMessage {
-    pub(crate) fn plain(&mut self, text: impl Into<String>) -> &mut Self {
+    /// Appends unstyled text.
+    pub fn plain(&mut self, text: impl Into<String>) -> &mut Self {
         self.spans.push(Span::Plain(text.into()));
         self
     }
 
-    pub(crate) fn bold(&mut self, text: impl Into<String>) -> &mut Self {
+    /// Appends bold text.
+    pub fn bold(&mut self, text: impl Into<String>) -> &mut Self {
         self.spans.push(Span::Bold(text.into()));
         self
     }
 
-    pub(crate) fn code(&mut self, text: impl Into<String>) -> &mut Self {
+    /// Appends monospace text.
+    pub fn code(&mut self, text: impl Into<String>) -> &mut Self {
         self.spans.push(Span::Code(text.into()));
         self
     }

@@ -1,7 +1,7 @@
 //! Sends alerts to Telegram chats through the Bot API (teloxide).
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, join_all};
 use teloxide::Bot;
@@ -13,18 +13,22 @@ use tracing::{debug, error, warn};
 
 use crate::config::{ChatTarget, TelegramConfig};
 use crate::prometheus_metrics::{RETRY_RATE_LIMITED, RETRY_TRANSIENT};
+use crate::rate_limit::RateLimiter;
 use crate::retry::{FailureKind, RetryDecision, RetryPolicy};
 use crate::sink::{Alert, AlertSink, DeliveryError};
 use crate::stats::NotifierStats;
 use crate::telegram_error::{classify_request_error, describe_request_error, retry_after};
 
 /// Sends each alert as an HTML message to every configured chat, retrying
-/// each chat on its own under a [`RetryPolicy`].
+/// each chat on its own under a [`RetryPolicy`] and pacing every request
+/// under the configured [`crate::RateLimits`].
 pub struct TelegramSink {
     bot: Bot,
     chats: Vec<ChatTarget>,
     policy: RetryPolicy,
     stats: Arc<NotifierStats>,
+    /// Locked only between awaits, never across one.
+    limiter: Mutex<RateLimiter>,
 }
 
 impl TelegramSink {
@@ -37,7 +41,43 @@ impl TelegramSink {
             chats: config.chats.clone(),
             policy,
             stats,
+            limiter: Mutex::new(RateLimiter::new(config.rate_limits)),
         }
+    }
+
+    /// Waits until the rate limits allow a request to `chat` and records it.
+    /// Returns `false` when `abort` fired first.
+    async fn wait_for_send_slot(&self, chat: &ChatTarget, abort: &CancellationToken) -> bool {
+        loop {
+            let allowed = self.limiter().try_acquire(chat, Instant::now());
+            let retry_at = match allowed {
+                Ok(()) => return true,
+                Err(retry_at) => retry_at,
+            };
+
+            debug!(
+                chat = %chat,
+                wait_ms = retry_at.saturating_duration_since(Instant::now()).as_millis() as u64,
+                "waiting for the Telegram rate limit"
+            );
+            tokio::select! {
+                () = tokio::time::sleep_until(retry_at.into()) => {}
+                () = abort.cancelled() => return false,
+            }
+        }
+    }
+
+    /// Holds back further requests to `chat` for a 429's `retry_after`.
+    fn pause_chat(&self, chat: &ChatTarget, retry_after: Duration) {
+        self.limiter().pause(chat, Instant::now() + retry_after);
+    }
+
+    fn limiter(&self) -> std::sync::MutexGuard<'_, RateLimiter> {
+        // The limiter's state stays consistent even if a holder panicked,
+        // because every update is a single push or assignment.
+        self.limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sends the alert to one chat until it is delivered, the policy gives up
@@ -54,6 +94,10 @@ impl TelegramSink {
 
         loop {
             if abort.is_cancelled() {
+                log_abandoned(chat, alert, attempts);
+                return false;
+            }
+            if !self.wait_for_send_slot(chat, abort).await {
                 log_abandoned(chat, alert, attempts);
                 return false;
             }
@@ -75,6 +119,7 @@ impl TelegramSink {
                     return false;
                 }
             };
+            self.limiter().finish(chat, Instant::now());
 
             let error = match result {
                 Ok(_) => {
@@ -90,6 +135,9 @@ impl TelegramSink {
             let description = describe_request_error(&error, self.bot.token());
 
             let failure = classify_request_error(&error);
+            if let FailureKind::RateLimited { retry_after } = failure {
+                self.pause_chat(chat, retry_after);
+            }
             match self.policy.decide(failure, attempts) {
                 RetryDecision::Retry { delay } => {
                     warn!(
