@@ -10,6 +10,7 @@ use seismo_events::ParseLimits;
 use seismo_telemetry::LogFormat;
 
 use crate::config::{MetricsConfig, parse_duration_ms};
+use crate::evaluate::EvaluateArgs;
 use crate::kafka_source::KafkaSettings;
 use crate::replay::ReplayArgs;
 use crate::service::ServiceConfig;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Score NAB-format series files offline with the live detector's maths
     /// and write NAB results files.
     Replay(ReplayArgs),
+    /// Measure detection quality on a NAB corpus or on synthetic business
+    /// metrics and print the scores.
+    Evaluate(EvaluateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -258,5 +262,30 @@ mod tests {
         assert_eq!(args.output, PathBuf::from("/tmp/results"));
         assert_eq!(args.window, Some(1_800_000));
         assert_eq!(args.labels, Some(PathBuf::from("deploy/demo/nyc_taxi.windows.json")));
+    }
+
+    #[test]
+    fn evaluate_options_parse() {
+        let cli = Cli::try_parse_from(["seismo-detector", "evaluate", "nab", "corpus", "--score", "alert"]).unwrap();
+        let Command::Evaluate(args) = cli.command else {
+            panic!("evaluate parsed as another command");
+        };
+        let crate::evaluate::EvaluateSuite::Nab(nab) = args.suite else {
+            panic!("evaluate nab parsed as another suite");
+        };
+        assert_eq!(nab.corpus, PathBuf::from("corpus"));
+        assert_eq!(nab.score, crate::replay::ScoreMode::Alert);
+        assert_eq!(nab.results, None);
+
+        let cli = Cli::try_parse_from(["seismo-detector", "evaluate", "business", "--seed", "9"]).unwrap();
+        let Command::Evaluate(args) = cli.command else {
+            panic!("evaluate parsed as another command");
+        };
+        let crate::evaluate::EvaluateSuite::Business(business) = args.suite else {
+            panic!("evaluate business parsed as another suite");
+        };
+        assert_eq!(business.seed, 9);
+        assert_eq!(business.iqr_windows, 48);
+        assert_eq!(business.iqr_coefficient, 1.5);
     }
 }

@@ -24,6 +24,7 @@ pub mod kafka_source;
 pub mod service;
 pub mod cli;
 pub mod replay;
+pub mod evaluate;
 mod prometheus_metrics;
 mod readiness;
 pub use config::MetricsConfig;

@@ -1,5 +1,5 @@
 //! `seismo-detector` binary: `serve` runs the service, `replay` scores
-//! series files offline.
+//! series files offline, `evaluate` measures detection quality.
 
 use seismo_detector::Readiness;
 use seismo_detector::cli::{Cli, Command};
@@ -30,6 +30,12 @@ fn main() -> anyhow::Result<()> {
                 summary.rows(),
                 summary.fired()
             );
+            Ok(())
+        }
+        Command::Evaluate(args) => {
+            init_logging(cli.log_format);
+            let report = seismo_detector::evaluate::run(args)?;
+            print!("{report}");
             Ok(())
         }
     }

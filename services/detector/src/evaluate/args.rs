@@ -1,0 +1,246 @@
+//! Command-line options of `seismo-detector evaluate` and the text reports
+//! it prints.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use super::business::{compare, totals};
+use super::business_match::MatchOutcome;
+use super::business_series::generate_suite;
+use super::iqr::IqrRule;
+use super::nab_corpus::{ProfileReport, read_profiles, replay_corpus, score_corpus};
+use super::nab_score::window_count;
+use crate::detection::DetectionParams;
+use crate::replay::{ReplayArgs, ReplayOptions, ScoreMode};
+
+/// Measure detection quality: NAB's score on a NAB corpus, or precision and
+/// recall on synthetic business metrics against an IQR baseline.
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    #[command(subcommand)]
+    pub suite: EvaluateSuite,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EvaluateSuite {
+    /// Score every series of a NAB corpus with NAB's rules, the threshold
+    /// chosen per cost profile.
+    Nab(NabArgs),
+    /// Compare the detector with the IQR rule on seeded synthetic business
+    /// metrics with labelled anomalies.
+    Business(BusinessArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NabArgs {
+    /// NAB corpus directory, with `data/<group>/<file>.csv`,
+    /// `labels/combined_windows.json` and `profiles.json`.
+    pub corpus: PathBuf,
+
+    /// TOML file whose `[detection]` table overrides the default detection
+    /// parameters, e.g. the service's metrics file.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+
+    /// Anomaly score per row: `window` scores every window (0.5 at the band
+    /// edge), `alert` scores only windows where an episode fires.
+    #[arg(long, value_enum, default_value = "window")]
+    pub score: ScoreMode,
+
+    /// Directory to keep the replay results files in. Default: a temporary
+    /// directory, removed afterwards.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BusinessArgs {
+    /// Seed of the synthetic series; the same seed gives the same series.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// TOML file whose `[detection]` table overrides the default detection
+    /// parameters.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+
+    /// Previous windows the IQR rule takes its quartiles over (48 is one day
+    /// of 30-minute windows).
+    #[arg(long, default_value_t = 48)]
+    pub iqr_windows: usize,
+
+    /// IQRs beyond the quartiles from which the IQR rule flags a window.
+    #[arg(long, default_value_t = 1.5)]
+    pub iqr_coefficient: f64,
+}
+
+/// Runs `seismo-detector evaluate` and returns the report to print.
+pub fn run(args: EvaluateArgs) -> anyhow::Result<String> {
+    match args.suite {
+        EvaluateSuite::Nab(args) => run_nab(args),
+        EvaluateSuite::Business(args) => run_business(args),
+    }
+}
+
+fn run_nab(args: NabArgs) -> anyhow::Result<String> {
+    let profiles = read_profiles(&args.corpus.join("profiles.json"))?;
+    let options = ReplayOptions {
+        detector_name: "seismo".to_string(),
+        params: read_params(args.params.as_deref())?,
+        score: args.score,
+        ..ReplayOptions::default()
+    };
+
+    let temporary;
+    let results = match &args.results {
+        Some(results) => results.as_path(),
+        None => {
+            temporary = tempfile::tempdir().context("cannot create a temporary directory for the replay results")?;
+            temporary.path()
+        }
+    };
+    let corpus = replay_corpus(&args.corpus, results, &options)?;
+    let reports = score_corpus(&corpus, &profiles);
+
+    let windows = window_count(&corpus);
+    tracing::info!(series = corpus.len(), windows, "scored NAB corpus");
+    Ok(format_nab_report(args.score, corpus.len(), windows, &reports))
+}
+
+fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
+    if args.iqr_windows == 0 || !(args.iqr_coefficient.is_finite() && args.iqr_coefficient >= 0.0) {
+        bail!(
+            "invalid IQR rule: --iqr-windows {} must be positive and --iqr-coefficient {} a finite number >= 0",
+            args.iqr_windows,
+            args.iqr_coefficient
+        );
+    }
+    let params = read_params(args.params.as_deref())?;
+    let rule = IqrRule {
+        windows: args.iqr_windows,
+        coefficient: args.iqr_coefficient,
+        // Quartiles of fewer values than a quarter of the window count, or
+        // than 8, swing too much to judge by.
+        min_windows: (args.iqr_windows / 4).max(8).min(args.iqr_windows),
+    };
+
+    let suite = generate_suite(args.seed);
+    let comparisons = compare(&suite, &params, &rule);
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "synthetic business metrics, seed {}, 30-minute windows; IQR rule n = {} windows, a = {}",
+        args.seed, rule.windows, rule.coefficient
+    );
+    let _ = writeln!(
+        report,
+        "{:<12} {:<8} {:>9} {:>8} {:>3} {:>9} {:>6} {:>6} {:>6}",
+        "series", "method", "anomalies", "detected", "FP", "precision", "recall", "F1", "delay"
+    );
+    for comparison in &comparisons {
+        for (method, outcome) in [("detector", &comparison.detector), ("iqr", &comparison.iqr)] {
+            let _ = writeln!(report, "{:<12} {}", comparison.name, outcome_row(method, outcome));
+        }
+    }
+    let (detector, iqr) = totals(&comparisons);
+    for (method, outcome) in [("detector", &detector), ("iqr", &iqr)] {
+        let _ = writeln!(report, "{:<12} {}", "all", outcome_row(method, outcome));
+    }
+    let _ = writeln!(
+        report,
+        "delay: mean windows from an anomaly's first window to its first alert"
+    );
+    for comparison in &comparisons {
+        let _ = writeln!(report, "  {}: {}", comparison.name, comparison.description);
+    }
+    Ok(report)
+}
+
+fn outcome_row(method: &str, outcome: &MatchOutcome) -> String {
+    let delay = outcome
+        .mean_delay()
+        .map_or_else(|| "-".to_string(), |delay| format!("{delay:.1}"));
+    format!(
+        "{:<8} {:>9} {:>8} {:>3} {:>9.2} {:>6.2} {:>6.2} {:>6}",
+        method,
+        outcome.anomalies,
+        outcome.detected,
+        outcome.false_positives,
+        outcome.precision(),
+        outcome.recall(),
+        outcome.f1(),
+        delay
+    )
+}
+
+/// Formats the per-profile scores and the per-series TP/FP/FN counts at
+/// each profile's threshold.
+pub fn format_nab_report(score: ScoreMode, series: usize, windows: usize, reports: &[ProfileReport]) -> String {
+    let mut report = String::new();
+    let mode = match score {
+        ScoreMode::Window => "window",
+        ScoreMode::Alert => "alert",
+    };
+    let _ = writeln!(
+        report,
+        "NAB score, score mode {mode}, {series} series, {windows} windows after probation"
+    );
+    let _ = writeln!(
+        report,
+        "{:<20} {:>10} {:>10} {:>10}",
+        "profile", "threshold", "raw", "score"
+    );
+    for profile in reports {
+        let _ = writeln!(
+            report,
+            "{:<20} {:>10.4} {:>10.3} {:>10.1}",
+            profile.profile.name, profile.sweep.threshold, profile.sweep.raw_score, profile.sweep.normalised_score
+        );
+    }
+
+    let _ = write!(
+        report,
+        "\nTP/FP/FN per series at each profile's threshold\n{:<56}",
+        "series"
+    );
+    for profile in reports {
+        let _ = write!(report, " {:>20}", profile.profile.name);
+    }
+    report.push('\n');
+    let names = reports.first().map_or(&[][..], |profile| profile.series.as_slice());
+    for (index, (name, _)) in names.iter().enumerate() {
+        let _ = write!(report, "{name:<56}");
+        for profile in reports {
+            let outcome = profile.series[index].1;
+            let counts = format!(
+                "{}/{}/{}",
+                outcome.true_positives, outcome.false_positives, outcome.false_negatives
+            );
+            let _ = write!(report, " {counts:>20}");
+        }
+        report.push('\n');
+    }
+    report
+}
+
+/// Reads the `[detection]` table of a params file the way `replay` does, or
+/// returns the defaults without a file.
+fn read_params(path: Option<&Path>) -> anyhow::Result<DetectionParams> {
+    let Some(path) = path else {
+        return Ok(DetectionParams::default());
+    };
+    let replay = ReplayArgs {
+        input: PathBuf::new(),
+        output: PathBuf::new(),
+        labels: None,
+        window: None,
+        detector: String::new(),
+        params: Some(path.to_path_buf()),
+        score: ScoreMode::Window,
+    };
+    Ok(replay.into_options()?.params)
+}

@@ -1,0 +1,328 @@
+//! Deterministic synthetic business metrics with labelled anomalies: orders
+//! per 30-minute window with daily and weekly seasonality, trend and noise,
+//! and one kind of anomaly per series.
+//!
+//! Late events need no series here: the windowing closes a window only
+//! after its allowed lateness, so the detector sees each window's final
+//! value once, whatever the order in which its events arrived.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Window length of every synthetic series, in ms (30 minutes).
+pub const WINDOW_MS: i64 = 30 * 60 * 1000;
+
+const WINDOWS_PER_DAY: usize = 48;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// 2026-02-23 00:00 UTC, a Monday. Six weeks later the series ends on
+/// 2026-04-06, after the EU's spring clock change of 2026-03-29.
+const START_MS: i64 = 1_771_804_800_000;
+
+/// Six weeks of 30-minute windows.
+const SERIES_WINDOWS: usize = 42 * WINDOWS_PER_DAY;
+
+/// One generated series with its labelled anomalies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticSeries {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Start of the first window, Unix epoch ms.
+    pub start_ms: i64,
+    /// One value per window, from `start_ms` on.
+    pub values: Vec<f64>,
+    /// Labelled anomalies as inclusive window index ranges, sorted.
+    pub anomalies: Vec<(usize, usize)>,
+}
+
+/// Time zone whose wall clock drives the daily and weekly cycles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Zone {
+    Utc,
+    /// Europe/Berlin: UTC+1, UTC+2 from the last Sunday of March 01:00 UTC
+    /// (the EU rule; 2026-03-29 in these series, which end before October).
+    Berlin,
+}
+
+/// Berlin's clock change of 2026-03-29 01:00 UTC, Unix epoch ms.
+const BERLIN_SUMMER_TIME_MS: i64 = 1_774_746_000_000;
+
+impl Zone {
+    fn offset_ms(self, utc_ms: i64) -> i64 {
+        match self {
+            Zone::Utc => 0,
+            Zone::Berlin if utc_ms >= BERLIN_SUMMER_TIME_MS => 2 * HOUR_MS,
+            Zone::Berlin => HOUR_MS,
+        }
+    }
+}
+
+/// Shape of a series before its anomaly.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    zone: Zone,
+    /// Orders per window at the weekly mean, before seasonality.
+    level: f64,
+    /// Relative growth per week.
+    trend_per_week: f64,
+    /// Standard deviation of the multiplicative noise.
+    noise: f64,
+}
+
+const BASE_SHAPE: Shape = Shape {
+    zone: Zone::Utc,
+    level: 500.0,
+    trend_per_week: 0.01,
+    noise: 0.04,
+};
+
+/// Anomalies applied to a series as factors on its values.
+#[derive(Debug, Clone, Copy)]
+enum Effect {
+    /// `factor` on `windows` windows from window `at`, all labelled.
+    Burst { at: usize, windows: usize, factor: f64 },
+    /// `factor` on every window from `at` on; the first `labelled` windows
+    /// are the anomaly, the rest the new normal.
+    LevelShift { at: usize, labelled: usize, factor: f64 },
+}
+
+/// Generates the suite. The same seed gives the same series.
+pub fn generate_suite(seed: u64) -> Vec<SyntheticSeries> {
+    let day = |day: usize, hour: usize| day * WINDOWS_PER_DAY + hour * 2;
+    let specs: [(&'static str, &'static str, Shape, usize, Vec<Effect>); 7] = [
+        (
+            "spikes",
+            "three 1-hour spikes of +80 %",
+            BASE_SHAPE,
+            SERIES_WINDOWS,
+            vec![
+                Effect::Burst {
+                    at: day(22, 14),
+                    windows: 2,
+                    factor: 1.8,
+                },
+                Effect::Burst {
+                    at: day(29, 10),
+                    windows: 2,
+                    factor: 1.8,
+                },
+                Effect::Burst {
+                    at: day(36, 20),
+                    windows: 2,
+                    factor: 1.8,
+                },
+            ],
+        ),
+        (
+            "dips",
+            "three 2-hour dips of -50 %",
+            BASE_SHAPE,
+            SERIES_WINDOWS,
+            vec![
+                Effect::Burst {
+                    at: day(23, 11),
+                    windows: 4,
+                    factor: 0.5,
+                },
+                Effect::Burst {
+                    at: day(30, 16),
+                    windows: 4,
+                    factor: 0.5,
+                },
+                Effect::Burst {
+                    at: day(37, 3),
+                    windows: 4,
+                    factor: 0.5,
+                },
+            ],
+        ),
+        (
+            "level_shift",
+            "a lasting drop of -35 %, the first day labelled",
+            BASE_SHAPE,
+            SERIES_WINDOWS,
+            vec![Effect::LevelShift {
+                at: day(30, 12),
+                labelled: WINDOWS_PER_DAY,
+                factor: 0.65,
+            }],
+        ),
+        (
+            "trend_noise",
+            "+5 %/week trend, 8 % noise, one 3-hour dip of -60 %",
+            Shape {
+                trend_per_week: 0.05,
+                noise: 0.08,
+                ..BASE_SHAPE
+            },
+            SERIES_WINDOWS,
+            vec![Effect::Burst {
+                at: day(33, 9),
+                windows: 6,
+                factor: 0.4,
+            }],
+        ),
+        (
+            "holiday",
+            "a public holiday at -55 % for a whole day",
+            BASE_SHAPE,
+            SERIES_WINDOWS,
+            vec![Effect::Burst {
+                at: day(31, 0),
+                windows: WINDOWS_PER_DAY,
+                factor: 0.45,
+            }],
+        ),
+        (
+            "dst_change",
+            "Berlin wall-clock cycles across the 2026-03-29 clock change, one spike of +80 % after it",
+            Shape {
+                zone: Zone::Berlin,
+                ..BASE_SHAPE
+            },
+            SERIES_WINDOWS,
+            vec![Effect::Burst {
+                at: day(38, 10),
+                windows: 2,
+                factor: 1.8,
+            }],
+        ),
+        (
+            "new_metric",
+            "four days of history, one spike of +100 % on the fourth",
+            BASE_SHAPE,
+            4 * WINDOWS_PER_DAY,
+            vec![Effect::Burst {
+                at: day(3, 15),
+                windows: 2,
+                factor: 2.0,
+            }],
+        ),
+    ];
+
+    specs
+        .into_iter()
+        .enumerate()
+        .map(|(index, (name, description, shape, windows, effects))| {
+            // A series' own seed keeps it unchanged when others are added.
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000).wrapping_add(index as u64));
+            generate(name, description, shape, windows, &effects, &mut rng)
+        })
+        .collect()
+}
+
+fn generate(
+    name: &'static str,
+    description: &'static str,
+    shape: Shape,
+    windows: usize,
+    effects: &[Effect],
+    rng: &mut StdRng,
+) -> SyntheticSeries {
+    let mut values = Vec::with_capacity(windows);
+    for window in 0..windows {
+        let time_ms = START_MS + window as i64 * WINDOW_MS;
+        let noise = 1.0 + shape.noise * standard_normal(rng);
+        values.push(expected_value(shape, time_ms) * noise.max(0.0));
+    }
+
+    let mut anomalies = Vec::new();
+    for effect in effects {
+        let (at, affected, labelled, factor) = match *effect {
+            Effect::Burst { at, windows, factor } => (at, windows, windows, factor),
+            Effect::LevelShift { at, labelled, factor } => (at, windows.saturating_sub(at), labelled, factor),
+        };
+        for value in values.iter_mut().skip(at).take(affected) {
+            *value *= factor;
+        }
+        anomalies.push((at, at + labelled - 1));
+    }
+    anomalies.sort_unstable();
+
+    SyntheticSeries {
+        name,
+        description,
+        start_ms: START_MS,
+        values,
+        anomalies,
+    }
+}
+
+/// Mean orders of the window starting at `time_ms`: peak in the local
+/// afternoon, trough at night, quieter weekends, and the trend.
+fn expected_value(shape: Shape, time_ms: i64) -> f64 {
+    let local_ms = time_ms + shape.zone.offset_ms(time_ms);
+    let hour = local_ms.rem_euclid(DAY_MS) as f64 / HOUR_MS as f64;
+    // 1970-01-01 was a Thursday, so day 0 maps to weekday index 3 (Monday 0).
+    let weekday = (local_ms.div_euclid(DAY_MS) + 3).rem_euclid(7) as usize;
+
+    let daily = 1.0 + 0.6 * (std::f64::consts::TAU * (hour - 8.0) / 24.0).sin();
+    let weekly = [1.0, 1.0, 1.0, 1.0, 1.05, 0.8, 0.75][weekday];
+    let weeks = (time_ms - START_MS) as f64 / (7 * DAY_MS) as f64;
+    shape.level * daily * weekly * (1.0 + shape.trend_per_week * weeks)
+}
+
+/// Draws from N(0, 1) by the Box-Muller transform.
+fn standard_normal(rng: &mut StdRng) -> f64 {
+    let uniform: f64 = 1.0 - rng.random::<f64>();
+    let angle: f64 = rng.random::<f64>() * std::f64::consts::TAU;
+    (-2.0 * uniform.ln()).sqrt() * angle.cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_is_monday_midnight() {
+        let start = chrono::DateTime::from_timestamp_millis(START_MS).unwrap();
+        assert_eq!(start.to_rfc3339(), "2026-02-23T00:00:00+00:00");
+        assert_eq!(chrono::Datelike::weekday(&start), chrono::Weekday::Mon);
+    }
+
+    #[test]
+    fn berlin_changes_clock_on_last_march_sunday() {
+        let change = chrono::DateTime::from_timestamp_millis(BERLIN_SUMMER_TIME_MS).unwrap();
+        assert_eq!(change.to_rfc3339(), "2026-03-29T01:00:00+00:00");
+        assert_eq!(Zone::Berlin.offset_ms(BERLIN_SUMMER_TIME_MS - 1), HOUR_MS);
+        assert_eq!(Zone::Berlin.offset_ms(BERLIN_SUMMER_TIME_MS), 2 * HOUR_MS);
+    }
+
+    #[test]
+    fn same_seed_same_series() {
+        assert_eq!(generate_suite(7), generate_suite(7));
+        assert_ne!(generate_suite(7)[0].values, generate_suite(8)[0].values);
+    }
+
+    #[test]
+    fn anomalies_change_labelled_windows() {
+        let suite = generate_suite(1);
+        let spikes = &suite[0];
+        let (start, end) = spikes.anomalies[0];
+
+        // The same window a week earlier has the same seasonal mean.
+        let ratio = spikes.values[start] / spikes.values[start - 7 * WINDOWS_PER_DAY];
+        assert!(ratio > 1.4, "spike ratio {ratio}");
+        assert_eq!(end - start + 1, 2);
+    }
+
+    #[test]
+    fn every_series_has_an_anomaly_inside_it() {
+        for series in generate_suite(1) {
+            assert!(!series.anomalies.is_empty(), "{}", series.name);
+            for &(start, end) in &series.anomalies {
+                assert!(
+                    start <= end && end < series.values.len(),
+                    "{}: {start}..={end}",
+                    series.name
+                );
+            }
+            assert!(
+                series.values.iter().all(|value| value.is_finite() && *value >= 0.0),
+                "{}",
+                series.name
+            );
+        }
+    }
+}
