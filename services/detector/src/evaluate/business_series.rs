@@ -2,9 +2,8 @@
 //! per 30-minute window with daily and weekly seasonality, trend and noise,
 //! and one kind of anomaly per series.
 //!
-//! Late events need no series here: the windowing closes a window only
-//! after its allowed lateness, so the detector sees each window's final
-//! value once, whatever the order in which its events arrived.
+//! Late events need no series here: the detector receives one value per
+//! closed window, and lateness only decides which events that value includes.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

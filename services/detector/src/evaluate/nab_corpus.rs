@@ -4,7 +4,7 @@
 //! The corpus directory has NAB's layout: `data/<group>/<file>.csv`,
 //! `labels/combined_windows.json` and `profiles.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -117,7 +117,7 @@ pub fn score_corpus(corpus: &[ScoredSeries], profiles: &[CostProfile]) -> Vec<Pr
 }
 
 /// Reads the `anomaly_score` and `label` columns of a replay results file.
-fn read_results(path: &PathBuf) -> anyhow::Result<(Vec<f64>, Vec<bool>)> {
+fn read_results(path: &Path) -> anyhow::Result<(Vec<f64>, Vec<bool>)> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("cannot open results file {}", path.display()))?;
     let mut scores = Vec::new();

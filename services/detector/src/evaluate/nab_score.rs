@@ -2,10 +2,10 @@
 //! period, scaled sigmoid rewards and costs, cost profiles, normalisation and
 //! the threshold sweep.
 //!
-//! The rules follow NAB's scorer (`nab/sweeper.py` in github.com/numenta/NAB):
-//! a row counts as a detection when its score is at or above the threshold,
-//! the first detection inside a window earns `A_tp · σ(y) / σ(−1)`, a
-//! detection outside every window costs `A_fp · σ(y)` relative to the
+//! The rules follow NAB's scorer (`nab/sweeper.py` in github.com/numenta/NAB).
+//! A row counts as a detection when its score is at or above the threshold.
+//! The first detection inside a window earns `A_tp · σ(y) / σ(−1)`. A
+//! detection outside every window costs `A_fp · σ(y)`, relative to the
 //! preceding window, and a window without detection costs `−A_fn`. A window
 //! that ends inside the probationary period counts neither way.
 //!
