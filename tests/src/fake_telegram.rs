@@ -4,7 +4,8 @@
 //! Routing follows the real API: `/bot<token>/<method>`, with the method name
 //! matched case-insensitively because teloxide sends `SendMessage`. Messages
 //! with `parse_mode = HTML` are parsed the way Telegram does, and text that
-//! Telegram would reject ("can't parse entities") gets a 400.
+//! Telegram would reject ("can't parse entities") gets a 400, as does a text
+//! longer than Telegram's 4096 UTF-16 code units after entity parsing.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,6 +39,10 @@ const SUPPORTED_TAGS: [&str; 16] = [
     "blockquote",
     "tg-emoji",
 ];
+
+/// Maximum visible length of a message text, in UTF-16 code units (Bot API,
+/// sendMessage: "1-4096 characters after entities parsing").
+pub const MAX_TEXT_UTF16: usize = 4096;
 
 /// A scripted response to the next `sendMessage` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,6 +369,13 @@ fn respond_to_send_message(
     } else {
         text.to_string()
     };
+    if visible.encode_utf16().count() > MAX_TEXT_UTF16 {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: message is too long",
+            None,
+        );
+    }
 
     let result = json!({
         "message_id": message_id,
@@ -378,7 +390,8 @@ fn respond_to_send_message(
         .into_response()
 }
 
-/// Builds a private chat for a numeric id, a channel for an `@username`.
+/// Builds a channel for an `@username`, a supergroup for a negative id and
+/// a private chat for a positive one.
 fn chat_json(chat_id: &Value) -> Value {
     match chat_id {
         Value::String(username) => json!({
@@ -387,6 +400,9 @@ fn chat_json(chat_id: &Value) -> Value {
             "title": username,
             "username": username.trim_start_matches('@'),
         }),
+        id if id.as_i64().is_some_and(|id| id < 0) => {
+            json!({ "id": id, "type": "supergroup", "title": "Seismo alerts" })
+        }
         id => json!({ "id": id, "type": "private", "first_name": "Seismo" }),
     }
 }

@@ -160,6 +160,7 @@ fn notifier_config(detector: SocketAddr, fake: &FakeTelegram) -> NotifierConfig 
             max_retry_after: Duration::from_secs(30),
         },
         shutdown_grace: Duration::from_secs(5),
+        queue_capacity: 1024,
     }
 }
 

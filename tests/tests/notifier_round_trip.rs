@@ -255,6 +255,7 @@ fn notifier_config(detectors: Vec<String>, fake: &FakeTelegram) -> NotifierConfi
             max_retry_after: Duration::from_secs(30),
         },
         shutdown_grace: Duration::from_secs(5),
+        queue_capacity: 1024,
     }
 }
 
@@ -538,6 +539,7 @@ async fn rejected_alert_counts_as_failed() {
                 retries: 0,
                 duplicates: 0,
                 reconnects: 0,
+                plain_text_fallbacks: 0,
             }
         );
     })

@@ -82,6 +82,12 @@ pub struct NotifierArgs {
     #[arg(long, env = "SEISMO_NOTIFIER_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
 
+    /// Alerts buffered between the detectors and Telegram; when full, the notifier stops reading
+    /// the detectors' streams until delivery catches up.
+    #[arg(long, env = "SEISMO_NOTIFIER_QUEUE_CAPACITY", default_value_t = 1024,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub queue_capacity: u64,
+
     /// Address of the admin HTTP server with /metrics (Prometheus), /healthz and /readyz (host:port).
     #[arg(long, env = "SEISMO_NOTIFIER_ADMIN_LISTEN", default_value = "0.0.0.0:9103")]
     pub admin_listen: SocketAddr,
@@ -128,6 +134,8 @@ impl NotifierArgs {
                 max_retry_after: Duration::from_secs(args.max_retry_after_s),
             },
             shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
+            queue_capacity: usize::try_from(args.queue_capacity)
+                .context("--queue-capacity does not fit this platform's memory addresses")?,
         })
     }
 }

@@ -38,6 +38,11 @@ pub struct NotifierConfig {
     /// delivered; retries still pending after it are abandoned and counted as
     /// failed.
     pub shutdown_grace: Duration,
+    /// Alerts buffered between the detector subscriptions and delivery. When
+    /// the buffer is full, for example while the rate limits space out a
+    /// storm of alerts, the subscriptions stop reading and gRPC flow control
+    /// holds back the detectors' streams, so no alert is dropped.
+    pub queue_capacity: usize,
 }
 
 impl Default for NotifierConfig {
@@ -54,17 +59,21 @@ impl Default for NotifierConfig {
             connect_timeout: Duration::from_secs(5),
             delivery: RetryPolicy::default(),
             shutdown_grace: Duration::from_secs(10),
+            queue_capacity: 1024,
         }
     }
 }
 
 impl NotifierConfig {
-    /// Checks the settings that need no network: at least one detector, and
-    /// backoffs that neither spin (zero initial delay) nor start above their
-    /// maximum.
+    /// Checks the settings that need no network: at least one detector, a
+    /// queue capacity of at least one alert, and backoffs that neither spin
+    /// (zero initial delay) nor start above their maximum.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.detectors.is_empty() {
             return Err(ConfigError::NoDetectors);
+        }
+        if self.queue_capacity == 0 {
+            return Err(ConfigError::ZeroQueueCapacity);
         }
         validate_backoff("reconnect", &self.reconnect)?;
         validate_backoff("delivery", &self.delivery.backoff)
@@ -259,6 +268,8 @@ pub enum ConfigError {
     },
     #[error("invalid detector address `{value}`: {reason}")]
     InvalidDetectorAddress { value: String, reason: String },
+    #[error("invalid alert queue capacity 0: the queue must hold at least one alert; the default is 1024")]
+    ZeroQueueCapacity,
     #[error(
         "no alert output configured: set a Telegram bot token and chat ids, or enable the console output"
     )]
@@ -366,6 +377,19 @@ mod tests {
             ..NotifierConfig::default()
         };
         assert!(matches!(config.validate(), Err(ConfigError::NoDetectors)));
+    }
+
+    #[test]
+    fn config_rejects_zero_queue_capacity() {
+        let config = NotifierConfig {
+            queue_capacity: 0,
+            ..NotifierConfig::default()
+        };
+
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::ZeroQueueCapacity)
+        ));
     }
 
     #[test]

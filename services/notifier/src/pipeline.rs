@@ -20,11 +20,6 @@ use crate::stats::NotifierStats;
 use crate::subscription::Subscription;
 use crate::telegram::TelegramSink;
 
-/// Events buffered between the subscriptions and delivery. When delivery
-/// falls behind, for example during a long 429 wait, the subscriptions stop
-/// reading and gRPC flow control holds back the detectors' streams.
-const QUEUE_CAPACITY: usize = 1024;
-
 /// Creates the sinks that `config` enables: Telegram when it is configured,
 /// and the console when `config.console` is set.
 pub fn build_sinks(config: &NotifierConfig, stats: &Arc<NotifierStats>) -> Vec<Arc<dyn AlertSink>> {
@@ -100,7 +95,7 @@ pub async fn run_with_sinks(
     ));
     let stopping = tokio::spawn(mark_stopping(cancel.clone(), Arc::clone(&readiness)));
 
-    let (queue, alerts) = mpsc::channel(QUEUE_CAPACITY);
+    let (queue, alerts) = mpsc::channel(config.queue_capacity);
     let mut subscription_tasks = JoinSet::new();
     for subscription in subscriptions {
         subscription_tasks.spawn(subscription.run(
@@ -142,6 +137,7 @@ pub async fn run_with_sinks(
         retries = totals.retries,
         duplicates = totals.duplicates,
         reconnects = totals.reconnects,
+        plain_text_fallbacks = totals.plain_text_fallbacks,
         "notifier stopped"
     );
     Ok(())

@@ -10,6 +10,9 @@ pub(crate) const SENT_TOTAL: &str = "seismo_notifier_sent_total";
 pub(crate) const FAILED_TOTAL: &str = "seismo_notifier_failed_total";
 /// Counter of repeated Telegram requests, labelled by [`REASON`].
 pub(crate) const RETRIES_TOTAL: &str = "seismo_notifier_retries_total";
+/// Counter of Telegram messages sent again as plain text after Telegram could
+/// not parse their HTML.
+pub(crate) const PLAIN_TEXT_FALLBACKS_TOTAL: &str = "seismo_notifier_plain_text_fallbacks_total";
 /// Counter of repeated state changes that were skipped.
 pub(crate) const DUPLICATES_TOTAL: &str = "seismo_notifier_duplicates_total";
 /// Counter of reconnects to detectors.
@@ -55,6 +58,10 @@ pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         RETRIES_TOTAL,
         "Repeated Telegram requests after a 429 (rate_limited) or a network error, timeout or 5xx (transient)."
+    );
+    metrics::describe_counter!(
+        PLAIN_TEXT_FALLBACKS_TOTAL,
+        "Telegram messages sent again as plain text after Telegram rejected their HTML with \"can't parse entities\"."
     );
     metrics::describe_counter!(
         DUPLICATES_TOTAL,

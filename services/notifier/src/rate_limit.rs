@@ -22,7 +22,7 @@ pub struct WindowLimit {
 impl WindowLimit {
     /// Returns the earliest time at or after `now` at which one more request
     /// keeps every `window`-long span of `log` at `max_requests` or fewer.
-    /// `log` holds past request times, oldest first.
+    /// `log` contains past request times, oldest first.
     fn next_allowed(&self, log: &VecDeque<Instant>, now: Instant) -> Instant {
         let max = self.max_requests as usize;
         if max == 0 || log.len() < max {
@@ -70,7 +70,7 @@ impl Default for RateLimits {
 
 impl RateLimits {
     /// Returns the limits with every window divided by `divisor` and the
-    /// request counts unchanged, so that a test sees the same sending pattern
+    /// request counts unchanged, so that a test runs the same sending pattern
     /// `divisor` times faster.
     pub fn with_windows_divided_by(self, divisor: u32) -> Self {
         let divisor = divisor.max(1);
@@ -136,17 +136,13 @@ impl RateLimiter {
             return Err(allowed_at);
         }
 
-        let kept = chat_limits
+        let log_capacity = chat_limits
             .iter()
             .map(|limit| limit.max_requests as usize)
             .max()
             .unwrap_or(0);
-        push_bounded(&mut log.requests, now, kept);
-        push_bounded(
-            &mut self.overall,
-            now,
-            self.limits.overall.max_requests as usize,
-        );
+        push_bounded(&mut log.requests, now, log_capacity);
+        push_bounded(&mut self.overall, now, self.limits.overall.max_requests as usize);
         Ok(())
     }
 
@@ -159,11 +155,7 @@ impl RateLimiter {
     /// is the finished one. The overall log keeps start times, because
     /// requests to different chats overlap.
     pub fn finish(&mut self, chat: &ChatTarget, finished: Instant) {
-        let Some(latest) = self
-            .chats
-            .get_mut(chat)
-            .and_then(|log| log.requests.back_mut())
-        else {
+        let Some(latest) = self.chats.get_mut(chat).and_then(|log| log.requests.back_mut()) else {
             return;
         };
         *latest = (*latest).max(finished);
@@ -206,12 +198,7 @@ mod tests {
 
     /// Sends to `chat` as early as the limiter allows, `count` times, and
     /// returns the send times as offsets from `start`.
-    fn send_greedily(
-        limiter: &mut RateLimiter,
-        chat: &ChatTarget,
-        start: Instant,
-        count: usize,
-    ) -> Vec<Duration> {
+    fn send_greedily(limiter: &mut RateLimiter, chat: &ChatTarget, start: Instant, count: usize) -> Vec<Duration> {
         let mut now = start;
         let mut sent = Vec::new();
         while sent.len() < count {

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::prometheus_metrics::{
-    DUPLICATES_TOTAL, FAILED_TOTAL, REASON, RECEIVED_TOTAL, RECONNECTS_TOTAL, RETRIES_TOTAL,
-    SENT_TOTAL,
+    DUPLICATES_TOTAL, FAILED_TOTAL, PLAIN_TEXT_FALLBACKS_TOTAL, REASON, RECEIVED_TOTAL,
+    RECONNECTS_TOTAL, RETRIES_TOTAL, SENT_TOTAL,
 };
 
 /// Counters shared between [`crate::run`] and its caller through an `Arc`.
@@ -23,6 +23,7 @@ pub struct NotifierStats {
     retries: AtomicU64,
     duplicates: AtomicU64,
     reconnects: AtomicU64,
+    plain_text_fallbacks: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -41,6 +42,9 @@ pub struct StatsSnapshot {
     pub duplicates: u64,
     /// Reconnect attempts to detectors after a failed connect or a lost stream.
     pub reconnects: u64,
+    /// Telegram messages sent again as plain text after Telegram could not
+    /// parse their HTML.
+    pub plain_text_fallbacks: u64,
 }
 
 impl NotifierStats {
@@ -54,6 +58,7 @@ impl NotifierStats {
             retries: self.retries.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            plain_text_fallbacks: self.plain_text_fallbacks.load(Ordering::Relaxed),
         }
     }
 
@@ -71,6 +76,10 @@ impl NotifierStats {
 
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    pub fn plain_text_fallbacks(&self) -> u64 {
+        self.plain_text_fallbacks.load(Ordering::Relaxed)
     }
 
     pub(crate) fn record_received(&self) {
@@ -95,6 +104,11 @@ impl NotifierStats {
     pub(crate) fn record_retry(&self, reason: &'static str) {
         self.retries.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(RETRIES_TOTAL, REASON => reason).increment(1);
+    }
+
+    pub(crate) fn record_plain_text_fallback(&self) {
+        self.plain_text_fallbacks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(PLAIN_TEXT_FALLBACKS_TOTAL).increment(1);
     }
 
     pub(crate) fn record_duplicate(&self) {

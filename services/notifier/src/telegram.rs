@@ -4,14 +4,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, join_all};
-use teloxide::Bot;
+use teloxide::{ApiError, Bot, RequestError};
 use teloxide::payloads::SendMessageSetters;
 use teloxide::requests::{Request, Requester};
 use teloxide::types::{ChatId, ParseMode, Recipient};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{ChatTarget, TelegramConfig};
+use crate::message::AlertMessage;
+use crate::message_split::MAX_MESSAGE_UTF16;
 use crate::prometheus_metrics::{RETRY_RATE_LIMITED, RETRY_TRANSIENT};
 use crate::rate_limit::RateLimiter;
 use crate::retry::{FailureKind, RetryDecision, RetryPolicy};
@@ -80,24 +82,54 @@ impl TelegramSink {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Sends the alert to one chat until it is delivered, the policy gives up
-    /// or `abort` fires. Returns whether the chat received it.
+    /// Sends the alert to one chat, in parts of at most
+    /// [`MAX_MESSAGE_UTF16`] visible characters, until every part is
+    /// delivered, the policy gives up on one or `abort` fires. Returns whether
+    /// the chat received every part. Parts after a failed one are not sent.
     async fn send_to_chat(
         &self,
         chat: &ChatTarget,
         alert: &Alert,
         abort: &CancellationToken,
     ) -> bool {
-        let html = alert.message.html();
-        let started = Instant::now();
-        let mut attempts = 0;
+        let parts = alert.message.split(MAX_MESSAGE_UTF16);
+        if parts.len() > 1 {
+            info!(
+                chat = %chat, episode_id = %alert.episode_id, parts = parts.len(),
+                visible_utf16_len = alert.message.visible_utf16_len(),
+                "alert is longer than one Telegram message; sending it in parts"
+            );
+        }
 
-        loop {
-            if abort.is_cancelled() {
-                log_abandoned(chat, alert, attempts);
+        for (index, part) in parts.iter().enumerate() {
+            let position = PartPosition {
+                number: index + 1,
+                count: parts.len(),
+            };
+            if !self.send_part(chat, alert, part, position, abort).await {
                 return false;
             }
-            if !self.wait_for_send_slot(chat, abort).await {
+        }
+        true
+    }
+
+    /// Sends one part until it is delivered, the policy gives up or `abort`
+    /// fires. When Telegram cannot parse the HTML, the part is sent once more
+    /// as plain text, without `parse_mode`.
+    async fn send_part(
+        &self,
+        chat: &ChatTarget,
+        alert: &Alert,
+        part: &AlertMessage,
+        position: PartPosition,
+        abort: &CancellationToken,
+    ) -> bool {
+        let started = Instant::now();
+        let mut attempts = 0;
+        let mut plain_text = false;
+
+        loop {
+            if abort.is_cancelled() || !self.wait_for_send_slot(chat, abort).await {
                 log_abandoned(chat, alert, attempts);
                 return false;
             }
@@ -107,13 +139,15 @@ impl TelegramSink {
             // 5xx, before the retry delay starts. A request that timed out
             // (reqwest's 17 s default) may have reached Telegram, so its retry
             // can post the alert twice.
-            let request = self
-                .bot
-                .send_message(recipient(chat), html.clone())
-                .parse_mode(ParseMode::Html)
-                .send();
+            let request = if plain_text {
+                self.bot.send_message(recipient(chat), part.plain_text())
+            } else {
+                self.bot
+                    .send_message(recipient(chat), part.html())
+                    .parse_mode(ParseMode::Html)
+            };
             let result = tokio::select! {
-                result = request => result,
+                result = request.send() => result,
                 () = abort.cancelled() => {
                     log_abandoned(chat, alert, attempts);
                     return false;
@@ -125,6 +159,7 @@ impl TelegramSink {
                 Ok(_) => {
                     debug!(
                         chat = %chat, episode_id = %alert.episode_id, attempts,
+                        part = position.number, parts = position.count, plain_text,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "alert sent to Telegram"
                     );
@@ -134,6 +169,17 @@ impl TelegramSink {
             };
             let description = describe_request_error(&error, self.bot.token());
 
+            if !plain_text && is_entity_parse_error(&error) {
+                warn!(
+                    chat = %chat, episode_id = %alert.episode_id, attempt = attempts,
+                    part = position.number, parts = position.count, error = %description,
+                    "Telegram could not parse the alert's HTML; sending it as plain text"
+                );
+                self.stats.record_plain_text_fallback();
+                plain_text = true;
+                continue;
+            }
+
             let failure = classify_request_error(&error);
             if let FailureKind::RateLimited { retry_after } = failure {
                 self.pause_chat(chat, retry_after);
@@ -142,6 +188,7 @@ impl TelegramSink {
                 RetryDecision::Retry { delay } => {
                     warn!(
                         chat = %chat, episode_id = %alert.episode_id, attempt = attempts,
+                        part = position.number, parts = position.count,
                         delay_ms = delay.as_millis() as u64,
                         retry_after_s = retry_after(&error).map(|wait| wait.as_secs()),
                         error = %description,
@@ -156,6 +203,7 @@ impl TelegramSink {
                 RetryDecision::GiveUp(reason) => {
                     error!(
                         chat = %chat, episode_id = %alert.episode_id, attempts,
+                        part = position.number, parts = position.count,
                         reason = %reason, error = %description,
                         "Telegram request failed; the chat did not receive the alert"
                     );
@@ -164,6 +212,13 @@ impl TelegramSink {
             }
         }
     }
+}
+
+/// Position of a part among the parts of one alert, counted from 1.
+#[derive(Debug, Clone, Copy)]
+struct PartPosition {
+    number: usize,
+    count: usize,
 }
 
 impl AlertSink for TelegramSink {
@@ -212,6 +267,12 @@ fn retry_reason(failure: FailureKind) -> &'static str {
         // A permanent failure is never retried, so this arm labels transient ones only.
         FailureKind::Transient | FailureKind::Permanent => RETRY_TRANSIENT,
     }
+}
+
+/// Returns whether Telegram rejected the message's HTML ("Bad Request: can't
+/// parse entities: …").
+fn is_entity_parse_error(error: &RequestError) -> bool {
+    matches!(error, RequestError::Api(ApiError::CantParseEntities(_)))
 }
 
 fn recipient(chat: &ChatTarget) -> Recipient {
