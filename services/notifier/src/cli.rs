@@ -9,7 +9,8 @@ use clap::Parser;
 use seismo_telemetry::LogFormat;
 
 use crate::{
-    DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL, ExponentialBackoff, NotifierConfig, RetryPolicy, TelegramConfig,
+    DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL, ExponentialBackoff, NotifierConfig, RateLimits, RetryPolicy,
+    TelegramConfig, WindowLimit,
 };
 
 /// Follows the anomaly streams of Seismo detectors over gRPC and sends each
@@ -44,6 +45,20 @@ pub struct NotifierArgs {
     /// Telegram Bot API base URL.
     #[arg(long, env = "TELEGRAM_API_URL", default_value = DEFAULT_TELEGRAM_API_URL)]
     pub telegram_api_url: String,
+
+    /// Minimum time between two Telegram messages to the same chat, in milliseconds.
+    #[arg(long, env = "TELEGRAM_CHAT_INTERVAL_MS", default_value_t = 1_000)]
+    pub telegram_chat_interval_ms: u64,
+
+    /// Maximum Telegram messages to one group, supergroup or channel in any 60 s.
+    #[arg(long, env = "TELEGRAM_GROUP_MESSAGES_PER_MINUTE", default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub telegram_group_messages_per_minute: u32,
+
+    /// Maximum Telegram messages to all chats together in any 1 s.
+    #[arg(long, env = "TELEGRAM_MESSAGES_PER_SECOND", default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub telegram_messages_per_second: u32,
 
     /// Also print every alert to stdout (always on when no bot token is set).
     #[arg(long, env = "SEISMO_NOTIFIER_CONSOLE")]
@@ -102,10 +117,25 @@ impl NotifierArgs {
     pub fn into_config(self) -> anyhow::Result<NotifierConfig> {
         let args = self;
         let telegram = match args.telegram_bot_token.as_deref().map(str::trim) {
-            Some(token) if !token.is_empty() => Some(
-                TelegramConfig::new(token, &args.telegram_chat_ids, &args.telegram_api_url)
-                    .context("invalid Telegram settings")?,
-            ),
+            Some(token) if !token.is_empty() => {
+                let mut telegram = TelegramConfig::new(token, &args.telegram_chat_ids, &args.telegram_api_url)
+                    .context("invalid Telegram settings")?;
+                telegram.rate_limits = RateLimits {
+                    per_chat: WindowLimit {
+                        max_requests: 1,
+                        window: Duration::from_millis(args.telegram_chat_interval_ms),
+                    },
+                    per_group: WindowLimit {
+                        max_requests: args.telegram_group_messages_per_minute,
+                        window: Duration::from_secs(60),
+                    },
+                    overall: WindowLimit {
+                        max_requests: args.telegram_messages_per_second,
+                        window: Duration::from_secs(1),
+                    },
+                };
+                Some(telegram)
+            }
             _ => None,
         };
         let console = args.console || telegram.is_none();
@@ -134,8 +164,52 @@ impl NotifierArgs {
                 max_retry_after: Duration::from_secs(args.max_retry_after_s),
             },
             shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
-            queue_capacity: usize::try_from(args.queue_capacity)
-                .context("--queue-capacity does not fit this platform's memory addresses")?,
+            queue_capacity: usize::try_from(args.queue_capacity).map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid --queue-capacity {}: the maximum on this platform is {}",
+                    args.queue_capacity,
+                    usize::MAX
+                )
+            })?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate_limits(extra_args: &[&str]) -> RateLimits {
+        let mut command_line = vec![
+            "seismo-notifier",
+            "--telegram-bot-token",
+            "123:secret",
+            "--telegram-chat-ids=-1001",
+        ];
+        command_line.extend_from_slice(extra_args);
+
+        let config = NotifierArgs::parse_from(command_line).into_config().unwrap();
+        config.telegram.expect("a bot token enables Telegram").rate_limits
+    }
+
+    #[test]
+    fn rate_limit_defaults_are_telegrams() {
+        assert_eq!(rate_limits(&[]), RateLimits::default());
+    }
+
+    #[test]
+    fn rate_limit_options_set_limits() {
+        let limits = rate_limits(&[
+            "--telegram-chat-interval-ms",
+            "3000",
+            "--telegram-group-messages-per-minute",
+            "10",
+            "--telegram-messages-per-second",
+            "5",
+        ]);
+
+        assert_eq!(limits.per_chat.window, Duration::from_secs(3));
+        assert_eq!(limits.per_group.max_requests, 10);
+        assert_eq!(limits.overall.max_requests, 5);
     }
 }

@@ -233,7 +233,10 @@ impl AlertSink for TelegramSink {
     ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             // Chats are sent to concurrently, so that one chat's 429 does not
-            // hold back the others.
+            // hold back the others within this alert.
+            // NOTE: the pipeline delivers one alert at a time, so the slowest
+            // chat (a group at 20 messages per minute, or one waiting out a
+            // 429) still paces every chat's later alerts.
             let sends = self
                 .chats
                 .iter()
