@@ -33,7 +33,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 /// NOTE: not 10 MiB, because librdkafka's mock cluster keeps at most 5 MiB
 /// of log per partition (`max_size` in rdkafka_mock.c, librdkafka 2.12): a
 /// 10 MiB message evicts itself and every older message, so the consumer
-/// sees none of them. Up to 5 MiB it is fetched like any other message.
+/// receives none of them. Up to 5 MiB it is fetched like any other message.
 const HUGE_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// One bad message: what it is, the error kind it must be dead-lettered

@@ -283,7 +283,8 @@ fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
     Ok(body.to_string())
 }
 
-/// A log file for a child process of test `name` in the temporary directory.
+/// Returns the log file path of a child process of test `name`, in the
+/// temporary directory.
 pub fn log_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("seismo-{name}-{}.log", std::process::id()))
 }
