@@ -186,13 +186,15 @@ pub async fn run_demo(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         }
         if drain_started.elapsed() > DRAIN_TIMEOUT {
             anyhow::bail!(
-                "pipeline did not drain within {} s: stored {}, detector read {}, anomalies {}, alerts handled {} of {} produced events",
+                "pipeline did not drain within {} s: of {produced} events, {} stored and {} read by the detector; \
+                 of {} anomaly events, {} received and {} delivered or failed by the notifier. \
+                 Slow alert delivery usually means the Telegram API is unreachable: check TELEGRAM_API_URL",
                 DRAIN_TIMEOUT.as_secs(),
                 progress.0,
                 progress.1,
                 progress.2,
+                notifier_now.received,
                 progress.3,
-                produced
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -14,6 +14,11 @@ use crate::{EventTemplate, Pacer, event_json, read_nab_csv};
 /// Maximum number of produced messages awaiting their delivery report.
 const MAX_IN_FLIGHT: usize = 10_000;
 
+/// How long librdkafka keeps trying to deliver one message, so an
+/// unreachable broker fails the replay in 30 s rather than librdkafka's
+/// default 5 minutes.
+const DELIVERY_TIMEOUT_MS: &str = "30000";
+
 /// Rows produced under one `produce_rows` span, whose trace context every
 /// message of those rows carries in its `traceparent` header.
 const ROWS_PER_SPAN: usize = 100;
@@ -66,6 +71,7 @@ pub async fn load(config: &LoaderConfig, shutdown: CancellationToken) -> anyhow:
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
+        .set("message.timeout.ms", DELIVERY_TIMEOUT_MS)
         .create()
         .with_context(|| format!("cannot create a Kafka producer for brokers `{}`", config.brokers))?;
 
@@ -107,13 +113,18 @@ pub async fn load(config: &LoaderConfig, shutdown: CancellationToken) -> anyhow:
         let payload = event_json(&config.template, index, row);
         in_flight.push(enqueue(&producer, &config.topic, key, &payload, chunk.1.as_deref()).await?);
         if in_flight.len() >= MAX_IN_FLIGHT {
-            produced += await_deliveries(&mut in_flight).await?;
+            produced += await_deliveries(&mut in_flight, &shutdown).await?;
         }
     }
-    produced += await_deliveries(&mut in_flight).await?;
-    producer
-        .flush(Duration::from_secs(30))
-        .context("Kafka producer flush timed out after 30 s")?;
+    produced += await_deliveries(&mut in_flight, &shutdown).await?;
+
+    // After cancellation the unacknowledged rest is abandoned: it is not
+    // counted in `produced`, and flushing would block for up to 30 s.
+    if !shutdown.is_cancelled() {
+        producer
+            .flush(Duration::from_secs(30))
+            .context("Kafka producer flush timed out after 30 s")?;
+    }
 
     let summary = LoadSummary {
         rows: rows.len(),
@@ -154,14 +165,22 @@ async fn enqueue(
     }
 }
 
-async fn await_deliveries(in_flight: &mut Vec<DeliveryFuture>) -> anyhow::Result<usize> {
-    let count = in_flight.len();
+/// Waits for the delivery reports of `in_flight`, or returns early with the
+/// count acknowledged so far when `shutdown` fires.
+async fn await_deliveries(in_flight: &mut Vec<DeliveryFuture>, shutdown: &CancellationToken) -> anyhow::Result<usize> {
+    let mut acknowledged = 0;
     for delivery in in_flight.drain(..) {
-        match delivery.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((error, _))) => return Err(error).context("Kafka rejected an event"),
+        let report = tokio::select! {
+            report = delivery => report,
+            _ = shutdown.cancelled() => return Ok(acknowledged),
+        };
+        match report {
+            Ok(Ok(_)) => acknowledged += 1,
+            Ok(Err((error, _))) => {
+                return Err(error).context("an event was not delivered to Kafka; check --brokers and that the topic exists");
+            }
             Err(_) => bail!("Kafka producer dropped a message before its delivery report"),
         }
     }
-    Ok(count)
+    Ok(acknowledged)
 }
