@@ -75,8 +75,15 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
         format_deviation(event.value, event.expected)
     ));
 
+    // A resolution carries the severity and direction of the episode it
+    // ends, not of its own window, so it says so.
+    let severity_label = if event.state == AnomalyState::Resolved as i32 {
+        "Episode severity"
+    } else {
+        "Severity"
+    };
     message.plain(format!(
-        "Severity: {}, direction: {}, score: {}\n",
+        "{severity_label}: {}, direction: {}, score: {}\n",
         severity_name(event.severity),
         direction_name(event.direction),
         format_score(event.score),

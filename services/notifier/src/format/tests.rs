@@ -75,6 +75,7 @@ fn resolved_message_says_resolved() {
     assert!(text.contains("back inside its expected range"), "{text}");
     assert!(!text.contains("firing"), "{text}");
     assert!(text.contains("Value: 201, expected 200"), "{text}");
+    assert!(text.contains("Episode severity: "), "{text}");
 }
 
 #[test]
