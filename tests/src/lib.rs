@@ -3,3 +3,5 @@ pub mod clickhouse;
 pub mod fake_telegram;
 pub mod kafka;
 pub mod tcp_proxy;
+pub mod admin_http;
+pub mod wait;

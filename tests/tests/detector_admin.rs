@@ -16,8 +16,9 @@ use seismo_detector::{KafkaSettings, MetricsConfig, Readiness, RunningDetector, 
 use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_proto::v1::{AnomalyState, StreamAnomaliesRequest};
 use seismo_telemetry::{AdminServer, install_metrics_recorder, start_admin_server};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use seismo_tests::admin_http::{get, metric_value, scrape, wait_for_readyz};
+use seismo_tests::wait::wait_for;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound of one whole test, so a hang fails instead of blocking CI.
@@ -154,74 +155,6 @@ async fn start_with_admin(
     };
     let detector = seismo_detector::start(config, readiness, shutdown).await?;
     Ok((detector, admin, admin_shutdown))
-}
-
-/// Sends `GET path` over HTTP/1.1 and returns the status code and body.
-async fn get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(address)
-        .await
-        .with_context(|| format!("connecting to the admin server at {address}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("response to GET {path} has no status line: {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-/// Returns the value of `series` (name with labels, as rendered) in a
-/// Prometheus text exposition.
-fn metric_value(exposition: &str, series: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .filter_map(|line| line.rsplit_once(' '))
-        .find(|(name, _)| *name == series)
-        .and_then(|(_, value)| value.parse().ok())
-}
-
-async fn scrape(address: SocketAddr) -> anyhow::Result<String> {
-    let (status, body) = get(address, "/metrics").await?;
-    ensure!(status == 200, "/metrics responded {status}: {body}");
-    Ok(body)
-}
-
-/// Polls `condition` every 100 ms until it holds, failing after
-/// [`WAIT_TIMEOUT`] with `description` and the last observed state.
-async fn wait_for(
-    description: &str,
-    mut condition: impl AsyncFnMut() -> anyhow::Result<(bool, String)>,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
-    loop {
-        let (done, state) = condition().await?;
-        if done {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "timed out after {} s waiting for {description}; last state: {state}",
-                WAIT_TIMEOUT.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `/readyz` responds `status` with a body containing `text`.
-async fn wait_for_readyz(address: SocketAddr, status: u16, text: &str) -> anyhow::Result<()> {
-    wait_for(&format!("/readyz {status} containing {text:?}"), async || {
-        let (actual, body) = get(address, "/readyz").await?;
-        Ok((actual == status && body.contains(text), format!("{actual} {body}")))
-    })
-    .await
 }
 
 /// Waits until the gauge `series` in `/metrics` equals `expected`.

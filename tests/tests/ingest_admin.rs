@@ -8,27 +8,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::Context;
 use seismo_events::ParseLimits;
 use seismo_ingest::{
     BatchPolicy, ClickHouseConfig, IngestConfig, IngestError, IngestStats, IngestSummary, Readiness, RetryPolicy,
 };
 use seismo_telemetry::{AdminServer, install_metrics_recorder, start_admin_server};
+use seismo_tests::admin_http::{get, metric_value, scrape, wait_for_readyz};
 use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::kafka::MockKafka;
 use seismo_tests::tcp_proxy::{TcpProxy, clickhouse_socket_address};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use seismo_tests::wait::wait_for;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound of one whole test, so a hang fails instead of blocking CI.
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// Upper bound of one awaited condition. The mock cluster's first group
-/// join alone takes about 3 s, and the lag gauge is updated every 5 s. The
-/// rest is slack for a loaded machine.
-const WAIT_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -143,74 +139,6 @@ impl RunningIngest {
         self.admin_shutdown.cancel();
         self.admin.wait().await
     }
-}
-
-/// Sends `GET path` over HTTP/1.1 and returns the status code and body.
-async fn get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(address)
-        .await
-        .with_context(|| format!("connecting to the admin server at {address}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("response to GET {path} has no status line: {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-/// Returns the value of `series` (name with labels, as rendered) in a
-/// Prometheus text exposition.
-fn metric_value(exposition: &str, series: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .filter_map(|line| line.rsplit_once(' '))
-        .find(|(name, _)| *name == series)
-        .and_then(|(_, value)| value.parse().ok())
-}
-
-async fn scrape(address: SocketAddr) -> anyhow::Result<String> {
-    let (status, body) = get(address, "/metrics").await?;
-    ensure!(status == 200, "/metrics responded {status}: {body}");
-    Ok(body)
-}
-
-/// Polls `condition` every 100 ms until it holds, failing after
-/// [`WAIT_TIMEOUT`] with `what` and the last observed state.
-async fn wait_for(
-    what: &str,
-    mut condition: impl AsyncFnMut() -> anyhow::Result<(bool, String)>,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
-    loop {
-        let (done, state) = condition().await?;
-        if done {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "timed out after {} s waiting for {what}; last state: {state}",
-                WAIT_TIMEOUT.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `/readyz` responds `status` with a body containing `text`.
-async fn wait_for_readyz(address: SocketAddr, status: u16, text: &str) -> anyhow::Result<()> {
-    wait_for(&format!("/readyz {status} containing {text:?}"), async || {
-        let (actual, body) = get(address, "/readyz").await?;
-        Ok((actual == status && body.contains(text), format!("{actual} {body}")))
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

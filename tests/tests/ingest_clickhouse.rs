@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use seismo_events::{Event, ParseLimits};
 use seismo_ingest::dead_letter::{
@@ -19,6 +19,7 @@ use seismo_ingest::{
 use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::kafka::{MockKafka, Produced, header_text};
 use seismo_tests::tcp_proxy::{TcpProxy, clickhouse_socket_address};
+use seismo_tests::wait::wait_for;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -26,10 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Upper bound of one whole test, so a hang fails instead of blocking CI.
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// Upper bound of one awaited condition. The mock cluster's first group
-/// join alone takes about 3 s; the rest is slack for a loaded machine.
-const WAIT_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Largest message the tests' ingest accepts, so an oversized one is cheap.
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -120,28 +117,6 @@ impl RunningIngest {
             .context("ingest did not stop within 30 s of cancellation")?
             .context("ingest task panicked")??;
         Ok(summary)
-    }
-}
-
-/// Polls `condition` every 100 ms until it holds, failing after
-/// [`WAIT_TIMEOUT`] with `what` and the last observed state.
-async fn wait_for(
-    what: &str,
-    mut condition: impl AsyncFnMut() -> anyhow::Result<(bool, String)>,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
-    loop {
-        let (done, state) = condition().await?;
-        if done {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "timed out after {} s waiting for {what}; last state: {state}",
-                WAIT_TIMEOUT.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
