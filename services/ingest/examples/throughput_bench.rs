@@ -195,14 +195,14 @@ fn event(index: usize) -> Vec<u8> {
     let event_time = 1_714_564_800_000_u64 + index as u64 * 10;
     serde_json::json!({
         "event_time": event_time,
-        "event": if index % 5 == 0 { "like" } else { "view" },
+        "event": if index.is_multiple_of(5) { "like" } else { "view" },
         "user_id": format!("user-{}", index % 50_000),
         "event_id": format!("e-{index}"),
         "post_id": index % 3_000,
-        "os": if index % 3 == 0 { "iOS" } else { "Android" },
+        "os": if index.is_multiple_of(3) { "iOS" } else { "Android" },
         "country": "Portugal",
         "city": "Porto",
-        "source": if index % 2 == 0 { "ads" } else { "organic" },
+        "source": if index.is_multiple_of(2) { "ads" } else { "organic" },
         "age": 18 + index % 50,
         "exp_group": (index % 4).to_string(),
     })
