@@ -32,6 +32,11 @@ impl TcpProxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// True between [`TcpProxy::start`] or [`TcpProxy::restart`] and [`TcpProxy::stop`].
+    pub fn is_running(&self) -> bool {
+        self.task.is_some()
+    }
+
     /// Closes the listener and every forwarded connection.
     pub async fn stop(&mut self) {
         if let Some(task) = self.task.take() {
@@ -41,8 +46,12 @@ impl TcpProxy {
         }
     }
 
-    /// Listens again on the same port after [`TcpProxy::stop`].
+    /// Listens again on the same port after [`TcpProxy::stop`]; does nothing
+    /// while the proxy runs.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.task.is_some() {
+            return Ok(());
+        }
         let listener = TcpListener::bind(("127.0.0.1", self.port))
             .await
             .with_context(|| format!("binding the proxy port {} again", self.port))?;

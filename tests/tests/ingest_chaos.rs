@@ -16,7 +16,9 @@ use anyhow::{Context, ensure};
 use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::kafka::MockKafka;
 
-use ingest_support::{IngestProcess, TcpProxy, clickhouse_socket_address, log_path, valid_event, wait_for};
+use ingest_support::{IngestProcess, log_path, valid_event};
+use seismo_tests::tcp_proxy::{TcpProxy, clickhouse_socket_address};
+use seismo_tests::wait::wait_for;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 const EVENTS: usize = 3_000;
@@ -169,18 +171,28 @@ async fn chaos_stores_every_event_once() -> anyhow::Result<()> {
     let expected_commits: Vec<Option<i64>> = ends.iter().copied().map(Some).collect();
     wait_for("every offset committed by the final run", async || {
         let committed = kafka.committed_offsets("ingest-chaos", "events", &partitions).await?;
-        Ok((committed == expected_commits, format!("committed {committed:?}, end {ends:?}")))
+        Ok((
+            committed == expected_commits,
+            format!("committed {committed:?}, end {ends:?}"),
+        ))
     })
     .await?;
     println!("final run caught up in {} ms", started.elapsed().as_millis());
     ingest.terminate()?;
     let status = ingest.wait(Duration::from_secs(15)).await?;
-    ensure!(status.success(), "final seismo-ingest exited with {status}; log: {}", log.display());
+    ensure!(
+        status.success(),
+        "final seismo-ingest exited with {status}; log: {}",
+        log.display()
+    );
 
     let raw = database.fetch_u64("SELECT count() FROM events").await?;
     println!("{EVENTS} events produced, {raw} rows stored before merging copies");
     assert!(raw >= EVENTS as u64, "{raw} rows for {EVENTS} events: events were lost");
-    assert_eq!(database.fetch_u64("SELECT count() FROM events FINAL").await?, EVENTS as u64);
+    assert_eq!(
+        database.fetch_u64("SELECT count() FROM events FINAL").await?,
+        EVENTS as u64
+    );
     assert_eq!(
         database
             .fetch_u64("SELECT uniqExact(kafka_partition, kafka_offset) FROM events")
@@ -194,7 +206,10 @@ async fn chaos_stores_every_event_once() -> anyhow::Result<()> {
              LIMIT 10"
         ))
         .await?;
-    assert!(missing.is_empty(), "events missing from ClickHouse, first ones: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "events missing from ClickHouse, first ones: {missing:?}"
+    );
     assert_eq!(
         database
             .fetch_u64("SELECT uniqExact(assumeNotNull(event_id)) FROM events FINAL")

@@ -15,7 +15,8 @@ use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::kafka::MockKafka;
 use tokio_util::sync::CancellationToken;
 
-use ingest_support::{init_logging, valid_event, wait_for};
+use ingest_support::{init_logging, valid_event};
+use seismo_tests::wait::wait_for;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -53,7 +54,12 @@ fn config(kafka: &MockKafka, topic: &str, group: &str, database: &TestDatabase) 
 async fn ingest_all(config: IngestConfig, expected: u64) -> anyhow::Result<()> {
     let stats = Arc::new(IngestStats::default());
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(seismo_ingest::run(config, stats.clone(), Readiness::default(), cancel.clone()));
+    let task = tokio::spawn(seismo_ingest::run(
+        config,
+        stats.clone(),
+        Readiness::default(),
+        cancel.clone(),
+    ));
     wait_for("every event stored", async || {
         let summary = stats.summary();
         Ok((summary.inserted == expected, format!("{summary:?}")))
@@ -84,7 +90,9 @@ async fn duplicates_counted_once() -> anyhow::Result<()> {
     kafka.create_topic("events.dlq", 1)?;
     let database = TestDatabase::create("ingest_exactly_once").await?;
     for index in 0..EVENTS {
-        kafka.produce(topic, (index % 3) as i32, None, &valid_event(index)).await?;
+        kafka
+            .produce(topic, (index % 3) as i32, None, &valid_event(index))
+            .await?;
     }
 
     // A second group reads the topic from the start again, which stores
@@ -104,7 +112,10 @@ async fn duplicates_counted_once() -> anyhow::Result<()> {
     // server happened to merge already; the documented queries are exact.
     let raw = database.fetch_u64("SELECT count() FROM events").await?;
     assert!((EVENTS as u64..=2 * EVENTS as u64).contains(&raw), "count() = {raw}");
-    assert_eq!(database.fetch_u64("SELECT count() FROM events FINAL").await?, EVENTS as u64);
+    assert_eq!(
+        database.fetch_u64("SELECT count() FROM events FINAL").await?,
+        EVENTS as u64
+    );
     assert_eq!(
         database
             .fetch_u64("SELECT uniqExact(kafka_partition, kafka_offset) FROM events")
@@ -112,7 +123,9 @@ async fn duplicates_counted_once() -> anyhow::Result<()> {
         EVENTS as u64
     );
     assert_eq!(
-        database.fetch_u64("SELECT uniqExact(assumeNotNull(event_id)) FROM events FINAL").await?,
+        database
+            .fetch_u64("SELECT uniqExact(assumeNotNull(event_id)) FROM events FINAL")
+            .await?,
         EVENTS as u64
     );
     let per_event = database
@@ -158,7 +171,9 @@ async fn keeps_legacy_mergetree_table() -> anyhow::Result<()> {
     database.client().query(&legacy_ddl).execute().await?;
 
     for index in 0..EVENTS {
-        kafka.produce(topic, (index % 2) as i32, None, &valid_event(index)).await?;
+        kafka
+            .produce(topic, (index % 2) as i32, None, &valid_event(index))
+            .await?;
     }
     ingest_all(config(&kafka, topic, "first-run", &database), EVENTS as u64).await?;
     ingest_all(config(&kafka, topic, "second-run", &database), EVENTS as u64).await?;
@@ -170,7 +185,10 @@ async fn keeps_legacy_mergetree_table() -> anyhow::Result<()> {
         ))
         .await?;
     assert_eq!(engine[0]["engine"].as_str(), Some("MergeTree"), "{engine:?}");
-    assert_eq!(database.fetch_u64("SELECT count() FROM events").await?, 2 * EVENTS as u64);
+    assert_eq!(
+        database.fetch_u64("SELECT count() FROM events").await?,
+        2 * EVENTS as u64
+    );
     assert_eq!(
         database
             .fetch_u64("SELECT uniqExact(kafka_partition, kafka_offset) FROM events")

@@ -23,7 +23,8 @@ use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::kafka::{MockKafka, header_text};
 use tokio_util::sync::CancellationToken;
 
-use ingest_support::{init_logging, valid_event, wait_for};
+use ingest_support::{init_logging, valid_event};
+use seismo_tests::wait::wait_for;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -77,38 +78,118 @@ fn poison_pills() -> Vec<PoisonPill> {
     missing_field_near_limit[at + 1..at + 8].copy_from_slice(b"user_xx");
 
     vec![
-        pill("truncated", "invalid_json", r#"{"event_time": 1714564800000, "event": "vi"#),
-        pill("cut after key", "invalid_json", r#"{"event_time": 1714564800000, "event""#),
-        pill("invalid escape", "invalid_json", r#"{"event_time": 1714564800000, "event": "v\qiew", "user_id": "u"}"#),
-        pill("lone surrogate escape", "invalid_json", r#"{"event_time": 1714564800000, "event": "\udc00", "user_id": "u"}"#),
-        pill("string for post_id", "invalid_field", r#"{"event_time": 1714564800000, "event": "view", "user_id": "u", "post_id": "abc"}"#),
-        pill("string for age", "invalid_field", r#"{"event_time": 1714564800000, "event": "view", "user_id": "u", "age": "31"}"#),
-        pill("string for value", "invalid_field", r#"{"event_time": 1714564800000, "event": "view", "user_id": "u", "value": "2.5"}"#),
-        pill("number for event", "invalid_field", r#"{"event_time": 1714564800000, "event": 42, "user_id": "u"}"#),
-        pill("missing user_id", "missing_field", r#"{"event_time": 1714564800000, "event": "view"}"#),
-        pill("missing event_time", "missing_field", r#"{"event": "view", "user_id": "u"}"#),
-        pill("null event", "missing_field", r#"{"event_time": 1714564800000, "event": null, "user_id": "u"}"#),
-        pill("non-UTF-8 bytes", "not_utf8", b"{\"event_time\": 1714564800000, \"event\": \"\xc3\x28\", \"user_id\": \"u\"}".to_vec()),
+        pill(
+            "truncated",
+            "invalid_json",
+            r#"{"event_time": 1714564800000, "event": "vi"#,
+        ),
+        pill(
+            "cut after key",
+            "invalid_json",
+            r#"{"event_time": 1714564800000, "event""#,
+        ),
+        pill(
+            "invalid escape",
+            "invalid_json",
+            r#"{"event_time": 1714564800000, "event": "v\qiew", "user_id": "u"}"#,
+        ),
+        pill(
+            "lone surrogate escape",
+            "invalid_json",
+            r#"{"event_time": 1714564800000, "event": "\udc00", "user_id": "u"}"#,
+        ),
+        pill(
+            "string for post_id",
+            "invalid_field",
+            r#"{"event_time": 1714564800000, "event": "view", "user_id": "u", "post_id": "abc"}"#,
+        ),
+        pill(
+            "string for age",
+            "invalid_field",
+            r#"{"event_time": 1714564800000, "event": "view", "user_id": "u", "age": "31"}"#,
+        ),
+        pill(
+            "string for value",
+            "invalid_field",
+            r#"{"event_time": 1714564800000, "event": "view", "user_id": "u", "value": "2.5"}"#,
+        ),
+        pill(
+            "number for event",
+            "invalid_field",
+            r#"{"event_time": 1714564800000, "event": 42, "user_id": "u"}"#,
+        ),
+        pill(
+            "missing user_id",
+            "missing_field",
+            r#"{"event_time": 1714564800000, "event": "view"}"#,
+        ),
+        pill(
+            "missing event_time",
+            "missing_field",
+            r#"{"event": "view", "user_id": "u"}"#,
+        ),
+        pill(
+            "null event",
+            "missing_field",
+            r#"{"event_time": 1714564800000, "event": null, "user_id": "u"}"#,
+        ),
+        pill(
+            "non-UTF-8 bytes",
+            "not_utf8",
+            b"{\"event_time\": 1714564800000, \"event\": \"\xc3\x28\", \"user_id\": \"u\"}".to_vec(),
+        ),
         pill("Latin-1 text", "not_utf8", b"{\"event\": \"caf\xe9\"}".to_vec()),
-        pill("deep nesting", "invalid_json", format!(
-            r#"{{"event_time": 1714564800000, "event": "view", "user_id": "u", "deep": {}1{}}}"#,
-            "[".repeat(5_000),
-            "]".repeat(5_000)
-        )),
-        pill("epoch seconds", "invalid_field", r#"{"event_time": 1714564800, "event": "view", "user_id": "u"}"#),
-        pill("negative time", "invalid_field", r#"{"event_time": -1, "event": "view", "user_id": "u"}"#),
-        pill("time beyond 2106", "invalid_field", r#"{"event_time": 4294967296000, "event": "view", "user_id": "u"}"#),
-        pill("time beyond i64", "invalid_field", r#"{"event_time": 1e30, "event": "view", "user_id": "u"}"#),
-        pill("year 9999", "invalid_field", r#"{"event_time": "9999-12-31T23:59:59Z", "event": "view", "user_id": "u"}"#),
-        pill("ten years ahead", "invalid_field", format!(
-            r#"{{"event_time": {ten_years_ahead}, "event": "view", "user_id": "u"}}"#
-        )),
-        pill("year 2100", "invalid_field", format!(
-            r#"{{"event_time": {year_2100}, "event": "view", "user_id": "u"}}"#
-        )),
+        pill(
+            "deep nesting",
+            "invalid_json",
+            format!(
+                r#"{{"event_time": 1714564800000, "event": "view", "user_id": "u", "deep": {}1{}}}"#,
+                "[".repeat(5_000),
+                "]".repeat(5_000)
+            ),
+        ),
+        pill(
+            "epoch seconds",
+            "invalid_field",
+            r#"{"event_time": 1714564800, "event": "view", "user_id": "u"}"#,
+        ),
+        pill(
+            "negative time",
+            "invalid_field",
+            r#"{"event_time": -1, "event": "view", "user_id": "u"}"#,
+        ),
+        pill(
+            "time beyond 2106",
+            "invalid_field",
+            r#"{"event_time": 4294967296000, "event": "view", "user_id": "u"}"#,
+        ),
+        pill(
+            "time beyond i64",
+            "invalid_field",
+            r#"{"event_time": 1e30, "event": "view", "user_id": "u"}"#,
+        ),
+        pill(
+            "year 9999",
+            "invalid_field",
+            r#"{"event_time": "9999-12-31T23:59:59Z", "event": "view", "user_id": "u"}"#,
+        ),
+        pill(
+            "ten years ahead",
+            "invalid_field",
+            format!(r#"{{"event_time": {ten_years_ahead}, "event": "view", "user_id": "u"}}"#),
+        ),
+        pill(
+            "year 2100",
+            "invalid_field",
+            format!(r#"{{"event_time": {year_2100}, "event": "view", "user_id": "u"}}"#),
+        ),
         pill("JSON array", "not_an_object", "[1, 2, 3]"),
         pill("empty payload", "invalid_json", ""),
-        pill("rejected near the 1 MiB limit", "missing_field", missing_field_near_limit),
+        pill(
+            "rejected near the 1 MiB limit",
+            "missing_field",
+            missing_field_near_limit,
+        ),
         pill("4 MiB message", "too_large", padded_event(HUGE_MESSAGE_BYTES)),
     ]
 }
@@ -144,7 +225,9 @@ async fn dead_letters_poison_pills() -> anyhow::Result<()> {
     let mut pill_positions = Vec::new();
     for (index, pill) in pills.iter().enumerate() {
         for _ in 0..VALID_PER_GAP {
-            kafka.produce(topic, (valid % 2) as i32, None, &valid_event(valid)).await?;
+            kafka
+                .produce(topic, (valid % 2) as i32, None, &valid_event(valid))
+                .await?;
             valid += 1;
         }
         let key = format!("pill-{index}");
@@ -159,7 +242,9 @@ async fn dead_letters_poison_pills() -> anyhow::Result<()> {
         pill_positions.push((delivery.partition, delivery.offset));
     }
     for _ in 0..VALID_PER_GAP {
-        kafka.produce(topic, (valid % 2) as i32, None, &valid_event(valid)).await?;
+        kafka
+            .produce(topic, (valid % 2) as i32, None, &valid_event(valid))
+            .await?;
         valid += 1;
     }
 
@@ -191,7 +276,12 @@ async fn dead_letters_poison_pills() -> anyhow::Result<()> {
     };
     let stats = Arc::new(IngestStats::default());
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(seismo_ingest::run(config, stats.clone(), Readiness::default(), cancel.clone()));
+    let task = tokio::spawn(seismo_ingest::run(
+        config,
+        stats.clone(),
+        Readiness::default(),
+        cancel.clone(),
+    ));
 
     wait_for("every message stored or dead-lettered", async || {
         let summary = stats.summary();
@@ -218,8 +308,16 @@ async fn dead_letters_poison_pills() -> anyhow::Result<()> {
     assert_eq!(summary.dead_lettered, pills.len() as u64);
     assert_eq!(summary.abandoned, 0);
 
-    assert_eq!(database.fetch_u64("SELECT count() FROM events FINAL").await?, valid as u64);
-    assert_eq!(database.fetch_u64("SELECT uniqExact(assumeNotNull(event_id)) FROM events").await?, valid as u64);
+    assert_eq!(
+        database.fetch_u64("SELECT count() FROM events FINAL").await?,
+        valid as u64
+    );
+    assert_eq!(
+        database
+            .fetch_u64("SELECT uniqExact(assumeNotNull(event_id)) FROM events")
+            .await?,
+        valid as u64
+    );
 
     let letters = kafka
         .read_messages(dead_letter_topic, &[0], pills.len(), Duration::from_secs(60))
@@ -246,7 +344,11 @@ fn check_letter(
     let (partition, offset) = positions[index];
     let name = pill.name;
 
-    assert_eq!(header_text(letter, HEADER_ERROR_KIND), Some(pill.kind), "kind of {name}");
+    assert_eq!(
+        header_text(letter, HEADER_ERROR_KIND),
+        Some(pill.kind),
+        "kind of {name}"
+    );
     assert_eq!(header_text(letter, HEADER_SOURCE_TOPIC), Some(topic), "topic of {name}");
     assert_eq!(
         header_text(letter, HEADER_SOURCE_PARTITION),
@@ -271,8 +373,16 @@ fn check_letter(
             "omitted size of {name}"
         );
     } else {
-        assert_eq!(letter.payload().unwrap_or_default(), pill.payload.as_slice(), "payload of {name}");
-        assert_eq!(header_text(letter, HEADER_PAYLOAD_OMITTED_BYTES), None, "omitted size of {name}");
+        assert_eq!(
+            letter.payload().unwrap_or_default(),
+            pill.payload.as_slice(),
+            "payload of {name}"
+        );
+        assert_eq!(
+            header_text(letter, HEADER_PAYLOAD_OMITTED_BYTES),
+            None,
+            "omitted size of {name}"
+        );
     }
     Ok(())
 }

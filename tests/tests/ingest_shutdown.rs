@@ -15,7 +15,9 @@ use anyhow::{Context, ensure};
 use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::kafka::MockKafka;
 
-use ingest_support::{IngestProcess, TcpProxy, clickhouse_socket_address, log_path, valid_event, wait_for};
+use ingest_support::{IngestProcess, log_path, valid_event};
+use seismo_tests::tcp_proxy::{TcpProxy, clickhouse_socket_address};
+use seismo_tests::wait::wait_for;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -87,14 +89,20 @@ async fn flushes_on_sigterm() -> anyhow::Result<()> {
     kafka.create_topic("events.dlq", 1)?;
     let database = TestDatabase::create("ingest_sigterm").await?;
     for index in 0..EVENTS {
-        kafka.produce(topic, (index % 3) as i32, None, &valid_event(index)).await?;
+        kafka
+            .produce(topic, (index % 3) as i32, None, &valid_event(index))
+            .await?;
     }
 
     let log = log_path("ingest-sigterm");
     let args = ingest_args(&kafka, topic, group, &database.url(), database.name());
     let mut ingest = IngestProcess::spawn(&args, &log).await?;
     wait_for_consumed(&ingest, EVENTS).await?;
-    assert_eq!(database.fetch_u64("SELECT count() FROM events").await?, 0, "stored before SIGTERM");
+    assert_eq!(
+        database.fetch_u64("SELECT count() FROM events").await?,
+        0,
+        "stored before SIGTERM"
+    );
 
     let signalled = Instant::now();
     ingest.terminate()?;
@@ -102,7 +110,11 @@ async fn flushes_on_sigterm() -> anyhow::Result<()> {
     let elapsed = signalled.elapsed();
     let status = status.with_context(|| format!("log: {}", log.display()))?;
 
-    ensure!(status.success(), "seismo-ingest exited with {status}; log: {}", log.display());
+    ensure!(
+        status.success(),
+        "seismo-ingest exited with {status}; log: {}",
+        log.display()
+    );
     println!("exited {} ms after SIGTERM", elapsed.as_millis());
     assert_eq!(database.fetch_u64("SELECT count() FROM events").await?, EVENTS as u64);
     let ends = kafka.high_watermarks(topic, &partitions).await?;
@@ -129,7 +141,9 @@ async fn exits_during_outage() -> anyhow::Result<()> {
     let database = TestDatabase::create("ingest_sigterm_outage").await?;
     let mut proxy = TcpProxy::start(clickhouse_socket_address(&database.url())?).await?;
     for index in 0..EVENTS {
-        kafka.produce(topic, (index % 2) as i32, None, &valid_event(index)).await?;
+        kafka
+            .produce(topic, (index % 2) as i32, None, &valid_event(index))
+            .await?;
     }
 
     let log = log_path("ingest-sigterm-outage");
@@ -145,7 +159,11 @@ async fn exits_during_outage() -> anyhow::Result<()> {
     let elapsed = signalled.elapsed();
     let status = status.with_context(|| format!("log: {}", log.display()))?;
 
-    ensure!(status.success(), "seismo-ingest exited with {status}; log: {}", log.display());
+    ensure!(
+        status.success(),
+        "seismo-ingest exited with {status}; log: {}",
+        log.display()
+    );
     ensure!(
         elapsed >= SHUTDOWN_TIMEOUT,
         "exited after {} ms, before its shutdown timeout; it should have retried the insert until then",

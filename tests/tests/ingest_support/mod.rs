@@ -1,24 +1,18 @@
-//! Helpers shared by the ingest integration tests: logging, polling, event
-//! payloads, a TCP proxy that can cut ClickHouse off, and the real
-//! `seismo-ingest` binary as a child process.
+//! Helpers shared by the ingest integration tests: logging, event payloads
+//! and the real `seismo-ingest` binary as a child process. Polling and the
+//! TCP proxy come from `seismo_tests`.
 
 #![allow(dead_code, reason = "each test file uses a different part of this module")]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::net::TcpStream as StdTcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tokio::task::{JoinHandle, JoinSet};
-
-/// Upper bound of one awaited condition. The mock cluster's first group
-/// join alone takes about 3 s; the rest is slack for a loaded machine.
-pub const WAIT_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -27,25 +21,6 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_test_writer()
         .try_init();
-}
-
-/// Polls `condition` every 100 ms until it holds, failing after
-/// [`WAIT_TIMEOUT`] with `what` and the last observed state.
-pub async fn wait_for(
-    what: &str,
-    mut condition: impl AsyncFnMut() -> anyhow::Result<(bool, String)>,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
-    loop {
-        let (done, state) = condition().await?;
-        if done {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {} s waiting for {what}; last state: {state}", WAIT_TIMEOUT.as_secs());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Returns a valid event of about 200 bytes with id `e-<index>`. Events are
@@ -67,81 +42,6 @@ pub fn valid_event(index: usize) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
-}
-
-pub fn clickhouse_socket_address(url: &str) -> anyhow::Result<SocketAddr> {
-    let authority = url
-        .strip_prefix("http://")
-        .with_context(|| format!("ClickHouse URL {url:?} is not http://host:port"))?
-        .trim_end_matches('/');
-    authority
-        .parse()
-        .with_context(|| format!("ClickHouse URL {url:?} does not name an IP address and port"))
-}
-
-/// A TCP proxy on 127.0.0.1 in front of ClickHouse that can be stopped to
-/// make the server unreachable and restarted on the same port.
-pub struct TcpProxy {
-    port: u16,
-    target: SocketAddr,
-    task: Option<JoinHandle<()>>,
-}
-
-impl TcpProxy {
-    pub async fn start(target: SocketAddr) -> anyhow::Result<TcpProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the proxy")?;
-        let port = listener.local_addr()?.port();
-        Ok(TcpProxy {
-            port,
-            target,
-            task: Some(tokio::spawn(forward(listener, target))),
-        })
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.task.is_some()
-    }
-
-    /// Closes the listener and every forwarded connection.
-    pub async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // Waiting for the aborted task makes sure its sockets are closed.
-            let _ = task.await;
-        }
-    }
-
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        if self.task.is_some() {
-            return Ok(());
-        }
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .with_context(|| format!("binding the proxy port {} again", self.port))?;
-        self.task = Some(tokio::spawn(forward(listener, self.target)));
-        Ok(())
-    }
-}
-
-/// Accepts connections and copies bytes both ways to `target`. Aborting
-/// this task drops the `JoinSet`, which aborts every connection task.
-async fn forward(listener: TcpListener, target: SocketAddr) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((mut inbound, _peer)) = listener.accept().await else {
-            continue;
-        };
-        connections.spawn(async move {
-            if let Ok(mut outbound) = TcpStream::connect(target).await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
 }
 
 /// Builds `seismo-ingest` once per test process with the cargo that runs
