@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Makes sure a ClickHouse server answers at CLICKHOUSE_URL (default
+# Makes sure a ClickHouse server responds at CLICKHOUSE_URL (default
 # http://127.0.0.1:8123) for local runs, the demo and CI.
 #
-# - A server that already answers is used as it is.
+# - A server that already responds is used as it is.
 # - Otherwise, on Debian or Ubuntu as root, clickhouse-server is installed from
 #   the distribution's packages when missing, then started in the background.
 # - Anywhere else the script prints what to do and exits with status 1.
@@ -12,11 +12,11 @@ url="${CLICKHOUSE_URL:-http://127.0.0.1:8123}"
 wait_seconds="${CLICKHOUSE_START_TIMEOUT:-60}"
 log_dir="${CLICKHOUSE_LOG_DIR:-/var/log/clickhouse-server}"
 
-answers() {
+responds() {
   curl -fsS --max-time 2 "$url/ping" >/dev/null 2>&1
 }
 
-if answers; then
+if responds; then
   echo "ClickHouse answers at $url"
   exit 0
 fi
@@ -56,12 +56,12 @@ nohup runuser -u clickhouse -- clickhouse-server --config-file=/etc/clickhouse-s
   >"$log_dir/stdout.log" 2>&1 &
 
 for _ in $(seq "$wait_seconds"); do
-  if answers; then
+  if responds; then
     echo "ClickHouse $(curl -fsS "$url/?query=SELECT%20version()") answers at $url"
     exit 0
   fi
   sleep 1
 done
 
-echo "clickhouse-server did not answer at $url within $wait_seconds s; see $log_dir/clickhouse-server.log" >&2
+echo "clickhouse-server did not respond at $url within $wait_seconds s; see $log_dir/clickhouse-server.log" >&2
 exit 1
