@@ -52,7 +52,9 @@ pub struct IngestArgs {
     pub kafka_properties: Vec<(String, String)>,
 
     /// Time librdkafka tries to deliver one dead-letter message before the
-    /// service retries it, in milliseconds.
+    /// service retries it, in milliseconds. Keep it under the consumer's
+    /// `max.poll.interval.ms`, because a full batch of waiting messages stops
+    /// the consumer's polling for up to this long.
     #[arg(long, env = "SEISMO_INGEST_DEAD_LETTER_TIMEOUT_MS", default_value_t = 30_000)]
     pub dead_letter_timeout_ms: u64,
 
@@ -77,7 +79,10 @@ pub struct IngestArgs {
     #[arg(long, env = "SEISMO_INGEST_TABLE", default_value = "events")]
     pub table: String,
 
-    /// Maximum time of one ClickHouse request, in milliseconds.
+    /// Maximum time of one ClickHouse request, in milliseconds. Keep it under
+    /// the consumer's `max.poll.interval.ms` (300 000 by default), because a
+    /// full batch of waiting messages stops the consumer's polling for up to
+    /// this long.
     #[arg(long, env = "SEISMO_INGEST_INSERT_TIMEOUT_MS", default_value_t = 30_000)]
     pub insert_timeout_ms: u64,
 

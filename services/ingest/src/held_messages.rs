@@ -2,11 +2,17 @@
 //!
 //! Consumption must keep being polled during a flush, because librdkafka
 //! serves rebalances and the group membership from the poll. Messages
-//! received meanwhile wait here and are handled after the flush. Once a
-//! batch worth of them is waiting, fetching is paused, so memory stays
-//! bounded during a long outage. Fast flushes never pause, which matters
-//! because pausing discards a partition's prefetched messages, to be fetched
-//! again on resume (librdkafka 2.12, `rd_kafka_toppar_pause_resume`).
+//! received meanwhile wait here and are handled after the flush, at most
+//! `pause_at` of them, so memory stays bounded.
+//!
+//! Once that many messages wait during an insert or a dead-letter delivery,
+//! [`poll_while`] stops receiving instead of pausing. Each such attempt ends
+//! within its timeout (30 s by default, under librdkafka's default
+//! `max.poll.interval.ms` of 300 s), and librdkafka keeps its prefetched
+//! messages. Pausing would discard them, to be fetched again on resume
+//! (librdkafka 2.12, `rd_kafka_toppar_pause_resume`). Only the backoff
+//! between retries pauses, because a ClickHouse outage makes its total
+//! length unbounded, so the consumer must keep polling there.
 
 use std::collections::VecDeque;
 
@@ -21,10 +27,13 @@ use crate::stats::IngestStats;
 #[derive(Debug)]
 pub(crate) struct HeldMessages {
     messages: VecDeque<OwnedMessage>,
-    /// Number of waiting messages at which fetching is paused.
-    // TODO: with the default 10 000-row batches this pause, and the refetch
-    // after it, holds ingest to about 24 000 rows/s on the mock cluster
-    // (docs/benchmarks.md). A higher threshold or a byte bound may help.
+    /// Number of waiting messages at which receiving stops during an
+    /// attempt, and fetching is paused during a retry backoff.
+    // TODO: ingest still waits more than it computes: 1 000 000 events in
+    // 50 000-row batches take about 8 s after the first row, at about 4 s of
+    // CPU (docs/benchmarks.md). Each batch is still parsed before its insert
+    // starts, and only one insert is in flight at a time. Parsing the held
+    // messages during the insert did not change the rate in one run.
     pause_at: usize,
     paused: bool,
 }
@@ -42,19 +51,27 @@ impl HeldMessages {
         self.messages.pop_front()
     }
 
-    /// Keeps a received message, pausing every assigned partition once
-    /// `pause_at` messages wait. Pausing again on each later message also
-    /// covers partitions assigned after the first pause.
-    pub fn hold(&mut self, consumer: &IngestConsumer, stats: &IngestStats, received: Result<BorrowedMessage<'_>, KafkaError>) {
+    /// Returns whether `pause_at` messages wait.
+    pub fn is_full(&self) -> bool {
+        self.messages.len() >= self.pause_at
+    }
+
+    /// Keeps a received message.
+    pub fn hold(&mut self, stats: &IngestStats, received: Result<BorrowedMessage<'_>, KafkaError>) {
         match received {
             Ok(message) => self.messages.push_back(message.detach()),
             Err(error) => {
                 stats.add_consume_error();
                 warn!(%error, "Kafka consumer error while a batch is pending");
-                return;
             }
         }
-        if self.messages.len() < self.pause_at {
+    }
+
+    /// Pauses every assigned partition once `pause_at` messages wait.
+    /// Pausing again on each later message also covers partitions assigned
+    /// after the first pause.
+    pub fn pause_if_full(&mut self, consumer: &IngestConsumer) {
+        if !self.is_full() {
             return;
         }
 
@@ -85,7 +102,8 @@ impl HeldMessages {
 }
 
 /// Drives `future` to completion while polling the consumer, holding the
-/// messages that arrive meanwhile.
+/// messages that arrive meanwhile. Once [`HeldMessages::is_full`], it stops
+/// receiving until `future` completes, which must be bounded in time.
 pub(crate) async fn poll_while<T>(
     consumer: &IngestConsumer,
     held_messages: &mut HeldMessages,
@@ -97,7 +115,7 @@ pub(crate) async fn poll_while<T>(
         tokio::select! {
             biased;
             output = &mut future => return output,
-            received = consumer.recv() => held_messages.hold(consumer, stats, received),
+            received = consumer.recv(), if !held_messages.is_full() => held_messages.hold(stats, received),
         }
     }
 }

@@ -467,7 +467,8 @@ impl Pipeline<'_> {
                 _ = sleep_until(wake_at) => {}
                 _ = cancel.cancelled(), if stop_deadline.is_none() => {}
                 received = self.consumer.recv() => {
-                    self.held_messages.hold(&self.consumer, &self.state.stats, received);
+                    self.held_messages.hold(&self.state.stats, received);
+                    self.held_messages.pause_if_full(&self.consumer);
                 }
             }
         }
