@@ -343,6 +343,36 @@ async fn reflected_services(channel: Channel) -> Vec<String> {
     }
 }
 
+/// Service names listed through the older v1alpha reflection protocol,
+/// which grpcurl before 1.9 uses.
+async fn reflected_services_v1alpha(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+
+    let mut responses = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = tokio::time::timeout(WAIT, responses.next())
+        .await
+        .expect("reflection answers in time")
+        .expect("reflection sends one response")
+        .unwrap();
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|service| service.name).collect(),
+        other => panic!("expected a service list, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detector_serves_health_reflection_and_counts_invalid() {
     let cluster = MockCluster::new(1).unwrap();
@@ -398,6 +428,9 @@ async fn detector_serves_health_reflection_and_counts_invalid() {
     let services = reflected_services(channel.clone()).await;
     assert!(services.contains(&"seismo.v1.Detector".to_string()), "{services:?}");
     assert!(services.contains(&"grpc.health.v1.Health".to_string()), "{services:?}");
+
+    let services = reflected_services_v1alpha(channel.clone()).await;
+    assert!(services.contains(&"seismo.v1.Detector".to_string()), "v1alpha: {services:?}");
 
     // Unknown metrics in a stream request are rejected up front.
     let mut client = DetectorClient::new(channel);

@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_subscriber::layer::SubscriberExt;
@@ -71,7 +73,11 @@ type OtelLayer = tracing_opentelemetry::OpenTelemetryLayer<Registry, opentelemet
 fn install_subscriber(format: LogFormat, otel_layer: Option<OtelLayer>) -> Result<(), TryInitError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (text, json) = match format {
-        LogFormat::Text => (Some(fmt::layer().with_writer(std::io::stderr)), None),
+        // Colour codes only for a terminal, so files and log collectors get plain text.
+        LogFormat::Text => (
+            Some(fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr)),
+            None,
+        ),
         LogFormat::Json => (
             None,
             Some(fmt::layer().json().flatten_event(true).with_writer(std::io::stderr)),
