@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use tracing::{info, warn};
@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::config::IngestConfig;
 use crate::consumer_lag::{STATISTICS_INTERVAL_MS, clear_consumer_lag, record_consumer_lag};
 use crate::error::IngestError;
+use crate::log_limit::ClientErrorLog;
 use crate::readiness::ReadinessTracker;
 
 pub(crate) type IngestConsumer = StreamConsumer<IngestConsumerContext>;
@@ -33,6 +34,7 @@ pub(crate) struct IngestConsumerContext {
     /// rebalance callbacks for the lag gauge.
     assigned: Mutex<BTreeSet<i32>>,
     readiness: Arc<ReadinessTracker>,
+    client_errors: ClientErrorLog,
 }
 
 impl IngestConsumerContext {
@@ -59,6 +61,10 @@ impl IngestConsumerContext {
 impl ClientContext for IngestConsumerContext {
     fn stats(&self, statistics: Statistics) {
         record_consumer_lag(&statistics, &self.topic, &self.assigned());
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client_errors.log(&error, reason);
     }
 }
 
@@ -115,6 +121,7 @@ pub(crate) fn subscribe(
             topic: config.topic.clone(),
             assigned: Mutex::new(BTreeSet::new()),
             readiness,
+            client_errors: ClientErrorLog::new("consumer"),
         })
         .map_err(|source| IngestError::Kafka {
             action: "creating the Kafka consumer",

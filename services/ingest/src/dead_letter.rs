@@ -33,6 +33,7 @@ use seismo_events::EventError;
 use tracing::warn;
 
 use crate::error::IngestError;
+use crate::log_limit::ClientErrorLog;
 
 pub const HEADER_ERROR_KIND: &str = "seismo.error.kind";
 pub const HEADER_ERROR_MESSAGE: &str = "seismo.error.message";
@@ -140,7 +141,7 @@ pub(crate) struct PendingDelivery {
 /// Produces dead letters and keeps them in consumption order until their
 /// deliveries are checked.
 pub(crate) struct DeadLetterQueue {
-    producer: FutureProducer,
+    producer: FutureProducer<ClientErrorLog>,
     topic: String,
     /// Largest key plus payload sent as is; larger letters go without payload.
     max_key_and_payload_bytes: usize,
@@ -163,14 +164,18 @@ impl DeadLetterQueue {
         }
         let message_max_bytes = match config.get("message.max.bytes") {
             None => DEFAULT_MESSAGE_MAX_BYTES,
-            Some(text) => text.trim().parse().map_err(|_| IngestError::InvalidConfig(format!(
-                "invalid Kafka property message.max.bytes={text:?}: expected a number of bytes"
-            )))?,
+            Some(text) => text.trim().parse().map_err(|_| {
+                IngestError::InvalidConfig(format!(
+                    "invalid Kafka property message.max.bytes={text:?}: expected a number of bytes"
+                ))
+            })?,
         };
-        let producer = config.create().map_err(|source| IngestError::Kafka {
-            action: "creating the dead-letter producer",
-            source,
-        })?;
+        let producer = config
+            .create_with_context(ClientErrorLog::new("dead-letter producer"))
+            .map_err(|source| IngestError::Kafka {
+                action: "creating the dead-letter producer",
+                source,
+            })?;
         Ok(DeadLetterQueue {
             producer,
             topic: topic.to_string(),
@@ -202,8 +207,7 @@ impl DeadLetterQueue {
 
     /// Starts producing `letter`, e.g. again after a failed delivery.
     pub fn send(&self, letter: &DeadLetter) -> Result<DeliveryFuture, KafkaError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.topic).headers(letter.kafka_headers());
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(letter.kafka_headers());
         if let Some(key) = &letter.key {
             record = record.key(key.as_slice());
         }
@@ -314,6 +318,11 @@ mod tests {
         let letter = DeadLetter::from_message(&message, &error);
 
         assert_eq!(letter.error_kind, "not_utf8");
-        assert!(letter.header_values().iter().all(|(name, _)| *name != HEADER_SOURCE_TIMESTAMP));
+        assert!(
+            letter
+                .header_values()
+                .iter()
+                .all(|(name, _)| *name != HEADER_SOURCE_TIMESTAMP)
+        );
     }
 }

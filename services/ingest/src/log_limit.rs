@@ -1,4 +1,12 @@
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::error::KafkaError;
+
+/// Shortest time between two logged Kafka client errors. librdkafka reports
+/// an unreachable broker many times a second.
+const CLIENT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Lets one log line through per interval and counts the lines it held
 /// back, so a flood of rejected messages or client errors cannot flood the
@@ -31,6 +39,43 @@ impl LogLimiter {
         }
         self.last_logged = Some(now);
         Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// Kafka client errors (such as all brokers down), logged at most once per
+/// [`CLIENT_ERROR_LOG_INTERVAL`] with the number held back since.
+#[derive(Debug)]
+pub(crate) struct ClientErrorLog {
+    limiter: Mutex<LogLimiter>,
+    /// Name of the reporting client in the log, e.g. `consumer`.
+    client: &'static str,
+}
+
+impl ClientErrorLog {
+    pub fn new(client: &'static str) -> ClientErrorLog {
+        ClientErrorLog {
+            limiter: Mutex::new(LogLimiter::new(CLIENT_ERROR_LOG_INTERVAL)),
+            client,
+        }
+    }
+
+    pub fn log(&self, error: &KafkaError, reason: &str) {
+        let allowed = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .allow(Instant::now());
+        if let Some(suppressed) = allowed {
+            tracing::error!(client = self.client, %error, reason, suppressed, "Kafka client error");
+        }
+    }
+}
+
+/// Producer context whose only change from the default is the
+/// rate-limited error log.
+impl ClientContext for ClientErrorLog {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log(&error, reason);
     }
 }
 
