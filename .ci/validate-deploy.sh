@@ -238,6 +238,8 @@ check_rejections() {
     "${template[@]}" --set ingest.autoscaling.minReplicas=5
   expect_failure "a notifier without a detector" "notifier has no detector to follow" \
     "${template[@]}" --set detector.enabled=false
+  expect_failure "a bot token without chat ids" "notifier.telegramChatIds is empty" \
+    "${template[@]}" --set secret.telegramBotToken=123456:abc
 
   step "the checks catch broken manifests"
   local broken="$work/broken.yaml"
