@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use seismo_demo::{DemoOptions, DemoTelegram, run_demo};
+use seismo_notifier::RateLimits;
 use seismo_proto::v1::AnomalyState;
 use seismo_tests::fake_telegram::{FakeTelegram, parse_telegram_html};
 
@@ -31,6 +32,9 @@ async fn nyc_taxi_alerts_reach_telegram() {
             token: "123456:end-to-end-test".to_string(),
             chat_ids: "-1001".to_string(),
             api_url: telegram.api_url(),
+            // Telegram's pacing of 20 messages a minute per group, 20 times
+            // faster, so the test checks delivery without waiting minutes.
+            rate_limits: RateLimits::default().with_windows_divided_by(20),
         }),
         print_alerts: false,
     };

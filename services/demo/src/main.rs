@@ -66,9 +66,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -86,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
             token: token.clone(),
             chat_ids: chat_ids.clone(),
             api_url: args.telegram_api_url.clone(),
+            rate_limits: seismo_notifier::RateLimits::default(),
         }),
         (Some(token), _) if !token.is_empty() => {
             bail!("TELEGRAM_BOT_TOKEN is set but TELEGRAM_CHAT_IDS is not; set the chat ids that should receive alerts")
@@ -94,7 +93,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let options = DemoOptions {
         series_csv: args.series.unwrap_or_else(|| root.join("deploy/demo/nyc_taxi.csv")),
-        label_windows: Some(args.labels.unwrap_or_else(|| root.join("deploy/demo/nyc_taxi.windows.json"))),
+        label_windows: Some(
+            args.labels
+                .unwrap_or_else(|| root.join("deploy/demo/nyc_taxi.windows.json")),
+        ),
         metrics_config: args.metrics.unwrap_or_else(|| root.join("deploy/demo/metrics.toml")),
         event_name: args.event,
         clickhouse_url: args.clickhouse_url,
@@ -107,7 +109,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "Replaying {} through Kafka → ingest → ClickHouse and detector → notifier{}",
         options.series_csv.display(),
-        if options.telegram.is_some() { " → Telegram" } else { "" }
+        if options.telegram.is_some() {
+            " → Telegram"
+        } else {
+            ""
+        }
     );
     let summary = run_demo(&options).await?;
     print_summary(&summary, &options);
