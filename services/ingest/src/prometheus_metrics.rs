@@ -64,6 +64,23 @@ pub(crate) fn describe_metrics() {
         Unit::Count,
         "Messages between the high watermark and the consumer position, per assigned partition."
     );
+
+    // Incremented by 0, not set, so the series exist from the start (a
+    // dashboard shows 0, not "no data") and another ingest in the same
+    // process keeps its counts.
+    for counter in [
+        CONSUMED,
+        INSERTED_ROWS,
+        INSERT_RETRIES,
+        CONNECT_RETRIES,
+        DEAD_LETTER_RETRIES,
+        COMMITS,
+        COMMIT_FAILURES,
+        CONSUME_ERRORS,
+        ABANDONED,
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
 }
 
 /// Records the duration of one insert attempt.

@@ -83,4 +83,17 @@ pub(crate) fn describe_metrics() {
         CONNECTED_DETECTORS,
         "Detectors whose anomaly stream is open."
     );
+
+    // Incremented by 0, not set, so the series exist from the start (a
+    // dashboard shows 0, not "no data") and another notifier in the same
+    // process keeps its counts.
+    for counter in [RECEIVED_TOTAL, SENT_TOTAL, PLAIN_TEXT_FALLBACKS_TOTAL, DUPLICATES_TOTAL, RECONNECTS_TOTAL] {
+        metrics::counter!(counter).increment(0);
+    }
+    for reason in [FAILED_NOT_DELIVERED, FAILED_DROPPED_AT_SHUTDOWN] {
+        metrics::counter!(FAILED_TOTAL, REASON => reason).increment(0);
+    }
+    for reason in [RETRY_RATE_LIMITED, RETRY_TRANSIENT] {
+        metrics::counter!(RETRIES_TOTAL, REASON => reason).increment(0);
+    }
 }
