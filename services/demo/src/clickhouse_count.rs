@@ -1,4 +1,5 @@
-//! Counts what ingest stored, to check that every event arrived exactly once.
+//! Counts of what ingest stored, which the demo and the end-to-end test
+//! compare with the events produced.
 
 use anyhow::Context;
 
@@ -10,8 +11,8 @@ pub struct StoredCount {
 }
 
 /// Counts rows of `database.table`. Validation is off because ClickHouse
-/// 18.16 lacks the format the `clickhouse` crate validates with; the tuple of
-/// two `UInt64` is simple enough to need no check.
+/// 18.16 lacks the format the `clickhouse` crate validates with. The result,
+/// two `UInt64`s, is simple enough to need no check.
 pub async fn count_stored(url: &str, database: &str, table: &str) -> anyhow::Result<StoredCount> {
     let client = clickhouse::Client::default().with_url(url).with_validation(false);
     // `event_id` is Nullable, so uniqExact returns Nullable(UInt64), whose

@@ -42,7 +42,7 @@ fn parse_label_time(text: &str) -> anyhow::Result<i64> {
         .timestamp_millis())
 }
 
-/// How a set of alert times falls on the labelled windows.
+/// Alert times matched against the labelled windows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelMatch {
     /// Windows with at least one alert inside.

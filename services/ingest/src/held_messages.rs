@@ -29,8 +29,8 @@ pub(crate) struct HeldMessages {
     messages: VecDeque<OwnedMessage>,
     /// Number of waiting messages at which receiving stops during an
     /// attempt, and fetching is paused during a retry backoff.
-    // TODO: ingest still waits more than it computes: 1 000 000 events in
-    // 50 000-row batches take about 8 s after the first row, at about 4 s of
+    // TODO: ingest still waits more than it computes. 1 000 000 events in
+    // 50 000-row batches take about 8 s after the first row at about 4 s of
     // CPU, while ClickHouse stores such a batch in about 0.05 s
     // (docs/benchmarks.md). Parsing the held messages during the insert did
     // not change the rate in one run. Untested leads: librdkafka's

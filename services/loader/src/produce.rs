@@ -39,7 +39,7 @@ pub struct LoaderConfig {
     pub limit: Option<usize>,
 }
 
-/// What a replay produced.
+/// Counts and duration of one replay.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadSummary {
     /// Rows read from the CSV (after `limit`).

@@ -76,7 +76,7 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
     ));
 
     // A resolution carries the severity and direction of the episode it
-    // ends, not of its own window, so it says so.
+    // ends, not of its own window, so the label names the episode.
     let severity_label = if event.state == AnomalyState::Resolved as i32 {
         "Episode severity"
     } else {

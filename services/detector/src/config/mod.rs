@@ -124,7 +124,7 @@ pub struct MetricDefinition {
     pub detection: DetectionParams,
 }
 
-/// How a metric turns the events of one window and slice into a number.
+/// Aggregation that turns the events of one window and slice into a number.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricValue {
     Aggregate(Aggregate),

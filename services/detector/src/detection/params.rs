@@ -33,10 +33,10 @@ pub struct DetectionParams {
 
     /// Residuals the scale needs before the series may alert. With fewer the
     /// series is learning. 48 is one day of 30-minute windows. With shorter
-    /// windows the rest of the first day is judged against the rolling
-    /// median, which misses the daily shape, so a seasonal metric stays
-    /// quiet until its daily reference exists only with one day of windows
-    /// here (288 for 5-minute windows).
+    /// windows, 48 ends the learning before a full day has passed, and the
+    /// rest of that day is judged against the rolling median, which misses
+    /// the daily shape. Set it to one day of windows for such metrics (288
+    /// for 5-minute windows), so they stay quiet until a daily reference exists.
     pub min_history_windows: usize,
 
     /// Recent residuals the scale is estimated from. 336 is one week of
