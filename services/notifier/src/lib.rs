@@ -17,6 +17,7 @@ mod delivery;
 mod error_chain;
 mod escape;
 mod format;
+mod hooks;
 mod message;
 mod message_split;
 mod pipeline;
@@ -32,12 +33,13 @@ mod telegram_error;
 
 pub use backoff::ExponentialBackoff;
 pub use config::{
-    BotToken, ChatTarget, ConfigError, DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL,
-    NotifierConfig, TelegramConfig, parse_chat_targets,
+    BotToken, ChatTarget, ConfigError, DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL, NotifierConfig,
+    TelegramConfig, parse_chat_targets,
 };
 pub use console::ConsoleSink;
 pub use escape::escape_html;
 pub use format::{deviation_percent, format_alert, format_number};
+pub use hooks::{AlertButtons, ChartProvider, DeliveryHooks, NoCharts, SendAll, SendDecision, SendGate};
 pub use message::AlertMessage;
 pub use message_split::{MAX_CAPTION_UTF16, MAX_MESSAGE_UTF16};
 pub use pipeline::{build_sinks, run, run_with_sinks};
