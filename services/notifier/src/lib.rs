@@ -30,6 +30,11 @@ mod stats;
 mod subscription;
 mod telegram;
 mod telegram_error;
+// Interaction features: silences, quiet hours, bot commands and buttons,
+// charts and reports.
+pub mod commands;
+pub mod quiet_hours;
+pub mod silence;
 
 pub use backoff::ExponentialBackoff;
 pub use config::{
@@ -52,3 +57,4 @@ pub use sink::{Alert, AlertSink, DeliveryError};
 pub use stats::{NotifierStats, StatsSnapshot};
 pub use telegram::TelegramSink;
 pub use telegram_error::{classify_request_error, describe_request_error};
+pub use commands::buttons::alert_buttons;

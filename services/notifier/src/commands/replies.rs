@@ -1,0 +1,137 @@
+//! Plain-text replies to `/help`, `/silences` and `/status`.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+
+use super::status_view::StatusSnapshot;
+use crate::silence::duration::format_duration;
+use crate::silence::store::{Silence, SilenceSource};
+
+/// The `/help` reply.
+pub const HELP_TEXT: &str = "Seismo notifier commands:
+/mute <metric>[{dimension=value}] <duration> - silence alerts, e.g. /mute views{os=iOS} 2h (units s, m, h, d, w; at most 90d; * and ? match any metric characters)
+/unmute <metric|id> - remove silences by metric or by the id /silences shows
+/silences - list the silences in force
+/status - firing anomalies, the last alert sent and silences
+/report - send the daily report now
+/help - this list
+Buttons under an alert: Acknowledge records who handles it; Mute 1h and Mute 24h silence its series.";
+
+/// Lists silences with id, selector, time left and creator.
+pub fn format_silences(silences: &[Silence], now: DateTime<Utc>) -> String {
+    if silences.is_empty() {
+        return "No silences in force.".to_string();
+    }
+    let mut text = format!("Silences in force ({}):", silences.len());
+    for silence in silences {
+        let creator = match silence.source {
+            SilenceSource::Config => "configuration".to_string(),
+            SilenceSource::Command => silence.created_by.clone(),
+        };
+        let _ = write!(
+            text,
+            "\n#{} {} until {} ({} left), by {}",
+            silence.id,
+            silence.selector,
+            silence.expires_at.format("%Y-%m-%d %H:%M UTC"),
+            format_duration(silence.expires_at - now),
+            creator,
+        );
+    }
+    text
+}
+
+/// Describes what is firing, when the last alert went out, and the number
+/// of silences.
+pub fn format_status(status: &StatusSnapshot, silences: &[Silence], now: DateTime<Utc>) -> String {
+    let mut text = if status.firing.is_empty() {
+        "Nothing is firing.".to_string()
+    } else {
+        format!("Firing ({}):", status.firing.len())
+    };
+    for episode in &status.firing {
+        let slice = if episode.slice.is_empty() {
+            String::new()
+        } else {
+            let pairs: Vec<String> = episode.slice.iter().map(|(name, value)| format!("{name}={value}")).collect();
+            format!("{{{}}}", pairs.join(","))
+        };
+        let _ = write!(
+            text,
+            "\n- {}{slice}: {} (expected {}) for {}",
+            episode.metric,
+            crate::format_number(episode.value),
+            crate::format_number(episode.expected),
+            format_duration(now - episode.since),
+        );
+    }
+
+    match status.last_alert_sent_at {
+        Some(at) => {
+            let _ = write!(
+                text,
+                "\nLast alert sent: {} ({} ago)",
+                at.format("%Y-%m-%d %H:%M UTC"),
+                format_duration(now - at)
+            );
+        }
+        None => text.push_str("\nNo alert sent since the notifier started."),
+    }
+    let _ = write!(text, "\nSilences in force: {} (/silences lists them)", silences.len());
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+
+    use super::*;
+    use crate::commands::status_view::FiringEpisode;
+    use crate::silence::selector::SeriesSelector;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap()
+    }
+
+    fn silence() -> Silence {
+        Silence {
+            id: 3,
+            selector: SeriesSelector::parse("views{os=iOS}").unwrap(),
+            created_at: now(),
+            expires_at: now() + TimeDelta::minutes(90),
+            created_by: "@alice".to_string(),
+            source: SilenceSource::Command,
+        }
+    }
+
+    #[test]
+    fn silences_list_shows_id_selector_and_time_left() {
+        let text = format_silences(&[silence()], now());
+
+        assert!(text.contains("#3 views{os=iOS} until 2026-12-04 13:30 UTC (1h 30m left), by @alice"), "{text}");
+        assert_eq!(format_silences(&[], now()), "No silences in force.");
+    }
+
+    #[test]
+    fn status_lists_firing_and_last_alert() {
+        let status = StatusSnapshot {
+            firing: vec![FiringEpisode {
+                anomaly_id: "a".to_string(),
+                metric: "views".to_string(),
+                slice: vec![("os".to_string(), "iOS".to_string())],
+                value: 120.0,
+                expected: 300.0,
+                since: now() - TimeDelta::minutes(20),
+            }],
+            last_alert_sent_at: Some(now() - TimeDelta::minutes(5)),
+        };
+
+        let text = format_status(&status, &[silence()], now());
+
+        assert!(text.starts_with("Firing (1):"), "{text}");
+        assert!(text.contains("views{os=iOS}: 120 (expected 300) for 20m"), "{text}");
+        assert!(text.contains("Last alert sent: 2026-12-04 11:55 UTC (5m ago)"), "{text}");
+        assert!(text.contains("Silences in force: 1"), "{text}");
+    }
+}
