@@ -1,0 +1,92 @@
+//! Widening of the model's prediction intervals by split conformal
+//! calibration on the end of the history.
+//!
+//! augurs derives the MSTL interval from the AutoETS model of the seasonally
+//! adjusted series alone. The seasonal components are taken as known and
+//! partly absorb the noise, so the interval is too narrow: on the hourly
+//! synthetic series of the tests, nominal 95 % intervals covered 84 % and
+//! nominal 80 % ones 58–62 % of held-out points. Calibration measures how
+//! far off the interval is on data the fit did not see.
+//!
+//! Method: hold out the last `CALIBRATION_WINDOWS` blocks of `length` steps
+//! one after the other, fit on the values before each block, and score each
+//! held-out value by |actual − point| / half-width of the model's interval.
+//! The conformal quantile of the scores (the ⌈(m + 1)·level⌉-th smallest of
+//! m scores) is the factor by which the final interval's half-width is
+//! multiplied. The factor is never below 1: the model's own interval stays
+//! the narrowest one reported.
+
+use crate::ForecastError;
+use crate::model::fit_predict;
+
+/// Held-out blocks at the end of the history.
+pub const CALIBRATION_WINDOWS: usize = 2;
+
+/// Returns the half-width factor for intervals at `level`, or `None` when
+/// the history is too short to hold out even one step per block while
+/// keeping two cycles of every period for the fit.
+pub fn interval_scale(
+    values: &[f64],
+    periods: &[usize],
+    horizon: usize,
+    level: f64,
+) -> Result<Option<f64>, ForecastError> {
+    let longest_period = periods.iter().copied().max().unwrap_or(0);
+    let spare = values.len().saturating_sub(2 * longest_period);
+    // NOTE: with less spare history than CALIBRATION_WINDOWS × horizon, the
+    // blocks are shorter than the horizon, so late steps are scored by
+    // early-step errors and the factor may be too small for them.
+    let length = horizon.min(spare / CALIBRATION_WINDOWS);
+    if length == 0 {
+        return Ok(None);
+    }
+
+    let mut scores = Vec::with_capacity(CALIBRATION_WINDOWS * length);
+    for window in 1..=CALIBRATION_WINDOWS {
+        let origin = values.len() - window * length;
+        let prediction = fit_predict(&values[..origin], periods, length, level)?;
+
+        for (step, &actual) in values[origin..origin + length].iter().enumerate() {
+            let half_width = (prediction.upper[step] - prediction.lower[step]) / 2.0;
+            if half_width > 0.0 {
+                scores.push((actual - prediction.point[step]).abs() / half_width);
+            }
+        }
+    }
+
+    Ok(conformal_quantile(&mut scores, level).map(|quantile| quantile.max(1.0)))
+}
+
+/// The ⌈(m + 1)·level⌉-th smallest of m scores, capped at the largest;
+/// `None` for no scores.
+fn conformal_quantile(scores: &mut [f64], level: f64) -> Option<f64> {
+    if scores.is_empty() {
+        return None;
+    }
+    scores.sort_by(f64::total_cmp);
+    let rank = (((scores.len() + 1) as f64) * level).ceil() as usize;
+    Some(scores[rank.clamp(1, scores.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformal_quantile_uses_finite_sample_rank() {
+        let mut scores = [0.5, 3.0, 1.0, 2.0, 4.0, 0.1, 0.2, 0.3, 0.4, 5.0];
+
+        // ⌈11 × 0.8⌉ = 9: the 9th smallest of 10.
+        assert_eq!(conformal_quantile(&mut scores, 0.8), Some(4.0));
+        // ⌈11 × 0.95⌉ = 11, capped at the largest.
+        assert_eq!(conformal_quantile(&mut scores, 0.95), Some(5.0));
+        assert_eq!(conformal_quantile(&mut [], 0.9), None);
+    }
+
+    #[test]
+    fn history_without_spare_cycle_is_not_calibrated() {
+        let values = vec![1.0; 48];
+
+        assert_eq!(interval_scale(&values, &[24], 24, 0.9).unwrap(), None);
+    }
+}
