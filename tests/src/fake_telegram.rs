@@ -6,6 +6,12 @@
 //! with `parse_mode = HTML` are parsed the way Telegram does, and text that
 //! Telegram would reject ("can't parse entities") gets a 400, as does a text
 //! longer than Telegram's 4096 UTF-16 code units after entity parsing.
+//!
+//! For bot commands it also serves `getUpdates` from a queue that tests fill
+//! with [`FakeTelegram::push_text_message`] and
+//! [`FakeTelegram::push_button_press`], accepts `answerCallbackQuery` and
+//! `editMessageReplyMarkup`, and accepts multipart `sendPhoto`, recording
+//! each request's body and photo bytes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -14,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -71,6 +77,14 @@ pub struct RecordedRequest {
     pub parse_mode: Option<String>,
     /// HTTP status of the fake's response.
     pub status: u16,
+    /// The JSON body, or for a multipart request an object of its text
+    /// fields; `Null` when neither parses.
+    pub body: Value,
+    /// The uploaded file of a multipart request, such as `sendPhoto`'s photo.
+    pub photo: Option<Vec<u8>>,
+    /// `message_id` of the message the fake created, for `sendMessage` and
+    /// `sendPhoto` requests it accepted.
+    pub message_id: Option<i64>,
 }
 
 impl RecordedRequest {
@@ -85,7 +99,14 @@ struct FakeState {
     requests: Vec<RecordedRequest>,
     replies: VecDeque<Reply>,
     next_message_id: i64,
+    /// Updates not yet confirmed by a `getUpdates` offset, oldest first.
+    updates: VecDeque<Value>,
+    next_update_id: i64,
 }
+
+/// Longest time a `getUpdates` request waits for an update, whatever its
+/// `timeout`, so a test's shutdown is never held up for long.
+const MAX_LONG_POLL: Duration = Duration::from_millis(500);
 
 /// A running fake Bot API; it stops when dropped.
 pub struct FakeTelegram {
@@ -165,6 +186,80 @@ impl FakeTelegram {
                 panic!(
                     "expected {count} delivered messages within {timeout:?}, got {}; requests: {:#?}",
                     delivered.len(),
+                    self.requests()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Queues a text message from user `user_id` in chat `chat_id` for
+    /// `getUpdates`; returns its update id.
+    pub fn push_text_message(&self, chat_id: i64, user_id: u64, text: &str) -> i64 {
+        let mut state = self.lock();
+        state.next_message_id += 1;
+        let message = json!({
+            "message_id": state.next_message_id,
+            "date": 1_714_557_600,
+            "chat": chat_json(&json!(chat_id)),
+            "from": user_json(user_id),
+            "text": text,
+        });
+        push_update(&mut state, "message", message)
+    }
+
+    /// Queues a press of an inline button with `data` under message
+    /// `message_id` of chat `chat_id` for `getUpdates`; returns its update id.
+    pub fn push_button_press(&self, chat_id: i64, user_id: u64, message_id: i64, data: &str) -> i64 {
+        let mut state = self.lock();
+        let query_id = format!("query-{}", state.next_update_id + 1);
+        let query = json!({
+            "id": query_id,
+            "from": user_json(user_id),
+            "message": {
+                "message_id": message_id,
+                "date": 1_714_557_600,
+                "chat": chat_json(&json!(chat_id)),
+                "text": "alert",
+            },
+            "chat_instance": "1",
+            "data": data,
+        });
+        push_update(&mut state, "callback_query", query)
+    }
+
+    /// Returns the queued updates that no `getUpdates` offset has confirmed.
+    pub fn pending_updates(&self) -> usize {
+        self.lock().updates.len()
+    }
+
+    /// Returns the requests of one method, given in lower case such as
+    /// `answercallbackquery`.
+    pub fn requests_of(&self, method: &str) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|request| request.method == method)
+            .collect()
+    }
+
+    /// Waits until `count` requests of `method` (lower case) were received
+    /// and returns them. Panics with the requests seen so far after `timeout`.
+    pub async fn wait_for_requests(
+        &self,
+        method: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<RecordedRequest> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let matching = self.requests_of(method);
+            if matching.len() >= count {
+                return matching;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "expected {count} {method} requests within {timeout:?}, got {}; requests: {:#?}",
+                    matching.len(),
                     self.requests()
                 );
             }
@@ -271,11 +366,14 @@ fn decode_entity(entity: &str) -> Option<char> {
     }
 }
 
-async fn handle(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, body: Bytes) -> Response {
+async fn handle(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, request: Request) -> Response {
     let Some((token, method)) = split_path(uri.path()) else {
         return api_error(StatusCode::NOT_FOUND, "Not Found", None);
     };
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (body, photo) = read_body(request).await;
+    if method == "getupdates" {
+        wait_for_updates(&state, &body).await;
+    }
     let text = body.get("text").and_then(Value::as_str).map(str::to_string);
     let parse_mode = body
         .get("parse_mode")
@@ -286,9 +384,11 @@ async fn handle(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, body: Byte
     let mut state = state
         .lock()
         .expect("no handler panicked while holding the fake's state");
+    let mut message_id = None;
     let response = if method == "sendmessage" {
         let reply = state.replies.pop_front().unwrap_or(Reply::Ok);
         state.next_message_id += 1;
+        message_id = Some(state.next_message_id);
         respond_to_send_message(
             reply,
             state.next_message_id,
@@ -296,6 +396,14 @@ async fn handle(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, body: Byte
             text.as_deref(),
             parse_mode.as_deref(),
         )
+    } else if method == "sendphoto" {
+        state.next_message_id += 1;
+        message_id = Some(state.next_message_id);
+        respond_to_send_photo(state.next_message_id, &chat_id, photo.as_deref())
+    } else if method == "getupdates" {
+        respond_to_get_updates(&mut state, &body)
+    } else if method == "answercallbackquery" || method == "editmessagereplymarkup" {
+        ok_result(json!(true))
     } else {
         api_error(StatusCode::NOT_FOUND, "Not Found: method not found", None)
     };
@@ -308,8 +416,125 @@ async fn handle(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, body: Byte
         text,
         parse_mode,
         status: response.status().as_u16(),
+        message_id: message_id.filter(|_| response.status() == StatusCode::OK),
+        body,
+        photo,
     });
     response
+}
+
+/// Reads a JSON body, or the text fields and the file of a multipart body.
+async fn read_body(request: Request) -> (Value, Option<Vec<u8>>) {
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("multipart/form-data"));
+    if !is_multipart {
+        let bytes = Bytes::from_request(request, &()).await.unwrap_or_default();
+        return (serde_json::from_slice(&bytes).unwrap_or(Value::Null), None);
+    }
+
+    let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
+        return (Value::Null, None);
+    };
+    let mut fields = serde_json::Map::new();
+    let mut file = None;
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or_default().to_string();
+        let is_file = field.file_name().is_some();
+        let Ok(bytes) = field.bytes().await else {
+            break;
+        };
+        if is_file {
+            file = Some(bytes.to_vec());
+        } else {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            // teloxide sends `chat_id` as a JSON number in its text form.
+            let value = serde_json::from_str::<Value>(&text)
+                .ok()
+                .filter(Value::is_number)
+                .unwrap_or(Value::String(text));
+            fields.insert(name, value);
+        }
+    }
+    (Value::Object(fields), file)
+}
+
+/// Holds a `getUpdates` request until an update is queued, its `timeout`
+/// passes or [`MAX_LONG_POLL`] passes, like Telegram's long polling.
+async fn wait_for_updates(state: &Mutex<FakeState>, body: &Value) {
+    let timeout = body.get("timeout").and_then(Value::as_u64).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(timeout).min(MAX_LONG_POLL);
+    let offset = body.get("offset").and_then(Value::as_i64).unwrap_or(0);
+    loop {
+        let ready = state
+            .lock()
+            .expect("no handler panicked while holding the fake's state")
+            .updates
+            .iter()
+            .any(|update| update["update_id"].as_i64().unwrap_or(0) >= offset);
+        if ready || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Drops the updates an `offset` confirms and returns the rest.
+fn respond_to_get_updates(state: &mut FakeState, body: &Value) -> Response {
+    let offset = body.get("offset").and_then(Value::as_i64).unwrap_or(0);
+    state
+        .updates
+        .retain(|update| update["update_id"].as_i64().unwrap_or(0) >= offset);
+    ok_result(Value::Array(state.updates.iter().cloned().collect()))
+}
+
+fn push_update(state: &mut FakeState, kind: &str, payload: Value) -> i64 {
+    state.next_update_id += 1;
+    let update_id = state.next_update_id;
+    let mut update = json!({ "update_id": update_id });
+    update[kind] = payload;
+    state.updates.push_back(update);
+    update_id
+}
+
+fn user_json(user_id: u64) -> Value {
+    json!({
+        "id": user_id,
+        "is_bot": false,
+        "first_name": format!("User {user_id}"),
+        "username": format!("user{user_id}"),
+    })
+}
+
+fn respond_to_send_photo(message_id: i64, chat_id: &Value, photo: Option<&[u8]>) -> Response {
+    if photo.is_none_or(<[u8]>::is_empty) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: there is no photo in the request",
+            None,
+        );
+    }
+    ok_result(json!({
+        "message_id": message_id,
+        "date": 1_714_557_600,
+        "chat": chat_json(chat_id),
+        "photo": [{
+            "file_id": format!("photo-{message_id}"),
+            "file_unique_id": format!("unique-{message_id}"),
+            "width": 800,
+            "height": 400,
+        }],
+    }))
+}
+
+fn ok_result(result: Value) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "ok": true, "result": result })),
+    )
+        .into_response()
 }
 
 /// Splits `/bot<token>/<method>` into the token and the lower-case method.

@@ -32,8 +32,10 @@ mod telegram;
 mod telegram_error;
 // Interaction features: silences, quiet hours, bot commands and buttons,
 // charts and reports.
+pub mod chart;
 pub mod commands;
 pub mod quiet_hours;
+pub mod report;
 pub mod silence;
 
 pub use backoff::ExponentialBackoff;

@@ -25,6 +25,14 @@ pub struct Acknowledgement {
     pub acknowledged_at: DateTime<Utc>,
 }
 
+/// The result of [`AcknowledgementStore::acknowledge`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcknowledgeOutcome {
+    Recorded,
+    /// The episode was acknowledged before; the earlier one is kept.
+    AlreadyAcknowledged(Acknowledgement),
+}
+
 /// Acknowledgements and the alert id index, on their own SQLite connection.
 pub struct AcknowledgementStore {
     /// Held only for one statement at a time, never across an await.
@@ -63,11 +71,10 @@ impl AcknowledgementStore {
         self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records the first acknowledgement of an episode. Returns the stored
-    /// one, which is an earlier one when the episode was already acknowledged.
-    pub fn acknowledge(&self, acknowledgement: &Acknowledgement) -> Result<Acknowledgement, StoreError> {
-        let connection = self.connection();
-        connection
+    /// Records the first acknowledgement of an episode.
+    pub fn acknowledge(&self, acknowledgement: &Acknowledgement) -> Result<AcknowledgeOutcome, StoreError> {
+        let inserted = self
+            .connection()
             .execute(
                 "INSERT OR IGNORE INTO acknowledgements (anomaly_id, user_id, user_name, acknowledged_at_ms)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -79,11 +86,15 @@ impl AcknowledgementStore {
                 ],
             )
             .map_err(StoreError::query("inserting an acknowledgement"))?;
-        drop(connection);
+        if inserted > 0 {
+            return Ok(AcknowledgeOutcome::Recorded);
+        }
 
-        Ok(self
-            .acknowledgement(&acknowledgement.anomaly_id)?
-            .unwrap_or_else(|| acknowledgement.clone()))
+        match self.acknowledgement(&acknowledgement.anomaly_id)? {
+            Some(earlier) => Ok(AcknowledgeOutcome::AlreadyAcknowledged(earlier)),
+            // Only a concurrent delete gets here; the table has none.
+            None => Ok(AcknowledgeOutcome::Recorded),
+        }
     }
 
     /// Returns the acknowledgement of an episode, if any.
@@ -189,8 +200,12 @@ mod tests {
             ..first.clone()
         };
 
-        assert_eq!(store.acknowledge(&first).unwrap(), first);
-        assert_eq!(store.acknowledge(&second).unwrap(), first);
+        assert_eq!(store.acknowledge(&first).unwrap(), AcknowledgeOutcome::Recorded);
+        assert_eq!(
+            store.acknowledge(&second).unwrap(),
+            AcknowledgeOutcome::AlreadyAcknowledged(first.clone())
+        );
+        assert_eq!(store.acknowledgement("a1").unwrap(), Some(first));
         assert_eq!(store.acknowledgement("a2").unwrap(), None);
     }
 

@@ -15,12 +15,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::access::AllowList;
-use super::acknowledgements::{Acknowledgement, AcknowledgementStore};
+use super::acknowledgements::{AcknowledgeOutcome, Acknowledgement, AcknowledgementStore};
 use super::buttons::{ButtonAction, acknowledged_buttons, parse_button_data};
 use super::parse::{Command, UnmuteTarget, parse_command};
 use super::replies::{HELP_TEXT, format_silences, format_status};
 use super::status_view::StatusView;
 use crate::backoff::ExponentialBackoff;
+use crate::config::TelegramConfig;
 use crate::silence::selector::SeriesSelector;
 use crate::silence::store::{NewSilence, SilenceSource, SilenceStore};
 use crate::telegram_error::describe_request_error;
@@ -78,6 +79,30 @@ pub struct CommandBot {
 }
 
 impl CommandBot {
+    /// Builds a handler that talks to the Bot API of `telegram`, without
+    /// `/report` and with a 10 s long-polling timeout. teloxide-core 0.13
+    /// does not extend its 17 s HTTP timeout by the polling timeout, so a
+    /// longer poll would fail as a timeout.
+    pub fn new(
+        telegram: &TelegramConfig,
+        allow_list: AllowList,
+        silences: Arc<SilenceStore>,
+        acknowledgements: Arc<AcknowledgementStore>,
+        status: Arc<StatusView>,
+    ) -> Self {
+        Self {
+            bot: Bot::new(telegram.token.expose()).set_api_url(telegram.api_url.clone()),
+            token: telegram.token.expose().to_string(),
+            allow_list,
+            silences,
+            acknowledgements,
+            status,
+            report: None,
+            stats: Arc::new(BotStats::default()),
+            poll_timeout: Duration::from_secs(10),
+        }
+    }
+
     /// Polls for updates until `cancel` fires. A failed poll is logged and
     /// repeated after a growing delay (0.5 s to 30 s).
     pub async fn run(self, cancel: CancellationToken) {
@@ -314,27 +339,26 @@ impl CommandBot {
             user_name: user_name(&query.from),
             acknowledged_at: now,
         };
-        let stored = match self.acknowledgements.acknowledge(&acknowledgement) {
-            Ok(stored) => stored,
+        match self.acknowledgements.acknowledge(&acknowledgement) {
+            Ok(AcknowledgeOutcome::Recorded) => {}
+            Ok(AcknowledgeOutcome::AlreadyAcknowledged(earlier)) => {
+                let text = format!("Already acknowledged by {}.", earlier.user_name);
+                self.answer(query, &text).await;
+                return;
+            }
             Err(error) => {
-                error!(episode_id = %anomaly_id, error = %error, "storing an acknowledgement failed");
                 self.answer(query, &store_failure(&error)).await;
                 return;
             }
-        };
-        if stored.user_id != acknowledgement.user_id || stored.acknowledged_at != now {
-            let text = format!("Already acknowledged by {}.", stored.user_name);
-            self.answer(query, &text).await;
-            return;
         }
 
-        info!(episode_id = %anomaly_id, user_id = stored.user_id, "alert acknowledged");
+        info!(episode_id = %anomaly_id, user_id = acknowledgement.user_id, "alert acknowledged");
         self.answer(query, "Acknowledged.").await;
         let metric = match self.acknowledgements.series_of(anomaly_id) {
             Ok(Some((metric, _))) => metric,
             _ => String::new(),
         };
-        let markup = acknowledged_buttons(anomaly_id, &metric, &stored.user_name);
+        let markup = acknowledged_buttons(anomaly_id, &metric, &acknowledgement.user_name);
         let edit = self.bot.edit_message_reply_markup(chat, message_id).reply_markup(markup);
         if let Err(error) = edit.send().await {
             warn!(chat_id = chat.0, episode_id = %anomaly_id, error = %describe_request_error(&error, &self.token), "marking the alert as acknowledged failed");

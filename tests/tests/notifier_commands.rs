@@ -1,0 +1,211 @@
+//! Bot commands and alert buttons against the fake Bot API: the command
+//! handler polls getUpdates, acts on the silence and acknowledgement tables
+//! in SQLite, and its silences suppress later alerts at the send gate.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use seismo_notifier::commands::access::AllowList;
+use seismo_notifier::commands::acknowledgements::AcknowledgementStore;
+use seismo_notifier::commands::bot::CommandBot;
+use seismo_notifier::commands::status_view::StatusView;
+use seismo_notifier::silence::gate::AlertGate;
+use seismo_notifier::silence::store::SilenceStore;
+use seismo_notifier::{ChatTarget, SendDecision, SendGate, TelegramConfig};
+use seismo_proto::v1::{AnomalyEvent, AnomalyState, Dimension, Severity};
+use seismo_tests::fake_telegram::FakeTelegram;
+use tokio_util::sync::CancellationToken;
+
+const ALLOWED_CHAT: i64 = -100_111;
+const OTHER_CHAT: i64 = -100_999;
+const ALLOWED_USER: u64 = 7;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Harness {
+    fake: FakeTelegram,
+    gate: AlertGate,
+    stats: Arc<seismo_notifier::commands::bot::BotStats>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _state_dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(allowed_users: &[u64]) -> Self {
+        let fake = FakeTelegram::start().await;
+        let state_dir = tempfile::tempdir().unwrap();
+        let path = state_dir.path().join("notifier.sqlite3");
+        let silences = Arc::new(SilenceStore::open(&path).unwrap());
+        let acknowledgements = Arc::new(AcknowledgementStore::open(&path).unwrap());
+        let status = Arc::new(StatusView::default());
+        let telegram = TelegramConfig::new("123:secret", &ALLOWED_CHAT.to_string(), &fake.api_url()).unwrap();
+        let allow_list = AllowList {
+            chats: [ALLOWED_CHAT].into(),
+            users: allowed_users.iter().copied().collect(),
+        };
+
+        let mut bot = CommandBot::new(
+            &telegram,
+            allow_list,
+            Arc::clone(&silences),
+            Arc::clone(&acknowledgements),
+            Arc::clone(&status),
+        );
+        bot.poll_timeout = Duration::from_secs(1);
+        let stats = Arc::clone(&bot.stats);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(bot.run(cancel.clone()));
+        let gate = AlertGate {
+            silences,
+            acknowledgements,
+            quiet_hours: None,
+            status,
+        };
+
+        Self {
+            fake,
+            gate,
+            stats,
+            cancel,
+            task,
+            _state_dir: state_dir,
+        }
+    }
+
+    /// Waits until the handler has confirmed every queued update.
+    async fn wait_until_handled(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.fake.pending_updates() > 0 || self.stats.accepted() + self.stats.ignored() == 0 {
+            assert!(Instant::now() < deadline, "updates not handled: {:#?}", self.fake.requests());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The offset that confirms the last update is sent with the next
+        // poll, after the handler finished it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        tokio::time::timeout(TIMEOUT, self.task).await.unwrap().unwrap();
+    }
+}
+
+fn replies_to(fake: &FakeTelegram, chat: i64) -> Vec<String> {
+    fake.requests_of("sendmessage")
+        .into_iter()
+        .filter(|request| request.chat_id.as_i64() == Some(chat))
+        .filter_map(|request| request.text)
+        .collect()
+}
+
+fn views_alert(id: &str) -> AnomalyEvent {
+    AnomalyEvent {
+        id: id.to_string(),
+        state: AnomalyState::Firing as i32,
+        metric: "views".to_string(),
+        slice: vec![Dimension {
+            name: "os".to_string(),
+            value: "iOS".to_string(),
+        }],
+        severity: Severity::Critical as i32,
+        value: 10.0,
+        expected: 100.0,
+        window_end_ms: Utc::now().timestamp_millis(),
+        ..AnomalyEvent::default()
+    }
+}
+
+#[tokio::test]
+async fn commands_from_other_chats_are_ignored() {
+    let harness = Harness::start(&[ALLOWED_USER]).await;
+    harness.fake.push_text_message(OTHER_CHAT, ALLOWED_USER, "/mute views 1h");
+    harness.fake.push_text_message(ALLOWED_CHAT, 99, "/mute views 1h");
+    harness.fake.push_button_press(OTHER_CHAT, ALLOWED_USER, 1, "mute:3600:abc:views");
+
+    harness.wait_until_handled().await;
+    let deadline = Instant::now() + TIMEOUT;
+    while harness.stats.ignored() < 3 {
+        assert!(Instant::now() < deadline, "ignored {}", harness.stats.ignored());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert_eq!(harness.stats.accepted(), 0);
+    assert!(harness.gate.silences.active(Utc::now()).unwrap().is_empty());
+    assert!(replies_to(&harness.fake, OTHER_CHAT).is_empty());
+    assert!(replies_to(&harness.fake, ALLOWED_CHAT).is_empty());
+    let decision = harness.gate.decide(&views_alert("a1"), &ChatTarget::Id(ALLOWED_CHAT), Utc::now());
+    assert_eq!(decision, SendDecision::Send);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn allowed_mute_silences_next_alert() {
+    let harness = Harness::start(&[ALLOWED_USER]).await;
+    let chat = ChatTarget::Id(ALLOWED_CHAT);
+    assert_eq!(harness.gate.decide(&views_alert("a1"), &chat, Utc::now()), SendDecision::Send);
+
+    harness.fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/mute@seismo_bot views{os=iOS} 2h");
+    harness.fake.wait_for_requests("sendmessage", 1, TIMEOUT).await;
+
+    let reply = replies_to(&harness.fake, ALLOWED_CHAT).remove(0);
+    assert!(reply.starts_with("Muted views{os=iOS} until "), "{reply}");
+    let decision = harness.gate.decide(&views_alert("a2"), &chat, Utc::now());
+    assert!(matches!(&decision, SendDecision::Suppress { reason } if reason.contains("views{os=iOS}")), "{decision:?}");
+    let mut android = views_alert("a3");
+    android.slice[0].value = "Android".to_string();
+    assert_eq!(harness.gate.decide(&android, &chat, Utc::now()), SendDecision::Send);
+
+    harness.fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/silences");
+    harness.fake.wait_for_requests("sendmessage", 2, TIMEOUT).await;
+    let listing = replies_to(&harness.fake, ALLOWED_CHAT).remove(1);
+    assert!(listing.contains("views{os=iOS}"), "{listing}");
+    assert!(listing.contains("by @user7"), "{listing}");
+
+    harness.fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/unmute views{os=iOS}");
+    harness.fake.wait_for_requests("sendmessage", 3, TIMEOUT).await;
+    assert_eq!(harness.gate.decide(&views_alert("a4"), &chat, Utc::now()), SendDecision::Send);
+
+    harness.fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/status");
+    harness.fake.wait_for_requests("sendmessage", 4, TIMEOUT).await;
+    let status = replies_to(&harness.fake, ALLOWED_CHAT).remove(3);
+    // a1 to a4 are four episodes, three of them on iOS.
+    assert!(status.starts_with("Firing (4):"), "{status}");
+    assert_eq!(status.matches("views{os=iOS}: 10 (expected 100)").count(), 3, "{status}");
+    assert!(status.contains("Silences in force: 0"), "{status}");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn buttons_acknowledge_and_mute() {
+    let harness = Harness::start(&[]).await;
+    let alert = views_alert("0123456789abcdef");
+    assert_eq!(
+        harness.gate.decide(&alert, &ChatTarget::Id(ALLOWED_CHAT), Utc::now()),
+        SendDecision::Send
+    );
+
+    harness.fake.push_button_press(ALLOWED_CHAT, ALLOWED_USER, 41, "ack:0123456789abcdef");
+    let edits = harness.fake.wait_for_requests("editmessagereplymarkup", 1, TIMEOUT).await;
+    let answers = harness.fake.wait_for_requests("answercallbackquery", 1, TIMEOUT).await;
+
+    assert_eq!(edits[0].body["message_id"], 41);
+    assert_eq!(edits[0].body["chat_id"], ALLOWED_CHAT);
+    let first_button = &edits[0].body["reply_markup"]["inline_keyboard"][0][0]["text"];
+    assert_eq!(first_button, "✅ Acknowledged by @user7");
+    assert_eq!(answers[0].body["text"], "Acknowledged.");
+    let acknowledgement = harness.gate.acknowledgements.acknowledgement("0123456789abcdef").unwrap().unwrap();
+    assert_eq!(acknowledgement.user_id, ALLOWED_USER);
+
+    harness.fake.push_button_press(ALLOWED_CHAT, 8, 41, "mute:3600:0123456789abcdef:views");
+    let answers = harness.fake.wait_for_requests("answercallbackquery", 2, TIMEOUT).await;
+
+    assert!(answers[1].body["text"].as_str().unwrap().starts_with("Muted views{os=iOS} until "), "{:?}", answers[1].body);
+    let silences = harness.gate.silences.active(Utc::now()).unwrap();
+    assert_eq!(silences.len(), 1);
+    assert_eq!(silences[0].selector.to_string(), "views{os=iOS}");
+    let length = silences[0].expires_at - silences[0].created_at;
+    assert_eq!(length, chrono::TimeDelta::hours(1));
+    assert_eq!(silences[0].created_by, "@user8");
+    harness.stop().await;
+}
