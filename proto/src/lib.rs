@@ -7,5 +7,13 @@ pub mod v1 {
     tonic::include_proto!("seismo.v1");
 }
 
+/// Messages and services of `seismo.experiments.v1`, the A/B test analysis
+/// API in `proto/seismo/experiments/v1/experiments.proto`.
+pub mod experiments {
+    pub mod v1 {
+        tonic::include_proto!("seismo.experiments.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("seismo_descriptor");

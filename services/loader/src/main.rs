@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use seismo_loader::{EventTemplate, LoaderConfig, load};
+use seismo_loader::{EventTemplate, ExperimentConfig, LoaderConfig, load_with_experiment};
 use seismo_telemetry::{LogFormat, init_telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,48 @@ struct Args {
     /// Replay only the first N rows.
     #[arg(long)]
     limit: Option<usize>,
+
+    #[command(flatten)]
+    experiment: ExperimentArgs,
+}
+
+/// Synthetic A/B test traffic, off unless `--experiment-users` is given.
+#[derive(Debug, clap::Args)]
+struct ExperimentArgs {
+    /// Also produce views and likes of this many simulated users per replay,
+    /// assigned to `exp_group` 1, 2, … by a salted hash of `user_id`.
+    #[arg(long)]
+    experiment_users: Option<u32>,
+
+    /// Salt of the group assignment: group = position of
+    /// sipHash64(concat(salt, user_id)) % sum(split) in the split.
+    #[arg(long, default_value = "seismo-experiment")]
+    experiment_salt: String,
+
+    /// Relative weights of groups 1, 2, …
+    #[arg(long, value_delimiter = ',', default_value = "50,50")]
+    experiment_split: Vec<u32>,
+
+    /// View events per CSV row.
+    #[arg(long, default_value_t = 10)]
+    views_per_row: u32,
+
+    /// Mean probability that a view is followed by a like.
+    #[arg(long, default_value_t = 0.2)]
+    like_probability: f64,
+
+    /// Group whose like probability `--effect` changes.
+    #[arg(long, default_value_t = 2)]
+    effect_group: u32,
+
+    /// Relative change of the effect group's like probability, e.g. 0.1 for
+    /// +10 %; 0 gives an A/A setup.
+    #[arg(long, default_value_t = 0.0)]
+    effect: f64,
+
+    /// Seed of the simulated users' views and likes.
+    #[arg(long, default_value_t = 1)]
+    experiment_seed: u64,
 }
 
 #[tokio::main]
@@ -69,6 +111,17 @@ async fn main() -> anyhow::Result<()> {
         limit: args.limit,
     };
 
+    let experiment = args.experiment.experiment_users.map(|users| ExperimentConfig {
+        users,
+        salt: args.experiment.experiment_salt,
+        split: args.experiment.experiment_split,
+        views_per_row: args.experiment.views_per_row,
+        like_probability: args.experiment.like_probability,
+        effect_group: args.experiment.effect_group,
+        effect: args.experiment.effect,
+        seed: args.experiment.experiment_seed,
+    });
+
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -76,9 +129,9 @@ async fn main() -> anyhow::Result<()> {
         on_signal.cancel();
     });
 
-    let summary = load(&config, shutdown).await?;
+    let summary = load_with_experiment(&config, experiment.as_ref(), shutdown).await?;
     println!(
-        "produced {} of {} rows to `{}` in {:.1} s",
+        "produced {} events from {} rows to `{}` in {:.1} s",
         summary.produced,
         summary.rows,
         config.topic,

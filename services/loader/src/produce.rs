@@ -9,6 +9,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use seismo_telemetry::{TRACEPARENT, span_traceparent};
 use tokio_util::sync::CancellationToken;
 
+use crate::experiment::{ExperimentConfig, ExperimentEvents};
 use crate::{EventTemplate, Pacer, event_json, read_nab_csv};
 
 /// Maximum number of produced messages awaiting their delivery report.
@@ -44,7 +45,7 @@ pub struct LoaderConfig {
 pub struct LoadSummary {
     /// Rows read from the CSV (after `limit`).
     pub rows: usize,
-    /// Events acknowledged by Kafka.
+    /// Events acknowledged by Kafka, including experiment events.
     pub produced: usize,
     pub elapsed: Duration,
 }
@@ -55,7 +56,21 @@ pub struct LoadSummary {
 /// All events share one key, the template's `event_id_prefix`, so they land in
 /// one partition and the detector reads them in time order.
 pub async fn load(config: &LoaderConfig, shutdown: CancellationToken) -> anyhow::Result<LoadSummary> {
+    load_with_experiment(config, None, shutdown).await
+}
+
+/// Replays the CSV like [`load`] and, with `experiment`, also produces each
+/// row's synthetic views and likes right after the row's own event.
+pub async fn load_with_experiment(
+    config: &LoaderConfig,
+    experiment: Option<&ExperimentConfig>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<LoadSummary> {
     let started = Instant::now();
+    if let Some(experiment) = experiment {
+        experiment.validate()?;
+    }
+    let mut experiment_events = experiment.cloned().map(ExperimentEvents::new);
 
     let mut rows = read_nab_csv(&config.input)?;
     if let Some(limit) = config.limit {
@@ -112,6 +127,11 @@ pub async fn load(config: &LoaderConfig, shutdown: CancellationToken) -> anyhow:
         }
         let payload = event_json(&config.template, index, row);
         in_flight.push(enqueue(&producer, &config.topic, key, &payload, chunk.1.as_deref()).await?);
+        if let Some(experiment_events) = experiment_events.as_mut() {
+            for payload in experiment_events.row_events(&config.template, index, row) {
+                in_flight.push(enqueue(&producer, &config.topic, key, &payload, chunk.1.as_deref()).await?);
+            }
+        }
         if in_flight.len() >= MAX_IN_FLIGHT {
             produced += await_deliveries(&mut in_flight, &shutdown).await?;
         }

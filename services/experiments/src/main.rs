@@ -1,0 +1,33 @@
+//! `seismo-experiments`: A/B test analysis and A/A checks over the Seismo
+//! events table in ClickHouse.
+
+use clap::Parser;
+use seismo_experiments::cli::{Cli, execute};
+use seismo_telemetry::{LogFormat, init_telemetry};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Kept to the end of main, so the last spans are flushed.
+    let _telemetry = init_telemetry(LogFormat::Text, "seismo-experiments")?;
+
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        on_signal.cancel();
+    });
+
+    execute(cli, shutdown).await
+}
+
+/// Waits for Ctrl-C or SIGTERM, the signal container runtimes send to stop.
+async fn wait_for_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds in a tokio runtime");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
