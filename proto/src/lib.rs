@@ -15,5 +15,13 @@ pub mod experiments {
     }
 }
 
+/// Messages and services of `seismo.forecast.v1`, the forecast API in
+/// `proto/seismo/forecast/v1/forecast.proto`.
+pub mod forecast {
+    pub mod v1 {
+        tonic::include_proto!("seismo.forecast.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("seismo_descriptor");

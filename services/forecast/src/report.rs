@@ -1,0 +1,128 @@
+//! Plain-text forecast summaries for chat messages.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use chrono::NaiveDate;
+
+use crate::{ForecastResult, Granularity};
+
+/// Writes a short plain-text forecast summary, e.g. for a weekly Telegram
+/// report. `metric` and `slice` label the series (`slice` may be empty for
+/// the total). Daily forecasts list each day with its interval. Hourly
+/// forecasts list the expected total per UTC day (sums of the point
+/// forecasts, without an interval, because summing bounds would overstate
+/// it) and the busiest hour with its interval.
+///
+/// The notifier does not schedule this report yet; it is the function such
+/// a schedule would call.
+pub fn forecast_report_text(metric: &str, slice: &str, result: &ForecastResult) -> String {
+    let mut text = String::new();
+    let label = if slice.is_empty() { "total".to_string() } else { slice.to_string() };
+    let level = format!("{}%", result.level * 100.0);
+    let plural = if result.steps.len() == 1 { "" } else { "s" };
+    let _ = writeln!(
+        text,
+        "📈 Forecast: {metric} ({label}), next {} {}{plural}",
+        result.steps.len(),
+        result.granularity
+    );
+
+    match result.granularity {
+        Granularity::Day => {
+            for step in &result.steps {
+                let _ = writeln!(
+                    text,
+                    "{}: {} ({level} range {} – {}){}",
+                    step.time.format("%a %Y-%m-%d"),
+                    round(step.point),
+                    round(step.lower),
+                    round(step.upper),
+                    if step.flagged { " holiday/event" } else { "" }
+                );
+            }
+        }
+        Granularity::Hour => {
+            let mut totals: BTreeMap<NaiveDate, (f64, usize)> = BTreeMap::new();
+            for step in &result.steps {
+                let entry = totals.entry(step.time.date_naive()).or_default();
+                entry.0 += step.point;
+                entry.1 += 1;
+            }
+            for (date, (total, hours)) in totals {
+                let _ = writeln!(text, "{}: {} expected over {hours} h", date.format("%a %Y-%m-%d"), round(total));
+            }
+            if let Some(peak) = result.steps.iter().max_by(|a, b| a.point.total_cmp(&b.point)) {
+                let _ = writeln!(
+                    text,
+                    "Busiest hour: {} UTC, {} ({level} range {} – {})",
+                    peak.time.format("%a %H:00"),
+                    round(peak.point),
+                    round(peak.lower),
+                    round(peak.upper)
+                );
+            }
+        }
+    }
+    text
+}
+
+/// Formats with a readable precision: whole numbers from 100 up, two
+/// decimals from 1, four below (rates such as CTR).
+fn round(value: f64) -> String {
+    match value.abs() {
+        magnitude if magnitude >= 100.0 => format!("{value:.0}"),
+        magnitude if magnitude >= 1.0 => format!("{value:.2}"),
+        _ => format!("{value:.4}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::ForecastStep;
+
+    fn result(granularity: Granularity, points: &[f64]) -> ForecastResult {
+        let start: DateTime<Utc> = "2026-01-05T22:00:00Z".parse().unwrap();
+        ForecastResult {
+            granularity,
+            level: 0.95,
+            periods: vec![24],
+            training_points: 48,
+            masked_points: 0,
+            event_effect: None,
+            interval_scale: Some(1.2),
+            steps: points
+                .iter()
+                .enumerate()
+                .map(|(index, &point)| ForecastStep {
+                    time: start + granularity.step() * index as i32,
+                    point,
+                    lower: point - 10.0,
+                    upper: point + 10.0,
+                    flagged: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn hourly_report_sums_days_and_names_peak() {
+        let text = forecast_report_text("views", "", &result(Granularity::Hour, &[100.0, 300.0, 200.0]));
+
+        assert!(text.starts_with("📈 Forecast: views (total), next 3 hours\n"), "{text}");
+        assert!(text.contains("Mon 2026-01-05: 400 expected over 2 h"), "{text}");
+        assert!(text.contains("Tue 2026-01-06: 200 expected over 1 h"), "{text}");
+        assert!(text.contains("Busiest hour: Mon 23:00 UTC, 300 (95% range 290 – 310)"), "{text}");
+    }
+
+    #[test]
+    fn daily_report_lists_days() {
+        let text = forecast_report_text("ctr", "os=iOS", &result(Granularity::Day, &[0.0523]));
+
+        assert!(text.contains("(os=iOS), next 1 day\n"), "{text}");
+        assert!(text.contains("Mon 2026-01-05: 0.0523"), "{text}");
+    }
+}
