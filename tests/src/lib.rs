@@ -5,3 +5,4 @@ pub mod kafka;
 pub mod tcp_proxy;
 pub mod admin_http;
 pub mod wait;
+pub mod scripted_detector;

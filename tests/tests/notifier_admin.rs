@@ -132,6 +132,7 @@ fn anomaly(sequence: u64, episode: &str, state: AnomalyState) -> AnomalyEvent {
         window_seconds: 300,
         detected_at_ms,
         traceparent: String::new(),
+        ..Default::default()
     }
 }
 
@@ -161,6 +162,7 @@ fn notifier_config(detector: SocketAddr, fake: &FakeTelegram) -> NotifierConfig 
         },
         shutdown_grace: Duration::from_secs(5),
         queue_capacity: 1024,
+        ..NotifierConfig::default()
     }
 }
 

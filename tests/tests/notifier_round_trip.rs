@@ -229,6 +229,7 @@ fn anomaly(sequence: u64, episode: &str, state: AnomalyState) -> AnomalyEvent {
         window_seconds: 300,
         detected_at_ms: window_start_ms + 301_000,
         traceparent: String::new(),
+        ..Default::default()
     }
 }
 
@@ -256,6 +257,7 @@ fn notifier_config(detectors: Vec<String>, fake: &FakeTelegram) -> NotifierConfi
         },
         shutdown_grace: Duration::from_secs(5),
         queue_capacity: 1024,
+        ..NotifierConfig::default()
     }
 }
 
@@ -540,6 +542,7 @@ async fn rejected_alert_counts_as_failed() {
                 duplicates: 0,
                 reconnects: 0,
                 plain_text_fallbacks: 0,
+                suppressed: 0,
             }
         );
     })

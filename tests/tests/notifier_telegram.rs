@@ -69,16 +69,12 @@ fn event(id: &str, metric: &str, slice: &[(&str, &str)]) -> AnomalyEvent {
         window_seconds: 300,
         detected_at_ms: 1_714_557_901_000,
         traceparent: String::new(),
+        ..Default::default()
     }
 }
 
 fn alert(event: &AnomalyEvent) -> Alert {
-    Alert {
-        detector: "http://127.0.0.1:50051".to_string(),
-        episode_id: event.id.clone(),
-        sequence: event.sequence,
-        message: format_alert(event),
-    }
+    Alert::new("http://127.0.0.1:50051", event.id.clone(), event.sequence, format_alert(event))
 }
 
 /// Log output of the current thread, as the notifier writes it.

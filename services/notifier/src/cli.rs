@@ -10,7 +10,7 @@ use seismo_telemetry::LogFormat;
 
 use crate::{
     DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL, ExponentialBackoff, NotifierConfig, RateLimits, RetryPolicy,
-    TelegramConfig, WindowLimit,
+    Routing, TelegramConfig, WindowLimit,
 };
 
 /// Follows the anomaly streams of Seismo detectors over gRPC and sends each
@@ -103,6 +103,26 @@ pub struct NotifierArgs {
         value_parser = clap::value_parser!(u64).range(1..))]
     pub queue_capacity: u64,
 
+    /// Directory of the notification log and detector cursors (`notifier.sqlite3`), so that a
+    /// restarted notifier sends what was pending and resumes each detector where it stopped.
+    /// Without it both are kept in memory.
+    #[arg(long, env = "SEISMO_NOTIFIER_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Routing rules file (TOML): which chats receive which metrics, slices and severities, and
+    /// whom to mention. Without it every alert goes to TELEGRAM_CHAT_IDS.
+    #[arg(long, env = "SEISMO_NOTIFIER_ROUTING_FILE")]
+    pub routing_file: Option<PathBuf>,
+
+    /// Time in seconds that alerts of one metric wait for others, to go to a chat as one message;
+    /// 0 sends each alert on its own.
+    #[arg(long, env = "SEISMO_NOTIFIER_GROUPING_WINDOW_S", default_value_t = 0)]
+    pub grouping_window_s: u64,
+
+    /// Hours after which an episode still firing is notified again; 0 notifies once.
+    #[arg(long, env = "SEISMO_NOTIFIER_REPEAT_INTERVAL_H", default_value_t = 0.0)]
+    pub repeat_interval_h: f64,
+
     /// Address of the admin HTTP server with /metrics (Prometheus), /healthz and /readyz (host:port).
     #[arg(long, env = "SEISMO_NOTIFIER_ADMIN_LISTEN", default_value = "0.0.0.0:9103")]
     pub admin_listen: SocketAddr,
@@ -139,6 +159,21 @@ impl NotifierArgs {
             _ => None,
         };
         let console = args.console || telegram.is_none();
+        let routing = match &args.routing_file {
+            Some(path) => {
+                let default_chats = telegram.as_ref().map(|telegram| telegram.chats.clone()).unwrap_or_default();
+                Some(Routing::load(path, default_chats)?)
+            }
+            None => None,
+        };
+        if !args.repeat_interval_h.is_finite() || args.repeat_interval_h < 0.0 {
+            anyhow::bail!(
+                "invalid --repeat-interval-h {}: expected a number of hours of at least 0, such as 4",
+                args.repeat_interval_h
+            );
+        }
+        let repeat_interval =
+            (args.repeat_interval_h > 0.0).then(|| Duration::from_secs_f64(args.repeat_interval_h * 3600.0));
 
         Ok(NotifierConfig {
             detectors: args.detectors,
@@ -171,6 +206,10 @@ impl NotifierArgs {
                     usize::MAX
                 )
             })?,
+            state_dir: args.state_dir,
+            grouping_window: Duration::from_secs(args.grouping_window_s),
+            repeat_interval,
+            routing,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! timing of reconnects and delivery retries.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
@@ -9,6 +10,7 @@ use url::Url;
 use crate::backoff::ExponentialBackoff;
 use crate::rate_limit::RateLimits;
 use crate::retry::RetryPolicy;
+use crate::routing::Routing;
 
 /// Telegram Bot API endpoint used unless `TELEGRAM_API_URL` names another.
 pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
@@ -38,11 +40,26 @@ pub struct NotifierConfig {
     /// delivered; retries still pending after it are abandoned and counted as
     /// failed.
     pub shutdown_grace: Duration,
-    /// Alerts buffered between the detector subscriptions and delivery. When
-    /// the buffer is full, for example while the rate limits space out a
-    /// storm of alerts, the subscriptions stop reading and gRPC flow control
-    /// holds back the detectors' streams, so no alert is dropped.
+    /// Alerts buffered between the detector subscriptions and routing, and
+    /// again in each chat's queue. When a chat's queue is full, for example
+    /// while the rate limits space out a storm of alerts to a group, routing
+    /// waits, then the subscriptions stop reading and gRPC flow control holds
+    /// back the detectors' streams, so no alert is dropped. Other chats go on
+    /// receiving what is already in their queues until then.
     pub queue_capacity: usize,
+    /// Directory of the notification log and stream cursors
+    /// (`notifier.sqlite3`). `None` keeps them in memory, so a restarted
+    /// notifier resends nothing and follows live changes only.
+    pub state_dir: Option<PathBuf>,
+    /// Time alerts of one metric and state wait for others to go out as one
+    /// message to a chat. Zero sends each alert on its own.
+    pub grouping_window: Duration,
+    /// Interval at which a firing episode that has not resolved is notified
+    /// again; `None` notifies once.
+    pub repeat_interval: Option<Duration>,
+    /// Routing rules; `None` routes every alert to the chats of
+    /// [`TelegramConfig::chats`].
+    pub routing: Option<Routing>,
 }
 
 impl Default for NotifierConfig {
@@ -60,6 +77,10 @@ impl Default for NotifierConfig {
             delivery: RetryPolicy::default(),
             shutdown_grace: Duration::from_secs(10),
             queue_capacity: 1024,
+            state_dir: None,
+            grouping_window: Duration::ZERO,
+            repeat_interval: None,
+            routing: None,
         }
     }
 }
@@ -74,6 +95,9 @@ impl NotifierConfig {
         }
         if self.queue_capacity == 0 {
             return Err(ConfigError::ZeroQueueCapacity);
+        }
+        if self.repeat_interval.is_some_and(|interval| interval < Duration::from_secs(1)) {
+            return Err(ConfigError::RepeatIntervalTooShort);
         }
         validate_backoff("reconnect", &self.reconnect)?;
         validate_backoff("delivery", &self.delivery.backoff)
@@ -274,6 +298,14 @@ pub enum ConfigError {
         "no alert output configured: set a Telegram bot token and chat ids, or enable the console output"
     )]
     NoSinks,
+    #[error("reading the routing file {path} failed: {source}")]
+    RoutingFileUnreadable { path: PathBuf, source: std::io::Error },
+    #[error("invalid routing file {path}: {reason}")]
+    InvalidRoutingFile { path: PathBuf, reason: String },
+    #[error("invalid repeat interval: it must be at least 1 s, or unset to notify once")]
+    RepeatIntervalTooShort,
+    #[error("opening the notification log failed: {0}")]
+    NotificationLog(#[from] crate::notification_log::LogError),
 }
 
 #[cfg(test)]

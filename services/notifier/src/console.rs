@@ -83,12 +83,7 @@ mod tests {
         let sink = ConsoleSink::new(buffer.clone());
         let mut message = AlertMessage::default();
         message.plain("Anomaly: ").bold("A&B <control>");
-        let alert = Alert {
-            detector: "http://127.0.0.1:50051".to_string(),
-            episode_id: "ep-1".to_string(),
-            sequence: 1,
-            message,
-        };
+        let alert = Alert::new("http://127.0.0.1:50051", "ep-1", 1, message);
 
         sink.deliver(&alert, &CancellationToken::new())
             .await

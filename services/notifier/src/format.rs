@@ -108,7 +108,7 @@ pub fn deviation_percent(value: f64, expected: f64) -> Option<f64> {
     Some((value - expected) / expected.abs() * 100.0)
 }
 
-fn format_deviation(value: f64, expected: f64) -> String {
+pub(crate) fn format_deviation(value: f64, expected: f64) -> String {
     match deviation_percent(value, expected) {
         Some(percent) if percent.abs() >= 1000.0 => format!("{percent:+.0}% from expected"),
         Some(percent) => format!("{percent:+.1}% from expected"),
@@ -160,7 +160,7 @@ fn format_score(score: f64) -> String {
     }
 }
 
-fn severity_name(severity: i32) -> Cow<'static, str> {
+pub(crate) fn severity_name(severity: i32) -> Cow<'static, str> {
     match Severity::try_from(severity) {
         Ok(Severity::Critical) => "critical".into(),
         Ok(Severity::Warning) => "warning".into(),
@@ -181,7 +181,7 @@ fn direction_name(direction: i32) -> Cow<'static, str> {
 
 /// Appends `name=value` pairs, or `total` for the metric's total. Pairs past
 /// the slice budget are counted, not shown.
-fn push_slice(message: &mut AlertMessage, slice: &[Dimension]) {
+pub(crate) fn push_slice(message: &mut AlertMessage, slice: &[Dimension]) {
     if slice.is_empty() {
         message.plain("total");
         return;
@@ -252,7 +252,7 @@ fn format_duration(seconds: i64) -> String {
 }
 
 /// Cuts `text` to at most `max_chars` characters, ending a cut text with `…`.
-fn truncate_chars(text: &str, max_chars: usize) -> String {
+pub(crate) fn truncate_chars(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         return text.to_string();
     }

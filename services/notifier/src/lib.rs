@@ -9,6 +9,7 @@
 //! pure functions.
 
 mod backoff;
+mod chat_queue;
 pub mod cli;
 mod config;
 mod console;
@@ -17,14 +18,17 @@ mod delivery;
 mod error_chain;
 mod escape;
 mod format;
+mod group_format;
 mod hooks;
 mod message;
 mod message_split;
+mod notification_log;
 mod pipeline;
 mod prometheus_metrics;
 mod rate_limit;
 mod readiness;
 mod retry;
+mod routing;
 mod sink;
 mod stats;
 mod subscription;
@@ -49,8 +53,10 @@ pub use format::{deviation_percent, format_alert, format_number};
 pub use hooks::{AlertButtons, ChartProvider, DeliveryHooks, NoCharts, SendAll, SendDecision, SendGate};
 pub use message::AlertMessage;
 pub use message_split::{MAX_CAPTION_UTF16, MAX_MESSAGE_UTF16};
-pub use pipeline::{build_sinks, run, run_with_sinks};
+pub use notification_log::{LogError, LogKey, LogStatus, NotificationLog, STATE_FILE_NAME};
+pub use pipeline::{build_sinks, run, run_with_hooks, run_with_sinks};
 pub use rate_limit::{RateLimiter, RateLimits, WindowLimit};
+pub use routing::{DEFAULT_ROUTE, Route, Routing, glob_matches};
 pub use retry::{FailureKind, GiveUpReason, RetryDecision, RetryPolicy};
 /// Re-exported so that callers of [`run`] need no direct dependency on
 /// `seismo-telemetry`.

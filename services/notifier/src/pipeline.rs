@@ -10,11 +10,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use crate::chat_queue::QueueContext;
 use crate::config::{ConfigError, NotifierConfig};
 use crate::console::ConsoleSink;
 use crate::delivery::deliver_all;
+use crate::hooks::DeliveryHooks;
+use crate::notification_log::NotificationLog;
 use crate::prometheus_metrics::describe_metrics;
 use crate::readiness::ReadinessTracker;
+use crate::routing::Routing;
 use crate::sink::AlertSink;
 use crate::stats::NotifierStats;
 use crate::subscription::Subscription;
@@ -49,8 +53,26 @@ pub async fn run(
     run_with_sinks(config, sinks, stats, readiness, cancel).await
 }
 
-/// Follows every configured detector and delivers each anomaly event to all
-/// `sinks`, updating `stats` and the `seismo_notifier_*` metrics as it goes.
+/// Runs the notifier with `sinks` and the default [`DeliveryHooks`] until
+/// `cancel` fires. See [`run_with_hooks`].
+pub async fn run_with_sinks(
+    config: NotifierConfig,
+    sinks: Vec<Arc<dyn AlertSink>>,
+    stats: Arc<NotifierStats>,
+    readiness: Readiness,
+    cancel: CancellationToken,
+) -> Result<(), ConfigError> {
+    run_with_hooks(config, sinks, DeliveryHooks::default(), stats, readiness, cancel).await
+}
+
+/// Follows every configured detector and delivers each anomaly event to the
+/// chats of its route through `sinks`, asking `hooks` before each send and
+/// updating `stats` and the `seismo_notifier_*` metrics as it goes.
+///
+/// Each state change is written to the notification log (in
+/// `config.state_dir`, else in memory) before it is sent, and each
+/// detector's cursor after it. On start, alerts left pending by the last run
+/// are sent again and each detector is resumed from its stored cursor.
 ///
 /// `readiness` turns ready once a detector stream is open, and not ready while
 /// no detector stream is open, after a sink failed to deliver an alert (until
@@ -62,9 +84,10 @@ pub async fn run(
 /// `cancel` fires, the subscriptions stop, and alerts already received are
 /// still delivered for up to `config.shutdown_grace`. The function returns
 /// once every received alert is counted as sent or failed.
-pub async fn run_with_sinks(
+pub async fn run_with_hooks(
     config: NotifierConfig,
     sinks: Vec<Arc<dyn AlertSink>>,
+    hooks: DeliveryHooks,
     stats: Arc<NotifierStats>,
     readiness: Readiness,
     cancel: CancellationToken,
@@ -85,6 +108,21 @@ pub async fn run_with_sinks(
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let log = match &config.state_dir {
+        Some(state_dir) => NotificationLog::open(state_dir)?,
+        None => NotificationLog::open_in_memory()?,
+    };
+    let cursors = log.cursors()?;
+    let mut subscriptions = subscriptions;
+    for subscription in &mut subscriptions {
+        if let Some(&cursor) = cursors.get(subscription.detector().as_ref()) {
+            info!(detector = %subscription.detector(), after_sequence = cursor, "resuming from the stored cursor");
+            subscription.resume_after(cursor);
+        }
+    }
+    let routing = config.routing.clone().unwrap_or_else(|| {
+        Routing::default_only(config.telegram.as_ref().map(|telegram| telegram.chats.clone()).unwrap_or_default())
+    });
 
     describe_metrics();
     let readiness = Arc::new(ReadinessTracker::new(
@@ -117,7 +155,17 @@ pub async fn run_with_sinks(
     let sink_names: Vec<&str> = sinks.iter().map(|sink| sink.name()).collect();
     info!(detectors = ?config.detectors, metrics = ?config.metrics, sinks = ?sink_names, "notifier started");
 
-    deliver_all(alerts, &sinks, &stats, &readiness, &abort).await;
+    let context = Arc::new(QueueContext {
+        log,
+        hooks,
+        stats: Arc::clone(&stats),
+        readiness: Arc::clone(&readiness),
+        grouping_window: config.grouping_window,
+        queue_capacity: config.queue_capacity,
+        cancel: cancel.clone(),
+        abort: abort.clone(),
+    });
+    deliver_all(alerts, &sinks, &routing, config.repeat_interval, context).await;
 
     while let Some(joined) = subscription_tasks.join_next().await {
         if let Err(error) = joined {
@@ -136,6 +184,7 @@ pub async fn run_with_sinks(
         failed = totals.failed,
         retries = totals.retries,
         duplicates = totals.duplicates,
+        suppressed = totals.suppressed,
         reconnects = totals.reconnects,
         plain_text_fallbacks = totals.plain_text_fallbacks,
         "notifier stopped"

@@ -26,6 +26,17 @@ pub(crate) const DETECTION_TO_DELIVERY_SECONDS: &str =
 /// Gauge of detectors whose anomaly stream is open.
 pub(crate) const CONNECTED_DETECTORS: &str = "seismo_notifier_connected_detectors";
 
+/// Counter of alerts a send gate held back (silences, quiet hours), per chat.
+pub(crate) const SUPPRESSED_TOTAL: &str = "seismo_notifier_suppressed_total";
+/// Counter of alerts sent as part of a grouped message.
+pub(crate) const GROUPED_TOTAL: &str = "seismo_notifier_grouped_alerts_total";
+/// Counter of repeat notifications queued for episodes still firing.
+pub(crate) const REPEATS_TOTAL: &str = "seismo_notifier_repeats_total";
+/// Counter of failed reads and writes of the notification log.
+pub(crate) const LOG_ERRORS_TOTAL: &str = "seismo_notifier_log_errors_total";
+/// Counter of resume cursors a detector rejected as too old or unknown.
+pub(crate) const CURSOR_RESETS_TOTAL: &str = "seismo_notifier_cursor_resets_total";
+
 /// Label with the cause of a failure or a retry.
 pub(crate) const REASON: &str = "reason";
 /// Label with the sink name, such as `telegram`.

@@ -13,7 +13,8 @@ use crate::prometheus_metrics::{
 /// counter of the `metrics` facade, which counts across all instances in the
 /// process.
 ///
-/// Once the notifier has stopped, `received = sent + failed + duplicates`.
+/// Once the notifier has stopped,
+/// `received = sent + failed + duplicates + suppressed`.
 /// While it runs, the difference is the alerts still queued or in delivery.
 #[derive(Debug, Default)]
 pub struct NotifierStats {
@@ -24,6 +25,7 @@ pub struct NotifierStats {
     duplicates: AtomicU64,
     reconnects: AtomicU64,
     plain_text_fallbacks: AtomicU64,
+    suppressed: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -45,6 +47,9 @@ pub struct StatsSnapshot {
     /// Telegram messages sent again as plain text after Telegram could not
     /// parse their HTML.
     pub plain_text_fallbacks: u64,
+    /// Events no chat received because a send gate held them back in every
+    /// chat of their route, or because the route has no chat.
+    pub suppressed: u64,
 }
 
 impl NotifierStats {
@@ -59,6 +64,7 @@ impl NotifierStats {
             duplicates: self.duplicates.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             plain_text_fallbacks: self.plain_text_fallbacks.load(Ordering::Relaxed),
+            suppressed: self.suppressed.load(Ordering::Relaxed),
         }
     }
 
@@ -109,6 +115,10 @@ impl NotifierStats {
     pub(crate) fn record_plain_text_fallback(&self) {
         self.plain_text_fallbacks.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(PLAIN_TEXT_FALLBACKS_TOTAL).increment(1);
+    }
+
+    pub(crate) fn record_suppressed(&self) {
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn record_duplicate(&self) {

@@ -16,7 +16,7 @@ use crate::backoff::ExponentialBackoff;
 use crate::config::ConfigError;
 use crate::dedup::RecentEvents;
 use crate::error_chain::error_chain;
-use crate::prometheus_metrics::FAILED_DROPPED_AT_SHUTDOWN;
+use crate::prometheus_metrics::{CURSOR_RESETS_TOTAL, FAILED_DROPPED_AT_SHUTDOWN};
 use crate::readiness::ReadinessTracker;
 use crate::stats::NotifierStats;
 
@@ -75,10 +75,8 @@ pub(crate) struct Subscription {
     endpoint: Endpoint,
     metrics: Vec<String>,
     reconnect: ExponentialBackoff,
-    /// Last sequence received; 0 before the first event, which requests live
-    /// events only.
-    // NOTE: kept in memory only, so a restarted notifier misses the events
-    // sent while it was down.
+    /// Last sequence received, starting from the cursor stored in the
+    /// notification log; 0 requests live events only.
     cursor: u64,
     /// Events received on the current connection.
     stream_events: u64,
@@ -104,6 +102,11 @@ impl Subscription {
             stream_events: 0,
             recent: RecentEvents::new(RECENT_EVENTS_CAPACITY),
         })
+    }
+
+    /// Resumes after `cursor`, the last sequence a previous run recorded.
+    pub(crate) fn resume_after(&mut self, cursor: u64) {
+        self.cursor = cursor;
     }
 
     /// Address of the detector, as used in logs and readiness reasons.
@@ -157,18 +160,24 @@ impl Subscription {
         info!(detector = %self.detector, after_sequence = self.cursor, "stopped following detector");
     }
 
-    /// Falls back to live changes after the detector rejected the cursor,
-    /// because it no longer buffers the changes after it or never sent it.
-    /// Retrying the same cursor would fail forever.
-    // NOTE: the changes between the cursor and the first live one are lost.
-    // Resuming from the oldest buffered change would need the detector to
-    // return that sequence in a machine-readable form.
+    /// Moves the cursor after the detector rejected it, because it no longer
+    /// buffers the changes after it or never sent it; retrying the same cursor
+    /// would fail forever. Resumes before the oldest change the detector
+    /// still buffers when its message names it (the notification log skips
+    /// what was already handled), else follows live changes.
+    // NOTE: the oldest available sequence is read from the text of the
+    // status message, because the detector API returns it in no other form.
+    // The changes between the two cursors are lost either way.
     fn forget_cursor(&mut self, status: &tonic::Status) {
+        metrics::counter!(CURSOR_RESETS_TOTAL).increment(1);
+        let oldest_available = oldest_available_sequence(status.message());
+        let resume_after = oldest_available.map_or(0, |oldest| oldest.saturating_sub(1));
         error!(
-            detector = %self.detector, after_sequence = self.cursor, error = %status.message(),
-            "detector rejected the resume cursor; following live changes only, so alerts after the cursor may be lost"
+            detector = %self.detector, after_sequence = self.cursor, oldest_available, resume_after,
+            error = %status.message(),
+            "detector rejected the resume cursor; alerts between the two cursors are lost"
         );
-        self.cursor = 0;
+        self.cursor = resume_after;
     }
 
     /// Logs why the connection ended, with the delay before the reconnect.
@@ -220,6 +229,7 @@ impl Subscription {
         let request = StreamAnomaliesRequest {
             after_sequence: self.cursor,
             metrics: self.metrics.clone(),
+            ..Default::default()
         };
         let subscribed = tokio::select! {
             subscribed = client.stream_anomalies(request) => subscribed,
@@ -289,6 +299,15 @@ impl Subscription {
     }
 }
 
+/// Reads `N` from "... the oldest available sequence is N ..." in a
+/// detector's `OUT_OF_RANGE` message.
+fn oldest_available_sequence(message: &str) -> Option<u64> {
+    const MARKER: &str = "oldest available sequence is ";
+    let start = message.find(MARKER)? + MARKER.len();
+    let digits: String = message[start..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|sequence| *sequence > 0)
+}
+
 /// Builds the gRPC endpoint for a detector address.
 fn detector_endpoint(address: &str, connect_timeout: Duration) -> Result<Endpoint, ConfigError> {
     let address = address.trim();
@@ -329,6 +348,14 @@ mod tests {
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn oldest_available_is_read_from_detector_message() {
+        let message = "changes after sequence 3 are no longer buffered; the oldest available sequence is 57. Resume with after_sequence = 56 to skip the gap, or 0 to follow live changes only";
+
+        assert_eq!(oldest_available_sequence(message), Some(57));
+        assert_eq!(oldest_available_sequence("after_sequence 9 is ahead of the latest sequence 4"), None);
+    }
 
     #[test]
     fn endpoint_adds_http_scheme() {

@@ -5,15 +5,15 @@ use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, join_all};
 use teloxide::{ApiError, Bot, RequestError};
-use teloxide::payloads::SendMessageSetters;
+use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::requests::{Request, Requester};
-use teloxide::types::{ChatId, ParseMode, Recipient};
+use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, ParseMode, Recipient};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{ChatTarget, TelegramConfig};
 use crate::message::AlertMessage;
-use crate::message_split::MAX_MESSAGE_UTF16;
+use crate::message_split::{MAX_CAPTION_UTF16, MAX_MESSAGE_UTF16};
 use crate::prometheus_metrics::{RETRY_RATE_LIMITED, RETRY_TRANSIENT};
 use crate::rate_limit::RateLimiter;
 use crate::retry::{FailureKind, RetryDecision, RetryPolicy};
@@ -86,12 +86,32 @@ impl TelegramSink {
     /// [`MAX_MESSAGE_UTF16`] visible characters, until every part is
     /// delivered, the policy gives up on one or `abort` fires. Returns whether
     /// the chat received every part. Parts after a failed one are not sent.
-    async fn send_to_chat(
-        &self,
-        chat: &ChatTarget,
-        alert: &Alert,
-        abort: &CancellationToken,
-    ) -> bool {
+    /// With a chart, the alert goes out as a photo with the text as caption
+    /// when the text fits [`MAX_CAPTION_UTF16`], else as a photo with the
+    /// first line as caption followed by the text; a failed photo falls back
+    /// to the text alone.
+    async fn send_to_chat(&self, chat: &ChatTarget, alert: &Alert, abort: &CancellationToken) -> bool {
+        let buttons = alert.buttons.as_ref();
+        if let Some(chart) = &alert.chart {
+            let fits = alert.message.visible_utf16_len() <= MAX_CAPTION_UTF16;
+            let caption = if fits { alert.message.clone() } else { first_line(&alert.message) };
+            let caption_buttons = if fits { buttons } else { None };
+            let photo = Photo { png: chart };
+            let single = PartPosition { number: 1, count: 1 };
+            let sent = self
+                .send_part(chat, alert, &caption, Some(photo), caption_buttons, single, abort)
+                .await;
+            if sent && fits {
+                return true;
+            }
+            if !sent {
+                if abort.is_cancelled() {
+                    return false;
+                }
+                warn!(chat = %chat, episode_id = %alert.episode_id, "sending the alert chart failed; sending the text alone");
+            }
+        }
+
         let parts = alert.message.split(MAX_MESSAGE_UTF16);
         if parts.len() > 1 {
             info!(
@@ -106,21 +126,26 @@ impl TelegramSink {
                 number: index + 1,
                 count: parts.len(),
             };
-            if !self.send_part(chat, alert, part, position, abort).await {
+            let markup = if position.number == position.count { buttons } else { None };
+            if !self.send_part(chat, alert, part, None, markup, position, abort).await {
                 return false;
             }
         }
         true
     }
 
-    /// Sends one part until it is delivered, the policy gives up or `abort`
-    /// fires. When Telegram cannot parse the HTML, the part is sent once more
-    /// as plain text, without `parse_mode`.
+    /// Sends one part, as a text message or as a photo with the part as
+    /// caption, until it is delivered, the policy gives up or `abort` fires.
+    /// When Telegram cannot parse the HTML, the part is sent once more as
+    /// plain text, without `parse_mode`.
+    #[allow(clippy::too_many_arguments)]
     async fn send_part(
         &self,
         chat: &ChatTarget,
         alert: &Alert,
         part: &AlertMessage,
+        photo: Option<Photo<'_>>,
+        buttons: Option<&InlineKeyboardMarkup>,
         position: PartPosition,
         abort: &CancellationToken,
     ) -> bool {
@@ -139,15 +164,9 @@ impl TelegramSink {
             // 5xx, before the retry delay starts. A request that timed out
             // (reqwest's 17 s default) may have reached Telegram, so its retry
             // can post the alert twice.
-            let request = if plain_text {
-                self.bot.send_message(recipient(chat), part.plain_text())
-            } else {
-                self.bot
-                    .send_message(recipient(chat), part.html())
-                    .parse_mode(ParseMode::Html)
-            };
+            let request = self.request(chat, part, photo.as_ref(), buttons, plain_text);
             let result = tokio::select! {
-                result = request.send() => result,
+                result = request => result,
                 () = abort.cancelled() => {
                     log_abandoned(chat, alert, attempts);
                     return false;
@@ -156,10 +175,10 @@ impl TelegramSink {
             self.limiter().finish(chat, Instant::now());
 
             let error = match result {
-                Ok(_) => {
+                Ok(()) => {
                     debug!(
                         chat = %chat, episode_id = %alert.episode_id, attempts,
-                        part = position.number, parts = position.count, plain_text,
+                        part = position.number, parts = position.count, plain_text, photo = photo.is_some(),
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "alert sent to Telegram"
                     );
@@ -214,6 +233,58 @@ impl TelegramSink {
     }
 }
 
+impl TelegramSink {
+    /// Builds one `sendMessage` or `sendPhoto` request for `part`.
+    fn request(
+        &self,
+        chat: &ChatTarget,
+        part: &AlertMessage,
+        photo: Option<&Photo<'_>>,
+        buttons: Option<&InlineKeyboardMarkup>,
+        plain_text: bool,
+    ) -> BoxFuture<'static, Result<(), RequestError>> {
+        let text = if plain_text { part.plain_text() } else { part.html() };
+        match photo {
+            Some(photo) => {
+                let file = InputFile::memory(photo.png.to_vec()).file_name("chart.png");
+                let mut request = self.bot.send_photo(recipient(chat), file).caption(text);
+                if !plain_text {
+                    request = request.parse_mode(ParseMode::Html);
+                }
+                if let Some(buttons) = buttons {
+                    request = request.reply_markup(buttons.clone());
+                }
+                Box::pin(async move { request.send().await.map(drop) })
+            }
+            None => {
+                let mut request = self.bot.send_message(recipient(chat), text);
+                if !plain_text {
+                    request = request.parse_mode(ParseMode::Html);
+                }
+                if let Some(buttons) = buttons {
+                    request = request.reply_markup(buttons.clone());
+                }
+                Box::pin(async move { request.send().await.map(drop) })
+            }
+        }
+    }
+}
+
+/// A PNG chart to send as a photo.
+#[derive(Clone, Copy)]
+struct Photo<'a> {
+    png: &'a [u8],
+}
+
+/// Returns the first line of `message`'s visible text as an unstyled message,
+/// for a photo caption when the whole text is too long for one.
+fn first_line(message: &AlertMessage) -> AlertMessage {
+    let text = message.plain_text();
+    let mut caption = AlertMessage::default();
+    caption.plain(text.lines().next().unwrap_or_default().to_string());
+    caption
+}
+
 /// Position of a part among the parts of one alert, counted from 1.
 #[derive(Debug, Clone, Copy)]
 struct PartPosition {
@@ -226,21 +297,24 @@ impl AlertSink for TelegramSink {
         "telegram"
     }
 
+    fn sends_to_chats(&self) -> bool {
+        true
+    }
+
     fn deliver<'a>(
         &'a self,
         alert: &'a Alert,
         abort: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            // Chats are sent to concurrently, so that one chat's 429 does not
-            // hold back the others within this alert.
-            // NOTE: the pipeline delivers one alert at a time, so the slowest
-            // chat (a group at 20 messages per minute, or one waiting out a
-            // 429) still paces every chat's later alerts.
-            let sends = self
-                .chats
-                .iter()
-                .map(|chat| self.send_to_chat(chat, alert, abort));
+            // The pipeline queues alerts per chat and names the chat. Without
+            // one, the configured chats are sent to concurrently, so that one
+            // chat's 429 does not hold back the others within this alert.
+            let chats = match &alert.chat {
+                Some(chat) => std::slice::from_ref(chat),
+                None => self.chats.as_slice(),
+            };
+            let sends = chats.iter().map(|chat| self.send_to_chat(chat, alert, abort));
             let delivered = join_all(sends).await;
 
             let failed = delivered.iter().filter(|ok| !**ok).count();
@@ -249,7 +323,7 @@ impl AlertSink for TelegramSink {
             } else {
                 Err(DeliveryError::Telegram {
                     failed,
-                    total: self.chats.len(),
+                    total: chats.len(),
                 })
             }
         })

@@ -29,6 +29,7 @@ fn firing_event() -> AnomalyEvent {
         window_seconds: 300,
         detected_at_ms: MAY_FIRST_10_00_MS + 301_000,
         traceparent: String::new(),
+        ..Default::default()
     }
 }
 

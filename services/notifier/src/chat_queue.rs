@@ -1,0 +1,255 @@
+//! The queue of one destination (one Telegram chat, or the console): asks
+//! the send gate, groups alerts that arrive close together, sends them and
+//! records each outcome in the notification log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use seismo_proto::v1::AnomalyEvent;
+use seismo_telemetry::set_remote_parent;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span};
+
+use crate::config::ChatTarget;
+use crate::delivery::{EventOutcome, Finished};
+use crate::format::format_alert;
+use crate::group_format::{format_group, format_repeat, push_mentions};
+use crate::hooks::{DeliveryHooks, SendDecision};
+use crate::notification_log::{LogKey, LogStatus, NotificationLog};
+use crate::prometheus_metrics::{DELIVERY_DURATION_SECONDS, GROUPED_TOTAL, OUTCOME, SINK, SUPPRESSED_TOTAL};
+use crate::readiness::ReadinessTracker;
+use crate::routing::Route;
+use crate::sink::{Alert, AlertSink, DeliveryError};
+use crate::stats::NotifierStats;
+
+/// What every destination queue shares.
+pub(crate) struct QueueContext {
+    pub log: Arc<NotificationLog>,
+    pub hooks: DeliveryHooks,
+    pub stats: Arc<NotifierStats>,
+    pub readiness: Arc<ReadinessTracker>,
+    /// Time the first alert of a group waits for others; zero sends each
+    /// alert on its own.
+    pub grouping_window: Duration,
+    /// Alerts each destination queue holds before the dispatcher waits.
+    pub queue_capacity: usize,
+    /// Fires when shutdown starts: a group stops waiting for more alerts.
+    pub cancel: CancellationToken,
+    /// Fires when the shutdown grace has passed: sends are abandoned.
+    pub abort: CancellationToken,
+}
+
+/// One state change (or a repeat of a firing) for one destination.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub key: LogKey,
+    pub event: Arc<AnomalyEvent>,
+    pub route: Arc<Route>,
+    /// `None` for a repeat, which the stats do not count as an event.
+    pub outcome: Option<Arc<EventOutcome>>,
+    pub repeat: bool,
+}
+
+/// The sink and chat a queue sends to.
+pub(crate) struct DestinationQueue {
+    pub sink: Arc<dyn AlertSink>,
+    pub chat: Option<ChatTarget>,
+    /// `chat` as written in the log, or the sink name for a sink without chats.
+    pub chat_key: String,
+}
+
+/// Sends the queued alerts in order until the queue closes and is empty.
+pub(crate) async fn run_queue(
+    destination: DestinationQueue,
+    mut queue: mpsc::Receiver<Delivery>,
+    context: Arc<QueueContext>,
+) {
+    while let Some(first) = queue.recv().await {
+        let batch = collect_batch(first, &mut queue, &context).await;
+        for group in group_by_metric_and_state(batch) {
+            deliver_group(&destination, group, &context).await;
+        }
+    }
+}
+
+/// Returns `first` and every alert that arrives within the grouping window
+/// after it, or only `first` when grouping is off. Alerts queued while the
+/// previous send waited (rate limits, a 429) are taken at once.
+async fn collect_batch(first: Delivery, queue: &mut mpsc::Receiver<Delivery>, context: &QueueContext) -> Vec<Delivery> {
+    let mut batch = vec![first];
+    if context.grouping_window.is_zero() {
+        return batch;
+    }
+
+    let deadline = tokio::time::Instant::now() + context.grouping_window;
+    loop {
+        tokio::select! {
+            next = queue.recv() => match next {
+                Some(delivery) => batch.push(delivery),
+                None => break,
+            },
+            () = tokio::time::sleep_until(deadline) => break,
+            () = context.cancel.cancelled() => {
+                while let Ok(delivery) = queue.try_recv() {
+                    batch.push(delivery);
+                }
+                break;
+            }
+        }
+    }
+    batch
+}
+
+/// Splits a batch into groups of one metric and state (firing, resolved,
+/// repeat), in order of each group's first alert.
+fn group_by_metric_and_state(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
+    let mut groups: Vec<Vec<Delivery>> = Vec::new();
+    for delivery in batch {
+        let same = |group: &Vec<Delivery>| {
+            let first = &group[0];
+            first.event.metric == delivery.event.metric
+                && first.event.state == delivery.event.state
+                && first.repeat == delivery.repeat
+                && Arc::ptr_eq(&first.route, &delivery.route)
+        };
+        match groups.iter_mut().find(|group| same(group)) {
+            Some(group) => group.push(delivery),
+            None => groups.push(vec![delivery]),
+        }
+    }
+    groups
+}
+
+/// Asks the gate about each alert, sends the rest as one message and records
+/// the outcomes.
+async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, context: &QueueContext) {
+    let now = chrono::Utc::now();
+    let mut to_send = Vec::with_capacity(group.len());
+    for delivery in group {
+        let decision = match &destination.chat {
+            Some(chat) => context.hooks.gate.decide(&delivery.event, chat, now),
+            None => SendDecision::Send,
+        };
+        match decision {
+            SendDecision::Send => to_send.push(delivery),
+            SendDecision::Suppress { reason } => {
+                info!(chat = %destination.chat_key, episode_id = %delivery.event.id, reason = %reason, "alert suppressed");
+                metrics::counter!(SUPPRESSED_TOTAL).increment(1);
+                if !delivery.repeat {
+                    set_status(&context.log, &delivery.key, LogStatus::Suppressed, Some(reason)).await;
+                }
+                if let Some(outcome) = &delivery.outcome {
+                    outcome.finish(Finished::Suppressed);
+                }
+            }
+        }
+    }
+    let Some(first) = to_send.first() else {
+        return;
+    };
+
+    let span = info_span!(
+        "deliver_alert",
+        detector = %first.key.detector, sequence = first.event.sequence, episode_id = %first.event.id,
+        metric = %first.event.metric, state = ?first.event.state(), chat = %destination.chat_key,
+        alerts = to_send.len()
+    );
+    // Continues the trace of the detector's window evaluation, if any.
+    if !first.event.traceparent.is_empty() {
+        set_remote_parent(&span, &first.event.traceparent);
+    }
+    let alert = build_alert(destination, &to_send, context).await;
+    if to_send.len() > 1 {
+        metrics::counter!(GROUPED_TOTAL).increment(to_send.len() as u64);
+    }
+
+    let result = timed_delivery(destination.sink.as_ref(), &alert, &context.abort)
+        .instrument(span)
+        .await;
+    let finished = match &result {
+        Ok(()) => {
+            context.readiness.delivery_finished(destination.sink.name(), None);
+            Finished::Sent
+        }
+        Err(error) => {
+            error!(sink = destination.sink.name(), chat = %destination.chat_key, episode_id = %alert.episode_id, error = %error, "alert not delivered");
+            context
+                .readiness
+                .delivery_finished(destination.sink.name(), Some(error.to_string()));
+            Finished::Failed
+        }
+    };
+
+    for delivery in to_send {
+        let status = if finished == Finished::Sent {
+            LogStatus::Sent
+        } else {
+            LogStatus::Failed
+        };
+        // A failed repeat leaves the firing as sent, so it is repeated later.
+        if !(delivery.repeat && status == LogStatus::Failed) {
+            set_status(&context.log, &delivery.key, status, None).await;
+        }
+        if let Some(outcome) = &delivery.outcome {
+            outcome.finish(finished);
+        }
+    }
+}
+
+/// Formats one alert, or one message for a group, with the route's mentions,
+/// and asks the hooks for a chart and buttons for a single alert.
+async fn build_alert(destination: &DestinationQueue, to_send: &[Delivery], context: &QueueContext) -> Alert {
+    let first = &to_send[0];
+    let events: Vec<&AnomalyEvent> = to_send.iter().map(|delivery| delivery.event.as_ref()).collect();
+    let mut message = match (to_send.len(), first.repeat) {
+        (1, false) => format_alert(&first.event),
+        (1, true) => format_repeat(&first.event),
+        _ => format_group(&events, first.repeat),
+    };
+    push_mentions(&mut message, &first.route.mentions);
+
+    let mut alert = Alert::new(
+        first.key.detector.clone(),
+        first.event.id.clone(),
+        first.event.sequence,
+        message,
+    );
+    alert.chat = destination.chat.clone();
+    if to_send.len() == 1 && destination.sink.sends_to_chats() {
+        alert.chart = context.hooks.charts.chart(&first.event).await;
+        alert.buttons = context
+            .hooks
+            .buttons
+            .map(|buttons| buttons(&first.event.id, &first.event.metric));
+    }
+    alert
+}
+
+/// Runs one sink's delivery and records its duration, retries included.
+async fn timed_delivery(sink: &dyn AlertSink, alert: &Alert, abort: &CancellationToken) -> Result<(), DeliveryError> {
+    info!("delivering alert");
+    let started = Instant::now();
+    let result = sink.deliver(alert, abort).await;
+
+    let outcome = if result.is_ok() { "sent" } else { "failed" };
+    metrics::histogram!(DELIVERY_DURATION_SECONDS, SINK => sink.name(), OUTCOME => outcome)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Updates one log row; a failure is logged and counted, because the alert's
+/// delivery already happened (or failed) either way.
+async fn set_status(log: &Arc<NotificationLog>, key: &LogKey, status: LogStatus, reason: Option<String>) {
+    let (writer, row) = (Arc::clone(log), key.clone());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let written = tokio::task::spawn_blocking(move || writer.set_status(&row, status, reason.as_deref(), now_ms)).await;
+    let failure = match written {
+        Ok(Ok(())) => return,
+        Ok(Err(log_error)) => log_error.to_string(),
+        Err(join_error) => join_error.to_string(),
+    };
+    metrics::counter!(crate::prometheus_metrics::LOG_ERRORS_TOTAL).increment(1);
+    error!(chat = %key.chat, episode_id = %key.anomaly_id, status = ?status, error = %failure,
+        "updating the notification log failed; after a restart the alert may be sent again");
+}

@@ -1,0 +1,462 @@
+//! The persisted notification log and stream cursors, in one SQLite file.
+//!
+//! Every state change is written as `pending`, once per chat, before it is
+//! sent, and the detector's stream cursor is advanced in the same
+//! transaction. A notifier that stops at any point therefore finds on start
+//! what it still has to send, and the detector replays only what came after
+//! the rows it has written. SQLite is local and transactional, so alerting
+//! depends on no other service being up.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use prost::Message;
+use rusqlite::{Connection, OptionalExtension, params};
+use seismo_proto::v1::AnomalyEvent;
+
+/// Name of the SQLite file inside the state directory. Other parts of the
+/// notifier keep their own tables in the same file.
+pub const STATE_FILE_NAME: &str = "notifier.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS notification_log (
+    detector TEXT NOT NULL,
+    anomaly_id TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    chat TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    -- The AnomalyEvent in protobuf encoding, to send it again after a restart.
+    event BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'suppressed', 'failed')),
+    reason TEXT,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    -- Messages sent for this row: 1 after the first send, more after repeats.
+    notifications INTEGER NOT NULL DEFAULT 0,
+    last_notified_at_ms INTEGER,
+    PRIMARY KEY (detector, anomaly_id, state, chat)
+);
+CREATE INDEX IF NOT EXISTS notification_log_status ON notification_log (status);
+CREATE TABLE IF NOT EXISTS stream_cursor (
+    detector TEXT PRIMARY KEY,
+    after_sequence INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+";
+
+/// Delivery status of one state change in one chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStatus {
+    /// Written before the send; still pending after a crash means "send again".
+    Pending,
+    Sent,
+    /// A [`crate::SendGate`] held it back (silence, quiet hours).
+    Suppressed,
+    /// The sink gave up on it.
+    Failed,
+}
+
+impl LogStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogStatus::Pending => "pending",
+            LogStatus::Sent => "sent",
+            LogStatus::Suppressed => "suppressed",
+            LogStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(LogStatus::Pending),
+            "sent" => Some(LogStatus::Sent),
+            "suppressed" => Some(LogStatus::Suppressed),
+            "failed" => Some(LogStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Identity of one log row. The detector address is part of it because two
+/// detectors may use the same episode ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogKey {
+    pub detector: String,
+    pub anomaly_id: String,
+    pub state: i32,
+    /// The chat as configured (`-1001234567890`, `@alerts`), or `console`.
+    pub chat: String,
+}
+
+/// A row that was written but not finished before the last stop.
+#[derive(Debug, Clone)]
+pub struct PendingEntry {
+    pub key: LogKey,
+    pub event: AnomalyEvent,
+}
+
+/// A firing whose episode has not resolved, for repeat notifications.
+#[derive(Debug, Clone)]
+pub struct FiringEntry {
+    pub key: LogKey,
+    pub event: AnomalyEvent,
+    pub last_notified_at_ms: i64,
+}
+
+/// Why the log could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("creating the state directory {path} failed: {source}; create it or pass another --state-dir")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("notification log {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("notification log row {key:?} has an undecodable event: {source}")]
+    Decode { key: LogKey, source: prost::DecodeError },
+}
+
+/// The notification log and cursor tables. Calls block on SQLite (an fsync
+/// per commit), so async code runs them through `spawn_blocking`.
+#[derive(Debug)]
+pub struct NotificationLog {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl NotificationLog {
+    /// Opens or creates `state_dir/notifier.sqlite3` in WAL mode with full
+    /// synchronisation, so that a committed row survives a crash or power loss.
+    pub fn open(state_dir: &Path) -> Result<Arc<Self>, LogError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| LogError::CreateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(STATE_FILE_NAME);
+        let sqlite = |source| LogError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+
+        let connection = Connection::open(&path).map_err(sqlite)?;
+        // Other connections (silences, acknowledgements) write to the same file.
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite)?;
+        connection.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+        connection.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
+        connection.execute_batch(SCHEMA).map_err(sqlite)?;
+
+        Ok(Arc::new(Self {
+            path,
+            connection: Mutex::new(connection),
+        }))
+    }
+
+    /// Opens a log that lives in memory only, for a notifier without a state
+    /// directory: it still skips repeats, but nothing survives a restart.
+    pub fn open_in_memory() -> Result<Arc<Self>, LogError> {
+        let path = PathBuf::from(":memory:");
+        let sqlite = |source| LogError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let connection = Connection::open_in_memory().map_err(sqlite)?;
+        connection.execute_batch(SCHEMA).map_err(sqlite)?;
+        Ok(Arc::new(Self {
+            path,
+            connection: Mutex::new(connection),
+        }))
+    }
+
+    /// Path of the SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Returns the stored cursor of every detector.
+    pub fn cursors(&self) -> Result<HashMap<String, u64>, LogError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT detector, after_sequence FROM stream_cursor")
+            .map_err(|source| self.sqlite(source))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+            .map_err(|source| self.sqlite(source))?;
+
+        let mut cursors = HashMap::new();
+        for row in rows {
+            let (detector, sequence) = row.map_err(|source| self.sqlite(source))?;
+            cursors.insert(detector, sequence.max(0) as u64);
+        }
+        Ok(cursors)
+    }
+
+    /// Writes a `pending` row per chat for `event` and stores `event.sequence`
+    /// as `detector`'s cursor, in one transaction. Returns, per chat, whether
+    /// the row is new; an existing row (sent before a restart, or pending and
+    /// already queued) is left as it is.
+    pub fn record_received(
+        &self,
+        detector: &str,
+        event: &AnomalyEvent,
+        chats: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<bool>, LogError> {
+        let encoded = event.encode_to_vec();
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(|source| self.sqlite(source))?;
+
+        let mut inserted = Vec::with_capacity(chats.len());
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notification_log
+                     (detector, anomaly_id, state, chat, sequence, event, status, created_at_ms, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                )
+                .map_err(|source| self.sqlite(source))?;
+            for chat in chats {
+                let changed = insert
+                    .execute(params![
+                        detector,
+                        event.id,
+                        event.state,
+                        chat,
+                        event.sequence as i64,
+                        encoded,
+                        now_ms
+                    ])
+                    .map_err(|source| self.sqlite(source))?;
+                inserted.push(changed == 1);
+            }
+        }
+        transaction
+            .execute(
+                "INSERT INTO stream_cursor (detector, after_sequence, updated_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (detector) DO UPDATE SET after_sequence = ?2, updated_at_ms = ?3",
+                params![detector, event.sequence as i64, now_ms],
+            )
+            .map_err(|source| self.sqlite(source))?;
+        transaction.commit().map_err(|source| self.sqlite(source))?;
+        Ok(inserted)
+    }
+
+    /// Sets the status of one row; `Sent` also counts a notification.
+    pub fn set_status(
+        &self,
+        key: &LogKey,
+        status: LogStatus,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let notified = i64::from(status == LogStatus::Sent);
+        self.lock()
+            .execute(
+                "UPDATE notification_log
+                 SET status = ?5, reason = ?6, updated_at_ms = ?7,
+                     notifications = notifications + ?8,
+                     last_notified_at_ms = CASE WHEN ?8 = 1 THEN ?7 ELSE last_notified_at_ms END
+                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4",
+                params![
+                    key.detector,
+                    key.anomaly_id,
+                    key.state,
+                    key.chat,
+                    status.as_str(),
+                    reason,
+                    now_ms,
+                    notified
+                ],
+            )
+            .map_err(|source| self.sqlite(source))?;
+        Ok(())
+    }
+
+    /// Returns the status of one row, `None` when it was never written.
+    pub fn status(&self, key: &LogKey) -> Result<Option<LogStatus>, LogError> {
+        let status: Option<String> = self
+            .lock()
+            .query_row(
+                "SELECT status FROM notification_log
+                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4",
+                params![key.detector, key.anomaly_id, key.state, key.chat],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|source| self.sqlite(source))?;
+        Ok(status.as_deref().and_then(LogStatus::parse))
+    }
+
+    /// Returns the rows still `pending`, oldest first.
+    pub fn pending(&self) -> Result<Vec<PendingEntry>, LogError> {
+        let rows = self.query_entries(
+            "SELECT detector, anomaly_id, state, chat, event, 0 FROM notification_log
+             WHERE status = 'pending' ORDER BY created_at_ms, sequence",
+            [],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, event, _)| PendingEntry { key, event })
+            .collect())
+    }
+
+    /// Returns the firings sent at least once whose episode has no
+    /// resolution row in the same chat, and whose last notification is
+    /// older than `notified_before_ms`.
+    pub fn firing_unresolved(&self, firing_state: i32, notified_before_ms: i64) -> Result<Vec<FiringEntry>, LogError> {
+        let rows = self.query_entries(
+            "SELECT f.detector, f.anomaly_id, f.state, f.chat, f.event, f.last_notified_at_ms
+             FROM notification_log f
+             WHERE f.state = ?1 AND f.status = 'sent' AND f.last_notified_at_ms < ?2
+               AND NOT EXISTS (
+                 SELECT 1 FROM notification_log r
+                 WHERE r.detector = f.detector AND r.anomaly_id = f.anomaly_id
+                   AND r.chat = f.chat AND r.state <> f.state)
+             ORDER BY f.last_notified_at_ms",
+            params![firing_state, notified_before_ms],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, event, last_notified_at_ms)| FiringEntry {
+                key,
+                event,
+                last_notified_at_ms,
+            })
+            .collect())
+    }
+
+    fn query_entries(
+        &self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+    ) -> Result<Vec<(LogKey, AnomalyEvent, i64)>, LogError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(sql).map_err(|source| self.sqlite(source))?;
+        let rows = statement
+            .query_map(parameters, |row| {
+                let key = LogKey {
+                    detector: row.get(0)?,
+                    anomaly_id: row.get(1)?,
+                    state: row.get(2)?,
+                    chat: row.get(3)?,
+                };
+                let event: Vec<u8> = row.get(4)?;
+                let number: Option<i64> = row.get(5)?;
+                Ok((key, event, number.unwrap_or(0)))
+            })
+            .map_err(|source| self.sqlite(source))?;
+
+        let mut entries = Vec::new();
+        for row in rows {
+            let (key, bytes, number) = row.map_err(|source| self.sqlite(source))?;
+            let event = AnomalyEvent::decode(bytes.as_slice()).map_err(|source| LogError::Decode {
+                key: key.clone(),
+                source,
+            })?;
+            entries.push((key, event, number));
+        }
+        Ok(entries)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-call leaves at most an open transaction, which SQLite
+        // rolls back when the next one starts.
+        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> LogError {
+        LogError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seismo_proto::v1::AnomalyState;
+
+    fn event(id: &str, state: AnomalyState, sequence: u64) -> AnomalyEvent {
+        AnomalyEvent {
+            id: id.to_string(),
+            state: state as i32,
+            sequence,
+            metric: "checkout".to_string(),
+            ..AnomalyEvent::default()
+        }
+    }
+
+    fn key(id: &str, state: AnomalyState, chat: &str) -> LogKey {
+        LogKey {
+            detector: "http://d:1/".to_string(),
+            anomaly_id: id.to_string(),
+            state: state as i32,
+            chat: chat.to_string(),
+        }
+    }
+
+    #[test]
+    fn rows_and_cursor_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = NotificationLog::open(dir.path()).unwrap();
+        let chats = ["1".to_string(), "2".to_string()];
+
+        let inserted = log
+            .record_received("http://d:1/", &event("ep-1", AnomalyState::Firing, 7), &chats, 100)
+            .unwrap();
+        log.set_status(&key("ep-1", AnomalyState::Firing, "1"), LogStatus::Sent, None, 200)
+            .unwrap();
+        drop(log);
+        let log = NotificationLog::open(dir.path()).unwrap();
+
+        assert_eq!(inserted, [true, true]);
+        assert_eq!(log.cursors().unwrap().get("http://d:1/"), Some(&7));
+        let pending = log.pending().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].key, key("ep-1", AnomalyState::Firing, "2"));
+        assert_eq!(pending[0].event.sequence, 7);
+    }
+
+    #[test]
+    fn existing_row_is_not_inserted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = NotificationLog::open(dir.path()).unwrap();
+        let firing = event("ep-1", AnomalyState::Firing, 1);
+        let chats = ["1".to_string()];
+        log.record_received("http://d:1/", &firing, &chats, 1).unwrap();
+        log.set_status(&key("ep-1", AnomalyState::Firing, "1"), LogStatus::Sent, None, 2)
+            .unwrap();
+
+        let again = log.record_received("http://d:1/", &firing, &chats, 3).unwrap();
+
+        assert_eq!(again, [false]);
+        assert_eq!(
+            log.status(&key("ep-1", AnomalyState::Firing, "1")).unwrap(),
+            Some(LogStatus::Sent)
+        );
+    }
+
+    #[test]
+    fn unresolved_firings_are_listed_for_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = NotificationLog::open(dir.path()).unwrap();
+        let chats = ["1".to_string()];
+        for (id, sequence) in [("ep-1", 1), ("ep-2", 2)] {
+            log.record_received("http://d:1/", &event(id, AnomalyState::Firing, sequence), &chats, 0)
+                .unwrap();
+            log.set_status(&key(id, AnomalyState::Firing, "1"), LogStatus::Sent, None, 10)
+                .unwrap();
+        }
+        log.record_received("http://d:1/", &event("ep-2", AnomalyState::Resolved, 3), &chats, 20)
+            .unwrap();
+
+        let firing = log.firing_unresolved(AnomalyState::Firing as i32, 11).unwrap();
+        let too_recent = log.firing_unresolved(AnomalyState::Firing as i32, 10).unwrap();
+
+        assert_eq!(firing.len(), 1);
+        assert_eq!(firing[0].key.anomaly_id, "ep-1");
+        assert_eq!(firing[0].last_notified_at_ms, 10);
+        assert!(too_recent.is_empty());
+    }
+}
