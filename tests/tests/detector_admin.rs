@@ -152,6 +152,7 @@ async fn start_with_admin(
         kafka,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         replay_buffer: 1_000,
+        warm_start: None,
     };
     let detector = seismo_detector::start(config, readiness, shutdown).await?;
     Ok((detector, admin, admin_shutdown))
@@ -195,6 +196,7 @@ async fn reports_work_and_shutdown() -> anyhow::Result<()> {
         .stream_anomalies(StreamAnomaliesRequest {
             after_sequence: 0,
             metrics: vec![],
+            ..Default::default()
         })
         .await?
         .into_inner();

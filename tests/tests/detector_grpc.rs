@@ -154,6 +154,7 @@ async fn detector_streams_firing_then_resolution() {
             kafka,
             listen: "127.0.0.1:0".parse().unwrap(),
             replay_buffer: 1_000,
+            warm_start: None,
         },
         seismo_detector::Readiness::default(),
         shutdown.clone(),
@@ -177,7 +178,7 @@ async fn detector_streams_firing_then_resolution() {
     // Follow live changes before any event exists.
     let mut client = DetectorClient::new(channel.clone());
     let mut live = client
-        .stream_anomalies(StreamAnomaliesRequest { after_sequence: 0, metrics: vec!["views".to_string()] })
+        .stream_anomalies(StreamAnomaliesRequest { after_sequence: 0, metrics: vec!["views".to_string()], ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -211,7 +212,7 @@ async fn detector_streams_firing_then_resolution() {
 
     // Resume right before the firing: the buffer replays it and what followed.
     let mut resumed = client
-        .stream_anomalies(StreamAnomaliesRequest { after_sequence: firing.sequence - 1, metrics: vec![] })
+        .stream_anomalies(StreamAnomaliesRequest { after_sequence: firing.sequence - 1, metrics: vec![], ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -231,7 +232,7 @@ async fn detector_streams_firing_then_resolution() {
 
     // A cursor beyond the latest sequence is out of range.
     let ahead = client
-        .stream_anomalies(StreamAnomaliesRequest { after_sequence: resolved.sequence + 1_000, metrics: vec![] })
+        .stream_anomalies(StreamAnomaliesRequest { after_sequence: resolved.sequence + 1_000, metrics: vec![], ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(ahead.code(), tonic::Code::OutOfRange);
@@ -390,6 +391,7 @@ async fn detector_serves_health_reflection_and_counts_invalid() {
             kafka,
             listen: "127.0.0.1:0".parse().unwrap(),
             replay_buffer: 10,
+            warm_start: None,
         },
         seismo_detector::Readiness::default(),
         shutdown.clone(),
@@ -435,7 +437,7 @@ async fn detector_serves_health_reflection_and_counts_invalid() {
     // Unknown metrics in a stream request are rejected up front.
     let mut client = DetectorClient::new(channel);
     let unknown = client
-        .stream_anomalies(StreamAnomaliesRequest { after_sequence: 0, metrics: vec!["clicks".to_string()] })
+        .stream_anomalies(StreamAnomaliesRequest { after_sequence: 0, metrics: vec!["clicks".to_string()], ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::InvalidArgument);

@@ -195,6 +195,7 @@ async fn traceparent_flows_from_kafka_to_delivery() {
             kafka,
             listen: "127.0.0.1:0".parse().unwrap(),
             replay_buffer: 1_000,
+            warm_start: None,
         },
         seismo_detector::Readiness::default(),
         shutdown.clone(),
@@ -223,6 +224,7 @@ async fn traceparent_flows_from_kafka_to_delivery() {
         .stream_anomalies(StreamAnomaliesRequest {
             after_sequence: 0,
             metrics: vec![],
+            ..Default::default()
         })
         .await
         .unwrap()

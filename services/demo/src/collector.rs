@@ -37,6 +37,7 @@ pub async fn collect_anomalies(
         .stream_anomalies(StreamAnomaliesRequest {
             after_sequence: 0,
             metrics: Vec::new(),
+            ..Default::default()
         })
         .await?
         .into_inner();

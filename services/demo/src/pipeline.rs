@@ -138,6 +138,7 @@ pub async fn run_demo(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
             kafka: KafkaSettings::new(brokers.clone()),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             replay_buffer: 100_000,
+            warm_start: None,
         },
         seismo_detector::Readiness::default(),
         shutdown.child_token(),

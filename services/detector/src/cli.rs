@@ -14,6 +14,7 @@ use crate::evaluate::EvaluateArgs;
 use crate::kafka_source::KafkaSettings;
 use crate::replay::ReplayArgs;
 use crate::service::ServiceConfig;
+use crate::warm_start::WarmStartSettings;
 
 /// Seismo detector: turns events into metric series per window and slice,
 /// judges each closed window against a band learnt from the series' own
@@ -103,6 +104,51 @@ pub struct ServeArgs {
     /// (Prometheus), /healthz (liveness) and /readyz (readiness).
     #[arg(long, env = "SEISMO_DETECTOR_ADMIN_LISTEN", default_value = "0.0.0.0:9102")]
     pub admin_listen: SocketAddr,
+
+    /// Start without loading history from ClickHouse, so every series learns
+    /// again before it alerts.
+    #[arg(long, env = "SEISMO_DETECTOR_NO_WARM_START")]
+    pub no_warm_start: bool,
+
+    /// ClickHouse HTTP interface to load history from at start.
+    #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    pub clickhouse_url: String,
+
+    /// ClickHouse user of the warm start; it only reads.
+    #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+
+    /// ClickHouse password; prefer the environment variable over the
+    /// command line, which other local users can read.
+    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+
+    /// Database of the events table that seismo-ingest writes.
+    #[arg(long, env = "SEISMO_DETECTOR_CLICKHOUSE_DATABASE", default_value = "seismo")]
+    pub clickhouse_database: String,
+
+    /// Events table that seismo-ingest writes from the same topic.
+    #[arg(long, env = "SEISMO_DETECTOR_CLICKHOUSE_TABLE", default_value = "events")]
+    pub clickhouse_table: String,
+
+    /// History to load per metric at start, e.g. 8d, or `auto` for what each
+    /// metric's detector keeps (one week plus a few windows with weekly
+    /// seasonality).
+    #[arg(long, env = "SEISMO_DETECTOR_WARM_START_HISTORY", default_value = "auto", value_parser = parse_history)]
+    pub warm_start_history: History,
+
+    /// How long to retry when ClickHouse or Kafka fail at start, e.g. 60s;
+    /// then the detector starts without history.
+    #[arg(long, env = "SEISMO_DETECTOR_WARM_START_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub warm_start_timeout: Duration,
+}
+
+/// Length of history a warm start loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// Each metric's detector history length.
+    Auto,
+    Fixed(Duration),
 }
 
 impl ServeArgs {
@@ -122,13 +168,36 @@ impl ServeArgs {
                 max_future: (!self.no_future_check).then_some(self.max_future),
             },
         };
+        let warm_start = (!self.no_warm_start).then(|| WarmStartSettings {
+            url: self.clickhouse_url,
+            user: self.clickhouse_user,
+            password: self.clickhouse_password,
+            database: self.clickhouse_database,
+            table: self.clickhouse_table,
+            history: match self.warm_start_history {
+                History::Auto => None,
+                History::Fixed(history) => Some(history),
+            },
+            timeout: self.warm_start_timeout,
+        });
+        if let Some(warm_start) = &warm_start {
+            warm_start.validate().map_err(anyhow::Error::msg)?;
+        }
         Ok(ServiceConfig {
             metrics,
             kafka,
             listen: self.listen,
             replay_buffer: self.replay_buffer,
+            warm_start,
         })
     }
+}
+
+fn parse_history(text: &str) -> Result<History, String> {
+    if text == "auto" {
+        return Ok(History::Auto);
+    }
+    parse_duration(text).map(History::Fixed)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -162,6 +231,63 @@ mod tests {
         assert_eq!(args.replay_buffer, 10_000);
         assert_eq!(args.admin_listen, "0.0.0.0:9102".parse().unwrap());
         assert_eq!(cli.log_format, LogFormat::Text);
+        assert!(!args.no_warm_start);
+        assert_eq!(args.warm_start_history, History::Auto);
+        assert_eq!(args.warm_start_timeout, Duration::from_secs(60));
+        assert_eq!(args.clickhouse_database, "seismo");
+        assert_eq!(args.clickhouse_table, "events");
+    }
+
+    #[test]
+    fn warm_start_options_parse() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/metrics.toml");
+        let cli = Cli::try_parse_from([
+            "seismo-detector",
+            "serve",
+            "--config",
+            config,
+            "--clickhouse-url",
+            "http://clickhouse:8123",
+            "--clickhouse-table",
+            "events_v2",
+            "--warm-start-history",
+            "8d",
+            "--warm-start-timeout",
+            "5s",
+        ])
+        .unwrap();
+
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parsed as another command");
+        };
+        let warm_start = args.into_config().unwrap().warm_start.unwrap();
+        assert_eq!(warm_start.url, "http://clickhouse:8123");
+        assert_eq!(warm_start.table, "events_v2");
+        assert_eq!(warm_start.history, Some(Duration::from_secs(8 * 86_400)));
+        assert_eq!(warm_start.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn warm_start_can_be_turned_off() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/metrics.toml");
+        let cli = Cli::try_parse_from(["seismo-detector", "serve", "--config", config, "--no-warm-start"]).unwrap();
+
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parsed as another command");
+        };
+        assert!(args.into_config().unwrap().warm_start.is_none());
+    }
+
+    #[test]
+    fn invalid_table_name_is_rejected() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/metrics.toml");
+        let cli = Cli::try_parse_from(["seismo-detector", "serve", "--config", config, "--clickhouse-table", "a.b"]).unwrap();
+
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parsed as another command");
+        };
+        let error = args.into_config().unwrap_err().to_string();
+        assert!(error.contains("--clickhouse-table"), "{error}");
     }
 
     #[test]

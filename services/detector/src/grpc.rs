@@ -65,13 +65,22 @@ impl Detector for DetectorService {
                 .map_err(|status| Status::invalid_argument(format!("invalid `metrics`: {}", status.message())))?;
         }
 
-        let subscription = self.shared.hub.subscribe(request.after_sequence).map_err(|error| {
-            tracing::warn!(%peer, after_sequence = request.after_sequence, %error, "rejected anomaly stream cursor");
-            Status::out_of_range(error.to_string())
+        let hub = &self.shared.hub;
+        let subscription = hub.subscribe(request.after_sequence, request.stream_epoch).map_err(|error| {
+            tracing::warn!(
+                %peer,
+                after_sequence = request.after_sequence,
+                stream_epoch = request.stream_epoch,
+                %error,
+                "rejected anomaly stream cursor"
+            );
+            Status::out_of_range(format!("{error} (stream epoch {})", hub.epoch()))
         })?;
         tracing::info!(
             %peer,
             after_sequence = request.after_sequence,
+            stream_epoch = request.stream_epoch,
+            current_epoch = hub.epoch(),
             metrics = ?request.metrics,
             "anomaly subscriber connected"
         );

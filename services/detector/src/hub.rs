@@ -2,13 +2,17 @@
 //! for clients that resume with `after_sequence`, and broadcasts live
 //! changes to subscribers.
 //!
-//! Sequences start at the process start time in microseconds since the Unix
-//! epoch and grow by one per change. They therefore keep increasing across
-//! restarts as long as a process publishes fewer than one change per
-//! microsecond of its uptime. A client whose cursor comes from an earlier
-//! process gets this process's whole buffer, unless the buffer already
-//! dropped some of it. Changes the earlier process made after that cursor
-//! are lost with it.
+//! Each hub is one stream epoch, numbered by its first sequence: the process
+//! start time in microseconds since the Unix epoch. Sequences grow by one per
+//! change, so they keep increasing across restarts as long as a process
+//! publishes fewer than one change per microsecond of its uptime. Every
+//! change carries the epoch in `stream_epoch`.
+//!
+//! A client whose cursor comes from another epoch gets this epoch's whole
+//! buffer, and the first change it receives has `gap_before` set: changes
+//! the earlier process made after that cursor are lost with it. The gRPC
+//! contract in `detector.proto` (`StreamAnomalies`) describes the same rules
+//! for clients.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,7 +28,7 @@ pub struct HubConfig {
     /// Changes a live subscriber may fall behind before it has to catch up
     /// from the replay buffer.
     pub live_capacity: usize,
-    /// Sequence of the first change.
+    /// Sequence of the first change, also the stream epoch of every change.
     pub first_sequence: u64,
 }
 
@@ -83,11 +87,18 @@ impl AnomalyHub {
         }
     }
 
-    /// Assigns the next sequence to `event`, buffers it and sends it to live
-    /// subscribers. Returns the sequence.
+    /// Stream epoch of this hub's changes: its first sequence.
+    pub fn epoch(&self) -> u64 {
+        self.config.first_sequence.max(1)
+    }
+
+    /// Assigns the next sequence and the epoch to `event`, buffers it and
+    /// sends it to live subscribers. Returns the sequence.
     pub fn publish(&self, mut event: AnomalyEvent) -> u64 {
         let mut state = self.lock();
         event.sequence = state.next_sequence;
+        event.stream_epoch = self.epoch();
+        event.gap_before = false;
         state.next_sequence += 1;
 
         if self.config.replay_capacity > 0 {
@@ -113,19 +124,27 @@ impl AnomalyHub {
     /// Starts a subscription that yields the buffered changes after
     /// `after_sequence`, then live ones. `after_sequence = 0` yields live
     /// changes only.
-    pub fn subscribe(self: &Arc<Self>, after_sequence: u64) -> Result<Subscription, CursorError> {
+    ///
+    /// `stream_epoch` is the epoch the cursor came from, 0 when unknown. A
+    /// cursor of another epoch yields this epoch's whole buffer, and the
+    /// first change delivered has `gap_before` set. Without an epoch, a
+    /// cursor below this epoch's first sequence counts as another epoch's.
+    pub fn subscribe(self: &Arc<Self>, after_sequence: u64, stream_epoch: u64) -> Result<Subscription, CursorError> {
         let state = self.lock();
         let live = self.live.subscribe();
         let latest = state.next_sequence - 1;
+        let before_first = self.epoch() - 1;
 
-        let (backlog, delivered_until) = if after_sequence == 0 {
-            (VecDeque::new(), latest)
+        let (backlog, delivered_until, gap_pending) = if after_sequence == 0 {
+            (VecDeque::new(), latest, false)
+        } else if self.is_other_epoch(after_sequence, stream_epoch) {
+            (state.buffer.clone(), before_first, true)
         } else {
-            let lower = self.effective_cursor(after_sequence);
-            if lower > latest {
+            if after_sequence > latest {
                 return Err(CursorError::Ahead { after_sequence, latest });
             }
-            (replay_after(&state, after_sequence, lower)?, lower)
+            let lower = after_sequence.max(before_first);
+            (replay_after(&state, after_sequence, lower)?, lower, false)
         };
 
         Ok(Subscription {
@@ -133,13 +152,15 @@ impl AnomalyHub {
             backlog,
             live,
             delivered_until,
+            gap_pending,
         })
     }
 
-    /// Maps a cursor from an earlier process (below this process's first
-    /// sequence) to "nothing of this process seen yet".
-    fn effective_cursor(&self, after_sequence: u64) -> u64 {
-        after_sequence.max(self.config.first_sequence.max(1) - 1)
+    fn is_other_epoch(&self, after_sequence: u64, stream_epoch: u64) -> bool {
+        if stream_epoch != 0 {
+            return stream_epoch != self.epoch();
+        }
+        after_sequence < self.epoch() - 1
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -175,6 +196,9 @@ pub struct Subscription {
     live: broadcast::Receiver<AnomalyEvent>,
     /// Sequence of the last change delivered, or the cursor it started from.
     delivered_until: u64,
+    /// The next change delivered gets `gap_before`, because the cursor came
+    /// from another epoch.
+    gap_pending: bool,
 }
 
 impl Subscription {
@@ -184,16 +208,12 @@ impl Subscription {
     pub async fn next(&mut self) -> Result<AnomalyEvent, CursorError> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
-                self.delivered_until = event.sequence;
-                return Ok(event);
+                return Ok(self.deliver(event));
             }
 
             match self.live.recv().await {
                 Ok(event) if event.sequence <= self.delivered_until => continue,
-                Ok(event) => {
-                    self.delivered_until = event.sequence;
-                    return Ok(event);
-                }
+                Ok(event) => return Ok(self.deliver(event)),
                 Err(RecvError::Lagged(_)) => {
                     let state = self.hub.lock();
                     self.backlog = replay_after(&state, self.delivered_until, self.delivered_until)?;
@@ -210,6 +230,12 @@ impl Subscription {
     /// Sequence of the last change delivered, or the cursor it started from.
     pub fn delivered_until(&self) -> u64 {
         self.delivered_until
+    }
+
+    fn deliver(&mut self, mut event: AnomalyEvent) -> AnomalyEvent {
+        self.delivered_until = event.sequence;
+        event.gap_before = std::mem::take(&mut self.gap_pending);
+        event
     }
 }
 
@@ -273,7 +299,7 @@ mod tests {
             hub.publish(change(id));
         }
 
-        let mut subscription = hub.subscribe(1).unwrap();
+        let mut subscription = hub.subscribe(1, 0).unwrap();
         hub.publish(change("d"));
 
         let ids: Vec<(String, u64)> = [
@@ -293,7 +319,7 @@ mod tests {
         let hub = hub(10, 10);
         hub.publish(change("old"));
 
-        let mut subscription = hub.subscribe(0).unwrap();
+        let mut subscription = hub.subscribe(0, 0).unwrap();
         assert_nothing_pending(&mut subscription).await;
         hub.publish(change("new"));
 
@@ -308,7 +334,7 @@ mod tests {
         hub.publish(change("a"));
         hub.publish(change("b"));
 
-        let mut subscription = hub.subscribe(2).unwrap();
+        let mut subscription = hub.subscribe(2, 0).unwrap();
 
         assert_nothing_pending(&mut subscription).await;
         assert_eq!(subscription.delivered_until(), 2);
@@ -321,13 +347,13 @@ mod tests {
             hub.publish(change(id));
         }
 
-        let error = hub.subscribe(1).unwrap_err();
+        let error = hub.subscribe(1, 0).unwrap_err();
 
         assert_eq!(error, CursorError::Evicted { after_sequence: 1, oldest_available: 3 });
         let message = error.to_string();
         assert!(message.contains("oldest available sequence is 3"), "{message}");
         assert!(message.contains("after_sequence = 2"), "{message}");
-        assert!(hub.subscribe(2).is_ok(), "cursor right before the oldest change was rejected");
+        assert!(hub.subscribe(2, 0).is_ok(), "cursor right before the oldest change was rejected");
     }
 
     #[test]
@@ -335,47 +361,96 @@ mod tests {
         let hub = hub(10, 10);
         hub.publish(change("a"));
 
-        let error = hub.subscribe(7).unwrap_err();
+        let error = hub.subscribe(7, 0).unwrap_err();
 
         assert_eq!(error, CursorError::Ahead { after_sequence: 7, latest: 1 });
         assert!(error.to_string().contains("latest sequence 1"), "{error}");
     }
 
-    #[tokio::test]
-    async fn cursor_from_earlier_process_replays_all() {
-        let hub = Arc::new(AnomalyHub::new(HubConfig {
-            replay_capacity: 10,
+    fn hub_from(first_sequence: u64, replay_capacity: usize) -> Arc<AnomalyHub> {
+        Arc::new(AnomalyHub::new(HubConfig {
+            replay_capacity,
             live_capacity: 10,
-            first_sequence: 1_000,
-        }));
-        hub.publish(change("a"));
-        hub.publish(change("b"));
-
-        let mut subscription = hub.subscribe(950).unwrap();
-
-        assert_eq!(next(&mut subscription).await.unwrap().sequence, 1_000);
-        assert_eq!(next(&mut subscription).await.unwrap().sequence, 1_001);
+            first_sequence,
+        }))
     }
 
-    #[test]
-    fn cursor_from_earlier_process_after_eviction() {
-        let hub = Arc::new(AnomalyHub::new(HubConfig {
-            replay_capacity: 1,
-            live_capacity: 10,
-            first_sequence: 1_000,
-        }));
+    #[tokio::test]
+    async fn changes_carry_epoch() {
+        let hub = hub_from(1_000, 10);
+        hub.publish(change("a"));
+
+        let event = next(&mut hub.subscribe(999, 1_000).unwrap()).await.unwrap();
+
+        assert_eq!(hub.epoch(), 1_000);
+        assert_eq!(event.stream_epoch, 1_000);
+        assert!(!event.gap_before);
+    }
+
+    #[tokio::test]
+    async fn cursor_from_earlier_process_replays_all() {
+        let hub = hub_from(1_000, 10);
         hub.publish(change("a"));
         hub.publish(change("b"));
 
-        let error = hub.subscribe(950).unwrap_err();
+        let mut subscription = hub.subscribe(950, 0).unwrap();
 
-        assert_eq!(error, CursorError::Evicted { after_sequence: 950, oldest_available: 1_001 });
+        let first = next(&mut subscription).await.unwrap();
+        let second = next(&mut subscription).await.unwrap();
+        assert_eq!(first.sequence, 1_000);
+        assert!(first.gap_before, "first change after a cursor of another epoch");
+        assert_eq!(second.sequence, 1_001);
+        assert!(!second.gap_before);
+    }
+
+    #[tokio::test]
+    async fn cursor_from_earlier_process_after_eviction() {
+        let hub = hub_from(1_000, 1);
+        hub.publish(change("a"));
+        hub.publish(change("b"));
+
+        let mut subscription = hub.subscribe(950, 0).unwrap();
+
+        let first = next(&mut subscription).await.unwrap();
+        assert_eq!(first.sequence, 1_001);
+        assert!(first.gap_before);
+        assert_nothing_pending(&mut subscription).await;
+    }
+
+    #[tokio::test]
+    async fn other_epoch_wins_over_sequence() {
+        // The earlier process ran longer than this one, so its cursor is
+        // numerically ahead of this epoch's latest sequence.
+        let hub = hub_from(1_000, 10);
+        hub.publish(change("a"));
+
+        let mut subscription = hub.subscribe(5_000, 500).unwrap();
+
+        let first = next(&mut subscription).await.unwrap();
+        assert_eq!(first.sequence, 1_000);
+        assert!(first.gap_before);
+        assert_eq!(
+            hub.subscribe(5_000, 1_000).unwrap_err(),
+            CursorError::Ahead { after_sequence: 5_000, latest: 1_000 }
+        );
+    }
+
+    #[tokio::test]
+    async fn other_epoch_with_empty_buffer_flags_next_live() {
+        let hub = hub_from(1_000, 10);
+
+        let mut subscription = hub.subscribe(950, 900).unwrap();
+        hub.publish(change("a"));
+
+        let first = next(&mut subscription).await.unwrap();
+        assert_eq!(first.sequence, 1_000);
+        assert!(first.gap_before);
     }
 
     #[tokio::test]
     async fn lagging_subscriber_catches_up_from_buffer() {
         let hub = hub(100, 2);
-        let mut subscription = hub.subscribe(0).unwrap();
+        let mut subscription = hub.subscribe(0, 0).unwrap();
 
         for index in 0..10 {
             hub.publish(change(&format!("change-{index}")));
@@ -393,7 +468,7 @@ mod tests {
     #[tokio::test]
     async fn lagging_past_buffer_is_out_of_range() {
         let hub = hub(3, 2);
-        let mut subscription = hub.subscribe(0).unwrap();
+        let mut subscription = hub.subscribe(0, 0).unwrap();
 
         for index in 0..6 {
             hub.publish(change(&format!("change-{index}")));
@@ -409,9 +484,9 @@ mod tests {
         hub.publish(change("a"));
         hub.publish(change("b"));
 
-        assert!(hub.subscribe(2).is_ok());
+        assert!(hub.subscribe(2, 0).is_ok());
         assert_eq!(
-            hub.subscribe(1).unwrap_err(),
+            hub.subscribe(1, 0).unwrap_err(),
             CursorError::Evicted { after_sequence: 1, oldest_available: 3 }
         );
     }

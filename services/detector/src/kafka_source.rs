@@ -5,9 +5,10 @@
 //! in-memory windows and committed by librdkafka every `commit_interval`,
 //! plus once at shutdown. Events consumed again after a crash or a
 //! rebalance are counted again (at-least-once).
-//! TODO: windows and series history live in memory only. A restart loses
-//! the open windows, whose events are already committed, and every series
-//! learns again. Snapshot the state or rewind offsets by the history length.
+//! Windows and series history live in memory only. A restart recovers them
+//! with a warm start from ClickHouse (see [`crate::warm_start`]). Without
+//! one, a restart loses the open windows, whose events are already
+//! committed, and every series learns again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,10 +99,11 @@ fn describe(partitions: &TopicPartitionList) -> String {
         .join(",")
 }
 
-/// Creates the consumer and subscribes it to the events topic. A new group
-/// starts at the earliest offset, so the detector learns from the topic's
-/// retained history. The first partition assignment marks `readiness`
-/// group joined.
+/// Creates the consumer; [`run`] subscribes it to the events topic, so a
+/// warm start can read the group's positions before the group is joined. A
+/// new group starts at the earliest offset, so the detector learns from the
+/// topic's retained history. The first partition assignment marks
+/// `readiness` group joined.
 pub(crate) fn create_consumer(
     settings: &KafkaSettings,
     readiness: Arc<ReadinessTracker>,
@@ -124,13 +126,11 @@ pub(crate) fn create_consumer(
             settings.brokers, settings.group_id
         )
     })?;
-    consumer
-        .subscribe(&[&settings.topic])
-        .with_context(|| format!("failed to subscribe to Kafka topic {}; check --topic", settings.topic))?;
     Ok(consumer)
 }
 
-/// Consumes until `shutdown` fires, then commits the stored offsets.
+/// Subscribes to the events topic, consumes until `shutdown` fires, then
+/// commits the stored offsets.
 pub(crate) async fn run(
     consumer: SourceConsumer,
     mut pipeline: Pipeline,
@@ -138,6 +138,9 @@ pub(crate) async fn run(
     stats: Arc<DetectorStats>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    consumer
+        .subscribe(&[&settings.topic])
+        .with_context(|| format!("failed to subscribe to Kafka topic {}; check --topic", settings.topic))?;
     let mut invalid_log = RateLimitedLog::new(INVALID_LOG_INTERVAL);
     tracing::info!(topic = %settings.topic, group_id = %settings.group_id, "consuming events");
 

@@ -11,10 +11,11 @@ use seismo_telemetry::{MAX_SPAN_LINKS, link_message_contexts, span_traceparent};
 use crate::config::MetricsConfig;
 use crate::hub::AnomalyHub;
 use crate::prometheus_metrics::EVALUATION_DURATION;
-use crate::proto_mapping::anomaly_event;
-use crate::series::SeriesRegistry;
+use crate::proto_mapping::{anomaly_event, contributions_to_proto};
+use crate::root_cause::{MAX_CONTRIBUTORS, SliceOutcome, rank_contributors};
+use crate::series::{Judgement, SeriesRegistry};
 use crate::stats::DetectorStats;
-use crate::windowing::{ClosedWindow, Windower};
+use crate::windowing::{ClosedWindow, LoadedWindow, Windower};
 
 /// Shared handles the pipeline writes to and the gRPC server reads.
 #[derive(Debug, Clone)]
@@ -55,6 +56,11 @@ impl Pipeline {
             closed: Vec::new(),
             trace_contexts: Vec::new(),
         }
+    }
+
+    /// Returns the metric definitions this pipeline windows and judges.
+    pub fn config(&self) -> &MetricsConfig {
+        &self.shared.config
     }
 
     /// Records the `traceparent` header of the message whose event was just
@@ -103,24 +109,76 @@ impl Pipeline {
         metrics::histogram!(EVALUATION_DURATION).record(started.elapsed());
     }
 
+    /// Restores metric `metric_index`'s windows before `until_ms` from
+    /// history aggregated elsewhere (a warm start) and judges them without
+    /// publishing anything, so the series leave learning and keep their open
+    /// episodes. `windows` must be sorted by start. Returns the number of
+    /// windows judged.
+    pub fn restore_history(&mut self, metric_index: usize, windows: &[LoadedWindow], until_ms: i64) -> u64 {
+        self.closed.clear();
+        self.windower.restore_history(metric_index, windows, until_ms, &mut self.closed);
+        self.judge_silently()
+    }
+
+    /// Adds one event of restored history and judges the windows it closes
+    /// without publishing. Returns the number of windows judged.
+    pub fn restore_event(&mut self, event: Event) -> u64 {
+        self.closed.clear();
+        self.windower.push(event, &mut self.closed);
+        self.judge_silently()
+    }
+
+    /// Moves the event-time clock to the latest event time of restored
+    /// history; see [`Windower::resume_clock`].
+    pub fn resume_clock(&mut self, max_event_ms: i64) {
+        self.windower.resume_clock(max_event_ms);
+    }
+
+    /// Ends a restore: windowing counters start again from zero, so they
+    /// count live events only.
+    pub fn finish_restore(&mut self) {
+        self.windower.reset_counters();
+        self.shared.stats.set_windowing(&self.windower.counters(), self.windower.watermark_ms());
+    }
+
+    /// Series whose last judged window left an episode open.
+    pub fn open_episodes(&self) -> usize {
+        let registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.iter(None).filter(|(_, series)| series.open_episode.is_some()).count()
+    }
+
+    fn judge_silently(&self) -> u64 {
+        let mut registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let judged = self.closed.iter().filter_map(|closed| registry.observe(closed)).count() as u64;
+        self.shared.stats.set_series(registry.len() as u64);
+        judged
+    }
+
     /// Judges the windows in `self.closed` and publishes every anomaly
-    /// change to the hub.
+    /// change to the hub. A firing of a metric's total carries the slices
+    /// that contributed most, which needs the judgements of every slice of
+    /// the window first.
     fn evaluate_closed(&self) -> EvaluationCounts {
         let detected_at_ms = chrono::Utc::now().timestamp_millis();
         let mut registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let mut counts = EvaluationCounts::default();
+        let judged: Vec<(&ClosedWindow, Judgement)> = self
+            .closed
+            .iter()
+            .filter_map(|closed| registry.observe(closed).map(|judgement| (closed, judgement)))
+            .collect();
+        counts.evaluated = judged.len() as u64;
+
         // The evaluation span's context, rendered once at the first anomaly change.
         let mut traceparent: Option<String> = None;
-        for closed in &self.closed {
-            let Some(judgement) = registry.observe(closed) else {
-                continue;
-            };
-            counts.evaluated += 1;
-
+        for (closed, judgement) in &judged {
             let metric = &self.shared.config.metrics[closed.metric_index];
-            let Some(mut anomaly) = anomaly_event(&metric.name, metric.window, closed, &judgement, detected_at_ms) else {
+            let Some(mut anomaly) = anomaly_event(&metric.name, metric.window, closed, judgement, detected_at_ms) else {
                 continue;
             };
+            if anomaly.state() == AnomalyState::Firing && closed.slice.is_total() {
+                anomaly.contributors = contributions_to_proto(&contributors(closed, judgement, &judged));
+            }
             anomaly.traceparent = traceparent
                 .get_or_insert_with(|| span_traceparent(&tracing::Span::current()).unwrap_or_default())
                 .clone();
@@ -153,6 +211,35 @@ impl Pipeline {
         self.shared.stats.set_series(registry.len() as u64);
         counts
     }
+}
+
+/// Ranks the slices judged in the same window as the total `closed` by
+/// their share of its deviation. Slices without a band (still learning)
+/// are left out.
+fn contributors(
+    closed: &ClosedWindow,
+    judgement: &Judgement,
+    judged: &[(&ClosedWindow, Judgement)],
+) -> Vec<crate::root_cause::Contribution> {
+    let Some(total_band) = judgement.evaluation.band else {
+        return Vec::new();
+    };
+    let slices = judged
+        .iter()
+        .filter(|(other, _)| {
+            other.metric_index == closed.metric_index
+                && other.window_start_ms == closed.window_start_ms
+                && !other.slice.is_total()
+        })
+        .filter_map(|(other, other_judgement)| {
+            let band = other_judgement.evaluation.band?;
+            Some(SliceOutcome {
+                slice: other.slice.clone(),
+                value: other_judgement.evaluation.value,
+                expected: band.expected,
+            })
+        });
+    rank_contributors(judgement.evaluation.value, total_band.expected, slices, MAX_CONTRIBUTORS)
 }
 
 /// Counts of one [`Pipeline::evaluate_closed`] call.
@@ -243,7 +330,7 @@ window = "1m"
         }
 
         let published = hub.latest_sequence() + 1 - FIRST_SEQUENCE;
-        let mut subscription = hub.subscribe(FIRST_SEQUENCE - 1).unwrap();
+        let mut subscription = hub.subscribe(FIRST_SEQUENCE - 1, 0).unwrap();
         let mut changes = Vec::new();
         for _ in 0..published {
             changes.push(subscription.next().await.unwrap());

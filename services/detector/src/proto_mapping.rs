@@ -5,6 +5,7 @@ use seismo_proto::v1::{self, AnomalyEvent, AnomalyState};
 use crate::anomaly_id::anomaly_id;
 use crate::config::WindowLength;
 use crate::detection::{Direction, Severity};
+use crate::root_cause::Contribution;
 use crate::series::{EpisodeChange, Judgement};
 use crate::slice::SliceKey;
 use crate::windowing::ClosedWindow;
@@ -82,7 +83,24 @@ pub fn anomaly_event(
         detected_at_ms,
         // Set by the pipeline from its window evaluation span.
         traceparent: String::new(),
+        // Set by the hub when it publishes the change.
+        stream_epoch: 0,
+        gap_before: false,
+        // Set by the pipeline for a firing of a total.
+        contributors: Vec::new(),
     })
+}
+
+pub fn contributions_to_proto(contributions: &[Contribution]) -> Vec<v1::SliceContribution> {
+    contributions
+        .iter()
+        .map(|contribution| v1::SliceContribution {
+            slice: slice_to_proto(&contribution.slice),
+            value: contribution.value,
+            expected: contribution.expected,
+            share: contribution.share,
+        })
+        .collect()
 }
 
 #[cfg(test)]

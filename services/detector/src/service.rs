@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use seismo_telemetry::Readiness;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +20,7 @@ use crate::pipeline::{Pipeline, SharedState};
 use crate::prometheus_metrics::{WATERMARK_LAG, register_metrics};
 use crate::readiness::ReadinessTracker;
 use crate::stats::DetectorStats;
+use crate::warm_start::{self, WarmStartOutcome, WarmStartSettings};
 
 /// Interval of the watermark lag gauge's update. The lag grows while no
 /// events arrive, so the gauge is set on a timer, not per event.
@@ -34,6 +36,9 @@ pub struct ServiceConfig {
     pub listen: SocketAddr,
     /// Anomaly changes kept for clients that resume with `after_sequence`.
     pub replay_buffer: usize,
+    /// History to load from ClickHouse before consuming; `None` starts
+    /// without history, so every series learns first.
+    pub warm_start: Option<WarmStartSettings>,
 }
 
 /// A started detector.
@@ -41,6 +46,7 @@ pub struct ServiceConfig {
 pub struct RunningDetector {
     local_addr: SocketAddr,
     stats: Arc<DetectorStats>,
+    warm_start: watch::Receiver<Option<WarmStartOutcome>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -55,6 +61,14 @@ impl RunningDetector {
         Arc::clone(&self.stats)
     }
 
+    /// Waits until the warm start ended and returns its outcome; `None`
+    /// without a configured warm start, or if the detector stopped first.
+    pub async fn warm_start_outcome(&self) -> Option<WarmStartOutcome> {
+        let mut receiver = self.warm_start.clone();
+        let outcome = receiver.wait_for(Option::is_some).await.ok()?;
+        outcome.clone()
+    }
+
     /// Waits until the detector stopped, after the shutdown token fired or
     /// after the Kafka source or the gRPC server failed (which stops the
     /// other one).
@@ -64,7 +78,13 @@ impl RunningDetector {
 }
 
 /// Binds the gRPC address, creates the Kafka consumer and starts both.
-/// Fails early if the address is taken or the consumer cannot be created.
+/// Fails early if the address is taken, the consumer cannot be created or
+/// the warm start settings are invalid.
+///
+/// With `config.warm_start` set, the history is loaded before the consumer
+/// subscribes (see [`crate::warm_start`]), while gRPC already serves. A
+/// ClickHouse or Kafka failure during it does not fail the start, because
+/// after its retry budget the detector starts without history.
 ///
 /// `readiness` becomes ready once the gRPC server serves and the consumer
 /// got its first partition assignment from the group. It is not ready for
@@ -80,6 +100,10 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningDetector> {
     register_metrics();
+    warm_start::register_metrics();
+    if let Some(warm_start) = &config.warm_start {
+        warm_start.validate().map_err(anyhow::Error::msg)?;
+    }
     let readiness = Arc::new(ReadinessTracker::new(readiness));
     let listener = TcpListener::bind(config.listen)
         .await
@@ -89,7 +113,7 @@ pub async fn start(
 
     let hub = Arc::new(AnomalyHub::new(HubConfig::starting_now(config.replay_buffer)));
     let metric_count = config.metrics.metrics.len();
-    let shared = SharedState::new(config.metrics, hub);
+    let shared = SharedState::new(config.metrics, Arc::clone(&hub));
     let stats = Arc::clone(&shared.stats);
     tracing::info!(
         listen = %local_addr,
@@ -98,6 +122,8 @@ pub async fn start(
         group_id = %config.kafka.group_id,
         metrics = metric_count,
         replay_buffer = config.replay_buffer,
+        stream_epoch = hub.epoch(),
+        warm_start = config.warm_start.is_some(),
         "detector started"
     );
 
@@ -111,14 +137,48 @@ pub async fn start(
         grpc::serve(listener, shared.clone(), stop.clone(), on_serving),
         stop.clone(),
     ));
+    let (warm_start_sender, warm_start) = watch::channel(None);
     let source = tokio::spawn(stop_on_exit(
-        kafka_source::run(consumer, Pipeline::new(shared.clone()), config.kafka, Arc::clone(&stats), stop.clone()),
+        consume(
+            consumer,
+            Pipeline::new(shared.clone()),
+            config.kafka,
+            config.warm_start.map(|settings| (settings, warm_start_sender)),
+            Arc::clone(&stats),
+            stop.clone(),
+        ),
         stop.clone(),
     ));
 
     let task = tokio::spawn(supervise(server, source, readiness, Arc::clone(&stats), stop));
 
-    Ok(RunningDetector { local_addr, stats, task })
+    Ok(RunningDetector {
+        local_addr,
+        stats,
+        warm_start,
+        task,
+    })
+}
+
+/// Runs the warm start, if configured, and sends its outcome, then runs
+/// the Kafka source.
+async fn consume(
+    consumer: kafka_source::SourceConsumer,
+    mut pipeline: Pipeline,
+    kafka: KafkaSettings,
+    warm_start: Option<(WarmStartSettings, watch::Sender<Option<WarmStartOutcome>>)>,
+    stats: Arc<DetectorStats>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    if let Some((settings, outcome_sender)) = warm_start {
+        let outcome = warm_start::run(&settings, &kafka, &mut pipeline, &stop).await;
+        let cancelled = outcome == WarmStartOutcome::Cancelled;
+        outcome_sender.send_replace(Some(outcome));
+        if cancelled {
+            return Ok(());
+        }
+    }
+    kafka_source::run(consumer, pipeline, kafka, stats, stop).await
 }
 
 /// Waits until both parts stopped, meanwhile marks readiness shutting down

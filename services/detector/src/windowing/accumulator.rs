@@ -15,6 +15,9 @@ pub(crate) enum Accumulator {
     // high-cardinality windows make memory per window too large.
     UniqueUsers(HashSet<String>),
     Ratio(Box<(Accumulator, Accumulator)>),
+    /// A window's final value, aggregated elsewhere (a warm start's SQL);
+    /// `None` for a ratio whose denominator is 0.
+    Loaded(Option<f64>),
 }
 
 impl Accumulator {
@@ -59,6 +62,9 @@ impl Accumulator {
                 }
             }
             Accumulator::Ratio(_) => unreachable!("a ratio accumulator is always paired with a ratio metric"),
+            // Loaded windows close before any event is applied, because a
+            // restore ends by closing every window it loaded.
+            Accumulator::Loaded(_) => {}
         }
     }
 
@@ -73,6 +79,7 @@ impl Accumulator {
                 let denominator = parts.1.value()?;
                 (denominator != 0.0).then(|| numerator / denominator)
             }
+            Accumulator::Loaded(value) => *value,
         }
     }
 }

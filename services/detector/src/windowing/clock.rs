@@ -52,6 +52,12 @@ impl EventClock {
         self.max_event_ms
     }
 
+    /// Moves the clock to at least `max_event_ms`, the latest event time of
+    /// restored history, so later events are admitted relative to it.
+    pub(crate) fn resume_at(&mut self, max_event_ms: i64) {
+        self.max_event_ms = Some(self.max_event_ms.map_or(max_event_ms, |max_ms| max_ms.max(max_event_ms)));
+    }
+
     pub(crate) fn held_count(&self) -> usize {
         self.held.len()
     }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use seismo_events::Event;
 
-use super::ClosedWindow;
+use super::{ClosedWindow, LoadedWindow};
 use super::accumulator::{self, Accumulator};
 use crate::config::{MetricDefinition, MetricValue, WindowLength, WindowingSettings};
 use crate::slice::SliceKey;
@@ -74,39 +74,93 @@ impl MetricWindows {
 
         let mut slices = vec![SliceKey::total()];
         let mut slices_rejected = 0;
-        for dimension in &self.dimensions {
-            let Some(value) = event.dimension(dimension) else {
+        for index in 0..self.dimensions.len() {
+            let Some(value) = event.dimension(&self.dimensions[index]) else {
                 continue;
             };
-            let slice = SliceKey::single(dimension, value);
-            if self.series.contains_key(&slice) {
+            let slice = SliceKey::single(&self.dimensions[index], value);
+            if self.admit_slice(&slice, settings) {
                 slices.push(slice);
-                continue;
-            }
-            let known = self.slices_per_dimension.entry(dimension.clone()).or_insert(0);
-            if *known >= settings.max_slices_per_dimension {
+            } else {
                 slices_rejected += 1;
-                continue;
             }
-            *known += 1;
-            slices.push(slice);
         }
 
         let window = self.open.entry(window_start_ms).or_default();
-        for slice in slices {
+        for slice in &slices {
             window
                 .entry(slice.clone())
                 .or_insert_with(|| Accumulator::new(&self.value))
                 .add(&self.value, event);
-
-            let span = self.series.entry(slice).or_insert(SeriesSpan {
-                first_start_ms: window_start_ms,
-                last_start_ms: window_start_ms,
-            });
-            span.first_start_ms = span.first_start_ms.min(window_start_ms);
-            span.last_start_ms = span.last_start_ms.max(window_start_ms);
+        }
+        for slice in slices {
+            self.extend_span(slice, window_start_ms);
         }
         Applied::Counted { slices_rejected }
+    }
+
+    /// Closes the windows before `until_ms` with values aggregated elsewhere,
+    /// as if their events had been applied, and appends them to `closed`
+    /// like [`MetricWindows::close_until`], empty windows included.
+    /// `windows` must be sorted by start and lie before `until_ms`, a window
+    /// start (`until_ms` itself is not closed). Returns the number of slices
+    /// skipped because their dimension reached `max_slices_per_dimension`.
+    pub(crate) fn restore(
+        &mut self,
+        windows: &[LoadedWindow],
+        until_ms: i64,
+        settings: &WindowingSettings,
+        closed: &mut Vec<ClosedWindow>,
+    ) -> u64 {
+        let mut slices_rejected = 0;
+        for loaded in windows {
+            debug_assert!(loaded.window_start_ms < until_ms, "loaded window at or after {until_ms}");
+            let window_start_ms = self.window.start_of(loaded.window_start_ms);
+            if self.closed_until_ms.is_some_and(|closed_until_ms| window_start_ms < closed_until_ms) {
+                continue;
+            }
+            // Closes the windows before this one, so each is closed once.
+            self.close_until(window_start_ms, settings, closed);
+
+            if !self.admit_slice(&loaded.slice, settings) {
+                slices_rejected += 1;
+                continue;
+            }
+            self.open
+                .entry(window_start_ms)
+                .or_default()
+                .insert(loaded.slice.clone(), Accumulator::Loaded(loaded.value));
+            self.extend_span(loaded.slice.clone(), window_start_ms);
+        }
+
+        self.close_until(until_ms, settings, closed);
+        slices_rejected
+    }
+
+    /// True if `slice` is a known series or its dimension has room for
+    /// another value, which it then takes.
+    fn admit_slice(&mut self, slice: &SliceKey, settings: &WindowingSettings) -> bool {
+        if self.series.contains_key(slice) {
+            return true;
+        }
+        let [(dimension, _)] = slice.dimensions() else {
+            return true;
+        };
+        let known = self.slices_per_dimension.entry(dimension.clone()).or_insert(0);
+        if *known >= settings.max_slices_per_dimension {
+            return false;
+        }
+        *known += 1;
+        true
+    }
+
+    fn extend_span(&mut self, slice: SliceKey, window_start_ms: i64) {
+        let span = self.series.entry(slice).or_insert(SeriesSpan {
+            first_start_ms: window_start_ms,
+            last_start_ms: window_start_ms,
+        });
+        span.first_start_ms = span.first_start_ms.min(window_start_ms);
+        span.last_start_ms = span.last_start_ms.max(window_start_ms);
     }
 
     /// Closes every window that ends at or before `watermark_ms` and appends

@@ -44,6 +44,17 @@ pub struct ClosedWindow {
     pub value: f64,
 }
 
+/// The value of one series over one window, aggregated outside the
+/// windowing (a warm start's SQL), for [`Windower::restore_history`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedWindow {
+    /// Window start, Unix epoch ms.
+    pub window_start_ms: i64,
+    pub slice: SliceKey,
+    /// `None` for a ratio whose denominator is 0.
+    pub value: Option<f64>,
+}
+
 /// Running totals of the windowing, since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WindowingCounters {
@@ -105,6 +116,44 @@ impl Windower {
             }
             self.counters.windows_closed += (closed.len() - before) as u64;
         }
+    }
+
+    /// Closes the windows of metric `metric_index` before `until_ms` with
+    /// values aggregated elsewhere and appends them to `closed` exactly as
+    /// live events would have closed them: in window order, with empty
+    /// windows of known series, idle series forgotten. `windows` must be
+    /// sorted by start and lie before `until_ms`, a window start of the
+    /// metric. Events for windows before `until_ms` count as late afterwards.
+    ///
+    /// Restoring does not move the event-time clock; see
+    /// [`Windower::resume_clock`].
+    pub fn restore_history(
+        &mut self,
+        metric_index: usize,
+        windows: &[LoadedWindow],
+        until_ms: i64,
+        closed: &mut Vec<ClosedWindow>,
+    ) {
+        let before = closed.len();
+        let rejected = self.metrics[metric_index].restore(windows, until_ms, &self.settings, closed);
+        self.counters.slices_rejected += rejected;
+        self.counters.windows_closed += (closed.len() - before) as u64;
+    }
+
+    /// Sets the event-time clock to at least `max_event_ms`, the latest event
+    /// time of restored history, so later events are judged against it
+    /// instead of waiting for confirmation. Closes nothing by itself.
+    pub fn resume_clock(&mut self, max_event_ms: i64) {
+        self.clock.resume_at(max_event_ms);
+    }
+
+    /// Zeroes the counters, e.g. so they count only live events after a
+    /// warm start.
+    pub fn reset_counters(&mut self) {
+        self.counters = WindowingCounters {
+            events_held: self.clock.held_count() as u64,
+            ..WindowingCounters::default()
+        };
     }
 
     /// Latest accepted event time − allowed lateness, Unix epoch ms.

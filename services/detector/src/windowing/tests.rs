@@ -579,3 +579,109 @@ dimensions = ["os"]
     );
     assert_eq!(windower.counters().slices_rejected, 1);
 }
+
+const VIEWS_BY_OS_1M: &str = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os"]
+"#;
+
+/// Views over `minutes` minutes: iOS every minute, Android only in even
+/// minutes, so restored history must fill Android's empty windows with 0.
+fn os_views(minutes: i64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for minute in 0..minutes {
+        for index in 0..(3 + minute % 4) {
+            events.push(with_os(event(T0 + minute * MINUTE + index * 1_000, "view", "u"), "iOS"));
+        }
+        if minute % 2 == 0 {
+            events.push(with_os(event(T0 + minute * MINUTE + 30_000, "view", "u"), "Android"));
+        }
+    }
+    events
+}
+
+/// Counts `events` per minute and slice (total and `os`), as a warm start's
+/// SQL returns them: only windows with events, sorted by start.
+fn aggregate_by_minute(events: &[Event]) -> Vec<LoadedWindow> {
+    let mut counts: std::collections::BTreeMap<(i64, SliceKey), f64> = std::collections::BTreeMap::new();
+    for event in events {
+        let start = event.event_time_ms().div_euclid(MINUTE) * MINUTE;
+        *counts.entry((start, SliceKey::total())).or_default() += 1.0;
+        if let Some(os) = &event.os {
+            *counts.entry((start, SliceKey::single("os", os))).or_default() += 1.0;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((window_start_ms, slice), value)| LoadedWindow { window_start_ms, slice, value: Some(value) })
+        .collect()
+}
+
+#[test]
+fn restored_history_matches_live_windows() {
+    let events = os_views(12);
+    let mut live = windower(IMMEDIATE, VIEWS_BY_OS_1M);
+    let live_closed = push_all(&mut live, events.clone());
+
+    // History: minutes 0..6 aggregated elsewhere, the rest as live events.
+    let boundary = T0 + 6 * MINUTE;
+    let (history, tail): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|event| event.event_time_ms() < boundary);
+    let mut restored = windower(IMMEDIATE, VIEWS_BY_OS_1M);
+    let mut closed = Vec::new();
+    restored.restore_history(0, &aggregate_by_minute(&history), boundary, &mut closed);
+    restored.resume_clock(history.last().unwrap().event_time_ms());
+    closed.extend(push_all(&mut restored, tail));
+
+    assert_eq!(values(&closed), values(&live_closed));
+    assert!(values(&closed).contains(&("os=Android".to_string(), 5, 0.0)), "empty window of a known slice");
+    assert_eq!(restored.watermark_ms(), live.watermark_ms());
+}
+
+#[test]
+fn restore_closes_until_boundary_only() {
+    let events = os_views(4);
+    let mut restored = windower(IMMEDIATE, VIEWS_BY_OS_1M);
+    let mut closed = Vec::new();
+
+    restored.restore_history(0, &aggregate_by_minute(&events), T0 + 6 * MINUTE, &mut closed);
+
+    let last_start = closed.iter().map(|window| window.window_start_ms).max();
+    assert_eq!(last_start, Some(T0 + 5 * MINUTE), "windows 4 and 5 have no events but close as zeros");
+    assert_eq!(restored.counters().windows_closed, closed.len() as u64);
+    assert_eq!(restored.watermark_ms(), None, "restoring does not move the clock");
+}
+
+#[test]
+fn event_before_restored_boundary_is_late() {
+    let mut restored = windower(IMMEDIATE, VIEWS_BY_OS_1M);
+    let mut closed = Vec::new();
+    restored.restore_history(0, &aggregate_by_minute(&os_views(3)), T0 + 3 * MINUTE, &mut closed);
+    restored.resume_clock(T0 + 3 * MINUTE - 1);
+
+    let pushed = push_all(&mut restored, vec![event(T0 + 2 * MINUTE + 5_000, "view", "late")]);
+
+    assert!(pushed.is_empty());
+    assert_eq!(restored.counters().events_late, 1);
+}
+
+#[test]
+fn restore_respects_slice_limit() {
+    let mut restored = windower("max_slices_per_dimension = 1", VIEWS_BY_OS_1M);
+    let mut closed = Vec::new();
+    let loaded = vec![
+        LoadedWindow { window_start_ms: T0, slice: SliceKey::total(), value: Some(3.0) },
+        LoadedWindow { window_start_ms: T0, slice: SliceKey::single("os", "Android"), value: Some(1.0) },
+        LoadedWindow { window_start_ms: T0, slice: SliceKey::single("os", "iOS"), value: Some(2.0) },
+    ];
+
+    restored.restore_history(0, &loaded, T0 + MINUTE, &mut closed);
+
+    assert_eq!(values(&closed), vec![("total".to_string(), 0, 3.0), ("os=Android".to_string(), 0, 1.0)]);
+    assert_eq!(restored.counters().slices_rejected, 1);
+    restored.reset_counters();
+    assert_eq!(restored.counters(), WindowingCounters::default());
+}

@@ -1,0 +1,340 @@
+//! Warm start over the real stack: ingest stores the events of the Kafka
+//! mock cluster in the local ClickHouse 18.16, a detector consumes the same
+//! topic and is restarted, and the restarted detector loads its history from
+//! ClickHouse. Checked over gRPC: it is not learning, it does not fire an
+//! episode that was open before the restart again, and it resolves that
+//! episode under the same id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use seismo_detector::{KafkaSettings, MetricsConfig, RunningDetector, ServiceConfig, WarmStartOutcome, WarmStartSettings};
+use seismo_ingest::{BatchPolicy, ClickHouseConfig, IngestConfig, IngestStats};
+use seismo_proto::v1::detector_client::DetectorClient;
+use seismo_proto::v1::{AnomalyEvent, AnomalyState, GetSeriesRequest, ListSeriesRequest, StreamAnomaliesRequest};
+use seismo_tests::clickhouse::TestDatabase;
+use seismo_tests::kafka::MockKafka;
+use seismo_tests::wait::wait_for;
+use tokio_util::sync::CancellationToken;
+use tonic::Streaming;
+
+const MINUTE_MS: i64 = 60_000;
+/// Normal minutes before the spike, enough to leave learning.
+const HISTORY_WINDOWS: i64 = 90;
+/// The spike lasts from minute 90 to 99; the restart happens after minute 94.
+const SPIKE_END: i64 = 100;
+const RESTART_MINUTE: i64 = 95;
+const LAST_MINUTE: i64 = 120;
+
+const METRICS: &str = r#"
+[windowing]
+allowed_lateness = "0s"
+
+[detection]
+min_history_windows = 30
+
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os"]
+
+[[metric]]
+name = "active_users"
+events = ["view"]
+aggregation = "unique_users"
+window = "5m"
+"#;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Views of one minute: about 20, 200 during the spike, alternating iOS and
+/// Android.
+fn minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
+    let count = if (HISTORY_WINDOWS..SPIKE_END).contains(&minute) { 200 } else { 20 + (minute * 7) % 5 - 2 };
+    (0..count)
+        .map(|index| {
+            serde_json::json!({
+                "event_time": base_ms + minute * MINUTE_MS + index * (MINUTE_MS / count),
+                "event": "view",
+                "user_id": format!("user-{}", index % 15),
+                "os": if index % 2 == 0 { "iOS" } else { "Android" },
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+/// One event at the start of `minute`, which closes the minute before it.
+fn closing_message(base_ms: i64, minute: i64) -> String {
+    serde_json::json!({"event_time": base_ms + minute * MINUTE_MS, "event": "view", "user_id": "closer"}).to_string()
+}
+
+async fn produce_all(kafka: &MockKafka, topic: &str, messages: &[String]) -> anyhow::Result<()> {
+    for chunk in messages.chunks(500) {
+        let deliveries = chunk.iter().map(|message| kafka.produce(topic, 0, None, message.as_bytes()));
+        for delivery in futures::future::join_all(deliveries).await {
+            delivery?;
+        }
+    }
+    Ok(())
+}
+
+fn kafka_settings(kafka: &MockKafka, topic: &str, group: &str) -> KafkaSettings {
+    let mut settings = KafkaSettings::new(kafka.bootstrap_servers());
+    settings.topic = topic.to_string();
+    settings.group_id = group.to_string();
+    settings.commit_interval = Duration::from_millis(500);
+    settings
+}
+
+async fn start_detector(
+    kafka: KafkaSettings,
+    warm_start: Option<WarmStartSettings>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<RunningDetector> {
+    seismo_detector::start(
+        ServiceConfig {
+            metrics: MetricsConfig::parse(METRICS)?,
+            kafka,
+            listen: "127.0.0.1:0".parse()?,
+            replay_buffer: 1_000,
+            warm_start,
+        },
+        seismo_detector::Readiness::default(),
+        shutdown.clone(),
+    )
+    .await
+}
+
+async fn subscribe(detector: &RunningDetector, after_sequence: u64, stream_epoch: u64) -> anyhow::Result<Streaming<AnomalyEvent>> {
+    let mut client = DetectorClient::connect(format!("http://{}", detector.local_addr())).await?;
+    let request = StreamAnomaliesRequest {
+        after_sequence,
+        stream_epoch,
+        metrics: vec!["views".to_string()],
+    };
+    Ok(client.stream_anomalies(request).await?.into_inner())
+}
+
+/// Reads changes until one matches `last`, returning all read.
+async fn read_until(stream: &mut Streaming<AnomalyEvent>, last: impl Fn(&AnomalyEvent) -> bool) -> Vec<AnomalyEvent> {
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(event) = stream.next().await {
+            let event = event.expect("anomaly stream stays healthy");
+            let done = last(&event);
+            events.push(event);
+            if done {
+                return;
+            }
+        }
+        panic!("anomaly stream ended early");
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .unwrap_or_else(|_| panic!("the expected change did not arrive within {WAIT:?}; changes so far: {events:?}"));
+    events
+}
+
+fn is_total(state: AnomalyState) -> impl Fn(&AnomalyEvent) -> bool {
+    move |event| event.slice.is_empty() && event.state() == state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_open_episode_and_history() -> anyhow::Result<()> {
+    let kafka = MockKafka::start()?;
+    let topic = "detector-warm-start-events";
+    kafka.create_topic(topic, 1)?;
+    let database = TestDatabase::create("detector_warm_start").await?;
+    let shutdown = CancellationToken::new();
+
+    let ingest_config = IngestConfig {
+        brokers: kafka.bootstrap_servers().to_string(),
+        topic: topic.to_string(),
+        group_id: "detector-warm-start-ingest".to_string(),
+        dead_letter_topic: format!("{topic}.dlq"),
+        clickhouse: ClickHouseConfig {
+            url: database.url(),
+            database: database.name().to_string(),
+            ..ClickHouseConfig::default()
+        },
+        batch: BatchPolicy {
+            max_wait: Duration::from_millis(200),
+            ..BatchPolicy::default()
+        },
+        ..IngestConfig::default()
+    };
+    let ingest = tokio::spawn(seismo_ingest::run(
+        ingest_config,
+        Arc::new(IngestStats::default()),
+        seismo_ingest::Readiness::default(),
+        shutdown.child_token(),
+    ));
+
+    // The first detector learns from Kafka alone and fires on the spike.
+    let group = "detector-warm-start-detector";
+    let first_shutdown = shutdown.child_token();
+    let first = start_detector(kafka_settings(&kafka, topic, group), None, &first_shutdown).await?;
+    let mut first_stream = subscribe(&first, 0, 0).await?;
+
+    // On an hour boundary, so the 5-minute windows start with minute 0.
+    let hour_ms = 60 * MINUTE_MS;
+    let base_ms = (chrono::Utc::now().timestamp_millis() - 6 * hour_ms) / hour_ms * hour_ms;
+    let mut before_restart: Vec<String> = (0..RESTART_MINUTE).flat_map(|minute| minute_messages(base_ms, minute)).collect();
+    before_restart.push(closing_message(base_ms, RESTART_MINUTE));
+    produce_all(&kafka, topic, &before_restart).await?;
+
+    let first_changes = read_until(&mut first_stream, is_total(AnomalyState::Firing)).await;
+    let firing = first_changes.last().unwrap().clone();
+    assert_eq!(firing.window_start_ms, base_ms + HISTORY_WINDOWS * MINUTE_MS, "{firing:?}");
+
+    // Stop it once it committed everything, and wait for ingest to store it.
+    let produced = before_restart.len() as i64;
+    wait_for("the first detector to commit every event", async || {
+        let committed = kafka.committed_offsets(group, topic, &[0]).await?;
+        Ok((committed == vec![Some(produced)], format!("committed {committed:?} of {produced}")))
+    })
+    .await?;
+    let open_before_restart: Vec<AnomalyEvent> = {
+        // Every change the first detector published, to compare ids with.
+        let mut all = first_changes.clone();
+        while let Ok(Some(Ok(event))) = tokio::time::timeout(Duration::from_millis(500), first_stream.next()).await {
+            all.push(event);
+        }
+        all
+    };
+    first_shutdown.cancel();
+    first.wait().await?;
+    wait_for("ingest to store every event", async || {
+        let stored = database.fetch_u64("SELECT count() FROM events").await.unwrap_or(0);
+        Ok((stored == produced as u64, format!("stored {stored} of {produced}")))
+    })
+    .await?;
+
+    // The restarted detector loads its history before consuming.
+    let warm_start = WarmStartSettings {
+        timeout: Duration::from_secs(20),
+        ..WarmStartSettings::new(database.url(), database.name(), "events")
+    };
+    let second_shutdown = shutdown.child_token();
+    let second = start_detector(kafka_settings(&kafka, topic, group), Some(warm_start), &second_shutdown).await?;
+    let outcome = second.warm_start_outcome().await.context("the warm start reports an outcome")?;
+    let WarmStartOutcome::Loaded {
+        windows,
+        tail_events,
+        open_episodes,
+        missing_offsets,
+    } = outcome
+    else {
+        panic!("warm start did not load history: {outcome:?}");
+    };
+    assert!(windows >= 3 * RESTART_MINUTE as u64, "judged {windows} windows");
+    assert_eq!(tail_events, 1, "only the closing event lies in an open window");
+    assert!(open_episodes >= 3, "open episodes after the warm start: {open_episodes}");
+    assert_eq!(missing_offsets, 0);
+
+    let mut client = DetectorClient::connect(format!("http://{}", second.local_addr())).await?;
+    let series = client.list_series(ListSeriesRequest { metric: String::new() }).await?.into_inner().series;
+    let names: Vec<String> = series.iter().map(|info| format!("{}{:?}", info.metric, info.slice)).collect();
+    assert_eq!(series.len(), 4, "series after the warm start: {names:?}");
+    for info in series.iter().filter(|info| info.metric == "views") {
+        assert!(!info.learning, "views{:?} is learning after the warm start", info.slice);
+        assert_eq!(info.points, RESTART_MINUTE as u32, "views{:?}: one point per closed minute before the restart", info.slice);
+    }
+    // 5-minute windows: 19 closed before the restart, fewer than the 30 the
+    // series needs to leave learning.
+    let users = client
+        .get_series(GetSeriesRequest { metric: "active_users".to_string(), slice: vec![], limit: 0 })
+        .await?
+        .into_inner();
+    assert!(users.learning);
+    let user_counts: Vec<f64> = users.points.iter().map(|point| point.value).collect();
+    assert_eq!(user_counts, vec![15.0; RESTART_MINUTE as usize / 5], "distinct users per 5-minute window");
+
+    // A client resuming with the first detector's cursor gets a gap flag.
+    let last_seen = open_before_restart.last().unwrap();
+    let mut second_stream = subscribe(&second, last_seen.sequence, last_seen.stream_epoch).await?;
+
+    let mut after_restart: Vec<String> = (RESTART_MINUTE..LAST_MINUTE).flat_map(|minute| minute_messages(base_ms, minute)).collect();
+    after_restart.push(closing_message(base_ms, LAST_MINUTE));
+    produce_all(&kafka, topic, &after_restart).await?;
+
+    let second_changes = read_until(&mut second_stream, is_total(AnomalyState::Resolved)).await;
+    let resolved = second_changes.last().unwrap();
+    assert_eq!(resolved.id, firing.id, "the resolution keeps the episode's id");
+    assert!(resolved.window_start_ms >= base_ms + SPIKE_END * MINUTE_MS, "{resolved:?}");
+    let refired: Vec<&AnomalyEvent> = second_changes.iter().filter(|event| event.state() == AnomalyState::Firing).collect();
+    assert!(refired.is_empty(), "the restarted detector fired again: {refired:?}");
+    let fired_ids: Vec<&str> = open_before_restart
+        .iter()
+        .filter(|event| event.state() == AnomalyState::Firing)
+        .map(|event| event.id.as_str())
+        .collect();
+    for change in &second_changes {
+        assert!(fired_ids.contains(&change.id.as_str()), "resolution of an episode never fired: {change:?}");
+    }
+    assert!(second_changes[0].gap_before, "first change after a cursor of the earlier epoch");
+    assert!(second_changes[1..].iter().all(|change| !change.gap_before));
+    assert_ne!(second_changes[0].stream_epoch, last_seen.stream_epoch);
+    assert!(second_changes[0].sequence > last_seen.sequence, "sequences keep increasing across the restart");
+
+    // Every event counted once: the restarted detector's windows equal what
+    // one uninterrupted detector would see.
+    let points = client
+        .get_series(GetSeriesRequest { metric: "views".to_string(), slice: vec![], limit: 0 })
+        .await?
+        .into_inner()
+        .points;
+    for point in &points {
+        let minute = (point.window_start_ms - base_ms) / MINUTE_MS;
+        let expected = minute_messages(base_ms, minute).len() as f64 + if minute == RESTART_MINUTE { 1.0 } else { 0.0 };
+        assert_eq!(point.value, expected, "views in minute {minute}");
+    }
+
+    second_shutdown.cancel();
+    second.wait().await?;
+    shutdown.cancel();
+    ingest.await??;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_clickhouse_starts_cold() -> anyhow::Result<()> {
+    let kafka = MockKafka::start()?;
+    let topic = "detector-cold-start-events";
+    kafka.create_topic(topic, 1)?;
+    kafka.produce(topic, 0, None, closing_message(chrono::Utc::now().timestamp_millis(), 0).as_bytes()).await?;
+    // A port that was just free: nothing listens there.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let warm_start = WarmStartSettings {
+        timeout: Duration::from_secs(3),
+        ..WarmStartSettings::new(format!("http://127.0.0.1:{closed_port}"), "seismo", "events")
+    };
+    let shutdown = CancellationToken::new();
+
+    let started = std::time::Instant::now();
+    let detector = start_detector(kafka_settings(&kafka, topic, "detector-cold-start"), Some(warm_start), &shutdown).await?;
+    let outcome = detector.warm_start_outcome().await;
+
+    let Some(WarmStartOutcome::Failed { error }) = outcome else {
+        panic!("expected a failed warm start, got {outcome:?}");
+    };
+    assert!(error.contains(&format!("127.0.0.1:{closed_port}")), "{error}");
+    assert!(started.elapsed() >= Duration::from_secs(3), "gave up after {:?}, before the timeout", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(30), "retried for {:?}", started.elapsed());
+
+    // It consumes anyway.
+    wait_for("the cold detector to consume the event", async || {
+        let messages = detector.stats().snapshot().messages_received;
+        Ok((messages == 1, format!("{messages} messages")))
+    })
+    .await?;
+
+    shutdown.cancel();
+    detector.wait().await?;
+    Ok(())
+}
