@@ -1,0 +1,299 @@
+//! Routing rules, the send gate hook and the chart and button hooks, through
+//! the whole notifier: a scripted detector gRPC server on 127.0.0.1 streams
+//! anomalies and the fake Telegram Bot API receives the messages.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use seismo_notifier::{
+    AlertSink, ChartProvider, ChatTarget, DeliveryHooks, ExponentialBackoff, LogKey, LogStatus, NotificationLog,
+    NotifierConfig, NotifierStats, Readiness, RetryPolicy, Routing, SendDecision, SendGate, TelegramConfig,
+    TelegramSink, run, run_with_hooks,
+};
+use seismo_proto::v1::{AnomalyEvent, AnomalyState, Dimension, Direction, Severity};
+use seismo_tests::fake_telegram::{FakeTelegram, RecordedRequest, parse_telegram_html};
+use seismo_tests::scripted_detector::ScriptedDetector;
+use serde_json::{Value, json};
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+use tokio_util::sync::CancellationToken;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(20);
+const TOKEN: &str = "123456789:AAF7-g0gYncWnm5IyfZlpPRqRRv6kNAGlao";
+
+const ROUTES: &str = r#"
+[[route]]
+name = "payments"
+metrics = ["checkout_*"]
+slice = { country = "RU" }
+min_severity = "warning"
+chats = ["-1001"]
+mentions = ["@alice", "@bob"]
+
+[default]
+chats = ["42"]
+"#;
+
+fn anomaly(sequence: u64, metric: &str, country: &str, severity: Severity) -> AnomalyEvent {
+    let window_start_ms = 1_714_557_600_000;
+    AnomalyEvent {
+        id: format!("ep-{sequence}"),
+        sequence,
+        state: AnomalyState::Firing as i32,
+        metric: metric.to_string(),
+        slice: vec![Dimension {
+            name: "country".to_string(),
+            value: country.to_string(),
+        }],
+        window_start_ms,
+        window_end_ms: window_start_ms + 300_000,
+        value: 12.0,
+        expected: 40.0,
+        lower: 30.0,
+        upper: 50.0,
+        score: 0.9,
+        severity: severity as i32,
+        direction: Direction::Down as i32,
+        window_seconds: 300,
+        ..AnomalyEvent::default()
+    }
+}
+
+fn notifier_config(detector: String, fake: &FakeTelegram, chats: &str) -> NotifierConfig {
+    NotifierConfig {
+        detectors: vec![detector],
+        telegram: Some(TelegramConfig::new(TOKEN, chats, &fake.api_url()).expect("test Telegram settings are valid")),
+        reconnect: ExponentialBackoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(400),
+        },
+        connect_timeout: Duration::from_secs(2),
+        delivery: RetryPolicy {
+            max_attempts: 4,
+            backoff: ExponentialBackoff {
+                initial: Duration::from_millis(50),
+                max: Duration::from_millis(200),
+            },
+            max_retry_after: Duration::from_secs(30),
+        },
+        shutdown_grace: Duration::from_secs(5),
+        ..NotifierConfig::default()
+    }
+}
+
+fn displayed(request: &RecordedRequest) -> String {
+    parse_telegram_html(request.text.as_deref().expect("sendMessage carries text")).expect("valid Telegram HTML")
+}
+
+/// Returns the displayed texts of the messages delivered to `chat`.
+fn messages_to(fake: &FakeTelegram, chat: i64) -> Vec<String> {
+    fake.delivered()
+        .iter()
+        .filter(|request| request.chat_id == json!(chat))
+        .map(displayed)
+        .collect()
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn rules_choose_chats_and_mentions() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let mut config = notifier_config(server.url(), &fake, "7");
+        config.routing = Some(Routing::parse(ROUTES, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
+        let stats = Arc::new(NotifierStats::default());
+        let cancel = CancellationToken::new();
+        let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+
+        detector.wait_for_subscriptions(1, WAIT).await;
+        detector.publish(anomaly(1, "checkout_conversion", "RU", Severity::Critical));
+        // Below the rule's minimum severity, in another country, another metric.
+        detector.publish(anomaly(2, "checkout_conversion", "RU", Severity::Info));
+        detector.publish(anomaly(3, "checkout_conversion", "DE", Severity::Critical));
+        detector.publish(anomaly(4, "signups", "RU", Severity::Critical));
+        fake.wait_for_delivered(4, WAIT).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+        notifier.await.unwrap().expect("the notifier configuration is valid");
+        server.stop().await;
+
+        let payments = messages_to(&fake, -1001);
+        assert_eq!(payments.len(), 1, "{payments:#?}");
+        assert!(payments[0].contains("Episode: ep-1"), "{}", payments[0]);
+        assert!(
+            payments[0].ends_with("\n@alice @bob"),
+            "mentions close the alert: {}",
+            payments[0]
+        );
+        let default = messages_to(&fake, 42);
+        assert_eq!(default.len(), 3, "{default:#?}");
+        for text in &default {
+            assert!(!text.contains('@'), "the default route mentions nobody: {text}");
+        }
+        assert!(
+            messages_to(&fake, 7).is_empty(),
+            "[default] chats replace TELEGRAM_CHAT_IDS"
+        );
+    })
+    .await
+    .expect("test finished in time");
+}
+
+/// Suppresses every alert to chat 42, as a silence would.
+struct SilenceChat42;
+
+impl SendGate for SilenceChat42 {
+    fn decide(&self, _: &AnomalyEvent, chat: &ChatTarget, _: DateTime<Utc>) -> SendDecision {
+        if *chat == ChatTarget::Id(42) {
+            SendDecision::Suppress {
+                reason: "silenced in the test".to_string(),
+            }
+        } else {
+            SendDecision::Send
+        }
+    }
+}
+
+#[tokio::test]
+async fn gate_suppresses_one_chat_and_logs_it() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let state_dir = tempfile::tempdir().unwrap();
+        let config = NotifierConfig {
+            state_dir: Some(state_dir.path().to_path_buf()),
+            ..notifier_config(server.url(), &fake, "42,43")
+        };
+        let stats = Arc::new(NotifierStats::default());
+        let sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(TelegramSink::new(
+            config.telegram.as_ref().unwrap(),
+            config.delivery,
+            Arc::clone(&stats),
+        ))];
+        let hooks = DeliveryHooks {
+            gate: Arc::new(SilenceChat42),
+            ..DeliveryHooks::default()
+        };
+        let cancel = CancellationToken::new();
+        let notifier = tokio::spawn(run_with_hooks(
+            config,
+            sinks,
+            hooks,
+            Arc::clone(&stats),
+            Readiness::default(),
+            cancel.clone(),
+        ));
+
+        detector.wait_for_subscriptions(1, WAIT).await;
+        detector.publish(anomaly(1, "checkout", "RU", Severity::Critical));
+        fake.wait_for_delivered(1, WAIT).await;
+        wait_until("the alert counted", || stats.snapshot().sent == 1).await;
+        cancel.cancel();
+        notifier.await.unwrap().expect("the notifier configuration is valid");
+
+        assert_eq!(messages_to(&fake, 43).len(), 1);
+        assert!(messages_to(&fake, 42).is_empty());
+        let log = NotificationLog::open(state_dir.path()).unwrap();
+        let key = |chat: &str| LogKey {
+            detector: format!("{}/", server.url()),
+            anomaly_id: "ep-1".to_string(),
+            state: AnomalyState::Firing as i32,
+            chat: chat.to_string(),
+        };
+        assert_eq!(log.status(&key("42")).unwrap(), Some(LogStatus::Suppressed));
+        assert_eq!(log.status(&key("43")).unwrap(), Some(LogStatus::Sent));
+        server.stop().await;
+    })
+    .await
+    .expect("test finished in time");
+}
+
+/// Returns the same PNG bytes for every alert.
+struct FixedChart(Vec<u8>);
+
+impl ChartProvider for FixedChart {
+    fn chart(&self, _: &AnomalyEvent) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + '_>> {
+        Box::pin(std::future::ready(Some(self.0.clone())))
+    }
+}
+
+fn test_buttons(anomaly_id: &str, _metric: &str) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(
+        "Acknowledge",
+        format!("ack:{anomaly_id}"),
+    )]])
+}
+
+#[tokio::test]
+async fn chart_goes_as_photo_with_buttons() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let config = notifier_config(server.url(), &fake, "42");
+        let stats = Arc::new(NotifierStats::default());
+        let sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(TelegramSink::new(
+            config.telegram.as_ref().unwrap(),
+            config.delivery,
+            Arc::clone(&stats),
+        ))];
+        // The PNG signature is enough for the fake, which stores the bytes.
+        let png = b"\x89PNG\r\n\x1a\nchart".to_vec();
+        let hooks = DeliveryHooks {
+            charts: Arc::new(FixedChart(png.clone())),
+            buttons: Some(test_buttons),
+            ..DeliveryHooks::default()
+        };
+        let cancel = CancellationToken::new();
+        let notifier = tokio::spawn(run_with_hooks(
+            config,
+            sinks,
+            hooks,
+            Arc::clone(&stats),
+            Readiness::default(),
+            cancel.clone(),
+        ));
+
+        detector.wait_for_subscriptions(1, WAIT).await;
+        detector.publish(anomaly(1, "checkout", "RU", Severity::Critical));
+        wait_until("the alert counted", || stats.snapshot().sent == 1).await;
+        cancel.cancel();
+        notifier.await.unwrap().expect("the notifier configuration is valid");
+        server.stop().await;
+
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 1, "one photo, no separate text: {requests:#?}");
+        let photo = &requests[0];
+        assert_eq!((photo.method.as_str(), photo.status), ("sendphoto", 200));
+        assert_eq!(photo.photo.as_deref(), Some(png.as_slice()));
+        let caption = photo
+            .body
+            .get("caption")
+            .and_then(Value::as_str)
+            .expect("the alert is the caption");
+        let shown = parse_telegram_html(caption).expect("the caption is valid Telegram HTML");
+        assert!(shown.starts_with("🔴 Anomaly firing: checkout"), "{shown}");
+        let markup = photo.body.get("reply_markup").expect("the buttons are attached");
+        let markup: Value = match markup {
+            Value::String(text) => serde_json::from_str(text).unwrap(),
+            other => other.clone(),
+        };
+        assert_eq!(markup["inline_keyboard"][0][0]["callback_data"], json!("ack:ep-1"));
+    })
+    .await
+    .expect("test finished in time");
+}
