@@ -142,6 +142,9 @@ fn history_length_ms(metric: &MetricDefinition, history_ms: Option<i64>) -> i64 
 }
 
 /// Loads the total and every slice of `metric` in `[from_ms, until_ms)`.
+// TODO: every metric's windows are held until all are loaded, so a retry
+// never restores half a history. Restoring metric by metric would bound
+// memory by one metric's windows.
 async fn load_windows(
     client: &clickhouse::Client,
     table: &Table,

@@ -240,6 +240,9 @@ async fn fetch(
 }
 
 /// Feeds loaded history into the pipeline; nothing is published.
+///
+/// NOTE: windows the previous process never judged (it stopped before their
+/// watermark) are judged silently too, so a firing in them is not announced.
 fn apply(history: LoadedHistory, pipeline: &mut Pipeline) -> WarmStartOutcome {
     let Some(max_event_ms) = history.max_event_ms else {
         tracing::info!("warm start: no stored events before the Kafka resume positions; starting without history");
