@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
-use crate::analysis::{AnalysisSettings, GroupStats, Metric};
+use crate::analysis::{AnalysisSettings, GroupStats, Metric, TestOutcome};
 use crate::clickhouse_source::EventsTable;
 use crate::run::{AbRequest, run_ab_test};
 use crate::stats::error::StatsError;
@@ -63,23 +63,7 @@ impl Experiments for ExperimentsService {
         })?;
 
         let analysis = &output.analysis;
-        let tests = analysis
-            .tests
-            .iter()
-            .filter_map(|test| {
-                let values = test.result.as_ref().ok()?;
-                let effect = values.effect;
-                Some(TestResult {
-                    name: test.name.to_string(),
-                    statistic: values.statistic,
-                    p_value: values.p_value,
-                    effect: effect.map_or(f64::NAN, |effect| effect.estimate),
-                    ci_lower: effect.map_or(f64::NAN, |effect| effect.lower),
-                    ci_upper: effect.map_or(f64::NAN, |effect| effect.upper),
-                    relative_effect: values.relative.map_or(f64::NAN, |relative| relative.estimate),
-                })
-            })
-            .collect();
+        let tests = analysis.tests.iter().map(test_result).collect();
         Ok(Response::new(AnalyzeAbTestResponse {
             control: Some(group_summary(&analysis.control)),
             treatment: Some(group_summary(&analysis.treatment)),
@@ -143,6 +127,36 @@ impl ExperimentsService {
 fn epoch_ms(field: &str, value: i64) -> Result<DateTime<Utc>, Status> {
     DateTime::from_timestamp_millis(value)
         .ok_or_else(|| Status::invalid_argument(format!("{field} {value} is outside the supported time range; send Unix epoch milliseconds")))
+}
+
+fn test_result(test: &TestOutcome) -> TestResult {
+    let values = match &test.result {
+        Ok(values) => values,
+        Err(error) => {
+            return TestResult {
+                name: test.name.to_string(),
+                statistic: f64::NAN,
+                p_value: f64::NAN,
+                effect: f64::NAN,
+                ci_lower: f64::NAN,
+                ci_upper: f64::NAN,
+                relative_effect: f64::NAN,
+                error: error.to_string(),
+            };
+        }
+    };
+
+    let effect = values.effect;
+    TestResult {
+        name: test.name.to_string(),
+        statistic: values.statistic,
+        p_value: values.p_value,
+        effect: effect.map_or(f64::NAN, |effect| effect.estimate),
+        ci_lower: effect.map_or(f64::NAN, |effect| effect.lower),
+        ci_upper: effect.map_or(f64::NAN, |effect| effect.upper),
+        relative_effect: values.relative.map_or(f64::NAN, |relative| relative.estimate),
+        error: String::new(),
+    }
 }
 
 fn group_summary(group: &GroupStats) -> GroupSummary {

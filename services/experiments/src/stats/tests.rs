@@ -66,6 +66,14 @@ fn welch_both_constant_rejected() {
 }
 
 #[test]
+fn welch_constant_after_rounding_rejected() {
+    // The mean of ten 0.2s is not exactly 0.2 in binary floating point.
+    let error = welch_t_test(&[0.2; 10], &[0.26; 7], 0.05).unwrap_err();
+
+    assert!(matches!(error, StatsError::ZeroVariance { .. }), "{error:?}");
+}
+
+#[test]
 fn welch_empty_group_named() {
     let error = welch_t_test(&CONTROL, &[], 0.05).unwrap_err();
     let message = error.to_string();

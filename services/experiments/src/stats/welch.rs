@@ -35,7 +35,9 @@ pub fn welch_t_test(control: &[f64], treatment: &[f64], alpha: f64) -> Result<TT
     let treatment_share = sample_variance(treatment) / treatment_n;
     let standard_error = (control_share + treatment_share).sqrt();
     let difference = mean(treatment) - mean(control);
-    if standard_error == 0.0 {
+    // Checked on the values, because rounding leaves a tiny non-zero
+    // variance for some constant samples (e.g. ten copies of 0.2).
+    if is_constant(control) && is_constant(treatment) {
         return Err(StatsError::ZeroVariance {
             test: TEST,
             control: control[0],
@@ -59,4 +61,8 @@ pub fn welch_t_test(control: &[f64], treatment: &[f64], alpha: f64) -> Result<TT
         ci_lower: difference - critical * standard_error,
         ci_upper: difference + critical * standard_error,
     })
+}
+
+fn is_constant(values: &[f64]) -> bool {
+    values.iter().all(|&value| value == values[0])
 }
