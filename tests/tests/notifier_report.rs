@@ -184,3 +184,46 @@ async fn report_fails_without_table() {
     assert!(error.contains(database.name()), "{error}");
     assert!(fake.requests_of("sendmessage").is_empty());
 }
+
+#[tokio::test]
+async fn report_now_command_line_sends() {
+    use clap::Parser;
+    use seismo_notifier::cli::NotifierArgs;
+    use seismo_notifier::commands::setup::{NotifierCommand, send_report_now};
+
+    let now = Utc::now();
+    let report_day = now.with_timezone(&ZONE).date_naive() - Days::new(1);
+    let events = generate(report_day);
+    let database = TestDatabase::create("notifier_report_cli").await.unwrap();
+    load_events(&database, &events).await;
+    let fake = FakeTelegram::start().await;
+    let url = database.url();
+    let api_url = fake.api_url();
+    let command_line = [
+        "seismo-notifier",
+        "--telegram-bot-token=123:secret",
+        "--telegram-chat-ids=-100700",
+        "--telegram-api-url",
+        &api_url,
+        "--report-clickhouse-url",
+        &url,
+        "--report-database",
+        database.name(),
+        "--report-metrics=DAU=uniqExact(user_id)",
+        "report",
+        "--now",
+    ];
+
+    let args = NotifierArgs::parse_from(command_line);
+    assert!(matches!(args.command, Some(NotifierCommand::Report { now: true })));
+    let interaction = args.interaction.clone();
+    let config = args.into_config().unwrap();
+    send_report_now(&interaction, config.telegram.as_ref()).await.unwrap();
+
+    let texts = fake.wait_for_requests("sendmessage", 1, Duration::from_secs(10)).await;
+    let text = texts[0].text.clone().unwrap();
+    assert_eq!(texts[0].chat_id, -100_700);
+    assert!(text.contains("\nDAU: 41 (+7.9% vs day before, +105.0% vs week before)"), "{text}");
+    assert!(!text.contains("views"), "{text}");
+    fake.wait_for_requests("sendphoto", 1, Duration::from_secs(10)).await;
+}

@@ -130,6 +130,13 @@ pub struct NotifierArgs {
     /// Log output format on stderr: `text` for people, `json` for log collectors (one object per line).
     #[arg(long, env = "SEISMO_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Silences, quiet hours, bot commands, charts and the daily report.
+    #[command(flatten)]
+    pub interaction: crate::commands::setup::InteractionArgs,
+
+    #[command(subcommand)]
+    pub command: Option<crate::commands::setup::NotifierCommand>,
 }
 
 impl NotifierArgs {

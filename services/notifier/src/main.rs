@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use seismo_notifier::cli::NotifierArgs;
-use seismo_notifier::{NotifierStats, Readiness, run};
+use seismo_notifier::commands::setup::{Interaction, NotifierCommand, send_report_now};
+use seismo_notifier::{NotifierStats, Readiness, build_sinks, run_with_hooks};
 use seismo_telemetry::{init_telemetry, install_metrics_recorder, parse_with_settings_file, start_admin_server};
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +17,15 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = init_telemetry(args.log_format, "seismo-notifier")?;
 
     let admin_listen = args.admin_listen;
+    let interaction_args = args.interaction.clone();
+    let command = args.command.clone();
     let config = args.into_config()?;
+    if let Some(NotifierCommand::Report { now }) = command {
+        if !now {
+            anyhow::bail!("`seismo-notifier report` needs --now; the daily schedule runs inside the notifier");
+        }
+        return send_report_now(&interaction_args, config.telegram.as_ref()).await;
+    }
     let stats = Arc::new(NotifierStats::default());
     let readiness = Readiness::default();
     let shutdown = CancellationToken::new();
@@ -38,7 +47,18 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    let result = run(config, Arc::clone(&stats), readiness, shutdown).await;
+    let interaction = Interaction::start(
+        &interaction_args,
+        config.state_dir.as_deref(),
+        &config.detectors,
+        config.telegram.as_ref(),
+        &shutdown,
+    )?;
+    let sinks = build_sinks(&config, &stats);
+    let result = run_with_hooks(config, sinks, interaction.hooks, Arc::clone(&stats), readiness, shutdown).await;
+    for task in interaction.tasks {
+        let _ = task.await;
+    }
 
     admin_shutdown.cancel();
     admin.wait().await?;

@@ -8,4 +8,5 @@ pub mod bot;
 pub mod buttons;
 pub mod parse;
 pub mod replies;
+pub mod setup;
 pub mod status_view;
