@@ -209,3 +209,122 @@ async fn buttons_acknowledge_and_mute() {
     assert_eq!(silences[0].created_by, "@user8");
     harness.stop().await;
 }
+
+fn pipeline_event(sequence: u64, episode: &str, metric: &str) -> AnomalyEvent {
+    let window_start_ms = Utc::now().timestamp_millis() - 300_000;
+    AnomalyEvent {
+        id: episode.to_string(),
+        sequence,
+        state: AnomalyState::Firing as i32,
+        metric: metric.to_string(),
+        slice: vec![Dimension {
+            name: "os".to_string(),
+            value: "iOS".to_string(),
+        }],
+        window_start_ms,
+        window_end_ms: window_start_ms + 300_000,
+        value: 12.0,
+        expected: 40.0,
+        lower: 30.0,
+        upper: 50.0,
+        score: 0.9,
+        severity: Severity::Critical as i32,
+        direction: seismo_proto::v1::Direction::Down as i32,
+        window_seconds: 300,
+        detected_at_ms: window_start_ms + 301_000,
+        ..AnomalyEvent::default()
+    }
+}
+
+/// Messages to the alert chat that are alerts rather than command replies.
+fn delivered_alerts(fake: &FakeTelegram) -> Vec<seismo_tests::fake_telegram::RecordedRequest> {
+    fake.delivered()
+        .into_iter()
+        .filter(|request| request.body.get("reply_markup").is_some())
+        .collect()
+}
+
+#[tokio::test]
+async fn mute_command_suppresses_pipeline_alert() {
+    use clap::Parser;
+    use seismo_notifier::cli::NotifierArgs;
+    use seismo_notifier::commands::setup::Interaction;
+    use seismo_notifier::{NotifierConfig, NotifierStats, Readiness, build_sinks, run_with_hooks};
+    use seismo_tests::scripted_detector::ScriptedDetector;
+
+    let fake = FakeTelegram::start().await;
+    let detector = ScriptedDetector::default();
+    let server = detector.serve().await;
+    let state_dir = tempfile::tempdir().unwrap();
+    let args = NotifierArgs::parse_from([
+        "seismo-notifier",
+        &format!("--command-chat-ids={ALLOWED_CHAT}"),
+        &format!("--command-user-ids={ALLOWED_USER}"),
+    ]);
+    let config = NotifierConfig {
+        detectors: vec![server.url()],
+        telegram: Some(TelegramConfig::new("123:secret", &ALLOWED_CHAT.to_string(), &fake.api_url()).unwrap()),
+        state_dir: Some(state_dir.path().to_path_buf()),
+        shutdown_grace: Duration::from_secs(2),
+        ..NotifierConfig::default()
+    };
+    let cancel = CancellationToken::new();
+    let interaction = Interaction::start(
+        &args.interaction,
+        config.state_dir.as_deref(),
+        &config.detectors,
+        config.telegram.as_ref(),
+        &cancel,
+    )
+    .unwrap();
+    let stats = Arc::new(NotifierStats::default());
+    let sinks = build_sinks(&config, &stats);
+    let notifier = tokio::spawn(run_with_hooks(
+        config,
+        sinks,
+        interaction.hooks,
+        Arc::clone(&stats),
+        Readiness::default(),
+        cancel.clone(),
+    ));
+    detector.wait_for_subscriptions(1, TIMEOUT).await;
+
+    detector.publish(pipeline_event(1, "00000000000000a1", "views"));
+    let deadline = Instant::now() + TIMEOUT;
+    while delivered_alerts(&fake).is_empty() {
+        assert!(Instant::now() < deadline, "no alert delivered: {:#?}", fake.requests());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = &delivered_alerts(&fake)[0];
+    let keyboard = &first.body["reply_markup"]["inline_keyboard"];
+    assert_eq!(keyboard[0][0]["text"], "Acknowledge");
+    assert_eq!(keyboard[0][0]["callback_data"], "ack:00000000000000a1");
+    assert_eq!(keyboard[1][0]["callback_data"], "mute:3600:00000000000000a1:views");
+
+    fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/mute views 1h");
+    let deadline = Instant::now() + TIMEOUT;
+    while !replies_to(&fake, ALLOWED_CHAT).iter().any(|text| text.starts_with("Muted views until ")) {
+        assert!(Instant::now() < deadline, "no mute reply: {:#?}", fake.requests());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    detector.publish(pipeline_event(2, "00000000000000a2", "views"));
+    detector.publish(pipeline_event(3, "00000000000000a3", "likes"));
+    let deadline = Instant::now() + TIMEOUT;
+    while delivered_alerts(&fake).len() < 2 {
+        assert!(Instant::now() < deadline, "the likes alert was not delivered: {:#?}", fake.requests());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Alerts go out in order, so the silenced views alert was decided
+    // before the likes alert was sent.
+    let alerts = delivered_alerts(&fake);
+    assert_eq!(alerts.len(), 2);
+    assert!(alerts[1].text.as_deref().unwrap().contains("likes"), "{:?}", alerts[1].text);
+    assert_eq!(stats.snapshot().suppressed, 1);
+
+    cancel.cancel();
+    tokio::time::timeout(TIMEOUT, notifier).await.unwrap().unwrap().unwrap();
+    for task in interaction.tasks {
+        tokio::time::timeout(TIMEOUT, task).await.unwrap().unwrap();
+    }
+    server.stop().await;
+}
