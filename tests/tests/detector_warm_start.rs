@@ -338,3 +338,199 @@ async fn unreachable_clickhouse_starts_cold() -> anyhow::Result<()> {
     detector.wait().await?;
     Ok(())
 }
+
+/// Every aggregation, filters and slices, for the equivalence test.
+const ALL_KINDS: &str = r#"
+[windowing]
+allowed_lateness = "0s"
+
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os", "country"]
+
+[[metric]]
+name = "likers"
+events = ["like"]
+aggregation = "unique_users"
+window = "1m"
+dimensions = ["os"]
+
+[[metric]]
+name = "revenue"
+events = ["purchase"]
+aggregation = "sum"
+window = "5m"
+
+[[metric]]
+name = "like_rate"
+aggregation = "ratio"
+numerator = "likers"
+denominator = "views"
+window = "1m"
+dimensions = ["os"]
+
+[[metric]]
+name = "ios_views"
+events = ["view"]
+filter = { os = "iOS" }
+aggregation = "count"
+window = "1m"
+"#;
+
+/// Minute 20 has no events at all, so empty windows are restored too.
+fn mixed_minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
+    if minute == 20 {
+        return Vec::new();
+    }
+    let mut messages = Vec::new();
+    let views = 10 + minute % 7;
+    for index in 0..views {
+        let os = ["iOS", "Android", "Linux"][(index % 3) as usize];
+        let mut event = serde_json::json!({
+            "event_time": base_ms + minute * MINUTE_MS + index * 1_000,
+            "event": "view",
+            "user_id": format!("user-{}", index % 6),
+            "os": os,
+        });
+        if index % 4 != 0 {
+            event["country"] = serde_json::json!(if index % 2 == 0 { "DE" } else { "FR" });
+        }
+        messages.push(event.to_string());
+    }
+    for index in 0..(minute % 5) {
+        messages.push(
+            serde_json::json!({
+                "event_time": base_ms + minute * MINUTE_MS + 30_000 + index * 1_000,
+                "event": "like",
+                "user_id": format!("user-{}", index % 3),
+                "os": if index % 2 == 0 { "iOS" } else { "Android" },
+            })
+            .to_string(),
+        );
+    }
+    let mut purchase = serde_json::json!({"event_time": base_ms + minute * MINUTE_MS + 45_000, "event": "purchase", "user_id": "buyer"});
+    if minute % 3 != 0 {
+        purchase["value"] = serde_json::json!(1.25 * minute as f64);
+    }
+    messages.push(purchase.to_string());
+    messages
+}
+
+/// All series of a detector with their points, sorted by metric and slice.
+async fn series_snapshot(detector: &RunningDetector) -> anyhow::Result<Vec<(String, String, bool, Vec<seismo_proto::v1::SeriesPoint>)>> {
+    let mut client = DetectorClient::connect(format!("http://{}", detector.local_addr())).await?;
+    let listed = client.list_series(ListSeriesRequest { metric: String::new() }).await?.into_inner().series;
+    let mut snapshot = Vec::new();
+    for info in listed {
+        let series = client
+            .get_series(GetSeriesRequest { metric: info.metric.clone(), slice: info.slice.clone(), limit: 0 })
+            .await?
+            .into_inner();
+        snapshot.push((info.metric, format!("{:?}", info.slice), series.learning, series.points));
+    }
+    snapshot.sort_by(|left, right| (&left.0, &left.1).cmp(&(&right.0, &right.1)));
+    Ok(snapshot)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_series_equal_live_series() -> anyhow::Result<()> {
+    let kafka = MockKafka::start()?;
+    let topic = "detector-warm-start-kinds";
+    kafka.create_topic(topic, 1)?;
+    let database = TestDatabase::create("detector_warm_start_kinds").await?;
+    let shutdown = CancellationToken::new();
+    let ingest = tokio::spawn(seismo_ingest::run(
+        IngestConfig {
+            brokers: kafka.bootstrap_servers().to_string(),
+            topic: topic.to_string(),
+            group_id: "detector-warm-start-kinds-ingest".to_string(),
+            dead_letter_topic: format!("{topic}.dlq"),
+            clickhouse: ClickHouseConfig {
+                url: database.url(),
+                database: database.name().to_string(),
+                ..ClickHouseConfig::default()
+            },
+            batch: BatchPolicy {
+                max_wait: Duration::from_millis(200),
+                ..BatchPolicy::default()
+            },
+            ..IngestConfig::default()
+        },
+        Arc::new(IngestStats::default()),
+        seismo_ingest::Readiness::default(),
+        shutdown.child_token(),
+    ));
+
+    let hour_ms = 60 * MINUTE_MS;
+    let base_ms = (chrono::Utc::now().timestamp_millis() - 3 * hour_ms) / hour_ms * hour_ms;
+    let mut messages: Vec<String> = (0..47).flat_map(|minute| mixed_minute_messages(base_ms, minute)).collect();
+    messages.push(closing_message(base_ms, 47));
+    produce_all(&kafka, topic, &messages).await?;
+    let produced = messages.len() as i64;
+
+    // The live detector sees every event from Kafka.
+    let group = "detector-warm-start-kinds";
+    let live_shutdown = shutdown.child_token();
+    let live = seismo_detector::start(
+        ServiceConfig {
+            metrics: MetricsConfig::parse(ALL_KINDS)?,
+            kafka: kafka_settings(&kafka, topic, group),
+            listen: "127.0.0.1:0".parse()?,
+            replay_buffer: 1_000,
+            warm_start: None,
+        },
+        seismo_detector::Readiness::default(),
+        live_shutdown.clone(),
+    )
+    .await?;
+    wait_for("the live detector to commit every event", async || {
+        let committed = kafka.committed_offsets(group, topic, &[0]).await?;
+        Ok((committed == vec![Some(produced)], format!("committed {committed:?} of {produced}")))
+    })
+    .await?;
+    let live_series = series_snapshot(&live).await?;
+    live_shutdown.cancel();
+    live.wait().await?;
+    wait_for("ingest to store every event", async || {
+        let stored = database.fetch_u64("SELECT count() FROM events").await.unwrap_or(0);
+        Ok((stored == produced as u64, format!("stored {stored} of {produced}")))
+    })
+    .await?;
+
+    // The restarted detector gets the same windows from ClickHouse alone.
+    let restored_shutdown = shutdown.child_token();
+    let restored = seismo_detector::start(
+        ServiceConfig {
+            metrics: MetricsConfig::parse(ALL_KINDS)?,
+            kafka: kafka_settings(&kafka, topic, group),
+            listen: "127.0.0.1:0".parse()?,
+            replay_buffer: 1_000,
+            warm_start: Some(WarmStartSettings::new(database.url(), database.name(), "events")),
+        },
+        seismo_detector::Readiness::default(),
+        restored_shutdown.clone(),
+    )
+    .await?;
+    let outcome = restored.warm_start_outcome().await;
+    assert!(matches!(outcome, Some(WarmStartOutcome::Loaded { .. })), "{outcome:?}");
+    let restored_series = series_snapshot(&restored).await?;
+
+    let names = |snapshot: &[(String, String, bool, Vec<seismo_proto::v1::SeriesPoint>)]| {
+        snapshot.iter().map(|(metric, slice, _, _)| format!("{metric}{slice}")).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&restored_series), names(&live_series));
+    assert!(live_series.len() >= 12, "series: {:?}", names(&live_series));
+    for (live, restored) in live_series.iter().zip(&restored_series) {
+        assert_eq!(restored.2, live.2, "learning of {}{}", live.0, live.1);
+        assert_eq!(restored.3, live.3, "points of {}{}", live.0, live.1);
+    }
+
+    restored_shutdown.cancel();
+    restored.wait().await?;
+    shutdown.cancel();
+    ingest.await??;
+    Ok(())
+}
