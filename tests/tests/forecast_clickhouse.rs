@@ -178,8 +178,8 @@ async fn forecast_and_backtest_commands() -> anyhow::Result<()> {
         panic!("backtest parsed as another command");
     };
     let json: serde_json::Value = serde_json::from_str(&run_backtest(args).await?)?;
-    // Default window 336: origins every 24 hours from hour 336 to 648.
-    assert_eq!(json["folds"], 14);
+    // Default window 504: origins every 24 hours from hour 504 to 648.
+    assert_eq!(json["folds"], 7);
     assert_eq!(json["origins"], "rolling");
     let model_mae = json["mstl_ets"]["mae"].as_f64().unwrap();
     let baseline_mae = json["seasonal_naive"]["mae"].as_f64().unwrap();
@@ -243,8 +243,9 @@ async fn forecast_grpc_round_trip() -> anyhow::Result<()> {
         })
         .await?
         .into_inner();
-    assert_eq!(backtest.folds, 7);
-    assert_eq!(backtest.model.unwrap().count, 7 * 24);
+    // Default window 504: origins at hours 504, 552, 600 and 648.
+    assert_eq!(backtest.folds, 4);
+    assert_eq!(backtest.model.unwrap().count, 4 * 24);
     assert_eq!(backtest.baseline_period, 168);
 
     let unknown = client

@@ -159,8 +159,8 @@ pub struct BacktestArgs {
     #[arg(long)]
     pub step: Option<usize>,
 
-    /// Training length at the first origin, in buckets. Default: 336
-    /// (hourly, two weeks) or 56 (daily, eight weeks).
+    /// Training length at the first origin, in buckets. Default: 504
+    /// (hourly, three weeks) or 56 (daily, eight weeks).
     #[arg(long)]
     pub window: Option<usize>,
 
@@ -182,10 +182,12 @@ pub struct BacktestArgs {
     pub format: OutputFormat,
 }
 
-/// Default first backtest window for `granularity`, in buckets.
+/// Default first backtest window for `granularity`, in buckets. Hourly
+/// windows get three weeks because with two the interval calibration must
+/// drop the weekly period and the intervals come out too narrow.
 pub fn default_window(granularity: Granularity) -> usize {
     match granularity {
-        Granularity::Hour => 336,
+        Granularity::Hour => 504,
         Granularity::Day => 56,
     }
 }

@@ -16,8 +16,9 @@ pub struct CsvSeries {
 /// Parses `time,value` rows. A first row whose value is not a number is
 /// taken as a header. Times are RFC 3339 (`2026-01-05T13:00:00Z`),
 /// `YYYY-MM-DD HH:MM:SS` in UTC, `YYYY-MM-DD` or Unix epoch seconds, and are
-/// truncated to their bucket. Missing buckets are interpolated, because a
-/// file does not tell whether a gap means zero or no data.
+/// truncated to their bucket; two rows in one bucket are an error. Missing
+/// buckets are interpolated, because a file does not tell whether a gap
+/// means zero or no data.
 pub fn parse_series_csv(text: &str, granularity: Granularity) -> Result<CsvSeries, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -26,6 +27,7 @@ pub fn parse_series_csv(text: &str, granularity: Granularity) -> Result<CsvSerie
         .from_reader(text.as_bytes());
 
     let mut points = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (index, record) in reader.records().enumerate() {
         let line = index + 1;
         let record = record.map_err(|error| format!("row {line}: invalid CSV: {error}"))?;
@@ -42,6 +44,15 @@ pub fn parse_series_csv(text: &str, granularity: Granularity) -> Result<CsvSerie
         let time = parse_time(time_text).ok_or_else(|| {
             format!("row {line}: time `{time_text}` is not RFC 3339, YYYY-MM-DD HH:MM:SS, YYYY-MM-DD or epoch seconds")
         })?;
+        // Summing would be right for counts but wrong for rates, so a file
+        // finer than the granularity is rejected rather than guessed at.
+        if !seen.insert(granularity.bucket_start(time)) {
+            return Err(format!(
+                "row {line}: a second value for the {granularity} starting {}; \
+                 aggregate the file to one row per {granularity} first",
+                granularity.bucket_start(time)
+            ));
+        }
         points.push((time, value));
     }
 
@@ -94,6 +105,13 @@ mod tests {
         let error = parse_series_csv("yesterday,1\n", Granularity::Day).unwrap_err();
 
         assert!(error.starts_with("row 1: time `yesterday`"), "{error}");
+    }
+
+    #[test]
+    fn second_row_in_bucket_is_rejected() {
+        let error = parse_series_csv("2026-01-01 10:00:00,1\n2026-01-01 10:30:00,2\n", Granularity::Hour).unwrap_err();
+
+        assert!(error.starts_with("row 2: a second value for the hour starting 2026-01-01 10:00:00 UTC"), "{error}");
     }
 
     #[test]

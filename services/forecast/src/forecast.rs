@@ -123,7 +123,7 @@ pub(crate) fn forecast_values(
     let event_effect = mean_relative_effect(values, &masked, history_flags);
 
     let mut prediction = fit_predict(&masked.values, &periods, horizon, level)?;
-    let scale = interval_scale(&masked.values, &periods, horizon, level)?;
+    let scale = interval_scale(&masked.values, granularity, horizon, level)?;
     if let Some(factor) = scale {
         prediction.widen(factor);
     }

@@ -16,26 +16,32 @@
 //! multiplied. The factor is never below 1: the model's own interval stays
 //! the narrowest one reported.
 
-use crate::ForecastError;
 use crate::model::fit_predict;
+use crate::{ForecastError, Granularity};
 
 /// Held-out blocks at the end of the history.
 pub const CALIBRATION_WINDOWS: usize = 2;
 
 /// Returns the half-width factor for intervals at `level`, or `None` when
 /// the history is too short to hold out even one step per block while
-/// keeping two cycles of every period for the fit.
+/// keeping two cycles of the shortest seasonal period for the fit.
+///
+/// Each calibration fit uses the seasonal periods its shorter history
+/// supports. NOTE: when that drops a period the final fit uses (an hourly
+/// history shorter than 336 + 2 × horizon loses the weekly one), the factor
+/// describes another model and can be too small: two-week hourly histories
+/// with a 24-step horizon covered 78 % at nominal 95 % in a backtest.
 pub fn interval_scale(
     values: &[f64],
-    periods: &[usize],
+    granularity: Granularity,
     horizon: usize,
     level: f64,
 ) -> Result<Option<f64>, ForecastError> {
-    let longest_period = periods.iter().copied().max().unwrap_or(0);
-    let spare = values.len().saturating_sub(2 * longest_period);
-    // NOTE: with less spare history than CALIBRATION_WINDOWS × horizon, the
+    let shortest_period = granularity.candidate_periods()[0];
+    let spare = values.len().saturating_sub(2 * shortest_period);
+    // With less spare history than CALIBRATION_WINDOWS × horizon, the
     // blocks are shorter than the horizon, so late steps are scored by
-    // early-step errors and the factor may be too small for them.
+    // early-step errors.
     let length = horizon.min(spare / CALIBRATION_WINDOWS);
     if length == 0 {
         return Ok(None);
@@ -44,7 +50,8 @@ pub fn interval_scale(
     let mut scores = Vec::with_capacity(CALIBRATION_WINDOWS * length);
     for window in 1..=CALIBRATION_WINDOWS {
         let origin = values.len() - window * length;
-        let prediction = fit_predict(&values[..origin], periods, length, level)?;
+        let periods = granularity.seasonal_periods(origin);
+        let prediction = fit_predict(&values[..origin], &periods, length, level)?;
 
         for (step, &actual) in values[origin..origin + length].iter().enumerate() {
             let half_width = (prediction.upper[step] - prediction.lower[step]) / 2.0;
@@ -87,6 +94,6 @@ mod tests {
     fn history_without_spare_cycle_is_not_calibrated() {
         let values = vec![1.0; 48];
 
-        assert_eq!(interval_scale(&values, &[24], 24, 0.9).unwrap(), None);
+        assert_eq!(interval_scale(&values, Granularity::Hour, 24, 0.9).unwrap(), None);
     }
 }

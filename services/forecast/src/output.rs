@@ -153,11 +153,11 @@ pub fn render_backtest(report: &BacktestReport, format: OutputFormat) -> String 
             }
             let _ = writeln!(
                 out,
-                "seasonal_naive repeats the last {} buckets; {:.1}% of actual values fell inside the {}% interval",
-                report.baseline_period,
-                report.interval_coverage * 100.0,
-                report.level * 100.0
+                "mstl_ets {}% interval contained {:.1}% of the actual values",
+                report.level * 100.0,
+                report.interval_coverage * 100.0
             );
+            let _ = writeln!(out, "seasonal_naive repeats the last {} buckets", report.baseline_period);
             if report.model.mape_skipped > 0 {
                 let _ = writeln!(out, "MAPE skips {} zero actual values", report.model.mape_skipped);
             }

@@ -31,6 +31,7 @@ fn mstl_beats_seasonal_naive_with_trend_and_noise() {
         assert!(report.model.rmse < report.baseline.rmse, "{origins}: {report:?}");
         assert!(report.model.wmape.unwrap() < report.baseline.wmape.unwrap(), "{origins}: {report:?}");
         assert_eq!(report.baseline_period, 168);
+        assert!(report.interval_coverage >= 0.85, "{origins}: coverage {}", report.interval_coverage);
     }
 }
 
