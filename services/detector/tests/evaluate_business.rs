@@ -1,8 +1,8 @@
-//! `evaluate business`: the detector and the IQR rule on the seeded
-//! synthetic business series.
+//! `evaluate business`: the detection methods and the IQR rule on the
+//! seeded synthetic business series.
 
-use seismo_detector::detection::DetectionParams;
-use seismo_detector::evaluate::business::{compare, detector_alerts, totals};
+use seismo_detector::detection::{DetectionParams, MethodName};
+use seismo_detector::evaluate::business::{compare, detector_alerts};
 use seismo_detector::evaluate::business_series::generate_suite;
 use seismo_detector::evaluate::iqr::IqrRule;
 use seismo_detector::evaluate::{BusinessArgs, EvaluateArgs, EvaluateSuite};
@@ -17,6 +17,15 @@ fn business_args(seed: u64) -> EvaluateArgs {
     EvaluateArgs {
         suite: EvaluateSuite::Business(BusinessArgs {
             seed,
+            seeds: None,
+            // Every method but the forecast, whose fits take seconds in a
+            // debug build; its own tests cover it.
+            methods: Some(
+                MethodName::ALL
+                    .into_iter()
+                    .filter(|&method| method != MethodName::Forecast)
+                    .collect(),
+            ),
             params: None,
             iqr_windows: 48,
             iqr_coefficient: 1.5,
@@ -45,19 +54,17 @@ fn suite_covers_business_cases() {
 #[test]
 fn detector_finds_spikes_and_dips() {
     let suite = generate_suite(1);
-    let comparisons = compare(&suite[..2], &DetectionParams::default(), &RULE);
+    let outcomes = compare(
+        &suite[..2],
+        &DetectionParams::default(),
+        &[MethodName::RobustBand],
+        &RULE,
+    );
 
-    for comparison in &comparisons {
-        assert_eq!(
-            comparison.detector.detected, 3,
-            "{}: {:?}",
-            comparison.name, comparison.detector
-        );
-        assert_eq!(
-            comparison.detector.false_positives, 0,
-            "{}: {:?}",
-            comparison.name, comparison.detector
-        );
+    assert_eq!(outcomes[0].name, "robust_band");
+    for (series, outcome) in suite.iter().zip(&outcomes[0].series) {
+        assert_eq!(outcome.detected, 3, "{}: {outcome:?}", series.name);
+        assert_eq!(outcome.false_positives, 0, "{}: {outcome:?}", series.name);
     }
 }
 
@@ -79,18 +86,18 @@ fn alerts_are_fired_episodes() {
 #[test]
 fn totals_sum_series() {
     let suite = generate_suite(3);
-    let comparisons = compare(&suite, &DetectionParams::default(), &RULE);
+    let methods = [MethodName::RobustBand, MethodName::PercentChange];
+    let outcomes = compare(&suite, &DetectionParams::default(), &methods, &RULE);
 
-    let (detector, iqr) = totals(&comparisons);
-
+    let names: Vec<&str> = outcomes.iter().map(|method| method.name.as_str()).collect();
+    assert_eq!(names, ["robust_band", "percent_change", "iqr_rule"]);
     let anomalies: usize = suite.iter().map(|series| series.anomalies.len()).sum();
-    assert_eq!(detector.anomalies, anomalies);
-    assert_eq!(iqr.anomalies, anomalies);
-    let iqr_false_positives: usize = comparisons
-        .iter()
-        .map(|comparison| comparison.iqr.false_positives)
-        .sum();
-    assert_eq!(iqr.false_positives, iqr_false_positives);
+    for method in &outcomes {
+        let total = method.total();
+        assert_eq!(total.anomalies, anomalies, "{}", method.name);
+        let false_positives: usize = method.series.iter().map(|series| series.false_positives).sum();
+        assert_eq!(total.false_positives, false_positives, "{}", method.name);
+    }
 }
 
 #[test]
@@ -99,9 +106,33 @@ fn report_is_deterministic() {
     let second = seismo_detector::evaluate::run(business_args(5)).unwrap();
 
     assert_eq!(first, second);
-    assert!(first.contains("seed 5"), "{first}");
-    for line in ["all          detector", "all          iqr", "dst_change   detector"] {
+    assert!(first.contains("seeds 5"), "{first}");
+    for method in MethodName::ALL
+        .into_iter()
+        .filter(|&method| method != MethodName::Forecast)
+    {
+        assert!(
+            first.contains(&format!("\n{method} ")),
+            "{method} missing from:\n{first}"
+        );
+    }
+    for line in ["\niqr_rule ", "\ndst_change ", "median delay"] {
         assert!(first.contains(line), "{line} missing from:\n{first}");
+    }
+}
+
+#[test]
+fn default_method_beats_iqr_rule_on_seeds_one_to_five() {
+    let methods = [MethodName::RobustBand];
+    for seed in 1..=5 {
+        let suite = generate_suite(seed);
+        let outcomes = compare(&suite, &DetectionParams::default(), &methods, &RULE);
+        let (robust, iqr) = (outcomes[0].total(), outcomes[1].total());
+
+        assert!(robust.f1() >= 0.9, "seed {seed}: F1 {} {robust:?}", robust.f1());
+        assert!(robust.median_delay().unwrap() <= 1.0, "seed {seed}: {robust:?}");
+        assert!(robust.precision() > iqr.precision(), "seed {seed}");
+        assert!(robust.recall() > iqr.recall(), "seed {seed}");
     }
 }
 

@@ -160,6 +160,7 @@ fn report_names_profiles_and_series() {
             corpus: corpus.path().to_path_buf(),
             params: None,
             score: ScoreMode::Alert,
+            method: None,
             results: None,
         }),
     };
@@ -187,6 +188,7 @@ fn missing_corpus_named() {
             corpus: PathBuf::from("/nonexistent/corpus"),
             params: None,
             score: ScoreMode::Window,
+            method: None,
             results: None,
         }),
     };

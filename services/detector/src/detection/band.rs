@@ -23,6 +23,30 @@
 use super::params::DetectionParams;
 use super::{Band, Direction, Severity};
 
+/// The band and severity settings of [`judge`], copied from [`DetectionParams`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BandSettings {
+    pub band_sigmas: f64,
+    pub min_relative_width: f64,
+    pub min_absolute_width: f64,
+    pub cleaning_sigmas: f64,
+    pub warning_ratio: f64,
+    pub critical_ratio: f64,
+}
+
+impl From<&DetectionParams> for BandSettings {
+    fn from(params: &DetectionParams) -> Self {
+        BandSettings {
+            band_sigmas: params.band_sigmas,
+            min_relative_width: params.min_relative_width,
+            min_absolute_width: params.min_absolute_width,
+            cleaning_sigmas: params.cleaning_sigmas,
+            warning_ratio: params.warning_ratio,
+            critical_ratio: params.critical_ratio,
+        }
+    }
+}
+
 /// The verdict on one window of a series that is not learning.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Judgement {
@@ -38,7 +62,7 @@ pub(crate) struct Judgement {
 }
 
 /// Judges `value` against `expected` with residual scale `sigma` (≥ 0).
-pub(crate) fn judge(value: f64, expected: f64, sigma: f64, params: &DetectionParams) -> Judgement {
+pub(crate) fn judge(value: f64, expected: f64, sigma: f64, params: &BandSettings) -> Judgement {
     let half_width = (params.band_sigmas * sigma)
         .max(params.min_relative_width * expected.abs())
         .max(params.min_absolute_width);
@@ -49,23 +73,45 @@ pub(crate) fn judge(value: f64, expected: f64, sigma: f64, params: &DetectionPar
     };
 
     let residual = value - expected;
-    let deviation_ratio = if residual == 0.0 {
+    let cleaning_limit = params.cleaning_sigmas * half_width / params.band_sigmas;
+    let cleaned = expected + residual.clamp(-cleaning_limit, cleaning_limit);
+    judgement(value, band, deviation_ratio(value, &band), cleaned, params)
+}
+
+/// |value − expected| in half-widths of the band on the value's side, so
+/// 1 at either edge of a band that need not be symmetric. Infinite for a
+/// value off a zero-width side, 0 at the expected value.
+pub(crate) fn deviation_ratio(value: f64, band: &Band) -> f64 {
+    let residual = value - band.expected;
+    let half_width = if residual >= 0.0 {
+        band.upper - band.expected
+    } else {
+        band.expected - band.lower
+    };
+    if residual == 0.0 {
         0.0
     } else if half_width > 0.0 {
         residual.abs() / half_width
     } else {
         f64::INFINITY
-    };
+    }
+}
 
-    let cleaning_limit = params.cleaning_sigmas * half_width / params.band_sigmas;
-    let cleaned = expected + residual.clamp(-cleaning_limit, cleaning_limit);
-
+/// The verdict on `value` given its band, its deviation ratio and the value
+/// to store as a reference.
+pub(crate) fn judgement(
+    value: f64,
+    band: Band,
+    deviation_ratio: f64,
+    cleaned: f64,
+    params: &BandSettings,
+) -> Judgement {
     Judgement {
         band,
         deviation_ratio,
         score: anomaly_score(deviation_ratio),
         outside: deviation_ratio > 1.0,
-        direction: if residual >= 0.0 {
+        direction: if value >= band.expected {
             Direction::Up
         } else {
             Direction::Down
@@ -83,7 +129,7 @@ pub fn anomaly_score(deviation_ratio: f64) -> f64 {
     1.0 / (1.0 + inverse_squared)
 }
 
-fn severity(deviation_ratio: f64, params: &DetectionParams) -> Severity {
+fn severity(deviation_ratio: f64, params: &BandSettings) -> Severity {
     if deviation_ratio >= params.critical_ratio {
         Severity::Critical
     } else if deviation_ratio >= params.warning_ratio {
@@ -97,15 +143,14 @@ fn severity(deviation_ratio: f64, params: &DetectionParams) -> Severity {
 mod tests {
     use super::*;
 
-    fn params() -> DetectionParams {
-        DetectionParams {
+    fn params() -> BandSettings {
+        BandSettings {
             band_sigmas: 4.0,
             min_relative_width: 0.0,
             min_absolute_width: 0.0,
             cleaning_sigmas: 2.0,
             warning_ratio: 1.5,
             critical_ratio: 3.0,
-            ..DetectionParams::default()
         }
     }
 
@@ -126,7 +171,7 @@ mod tests {
 
     #[test]
     fn relative_floor_widens_flat_band() {
-        let params = DetectionParams {
+        let params = BandSettings {
             min_relative_width: 0.05,
             ..params()
         };
@@ -138,7 +183,7 @@ mod tests {
 
     #[test]
     fn absolute_floor_widens_flat_band() {
-        let params = DetectionParams {
+        let params = BandSettings {
             min_relative_width: 0.05,
             min_absolute_width: 3.0,
             ..params()
@@ -210,6 +255,24 @@ mod tests {
             assert!(score > previous, "score {score} at {value} not above {previous}");
             previous = score;
         }
+    }
+
+    #[test]
+    fn asymmetric_band_ratio_per_side() {
+        let band = Band {
+            expected: 10.0,
+            lower: 8.0,
+            upper: 20.0,
+        };
+        assert_eq!(deviation_ratio(15.0, &band), 0.5);
+        assert_eq!(deviation_ratio(7.0, &band), 1.5);
+        assert_eq!(deviation_ratio(10.0, &band), 0.0);
+        let flat = Band {
+            expected: 10.0,
+            lower: 10.0,
+            upper: 12.0,
+        };
+        assert_eq!(deviation_ratio(9.0, &flat), f64::INFINITY);
     }
 
     #[test]

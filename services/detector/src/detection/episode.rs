@@ -13,10 +13,51 @@
 //!   resolution.
 //! - A learning window resolves an open episode: the history the episode
 //!   was judged against is gone (a gap longer than the kept history).
+//!
+//! Alert hygiene on top:
+//! - Cool-down: no episode fires within `cooldown_windows` windows after a
+//!   resolution.
+//! - Daily cap: at most `max_alerts_per_day` firings per local day.
+//! - Re-baseline: after `rebaseline_windows` consecutive windows outside on
+//!   the same side, the step asks the series to re-baseline its method and
+//!   resolves the open episode, so a lasting level shift alerts once.
 
 use super::band::Judgement;
 use super::params::DetectionParams;
-use super::{Severity, Transition};
+use super::{Direction, Severity, Transition};
+
+/// The episode and alert hygiene settings, copied from [`DetectionParams`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AlertRules {
+    pub fire_outside: usize,
+    pub fire_lookback: usize,
+    pub resolve_inside: usize,
+    pub cooldown_windows: usize,
+    pub max_alerts_per_day: usize,
+    pub rebaseline_windows: usize,
+}
+
+impl From<&DetectionParams> for AlertRules {
+    fn from(params: &DetectionParams) -> Self {
+        AlertRules {
+            fire_outside: params.fire_outside,
+            fire_lookback: params.fire_lookback,
+            resolve_inside: params.resolve_inside,
+            cooldown_windows: params.cooldown_windows,
+            max_alerts_per_day: params.max_alerts_per_day,
+            rebaseline_windows: params.rebaseline_windows,
+        }
+    }
+}
+
+/// What one window changed.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Step {
+    pub transition: Option<Transition>,
+    /// Re-baseline on this many windows, the current one and those before
+    /// it, which were all outside on one side.
+    pub rebaseline_windows: Option<usize>,
+}
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EpisodeTracker {
@@ -25,6 +66,14 @@ pub(crate) struct EpisodeTracker {
     inside_streak: usize,
     /// Start of the window that fired the open episode, Unix epoch ms.
     open_since_ms: Option<i64>,
+    /// Windows during which no episode may fire yet.
+    cooldown_left: usize,
+    /// Local day of the latest firing and the firings on it.
+    day: i64,
+    fired_on_day: usize,
+    /// Consecutive outside windows on one side, and that side.
+    side_streak: usize,
+    side: Option<Direction>,
 }
 
 impl EpisodeTracker {
@@ -39,20 +88,73 @@ impl EpisodeTracker {
         } else {
             self.recent_outside << windows
         };
+        self.cooldown_left = self
+            .cooldown_left
+            .saturating_sub(usize::try_from(windows).unwrap_or(usize::MAX));
+        if windows > 0 {
+            self.side_streak = 0;
+        }
     }
 
-    /// Advances by one window. `judgement` is `None` while the series is learning.
+    /// Advances by one window that starts on local day `local_day`.
+    /// `judgement` is `None` while the series is learning.
     pub fn step(
         &mut self,
         window_start_ms: i64,
+        local_day: i64,
         judgement: Option<&Judgement>,
-        params: &DetectionParams,
+        rules: &AlertRules,
+    ) -> Step {
+        let cooling = self.cooldown_left > 0;
+        self.cooldown_left = self.cooldown_left.saturating_sub(1);
+        self.track_side(judgement);
+
+        if rules.rebaseline_windows > 0 && self.side_streak >= rules.rebaseline_windows {
+            let windows = self.side_streak;
+            self.side_streak = 0;
+            let transition = self.resolve(rules);
+            return Step {
+                transition,
+                rebaseline_windows: Some(windows),
+            };
+        }
+
+        Step {
+            transition: self.advance(window_start_ms, local_day, judgement, rules, cooling),
+            rebaseline_windows: None,
+        }
+    }
+
+    fn track_side(&mut self, judgement: Option<&Judgement>) {
+        match judgement {
+            Some(judgement) if judgement.outside => {
+                if self.side == Some(judgement.direction) {
+                    self.side_streak += 1;
+                } else {
+                    self.side = Some(judgement.direction);
+                    self.side_streak = 1;
+                }
+            }
+            _ => {
+                self.side = None;
+                self.side_streak = 0;
+            }
+        }
+    }
+
+    fn advance(
+        &mut self,
+        window_start_ms: i64,
+        local_day: i64,
+        judgement: Option<&Judgement>,
+        params: &AlertRules,
+        cooling: bool,
     ) -> Option<Transition> {
         let outside = judgement.is_some_and(|judgement| judgement.outside);
         self.recent_outside = (self.recent_outside << 1) | u64::from(outside);
 
         let Some(judgement) = judgement else {
-            return self.resolve();
+            return self.resolve(params);
         };
 
         if self.open_since_ms.is_some() {
@@ -62,7 +164,7 @@ impl EpisodeTracker {
             }
             self.inside_streak += 1;
             return if self.inside_streak >= params.resolve_inside {
-                self.resolve()
+                self.resolve(params)
             } else {
                 None
             };
@@ -75,10 +177,18 @@ impl EpisodeTracker {
         };
         let outside_count = (self.recent_outside & lookback_mask).count_ones() as usize;
         let fires = outside && (outside_count >= params.fire_outside || judgement.severity == Severity::Critical);
-        if !fires {
+        if !fires || cooling {
+            return None;
+        }
+        if local_day != self.day {
+            self.day = local_day;
+            self.fired_on_day = 0;
+        }
+        if params.max_alerts_per_day > 0 && self.fired_on_day >= params.max_alerts_per_day {
             return None;
         }
 
+        self.fired_on_day += 1;
         self.open_since_ms = Some(window_start_ms);
         self.inside_streak = 0;
         Some(Transition::Fired {
@@ -88,9 +198,10 @@ impl EpisodeTracker {
         })
     }
 
-    fn resolve(&mut self) -> Option<Transition> {
+    fn resolve(&mut self, params: &AlertRules) -> Option<Transition> {
         let episode_start_ms = self.open_since_ms.take()?;
         self.inside_streak = 0;
+        self.cooldown_left = params.cooldown_windows;
         // Outside windows of the ended episode must not count towards the next.
         self.recent_outside = 0;
         Some(Transition::Resolved { episode_start_ms })
@@ -102,12 +213,14 @@ mod tests {
     use super::super::{Band, Direction};
     use super::*;
 
-    fn params() -> DetectionParams {
-        DetectionParams {
+    fn params() -> AlertRules {
+        AlertRules {
             fire_outside: 3,
             fire_lookback: 5,
             resolve_inside: 2,
-            ..DetectionParams::default()
+            cooldown_windows: 0,
+            max_alerts_per_day: 0,
+            rebaseline_windows: 0,
         }
     }
 
@@ -132,7 +245,13 @@ mod tests {
     /// at window i and "R<i>@<s>" for the resolution at window i of the
     /// episode fired at window s.
     fn run(pattern: &str) -> Vec<String> {
-        let params = params();
+        run_with(pattern, &params(), 1_000)
+    }
+
+    /// Like `run`, with `rules` and `windows_per_day` windows per local day,
+    /// and "B<i>:<n>" for a re-baseline on n windows at window i.
+    fn run_with(pattern: &str, params: &AlertRules, windows_per_day: i64) -> Vec<String> {
+        let params = *params;
         let mut tracker = EpisodeTracker::new();
         let mut events = Vec::new();
         for (i, symbol) in pattern.chars().enumerate() {
@@ -147,7 +266,11 @@ mod tests {
                 }
                 other => panic!("unknown pattern symbol {other}"),
             };
-            match tracker.step(i as i64 * 1000, judged.as_ref(), &params) {
+            let step = tracker.step(i as i64 * 1000, i as i64 / windows_per_day, judged.as_ref(), &params);
+            if let Some(windows) = step.rebaseline_windows {
+                events.push(format!("B{i}:{windows}"));
+            }
+            match step.transition {
                 Some(Transition::Fired { episode_start_ms, .. }) => {
                     assert_eq!(episode_start_ms, i as i64 * 1000);
                     events.push(format!("F{i}"));
@@ -219,10 +342,53 @@ mod tests {
     }
 
     #[test]
+    fn cooldown_delays_next_firing() {
+        let rules = AlertRules {
+            cooldown_windows: 4,
+            ..params()
+        };
+        // Resolved at window 4, so windows 5 to 8 cannot fire.
+        assert_eq!(run_with("ooo..ooooo", &rules, 1_000), vec!["F2", "R4@2", "F9"]);
+        assert_eq!(run("ooo..ooooo"), vec!["F2", "R4@2", "F7"]);
+    }
+
+    #[test]
+    fn daily_cap_suppresses_extra_firings() {
+        let rules = AlertRules {
+            max_alerts_per_day: 1,
+            ..params()
+        };
+        // Ten windows per day: the second episode of day 0 is suppressed,
+        // the one on day 1 fires.
+        assert_eq!(run_with("ooo..ooo.....ooo", &rules, 10), vec!["F2", "R4@2", "F15"]);
+    }
+
+    #[test]
+    fn sustained_shift_rebaselines_once() {
+        let rules = AlertRules {
+            rebaseline_windows: 6,
+            ..params()
+        };
+        assert_eq!(run_with("..oooooooo....", &rules, 1_000), vec!["F4", "B7:6", "R7@4"]);
+    }
+
+    #[test]
+    fn oscillation_gives_one_episode() {
+        // Around the band edge: two windows out, one in, for 30 windows.
+        let pattern = format!("...{}......", "oo.".repeat(10));
+        let rules = AlertRules {
+            rebaseline_windows: 6,
+            cooldown_windows: 3,
+            ..params()
+        };
+        assert_eq!(run_with(&pattern, &rules, 1_000), vec!["F6", "R33@6"]);
+    }
+
+    #[test]
     fn fired_carries_direction_and_severity() {
         let mut tracker = EpisodeTracker::new();
         let critical = judgement(true, Severity::Critical);
-        let transition = tracker.step(7, Some(&critical), &params());
+        let transition = tracker.step(7, 0, Some(&critical), &params()).transition;
         assert_eq!(
             transition,
             Some(Transition::Fired {

@@ -19,8 +19,9 @@ pub(crate) struct Slot {
     pub cleaned: f32,
     /// NaN when the window had no expected value.
     pub expected: f32,
-    /// NaN while the series was learning.
-    pub half_width: f32,
+    /// Band edges, NaN while the series was learning.
+    pub lower: f32,
+    pub upper: f32,
     pub outside: bool,
 }
 
@@ -29,7 +30,8 @@ impl Slot {
         value: f32::NAN,
         cleaned: f32::NAN,
         expected: f32::NAN,
-        half_width: f32::NAN,
+        lower: f32::NAN,
+        upper: f32::NAN,
         outside: false,
     };
 
@@ -37,10 +39,14 @@ impl Slot {
         !self.value.is_nan()
     }
 
-    /// Residual (value − expected) as entered into the scale sample. It is
-    /// computed from the stored `f32`s, so removing it later finds the same bits.
-    pub fn residual(&self) -> Option<f32> {
-        let residual = self.value - self.expected;
+    /// Residual (value − expected), divided by |expected| when `relative`,
+    /// as entered into the scale sample. It is computed from the stored
+    /// `f32`s, so removing it later finds the same bits.
+    pub fn residual(&self, relative: bool) -> Option<f32> {
+        let mut residual = self.value - self.expected;
+        if relative {
+            residual /= self.expected.abs();
+        }
         residual.is_finite().then_some(residual)
     }
 }
@@ -83,6 +89,13 @@ impl History {
     pub fn get(&self, number: i64) -> Option<&Slot> {
         let offset = number.checked_sub(self.first)?;
         let slot = self.slots.get(usize::try_from(offset).ok()?)?;
+        slot.is_present().then_some(slot)
+    }
+
+    /// Returns window `number` for a change if it is kept and was not a gap.
+    pub fn get_mut(&mut self, number: i64) -> Option<&mut Slot> {
+        let offset = number.checked_sub(self.first)?;
+        let slot = self.slots.get_mut(usize::try_from(offset).ok()?)?;
         slot.is_present().then_some(slot)
     }
 
@@ -143,7 +156,8 @@ mod tests {
             value,
             cleaned: value,
             expected: f32::NAN,
-            half_width: f32::NAN,
+            lower: f32::NAN,
+            upper: f32::NAN,
             outside: false,
         }
     }

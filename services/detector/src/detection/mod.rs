@@ -1,40 +1,57 @@
-//! Detection maths for one series of closed windows: the band, the score and
-//! the episode state machine. Pure and synchronous: no tokio, Kafka or gRPC.
+//! Detection maths for one series of closed windows: the method that
+//! judges each window, the score and the episode state machine. Pure and
+//! synchronous: no tokio, Kafka or gRPC.
 //!
 //! CONTRACT, shared by the live service and `replay` (keep these signatures):
-//! - [`DetectionParams`]: tuning, deserialisable from the metric TOML.
+//! - [`DetectionParams`]: tuning, deserialisable from the metric TOML,
+//!   including the method (`method = "robust_band"` by default).
 //! - [`SeriesDetector::new`] creates the state of one series.
 //! - [`SeriesDetector::observe`] takes each closed window once, in window
 //!   order (gaps allowed), and returns its [`Evaluation`].
 //! - [`SeriesDetector::points`] and [`SeriesDetector::is_learning`] feed
 //!   `GetSeries`.
 //!
-//! How a window is judged, one file per step:
-//! 1. `seasonal.rs`: the expected value from the same window a week or a day
-//!    earlier plus a level adjustment, else the rolling median.
-//! 2. `robust.rs`: the robust scale (MAD) of the last `residual_windows`
-//!    residuals.
-//! 3. `band.rs`: band, score, severity and the cleaned value that later
-//!    windows use as their reference.
-//! 4. `episode.rs`: whether the window fires or resolves an episode.
-//! 5. `history.rs`: the bounded store of past windows the steps read, and
+//! How a window is judged:
+//! 1. `method.rs`: the [`DetectionMethod`](method::DetectionMethod) trait,
+//!    one module per method: `robust_band.rs` (median/MAD band around a
+//!    seasonal reference, with `seasonal.rs`, `robust.rs` and `band.rs`),
+//!    `iqr.rs`, `percent_change.rs`, `three_sigma.rs`, `forecast.rs` and
+//!    `ensemble.rs`. Daily and weekly lags follow local time (`calendar.rs`).
+//! 2. This file: the minimum volume and minimum deviation rules, which keep
+//!    small slices quiet whatever the method.
+//! 3. `episode.rs`: whether the window fires or resolves an episode, with
+//!    cool-down, daily cap and re-baselining after a lasting shift.
+//! 4. `history.rs`: the bounded store of past windows the steps read, and
 //!    `window_sample.rs`: sorted samples over its most recent windows.
 
 mod band;
+mod calendar;
+mod ensemble;
 mod episode;
+mod forecast;
 mod history;
+mod iqr;
+mod method;
+mod method_params;
 mod params;
+mod percent_change;
 pub mod robust;
+mod robust_band;
 mod seasonal;
+mod three_sigma;
 mod window_sample;
 
 pub use band::anomaly_score;
-pub use params::{DetectionParams, MAX_FIRE_LOOKBACK, Seasonality};
+pub use params::{
+    CombineRule, DetectionParams, EnsembleParams, ForecastParams, IqrParams, MAX_FIRE_LOOKBACK, MethodName,
+    PercentChangeParams, Seasonality, ThreeSigmaParams, TimeZone,
+};
 
-use episode::EpisodeTracker;
+use band::BandSettings;
+use calendar::Calendar;
+use episode::{AlertRules, EpisodeTracker};
 use history::{History, Slot};
-use seasonal::SeasonalModel;
-use window_sample::WindowSample;
+use method::DetectionMethod;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -99,23 +116,25 @@ pub struct Point {
 
 /// State of one series (one metric × slice).
 ///
-/// Memory: the history keeps `history_windows` windows at 20 bytes each
-/// (one week plus `level_windows` + 1 by default: 385 windows, 7.5 KiB, for
-/// 30-minute windows), plus 4 bytes per value of the residual and level
-/// samples. `memory_bytes` returns the total.
-// TODO: 5-minute windows with weekly seasonality keep 2065 windows (≈ 42 KiB).
+/// Memory: the history keeps `history_windows` windows at 24 bytes each
+/// (for the robust band one week plus `level_windows` + 1 by default: 385
+/// windows, 9 KiB, for 30-minute windows), plus the method's own state.
+/// `memory_bytes` returns the total.
+// TODO: 5-minute windows with weekly seasonality keep 2065 windows (≈ 49 KiB).
 // Reaching 4 KiB per series needs a coarser weekly reference or no stored bands.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SeriesDetector {
-    params: DetectionParams,
     window_ms: i64,
     /// Offset of window starts within `window_ms`, taken from the first
     /// window, so windows not aligned to the epoch keep their own grid.
     phase_ms: Option<i64>,
+    calendar: Calendar,
     history: History,
-    seasonal: SeasonalModel,
-    /// Residuals of the last `residual_windows` windows, for the robust scale.
-    residuals: WindowSample,
+    method: Box<dyn DetectionMethod>,
+    severity: BandSettings,
+    alert_rules: AlertRules,
+    min_volume: f64,
+    min_absolute_deviation: f64,
     episode: EpisodeTracker,
 }
 
@@ -131,30 +150,20 @@ impl SeriesDetector {
             panic!("invalid detection parameters: {problem}");
         }
 
-        // The residual sample reads the window it retires, one window before
-        // the `residual_windows` it covers.
-        let needed = (params.residual_windows + 1)
-            .max(params.rolling_windows)
-            .max(SeasonalModel::history_needed(
-                params.seasonality,
-                window_ms,
-                params.level_windows,
-            ));
+        let calendar = Calendar::new(params.time_zone, window_ms);
+        let needed = method::history_needed(params.method, params, &calendar, window_ms);
         let history_windows = params.history_windows.unwrap_or(needed);
 
         SeriesDetector {
-            params: params.clone(),
             window_ms,
             phase_ms: None,
+            calendar,
             history: History::new(history_windows),
-            seasonal: SeasonalModel::new(
-                params.seasonality,
-                window_ms,
-                params.level_windows,
-                params.rolling_windows,
-                history_windows,
-            ),
-            residuals: WindowSample::new(params.residual_windows),
+            method: method::build(params.method, params, &calendar, window_ms, history_windows),
+            severity: BandSettings::from(params),
+            alert_rules: AlertRules::from(params),
+            min_volume: params.min_volume,
+            min_absolute_deviation: params.min_absolute_deviation,
             episode: EpisodeTracker::new(),
         }
     }
@@ -170,7 +179,14 @@ impl SeriesDetector {
         if !value.is_finite() || value.abs() > f64::from(f32::MAX) {
             return None;
         }
-        let phase_ms = *self.phase_ms.get_or_insert(window_start_ms.rem_euclid(self.window_ms));
+        let phase_ms = match self.phase_ms {
+            Some(phase_ms) => phase_ms,
+            None => {
+                let phase_ms = window_start_ms.rem_euclid(self.window_ms);
+                self.calendar.set_phase(phase_ms);
+                *self.phase_ms.insert(phase_ms)
+            }
+        };
         let number = (window_start_ms - phase_ms).div_euclid(self.window_ms);
 
         let missing = match self.history.latest() {
@@ -178,91 +194,88 @@ impl SeriesDetector {
             Some(latest) => (number - latest - 1) as u64,
             None => 0,
         };
-        // Both samples read the windows that leave them, so they retire
-        // before `history.push` can drop those windows.
-        self.residuals.retire_before(number, &self.history, |history, leaving| {
-            history.get(leaving).and_then(Slot::residual)
-        });
-        self.seasonal.retire_before(number, &self.history);
+        self.method.prepare(number, &self.history, &self.calendar);
         self.episode.skip(missing);
 
-        let expected = self.seasonal.expected_value(&self.history, number);
-        let judgement = match (expected, self.residuals.sample().sigma()) {
-            (Some(expected), Some(sigma)) if !self.is_learning() => {
-                Some(band::judge(value, expected.value, sigma, &self.params))
+        let output = self.method.judge(number, value, &self.history, &self.calendar);
+        let judgement = output.verdict.map(|verdict| {
+            let mut judgement = band::judgement(
+                value,
+                verdict.band,
+                verdict.deviation_ratio,
+                verdict.cleaned,
+                &self.severity,
+            );
+            if judgement.outside && self.is_too_small(value, verdict.band.expected) {
+                judgement.outside = false;
+                judgement.score = judgement.score.min(0.5);
             }
-            _ => None,
-        };
-
-        // A value is stored cleaned only when its expected value is worth
-        // clamping to. Not when a seasonal series fell back to the rolling
-        // median (its first day, or after a gap): that guess misses the
-        // daily shape, and clamped values would become wrong references.
-        // Not when the reference window was itself outside the band either:
-        // an anomaly that recurs there is a lasting change of shape, which
-        // must become the reference or it would alert forever.
-        // TODO: with weekly seasonality a lasting change of the daily shape,
-        // such as users shifting by an hour at a DST change, still alerts
-        // daily for up to two weeks. The daily lag could confirm it sooner.
-        let trusted = expected.is_some_and(|expected| {
-            let modelled = expected.seasonal || !self.seasonal.is_seasonal();
-            let reference_was_outside = self.history.get(expected.reference).is_some_and(|slot| slot.outside);
-            modelled && !reference_was_outside
+            judgement
         });
-        let cleaned = match judgement {
-            Some(judgement) if trusted => judgement.cleaned,
-            _ => value,
-        };
 
         let slot = Slot {
             value: value as f32,
-            cleaned: cleaned as f32,
-            expected: expected.map_or(f32::NAN, |expected| expected.value as f32),
-            half_width: judgement.map_or(f32::NAN, |judgement| {
-                ((judgement.band.upper - judgement.band.lower) / 2.0) as f32
-            }),
+            cleaned: judgement.map_or(value, |judgement| judgement.cleaned) as f32,
+            expected: output.expected.map_or(f32::NAN, |expected| expected as f32),
+            lower: judgement.map_or(f32::NAN, |judgement| judgement.band.lower as f32),
+            upper: judgement.map_or(f32::NAN, |judgement| judgement.band.upper as f32),
             outside: judgement.is_some_and(|judgement| judgement.outside),
         };
         self.history.push(number, slot);
-        if let Some(residual) = slot.residual() {
-            self.residuals.insert(residual);
-        }
-        self.seasonal.record(number, &self.history);
+        self.method.record(number, &self.history, &self.calendar);
 
-        let transition = self.episode.step(window_start_ms, judgement.as_ref(), &self.params);
+        let local_day = if self.alert_rules.max_alerts_per_day > 0 {
+            self.calendar.local_day(number)
+        } else {
+            0
+        };
+        let step = self
+            .episode
+            .step(window_start_ms, local_day, judgement.as_ref(), &self.alert_rules);
+        if let Some(windows) = step.rebaseline_windows {
+            let first = number + 1 - windows as i64;
+            self.method.rebaseline(first, &mut self.history, &self.calendar);
+        }
+
         Some(Evaluation {
             window_start_ms,
             value,
             band: judgement.map(|judgement| judgement.band),
             score: judgement.map_or(0.0, |judgement| judgement.score),
             outside: judgement.is_some_and(|judgement| judgement.outside),
-            transition,
+            transition: step.transition,
         })
+    }
+
+    /// Returns true for a deviation too small to alert on: below `min_absolute_deviation`,
+    /// or in a window whose value and expected value are both below `min_volume`.
+    fn is_too_small(&self, value: f64, expected: f64) -> bool {
+        (value - expected).abs() < self.min_absolute_deviation
+            || (value < self.min_volume && expected < self.min_volume)
     }
 
     /// Stored recent windows, oldest first.
     pub fn points(&self) -> impl Iterator<Item = Point> + '_ {
         let phase_ms = self.phase_ms.unwrap_or(0);
         self.history.iter().map(move |(number, slot)| {
-            let half_width = f64::from(slot.half_width);
-            let expected = f64::from(slot.expected);
+            let (expected, lower, upper) = (f64::from(slot.expected), f64::from(slot.lower), f64::from(slot.upper));
             Point {
                 window_start_ms: number * self.window_ms + phase_ms,
                 value: f64::from(slot.value),
-                band: (half_width.is_finite() && expected.is_finite()).then_some(Band {
+                band: (expected.is_finite() && lower.is_finite() && upper.is_finite()).then_some(Band {
                     expected,
-                    lower: expected - half_width,
-                    upper: expected + half_width,
+                    lower,
+                    upper,
                 }),
                 anomalous: slot.outside,
             }
         })
     }
 
-    /// True while the series has too little history to alert: fewer than
-    /// `min_history_windows` residuals in the scale sample.
+    /// True while the series has too little history to alert, e.g. fewer
+    /// than `min_history_windows` residuals for the robust band.
     pub fn is_learning(&self) -> bool {
-        self.residuals.sample().len() < self.params.min_history_windows
+        self.method.is_learning()
     }
 
     /// Windows of history kept at most.
@@ -274,48 +287,10 @@ impl SeriesDetector {
     pub fn memory_bytes(&self) -> usize {
         size_of::<SeriesDetector>()
             + self.history.heap_bytes()
-            + self.seasonal.heap_bytes()
-            + self.residuals.heap_bytes()
+            + size_of_val(self.method.as_ref())
+            + self.method.heap_bytes()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs `windows` 30-minute windows of a daily cycle through a detector.
-    fn detector_after(params: &DetectionParams, windows: i64) -> SeriesDetector {
-        let window_ms = 30 * 60 * 1000;
-        let mut detector = SeriesDetector::new(params, window_ms);
-        for i in 0..windows {
-            let value = 100.0 + (i % 48) as f64 + (i % 7) as f64;
-            detector.observe(i * window_ms, value).unwrap();
-        }
-        detector
-    }
-
-    #[test]
-    fn samples_stay_at_their_length() {
-        for params in [
-            DetectionParams::default(),
-            DetectionParams {
-                history_windows: Some(337),
-                ..DetectionParams::default()
-            },
-            DetectionParams {
-                seasonality: Seasonality::Daily,
-                ..DetectionParams::default()
-            },
-        ] {
-            let detector = detector_after(&params, 5_000);
-            assert_eq!(
-                detector.residuals.sample().len(),
-                params.residual_windows + 1,
-                "{params:?}"
-            );
-            for lag in &detector.seasonal.lag_sample_lengths() {
-                assert_eq!(*lag, params.level_windows + 1, "{params:?}");
-            }
-        }
-    }
-}
+mod tests;

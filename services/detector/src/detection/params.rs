@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use super::method_params::{
+    CombineRule, EnsembleParams, ForecastParams, IqrParams, MethodName, PercentChangeParams, ThreeSigmaParams, TimeZone,
+};
+
 /// Largest `fire_lookback`: the firing rule keeps one bit per window in a `u64`.
 pub const MAX_FIRE_LOOKBACK: usize = 64;
 
@@ -18,6 +22,15 @@ pub const MAX_FIRE_LOOKBACK: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct DetectionParams {
+    /// Method that judges each window; see `docs/metrics-config.md` for
+    /// each method's parameters and source.
+    pub method: MethodName,
+
+    /// Time zone whose local time keys the daily and weekly references, so
+    /// "the same window yesterday" stays at the same wall-clock time across
+    /// a daylight saving change. An IANA name such as "Europe/Berlin".
+    pub time_zone: TimeZone,
+
     /// Band half-width in robust standard deviations (MAD × 1.4826) of the
     /// recent residuals. Residuals of week-over-week references are
     /// heavy-tailed, so the usual 3 would alert on ordinary evenings. On the
@@ -82,6 +95,59 @@ pub struct DetectionParams {
     /// the seasonality is weekly. A smaller value disables the seasonal lags
     /// that no longer fit.
     pub history_windows: Option<usize>,
+
+    /// Floor of the robust band's half-width, as a fraction of |expected|,
+    /// for a window judged against the day-before reference while weekly
+    /// seasonality is configured (the first week, or after a gap). The day
+    /// before may be another weekday, such as a Friday before a Saturday
+    /// that is 25 % quieter, so a plain band would alert on the weekday
+    /// change. 0.35 removed every first-Saturday false alert of the
+    /// synthetic business suite (seeds 1 to 5) and kept every detection.
+    pub daily_fallback_width: f64,
+
+    /// Residuals relative to the expected value ((value − expected) / |expected|)
+    /// instead of absolute. Counts of events have noise that grows with the
+    /// level, so an absolute scale is dominated by the busy hours and too
+    /// wide at night.
+    pub relative_residuals: bool,
+
+    /// A window whose value and expected value are both below this is
+    /// never outside, so a small slice does not flap. In the metric's unit.
+    pub min_volume: f64,
+
+    /// A window closer than this to its expected value is never outside,
+    /// for every method. In the metric's unit.
+    pub min_absolute_deviation: f64,
+
+    /// Windows after a resolution during which no episode fires. 48 (one
+    /// day of 30-minute windows) stops the repeated alerts of a lasting
+    /// level shift while the level adjustment catches up.
+    pub cooldown_windows: usize,
+
+    /// Episodes a series may fire per local day of `time_zone`; 0 for no cap.
+    pub max_alerts_per_day: usize,
+
+    /// Consecutive windows outside the band on the same side after which the
+    /// method re-baselines on the new level and the episode resolves: a
+    /// lasting level shift is alerted once, then becomes the normal. 0
+    /// turns re-baselining off. 96 is two days of 30-minute windows, longer
+    /// than a one-day holiday, which must not become the normal.
+    pub rebaseline_windows: usize,
+
+    /// Settings of `method = "iqr"`.
+    pub iqr: IqrParams,
+
+    /// Settings of `method = "percent_change"`.
+    pub percent_change: PercentChangeParams,
+
+    /// Settings of `method = "three_sigma"`.
+    pub three_sigma: ThreeSigmaParams,
+
+    /// Settings of `method = "forecast"`.
+    pub forecast: ForecastParams,
+
+    /// Settings of `method = "ensemble"`.
+    pub ensemble: EnsembleParams,
 }
 
 /// Seasonal references a series is compared with.
@@ -100,6 +166,8 @@ pub enum Seasonality {
 impl Default for DetectionParams {
     fn default() -> Self {
         DetectionParams {
+            method: MethodName::RobustBand,
+            time_zone: TimeZone::default(),
             band_sigmas: 5.0,
             min_relative_width: 0.05,
             min_absolute_width: 0.0,
@@ -115,6 +183,18 @@ impl Default for DetectionParams {
             warning_ratio: 1.5,
             critical_ratio: 2.5,
             history_windows: None,
+            daily_fallback_width: 0.35,
+            relative_residuals: false,
+            min_volume: 0.0,
+            min_absolute_deviation: 0.0,
+            cooldown_windows: 48,
+            max_alerts_per_day: 0,
+            rebaseline_windows: 96,
+            iqr: IqrParams::default(),
+            percent_change: PercentChangeParams::default(),
+            three_sigma: ThreeSigmaParams::default(),
+            forecast: ForecastParams::default(),
+            ensemble: EnsembleParams::default(),
         }
     }
 }
@@ -126,6 +206,9 @@ impl DetectionParams {
         check_positive("band_sigmas", self.band_sigmas)?;
         check_non_negative("min_relative_width", self.min_relative_width)?;
         check_non_negative("min_absolute_width", self.min_absolute_width)?;
+        check_non_negative("daily_fallback_width", self.daily_fallback_width)?;
+        check_non_negative("min_volume", self.min_volume)?;
+        check_non_negative("min_absolute_deviation", self.min_absolute_deviation)?;
         check_positive("cleaning_sigmas", self.cleaning_sigmas)?;
         check_count("min_history_windows", self.min_history_windows, 1, usize::MAX)?;
         check_count("residual_windows", self.residual_windows, 1, usize::MAX)?;
@@ -160,6 +243,12 @@ impl DetectionParams {
             ));
         }
 
+        self.iqr.validate()?;
+        self.percent_change.validate()?;
+        self.three_sigma.validate()?;
+        self.forecast.validate()?;
+        self.ensemble.validate()?;
+
         if let Some(history) = self.history_windows {
             let needed = (self.residual_windows + 1).max(self.rolling_windows);
             if history < needed {
@@ -189,7 +278,7 @@ impl Serialize for DetectionParams {
     }
 }
 
-fn check_positive(name: &str, value: f64) -> Result<(), String> {
+pub(crate) fn check_positive(name: &str, value: f64) -> Result<(), String> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
@@ -197,7 +286,7 @@ fn check_positive(name: &str, value: f64) -> Result<(), String> {
     }
 }
 
-fn check_non_negative(name: &str, value: f64) -> Result<(), String> {
+pub(crate) fn check_non_negative(name: &str, value: f64) -> Result<(), String> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
@@ -205,7 +294,7 @@ fn check_non_negative(name: &str, value: f64) -> Result<(), String> {
     }
 }
 
-fn check_count(name: &str, value: usize, min: usize, max: usize) -> Result<(), String> {
+pub(crate) fn check_count(name: &str, value: usize, min: usize, max: usize) -> Result<(), String> {
     if (min..=max).contains(&value) {
         Ok(())
     } else if max == usize::MAX {
@@ -258,8 +347,14 @@ mod tests {
             ("residual_windows = 0", "residual_windows = 0"),
             ("fire_lookback = 65", "fire_lookback = 65"),
             ("fire_outside = 7", "fire_outside = 7 exceeds fire_lookback = 6"),
-            ("min_history_windows = 400", "min_history_windows = 400 exceeds residual_windows = 336"),
-            ("critical_ratio = 1.0", "critical_ratio = 1 is below warning_ratio = 1.5"),
+            (
+                "min_history_windows = 400",
+                "min_history_windows = 400 exceeds residual_windows = 336",
+            ),
+            (
+                "critical_ratio = 1.0",
+                "critical_ratio = 1 is below warning_ratio = 1.5",
+            ),
             ("history_windows = 100", "history_windows = 100 is below 337"),
             ("seasonality = \"hourly\"", "unknown variant `hourly`"),
             ("no_such_parameter = 1", "unknown field `no_such_parameter`"),

@@ -82,6 +82,11 @@ impl SortedSample {
         &self.values
     }
 
+    /// Removes every value and keeps the allocation.
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
     /// Adds a value. Non-finite values would break the order statistics,
     /// so callers pass finite values only (checked in debug builds).
     pub fn insert(&mut self, value: f32) {

@@ -1,9 +1,10 @@
 //! Expected value of a window from the series' own history.
 //!
 //! Method, in order of preference:
-//! 1. Seasonal reference: the cleaned value of the same window one week
-//!    earlier (weekly seasonality), else one day earlier. Lags are counted
-//!    in window numbers, so a gap in the data never shifts them.
+//! 1. Seasonal reference: the cleaned value of the window at the same local
+//!    time one week earlier (weekly seasonality), else one day earlier.
+//!    Lags are window numbers from `calendar.rs`, so neither a gap in the
+//!    data nor a daylight saving change shifts them.
 //! 2. Level adjustment: the reference plus the median, over the last
 //!    `level_windows` windows, of each window's cleaned value minus the
 //!    cleaned value one lag before it. This carries a trend or a level shift
@@ -22,13 +23,11 @@
 
 use std::cell::RefCell;
 
+use super::calendar::{Calendar, DAY_MS, WEEK_MS};
 use super::history::History;
 use super::params::Seasonality;
 use super::robust::median;
 use super::window_sample::WindowSample;
-
-const DAY_MS: i64 = 86_400_000;
-const WEEK_MS: i64 = 7 * DAY_MS;
 
 /// Expected value of a window and the window it was derived from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,6 +38,9 @@ pub(crate) struct Expected {
     pub reference: i64,
     /// The value came from a seasonal reference, not the rolling median.
     pub seasonal: bool,
+    /// The reference is a shorter lag than the preferred one: the day
+    /// before when the week before is missing.
+    pub fallback: bool,
 }
 
 /// Seasonal references of one series: its lags and their level offsets.
@@ -51,9 +53,9 @@ pub(crate) struct SeasonalModel {
 
 #[derive(Debug, Clone)]
 struct Lag {
-    windows: i64,
-    /// Offsets (cleaned value − cleaned value `windows` earlier) of the last
-    /// `level_windows` windows.
+    period_ms: i64,
+    /// Offsets (cleaned value − cleaned value one period earlier) of the
+    /// last `level_windows` windows.
     offsets: WindowSample,
 }
 
@@ -64,6 +66,7 @@ impl SeasonalModel {
     /// back far enough for it (see [`SeasonalModel::history_needed`]).
     pub fn new(
         seasonality: Seasonality,
+        calendar: &Calendar,
         window_ms: i64,
         level_windows: usize,
         rolling_windows: usize,
@@ -77,26 +80,33 @@ impl SeasonalModel {
         let lags = periods_ms
             .iter()
             .filter(|&&period_ms| period_ms % window_ms == 0)
-            .map(|&period_ms| period_ms / window_ms)
-            .filter(|&windows| windows > 0 && lag_reach(windows, level_windows) <= history_windows)
-            .map(|windows| Lag {
-                windows,
+            .filter(|&&period_ms| {
+                let reach = lag_reach(period_ms / window_ms, level_windows) + calendar.lag_slack();
+                period_ms / window_ms > 0 && reach <= history_windows
+            })
+            .map(|&period_ms| Lag {
+                period_ms,
                 offsets: WindowSample::new(level_windows),
             })
             .collect();
         SeasonalModel { lags, rolling_windows }
     }
 
-    /// Windows of history the seasonality needs, level adjustment included,
-    /// or 0 when the window does not divide the period.
-    pub fn history_needed(seasonality: Seasonality, window_ms: i64, level_windows: usize) -> usize {
+    /// Windows of history the seasonality needs, level adjustment and
+    /// clock changes included, or 0 when the window does not divide the period.
+    pub fn history_needed(
+        seasonality: Seasonality,
+        calendar: &Calendar,
+        window_ms: i64,
+        level_windows: usize,
+    ) -> usize {
         let period_ms = match seasonality {
             Seasonality::Weekly => WEEK_MS,
             Seasonality::Daily => DAY_MS,
             Seasonality::None => return 0,
         };
         if period_ms % window_ms == 0 {
-            lag_reach(period_ms / window_ms, level_windows)
+            lag_reach(period_ms / window_ms, level_windows) + calendar.lag_slack()
         } else {
             0
         }
@@ -109,33 +119,54 @@ impl SeasonalModel {
 
     /// Drops the level offsets that window `number` no longer uses. Call it
     /// before `number` enters `history`.
-    pub fn retire_before(&mut self, number: i64, history: &History) {
+    pub fn retire_before(&mut self, number: i64, history: &History, calendar: &Calendar) {
         for lag in &mut self.lags {
-            let windows = lag.windows;
-            lag.offsets
-                .retire_before(number, history, |history, leaving| offset(history, leaving, windows));
+            let period_ms = lag.period_ms;
+            lag.offsets.retire_before(number, history, |history, leaving| {
+                offset(history, leaving, calendar.lag(leaving, period_ms))
+            });
         }
     }
 
     /// Adds the level offsets of window `number`, just stored in `history`.
-    pub fn record(&mut self, number: i64, history: &History) {
+    pub fn record(&mut self, number: i64, history: &History, calendar: &Calendar) {
         for lag in &mut self.lags {
-            if let Some(offset) = offset(history, number, lag.windows) {
+            if let Some(offset) = offset(history, number, calendar.lag(number, lag.period_ms)) {
                 lag.offsets.insert(offset);
+            }
+        }
+    }
+
+    /// Rebuilds the level offsets from the windows from `first` to the
+    /// latest only, after a re-baseline rewrote cleaned values. Windows
+    /// before `first` are treated as retired, so they are never removed.
+    pub fn rebaseline(&mut self, first: i64, history: &History, calendar: &Calendar) {
+        let Some(latest) = history.latest() else {
+            return;
+        };
+        for lag in &mut self.lags {
+            let period_ms = lag.period_ms;
+            lag.offsets.clear(first - 1);
+            for number in first..=latest {
+                if let Some(offset) = offset(history, number, calendar.lag(number, period_ms)) {
+                    lag.offsets.insert(offset);
+                }
             }
         }
     }
 
     /// Expected value of window `number` from the windows before it, or
     /// `None` when the history has no window to go by.
-    pub fn expected_value(&self, history: &History, number: i64) -> Option<Expected> {
-        for lag in &self.lags {
-            if let Some(reference) = history.get(number - lag.windows) {
+    pub fn expected_value(&self, history: &History, number: i64, calendar: &Calendar) -> Option<Expected> {
+        for (index, lag) in self.lags.iter().enumerate() {
+            let reference_number = calendar.lag(number, lag.period_ms);
+            if let Some(reference) = history.get(reference_number) {
                 let level = lag.offsets.sample().median().unwrap_or(0.0);
                 return Some(Expected {
                     value: f64::from(reference.cleaned) + level,
-                    reference: number - lag.windows,
+                    reference: reference_number,
                     seasonal: true,
+                    fallback: index > 0,
                 });
             }
         }
@@ -146,6 +177,7 @@ impl SeasonalModel {
             value,
             reference,
             seasonal: false,
+            fallback: false,
         })
     }
 
@@ -168,11 +200,11 @@ fn lag_reach(lag: i64, level_windows: usize) -> usize {
     lag as usize + level_windows + 1
 }
 
-/// Level offset of window `number` against the window `lag` before it,
-/// computed in `f32` so a later removal finds the same bits.
-fn offset(history: &History, number: i64, lag: i64) -> Option<f32> {
+/// Level offset of window `number` against window `reference`, computed in
+/// `f32` so a later removal finds the same bits.
+fn offset(history: &History, number: i64, reference: i64) -> Option<f32> {
     let recent = history.get(number)?;
-    let reference = history.get(number - lag)?;
+    let reference = history.get(reference)?;
     Some(recent.cleaned - reference.cleaned)
 }
 
@@ -206,7 +238,8 @@ mod tests {
             value,
             cleaned: value,
             expected: f32::NAN,
-            half_width: f32::NAN,
+            lower: f32::NAN,
+            upper: f32::NAN,
             outside: false,
         }
     }
@@ -215,28 +248,45 @@ mod tests {
     /// detector's order.
     fn feed(model: &mut SeasonalModel, history: &mut History, windows: impl IntoIterator<Item = (i64, f32)>) {
         for (number, value) in windows {
-            model.retire_before(number, history);
+            model.retire_before(number, history, &utc());
             history.push(number, slot(value));
-            model.record(number, history);
+            model.record(number, history, &utc());
         }
     }
 
+    fn utc() -> Calendar {
+        Calendar::new(Default::default(), HOUR_MS)
+    }
+
+    fn model(seasonality: Seasonality, window_ms: i64, level: usize, rolling: usize, history: usize) -> SeasonalModel {
+        SeasonalModel::new(
+            seasonality,
+            &Calendar::new(Default::default(), window_ms),
+            window_ms,
+            level,
+            rolling,
+            history,
+        )
+    }
+
     fn expected(model: &SeasonalModel, history: &History, number: i64) -> Option<f64> {
-        model.expected_value(history, number).map(|expected| expected.value)
+        model
+            .expected_value(history, number, &utc())
+            .map(|expected| expected.value)
     }
 
     fn lags(model: &SeasonalModel) -> Vec<i64> {
-        model.lags.iter().map(|lag| lag.windows).collect()
+        model.lags.iter().map(|lag| lag.period_ms / HOUR_MS).collect()
     }
 
     #[test]
     fn lags_of_hourly_windows() {
-        let weekly = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 4, 3, 1_000);
+        let weekly = model(Seasonality::Weekly, HOUR_MS, 4, 3, 1_000);
         assert_eq!(lags(&weekly), vec![168, 24]);
         assert!(weekly.is_seasonal());
-        let daily = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 4, 3, 1_000);
+        let daily = model(Seasonality::Daily, HOUR_MS, 4, 3, 1_000);
         assert_eq!(lags(&daily), vec![24]);
-        let none = SeasonalModel::new(Seasonality::None, HOUR_MS, 4, 3, 1_000);
+        let none = model(Seasonality::None, HOUR_MS, 4, 3, 1_000);
         assert_eq!(lags(&none), Vec::<i64>::new());
         assert!(!none.is_seasonal());
     }
@@ -244,19 +294,19 @@ mod tests {
     #[test]
     fn lags_dropped_when_history_too_short() {
         // 168 + 4 + 1 windows do not fit in 100, but 24 + 4 + 1 do.
-        let model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 4, 3, 100);
+        let model = model(Seasonality::Weekly, HOUR_MS, 4, 3, 100);
         assert_eq!(lags(&model), vec![24]);
     }
 
     #[test]
     fn lags_dropped_when_window_does_not_divide_day() {
-        let model = SeasonalModel::new(Seasonality::Weekly, 77 * 60_000, 4, 3, 100_000);
+        let model = model(Seasonality::Weekly, 77 * 60_000, 4, 3, 100_000);
         assert_eq!(lags(&model), Vec::<i64>::new());
     }
 
     #[test]
     fn weekly_reference_preferred_over_daily() {
-        let mut model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 1, 3, 1_000);
+        let mut model = model(Seasonality::Weekly, HOUR_MS, 1, 3, 1_000);
         let mut history = History::new(1_000);
         // Window 0 is one week and window 144 one day before window 168.
         feed(&mut model, &mut history, [(0, 70.0), (144, 10.0)]);
@@ -270,12 +320,12 @@ mod tests {
 
     #[test]
     fn reference_window_reported() {
-        let mut model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 1, 3, 1_000);
+        let mut model = model(Seasonality::Weekly, HOUR_MS, 1, 3, 1_000);
         let mut history = History::new(1_000);
         feed(&mut model, &mut history, [(0, 1.0), (150, 1.0)]);
         let reference = |number| {
             model
-                .expected_value(&history, number)
+                .expected_value(&history, number, &utc())
                 .map(|expected| (expected.reference, expected.seasonal))
         };
 
@@ -289,11 +339,11 @@ mod tests {
         // Hourly windows, so the day before window 100 is window 76. Windows
         // 50..=99 are missing except 76, so an index-based lookup ("24
         // stored windows back") would land on the wrong window.
-        let mut model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 1, 3, 1_000);
+        let mut model = model(Seasonality::Daily, HOUR_MS, 1, 3, 1_000);
         let mut history = History::new(1_000);
         feed(&mut model, &mut history, (0..50).map(|number| (number, 1.0)));
         feed(&mut model, &mut history, [(76, 42.0)]);
-        model.retire_before(100, &history);
+        model.retire_before(100, &history, &utc());
         assert_eq!(expected(&model, &history, 100), Some(42.0));
     }
 
@@ -301,28 +351,28 @@ mod tests {
     fn level_adjustment_follows_shift() {
         // Daily lag of 24 hourly windows. The last three windows are 10
         // above the day before, so window 50 is expected 10 above its reference.
-        let mut model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
+        let mut model = model(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
         feed(
             &mut model,
             &mut history,
             (0..50).map(|number| (number, if number >= 47 { 110.0 } else { 100.0 })),
         );
-        model.retire_before(50, &history);
+        model.retire_before(50, &history, &utc());
         assert_eq!(expected(&model, &history, 50), Some(110.0));
     }
 
     #[test]
     fn level_adjustment_is_a_median() {
         // One of three recent windows is far off, and the median ignores it.
-        let mut model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
+        let mut model = model(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
         feed(
             &mut model,
             &mut history,
             (0..50).map(|number| (number, if number == 48 { 1_000.0 } else { 100.0 })),
         );
-        model.retire_before(50, &history);
+        model.retire_before(50, &history, &utc());
         assert_eq!(expected(&model, &history, 50), Some(100.0));
     }
 
@@ -330,21 +380,21 @@ mod tests {
     fn level_offsets_leave_after_level_windows() {
         // Windows 24..=26 are 10 above the day before, later ones are not.
         // Window 30 only looks at windows 27..=29.
-        let mut model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
+        let mut model = model(Seasonality::Daily, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
         feed(&mut model, &mut history, (0..24).map(|number| (number, 100.0)));
         feed(&mut model, &mut history, (24..27).map(|number| (number, 110.0)));
-        model.retire_before(27, &history);
+        model.retire_before(27, &history, &utc());
         assert_eq!(expected(&model, &history, 27), Some(110.0));
 
         feed(&mut model, &mut history, (27..30).map(|number| (number, 100.0)));
-        model.retire_before(30, &history);
+        model.retire_before(30, &history, &utc());
         assert_eq!(expected(&model, &history, 30), Some(100.0));
     }
 
     #[test]
     fn rolling_median_without_seasonal_history() {
-        let mut model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 3, 3, 1_000);
+        let mut model = model(Seasonality::Weekly, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
         feed(&mut model, &mut history, [(0, 5.0), (1, 1.0), (2, 3.0), (3, 100.0)]);
         // The last three windows: 1, 3, 100.
@@ -353,7 +403,7 @@ mod tests {
 
     #[test]
     fn no_expected_value_without_history() {
-        let mut model = SeasonalModel::new(Seasonality::Weekly, HOUR_MS, 3, 3, 1_000);
+        let mut model = model(Seasonality::Weekly, HOUR_MS, 3, 3, 1_000);
         let mut history = History::new(1_000);
         assert_eq!(expected(&model, &history, 0), None);
         feed(&mut model, &mut history, [(0, 1.0)]);
@@ -363,7 +413,7 @@ mod tests {
 
     #[test]
     fn cleaned_values_are_the_references() {
-        let model = SeasonalModel::new(Seasonality::Daily, HOUR_MS, 1, 3, 1_000);
+        let model = model(Seasonality::Daily, HOUR_MS, 1, 3, 1_000);
         let mut history = History::new(1_000);
         history.push(
             0,

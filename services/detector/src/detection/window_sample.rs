@@ -45,6 +45,13 @@ impl WindowSample {
         self.retired_through = self.retired_through.max(last_leaving);
     }
 
+    /// Empties the sample and treats windows up to `retired_through` as
+    /// already retired, so their values are never removed again.
+    pub fn clear(&mut self, retired_through: i64) {
+        self.sample.clear();
+        self.retired_through = self.retired_through.max(retired_through);
+    }
+
     pub fn insert(&mut self, value: f32) {
         self.sample.insert(value);
     }
@@ -69,7 +76,8 @@ mod tests {
             value,
             cleaned: value,
             expected: f32::NAN,
-            half_width: f32::NAN,
+            lower: f32::NAN,
+            upper: f32::NAN,
             outside: false,
         }
     }

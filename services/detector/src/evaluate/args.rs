@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use super::business::{compare, totals};
+use super::business::{MethodOutcomes, compare};
 use super::business_match::MatchOutcome;
 use super::business_series::generate_suite;
 use super::iqr::IqrRule;
 use super::nab_corpus::{ProfileReport, read_profiles, replay_corpus, score_corpus};
 use super::nab_score::window_count;
-use crate::detection::DetectionParams;
+use crate::detection::{DetectionParams, MethodName};
 use crate::replay::{ReplayArgs, ReplayOptions, ScoreMode};
 
 /// Measure detection quality: NAB's score on a NAB corpus, or precision and
@@ -50,6 +50,11 @@ pub struct NabArgs {
     #[arg(long, value_enum, default_value = "window")]
     pub score: ScoreMode,
 
+    /// Detection method to score, replacing the `method` of the params
+    /// file: robust_band, iqr, percent_change, three_sigma, forecast or ensemble.
+    #[arg(long)]
+    pub method: Option<MethodName>,
+
     /// Directory to keep the replay results files in. Default: a temporary
     /// directory, removed afterwards.
     #[arg(long)]
@@ -61,6 +66,15 @@ pub struct BusinessArgs {
     /// Seed of the synthetic series; the same seed gives the same series.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+
+    /// Several seeds, comma-separated, e.g. 1,2,3,4,5, in place of `--seed`.
+    /// The report sums the outcomes over all of them.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+
+    /// Methods to compare with the IQR rule, comma-separated. Default: every method.
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Option<Vec<MethodName>>,
 
     /// TOML file whose `[detection]` table overrides the default detection
     /// parameters.
@@ -87,9 +101,13 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<String> {
 
 fn run_nab(args: NabArgs) -> anyhow::Result<String> {
     let profiles = read_profiles(&args.corpus.join("profiles.json"))?;
+    let mut params = read_params(args.params.as_deref())?;
+    if let Some(method) = args.method {
+        params.method = method;
+    }
     let options = ReplayOptions {
         detector_name: "seismo".to_string(),
-        params: read_params(args.params.as_deref())?,
+        params,
         score: args.score,
         ..ReplayOptions::default()
     };
@@ -127,53 +145,111 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
         min_windows: (args.iqr_windows / 4).max(8).min(args.iqr_windows),
     };
 
-    let suite = generate_suite(args.seed);
-    let comparisons = compare(&suite, &params, &rule);
+    let seeds = args.seeds.clone().unwrap_or_else(|| vec![args.seed]);
+    let methods = args.methods.clone().unwrap_or_else(|| MethodName::ALL.to_vec());
 
+    // Per seed, then summed per method and series over the seeds.
+    let mut summed: Vec<MethodOutcomes> = Vec::new();
+    let mut per_seed_f1: Vec<Vec<f64>> = Vec::new();
+    let mut names: Vec<&'static str> = Vec::new();
+    for &seed in &seeds {
+        let suite = generate_suite(seed);
+        names = suite.iter().map(|series| series.name).collect();
+        let outcomes = compare(&suite, &params, &methods, &rule);
+        per_seed_f1.push(outcomes.iter().map(|method| method.total().f1()).collect());
+        if summed.is_empty() {
+            summed = outcomes;
+        } else {
+            for (sum, outcome) in summed.iter_mut().zip(&outcomes) {
+                for (series_sum, series) in sum.series.iter_mut().zip(&outcome.series) {
+                    series_sum.add(series);
+                }
+            }
+        }
+    }
+
+    Ok(format_business_report(&seeds, &rule, &names, &summed, &per_seed_f1))
+}
+
+/// Formats the totals per method, F1 per seed and detected/FP per series.
+fn format_business_report(
+    seeds: &[u64],
+    rule: &IqrRule,
+    names: &[&str],
+    outcomes: &[MethodOutcomes],
+    per_seed_f1: &[Vec<f64>],
+) -> String {
+    let seed_list: Vec<String> = seeds.iter().map(u64::to_string).collect();
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "synthetic business metrics, seed {}, 30-minute windows; IQR rule n = {} windows, a = {}",
-        args.seed, rule.windows, rule.coefficient
+        "synthetic business metrics, seeds {}, 30-minute windows; IQR rule n = {} windows, a = {}",
+        seed_list.join(","),
+        rule.windows,
+        rule.coefficient
     );
     let _ = writeln!(
         report,
-        "{:<12} {:<8} {:>9} {:>8} {:>3} {:>9} {:>6} {:>6} {:>6}",
-        "series", "method", "anomalies", "detected", "FP", "precision", "recall", "F1", "delay"
+        "{:<16} {:>9} {:>8} {:>4} {:>9} {:>6} {:>6} {:>10} {:>12}",
+        "method", "anomalies", "detected", "FP", "precision", "recall", "F1", "mean delay", "median delay"
     );
-    for comparison in &comparisons {
-        for (method, outcome) in [("detector", &comparison.detector), ("iqr", &comparison.iqr)] {
-            let _ = writeln!(report, "{:<12} {}", comparison.name, outcome_row(method, outcome));
+    for method in outcomes {
+        let _ = writeln!(report, "{:<16} {}", method.name, outcome_row(&method.total()));
+    }
+
+    let _ = write!(report, "\nF1 per seed\n{:<16}", "method");
+    for seed in seeds {
+        let _ = write!(report, " {:>6}", format!("seed {seed}"));
+    }
+    report.push('\n');
+    for (index, method) in outcomes.iter().enumerate() {
+        let _ = write!(report, "{:<16}", method.name);
+        for seed_f1 in per_seed_f1 {
+            let _ = write!(report, " {:>6.2}", seed_f1[index]);
         }
+        report.push('\n');
     }
-    let (detector, iqr) = totals(&comparisons);
-    for (method, outcome) in [("detector", &detector), ("iqr", &iqr)] {
-        let _ = writeln!(report, "{:<12} {}", "all", outcome_row(method, outcome));
+
+    let _ = write!(
+        report,
+        "\ndetected/FP per series, summed over the seeds\n{:<12}",
+        "series"
+    );
+    for method in outcomes {
+        let _ = write!(report, " {:>14}", method.name);
+    }
+    report.push('\n');
+    for (index, name) in names.iter().enumerate() {
+        let _ = write!(report, "{name:<12}");
+        for method in outcomes {
+            let outcome = &method.series[index];
+            let cell = format!(
+                "{}/{} of {}",
+                outcome.detected, outcome.false_positives, outcome.anomalies
+            );
+            let _ = write!(report, " {cell:>14}");
+        }
+        report.push('\n');
     }
     let _ = writeln!(
         report,
-        "delay: mean windows from an anomaly's first window to its first alert"
+        "delay: windows from an anomaly's first window to its first alert; iqr_rule is the baseline"
     );
-    for comparison in &comparisons {
-        let _ = writeln!(report, "  {}: {}", comparison.name, comparison.description);
-    }
-    Ok(report)
+    report
 }
 
-fn outcome_row(method: &str, outcome: &MatchOutcome) -> String {
-    let delay = outcome
-        .mean_delay()
-        .map_or_else(|| "-".to_string(), |delay| format!("{delay:.1}"));
+fn outcome_row(outcome: &MatchOutcome) -> String {
+    let format_delay = |delay: Option<f64>| delay.map_or_else(|| "-".to_string(), |delay| format!("{delay:.1}"));
     format!(
-        "{:<8} {:>9} {:>8} {:>3} {:>9.2} {:>6.2} {:>6.2} {:>6}",
-        method,
+        "{:>9} {:>8} {:>4} {:>9.2} {:>6.2} {:>6.2} {:>10} {:>12}",
         outcome.anomalies,
         outcome.detected,
         outcome.false_positives,
         outcome.precision(),
         outcome.recall(),
         outcome.f1(),
-        delay
+        format_delay(outcome.mean_delay()),
+        format_delay(outcome.median_delay())
     )
 }
 

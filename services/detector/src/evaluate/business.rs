@@ -1,24 +1,42 @@
-//! Runs the detector and the IQR rule over the synthetic business series
-//! and matches their alerts to the labelled anomalies.
+//! Runs detection methods and the IQR baseline over the synthetic business
+//! series and matches their alerts to the labelled anomalies.
 
 use super::business_match::{MatchOutcome, match_alerts};
 use super::business_series::{SyntheticSeries, WINDOW_MS};
 use super::iqr::{IqrRule, alert_starts, iqr_outliers};
-use crate::detection::{DetectionParams, SeriesDetector, Transition};
+use crate::detection::{DetectionParams, MethodName, SeriesDetector, Transition};
 
-/// Outcomes of both methods on one series.
+/// Outcomes of one method on each series of a suite, in suite order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SeriesComparison {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub detector: MatchOutcome,
-    pub iqr: MatchOutcome,
+pub struct MethodOutcomes {
+    /// The method's name, or "iqr_rule" for the baseline.
+    pub name: String,
+    pub series: Vec<MatchOutcome>,
+}
+
+impl MethodOutcomes {
+    /// Sum over every series.
+    pub fn total(&self) -> MatchOutcome {
+        let mut total = MatchOutcome::default();
+        for outcome in &self.series {
+            total.add(outcome);
+        }
+        total
+    }
 }
 
 /// Returns the windows where the detector fires an episode, the alerts the
-/// live service sends.
+/// live service sends. The series' own time zone replaces the one in
+/// `params`, as each metric's configuration would set it.
 pub fn detector_alerts(series: &SyntheticSeries, params: &DetectionParams) -> Vec<usize> {
-    let mut detector = SeriesDetector::new(params, WINDOW_MS);
+    let params = DetectionParams {
+        time_zone: series
+            .time_zone
+            .parse()
+            .expect("synthetic series use valid time zone names"),
+        ..params.clone()
+    };
+    let mut detector = SeriesDetector::new(&params, WINDOW_MS);
     let mut alerts = Vec::new();
     for (index, &value) in series.values.iter().enumerate() {
         let window_start_ms = series.start_ms + index as i64 * WINDOW_MS;
@@ -32,31 +50,37 @@ pub fn detector_alerts(series: &SyntheticSeries, params: &DetectionParams) -> Ve
     alerts
 }
 
-/// Compares the detector with `params` and the IQR rule on each series.
-pub fn compare(suite: &[SyntheticSeries], params: &DetectionParams, rule: &IqrRule) -> Vec<SeriesComparison> {
-    suite
+/// Runs each of `methods` with the other settings of `params`, then the
+/// IQR baseline `rule`, which comes last.
+pub fn compare(
+    suite: &[SyntheticSeries],
+    params: &DetectionParams,
+    methods: &[MethodName],
+    rule: &IqrRule,
+) -> Vec<MethodOutcomes> {
+    let mut outcomes: Vec<MethodOutcomes> = methods
         .iter()
-        .map(|series| {
-            let detector = match_alerts(&detector_alerts(series, params), &series.anomalies);
-            let iqr_alerts = alert_starts(&iqr_outliers(&series.values, rule));
-            let iqr = match_alerts(&iqr_alerts, &series.anomalies);
-            SeriesComparison {
-                name: series.name,
-                description: series.description,
-                detector,
-                iqr,
+        .map(|&method| {
+            let params = DetectionParams {
+                method,
+                ..params.clone()
+            };
+            MethodOutcomes {
+                name: method.to_string(),
+                series: suite
+                    .iter()
+                    .map(|series| match_alerts(&detector_alerts(series, &params), &series.anomalies))
+                    .collect(),
             }
         })
-        .collect()
-}
+        .collect();
 
-/// Sums the outcomes of every series, detector first.
-pub fn totals(comparisons: &[SeriesComparison]) -> (MatchOutcome, MatchOutcome) {
-    let mut detector = MatchOutcome::default();
-    let mut iqr = MatchOutcome::default();
-    for comparison in comparisons {
-        detector.add(&comparison.detector);
-        iqr.add(&comparison.iqr);
-    }
-    (detector, iqr)
+    outcomes.push(MethodOutcomes {
+        name: "iqr_rule".to_string(),
+        series: suite
+            .iter()
+            .map(|series| match_alerts(&alert_starts(&iqr_outliers(&series.values, rule)), &series.anomalies))
+            .collect(),
+    });
+    outcomes
 }

@@ -48,6 +48,19 @@ impl MatchOutcome {
         2.0 * precision * recall / (precision + recall)
     }
 
+    /// Median delay in windows over detected anomalies (the mean of the two
+    /// middle delays for an even count), `None` if none was detected.
+    pub fn median_delay(&self) -> Option<f64> {
+        let mut delays = self.delays.clone();
+        delays.sort_unstable();
+        let n = delays.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(delays[n / 2] as f64),
+            _ => Some((delays[n / 2 - 1] + delays[n / 2]) as f64 / 2.0),
+        }
+    }
+
     /// Mean delay in windows over detected anomalies, `None` if none was detected.
     pub fn mean_delay(&self) -> Option<f64> {
         if self.delays.is_empty() {
@@ -119,6 +132,12 @@ mod tests {
         assert_eq!(outcome.recall(), 0.75);
         assert_eq!(outcome.f1(), 0.75);
         assert_eq!(outcome.mean_delay(), Some(2.0));
+        assert_eq!(outcome.median_delay(), Some(2.0));
+        let even = MatchOutcome {
+            delays: vec![5, 0, 1, 0],
+            ..outcome
+        };
+        assert_eq!(even.median_delay(), Some(0.5));
     }
 
     #[test]

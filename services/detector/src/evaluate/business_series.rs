@@ -27,6 +27,9 @@ const SERIES_WINDOWS: usize = 42 * WINDOWS_PER_DAY;
 pub struct SyntheticSeries {
     pub name: &'static str,
     pub description: &'static str,
+    /// IANA name of the time zone whose wall clock drives the cycles, as a
+    /// metric's `time_zone` setting would name it.
+    pub time_zone: &'static str,
     /// Start of the first window, Unix epoch ms.
     pub start_ms: i64,
     /// One value per window, from `start_ms` on.
@@ -48,6 +51,13 @@ enum Zone {
 const BERLIN_SUMMER_TIME_MS: i64 = 1_774_746_000_000;
 
 impl Zone {
+    fn name(self) -> &'static str {
+        match self {
+            Zone::Utc => "UTC",
+            Zone::Berlin => "Europe/Berlin",
+        }
+    }
+
     fn offset_ms(self, utc_ms: i64) -> i64 {
         match self {
             Zone::Utc => 0,
@@ -242,6 +252,7 @@ fn generate(
     SyntheticSeries {
         name,
         description,
+        time_zone: shape.zone.name(),
         start_ms: START_MS,
         values,
         anomalies,

@@ -1,0 +1,236 @@
+//! Forecast bands: every `refit_every` windows, MSTL (Bandara, Hyndman &
+//! Bergmeir 2021) with an AutoETS trend (Hyndman et al. 2008), from the
+//! augurs crate, is fitted to the last `fit_windows` cleaned values and
+//! forecasts the next `refit_every` windows with prediction intervals at
+//! `level`. Each window is judged against its forecast interval.
+//!
+//! Seasonal periods are one day and, with weekly seasonality, one week of
+//! windows. A period is used only when the fit covers two of its cycles,
+//! and a seasonal series is learning until its shortest period is.
+//! Fitting costs about 40 ms for 672 values, so it runs on a schedule, not
+//! on every window. Gaps in the fitted range are filled with the previous
+//! value.
+
+use augurs::ets::AutoETS;
+use augurs::mstl::MSTLModel;
+use augurs::{Fit, Predict};
+
+use super::calendar::{Calendar, DAY_MS, WEEK_MS};
+use super::history::History;
+use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
+use super::method_params::ForecastParams;
+use super::params::Seasonality;
+use super::{Band, band};
+
+/// Fewest values a fit takes; shorter ranges wait for more windows.
+const MIN_FIT_VALUES: usize = 16;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Forecast {
+    level: f64,
+    refit_every: usize,
+    fit_windows: usize,
+    /// Seasonal periods in windows, shortest first.
+    periods: Vec<usize>,
+    /// Window number of `steps[0]`.
+    first: i64,
+    /// Point forecast, lower and upper bound of each forecast window.
+    steps: Vec<[f32; 3]>,
+    /// No fit is tried before this window after a failed one.
+    retry_at: i64,
+    /// Fits run and fits failed, for tests and benchmarks.
+    pub fits: u64,
+    pub failures: u64,
+}
+
+impl Forecast {
+    pub fn new(params: &ForecastParams, seasonality: Seasonality, window_ms: i64) -> Forecast {
+        let periods_ms: &[i64] = match seasonality {
+            Seasonality::Weekly => &[DAY_MS, WEEK_MS],
+            Seasonality::Daily => &[DAY_MS],
+            Seasonality::None => &[],
+        };
+        Forecast {
+            level: params.level,
+            refit_every: params.refit_every,
+            fit_windows: params.fit_windows,
+            periods: periods_ms
+                .iter()
+                .filter(|&&period_ms| period_ms % window_ms == 0 && period_ms > window_ms)
+                .map(|&period_ms| (period_ms / window_ms) as usize)
+                .collect(),
+            first: 0,
+            steps: Vec::new(),
+            retry_at: i64::MIN,
+            fits: 0,
+            failures: 0,
+        }
+    }
+
+    fn step(&self, number: i64) -> Option<[f32; 3]> {
+        let index = usize::try_from(number - self.first).ok()?;
+        self.steps.get(index).copied()
+    }
+
+    /// Fits the values before window `number` and forecasts from it on.
+    fn refit(&mut self, number: i64, history: &History) {
+        self.steps.clear();
+        let values = fit_values(history, number, self.fit_windows);
+        if values.len() < MIN_FIT_VALUES {
+            return;
+        }
+        let periods: Vec<usize> = self
+            .periods
+            .iter()
+            .copied()
+            .filter(|&period| 2 * period <= values.len())
+            .collect();
+
+        // MSTL needs a period, so a seasonal series waits for two cycles of
+        // its shortest one. A series without seasonality gets AutoETS alone.
+        if periods.is_empty() && !self.periods.is_empty() {
+            return;
+        }
+
+        self.fits += 1;
+        let forecast = if periods.is_empty() {
+            AutoETS::non_seasonal()
+                .fit(&values)
+                .and_then(|fitted| fitted.predict(self.refit_every, self.level))
+                .map_err(|error| error.to_string())
+        } else {
+            MSTLModel::new(periods, AutoETS::non_seasonal().into_trend_model())
+                .fit(&values)
+                .and_then(|fitted| fitted.predict(self.refit_every, self.level))
+                .map_err(|error| error.to_string())
+        };
+        let Ok(forecast) = forecast else {
+            self.failures += 1;
+            self.retry_at = number + self.refit_every as i64;
+            return;
+        };
+        let Some(intervals) = forecast.intervals else {
+            self.failures += 1;
+            self.retry_at = number + self.refit_every as i64;
+            return;
+        };
+
+        self.first = number;
+        self.steps = forecast
+            .point
+            .iter()
+            .zip(&intervals.lower)
+            .zip(&intervals.upper)
+            .map(|((&point, &lower), &upper)| [point as f32, lower as f32, upper as f32])
+            .collect();
+    }
+}
+
+/// The cleaned values of the last `windows` windows before `number`, from
+/// the first one present on, gaps filled with the previous value.
+fn fit_values(history: &History, number: i64, windows: usize) -> Vec<f64> {
+    let mut values = Vec::with_capacity(windows);
+    let mut previous: Option<f64> = None;
+    for candidate in number - windows as i64..number {
+        match history.get(candidate) {
+            Some(slot) => {
+                let value = f64::from(slot.cleaned);
+                values.push(value);
+                previous = Some(value);
+            }
+            None => {
+                if let Some(value) = previous {
+                    values.push(value);
+                }
+            }
+        }
+    }
+    values
+}
+
+impl DetectionMethod for Forecast {
+    fn judge(&mut self, number: i64, value: f64, history: &History, _calendar: &Calendar) -> MethodOutput {
+        if self.step(number).is_none() && number >= self.retry_at {
+            self.refit(number, history);
+        }
+        let Some([point, lower, upper]) = self.step(number) else {
+            return MethodOutput::default();
+        };
+
+        let band = Band {
+            expected: f64::from(point),
+            lower: f64::from(lower.min(point)),
+            upper: f64::from(upper.max(point)),
+        };
+        if !(band.lower.is_finite() && band.upper.is_finite()) {
+            return MethodOutput::default();
+        }
+        MethodOutput {
+            expected: Some(band.expected),
+            verdict: Some(MethodVerdict {
+                band,
+                deviation_ratio: band::deviation_ratio(value, &band),
+                cleaned: value,
+            }),
+        }
+    }
+
+    fn is_learning(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.periods.capacity() * size_of::<usize>() + self.steps.capacity() * size_of::<[f32; 3]>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::history::Slot;
+    use super::*;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn slot(value: f32) -> Slot {
+        Slot {
+            value,
+            cleaned: value,
+            expected: f32::NAN,
+            lower: f32::NAN,
+            upper: f32::NAN,
+            outside: false,
+        }
+    }
+
+    fn daily(number: i64) -> f32 {
+        100.0 + 50.0 * ((number % 24) as f32 / 24.0 * std::f32::consts::TAU).sin() + (number % 5) as f32
+    }
+
+    #[test]
+    fn refits_on_schedule_and_follows_daily_cycle() {
+        let calendar = Calendar::new(Default::default(), HOUR_MS);
+        let params = ForecastParams {
+            level: 0.99,
+            refit_every: 12,
+            fit_windows: 96,
+        };
+        let mut forecast = Forecast::new(&params, Seasonality::Daily, HOUR_MS);
+        let mut history = History::new(200);
+        let (mut judged, mut inside) = (0, 0);
+        for number in 0..144 {
+            let output = forecast.judge(number, f64::from(daily(number)), &history, &calendar);
+            if let Some(verdict) = output.verdict {
+                judged += 1;
+                inside += usize::from(verdict.deviation_ratio <= 1.0);
+            }
+            history.push(number, slot(daily(number)));
+        }
+
+        // The first fit needs two days, then one fit every 12 windows.
+        assert_eq!((judged, forecast.fits, forecast.failures), (144 - 48, 8, 0));
+        assert!(inside * 10 >= judged * 9, "{inside} of {judged} windows inside");
+
+        let spike = forecast.judge(144, f64::from(daily(144)) + 200.0, &history, &calendar);
+        assert!(spike.verdict.unwrap().deviation_ratio > 1.0);
+    }
+}

@@ -1,0 +1,261 @@
+//! The robust band: a median/MAD band around a seasonal reference.
+//!
+//! 1. `seasonal.rs`: the expected value from the window at the same local
+//!    time a week or a day earlier plus a level adjustment, else the rolling
+//!    median of the last `rolling_windows` windows. With
+//!    `seasonality = "none"` this is a plain rolling median/MAD band.
+//! 2. `robust.rs`: the robust scale (MAD × 1.4826) of the last
+//!    `residual_windows` residuals, absolute or relative to the expected value.
+//! 3. `band.rs`: band, score and the cleaned value that later windows use
+//!    as their reference (Huber-type cleaning, Gelper, Fried & Croux 2010).
+
+use super::band::{BandSettings, judge};
+use super::calendar::Calendar;
+use super::history::{History, Slot};
+use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
+use super::params::DetectionParams;
+use super::robust::median;
+use super::seasonal::SeasonalModel;
+use super::window_sample::WindowSample;
+
+#[derive(Debug, Clone)]
+pub(crate) struct RobustBand {
+    settings: BandSettings,
+    daily_fallback_width: f64,
+    relative_residuals: bool,
+    min_history_windows: usize,
+    level_windows: usize,
+    seasonal: SeasonalModel,
+    /// Residuals of the last `residual_windows` windows, for the robust scale.
+    residuals: WindowSample,
+}
+
+impl RobustBand {
+    pub fn new(params: &DetectionParams, calendar: &Calendar, window_ms: i64, history_windows: usize) -> RobustBand {
+        RobustBand {
+            settings: BandSettings::from(params),
+            daily_fallback_width: params.daily_fallback_width,
+            relative_residuals: params.relative_residuals,
+            min_history_windows: params.min_history_windows,
+            level_windows: params.level_windows,
+            seasonal: SeasonalModel::new(
+                params.seasonality,
+                calendar,
+                window_ms,
+                params.level_windows,
+                params.rolling_windows,
+                history_windows,
+            ),
+            residuals: WindowSample::new(params.residual_windows),
+        }
+    }
+
+    /// Windows of history the band reads. The residual sample reads the
+    /// window it retires, one window before the `residual_windows` it covers.
+    pub fn history_needed(params: &DetectionParams, calendar: &Calendar, window_ms: i64) -> usize {
+        (params.residual_windows + 1)
+            .max(params.rolling_windows)
+            .max(SeasonalModel::history_needed(
+                params.seasonality,
+                calendar,
+                window_ms,
+                params.level_windows,
+            ))
+    }
+
+    /// Number of residuals and level offsets held, for tests.
+    #[cfg(test)]
+    pub fn sample_lengths(&self) -> (usize, Vec<usize>) {
+        (self.residuals.sample().len(), self.seasonal.lag_sample_lengths())
+    }
+}
+
+/// Change a re-baseline applies to the stored references.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shift {
+    Factor(f64),
+    Difference(f64),
+}
+
+/// Returns the median ratio of value to expected value over windows `first` to
+/// `latest`, or the median difference when an expected value is not positive.
+fn shift_of(history: &History, first: i64, latest: i64) -> Shift {
+    let slots = (first..=latest).filter_map(|number| history.get(number));
+    let pairs: Vec<(f64, f64)> = slots
+        .filter(|slot| slot.expected.is_finite())
+        .map(|slot| (f64::from(slot.value), f64::from(slot.expected)))
+        .collect();
+
+    if pairs.iter().all(|&(_, expected)| expected > 0.0) {
+        let mut ratios: Vec<f64> = pairs.iter().map(|&(value, expected)| value / expected).collect();
+        if let Some(factor) = median(&mut ratios) {
+            return Shift::Factor(factor);
+        }
+    }
+    let mut differences: Vec<f64> = pairs.iter().map(|&(value, expected)| value - expected).collect();
+    Shift::Difference(median(&mut differences).unwrap_or(0.0))
+}
+
+impl DetectionMethod for RobustBand {
+    fn prepare(&mut self, number: i64, history: &History, calendar: &Calendar) {
+        // Both samples read the windows that leave them, so they retire
+        // before the new window can push those windows out of the history.
+        let relative = self.relative_residuals;
+        self.residuals.retire_before(number, history, |history, leaving| {
+            history.get(leaving).and_then(|slot| slot.residual(relative))
+        });
+        self.seasonal.retire_before(number, history, calendar);
+    }
+
+    fn judge(&mut self, number: i64, value: f64, history: &History, calendar: &Calendar) -> MethodOutput {
+        let expected = self.seasonal.expected_value(history, number, calendar);
+        let Some(expected) = expected else {
+            return MethodOutput::default();
+        };
+        let sigma = match self.residuals.sample().sigma() {
+            Some(sigma) if !self.is_learning() => sigma,
+            _ => {
+                return MethodOutput {
+                    expected: Some(expected.value),
+                    verdict: None,
+                };
+            }
+        };
+
+        let sigma = if self.relative_residuals {
+            sigma * expected.value.abs()
+        } else {
+            sigma
+        };
+        let mut settings = self.settings;
+        if expected.fallback {
+            settings.min_relative_width = settings.min_relative_width.max(self.daily_fallback_width);
+        }
+        let judgement = judge(value, expected.value, sigma, &settings);
+
+        // A value is stored cleaned only when its expected value is worth
+        // clamping to. Not when a seasonal series fell back to the rolling
+        // median (its first day, or after a gap): that guess misses the
+        // daily shape, and clamped values would become wrong references.
+        // Not when the reference window was itself outside the band either:
+        // an anomaly that recurs there is a lasting change of shape, which
+        // must become the reference or it would alert forever.
+        let modelled = expected.seasonal || !self.seasonal.is_seasonal();
+        let reference_was_outside = history.get(expected.reference).is_some_and(|slot| slot.outside);
+        let cleaned = if modelled && !reference_was_outside {
+            judgement.cleaned
+        } else {
+            value
+        };
+
+        MethodOutput {
+            expected: Some(expected.value),
+            verdict: Some(MethodVerdict {
+                band: judgement.band,
+                deviation_ratio: judgement.deviation_ratio,
+                cleaned,
+            }),
+        }
+    }
+
+    fn record(&mut self, number: i64, history: &History, calendar: &Calendar) {
+        if let Some(residual) = history
+            .get(number)
+            .and_then(|slot| slot.residual(self.relative_residuals))
+        {
+            self.residuals.insert(residual);
+        }
+        self.seasonal.record(number, history, calendar);
+    }
+
+    /// Re-baselines on a shift that started at window `first`: the shift
+    /// factor is the median of value / expected over the shifted windows.
+    /// Older stored references are scaled by it, the shifted windows keep
+    /// their raw values, and the level adjustment is rebuilt from the
+    /// rescaled history, so the expected value moves to the new level at
+    /// once for every time of day. Without positive expected values the
+    /// shift is applied as the median difference instead.
+    fn rebaseline(&mut self, first: i64, history: &mut History, calendar: &Calendar) {
+        let Some(latest) = history.latest() else {
+            return;
+        };
+        let shift = shift_of(history, first, latest);
+
+        let oldest = history.oldest().unwrap_or(first);
+        for number in oldest..=latest {
+            if let Some(slot) = history.get_mut(number) {
+                let cleaned = if number >= first {
+                    slot.value
+                } else {
+                    match shift {
+                        Shift::Factor(factor) => slot.cleaned * factor as f32,
+                        Shift::Difference(difference) => slot.cleaned + difference as f32,
+                    }
+                };
+                *slot = Slot { cleaned, ..*slot };
+            }
+        }
+        self.seasonal
+            .rebaseline(latest - self.level_windows as i64, history, calendar);
+    }
+
+    fn is_learning(&self) -> bool {
+        self.residuals.sample().len() < self.min_history_windows
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.seasonal.heap_bytes() + self.residuals.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::params::Seasonality;
+    use super::*;
+
+    #[test]
+    fn samples_stay_at_their_length() {
+        let window_ms = 30 * 60 * 1000;
+        for params in [
+            DetectionParams::default(),
+            DetectionParams {
+                history_windows: Some(337),
+                ..DetectionParams::default()
+            },
+            DetectionParams {
+                seasonality: Seasonality::Daily,
+                ..DetectionParams::default()
+            },
+        ] {
+            let calendar = Calendar::new(params.time_zone, window_ms);
+            let history_windows = params
+                .history_windows
+                .unwrap_or_else(|| RobustBand::history_needed(&params, &calendar, window_ms));
+            let mut history = History::new(history_windows);
+            let mut band = RobustBand::new(&params, &calendar, window_ms, history_windows);
+            for number in 0..5_000 {
+                let value = 100.0 + (number % 48) as f64 + (number % 7) as f64;
+                band.prepare(number, &history, &calendar);
+                let output = band.judge(number, value, &history, &calendar);
+                history.push(
+                    number,
+                    Slot {
+                        value: value as f32,
+                        cleaned: output.verdict.map_or(value, |verdict| verdict.cleaned) as f32,
+                        expected: output.expected.map_or(f32::NAN, |expected| expected as f32),
+                        lower: f32::NAN,
+                        upper: f32::NAN,
+                        outside: false,
+                    },
+                );
+                band.record(number, &history, &calendar);
+            }
+
+            let (residuals, lags) = band.sample_lengths();
+            assert_eq!(residuals, params.residual_windows + 1, "{params:?}");
+            for lag in &lags {
+                assert_eq!(*lag, params.level_windows + 1, "{params:?}");
+            }
+        }
+    }
+}

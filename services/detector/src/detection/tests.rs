@@ -1,0 +1,230 @@
+//! Tests of a whole series: method selection, alert hygiene and local-time
+//! references, through [`SeriesDetector::observe`].
+
+use super::*;
+
+const HALF_HOUR_MS: i64 = 30 * 60 * 1000;
+const WINDOWS_PER_DAY: i64 = 48;
+
+/// Deterministic noise in [-1, 1] (64-bit LCG, Knuth's MMIX constants).
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
+/// Returns a value of a daily cycle around 1000 with ±2 % noise.
+fn normal_value(number: i64, noise: &mut Noise) -> f64 {
+    let phase = (number % WINDOWS_PER_DAY) as f64 / WINDOWS_PER_DAY as f64 * std::f64::consts::TAU;
+    (1000.0 + 400.0 * phase.sin()) * (1.0 + 0.02 * noise.next())
+}
+
+/// Firings and resolutions as "F<window>" and "R<window>".
+fn transitions(detector: &mut SeriesDetector, values: &[(i64, f64)]) -> Vec<String> {
+    let mut events = Vec::new();
+    for &(number, value) in values {
+        let evaluation = detector.observe(number * HALF_HOUR_MS, value).unwrap();
+        match evaluation.transition {
+            Some(Transition::Fired { .. }) => events.push(format!("F{number}")),
+            Some(Transition::Resolved { .. }) => events.push(format!("R{number}")),
+            None => {}
+        }
+    }
+    events
+}
+
+fn params_for(method: MethodName) -> DetectionParams {
+    DetectionParams {
+        method,
+        forecast: ForecastParams {
+            refit_every: 48,
+            fit_windows: 480,
+            level: 0.99,
+        },
+        ensemble: EnsembleParams {
+            methods: vec![MethodName::RobustBand, MethodName::Iqr],
+            ..EnsembleParams::default()
+        },
+        ..DetectionParams::default()
+    }
+}
+
+#[test]
+fn oscillation_gives_one_episode_per_method() {
+    for method in MethodName::ALL {
+        let mut noise = Noise(3);
+        let params = params_for(method);
+        let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+        let start = 10 * WINDOWS_PER_DAY;
+        let mut values: Vec<(i64, f64)> = (0..start)
+            .map(|number| (number, normal_value(number, &mut noise)))
+            .collect();
+        // Twenty windows that leave the band twice and return once, far
+        // enough out for every method, then normal windows again.
+        for number in start..start + 30 {
+            let normal = normal_value(number, &mut noise);
+            let value = if (number - start) % 3 == 2 {
+                normal
+            } else {
+                normal * 2.0
+            };
+            values.push((number, value));
+        }
+        for number in start + 30..start + 60 {
+            values.push((number, normal_value(number, &mut noise)));
+        }
+
+        let events = transitions(&mut detector, &values[..start as usize]);
+        assert_eq!(events, Vec::<String>::new(), "{method}: alerts before the oscillation");
+        let events = transitions(&mut detector, &values[start as usize..]);
+        assert_eq!(events.len(), 2, "{method}: {events:?}");
+        assert!(events[0].starts_with('F'), "{method}: {events:?}");
+        assert!(events[1].starts_with('R'), "{method}: {events:?}");
+    }
+}
+
+#[test]
+fn method_is_chosen_by_params() {
+    // A flat series with one outlier: the IQR band of a flat series has
+    // zero width, the robust band has a 5 % floor.
+    let daily = |method| DetectionParams {
+        seasonality: Seasonality::Daily,
+        ..params_for(method)
+    };
+    let mut iqr = SeriesDetector::new(&daily(MethodName::Iqr), HALF_HOUR_MS);
+    let mut robust = SeriesDetector::new(&daily(MethodName::RobustBand), HALF_HOUR_MS);
+    for number in 0..100 {
+        iqr.observe(number * HALF_HOUR_MS, 100.0);
+        robust.observe(number * HALF_HOUR_MS, 100.0);
+    }
+    let iqr_band = iqr.observe(100 * HALF_HOUR_MS, 101.0).unwrap();
+    let robust_band = robust.observe(100 * HALF_HOUR_MS, 101.0).unwrap();
+    assert!(iqr_band.outside);
+    assert!(!robust_band.outside);
+    assert_eq!(robust_band.band.unwrap().upper, 105.0);
+}
+
+#[test]
+fn small_slices_do_not_alert() {
+    let params = DetectionParams {
+        min_volume: 50.0,
+        min_absolute_deviation: 5.0,
+        ..params_for(MethodName::ThreeSigma)
+    };
+    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+    for number in 0..100 {
+        detector.observe(number * HALF_HOUR_MS, 10.0 + (number % 2) as f64);
+    }
+    // Far outside the 3-sigma band, but below the minimum volume.
+    let low = detector.observe(100 * HALF_HOUR_MS, 40.0).unwrap();
+    assert!(!low.outside);
+    assert!(low.score <= 0.5);
+    // Above the minimum volume and the minimum deviation: outside.
+    let high = detector.observe(101 * HALF_HOUR_MS, 60.0).unwrap();
+    assert!(high.outside);
+}
+
+#[test]
+fn level_shift_alerts_once_and_becomes_normal() {
+    let mut noise = Noise(5);
+    let params = DetectionParams {
+        rebaseline_windows: 12,
+        ..DetectionParams::default()
+    };
+    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+    let shift = 15 * WINDOWS_PER_DAY;
+    let values: Vec<(i64, f64)> = (0..shift + 7 * WINDOWS_PER_DAY)
+        .map(|number| {
+            let value = normal_value(number, &mut noise);
+            (number, if number >= shift { value * 0.6 } else { value })
+        })
+        .collect();
+
+    let events = transitions(&mut detector, &values);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].starts_with('F'), "{events:?}");
+    let fired: i64 = events[0][1..].parse().unwrap();
+    assert!((shift..shift + 6).contains(&fired), "{events:?}");
+    assert_eq!(events[1], format!("R{}", shift + 11), "{events:?}");
+}
+
+#[test]
+fn without_rebaseline_level_shift_stays_open() {
+    // The same shift with re-baselining off keeps its episode open for more
+    // than a day, which is what the rule above prevents.
+    let mut noise = Noise(5);
+    let params = DetectionParams {
+        rebaseline_windows: 0,
+        ..DetectionParams::default()
+    };
+    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+    let shift = 15 * WINDOWS_PER_DAY;
+    let values: Vec<(i64, f64)> = (0..shift + 7 * WINDOWS_PER_DAY)
+        .map(|number| {
+            let value = normal_value(number, &mut noise);
+            (number, if number >= shift { value * 0.6 } else { value })
+        })
+        .collect();
+    let events = transitions(&mut detector, &values[..(shift + WINDOWS_PER_DAY) as usize]);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].starts_with('F'), "{events:?}");
+}
+
+/// Berlin switches to summer time on 2026-03-29 at 01:00 UTC.
+const BERLIN_SUMMER_TIME_MS: i64 = 1_774_746_000_000;
+
+/// Returns a value of a daily cycle on Berlin wall-clock time with a sharp
+/// evening peak.
+fn berlin_value(window_start_ms: i64) -> f64 {
+    let offset_ms = if window_start_ms >= BERLIN_SUMMER_TIME_MS {
+        2 * 3_600_000
+    } else {
+        3_600_000
+    };
+    let local_hour = ((window_start_ms + offset_ms).rem_euclid(86_400_000)) as f64 / 3_600_000.0;
+    if (19.0..21.0).contains(&local_hour) {
+        2000.0
+    } else {
+        1000.0
+    }
+}
+
+fn outside_windows_after_clock_change(time_zone: &str) -> usize {
+    let params = DetectionParams {
+        time_zone: time_zone.parse().unwrap(),
+        seasonality: Seasonality::Daily,
+        ..DetectionParams::default()
+    };
+    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+    let first = BERLIN_SUMMER_TIME_MS - 10 * 86_400_000;
+    let mut outside = 0;
+    for number in 0..14 * WINDOWS_PER_DAY {
+        let start_ms = first + number * HALF_HOUR_MS;
+        let evaluation = detector.observe(start_ms, berlin_value(start_ms)).unwrap();
+        if start_ms >= BERLIN_SUMMER_TIME_MS && evaluation.outside {
+            outside += 1;
+        }
+    }
+    outside
+}
+
+#[test]
+fn local_time_references_survive_clock_change() {
+    assert_eq!(outside_windows_after_clock_change("Europe/Berlin"), 0);
+    // In UTC the evening peak moves by an hour against yesterday's.
+    assert!(outside_windows_after_clock_change("UTC") > 0);
+}
+
+#[test]
+fn memory_is_reported_per_method() {
+    for method in MethodName::ALL {
+        let detector = SeriesDetector::new(&params_for(method), HALF_HOUR_MS);
+        assert!(detector.memory_bytes() >= size_of::<SeriesDetector>(), "{method}");
+    }
+}
