@@ -68,7 +68,7 @@ fn minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
         .collect()
 }
 
-/// One event at the start of `minute`, which closes the minute before it.
+/// Builds one event at the start of `minute`, which closes the minute before it.
 fn closing_message(base_ms: i64, minute: i64) -> String {
     serde_json::json!({"event_time": base_ms + minute * MINUTE_MS, "event": "view", "user_id": "closer"}).to_string()
 }
@@ -419,7 +419,7 @@ fn mixed_minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
     messages
 }
 
-/// All series of a detector with their points, sorted by metric and slice.
+/// Reads all series of a detector with their points, sorted by metric and slice.
 async fn series_snapshot(detector: &RunningDetector) -> anyhow::Result<Vec<(String, String, bool, Vec<seismo_proto::v1::SeriesPoint>)>> {
     let mut client = DetectorClient::connect(format!("http://{}", detector.local_addr())).await?;
     let listed = client.list_series(ListSeriesRequest { metric: String::new() }).await?.into_inner().series;
@@ -471,7 +471,7 @@ async fn restored_series_equal_live_series() -> anyhow::Result<()> {
     produce_all(&kafka, topic, &messages).await?;
     let produced = messages.len() as i64;
 
-    // The live detector sees every event from Kafka.
+    // The live detector reads every event from Kafka.
     let group = "detector-warm-start-kinds";
     let live_shutdown = shutdown.child_token();
     let live = seismo_detector::start(

@@ -241,8 +241,14 @@ async fn fetch(
 
 /// Feeds loaded history into the pipeline; nothing is published.
 ///
-/// NOTE: windows the previous process never judged (it stopped before their
-/// watermark) are judged silently too, so a firing in them is not announced.
+/// The previous process judged every window restored here, because it
+/// stored an offset only after it had applied the event, so its watermark
+/// had passed them. It may have judged later windows too, after its last
+/// commit. Those are judged live again, and a change it published for them
+/// comes again under the same id.
+/// NOTE: a far-future event held back by the previous process's clock was
+/// committed without moving its watermark, so the windows it closes here
+/// were not judged before, and their changes are not announced.
 fn apply(history: LoadedHistory, pipeline: &mut Pipeline) -> WarmStartOutcome {
     let Some(max_event_ms) = history.max_event_ms else {
         tracing::info!("warm start: no stored events before the Kafka resume positions; starting without history");
