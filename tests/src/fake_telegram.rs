@@ -104,8 +104,8 @@ struct FakeState {
     next_update_id: i64,
 }
 
-/// Longest time a `getUpdates` request waits for an update, whatever its
-/// `timeout`, so a test's shutdown is never held up for long.
+/// Maximum time a `getUpdates` request waits for an update, whatever its
+/// `timeout`, so that a long poll does not hold up a test's shutdown.
 const MAX_LONG_POLL: Duration = Duration::from_millis(500);
 
 /// A running fake Bot API; it stops when dropped.

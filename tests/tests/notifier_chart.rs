@@ -59,7 +59,11 @@ impl Detector for SeriesDetector {
                 SeriesPoint {
                     window_start_ms: end - HOUR_MS,
                     window_end_ms: end,
-                    value: if anomalous { expected * 0.4 } else { expected * (1.0 + 0.02 * ((hours_back % 5) as f64 - 2.0)) },
+                    value: if anomalous {
+                        expected * 0.4
+                    } else {
+                        expected * (1.0 + 0.02 * ((hours_back % 5) as f64 - 2.0))
+                    },
                     expected: Some(expected),
                     lower: Some(expected * 0.85),
                     upper: Some(expected * 1.15),
@@ -126,7 +130,10 @@ fn count_pixels(png_bytes: &[u8], color: [u8; 3]) -> usize {
     let mut pixels = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut pixels).unwrap();
     assert_eq!(info.color_type, png::ColorType::Rgb);
-    pixels[..info.buffer_size()].chunks(3).filter(|pixel| *pixel == color).count()
+    pixels[..info.buffer_size()]
+        .chunks(3)
+        .filter(|pixel| *pixel == color)
+        .count()
 }
 
 fn hour_aligned_now() -> i64 {
@@ -140,7 +147,10 @@ async fn chart_renders_detector_series() {
     let url = serve_series(end_ms, stop.clone()).await;
     let provider = DetectorChartProvider::new(&[url], Duration::from_secs(5), chrono_tz::Europe::Moscow).unwrap();
 
-    let png = provider.chart(&alert_event("views", end_ms)).await.expect("a chart for a served series");
+    let png = provider
+        .chart(&alert_event("views", end_ms))
+        .await
+        .expect("a chart for a served series");
 
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // The anomaly markers are drawn in this red, and nothing else is.
@@ -169,7 +179,11 @@ async fn chart_is_none_when_detector_fails() {
     let unreachable = DetectorChartProvider::new(&[closed.clone()], Duration::from_secs(2), chrono_tz::UTC).unwrap();
     let started = Instant::now();
     assert!(unreachable.chart(&alert_event("views", end_ms)).await.is_none());
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 
     let untracked = DetectorChartProvider::new(&[url.clone()], Duration::from_secs(2), chrono_tz::UTC).unwrap();
     assert!(untracked.chart(&alert_event("likes", end_ms)).await.is_none());
@@ -202,7 +216,14 @@ async fn alert_goes_out_as_photo_with_caption() {
     let stats = Arc::new(NotifierStats::default());
     let cancel = CancellationToken::new();
     let sinks = build_sinks(&config, &stats);
-    let notifier = tokio::spawn(run_with_hooks(config, sinks, hooks, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+    let notifier = tokio::spawn(run_with_hooks(
+        config,
+        sinks,
+        hooks,
+        Arc::clone(&stats),
+        Readiness::default(),
+        cancel.clone(),
+    ));
     detector.wait_for_subscriptions(1, TIMEOUT).await;
 
     detector.publish(alert_event("views", end_ms));

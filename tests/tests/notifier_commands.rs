@@ -77,7 +77,11 @@ impl Harness {
     async fn wait_until_handled(&self) {
         let deadline = Instant::now() + TIMEOUT;
         while self.fake.pending_updates() > 0 || self.stats.accepted() + self.stats.ignored() == 0 {
-            assert!(Instant::now() < deadline, "updates not handled: {:#?}", self.fake.requests());
+            assert!(
+                Instant::now() < deadline,
+                "updates not handled: {:#?}",
+                self.fake.requests()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The offset that confirms the last update is sent with the next
@@ -119,9 +123,13 @@ fn views_alert(id: &str) -> AnomalyEvent {
 #[tokio::test]
 async fn commands_from_other_chats_are_ignored() {
     let harness = Harness::start(&[ALLOWED_USER]).await;
-    harness.fake.push_text_message(OTHER_CHAT, ALLOWED_USER, "/mute views 1h");
+    harness
+        .fake
+        .push_text_message(OTHER_CHAT, ALLOWED_USER, "/mute views 1h");
     harness.fake.push_text_message(ALLOWED_CHAT, 99, "/mute views 1h");
-    harness.fake.push_button_press(OTHER_CHAT, ALLOWED_USER, 1, "mute:3600:abc:views");
+    harness
+        .fake
+        .push_button_press(OTHER_CHAT, ALLOWED_USER, 1, "mute:3600:abc:views");
 
     harness.wait_until_handled().await;
     let deadline = Instant::now() + TIMEOUT;
@@ -134,7 +142,9 @@ async fn commands_from_other_chats_are_ignored() {
     assert!(harness.gate.silences.active(Utc::now()).unwrap().is_empty());
     assert!(replies_to(&harness.fake, OTHER_CHAT).is_empty());
     assert!(replies_to(&harness.fake, ALLOWED_CHAT).is_empty());
-    let decision = harness.gate.decide(&views_alert("a1"), &ChatTarget::Id(ALLOWED_CHAT), Utc::now());
+    let decision = harness
+        .gate
+        .decide(&views_alert("a1"), &ChatTarget::Id(ALLOWED_CHAT), Utc::now());
     assert_eq!(decision, SendDecision::Send);
     harness.stop().await;
 }
@@ -143,15 +153,23 @@ async fn commands_from_other_chats_are_ignored() {
 async fn allowed_mute_silences_next_alert() {
     let harness = Harness::start(&[ALLOWED_USER]).await;
     let chat = ChatTarget::Id(ALLOWED_CHAT);
-    assert_eq!(harness.gate.decide(&views_alert("a1"), &chat, Utc::now()), SendDecision::Send);
+    assert_eq!(
+        harness.gate.decide(&views_alert("a1"), &chat, Utc::now()),
+        SendDecision::Send
+    );
 
-    harness.fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/mute@seismo_bot views{os=iOS} 2h");
+    harness
+        .fake
+        .push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/mute@seismo_bot views{os=iOS} 2h");
     harness.fake.wait_for_requests("sendmessage", 1, TIMEOUT).await;
 
     let reply = replies_to(&harness.fake, ALLOWED_CHAT).remove(0);
     assert!(reply.starts_with("Muted views{os=iOS} until "), "{reply}");
     let decision = harness.gate.decide(&views_alert("a2"), &chat, Utc::now());
-    assert!(matches!(&decision, SendDecision::Suppress { reason } if reason.contains("views{os=iOS}")), "{decision:?}");
+    assert!(
+        matches!(&decision, SendDecision::Suppress { reason } if reason.contains("views{os=iOS}")),
+        "{decision:?}"
+    );
     let mut android = views_alert("a3");
     android.slice[0].value = "Android".to_string();
     assert_eq!(harness.gate.decide(&android, &chat, Utc::now()), SendDecision::Send);
@@ -162,16 +180,25 @@ async fn allowed_mute_silences_next_alert() {
     assert!(listing.contains("views{os=iOS}"), "{listing}");
     assert!(listing.contains("by @user7"), "{listing}");
 
-    harness.fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/unmute views{os=iOS}");
+    harness
+        .fake
+        .push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/unmute views{os=iOS}");
     harness.fake.wait_for_requests("sendmessage", 3, TIMEOUT).await;
-    assert_eq!(harness.gate.decide(&views_alert("a4"), &chat, Utc::now()), SendDecision::Send);
+    assert_eq!(
+        harness.gate.decide(&views_alert("a4"), &chat, Utc::now()),
+        SendDecision::Send
+    );
 
     harness.fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/status");
     harness.fake.wait_for_requests("sendmessage", 4, TIMEOUT).await;
     let status = replies_to(&harness.fake, ALLOWED_CHAT).remove(3);
     // a1 to a4 are four episodes, three of them on iOS.
     assert!(status.starts_with("Firing (4):"), "{status}");
-    assert_eq!(status.matches("views{os=iOS}: 10 (expected 100)").count(), 3, "{status}");
+    assert_eq!(
+        status.matches("views{os=iOS}: 10 (expected 100)").count(),
+        3,
+        "{status}"
+    );
     assert!(status.contains("Silences in force: 0"), "{status}");
     harness.stop().await;
 }
@@ -185,8 +212,13 @@ async fn buttons_acknowledge_and_mute() {
         SendDecision::Send
     );
 
-    harness.fake.push_button_press(ALLOWED_CHAT, ALLOWED_USER, 41, "ack:0123456789abcdef");
-    let edits = harness.fake.wait_for_requests("editmessagereplymarkup", 1, TIMEOUT).await;
+    harness
+        .fake
+        .push_button_press(ALLOWED_CHAT, ALLOWED_USER, 41, "ack:0123456789abcdef");
+    let edits = harness
+        .fake
+        .wait_for_requests("editmessagereplymarkup", 1, TIMEOUT)
+        .await;
     let answers = harness.fake.wait_for_requests("answercallbackquery", 1, TIMEOUT).await;
 
     assert_eq!(edits[0].body["message_id"], 41);
@@ -194,13 +226,27 @@ async fn buttons_acknowledge_and_mute() {
     let first_button = &edits[0].body["reply_markup"]["inline_keyboard"][0][0]["text"];
     assert_eq!(first_button, "✅ Acknowledged by @user7");
     assert_eq!(answers[0].body["text"], "Acknowledged.");
-    let acknowledgement = harness.gate.acknowledgements.acknowledgement("0123456789abcdef").unwrap().unwrap();
+    let acknowledgement = harness
+        .gate
+        .acknowledgements
+        .acknowledgement("0123456789abcdef")
+        .unwrap()
+        .unwrap();
     assert_eq!(acknowledgement.user_id, ALLOWED_USER);
 
-    harness.fake.push_button_press(ALLOWED_CHAT, 8, 41, "mute:3600:0123456789abcdef:views");
+    harness
+        .fake
+        .push_button_press(ALLOWED_CHAT, 8, 41, "mute:3600:0123456789abcdef:views");
     let answers = harness.fake.wait_for_requests("answercallbackquery", 2, TIMEOUT).await;
 
-    assert!(answers[1].body["text"].as_str().unwrap().starts_with("Muted views{os=iOS} until "), "{:?}", answers[1].body);
+    assert!(
+        answers[1].body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Muted views{os=iOS} until "),
+        "{:?}",
+        answers[1].body
+    );
     let silences = harness.gate.silences.active(Utc::now()).unwrap();
     assert_eq!(silences.len(), 1);
     assert_eq!(silences[0].selector.to_string(), "views{os=iOS}");
@@ -303,7 +349,10 @@ async fn mute_command_suppresses_pipeline_alert() {
 
     fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/mute views 1h");
     let deadline = Instant::now() + TIMEOUT;
-    while !replies_to(&fake, ALLOWED_CHAT).iter().any(|text| text.starts_with("Muted views until ")) {
+    while !replies_to(&fake, ALLOWED_CHAT)
+        .iter()
+        .any(|text| text.starts_with("Muted views until "))
+    {
         assert!(Instant::now() < deadline, "no mute reply: {:#?}", fake.requests());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -311,14 +360,22 @@ async fn mute_command_suppresses_pipeline_alert() {
     detector.publish(pipeline_event(3, "00000000000000a3", "likes"));
     let deadline = Instant::now() + TIMEOUT;
     while delivered_alerts(&fake).len() < 2 {
-        assert!(Instant::now() < deadline, "the likes alert was not delivered: {:#?}", fake.requests());
+        assert!(
+            Instant::now() < deadline,
+            "the likes alert was not delivered: {:#?}",
+            fake.requests()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Alerts go out in order, so the silenced views alert was decided
     // before the likes alert was sent.
     let alerts = delivered_alerts(&fake);
     assert_eq!(alerts.len(), 2);
-    assert!(alerts[1].text.as_deref().unwrap().contains("likes"), "{:?}", alerts[1].text);
+    assert!(
+        alerts[1].text.as_deref().unwrap().contains("likes"),
+        "{:?}",
+        alerts[1].text
+    );
     assert_eq!(stats.snapshot().suppressed, 1);
 
     cancel.cancel();

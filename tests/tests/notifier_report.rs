@@ -37,7 +37,11 @@ fn generate(last: NaiveDate) -> Vec<Generated> {
         let users = 20 + 3 * d;
         for u in 0..users {
             let user = format!("user{u}");
-            let local_time = if u % 2 == 0 { NaiveTime::from_hms_opt(23, 30, 0) } else { NaiveTime::from_hms_opt(0, 15, 0) };
+            let local_time = if u % 2 == 0 {
+                NaiveTime::from_hms_opt(23, 30, 0)
+            } else {
+                NaiveTime::from_hms_opt(0, 15, 0)
+            };
             let time = ZONE
                 .from_local_datetime(&day.and_time(local_time.unwrap()))
                 .single()
@@ -104,7 +108,10 @@ fn expected_values(events: &[Generated]) -> BTreeMap<NaiveDate, [f64; 5]> {
         .map(|(day, users)| {
             let count = |kind| counts.get(&(*day, kind)).copied().unwrap_or(0.0);
             let (views, likes) = (count("view"), count("like"));
-            (*day, [users.len() as f64, views, likes, likes / views, count("message")])
+            (
+                *day,
+                [users.len() as f64, views, likes, likes / views, count("message")],
+            )
         })
         .collect()
 }
@@ -140,7 +147,13 @@ async fn report_sends_numbers_and_chart() {
     let day_before = expected[&(report_day - Days::new(1))];
     let week_before = expected[&(report_day - Days::new(7))];
 
-    assert!(text.starts_with(&format!("Daily report for {} (Europe/Moscow)", report_day.format("%a %Y-%m-%d"))), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "Daily report for {} (Europe/Moscow)",
+            report_day.format("%a %Y-%m-%d")
+        )),
+        "{text}"
+    );
     let names = ["DAU", "views", "likes", "CTR", "messages"];
     for (index, name) in names.iter().enumerate() {
         let value = seismo_notifier::format_number(today[index]);
@@ -179,7 +192,10 @@ async fn report_fails_without_table() {
         chats: vec![ChatTarget::Id(CHAT)],
     };
 
-    let error = Reporter::new(table, settings, &telegram).send_now(Utc::now()).await.unwrap_err();
+    let error = Reporter::new(table, settings, &telegram)
+        .send_now(Utc::now())
+        .await
+        .unwrap_err();
 
     assert!(error.contains(database.name()), "{error}");
     assert!(fake.requests_of("sendmessage").is_empty());
@@ -223,7 +239,10 @@ async fn report_now_command_line_sends() {
     let texts = fake.wait_for_requests("sendmessage", 1, Duration::from_secs(10)).await;
     let text = texts[0].text.clone().unwrap();
     assert_eq!(texts[0].chat_id, -100_700);
-    assert!(text.contains("\nDAU: 41 (+7.9% vs day before, +105.0% vs week before)"), "{text}");
+    assert!(
+        text.contains("\nDAU: 41 (+7.9% vs day before, +105.0% vs week before)"),
+        "{text}"
+    );
     assert!(!text.contains("views"), "{text}");
     fake.wait_for_requests("sendphoto", 1, Duration::from_secs(10)).await;
 }

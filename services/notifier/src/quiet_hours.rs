@@ -85,7 +85,9 @@ fn severity_name(severity: Severity) -> &'static str {
 /// A quiet-hours setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuietHoursError {
-    #[error("invalid quiet hours `{value}`: expected a local time window such as 23:00-07:00 with a different start and end")]
+    #[error(
+        "invalid quiet hours `{value}`: expected a local time window such as 23:00-07:00 with a different start and end"
+    )]
     InvalidWindow { value: String },
     #[error("invalid time zone `{value}`: expected an IANA name such as Europe/Moscow or UTC")]
     InvalidTimeZone { value: String },
@@ -158,7 +160,10 @@ mod tests {
             quiet.decide(&event(Severity::Warning), &chat, now),
             SendDecision::Suppress { .. }
         ));
-        assert_eq!(quiet.decide(&event(Severity::Warning), &chat, utc(10, 23, 59)), SendDecision::Send);
+        assert_eq!(
+            quiet.decide(&event(Severity::Warning), &chat, utc(10, 23, 59)),
+            SendDecision::Send
+        );
     }
 
     #[test]

@@ -18,8 +18,9 @@ const DAY_MS: i64 = 24 * 3_600_000;
 const WEEK_MS: i64 = 7 * DAY_MS;
 
 /// Renders each alert's chart from the first configured detector that
-/// tracks its series. Any failure (no detector answers, too few points,
-/// a drawing error) is logged and returns `None`, so the text still goes out.
+/// tracks its series. Any failure (no detector returns the series, too few
+/// points, a drawing error) is logged and returns `None`, so the text still
+/// goes out.
 pub struct DetectorChartProvider {
     detectors: Vec<Endpoint>,
     time_zone: Tz,
@@ -33,7 +34,11 @@ impl DetectorChartProvider {
         let detectors = addresses
             .iter()
             .map(|address| {
-                let url = if address.contains("://") { address.clone() } else { format!("http://{address}") };
+                let url = if address.contains("://") {
+                    address.clone()
+                } else {
+                    format!("http://{address}")
+                };
                 Endpoint::from_shared(url)
                     .map(|endpoint| endpoint.connect_timeout(timeout).timeout(timeout))
                     .map_err(|error| format!("invalid detector address `{address}` for charts: {error}"))
@@ -164,7 +169,10 @@ mod tests {
     #[test]
     fn chart_takes_last_day_and_week_earlier() {
         let end = 30 * DAY_MS;
-        let points: Vec<SeriesPoint> = (0..=9 * 24).map(|hour| point(end - hour * HOUR_MS, hour as f64)).rev().collect();
+        let points: Vec<SeriesPoint> = (0..=9 * 24)
+            .map(|hour| point(end - hour * HOUR_MS, hour as f64))
+            .rev()
+            .collect();
         let event = AnomalyEvent {
             metric: "views".to_string(),
             slice: vec![Dimension {

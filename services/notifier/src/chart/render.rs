@@ -30,7 +30,7 @@ pub struct ChartPoint {
     pub anomalous: bool,
 }
 
-/// What an alert chart shows.
+/// Data of one alert chart.
 #[derive(Debug, Clone)]
 pub struct AlertChart {
     /// Such as `views {os=iOS}`.
@@ -90,15 +90,27 @@ fn draw(
 
     for segment in band_segments(&chart.points) {
         let segment = segment.into_iter().map(|(time_ms, value)| (axis.hours(time_ms), value));
-        plot.draw_series(std::iter::once(Polygon::new(segment.collect::<Vec<_>>(), BAND_COLOR.mix(0.3).filled())))?;
+        plot.draw_series(std::iter::once(Polygon::new(
+            segment.collect::<Vec<_>>(),
+            BAND_COLOR.mix(0.3).filled(),
+        )))?;
     }
     if !chart.week_earlier.is_empty() {
-        plot.draw_series(LineSeries::new(chart.week_earlier.iter().map(|(time_ms, value)| (axis.hours(*time_ms), *value)), WEEK_EARLIER_COLOR.stroke_width(2)))?
-            .label("a week earlier")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], WEEK_EARLIER_COLOR.stroke_width(2)));
+        plot.draw_series(LineSeries::new(
+            chart
+                .week_earlier
+                .iter()
+                .map(|(time_ms, value)| (axis.hours(*time_ms), *value)),
+            WEEK_EARLIER_COLOR.stroke_width(2),
+        ))?
+        .label("a week earlier")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], WEEK_EARLIER_COLOR.stroke_width(2)));
     }
     plot.draw_series(LineSeries::new(
-        chart.points.iter().map(|point| (axis.hours(point.time_ms), point.value)),
+        chart
+            .points
+            .iter()
+            .map(|point| (axis.hours(point.time_ms), point.value)),
         VALUE_COLOR.stroke_width(2),
     ))?
     .label("value")
@@ -200,15 +212,19 @@ mod tests {
 
     const HOUR_MS: i64 = 3_600_000;
 
-    /// A day of hourly points with a daily wave, a band around it and a
-    /// drop in the last three hours.
+    /// Builds a day of hourly points with a daily wave, a band around it and
+    /// a drop in the last three hours.
     pub(crate) fn sample_chart() -> AlertChart {
         let start = 1_764_806_400_000; // 2025-12-04 00:00 UTC
         let wave = |hour: i64| 1000.0 + 400.0 * ((hour as f64) / 24.0 * std::f64::consts::TAU).sin();
         let points = (0..=24)
             .map(|hour| {
                 let expected = wave(hour);
-                let value = if hour >= 22 { expected * 0.45 } else { expected * (1.0 + 0.03 * ((hour % 5) as f64 - 2.0) / 2.0) };
+                let value = if hour >= 22 {
+                    expected * 0.45
+                } else {
+                    expected * (1.0 + 0.03 * ((hour % 5) as f64 - 2.0) / 2.0)
+                };
                 ChartPoint {
                     time_ms: start + hour * HOUR_MS,
                     value,
@@ -217,7 +233,9 @@ mod tests {
                 }
             })
             .collect();
-        let week_earlier = (0..=24).map(|hour| (start + hour * HOUR_MS, wave(hour) * 1.04)).collect();
+        let week_earlier = (0..=24)
+            .map(|hour| (start + hour * HOUR_MS, wave(hour) * 1.04))
+            .collect();
         AlertChart {
             title: "views {os=iOS}".to_string(),
             points,
@@ -265,7 +283,8 @@ mod tests {
         let range = value_range(&sample_chart());
 
         // The lowest value is 360 (the drop) and the highest 1610 (the band).
-        assert!(range.start > 0.0 && range.start < 360.0, "{range:?}");
+        assert!(range.start > 0.0, "{range:?}");
+        assert!(range.start < 360.0, "{range:?}");
         assert!(range.end > 1610.0, "{range:?}");
     }
 }

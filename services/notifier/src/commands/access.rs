@@ -1,4 +1,5 @@
-//! Which chats and users may use the bot's commands and buttons.
+//! The allow-list of chats and users that may use the bot's commands and
+//! buttons.
 
 use std::collections::BTreeSet;
 

@@ -68,7 +68,9 @@ impl AcknowledgementStore {
     fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
         // Each statement is atomic in SQLite, so a panicked holder leaves
         // no half-written row.
-        self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records the first acknowledgement of an episode.
@@ -116,7 +118,7 @@ impl AcknowledgementStore {
             .map_err(StoreError::query("reading an acknowledgement"))
     }
 
-    /// Records which series an alert id belongs to, and forgets ids not
+    /// Records which series an alert id belongs to, and deletes the ids not
     /// seen for [`SERIES_RETENTION`].
     pub fn remember_series(
         &self,
@@ -125,8 +127,10 @@ impl AcknowledgementStore {
         slice: &[Dimension],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut pairs: Vec<(String, String)> =
-            slice.iter().map(|dimension| (dimension.name.clone(), dimension.value.clone())).collect();
+        let mut pairs: Vec<(String, String)> = slice
+            .iter()
+            .map(|dimension| (dimension.name.clone(), dimension.value.clone()))
+            .collect();
         pairs.sort();
         let connection = self.connection();
         connection
@@ -217,7 +221,9 @@ mod tests {
             value: "iOS".to_string(),
         }];
         store.remember_series("old", "likes", &[], at(0)).unwrap();
-        store.remember_series("a1", "views", &slice, at(10) + TimeDelta::days(31)).unwrap();
+        store
+            .remember_series("a1", "views", &slice, at(10) + TimeDelta::days(31))
+            .unwrap();
 
         assert_eq!(store.series_of("a1").unwrap(), Some(("views".to_string(), slice)));
         assert_eq!(store.series_of("old").unwrap(), None);

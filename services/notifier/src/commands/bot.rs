@@ -34,7 +34,8 @@ pub trait ReportTrigger: Send + Sync {
     fn send_report(&self, chat: ChatId) -> BoxFuture<'_, Result<(), String>>;
 }
 
-/// Counts of handled bot updates, readable by tests and `/status`.
+/// Counts of handled commands and button presses, also exported as
+/// `seismo_notifier_bot_updates_total{outcome}`.
 #[derive(Debug, Default)]
 pub struct BotStats {
     accepted: AtomicU64,
@@ -153,14 +154,21 @@ impl CommandBot {
                 self.handle_update(update).await;
             }
         }
-        info!(accepted = self.stats.accepted(), ignored = self.stats.ignored(), "bot command polling stopped");
+        info!(
+            accepted = self.stats.accepted(),
+            ignored = self.stats.ignored(),
+            "bot command polling stopped"
+        );
     }
 
     async fn handle_update(&self, update: Update) {
         match update.kind {
             UpdateKind::Message(message) => self.handle_message(&message).await,
             UpdateKind::CallbackQuery(query) => self.handle_button(&query).await,
-            _ => debug!(update_id = update.id.0, "ignoring an update that is neither a message nor a button press"),
+            _ => debug!(
+                update_id = update.id.0,
+                "ignoring an update that is neither a message nor a button press"
+            ),
         }
     }
 
@@ -204,7 +212,10 @@ impl CommandBot {
         let allowed = self.allow_list.allows(chat.0, user_id);
         self.stats.record(allowed);
         if !allowed {
-            warn!(chat_id = chat.0, user_id, kind, "ignoring a bot {kind} from a chat or user not on the allow-list");
+            warn!(
+                chat_id = chat.0,
+                user_id, kind, "ignoring a bot {kind} from a chat or user not on the allow-list"
+            );
         }
         allowed
     }
@@ -260,7 +271,11 @@ impl CommandBot {
         }
     }
 
-    fn with_silences(&self, now: DateTime<Utc>, format: impl FnOnce(&[crate::silence::store::Silence]) -> String) -> String {
+    fn with_silences(
+        &self,
+        now: DateTime<Utc>,
+        format: impl FnOnce(&[crate::silence::store::Silence]) -> String,
+    ) -> String {
         match self.silences.active(now) {
             Ok(silences) => format(&silences),
             Err(error) => store_failure(&error),
@@ -315,7 +330,8 @@ impl CommandBot {
                     }
                 };
                 let Some(selector) = selector else {
-                    self.answer(query, "This alert is too old to mute from here; use /mute.").await;
+                    self.answer(query, "This alert is too old to mute from here; use /mute.")
+                        .await;
                     return;
                 };
                 let reply = self.mute(selector, duration, Some(&query.from), now);
@@ -359,7 +375,10 @@ impl CommandBot {
             _ => String::new(),
         };
         let markup = acknowledged_buttons(anomaly_id, &metric, &acknowledgement.user_name);
-        let edit = self.bot.edit_message_reply_markup(chat, message_id).reply_markup(markup);
+        let edit = self
+            .bot
+            .edit_message_reply_markup(chat, message_id)
+            .reply_markup(markup);
         if let Err(error) = edit.send().await {
             warn!(chat_id = chat.0, episode_id = %anomaly_id, error = %describe_request_error(&error, &self.token), "marking the alert as acknowledged failed");
         }
@@ -368,7 +387,7 @@ impl CommandBot {
     async fn answer(&self, query: &CallbackQuery, text: &str) {
         let request = self.bot.answer_callback_query(query.id.clone()).text(text);
         if let Err(error) = request.send().await {
-            warn!(user_id = query.from.id.0, error = %describe_request_error(&error, &self.token), "answering a button press failed");
+            warn!(user_id = query.from.id.0, error = %describe_request_error(&error, &self.token), "answering the callback query failed");
         }
     }
 

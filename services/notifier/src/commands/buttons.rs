@@ -24,7 +24,10 @@ pub enum ButtonAction {
 /// Builds the keyboard of a new alert: Acknowledge, Mute 1h, Mute 24h.
 pub fn alert_buttons(anomaly_id: &str, metric: &str) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(vec![
-        vec![InlineKeyboardButton::callback("Acknowledge", acknowledge_data(anomaly_id))],
+        vec![InlineKeyboardButton::callback(
+            "Acknowledge",
+            acknowledge_data(anomaly_id),
+        )],
         mute_row(anomaly_id, metric),
     ])
 }
@@ -62,8 +65,9 @@ fn mute_data(anomaly_id: &str, duration: TimeDelta, metric: &str) -> String {
     }
 }
 
-/// Detector anomaly ids are 16 hex digits, so the data fits; an id from
-/// another source is cut at the limit rather than rejected by Telegram.
+/// Cuts `data` to the limit. Detector anomaly ids are 16 hex digits, so
+/// their data fits. A longer id from another source is cut, because
+/// Telegram rejects the whole keyboard otherwise.
 fn truncate_to_limit(mut data: String) -> String {
     if data.len() > MAX_CALLBACK_DATA_BYTES {
         let mut end = MAX_CALLBACK_DATA_BYTES;
@@ -120,7 +124,11 @@ mod tests {
 
         assert_eq!(
             data,
-            vec!["ack:0123456789abcdef", "mute:3600:0123456789abcdef:views", "mute:86400:0123456789abcdef:views"]
+            vec![
+                "ack:0123456789abcdef",
+                "mute:3600:0123456789abcdef:views",
+                "mute:86400:0123456789abcdef:views"
+            ]
         );
         assert_eq!(
             parse_button_data(&data[1]),

@@ -9,7 +9,10 @@ use crate::silence::selector::SeriesSelector;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// `/mute <selector> <duration>`: silence series for a time.
-    Mute { selector: SeriesSelector, duration: TimeDelta },
+    Mute {
+        selector: SeriesSelector,
+        duration: TimeDelta,
+    },
     /// `/unmute <selector|id>`.
     Unmute(UnmuteTarget),
     /// `/silences`: list the silences in force.
@@ -22,7 +25,7 @@ pub enum Command {
     Help,
 }
 
-/// What `/unmute` removes.
+/// Target of `/unmute`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UnmuteTarget {
     /// A silence by the id `/silences` shows, written `17` or `#17`.
@@ -104,11 +107,19 @@ mod tests {
 
     #[test]
     fn unmute_takes_id_or_selector() {
-        assert_eq!(parse_command("/unmute #4"), Some(Ok(Command::Unmute(UnmuteTarget::Id(4)))));
-        assert_eq!(parse_command("/unmute 4"), Some(Ok(Command::Unmute(UnmuteTarget::Id(4)))));
+        assert_eq!(
+            parse_command("/unmute #4"),
+            Some(Ok(Command::Unmute(UnmuteTarget::Id(4))))
+        );
+        assert_eq!(
+            parse_command("/unmute 4"),
+            Some(Ok(Command::Unmute(UnmuteTarget::Id(4))))
+        );
         assert_eq!(
             parse_command("/unmute likes"),
-            Some(Ok(Command::Unmute(UnmuteTarget::Selector(SeriesSelector::parse("likes").unwrap()))))
+            Some(Ok(Command::Unmute(UnmuteTarget::Selector(
+                SeriesSelector::parse("likes").unwrap()
+            ))))
         );
     }
 
@@ -120,7 +131,13 @@ mod tests {
 
     #[test]
     fn bad_arguments_return_usage() {
-        for text in ["/mute views", "/mute views soon", "/unmute", "/status now", "/frobnicate"] {
+        for text in [
+            "/mute views",
+            "/mute views soon",
+            "/unmute",
+            "/status now",
+            "/frobnicate",
+        ] {
             assert!(matches!(parse_command(text), Some(Err(_))), "{text:?}");
         }
         assert_eq!(parse_command("/HELP"), Some(Ok(Command::Help)));

@@ -54,7 +54,11 @@ pub fn format_status(status: &StatusSnapshot, silences: &[Silence], now: DateTim
         let slice = if episode.slice.is_empty() {
             String::new()
         } else {
-            let pairs: Vec<String> = episode.slice.iter().map(|(name, value)| format!("{name}={value}")).collect();
+            let pairs: Vec<String> = episode
+                .slice
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
             format!("{{{}}}", pairs.join(","))
         };
         let _ = write!(
@@ -109,7 +113,10 @@ mod tests {
     fn silences_list_shows_id_selector_and_time_left() {
         let text = format_silences(&[silence()], now());
 
-        assert!(text.contains("#3 views{os=iOS} until 2026-12-04 13:30 UTC (1h 30m left), by @alice"), "{text}");
+        assert!(
+            text.contains("#3 views{os=iOS} until 2026-12-04 13:30 UTC (1h 30m left), by @alice"),
+            "{text}"
+        );
         assert_eq!(format_silences(&[], now()), "No silences in force.");
     }
 
@@ -131,7 +138,10 @@ mod tests {
 
         assert!(text.starts_with("Firing (1):"), "{text}");
         assert!(text.contains("views{os=iOS}: 120 (expected 300) for 20m"), "{text}");
-        assert!(text.contains("Last alert sent: 2026-12-04 11:55 UTC (5m ago)"), "{text}");
+        assert!(
+            text.contains("Last alert sent: 2026-12-04 11:55 UTC (5m ago)"),
+            "{text}"
+        );
         assert!(text.contains("Silences in force: 1"), "{text}");
     }
 }

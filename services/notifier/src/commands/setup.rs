@@ -141,7 +141,9 @@ impl Interaction {
         }
 
         let charts: Arc<dyn ChartProvider> = if args.charts {
-            Arc::new(DetectorChartProvider::new(detectors, Duration::from_secs(5), time_zone).map_err(anyhow::Error::msg)?)
+            Arc::new(
+                DetectorChartProvider::new(detectors, Duration::from_secs(5), time_zone).map_err(anyhow::Error::msg)?,
+            )
         } else {
             Arc::new(NoCharts)
         };
@@ -170,6 +172,7 @@ impl Interaction {
         let path = state_file(state_dir);
         let silences = Arc::new(SilenceStore::open(&path)?);
         silences.replace_config_silences(&configured_silences)?;
+        let purged = silences.purge_expired(Utc::now())?;
         let acknowledgements = Arc::new(AcknowledgementStore::open(&path)?);
         let status = Arc::new(StatusView::default());
         let gate = AlertGate {
@@ -184,7 +187,13 @@ impl Interaction {
             bot.report = reporter.map(|reporter| reporter as Arc<dyn ReportTrigger>);
             tasks.push(tokio::spawn(bot.run(cancel.clone())));
         }
-        info!(commands = commands_on, charts = args.charts, configured_silences = configured_silences.len(), "interaction features started");
+        info!(
+            commands = commands_on,
+            charts = args.charts,
+            configured_silences = configured_silences.len(),
+            expired_silences_deleted = purged,
+            "interaction features started"
+        );
 
         let hooks = DeliveryHooks {
             gate: Arc::new(gate),
@@ -205,8 +214,16 @@ pub async fn send_report_now(args: &InteractionArgs, telegram: Option<&TelegramC
     reporter.send_now(Utc::now()).await.map_err(anyhow::Error::msg)
 }
 
-fn build_reporter(args: &InteractionArgs, telegram: Option<&TelegramConfig>, time_zone: Tz) -> anyhow::Result<Option<Reporter>> {
-    let Some(url) = args.report_clickhouse_url.as_deref().filter(|url| !url.trim().is_empty()) else {
+fn build_reporter(
+    args: &InteractionArgs,
+    telegram: Option<&TelegramConfig>,
+    time_zone: Tz,
+) -> anyhow::Result<Option<Reporter>> {
+    let Some(url) = args
+        .report_clickhouse_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+    else {
         return Ok(None);
     };
     let telegram = telegram.context("the daily report goes to Telegram: set TELEGRAM_BOT_TOKEN")?;
@@ -218,8 +235,12 @@ fn build_reporter(args: &InteractionArgs, telegram: Option<&TelegramConfig>, tim
         args.report_clickhouse_password.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
-    let send_at = NaiveTime::parse_from_str(args.report_time.trim(), "%H:%M")
-        .with_context(|| format!("invalid SEISMO_REPORT_TIME `{}`: expected HH:MM such as 11:00", args.report_time))?;
+    let send_at = NaiveTime::parse_from_str(args.report_time.trim(), "%H:%M").with_context(|| {
+        format!(
+            "invalid SEISMO_REPORT_TIME `{}`: expected HH:MM such as 11:00",
+            args.report_time
+        )
+    })?;
     let chats: Vec<ChatTarget> = if args.report_chat_ids.trim().is_empty() {
         telegram.chats.clone()
     } else {
@@ -250,7 +271,9 @@ fn parse_configured_silences(list: &str, now: DateTime<Utc>) -> anyhow::Result<V
                 format!("invalid silence `{entry}`: expected selector@end such as views{{os=iOS}}@2026-12-31T00:00:00Z")
             })?;
             let expires_at = DateTime::parse_from_rfc3339(end.trim())
-                .with_context(|| format!("invalid end `{end}` of silence `{entry}`: expected RFC 3339 such as 2026-12-31T00:00:00Z"))?
+                .with_context(|| {
+                    format!("invalid end `{end}` of silence `{entry}`: expected RFC 3339 such as 2026-12-31T00:00:00Z")
+                })?
                 .with_timezone(&Utc);
             Ok(NewSilence {
                 selector: SeriesSelector::parse(selector)?,
@@ -273,11 +296,18 @@ mod tests {
     fn configured_silences_parse() {
         let now = Utc.with_ymd_and_hms(2026, 12, 4, 0, 0, 0).unwrap();
 
-        let silences = parse_configured_silences("views{os=iOS}@2026-12-31T00:00:00Z; likes*@2026-12-05T03:00:00+03:00", now).unwrap();
+        let silences = parse_configured_silences(
+            "views{os=iOS}@2026-12-31T00:00:00Z; likes*@2026-12-05T03:00:00+03:00",
+            now,
+        )
+        .unwrap();
 
         assert_eq!(silences.len(), 2);
         assert_eq!(silences[0].selector.to_string(), "views{os=iOS}");
-        assert_eq!(silences[1].expires_at, Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap());
+        assert_eq!(
+            silences[1].expires_at,
+            Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap()
+        );
         assert_eq!(silences[1].source, SilenceSource::Config);
     }
 

@@ -40,7 +40,7 @@ pub struct StatusView {
 impl StatusView {
     /// Applies one state change: a firing event adds its episode, a
     /// resolution removes it. Repeats of the same change are harmless,
-    /// because the gate sees each change once per chat.
+    /// because the gate is asked once per chat for each change.
     pub fn observe(&self, event: &AnomalyEvent) {
         let mut firing = self.firing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match event.state() {
@@ -67,7 +67,10 @@ impl StatusView {
 
     /// Records that an alert went on to delivery at `now`.
     pub fn record_sent(&self, now: DateTime<Utc>) {
-        let mut last = self.last_alert_sent_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self
+            .last_alert_sent_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *last = Some(last.map_or(now, |last| last.max(now)));
     }
 
@@ -81,7 +84,10 @@ impl StatusView {
             .cloned()
             .collect();
         firing.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.anomaly_id.cmp(&b.anomaly_id)));
-        let last_alert_sent_at = *self.last_alert_sent_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last_alert_sent_at = *self
+            .last_alert_sent_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         StatusSnapshot {
             firing,
             last_alert_sent_at,
@@ -110,11 +116,21 @@ mod tests {
         view.observe(&event("a", AnomalyState::Firing, 1_000));
         view.observe(&event("a", AnomalyState::Firing, 1_000));
 
-        let ids: Vec<String> = view.snapshot().firing.into_iter().map(|episode| episode.anomaly_id).collect();
+        let ids: Vec<String> = view
+            .snapshot()
+            .firing
+            .into_iter()
+            .map(|episode| episode.anomaly_id)
+            .collect();
         assert_eq!(ids, vec!["a", "b"]);
 
         view.observe(&event("a", AnomalyState::Resolved, 3_000));
-        let ids: Vec<String> = view.snapshot().firing.into_iter().map(|episode| episode.anomaly_id).collect();
+        let ids: Vec<String> = view
+            .snapshot()
+            .firing
+            .into_iter()
+            .map(|episode| episode.anomaly_id)
+            .collect();
         assert_eq!(ids, vec!["b"]);
     }
 }

@@ -30,7 +30,8 @@ pub fn render_trend_grid(panels: &[TrendPanel]) -> Result<Vec<u8>, String> {
     let (width, height) = (PANEL_WIDTH * COLUMNS, PANEL_HEIGHT * rows);
 
     let mut buffer = vec![0_u8; (width * height * 3) as usize];
-    draw_grid(panels, &mut buffer, (width, height), rows).map_err(|error| format!("drawing the report chart failed: {error}"))?;
+    draw_grid(panels, &mut buffer, (width, height), rows)
+        .map_err(|error| format!("drawing the report chart failed: {error}"))?;
     encode_png(&buffer, width, height)
 }
 
@@ -60,12 +61,18 @@ fn draw_panel(
         .enumerate()
         .filter_map(|(index, (_, value))| value.map(|value| (index, value)))
         .collect();
-    let (min, max) = known.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), (_, value)| {
-        (min.min(*value), max.max(*value))
-    });
+    let (min, max) = known
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), (_, value)| {
+            (min.min(*value), max.max(*value))
+        });
     let (low, high) = if min.is_finite() {
         let span = (max - min).max(max.abs() * 0.05).max(1e-9);
-        let low = if min >= 0.0 { (min - span * 0.15).max(0.0) } else { min - span * 0.15 };
+        let low = if min >= 0.0 {
+            (min - span * 0.15).max(0.0)
+        } else {
+            min - span * 0.15
+        };
         (low, max + span * 0.15)
     } else {
         (0.0, 1.0)
@@ -87,7 +94,9 @@ fn draw_panel(
             if (x - index).abs() > 0.01 || index < 0.0 {
                 return String::new();
             }
-            days.get(index as usize).map(|(day, _)| day.format("%a %d").to_string()).unwrap_or_default()
+            days.get(index as usize)
+                .map(|(day, _)| day.format("%a %d").to_string())
+                .unwrap_or_default()
         })
         .y_label_formatter(&|value| format_number(*value))
         .label_style((FONT_FAMILY, 12))
@@ -117,7 +126,11 @@ mod tests {
             days: (0..7)
                 .map(|offset| {
                     let day = first + chrono::Days::new(offset);
-                    let factor = if offset == 1 || offset == 2 { weekend } else { 1.0 + 0.02 * offset as f64 };
+                    let factor = if offset == 1 || offset == 2 {
+                        weekend
+                    } else {
+                        1.0 + 0.02 * offset as f64
+                    };
                     (day, Some(base * factor))
                 })
                 .collect(),
@@ -136,7 +149,10 @@ mod tests {
         let png = render_trend_grid(&sample_panels()).unwrap();
 
         let reader = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap();
-        assert_eq!((reader.info().width, reader.info().height), (2 * PANEL_WIDTH, 3 * PANEL_HEIGHT));
+        assert_eq!(
+            (reader.info().width, reader.info().height),
+            (2 * PANEL_WIDTH, 3 * PANEL_HEIGHT)
+        );
         if let Ok(path) = std::env::var("SEISMO_SAMPLE_REPORT_CHART") {
             std::fs::write(path, &png).unwrap();
         }

@@ -10,7 +10,7 @@ pub struct ReportMetric {
     pub expression: String,
 }
 
-/// The metrics reported when none are configured.
+/// Returns the metrics reported when none are configured.
 pub fn default_report_metrics() -> Vec<ReportMetric> {
     [
         ("DAU", "uniqExact(user_id)"),
@@ -38,12 +38,16 @@ pub fn parse_report_metrics(list: &str) -> Result<Vec<ReportMetric>, String> {
         })?;
         let (name, expression) = (name.trim(), expression.trim());
         if name.is_empty() || expression.is_empty() {
-            return Err(format!("invalid report metric `{entry}`: the name and the expression must not be empty"));
+            return Err(format!(
+                "invalid report metric `{entry}`: the name and the expression must not be empty"
+            ));
         }
         // The expression goes into the SQL text as written, so it must not
         // end the statement or start another.
         if expression.contains(';') {
-            return Err(format!("invalid report metric `{entry}`: the expression must not contain `;`"));
+            return Err(format!(
+                "invalid report metric `{entry}`: the expression must not contain `;`"
+            ));
         }
         metrics.push(ReportMetric {
             name: name.to_string(),
@@ -62,11 +66,16 @@ mod tests {
 
     #[test]
     fn metrics_parse_name_and_expression() {
-        let metrics = parse_report_metrics(" DAU = uniqExact(user_id) ; CTR=countIf(event = 'like') / countIf(event = 'view');").unwrap();
+        let metrics =
+            parse_report_metrics(" DAU = uniqExact(user_id) ; CTR=countIf(event = 'like') / countIf(event = 'view');")
+                .unwrap();
 
         assert_eq!(metrics.len(), 2);
         assert_eq!(metrics[0].name, "DAU");
-        assert_eq!(metrics[1].expression, "countIf(event = 'like') / countIf(event = 'view')");
+        assert_eq!(
+            metrics[1].expression,
+            "countIf(event = 'like') / countIf(event = 'view')"
+        );
     }
 
     #[test]

@@ -28,7 +28,13 @@ impl EventsTable {
     /// `database.table` or a table of `database`. Row validation is off,
     /// because ClickHouse before 19 lacks the RowBinaryWithNamesAndTypes
     /// format the client validates with.
-    pub fn new(url: &str, database: &str, table: &str, user: Option<&str>, password: Option<&str>) -> Result<Self, String> {
+    pub fn new(
+        url: &str,
+        database: &str,
+        table: &str,
+        user: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Self, String> {
         let valid = |name: &str| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         let (database, table) = match table.split_once('.') {
             Some((database, table)) => (database, table),
@@ -72,13 +78,20 @@ impl EventsTable {
             .collect()
             .await
             .map_err(|error| format!("the report query on {} failed: {error}", self.table))?;
-        let text = String::from_utf8(bytes.to_vec()).map_err(|_| "ClickHouse returned a report that is not UTF-8".to_string())?;
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| "ClickHouse returned a report that is not UTF-8".to_string())?;
         parse_daily_values(&text, metrics.len(), first, last)
     }
 }
 
 /// Builds the query: one row per local day with one `Float64` per metric.
-pub fn daily_values_sql(table: &str, metrics: &[ReportMetric], first: NaiveDate, last: NaiveDate, time_zone: Tz) -> String {
+pub fn daily_values_sql(
+    table: &str,
+    metrics: &[ReportMetric],
+    first: NaiveDate,
+    last: NaiveDate,
+    time_zone: Tz,
+) -> String {
     let (start, _) = day_bounds(first, time_zone);
     let (_, end) = day_bounds(last, time_zone);
     let columns: Vec<String> = metrics
@@ -100,7 +113,12 @@ pub fn daily_values_sql(table: &str, metrics: &[ReportMetric], first: NaiveDate,
 }
 
 /// Parses the query's TabSeparated rows into one value per metric and day.
-pub fn parse_daily_values(text: &str, metric_count: usize, first: NaiveDate, last: NaiveDate) -> Result<DailyValues, String> {
+pub fn parse_daily_values(
+    text: &str,
+    metric_count: usize,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<DailyValues, String> {
     let mut days = Vec::new();
     let mut day = first;
     while day <= last {
@@ -142,7 +160,13 @@ mod tests {
             expression: "uniqExact(user_id)".to_string(),
         }];
 
-        let sql = daily_values_sql("`seismo`.`events`", &metrics, date(1), date(2), chrono_tz::Europe::Moscow);
+        let sql = daily_values_sql(
+            "`seismo`.`events`",
+            &metrics,
+            date(1),
+            date(2),
+            chrono_tz::Europe::Moscow,
+        );
 
         // 1 December 2026 00:00 in Moscow is 30 November 21:00 UTC, and the
         // range ends at 3 December 00:00 in Moscow.

@@ -4,8 +4,9 @@ use chrono::{DateTime, Days, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Returns the first moment after `now` when the local clock in `time_zone`
-/// shows `at`. On a day when `at` does not exist (clocks jump over it), the
-/// report runs at the end of the gap; when it exists twice, at the first.
+/// shows `at`. On a day when `at` does not exist because clocks jump over
+/// it, the result is the end of the gap. When `at` exists twice, it is the
+/// first of the two.
 pub fn next_run(now: DateTime<Utc>, at: NaiveTime, time_zone: Tz) -> DateTime<Utc> {
     let today = now.with_timezone(&time_zone).date_naive();
     for offset in 0..=2 {
@@ -84,7 +85,10 @@ mod tests {
         let moscow = chrono_tz::Europe::Moscow;
 
         // 22:30 UTC on 4 December is already 5 December in Moscow.
-        assert_eq!(report_day(utc(12, 4, 22, 30), moscow), NaiveDate::from_ymd_opt(2026, 12, 4).unwrap());
+        assert_eq!(
+            report_day(utc(12, 4, 22, 30), moscow),
+            NaiveDate::from_ymd_opt(2026, 12, 4).unwrap()
+        );
         let (start, end) = day_bounds(NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(), moscow);
         assert_eq!((start, end), (utc(12, 3, 21, 0), utc(12, 4, 21, 0)));
     }

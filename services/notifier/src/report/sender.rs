@@ -22,7 +22,7 @@ use crate::commands::bot::ReportTrigger;
 use crate::config::{ChatTarget, TelegramConfig};
 use crate::telegram_error::describe_request_error;
 
-/// What the report contains and when and where it goes.
+/// Contents, schedule and recipients of the daily report.
 #[derive(Debug, Clone)]
 pub struct ReportSettings {
     pub metrics: Vec<ReportMetric>,
@@ -66,7 +66,10 @@ impl Reporter {
         let zone = self.settings.time_zone;
         let day = report_day(now, zone);
         let first = day - Days::new(7);
-        let daily = self.table.daily_values(&self.settings.metrics, first, day, zone).await?;
+        let daily = self
+            .table
+            .daily_values(&self.settings.metrics, first, day, zone)
+            .await?;
 
         let summaries = summarize(&self.settings.metrics, &daily);
         let text = format_report(day, zone.name(), &summaries);
@@ -102,14 +105,24 @@ impl Reporter {
             .send_message(chat.clone(), report.text.clone())
             .send()
             .await
-            .map_err(|error| format!("sending the report text failed: {}", describe_request_error(&error, &self.token)))?;
+            .map_err(|error| {
+                format!(
+                    "sending the report text failed: {}",
+                    describe_request_error(&error, &self.token)
+                )
+            })?;
         if let Some(png) = &report.chart {
             self.bot
                 .send_photo(chat, InputFile::memory(png.clone()).file_name("report.png"))
                 .caption("Last 7 days")
                 .send()
                 .await
-                .map_err(|error| format!("sending the report chart failed: {}", describe_request_error(&error, &self.token)))?;
+                .map_err(|error| {
+                    format!(
+                        "sending the report chart failed: {}",
+                        describe_request_error(&error, &self.token)
+                    )
+                })?;
         }
         Ok(())
     }

@@ -121,7 +121,11 @@ mod tests {
             week_change_percent: None,
         }];
 
-        let text = format_report(NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(), "Europe/Moscow", &summaries);
+        let text = format_report(
+            NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+            "Europe/Moscow",
+            &summaries,
+        );
 
         assert_eq!(
             text,

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use chrono::TimeDelta;
 
-/// Longest silence a command may create: 90 days.
+/// Maximum length of a silence created by command: 90 days.
 pub const MAX_SILENCE: TimeDelta = TimeDelta::days(90);
 
 /// Parses a duration made of `<number><unit>` parts, units `s`, `m`, `h`,

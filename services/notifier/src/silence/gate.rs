@@ -29,7 +29,10 @@ pub struct AlertGate {
 impl SendGate for AlertGate {
     fn decide(&self, event: &AnomalyEvent, chat: &ChatTarget, now: DateTime<Utc>) -> SendDecision {
         self.status.observe(event);
-        if let Err(error) = self.acknowledgements.remember_series(&event.id, &event.metric, &event.slice, now) {
+        if let Err(error) = self
+            .acknowledgements
+            .remember_series(&event.id, &event.metric, &event.slice, now)
+        {
             error!(episode_id = %event.id, error = %error, "recording the alert's series failed; its Mute buttons will not work");
         }
 
@@ -111,7 +114,10 @@ mod tests {
         let other = gate.decide(&event("likes", Severity::Critical), &chat, now);
         let expired = gate.decide(&event("views", Severity::Critical), &chat, now + TimeDelta::hours(1));
 
-        assert!(matches!(silenced, SendDecision::Suppress { ref reason } if reason.contains("views")), "{silenced:?}");
+        assert!(
+            matches!(silenced, SendDecision::Suppress { ref reason } if reason.contains("views")),
+            "{silenced:?}"
+        );
         assert_eq!(other, SendDecision::Send);
         assert_eq!(expired, SendDecision::Send);
         assert_eq!(gate.status.snapshot().firing.len(), 2);
@@ -129,7 +135,10 @@ mod tests {
             gate.decide(&event("views", Severity::Warning), &chat, night),
             SendDecision::Suppress { .. }
         ));
-        assert_eq!(gate.decide(&event("views", Severity::Critical), &chat, night), SendDecision::Send);
+        assert_eq!(
+            gate.decide(&event("views", Severity::Critical), &chat, night),
+            SendDecision::Send
+        );
         assert_eq!(gate.status.snapshot().last_alert_sent_at, Some(night));
     }
 }

@@ -1,4 +1,4 @@
-//! Which series a silence covers: a metric name glob and optional dimension
+//! Series selectors of silences: a metric name glob and optional dimension
 //! values, written `views_*` or `views{os=iOS,country=RU}`.
 
 use std::fmt;
@@ -39,13 +39,21 @@ impl SeriesSelector {
         }
 
         let mut slice = Vec::new();
-        for pair in slice_text.unwrap_or("").split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+        for pair in slice_text
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+        {
             let (name, value) = pair
                 .split_once('=')
                 .ok_or_else(|| SelectorError::new(text, "each slice entry is `dimension=value`"))?;
             let (name, value) = (name.trim(), value.trim());
             if name.is_empty() || value.is_empty() {
-                return Err(SelectorError::new(text, "a slice entry has an empty dimension or value"));
+                return Err(SelectorError::new(
+                    text,
+                    "a slice entry has an empty dimension or value",
+                ));
             }
             slice.push((name.to_string(), value.to_string()));
         }
@@ -60,8 +68,10 @@ impl SeriesSelector {
     /// Builds the selector of exactly one series: its metric (with any glob
     /// characters kept literal only if it has none) and all its dimensions.
     pub fn for_series(metric: &str, slice: &[Dimension]) -> Self {
-        let mut pairs: Vec<(String, String)> =
-            slice.iter().map(|dimension| (dimension.name.clone(), dimension.value.clone())).collect();
+        let mut pairs: Vec<(String, String)> = slice
+            .iter()
+            .map(|dimension| (dimension.name.clone(), dimension.value.clone()))
+            .collect();
         pairs.sort();
         Self {
             metric_glob: metric.to_string(),
@@ -85,7 +95,11 @@ impl fmt::Display for SeriesSelector {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.metric_glob)?;
         if !self.slice.is_empty() {
-            let pairs: Vec<String> = self.slice.iter().map(|(name, value)| format!("{name}={value}")).collect();
+            let pairs: Vec<String> = self
+                .slice
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
             write!(formatter, "{{{}}}", pairs.join(","))?;
         }
         Ok(())
@@ -168,14 +182,25 @@ mod tests {
         assert_eq!(selector.metric_glob, "views_*");
         assert_eq!(
             selector.slice,
-            vec![("country".to_string(), "RU".to_string()), ("os".to_string(), "iOS".to_string())]
+            vec![
+                ("country".to_string(), "RU".to_string()),
+                ("os".to_string(), "iOS".to_string())
+            ]
         );
         assert_eq!(selector.to_string(), "views_*{country=RU,os=iOS}");
     }
 
     #[test]
     fn selector_rejects_malformed_text() {
-        for text in ["", "{os=iOS}", "views{os=iOS", "views{os}", "views{=iOS}", "vie ws", "views/x"] {
+        for text in [
+            "",
+            "{os=iOS}",
+            "views{os=iOS",
+            "views{os}",
+            "views{=iOS}",
+            "vie ws",
+            "views/x",
+        ] {
             assert!(SeriesSelector::parse(text).is_err(), "{text:?} parsed");
         }
     }

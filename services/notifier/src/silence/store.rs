@@ -11,7 +11,7 @@ use seismo_proto::v1::Dimension;
 use super::selector::SeriesSelector;
 use super::sqlite::{StoreError, open_connection};
 
-/// Who created a silence.
+/// Origin of a silence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SilenceSource {
     /// `/mute` or a Mute button in Telegram.
@@ -29,7 +29,11 @@ impl SilenceSource {
     }
 
     fn parse(text: &str) -> Self {
-        if text == "config" { SilenceSource::Config } else { SilenceSource::Command }
+        if text == "config" {
+            SilenceSource::Config
+        } else {
+            SilenceSource::Command
+        }
     }
 }
 
@@ -44,13 +48,6 @@ pub struct Silence {
     /// Telegram user name or id, or `config`.
     pub created_by: String,
     pub source: SilenceSource,
-}
-
-impl Silence {
-    /// Returns whether the silence is in force at `now`.
-    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.created_at <= now && now < self.expires_at
-    }
 }
 
 /// A silence to create.
@@ -97,7 +94,9 @@ impl SilenceStore {
     fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-written row,
         // because each statement is atomic in SQLite.
-        self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stores a silence and returns it with its id.
@@ -141,7 +140,8 @@ impl SilenceStore {
         let rows = statement
             .query_map([now.timestamp_millis()], silence_from_row)
             .map_err(StoreError::query("listing silences"))?;
-        rows.collect::<Result<_, _>>().map_err(StoreError::query("reading a silence"))
+        rows.collect::<Result<_, _>>()
+            .map_err(StoreError::query("reading a silence"))
     }
 
     /// Returns the first silence in force at `now` that covers the series.
@@ -186,7 +186,11 @@ impl SilenceStore {
             .connection()
             .execute(
                 "DELETE FROM silences WHERE metric_glob = ?1 AND slice = ?2 AND expires_at_ms > ?3",
-                params![selector.metric_glob, encode_slice(&selector.slice), now.timestamp_millis()],
+                params![
+                    selector.metric_glob,
+                    encode_slice(&selector.slice),
+                    now.timestamp_millis()
+                ],
             )
             .map_err(StoreError::query("deleting silences"))?;
         Ok(deleted)
@@ -217,13 +221,18 @@ impl SilenceStore {
                 )
                 .map_err(StoreError::query("inserting a configured silence"))?;
         }
-        transaction.commit().map_err(StoreError::query("committing configured silences"))
+        transaction
+            .commit()
+            .map_err(StoreError::query("committing configured silences"))
     }
 
     /// Deletes silences that expired before `cutoff`; returns how many.
     pub fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
         self.connection()
-            .execute("DELETE FROM silences WHERE expires_at_ms <= ?1", [cutoff.timestamp_millis()])
+            .execute(
+                "DELETE FROM silences WHERE expires_at_ms <= ?1",
+                [cutoff.timestamp_millis()],
+            )
             .map_err(StoreError::query("purging expired silences"))
     }
 }
@@ -245,7 +254,9 @@ fn silence_from_row(row: &Row<'_>) -> rusqlite::Result<Silence> {
 }
 
 pub(crate) fn from_millis(millis: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(millis).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 pub(crate) fn encode_slice(slice: &[(String, String)]) -> String {
@@ -322,7 +333,11 @@ mod tests {
     fn silences_persist_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state").join("notifier.sqlite3");
-        let id = SilenceStore::open(&path).unwrap().add(new_silence("views{os=iOS}", at(10), 5)).unwrap().id;
+        let id = SilenceStore::open(&path)
+            .unwrap()
+            .add(new_silence("views{os=iOS}", at(10), 5))
+            .unwrap()
+            .id;
 
         let reopened = SilenceStore::open(&path).unwrap();
         let silence = reopened.get(id).unwrap().expect("the silence survives a reopen");
@@ -341,10 +356,17 @@ mod tests {
 
         assert!(store.remove(first.id).unwrap());
         assert!(!store.remove(first.id).unwrap());
-        let removed = store.remove_selector(&SeriesSelector::parse("views").unwrap(), at(10)).unwrap();
+        let removed = store
+            .remove_selector(&SeriesSelector::parse("views").unwrap(), at(10))
+            .unwrap();
 
         assert_eq!(removed, 1);
-        let left: Vec<String> = store.active(at(10)).unwrap().iter().map(|s| s.selector.to_string()).collect();
+        let left: Vec<String> = store
+            .active(at(10))
+            .unwrap()
+            .iter()
+            .map(|s| s.selector.to_string())
+            .collect();
         assert_eq!(left, vec!["likes"]);
     }
 
@@ -352,7 +374,9 @@ mod tests {
     fn config_silences_are_replaced() {
         let (_dir, store) = store();
         store.add(new_silence("views", at(10), 1)).unwrap();
-        store.replace_config_silences(&[new_silence("likes", at(10), 1)]).unwrap();
+        store
+            .replace_config_silences(&[new_silence("likes", at(10), 1)])
+            .unwrap();
         store.replace_config_silences(&[new_silence("ctr", at(10), 1)]).unwrap();
 
         let mut left: Vec<(String, SilenceSource)> = store
@@ -365,7 +389,10 @@ mod tests {
 
         assert_eq!(
             left,
-            vec![("ctr".to_string(), SilenceSource::Config), ("views".to_string(), SilenceSource::Command)]
+            vec![
+                ("ctr".to_string(), SilenceSource::Config),
+                ("views".to_string(), SilenceSource::Command)
+            ]
         );
     }
 
