@@ -315,15 +315,16 @@ async fn mute_command_suppresses_pipeline_alert() {
         ..NotifierConfig::default()
     };
     let cancel = CancellationToken::new();
+    let stats = Arc::new(NotifierStats::default());
     let interaction = Interaction::start(
         &args.interaction,
         config.state_dir.as_deref(),
         &config.detectors,
         config.telegram.as_ref(),
+        &stats,
         &cancel,
     )
     .unwrap();
-    let stats = Arc::new(NotifierStats::default());
     let sinks = build_sinks(&config, &stats);
     let notifier = tokio::spawn(run_with_hooks(
         config,
@@ -377,6 +378,28 @@ async fn mute_command_suppresses_pipeline_alert() {
         alerts[1].text
     );
     assert_eq!(stats.snapshot().suppressed, 1);
+
+    let first_message_id = alerts[0].message_id.unwrap();
+    fake.push_button_press(ALLOWED_CHAT, ALLOWED_USER, first_message_id, "ack:00000000000000a1");
+    fake.wait_for_requests("editmessagereplymarkup", 1, TIMEOUT).await;
+    fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/status");
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        let replies = replies_to(&fake, ALLOWED_CHAT);
+        if let Some(status) = replies.into_iter().find(|text| text.starts_with("Firing (")) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no /status reply: {:#?}", fake.requests());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The silenced views episode fired too, so /status lists all three.
+    assert!(status.starts_with("Firing (3):"), "{status}");
+    assert!(status.contains("acknowledged by @user7"), "{status}");
+    assert!(
+        status.contains("Since start: 2 alerts delivered, 0 failed, 1 suppressed"),
+        "{status}"
+    );
+    assert!(status.contains("Silences in force: 1"), "{status}");
 
     cancel.cancel();
     tokio::time::timeout(TIMEOUT, notifier).await.unwrap().unwrap().unwrap();

@@ -1,6 +1,7 @@
 //! Polls the Bot API for updates (getUpdates) and handles the commands and
 //! button presses of allow-listed chats and users.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::backoff::ExponentialBackoff;
 use crate::config::TelegramConfig;
 use crate::silence::selector::SeriesSelector;
 use crate::silence::store::{NewSilence, SilenceSource, SilenceStore};
+use crate::stats::NotifierStats;
 use crate::telegram_error::describe_request_error;
 
 /// Counter of bot updates by outcome: `accepted` or `ignored`.
@@ -74,6 +76,8 @@ pub struct CommandBot {
     pub acknowledgements: Arc<AcknowledgementStore>,
     pub status: Arc<StatusView>,
     pub report: Option<Arc<dyn ReportTrigger>>,
+    /// The notifier's delivery counters for `/status`; `None` leaves them out.
+    pub delivery_stats: Option<Arc<NotifierStats>>,
     pub stats: Arc<BotStats>,
     /// Long-polling timeout of one getUpdates request.
     pub poll_timeout: Duration,
@@ -81,9 +85,9 @@ pub struct CommandBot {
 
 impl CommandBot {
     /// Builds a handler that talks to the Bot API of `telegram`, without
-    /// `/report` and with a 10 s long-polling timeout. teloxide-core 0.13
-    /// does not extend its 17 s HTTP timeout by the polling timeout, so a
-    /// longer poll would fail as a timeout.
+    /// `/report` or delivery counters and with a 10 s long-polling timeout.
+    /// teloxide-core 0.13 does not extend its 17 s HTTP timeout by the
+    /// polling timeout, so a longer poll would fail as a timeout.
     pub fn new(
         telegram: &TelegramConfig,
         allow_list: AllowList,
@@ -99,6 +103,7 @@ impl CommandBot {
             acknowledgements,
             status,
             report: None,
+            delivery_stats: None,
             stats: Arc::new(BotStats::default()),
             poll_timeout: Duration::from_secs(10),
         }
@@ -195,10 +200,7 @@ impl CommandBot {
             Command::Mute { selector, duration } => self.mute(selector, duration, user, now),
             Command::Unmute(target) => self.unmute(target, now),
             Command::Silences => self.with_silences(now, |silences| format_silences(silences, now)),
-            Command::Status => {
-                let status = self.status.snapshot();
-                self.with_silences(now, |silences| format_status(&status, silences, now))
-            }
+            Command::Status => self.status_reply(now),
             Command::Report => self.report(chat).await,
             Command::Help => HELP_TEXT.to_string(),
         };
@@ -280,6 +282,24 @@ impl CommandBot {
             Ok(silences) => format(&silences),
             Err(error) => store_failure(&error),
         }
+    }
+
+    fn status_reply(&self, now: DateTime<Utc>) -> String {
+        let status = self.status.snapshot();
+        let mut acknowledged_by = BTreeMap::new();
+        for episode in &status.firing {
+            match self.acknowledgements.acknowledgement(&episode.anomaly_id) {
+                Ok(Some(acknowledgement)) => {
+                    acknowledged_by.insert(episode.anomaly_id.clone(), acknowledgement.user_name);
+                }
+                Ok(None) => {}
+                Err(error) => return store_failure(&error),
+            }
+        }
+        let delivery = self.delivery_stats.as_ref().map(|stats| stats.snapshot());
+        self.with_silences(now, |silences| {
+            format_status(&status, &acknowledged_by, delivery.as_ref(), silences, now)
+        })
     }
 
     async fn report(&self, chat: ChatId) -> String {

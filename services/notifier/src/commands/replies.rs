@@ -4,9 +4,12 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
+use std::collections::BTreeMap;
+
 use super::status_view::StatusSnapshot;
 use crate::silence::duration::format_duration;
 use crate::silence::store::{Silence, SilenceSource};
+use crate::stats::StatsSnapshot;
 
 /// The `/help` reply.
 pub const HELP_TEXT: &str = "Seismo notifier commands:
@@ -42,9 +45,16 @@ pub fn format_silences(silences: &[Silence], now: DateTime<Utc>) -> String {
     text
 }
 
-/// Describes what is firing, when the last alert went out, and the number
-/// of silences.
-pub fn format_status(status: &StatusSnapshot, silences: &[Silence], now: DateTime<Utc>) -> String {
+/// Describes what is firing (with who acknowledged it, from
+/// `acknowledged_by` by anomaly id), the last alert cleared to be sent, the
+/// delivery counters since start, and the number of silences.
+pub fn format_status(
+    status: &StatusSnapshot,
+    acknowledged_by: &BTreeMap<String, String>,
+    delivery: Option<&StatsSnapshot>,
+    silences: &[Silence],
+    now: DateTime<Utc>,
+) -> String {
     let mut text = if status.firing.is_empty() {
         "Nothing is firing.".to_string()
     } else {
@@ -69,18 +79,28 @@ pub fn format_status(status: &StatusSnapshot, silences: &[Silence], now: DateTim
             crate::format_number(episode.expected),
             format_duration(now - episode.since),
         );
+        if let Some(user_name) = acknowledged_by.get(&episode.anomaly_id) {
+            let _ = write!(text, ", acknowledged by {user_name}");
+        }
     }
 
-    match status.last_alert_sent_at {
+    match status.last_alert_cleared_at {
         Some(at) => {
             let _ = write!(
                 text,
-                "\nLast alert sent: {} ({} ago)",
+                "\nLast alert cleared to send: {} ({} ago)",
                 at.format("%Y-%m-%d %H:%M UTC"),
                 format_duration(now - at)
             );
         }
-        None => text.push_str("\nNo alert sent since the notifier started."),
+        None => text.push_str("\nNo alert cleared to send since the notifier started."),
+    }
+    if let Some(delivery) = delivery {
+        let _ = write!(
+            text,
+            "\nSince start: {} alerts delivered, {} failed, {} suppressed",
+            delivery.sent, delivery.failed, delivery.suppressed
+        );
     }
     let _ = write!(text, "\nSilences in force: {} (/silences lists them)", silences.len());
     text
@@ -121,6 +141,16 @@ mod tests {
     }
 
     #[test]
+    fn status_without_alerts_says_so() {
+        let text = format_status(&StatusSnapshot::default(), &BTreeMap::new(), None, &[], now());
+
+        assert_eq!(
+            text,
+            "Nothing is firing.\nNo alert cleared to send since the notifier started.\nSilences in force: 0 (/silences lists them)"
+        );
+    }
+
+    #[test]
     fn status_lists_firing_and_last_alert() {
         let status = StatusSnapshot {
             firing: vec![FiringEpisode {
@@ -131,15 +161,30 @@ mod tests {
                 expected: 300.0,
                 since: now() - TimeDelta::minutes(20),
             }],
-            last_alert_sent_at: Some(now() - TimeDelta::minutes(5)),
+            last_alert_cleared_at: Some(now() - TimeDelta::minutes(5)),
         };
 
-        let text = format_status(&status, &[silence()], now());
+        let acknowledged_by = BTreeMap::from([("a".to_string(), "@alice".to_string())]);
+        let delivery = StatsSnapshot {
+            sent: 12,
+            failed: 1,
+            suppressed: 3,
+            ..StatsSnapshot::default()
+        };
+
+        let text = format_status(&status, &acknowledged_by, Some(&delivery), &[silence()], now());
 
         assert!(text.starts_with("Firing (1):"), "{text}");
-        assert!(text.contains("views{os=iOS}: 120 (expected 300) for 20m"), "{text}");
         assert!(
-            text.contains("Last alert sent: 2026-12-04 11:55 UTC (5m ago)"),
+            text.contains("views{os=iOS}: 120 (expected 300) for 20m, acknowledged by @alice"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Last alert cleared to send: 2026-12-04 11:55 UTC (5m ago)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Since start: 12 alerts delivered, 1 failed, 3 suppressed"),
             "{text}"
         );
         assert!(text.contains("Silences in force: 1"), "{text}");

@@ -28,6 +28,7 @@ use crate::silence::gate::AlertGate;
 use crate::silence::selector::SeriesSelector;
 use crate::silence::sqlite::state_file;
 use crate::silence::store::{NewSilence, SilenceSource, SilenceStore};
+use crate::stats::NotifierStats;
 
 /// Subcommands of `seismo-notifier`; without one it follows the detectors.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -123,6 +124,7 @@ impl Interaction {
         state_dir: Option<&Path>,
         detectors: &[String],
         telegram: Option<&TelegramConfig>,
+        delivery_stats: &Arc<NotifierStats>,
         cancel: &CancellationToken,
     ) -> anyhow::Result<Self> {
         let time_zone = parse_time_zone(&args.time_zone)?;
@@ -140,6 +142,10 @@ impl Interaction {
             bail!("bot commands need Telegram: set TELEGRAM_BOT_TOKEN, or leave TELEGRAM_COMMAND_CHAT_IDS empty");
         }
 
+        if state_dir.is_none() && (commands_on || !configured_silences.is_empty()) {
+            bail!("silences and bot commands are stored in SQLite: set --state-dir (SEISMO_NOTIFIER_STATE_DIR)");
+        }
+
         let charts: Arc<dyn ChartProvider> = if args.charts {
             Arc::new(
                 DetectorChartProvider::new(detectors, Duration::from_secs(5), time_zone).map_err(anyhow::Error::msg)?,
@@ -154,9 +160,6 @@ impl Interaction {
         }
 
         let Some(state_dir) = state_dir else {
-            if commands_on || !configured_silences.is_empty() {
-                bail!("silences and bot commands are stored in SQLite: set --state-dir (SEISMO_NOTIFIER_STATE_DIR)");
-            }
             let gate = quiet_hours.map_or_else(
                 || Arc::new(crate::hooks::SendAll) as Arc<dyn crate::hooks::SendGate>,
                 |quiet_hours| Arc::new(quiet_hours) as Arc<dyn crate::hooks::SendGate>,
@@ -185,6 +188,7 @@ impl Interaction {
         if let Some(telegram) = telegram.filter(|_| commands_on) {
             let mut bot = CommandBot::new(telegram, allow_list, silences, acknowledgements, status);
             bot.report = reporter.map(|reporter| reporter as Arc<dyn ReportTrigger>);
+            bot.delivery_stats = Some(Arc::clone(delivery_stats));
             tasks.push(tokio::spawn(bot.run(cancel.clone())));
         }
         info!(
@@ -289,8 +293,92 @@ fn parse_configured_silences(list: &str, now: DateTime<Utc>) -> anyhow::Result<V
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use clap::Parser;
+    use seismo_proto::v1::{AnomalyEvent, AnomalyState, Severity};
 
     use super::*;
+    use crate::hooks::SendDecision;
+
+    #[derive(Parser)]
+    struct TestCommandLine {
+        #[command(flatten)]
+        interaction: InteractionArgs,
+    }
+
+    fn interaction_args(options: &[&str]) -> InteractionArgs {
+        let command_line = std::iter::once("seismo-notifier").chain(options.iter().copied());
+        TestCommandLine::parse_from(command_line).interaction
+    }
+
+    fn start(
+        args: &InteractionArgs,
+        state_dir: Option<&Path>,
+        telegram: Option<&TelegramConfig>,
+    ) -> anyhow::Result<Interaction> {
+        let stats = Arc::new(NotifierStats::default());
+        Interaction::start(args, state_dir, &[], telegram, &stats, &CancellationToken::new())
+    }
+
+    #[test]
+    fn commands_need_state_dir() {
+        let args = interaction_args(&["--command-chat-ids=-100"]);
+        let telegram = TelegramConfig::new("1:token", "-100", crate::DEFAULT_TELEGRAM_API_URL).unwrap();
+
+        let error = start(&args, None, Some(&telegram))
+            .err()
+            .expect("commands without a state directory fail");
+
+        assert!(error.to_string().contains("--state-dir"), "{error}");
+    }
+
+    #[test]
+    fn commands_need_telegram() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = interaction_args(&["--command-chat-ids=-100"]);
+
+        let error = start(&args, Some(dir.path()), None)
+            .err()
+            .expect("commands without Telegram fail");
+
+        assert!(error.to_string().contains("TELEGRAM_BOT_TOKEN"), "{error}");
+    }
+
+    #[test]
+    fn quiet_hours_work_without_state_dir() {
+        let args = interaction_args(&["--quiet-hours=22:00-08:00", "--time-zone=UTC"]);
+        let warning = AnomalyEvent {
+            metric: "views".to_string(),
+            state: AnomalyState::Firing as i32,
+            severity: Severity::Warning as i32,
+            ..AnomalyEvent::default()
+        };
+        let chat = ChatTarget::Id(1);
+
+        let interaction = start(&args, None, None).unwrap();
+
+        let night = Utc.with_ymd_and_hms(2026, 12, 4, 23, 0, 0).unwrap();
+        let noon = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();
+        assert!(matches!(
+            interaction.hooks.gate.decide(&warning, &chat, night),
+            SendDecision::Suppress { .. }
+        ));
+        assert_eq!(interaction.hooks.gate.decide(&warning, &chat, noon), SendDecision::Send);
+        assert!(interaction.hooks.buttons.is_none());
+        assert!(interaction.tasks.is_empty());
+    }
+
+    #[test]
+    fn invalid_options_are_rejected() {
+        for options in [
+            &["--time-zone=Mars/Olympus"][..],
+            &["--quiet-hours=late"],
+            &["--command-chat-ids=abc"],
+            &["--silences=views"],
+        ] {
+            let args = interaction_args(options);
+            assert!(start(&args, None, None).is_err(), "{options:?}");
+        }
+    }
 
     #[test]
     fn configured_silences_parse() {

@@ -26,14 +26,15 @@ pub struct FiringEpisode {
 pub struct StatusSnapshot {
     /// Firing episodes, oldest first.
     pub firing: Vec<FiringEpisode>,
-    /// When the gate last let an alert through to delivery.
-    pub last_alert_sent_at: Option<DateTime<Utc>>,
+    /// When the gate last cleared an alert to be sent. Delivery may still
+    /// have failed; the delivery counters tell.
+    pub last_alert_cleared_at: Option<DateTime<Utc>>,
 }
 
 /// Firing episodes by id and the time of the last alert let through.
 #[derive(Debug, Default)]
 pub struct StatusView {
-    last_alert_sent_at: Mutex<Option<DateTime<Utc>>>,
+    last_alert_cleared_at: Mutex<Option<DateTime<Utc>>>,
     firing: Mutex<BTreeMap<String, FiringEpisode>>,
 }
 
@@ -65,10 +66,10 @@ impl StatusView {
         }
     }
 
-    /// Records that an alert went on to delivery at `now`.
-    pub fn record_sent(&self, now: DateTime<Utc>) {
+    /// Records that the gate cleared an alert to be sent at `now`.
+    pub fn record_cleared(&self, now: DateTime<Utc>) {
         let mut last = self
-            .last_alert_sent_at
+            .last_alert_cleared_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *last = Some(last.map_or(now, |last| last.max(now)));
@@ -84,13 +85,13 @@ impl StatusView {
             .cloned()
             .collect();
         firing.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.anomaly_id.cmp(&b.anomaly_id)));
-        let last_alert_sent_at = *self
-            .last_alert_sent_at
+        let last_alert_cleared_at = *self
+            .last_alert_cleared_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         StatusSnapshot {
             firing,
-            last_alert_sent_at,
+            last_alert_cleared_at,
         }
     }
 }

@@ -60,7 +60,7 @@ impl SendGate for AlertGate {
                 return decision;
             }
         }
-        self.status.record_sent(now);
+        self.status.record_cleared(now);
         SendDecision::Send
     }
 }
@@ -139,6 +139,6 @@ mod tests {
             gate.decide(&event("views", Severity::Critical), &chat, night),
             SendDecision::Send
         );
-        assert_eq!(gate.status.snapshot().last_alert_sent_at, Some(night));
+        assert_eq!(gate.status.snapshot().last_alert_cleared_at, Some(night));
     }
 }
