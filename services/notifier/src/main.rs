@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         config.state_dir.as_deref(),
         &config.detectors,
         config.telegram.as_ref(),
+        &stats,
         &shutdown,
     )?;
     let sinks = build_sinks(&config, &stats);
