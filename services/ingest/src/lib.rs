@@ -43,6 +43,7 @@ mod config;
 mod consumer;
 mod consumer_lag;
 pub mod dead_letter;
+mod deduplication_token;
 mod error;
 mod held_messages;
 mod log_limit;

@@ -343,7 +343,7 @@ impl Pipeline<'_> {
         loop {
             attempt += 1;
             let started = std::time::Instant::now();
-            let insert = self.sink.insert(self.state.batch.rows());
+            let insert = self.sink.insert(self.state.batch.rows(), &self.config.topic);
             let result = poll_while(&self.consumer, &mut self.held_messages, &self.state.stats, insert).await;
             record_insert_duration(started.elapsed(), result.is_ok());
             let error = match result {

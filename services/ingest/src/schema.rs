@@ -18,6 +18,11 @@ pub const TABLE_ENGINE: &str = "ReplacingMergeTree";
 /// `event_time`, hence the same key and the same partition, and are merged
 /// into one row. Distinct messages never share a key as long as the table is
 /// fed from one topic, because (partition, offset) is unique within a topic.
+// NOTE: the table has no `non_replicated_deduplication_window`, so a server
+// from 22.2 on ignores the `insert_deduplication_token` that ingest sends,
+// unless an operator sets that window (`ALTER TABLE ... MODIFY SETTING
+// non_replicated_deduplication_window = 100`) or the table is Replicated.
+// The ReplacingMergeTree merge and the exact-count queries do not need it.
 const ENGINE_CLAUSE: &str = "ENGINE = ReplacingMergeTree\nPARTITION BY toYYYYMMDD(event_time)\nORDER BY (event, event_time, kafka_partition, kafka_offset)";
 
 /// Returns `CREATE DATABASE IF NOT EXISTS` for `database`.

@@ -81,6 +81,11 @@ pub const DATETIME64_SINCE: ServerVersion = ServerVersion::new(20, 1, 0);
 /// release 21.11).
 pub const ASYNC_INSERT_SINCE: ServerVersion = ServerVersion::new(21, 11, 0);
 
+/// First release with the `insert_deduplication_token` setting (ClickHouse
+/// changelog, release 22.2.1.2139: "The setting allows a user to provide
+/// own deduplication semantic in MergeTree/ReplicatedMergeTree").
+pub const DEDUPLICATION_TOKEN_SINCE: ServerVersion = ServerVersion::new(22, 2, 0);
+
 /// Oldest server on which the clickhouse crate's row validation is enabled.
 /// Validation reads `RowBinaryWithNamesAndTypes` and sends
 /// `describe_include_subcolumns`; 18.16 rejects both. The crate promises to
@@ -103,6 +108,8 @@ pub struct ServerFeatures {
     /// The server accepts the `async_insert` and `wait_for_async_insert`
     /// settings.
     pub async_insert: bool,
+    /// The server accepts the `insert_deduplication_token` setting.
+    pub deduplication_token: bool,
     /// The clickhouse crate may validate rows against the table schema.
     pub row_validation: bool,
 }
@@ -115,6 +122,7 @@ impl ServerFeatures {
             datetime64: version >= DATETIME64_SINCE,
             partition_limit_setting: version >= PARTITION_LIMIT_SINCE,
             async_insert: version >= ASYNC_INSERT_SINCE,
+            deduplication_token: version >= DEDUPLICATION_TOKEN_SINCE,
             row_validation: version >= ROW_VALIDATION_SINCE,
         }
     }
@@ -160,6 +168,7 @@ mod tests {
         assert!(!features.datetime64);
         assert!(!features.partition_limit_setting);
         assert!(!features.async_insert);
+        assert!(!features.deduplication_token);
         assert!(!features.row_validation);
     }
 
@@ -170,6 +179,7 @@ mod tests {
         assert!(features.datetime64);
         assert!(features.partition_limit_setting);
         assert!(features.async_insert);
+        assert!(features.deduplication_token);
         assert!(features.row_validation);
     }
 
@@ -189,5 +199,10 @@ mod tests {
         let at = ServerFeatures::for_version(ServerVersion::new(21, 11, 0));
         assert!(!before.async_insert);
         assert!(at.async_insert);
+
+        let before = ServerFeatures::for_version(ServerVersion::new(22, 1, 4));
+        let at = ServerFeatures::for_version(ServerVersion::new(22, 2, 1));
+        assert!(!before.deduplication_token);
+        assert!(at.deduplication_token);
     }
 }

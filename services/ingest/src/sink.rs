@@ -79,6 +79,7 @@ impl ClickHouseSink {
             version = %features.version,
             low_cardinality = features.low_cardinality,
             datetime64 = features.datetime64,
+            deduplication_token = options.deduplication_token,
             row_validation = options.validation,
             "connected to ClickHouse"
         );
@@ -124,32 +125,40 @@ impl ClickHouseSink {
         &self.features
     }
 
-    /// Inserts `rows` as one INSERT. Success means ClickHouse acknowledged
-    /// every row. On error some rows may still have been stored, so a retry
-    /// can store them twice; the table's engine merges such copies because
-    /// they share `kafka_partition` and `kafka_offset`.
-    pub async fn insert(&self, rows: &[BatchRow]) -> Result<(), SinkError> {
+    /// Inserts `rows`, consumed from `topic`, as one INSERT. Success means
+    /// ClickHouse acknowledged every row. On error some rows may still have
+    /// been stored, so a retry can store them twice. The retry carries the
+    /// same deduplication token on servers that support one (see
+    /// [`ClientOptions::batch_settings`]), and the table's engine merges
+    /// the copies left because they share `kafka_partition` and
+    /// `kafka_offset`.
+    pub async fn insert(&self, rows: &[BatchRow], topic: &str) -> Result<(), SinkError> {
         if rows.is_empty() {
             return Ok(());
         }
+        let settings = self.options.batch_settings(topic, rows);
         let insert = async {
             if self.features.datetime64 {
-                self.write_rows::<EventRow<'static>>(rows).await
+                self.write_rows::<EventRow<'static>>(rows, settings).await
             } else {
-                self.write_rows::<LegacyEventRow<'static>>(rows).await
+                self.write_rows::<LegacyEventRow<'static>>(rows, settings).await
             }
         };
         with_timeout(self.insert_timeout, async { insert.await.map_err(SinkError::from) }).await
     }
 
-    async fn write_rows<T>(&self, rows: &[BatchRow]) -> clickhouse::error::Result<()>
+    async fn write_rows<T>(
+        &self,
+        rows: &[BatchRow],
+        settings: Vec<(&'static str, String)>,
+    ) -> clickhouse::error::Result<()>
     where
         T: RowWrite,
         for<'a> T::Value<'a>: From<&'a BatchRow>,
     {
         let mut insert = self.client.insert::<T>(&self.table).await?;
-        for (name, value) in &self.options.insert_settings {
-            insert = insert.with_setting(*name, *value);
+        for (name, value) in settings {
+            insert = insert.with_setting(name, value);
         }
         for row in rows {
             insert.write(&T::Value::from(row)).await?;
