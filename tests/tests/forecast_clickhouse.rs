@@ -169,7 +169,8 @@ async fn forecast_and_backtest_commands() -> anyhow::Result<()> {
     assert!(lines[1].starts_with("2026-11-30T00:00:00+00:00,"), "{}", lines[1]);
     for line in &lines[1..] {
         let fields: Vec<f64> = line.split(',').skip(1).take(3).map(|field| field.parse().unwrap()).collect();
-        assert!(fields[1] <= fields[0] && fields[0] <= fields[2], "{line}");
+        assert!(fields[1] <= fields[0], "lower above point: {line}");
+        assert!(fields[0] <= fields[2], "point above upper: {line}");
     }
 
     let backtest_args = ["seismo-forecast", "backtest", "--horizon", "24", "--origins", "rolling", "--format", "json"];
@@ -268,6 +269,38 @@ async fn forecast_grpc_round_trip() -> anyhow::Result<()> {
         .await
         .unwrap_err();
     assert_eq!(invalid.code(), tonic::Code::InvalidArgument, "{invalid}");
+
+    let inline = |values: Vec<f64>| proto::SeriesSource {
+        granularity: proto::Granularity::Day as i32,
+        source: Some(proto::series_source::Source::Inline(proto::InlineSeries {
+            start_ms: start_time().timestamp_millis(),
+            values,
+        })),
+    };
+    let weekly: Vec<f64> = (0..56).map(|day| [5.0, 6.0, 7.0, 8.0, 9.0, 3.0, 2.0][day % 7]).collect();
+    let daily = client
+        .forecast(proto::ForecastRequest {
+            series: Some(inline(weekly)),
+            horizon: 7,
+            level: 0.8,
+            event_dates: Vec::new(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(daily.periods, vec![7]);
+    // 56 days from Monday 2026-11-02: the forecast starts on Monday 2026-12-28.
+    assert_eq!(daily.points[0].time_ms, (start_time() + chrono::TimeDelta::days(56)).timestamp_millis());
+    assert!((daily.points[0].point - 5.0).abs() < 0.5, "{:?}", daily.points[0]);
+    let short = client
+        .forecast(proto::ForecastRequest {
+            series: Some(inline(vec![1.0; 10])),
+            horizon: 7,
+            level: 0.8,
+            event_dates: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(short.code(), tonic::Code::FailedPrecondition, "{short}");
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), running.wait()).await??;

@@ -24,7 +24,7 @@ pub enum LoadError {
     ClickHouse(String),
 }
 
-/// Where the events table lives and how to reach it.
+/// Connection settings and location of the events table.
 #[derive(Clone)]
 pub struct ClickHouseSettings {
     pub url: String,
@@ -52,8 +52,9 @@ impl std::fmt::Debug for ClickHouseSettings {
 }
 
 impl ClickHouseSettings {
-    /// A client without row validation, which ClickHouse 18.16 needs: it
-    /// lacks the RowBinaryWithNamesAndTypes format the validation reads.
+    /// Builds a client without row validation, which ClickHouse 18.16 needs
+    /// because it lacks the RowBinaryWithNamesAndTypes format the validation
+    /// reads.
     pub fn client(&self) -> clickhouse::Client {
         let mut client = clickhouse::Client::default()
             .with_url(&self.url)

@@ -15,8 +15,8 @@ pub struct CsvSeries {
 
 /// Parses `time,value` rows. A first row whose value is not a number is
 /// taken as a header. Times are RFC 3339 (`2026-01-05T13:00:00Z`),
-/// `YYYY-MM-DD HH:MM:SS` in UTC, `YYYY-MM-DD` or Unix epoch seconds, and are
-/// truncated to their bucket; two rows in one bucket are an error. Missing
+/// `YYYY-MM-DD HH:MM:SS` in UTC, `YYYY-MM-DD` or Unix epoch seconds. They
+/// are truncated to their bucket, and two rows in one bucket are an error. Missing
 /// buckets are interpolated, because a file does not tell whether a gap
 /// means zero or no data.
 pub fn parse_series_csv(text: &str, granularity: Granularity) -> Result<CsvSeries, String> {

@@ -27,7 +27,7 @@ impl EventDates {
         self.0.contains(&time.date_naive())
     }
 
-    /// One flag per bucket for `len` buckets of `granularity` from `start`.
+    /// Returns one flag per bucket for `len` buckets of `granularity` from `start`.
     pub fn flags(&self, start: DateTime<Utc>, granularity: Granularity, len: usize) -> Vec<bool> {
         (0..len)
             .map(|index| self.contains(start + granularity.step() * index as i32))

@@ -7,7 +7,7 @@ use crate::interval_calibration::interval_scale;
 use crate::model::{Prediction, fit_predict};
 use crate::{EventDates, ForecastError, Granularity, Series};
 
-/// What to forecast.
+/// Forecast request: horizon, interval level and flagged dates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForecastOptions {
     /// Steps ahead, in buckets of the series.

@@ -3,10 +3,11 @@
 //!
 //! augurs derives the MSTL interval from the AutoETS model of the seasonally
 //! adjusted series alone. The seasonal components are taken as known and
-//! partly absorb the noise, so the interval is too narrow: on the hourly
-//! synthetic series of the tests, nominal 95 % intervals covered 84 % and
-//! nominal 80 % ones 58–62 % of held-out points. Calibration measures how
-//! far off the interval is on data the fit did not see.
+//! partly absorb the noise, so the interval is too narrow. On the hourly
+//! synthetic series of `examples/interval_coverage.rs`, nominal 95 %
+//! intervals covered 84 % of held-out points and nominal 80 % ones 58–62 %.
+//! Calibration measures how far off the interval is on data the fit did not
+//! see.
 //!
 //! Method: hold out the last `CALIBRATION_WINDOWS` blocks of `length` steps
 //! one after the other, fit on the values before each block, and score each
@@ -27,10 +28,10 @@ pub const CALIBRATION_WINDOWS: usize = 2;
 /// keeping two cycles of the shortest seasonal period for the fit.
 ///
 /// Each calibration fit uses the seasonal periods its shorter history
-/// supports. NOTE: when that drops a period the final fit uses (an hourly
-/// history shorter than 336 + 2 × horizon loses the weekly one), the factor
-/// describes another model and can be too small: two-week hourly histories
-/// with a 24-step horizon covered 78 % at nominal 95 % in a backtest.
+/// supports. NOTE: an hourly history shorter than 336 + 2 × horizon loses
+/// the weekly period there. The factor then describes another model and can
+/// be too small. Two-week hourly histories with a 24-step horizon covered
+/// 78 % at nominal 95 % in a backtest.
 pub fn interval_scale(
     values: &[f64],
     granularity: Granularity,

@@ -6,7 +6,7 @@ use seismo_events::DIMENSION_FIELDS;
 
 use crate::Granularity;
 
-/// How a metric aggregates the events of one bucket.
+/// Aggregation of a metric's events within one bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetricDefinition {
     /// Number of events of one type.

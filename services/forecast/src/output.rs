@@ -101,7 +101,7 @@ pub fn render_forecast(result: &ForecastResult, format: OutputFormat) -> String 
     out
 }
 
-/// One line on how the forecast was made.
+/// Returns one line on how the forecast was made.
 pub fn forecast_summary(result: &ForecastResult) -> String {
     let mut summary = format!(
         "MSTL + AutoETS on {} {} buckets, seasonal periods {:?}",

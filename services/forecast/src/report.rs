@@ -5,14 +5,13 @@ use std::fmt::Write;
 
 use chrono::NaiveDate;
 
-use crate::{ForecastResult, Granularity};
+use crate::{ForecastResult, ForecastStep, Granularity};
 
 /// Writes a short plain-text forecast summary, e.g. for a weekly Telegram
 /// report. `metric` and `slice` label the series (`slice` may be empty for
 /// the total). Daily forecasts list each day with its interval. Hourly
-/// forecasts list the expected total per UTC day (sums of the point
-/// forecasts, without an interval, because summing bounds would overstate
-/// it) and the busiest hour with its interval.
+/// forecasts list the lowest and highest hourly point forecast of each UTC
+/// day and the highest hour with its interval.
 ///
 /// The notifier does not schedule this report yet; it is the function such
 /// a schedule would call.
@@ -43,19 +42,29 @@ pub fn forecast_report_text(metric: &str, slice: &str, result: &ForecastResult) 
             }
         }
         Granularity::Hour => {
-            let mut totals: BTreeMap<NaiveDate, (f64, usize)> = BTreeMap::new();
+            // Per-day sums would be wrong for unique users and ratios, so
+            // each day shows its range of hourly values instead.
+            let mut days: BTreeMap<NaiveDate, Vec<&ForecastStep>> = BTreeMap::new();
             for step in &result.steps {
-                let entry = totals.entry(step.time.date_naive()).or_default();
-                entry.0 += step.point;
-                entry.1 += 1;
+                days.entry(step.time.date_naive()).or_default().push(step);
             }
-            for (date, (total, hours)) in totals {
-                let _ = writeln!(text, "{}: {} expected over {hours} h", date.format("%a %Y-%m-%d"), round(total));
+            for (date, steps) in days {
+                let low = steps.iter().min_by(|a, b| a.point.total_cmp(&b.point)).expect("a day has steps");
+                let high = steps.iter().max_by(|a, b| a.point.total_cmp(&b.point)).expect("a day has steps");
+                let _ = writeln!(
+                    text,
+                    "{}: {} at {} to {} at {} per hour",
+                    date.format("%a %Y-%m-%d"),
+                    round(low.point),
+                    low.time.format("%H:00"),
+                    round(high.point),
+                    high.time.format("%H:00")
+                );
             }
             if let Some(peak) = result.steps.iter().max_by(|a, b| a.point.total_cmp(&b.point)) {
                 let _ = writeln!(
                     text,
-                    "Busiest hour: {} UTC, {} ({level} range {} – {})",
+                    "Highest hour: {} UTC, {} ({level} range {} – {})",
                     peak.time.format("%a %H:00"),
                     round(peak.point),
                     round(peak.lower),
@@ -82,7 +91,6 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::ForecastStep;
 
     fn result(granularity: Granularity, points: &[f64]) -> ForecastResult {
         let start: DateTime<Utc> = "2026-01-05T22:00:00Z".parse().unwrap();
@@ -109,13 +117,13 @@ mod tests {
     }
 
     #[test]
-    fn hourly_report_sums_days_and_names_peak() {
+    fn hourly_report_shows_daily_range() {
         let text = forecast_report_text("views", "", &result(Granularity::Hour, &[100.0, 300.0, 200.0]));
 
         assert!(text.starts_with("📈 Forecast: views (total), next 3 hours\n"), "{text}");
-        assert!(text.contains("Mon 2026-01-05: 400 expected over 2 h"), "{text}");
-        assert!(text.contains("Tue 2026-01-06: 200 expected over 1 h"), "{text}");
-        assert!(text.contains("Busiest hour: Mon 23:00 UTC, 300 (95% range 290 – 310)"), "{text}");
+        assert!(text.contains("Mon 2026-01-05: 100 at 22:00 to 300 at 23:00 per hour"), "{text}");
+        assert!(text.contains("Tue 2026-01-06: 200 at 00:00 to 200 at 00:00 per hour"), "{text}");
+        assert!(text.contains("Highest hour: Mon 23:00 UTC, 300 (95% range 290 – 310)"), "{text}");
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct SeasonalShape {
 }
 
 impl SeasonalShape {
-    /// An hourly product metric: daily and weekly cycles, upward trend.
+    /// Returns the shape of an hourly product metric: daily and weekly
+    /// cycles and an upward trend.
     pub fn hourly_traffic() -> SeasonalShape {
         SeasonalShape {
             level: 200.0,
@@ -47,7 +48,7 @@ impl SeasonalShape {
     }
 }
 
-/// A standard normal draw by the Box–Muller transform.
+/// Draws a standard normal value by the Box–Muller transform.
 fn standard_normal(rng: &mut impl Rng) -> f64 {
     // 1 − u lies in (0, 1], so the logarithm is finite.
     let u1: f64 = 1.0 - rng.random::<f64>();

@@ -102,7 +102,7 @@ fn invalid_request_is_rejected() {
 
 #[test]
 fn holidays_are_masked_and_their_effect_applied() {
-    // Ten weeks of a daily series with a weekly cycle; four past holidays
+    // Ten weeks of a daily series with a weekly cycle. Four past holidays
     // run at 40 % of an ordinary day, and one holiday lies in the horizon.
     let shape = SeasonalShape {
         level: 1000.0,
