@@ -246,3 +246,70 @@ async fn report_now_command_line_sends() {
     assert!(!text.contains("views"), "{text}");
     fake.wait_for_requests("sendphoto", 1, Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn report_command_sends_to_its_chat() {
+    use std::sync::Arc;
+
+    use seismo_notifier::commands::access::AllowList;
+    use seismo_notifier::commands::acknowledgements::AcknowledgementStore;
+    use seismo_notifier::commands::bot::CommandBot;
+    use seismo_notifier::commands::status_view::StatusView;
+    use seismo_notifier::silence::store::SilenceStore;
+    use tokio_util::sync::CancellationToken;
+
+    const COMMAND_CHAT: i64 = -100_800;
+    let now = Utc::now();
+    let report_day = now.with_timezone(&ZONE).date_naive() - Days::new(1);
+    let database = TestDatabase::create("notifier_report_command").await.unwrap();
+    load_events(&database, &generate(report_day)).await;
+    let fake = FakeTelegram::start().await;
+    let telegram = TelegramConfig::new("123:secret", &CHAT.to_string(), &fake.api_url()).unwrap();
+    let table = EventsTable::new(&database.url(), database.name(), "events", None, None).unwrap();
+    let settings = ReportSettings {
+        metrics: default_report_metrics(),
+        time_zone: ZONE,
+        send_at: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
+        chats: vec![ChatTarget::Id(CHAT)],
+    };
+    let state_dir = tempfile::tempdir().unwrap();
+    let path = state_dir.path().join("notifier.sqlite3");
+    let mut bot = CommandBot::new(
+        &telegram,
+        AllowList {
+            chats: [COMMAND_CHAT].into(),
+            users: Default::default(),
+        },
+        Arc::new(SilenceStore::open(&path).unwrap()),
+        Arc::new(AcknowledgementStore::open(&path).unwrap()),
+        Arc::new(StatusView::default()),
+    );
+    bot.report = Some(Arc::new(Reporter::new(table, settings, &telegram)));
+    bot.poll_timeout = Duration::from_secs(1);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(bot.run(cancel.clone()));
+
+    fake.push_text_message(CHAT, 7, "/report");
+    fake.push_text_message(COMMAND_CHAT, 7, "/report");
+    let photos = fake.wait_for_requests("sendphoto", 1, Duration::from_secs(10)).await;
+    let texts = fake.wait_for_requests("sendmessage", 2, Duration::from_secs(10)).await;
+
+    // The report goes to the chat that asked, not to the report chats,
+    // and the alert chat is not on the command allow-list.
+    assert_eq!(photos[0].body["chat_id"], COMMAND_CHAT);
+    assert!(
+        texts[0].text.as_deref().unwrap().starts_with("Daily report for "),
+        "{:?}",
+        texts[0].text
+    );
+    assert_eq!(texts[1].text.as_deref(), Some("Report sent."));
+    assert!(
+        texts.iter().all(|request| request.chat_id == COMMAND_CHAT),
+        "{texts:#?}"
+    );
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}

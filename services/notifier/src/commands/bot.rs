@@ -118,6 +118,7 @@ impl CommandBot {
         };
         let mut failures = 0;
         let mut offset: i32 = 0;
+        describe_bot_metrics();
         info!(allowed_chats = ?self.allow_list.chats, allowed_users = self.allow_list.users.len(), "bot command polling started");
 
         loop {
@@ -415,6 +416,18 @@ impl CommandBot {
         if let Err(error) = self.bot.send_message(chat, text).send().await {
             warn!(chat_id = chat.0, error = %describe_request_error(&error, &self.token), "sending a command reply failed");
         }
+    }
+}
+
+/// Describes the bot counter and registers both outcomes at zero, so a
+/// dashboard shows 0 rather than no data before the first command.
+fn describe_bot_metrics() {
+    metrics::describe_counter!(
+        COMMANDS_TOTAL,
+        "Bot commands and button presses by outcome: accepted (allow-listed chat and user) or ignored."
+    );
+    for outcome in ["accepted", "ignored"] {
+        metrics::counter!(COMMANDS_TOTAL, "outcome" => outcome).increment(0);
     }
 }
 
