@@ -1,82 +1,96 @@
-//! Throughput of `SeriesDetector::observe` and memory per series.
+//! Cost of one window update plus scoring per series, for each detection
+//! method, and the memory one series occupies.
 //!
-//! Run: `cargo bench -p seismo-detector --bench observe`. Prints one line per
-//! case: updates per second on one core (one thread, after a warm-up of two
-//! weeks of windows) and the bytes one series occupies once its history is
-//! full. Plain `Instant` timing, no statistics: repeat runs to see the spread.
+//! Run: `cargo bench -p seismo-detector --bench observe`. Each benchmark
+//! feeds the next window of a traffic-like series (a daily cycle with 5 %
+//! noise and rare spikes) to one warmed-up `SeriesDetector`, so a forecast's
+//! refits are amortised over the windows between them. Before the
+//! benchmarks it prints the bytes per series of each method once its
+//! history is full.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::Duration;
 
-use seismo_detector::detection::{DetectionParams, SeriesDetector};
+use criterion::{Criterion, criterion_group, criterion_main};
+use seismo_detector::detection::{DetectionParams, EnsembleParams, MethodName, SeriesDetector};
 
-/// Deterministic pseudo-random numbers (64-bit LCG, Knuth's MMIX constants).
-struct Lcg(u64);
+/// Traffic-like value of window `number`: a daily cycle with 5 % noise and
+/// a spike in about one window of 1000, from a hash of the number so any
+/// window can be generated on its own.
+fn value(number: i64, windows_per_day: i64) -> f64 {
+    let hash = (number as u64)
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    let unit = (hash >> 11) as f64 / (1u64 << 53) as f64;
+    let phase = (number % windows_per_day) as f64 / windows_per_day as f64 * std::f64::consts::TAU;
+    let spike = if unit < 0.001 { 3.0 } else { 1.0 };
+    (1000.0 + 500.0 * phase.sin()) * (1.0 + 0.05 * (unit - 0.5)) * spike
+}
 
-impl Lcg {
-    fn unit(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+fn params(method: MethodName) -> DetectionParams {
+    DetectionParams {
+        method,
+        ensemble: EnsembleParams {
+            methods: vec![MethodName::RobustBand, MethodName::PercentChange],
+            ..EnsembleParams::default()
+        },
+        ..DetectionParams::default()
     }
 }
 
-/// Traffic-like values: a daily cycle with 5 % noise and a rare spike.
-fn values(windows_per_day: i64, count: i64) -> Vec<f64> {
-    let mut random = Lcg(42);
-    (0..count)
-        .map(|i| {
-            let phase = (i % windows_per_day) as f64 / windows_per_day as f64 * std::f64::consts::TAU;
-            let spike = if random.unit() < 0.001 { 3.0 } else { 1.0 };
-            (1000.0 + 500.0 * phase.sin()) * (1.0 + 0.05 * (random.unit() - 0.5)) * spike
-        })
-        .collect()
-}
-
-fn bench(name: &str, window_minutes: i64, series_count: usize) {
+/// Returns a detector fed `days` days of windows, and the next window number.
+fn warmed_up(method: MethodName, window_minutes: i64, days: i64) -> (SeriesDetector, i64) {
     let window_ms = window_minutes * 60_000;
     let windows_per_day = 24 * 60 / window_minutes;
-    let warm_up = 14 * windows_per_day;
-    let measured = 4 * windows_per_day;
-    let values = values(windows_per_day, warm_up + measured);
-
-    let params = DetectionParams::default();
-    let mut detectors: Vec<SeriesDetector> = (0..series_count)
-        .map(|_| SeriesDetector::new(&params, window_ms))
-        .collect();
-    for (i, &value) in values[..warm_up as usize].iter().enumerate() {
-        for detector in &mut detectors {
-            black_box(detector.observe(i as i64 * window_ms, value));
-        }
+    let mut detector = SeriesDetector::new(&params(method), window_ms);
+    let windows = days * windows_per_day;
+    for number in 0..windows {
+        detector.observe(number * window_ms, value(number, windows_per_day));
     }
-
-    // Round-robin over the series, as the service closes one window of every
-    // series in turn.
-    let started = Instant::now();
-    for i in warm_up..warm_up + measured {
-        let value = values[i as usize];
-        for detector in &mut detectors {
-            black_box(detector.observe(i * window_ms, value));
-        }
-    }
-    let elapsed = started.elapsed();
-
-    let updates = measured as f64 * series_count as f64;
-    let bytes = detectors[0].memory_bytes();
-    println!(
-        "{name}: {:.2} M updates/s ({:.0} ns/update), {} bytes per series ({} windows kept)",
-        updates / elapsed.as_secs_f64() / 1e6,
-        elapsed.as_nanos() as f64 / updates,
-        bytes,
-        detectors[0].history_windows()
-    );
+    (detector, windows)
 }
 
-fn main() {
-    bench("30-minute windows, 1 series", 30, 1);
-    bench("30-minute windows, 1000 series", 30, 1_000);
-    bench("5-minute windows, 1 series", 5, 1);
-    bench("5-minute windows, 1000 series", 5, 1_000);
+fn print_memory() {
+    for window_minutes in [30, 5] {
+        for method in MethodName::ALL {
+            // Fifteen days fill every method's history. The longest is the
+            // forecast's 672 windows, 14 days of 30-minute windows.
+            let (detector, _) = warmed_up(method, window_minutes, 15);
+            eprintln!(
+                "memory: {window_minutes}-minute windows, {method}: {} bytes per series ({} windows kept)",
+                detector.memory_bytes(),
+                detector.history_windows()
+            );
+        }
+    }
 }
+
+fn observe(criterion: &mut Criterion) {
+    print_memory();
+
+    for window_minutes in [30, 5] {
+        let mut group = criterion.benchmark_group(format!("observe_{window_minutes}m"));
+        let window_ms = window_minutes * 60_000;
+        let windows_per_day = 24 * 60 / window_minutes;
+        for method in MethodName::ALL {
+            if method == MethodName::Forecast {
+                // A refit takes tens of milliseconds, so fewer samples.
+                group.sample_size(10).measurement_time(Duration::from_secs(20));
+            } else {
+                group.sample_size(50).measurement_time(Duration::from_secs(3));
+            }
+            let (mut detector, mut number) = warmed_up(method, window_minutes, 15);
+            group.bench_function(method.as_str(), |bencher| {
+                bencher.iter(|| {
+                    let evaluation = detector.observe(number * window_ms, value(number, windows_per_day));
+                    number += 1;
+                    black_box(evaluation)
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, observe);
+criterion_main!(benches);

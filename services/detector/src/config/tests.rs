@@ -441,3 +441,70 @@ fn shipped_configs_are_valid() {
     assert_eq!(aggregate.aggregation, Aggregation::Sum);
     assert!(aggregate.filter.events.contains("taxi_trips"));
 }
+
+#[test]
+fn method_chosen_per_metric() {
+    let text = r#"
+[detection]
+method = "iqr"
+time_zone = "Europe/Berlin"
+iqr = { windows = 96 }
+
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "orders"
+events = ["order"]
+aggregation = "count"
+window = "30m"
+detection = { method = "ensemble", ensemble = { methods = ["robust_band", "three_sigma"], combine = "mean" } }
+"#;
+    let config = MetricsConfig::parse(text).unwrap();
+
+    let views = &config.metric("views").unwrap().detection;
+    assert_eq!(views.method, crate::detection::MethodName::Iqr);
+    assert_eq!(views.iqr.windows, 96);
+    assert_eq!(
+        views.iqr.coefficient, 1.5,
+        "unset keys of a method table keep their defaults"
+    );
+    assert_eq!(views.time_zone.0, chrono_tz::Tz::Europe__Berlin);
+
+    let orders = &config.metric("orders").unwrap().detection;
+    assert_eq!(orders.method, crate::detection::MethodName::Ensemble);
+    assert_eq!(orders.ensemble.combine, crate::detection::CombineRule::Mean);
+    assert_eq!(
+        orders.time_zone.0,
+        chrono_tz::Tz::Europe__Berlin,
+        "file defaults still apply"
+    );
+}
+
+#[test]
+fn rejects_bad_method_settings() {
+    let cases = [
+        ("method = \"magic\"", "unknown variant `magic`"),
+        ("time_zone = \"Mars/Olympus\"", "unknown time zone \"Mars/Olympus\""),
+        ("iqr = { windows = 2 }", "iqr.windows = 2 is invalid"),
+        ("forecast = { level = 1.5 }", "forecast.level = 1.5 is invalid"),
+        ("ensemble = { methods = [] }", "ensemble.methods is empty"),
+        ("ensemble = { methods = [\"iqr\", \"robust_band\"] }", "put it first"),
+        (
+            "ensemble = { methods = [\"iqr\"], weights = [1.0, 2.0] }",
+            "2 values for 1 methods",
+        ),
+        ("min_volume = -1.0", "min_volume = -1 is invalid"),
+    ];
+    for (setting, expected) in cases {
+        let (metric, key, problem) = invalid_error(&metric_text(&format!(
+            "events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\ndetection = {{ {setting} }}"
+        )));
+        assert_eq!(metric, "m", "{setting}");
+        assert_eq!(key, "detection", "{setting}");
+        assert!(problem.contains(expected), "{setting}: {problem}");
+    }
+}
