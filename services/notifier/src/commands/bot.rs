@@ -140,7 +140,7 @@ impl CommandBot {
                 }
                 Err(error) => {
                     failures += 1;
-                    let delay = backoff.delay(failures);
+                    let delay = backoff.delay(failures - 1);
                     warn!(
                         error = %describe_request_error(&error, &self.token), failures,
                         delay_ms = delay.as_millis() as u64,
@@ -153,6 +153,10 @@ impl CommandBot {
                 }
             };
 
+            // NOTE: the offset is kept in memory only. Updates handled just
+            // before a stop are confirmed by no later poll, so Telegram sends
+            // them again after a restart and a repeated /mute adds a second,
+            // identical silence.
             for update in updates {
                 // Confirms this update on the next poll, so a handler error
                 // does not make Telegram send it again.
@@ -305,7 +309,7 @@ impl CommandBot {
 
     async fn report(&self, chat: ChatId) -> String {
         let Some(report) = &self.report else {
-            return "Reports are not configured: set the report metrics and ClickHouse URL.".to_string();
+            return "Reports are not configured: the notifier needs SEISMO_REPORT_CLICKHOUSE_URL.".to_string();
         };
         match report.send_report(chat).await {
             Ok(()) => "Report sent.".to_string(),
