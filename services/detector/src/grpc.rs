@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use crate::experiment_watch::alert_metric_names;
 use crate::hub::Subscription;
 use crate::pipeline::SharedState;
 use crate::prometheus_metrics::GRPC_SUBSCRIBERS;
@@ -60,7 +61,11 @@ impl Detector for DetectorService {
     ) -> Result<Response<Self::StreamAnomaliesStream>, Status> {
         let peer = request.remote_addr().map(|address| address.to_string()).unwrap_or_default();
         let request = request.into_inner();
+        let experiment_metrics = alert_metric_names(&self.shared.config.experiments);
         for metric in &request.metrics {
+            if experiment_metrics.contains(metric) {
+                continue;
+            }
             self.check_metric(metric)
                 .map_err(|status| Status::invalid_argument(format!("invalid `metrics`: {}", status.message())))?;
         }

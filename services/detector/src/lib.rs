@@ -27,6 +27,7 @@ pub mod cli;
 pub mod replay;
 pub mod evaluate;
 pub mod warm_start;
+pub mod experiment_watch;
 mod prometheus_metrics;
 mod readiness;
 pub use config::MetricsConfig;

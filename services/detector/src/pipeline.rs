@@ -10,7 +10,8 @@ use seismo_telemetry::{MAX_SPAN_LINKS, link_message_contexts, span_traceparent};
 
 use crate::config::MetricsConfig;
 use crate::hub::AnomalyHub;
-use crate::prometheus_metrics::EVALUATION_DURATION;
+use crate::experiment_watch::ExperimentWatch;
+use crate::prometheus_metrics::{EVALUATION_DURATION, EXPERIMENT_EVENTS, EXPERIMENT_GROUP_CONFLICTS};
 use crate::proto_mapping::{anomaly_event, contributions_to_proto};
 use crate::root_cause::{MAX_CONTRIBUTORS, SliceOutcome, rank_contributors};
 use crate::series::{Judgement, SeriesRegistry};
@@ -46,12 +47,15 @@ pub struct Pipeline {
     /// Distinct `traceparent` values of the messages since the last
     /// evaluation, at most `MAX_SPAN_LINKS + 1` (one parent plus links).
     trace_contexts: Vec<String>,
+    /// Sequential tests of the configured experiments.
+    experiments: ExperimentWatch,
 }
 
 impl Pipeline {
     pub fn new(shared: SharedState) -> Pipeline {
         Pipeline {
             windower: Windower::new(&shared.config),
+            experiments: ExperimentWatch::new(&shared.config.experiments),
             shared,
             closed: Vec::new(),
             trace_contexts: Vec::new(),
@@ -80,6 +84,16 @@ impl Pipeline {
     /// Adds one event; judges every window it closes and publishes each
     /// firing and resolution to the hub.
     pub fn process(&mut self, event: Event) {
+        if !self.experiments.is_empty() {
+            let outcome = self.experiments.observe(&event);
+            if outcome.counted {
+                metrics::counter!(EXPERIMENT_EVENTS).increment(1);
+            }
+            if outcome.group_conflicts > 0 {
+                metrics::counter!(EXPERIMENT_GROUP_CONFLICTS).increment(outcome.group_conflicts);
+            }
+        }
+
         self.closed.clear();
         self.windower.push(event, &mut self.closed);
         self.shared.stats.set_windowing(&self.windower.counters(), self.windower.watermark_ms());
@@ -101,12 +115,42 @@ impl Pipeline {
         self.trace_contexts.clear();
         let _entered = span.enter();
 
-        let counts = self.evaluate_closed();
+        let mut counts = self.evaluate_closed();
+        counts.fired += self.evaluate_experiments();
 
         span.record("evaluated", counts.evaluated);
         span.record("fired", counts.fired);
         span.record("resolved", counts.resolved);
         metrics::histogram!(EVALUATION_DURATION).record(started.elapsed());
+    }
+
+    /// Runs the experiments' sequential tests at the latest closed window's
+    /// end and publishes each new rejection. Returns the number published.
+    fn evaluate_experiments(&mut self) -> u64 {
+        if self.experiments.is_empty() {
+            return 0;
+        }
+        let Some(now_ms) = self.closed.iter().map(|closed| closed.window_end_ms).max() else {
+            return 0;
+        };
+
+        let detected_at_ms = chrono::Utc::now().timestamp_millis();
+        let anomalies = self.experiments.evaluate(now_ms, detected_at_ms);
+        let published = anomalies.len() as u64;
+        for anomaly in anomalies {
+            let (id, metric, value, expected) = (anomaly.id.clone(), anomaly.metric.clone(), anomaly.value, anomaly.expected);
+            let sequence = self.shared.hub.publish(anomaly);
+            self.shared.stats.add_fired(&metric);
+            tracing::warn!(
+                anomaly_id = %id,
+                sequence,
+                metric = %metric,
+                value,
+                expected,
+                "experiment test rejected"
+            );
+        }
+        published
     }
 
     /// Restores metric `metric_index`'s windows before `until_ms` from

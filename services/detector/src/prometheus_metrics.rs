@@ -23,6 +23,8 @@ pub(crate) const EVALUATION_DURATION: &str = "seismo_detector_evaluation_duratio
 pub(crate) const SERIES: &str = "seismo_detector_series";
 pub(crate) const GRPC_SUBSCRIBERS: &str = "seismo_detector_grpc_subscribers";
 pub(crate) const WATERMARK_LAG: &str = "seismo_detector_watermark_lag_seconds";
+pub(crate) const EXPERIMENT_EVENTS: &str = "seismo_detector_experiment_events_total";
+pub(crate) const EXPERIMENT_GROUP_CONFLICTS: &str = "seismo_detector_experiment_group_conflicts_total";
 
 /// Label of the anomaly counters.
 pub(crate) const METRIC: &str = "metric";
@@ -43,6 +45,8 @@ pub(crate) fn register_metrics() {
         EVENTS_REJECTED_FUTURE,
         SLICES_REJECTED,
         WINDOWS_EVALUATED,
+        EXPERIMENT_EVENTS,
+        EXPERIMENT_GROUP_CONFLICTS,
     ] {
         metrics::counter!(counter).increment(0);
     }
@@ -108,6 +112,16 @@ pub(crate) fn register_metrics() {
         EVALUATION_DURATION,
         Unit::Seconds,
         "Time to judge the windows that one event closed and publish the anomaly changes."
+    );
+    describe_counter!(
+        EXPERIMENT_EVENTS,
+        Unit::Count,
+        "Events counted by at least one watched experiment."
+    );
+    describe_counter!(
+        EXPERIMENT_GROUP_CONFLICTS,
+        Unit::Count,
+        "Experiment events skipped because their user was first seen in another group."
     );
     describe_gauge!(SERIES, Unit::Count, "Series the detector keeps history for.");
     describe_gauge!(GRPC_SUBSCRIBERS, Unit::Count, "Open StreamAnomalies gRPC streams.");

@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 use seismo_events::{DIMENSION_FIELDS, Event};
 use serde::Deserialize;
 
+use seismo_sequential::{ExperimentConfig, ExperimentMonitor};
+
 use crate::detection::DetectionParams;
 
 pub use duration::{format_duration_ms, parse_duration_ms};
@@ -60,6 +62,9 @@ pub enum ConfigError {
     #[error("[windowing] key `{key}`: {problem}")]
     InvalidWindowing { key: &'static str, problem: String },
 
+    #[error("[[experiment]] `{experiment}`: {problem}")]
+    InvalidExperiment { experiment: String, problem: String },
+
     #[error("metric `{metric}`, key `{key}`: {problem}")]
     Invalid {
         metric: String,
@@ -74,6 +79,9 @@ pub struct MetricsConfig {
     pub windowing: WindowingSettings,
     /// In file order; a metric's position is its index in the service.
     pub metrics: Vec<MetricDefinition>,
+    /// Running experiments whose sample ratio and guardrails the detector
+    /// watches (`[[experiment]]` tables, see `crate::experiment_watch`).
+    pub experiments: Vec<ExperimentConfig>,
 }
 
 /// Event-time rules shared by all metrics; see [`crate::windowing`].
@@ -234,12 +242,36 @@ impl MetricsConfig {
 
         let windowing = file.windowing.validate()?;
         let metrics = validate_metrics(&file.metric, &file.detection)?;
-        Ok(MetricsConfig { windowing, metrics })
+        validate_experiments(&file.experiment)?;
+        Ok(MetricsConfig {
+            windowing,
+            metrics,
+            experiments: file.experiment,
+        })
     }
 
     pub fn metric(&self, name: &str) -> Option<&MetricDefinition> {
         self.metrics.iter().find(|metric| metric.name == name)
     }
+}
+
+/// Checks that experiment names are unique and each experiment's tests can
+/// be built from its settings.
+fn validate_experiments(experiments: &[ExperimentConfig]) -> Result<(), ConfigError> {
+    let mut names = BTreeSet::new();
+    for experiment in experiments {
+        if !names.insert(experiment.name.as_str()) {
+            return Err(ConfigError::InvalidExperiment {
+                experiment: experiment.name.clone(),
+                problem: "the name appears twice; give each experiment its own name".to_string(),
+            });
+        }
+        ExperimentMonitor::new(experiment.clone()).map_err(|error| ConfigError::InvalidExperiment {
+            experiment: experiment.name.clone(),
+            problem: error.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,6 +283,8 @@ struct RawFile {
     detection: toml::Table,
     #[serde(default)]
     metric: Vec<RawMetric>,
+    #[serde(default)]
+    experiment: Vec<ExperimentConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
