@@ -408,3 +408,50 @@ async fn mute_command_suppresses_pipeline_alert() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn restart_skips_handled_updates() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let path = state_dir.path().join("notifier.sqlite3");
+    let run_bot = |fake: &FakeTelegram| {
+        let telegram = TelegramConfig::new("123:secret", &ALLOWED_CHAT.to_string(), &fake.api_url()).unwrap();
+        let mut bot = CommandBot::new(
+            &telegram,
+            AllowList {
+                chats: [ALLOWED_CHAT].into(),
+                users: Default::default(),
+            },
+            Arc::new(SilenceStore::open(&path).unwrap()),
+            Arc::new(AcknowledgementStore::open(&path).unwrap()),
+            Arc::new(StatusView::default()),
+        );
+        bot.poll_timeout = Duration::from_secs(1);
+        let stats = Arc::clone(&bot.stats);
+        let cancel = CancellationToken::new();
+        (tokio::spawn(bot.run(cancel.clone())), cancel, stats)
+    };
+
+    let first_fake = FakeTelegram::start().await;
+    first_fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/mute views 1h");
+    let (task, cancel, _) = run_bot(&first_fake);
+    first_fake.wait_for_requests("sendmessage", 1, TIMEOUT).await;
+    cancel.cancel();
+    tokio::time::timeout(TIMEOUT, task).await.unwrap().unwrap();
+
+    // A new server still holds update 1, as Telegram does for an update no
+    // poll confirmed; the stored offset confirms it instead.
+    let second_fake = FakeTelegram::start().await;
+    second_fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/mute views 1h");
+    second_fake.push_text_message(ALLOWED_CHAT, ALLOWED_USER, "/mute likes 1h");
+    let (task, cancel, stats) = run_bot(&second_fake);
+    second_fake.wait_for_requests("sendmessage", 1, TIMEOUT).await;
+    cancel.cancel();
+    tokio::time::timeout(TIMEOUT, task).await.unwrap().unwrap();
+
+    let silences = SilenceStore::open(&path).unwrap().active(Utc::now()).unwrap();
+    let selectors: Vec<String> = silences.iter().map(|silence| silence.selector.to_string()).collect();
+    assert_eq!(selectors, vec!["views", "likes"]);
+    assert_eq!(stats.accepted(), 1);
+    let polls = second_fake.requests_of("getupdates");
+    assert_eq!(polls[0].body["offset"], 2);
+}

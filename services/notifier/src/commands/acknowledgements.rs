@@ -51,6 +51,11 @@ impl AcknowledgementStore {
                     user_name TEXT NOT NULL,
                     acknowledged_at_ms INTEGER NOT NULL
                 );
+                -- The next getUpdates offset, one row.
+                CREATE TABLE IF NOT EXISTS bot_update_offset (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    next_offset INTEGER NOT NULL
+                );
                 CREATE TABLE IF NOT EXISTS alert_series (
                     anomaly_id TEXT PRIMARY KEY,
                     metric TEXT NOT NULL,
@@ -116,6 +121,31 @@ impl AcknowledgementStore {
             )
             .optional()
             .map_err(StoreError::query("reading an acknowledgement"))
+    }
+
+    /// Returns the getUpdates offset stored by [`Self::store_update_offset`],
+    /// 0 when none is stored.
+    pub fn update_offset(&self) -> Result<i32, StoreError> {
+        self.connection()
+            .query_row("SELECT next_offset FROM bot_update_offset WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(StoreError::query("reading the bot update offset"))
+    }
+
+    /// Stores the offset of the next getUpdates request, so that a restarted
+    /// notifier does not handle an update twice.
+    pub fn store_update_offset(&self, next_offset: i32) -> Result<(), StoreError> {
+        self.connection()
+            .execute(
+                "INSERT INTO bot_update_offset (id, next_offset) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET next_offset = excluded.next_offset",
+                [next_offset],
+            )
+            .map(|_| ())
+            .map_err(StoreError::query("storing the bot update offset"))
     }
 
     /// Records which series an alert id belongs to, and deletes the ids not
@@ -211,6 +241,16 @@ mod tests {
         );
         assert_eq!(store.acknowledgement("a1").unwrap(), Some(first));
         assert_eq!(store.acknowledgement("a2").unwrap(), None);
+    }
+
+    #[test]
+    fn update_offset_round_trips() {
+        let (_dir, store) = store();
+
+        assert_eq!(store.update_offset().unwrap(), 0);
+        store.store_update_offset(42).unwrap();
+        store.store_update_offset(43).unwrap();
+        assert_eq!(store.update_offset().unwrap(), 43);
     }
 
     #[test]

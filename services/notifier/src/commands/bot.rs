@@ -117,7 +117,10 @@ impl CommandBot {
             max: Duration::from_secs(30),
         };
         let mut failures = 0;
-        let mut offset: i32 = 0;
+        let mut offset = self.acknowledgements.update_offset().unwrap_or_else(|error| {
+            error!(error = %error, "reading the stored bot update offset failed; starting from Telegram's oldest unconfirmed update");
+            0
+        });
         describe_bot_metrics();
         info!(allowed_chats = ?self.allow_list.chats, allowed_users = self.allow_list.users.len(), "bot command polling started");
 
@@ -153,15 +156,15 @@ impl CommandBot {
                 }
             };
 
-            // NOTE: the offset is kept in memory only. Updates handled just
-            // before a stop are confirmed by no later poll, so Telegram sends
-            // them again after a restart and a repeated /mute adds a second,
-            // identical silence.
             for update in updates {
                 // Confirms this update on the next poll, so a handler error
-                // does not make Telegram send it again.
+                // does not make Telegram send it again. The stored offset
+                // does the same after a restart, before any poll confirmed it.
                 offset = offset.max(update.id.0 as i32 + 1);
                 self.handle_update(update).await;
+                if let Err(error) = self.acknowledgements.store_update_offset(offset) {
+                    error!(error = %error, offset, "storing the bot update offset failed; a restart may handle this update again");
+                }
             }
         }
         info!(
