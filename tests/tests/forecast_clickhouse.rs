@@ -17,7 +17,7 @@ use seismo_forecast::synthetic::SeasonalShape;
 use seismo_forecast::Granularity;
 use seismo_proto::forecast::v1 as proto;
 use seismo_proto::forecast::v1::forecast_client::ForecastClient;
-use seismo_telemetry::Readiness;
+use seismo_telemetry::{Readiness, install_metrics_recorder};
 use seismo_tests::clickhouse::TestDatabase;
 use tokio_util::sync::CancellationToken;
 
@@ -192,6 +192,7 @@ async fn forecast_and_backtest_commands() -> anyhow::Result<()> {
 async fn forecast_grpc_round_trip() -> anyhow::Result<()> {
     let database = TestDatabase::create("forecast_grpc").await?;
     fill_events(&database, &hourly_views()).await?;
+    let metrics = install_metrics_recorder();
     let shutdown = CancellationToken::new();
     let readiness = Readiness::default();
     let config = ServiceConfig {
@@ -301,6 +302,18 @@ async fn forecast_grpc_round_trip() -> anyhow::Result<()> {
         .await
         .unwrap_err();
     assert_eq!(short.code(), tonic::Code::FailedPrecondition, "{short}");
+
+    let rendered = metrics.render();
+    for expected in [
+        r#"seismo_forecast_requests_total{rpc="forecast",code="Ok"} 2"#,
+        r#"seismo_forecast_requests_total{rpc="forecast",code="NotFound"} 1"#,
+        r#"seismo_forecast_requests_total{rpc="forecast",code="InvalidArgument"} 1"#,
+        r#"seismo_forecast_requests_total{rpc="forecast",code="FailedPrecondition"} 1"#,
+        r#"seismo_forecast_requests_total{rpc="backtest",code="Ok"} 1"#,
+        r#"seismo_forecast_request_duration_seconds_count{rpc="forecast"} 5"#,
+    ] {
+        assert!(rendered.contains(expected), "missing {expected} in:\n{rendered}");
+    }
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), running.wait()).await??;

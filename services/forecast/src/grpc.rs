@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::clickhouse_source::{ClickHouseSettings, LoadError, load_series};
 use crate::cli::default_window;
 use crate::metric_query::{MetricDefinition, SeriesQuery};
+use crate::prometheus_metrics::record_request;
 use crate::{
     BacktestOptions, BacktestReport, ErrorMetrics, EventDates, ForecastError, ForecastOptions, ForecastResult,
     Granularity, Origins, Series, backtest, forecast,
@@ -79,7 +80,34 @@ impl ForecastService {
 impl Forecast for ForecastService {
     async fn forecast(&self, request: Request<proto::ForecastRequest>) -> Result<Response<proto::ForecastResponse>, Status> {
         let started = Instant::now();
-        let request = request.into_inner();
+        let result = self.serve_forecast(request.into_inner()).await;
+        finish_request("forecast", &result, started);
+        result.map(Response::new)
+    }
+
+    async fn backtest(&self, request: Request<proto::BacktestRequest>) -> Result<Response<proto::BacktestResponse>, Status> {
+        let started = Instant::now();
+        let result = self.serve_backtest(request.into_inner()).await;
+        finish_request("backtest", &result, started);
+        result.map(Response::new)
+    }
+}
+
+/// Records the request's metrics and logs its outcome.
+fn finish_request<T>(rpc: &'static str, result: &Result<T, Status>, started: Instant) {
+    let duration = started.elapsed();
+    let code = result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+    record_request(rpc, code, duration);
+
+    let duration_ms = duration.as_millis() as u64;
+    match result {
+        Ok(_) => tracing::info!(rpc, duration_ms, "served request"),
+        Err(status) => tracing::info!(rpc, duration_ms, code = ?status.code(), message = status.message(), "rejected request"),
+    }
+}
+
+impl ForecastService {
+    async fn serve_forecast(&self, request: proto::ForecastRequest) -> Result<proto::ForecastResponse, Status> {
         let horizon = check_horizon(request.horizon)?;
         let options = ForecastOptions {
             horizon,
@@ -94,18 +122,11 @@ impl Forecast for ForecastService {
             .map_err(|error| Status::internal(format!("forecast task failed: {error}")))?
             .map_err(forecast_status)?;
 
-        tracing::info!(
-            points,
-            horizon,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "served forecast"
-        );
-        Ok(Response::new(forecast_response(&result)))
+        tracing::debug!(points, horizon, "forecast computed");
+        Ok(forecast_response(&result))
     }
 
-    async fn backtest(&self, request: Request<proto::BacktestRequest>) -> Result<Response<proto::BacktestResponse>, Status> {
-        let started = Instant::now();
-        let request = request.into_inner();
+    async fn serve_backtest(&self, request: proto::BacktestRequest) -> Result<proto::BacktestResponse, Status> {
         let horizon = check_horizon(request.horizon)?;
         let origins = match proto::Origins::try_from(request.origins) {
             Ok(proto::Origins::Rolling) => Origins::Rolling,
@@ -133,13 +154,8 @@ impl Forecast for ForecastService {
             .map_err(|error| Status::internal(format!("backtest task failed: {error}")))?
             .map_err(forecast_status)?;
 
-        tracing::info!(
-            points,
-            folds = report.folds,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "served backtest"
-        );
-        Ok(Response::new(backtest_response(&report)))
+        tracing::debug!(points, folds = report.folds, "backtest computed");
+        Ok(backtest_response(&report))
     }
 }
 

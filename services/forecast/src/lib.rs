@@ -28,6 +28,7 @@ pub mod synthetic;
 mod error;
 mod event_dates;
 mod granularity;
+mod prometheus_metrics;
 mod series;
 
 pub use backtest::{BacktestOptions, BacktestReport, Origins, backtest};

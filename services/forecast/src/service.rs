@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clickhouse_source::ClickHouseSettings;
 use crate::grpc::{ForecastService, serve};
+use crate::prometheus_metrics::register_metrics;
 
 /// Settings of [`start`].
 #[derive(Debug, Clone)]
@@ -41,11 +42,16 @@ impl RunningForecast {
 /// becomes ready once the server accepts connections and not ready when it
 /// stops. ClickHouse is contacted per request, so an unreachable server
 /// shows in the requests' status, not in readiness.
+///
+/// Metrics named `seismo_forecast_*` are recorded through the `metrics`
+/// facade; install the recorder before this call so their descriptions
+/// register.
 pub async fn start(
     config: ServiceConfig,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningForecast> {
+    register_metrics();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to listen on {}; choose a free address with --listen", config.listen))?;
