@@ -60,13 +60,13 @@ pub struct SeriesArgs {
     #[arg(long = "slice", value_parser = parse_slice)]
     pub slice: Vec<(String, String)>,
 
-    /// History start, RFC 3339 or YYYY-MM-DD (UTC). Default: 28 days
-    /// (hourly) or 365 days (daily) before the end.
+    /// History start, RFC 3339 or YYYY-MM-DD (UTC), rounded down to a bucket
+    /// start. Default: 28 days (hourly) or 365 days (daily) before the end.
     #[arg(long, value_parser = parse_time)]
     pub from: Option<DateTime<Utc>>,
 
-    /// History end, exclusive, RFC 3339 or YYYY-MM-DD (UTC). Default: the
-    /// start of the current bucket.
+    /// History end, exclusive, RFC 3339 or YYYY-MM-DD (UTC), rounded down to
+    /// a bucket start. Default: the start of the current bucket.
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
 

@@ -70,11 +70,13 @@ impl ClickHouseSettings {
 }
 
 /// Runs the metric query and returns the series from the first bucket with
-/// events to the bucket before `query.to`. Buckets without events count 0;
+/// events to the bucket before `query.to`, after rounding both bounds down
+/// to bucket starts. Buckets without events count 0;
 /// for a ratio they have no value and are interpolated linearly between
 /// their neighbours. Buckets before the first event are left out, because
 /// they usually predate the data rather than measure a zero.
 pub async fn load_series(settings: &ClickHouseSettings, query: &SeriesQuery) -> Result<Series, LoadError> {
+    let query = &query.clone().aligned();
     query.check().map_err(LoadError::InvalidQuery)?;
     let template = series_sql(query, &settings.database, &settings.table);
     let client = settings.client();

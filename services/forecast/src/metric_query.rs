@@ -90,6 +90,14 @@ impl SeriesQuery {
         granularity.bucket_start(now)
     }
 
+    /// Rounds both bounds down to bucket starts, so the first bucket is
+    /// whole and a partly elapsed last bucket is left out.
+    pub fn aligned(mut self) -> SeriesQuery {
+        self.from = self.granularity.bucket_start(self.from);
+        self.to = self.granularity.bucket_start(self.to);
+        self
+    }
+
     /// Checks the slice names against the event schema's dimensions.
     pub fn check(&self) -> Result<(), String> {
         for (name, _) in &self.slice {
@@ -212,6 +220,18 @@ mod tests {
         assert_eq!(template.arguments[2], SqlArgument::Identifier("seismo".to_string()));
         assert_eq!(template.arguments[6], SqlArgument::EpochSeconds(1_767_225_600));
         assert_eq!(template.arguments[8], SqlArgument::Identifier("os".to_string()));
+    }
+
+    #[test]
+    fn aligned_rounds_bounds_down() {
+        let mut unaligned = query("views");
+        unaligned.from = "2026-01-01T00:30:00Z".parse().unwrap();
+        unaligned.to = "2026-01-01T05:59:59Z".parse().unwrap();
+
+        let aligned = unaligned.aligned();
+
+        assert_eq!(aligned.from, "2026-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(aligned.to, "2026-01-01T05:00:00Z".parse::<DateTime<Utc>>().unwrap());
     }
 
     #[test]
