@@ -102,8 +102,9 @@ pub(crate) struct ValuesForecast {
 }
 
 /// Validates the input, masks flagged history, fits and predicts, widens
-/// the interval by calibration, applies the event effect to flagged future steps and, for a series without
-/// negative values, clamps the point and lower bound at zero.
+/// the interval by calibration and applies the event effect to flagged
+/// future steps. For a series without negative values it then clamps the
+/// point and both bounds at zero.
 pub(crate) fn forecast_values(
     values: &[f64],
     granularity: Granularity,
@@ -128,6 +129,8 @@ pub(crate) fn forecast_values(
         prediction.widen(factor);
     }
 
+    // NOTE: the effect is scaled into both bounds but its own uncertainty,
+    // estimated from a few past flagged days, does not widen the interval.
     if let Some(effect) = event_effect {
         for (step, &flagged) in future_flags.iter().enumerate().take(horizon) {
             if flagged {
