@@ -40,7 +40,8 @@ fn minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
     for (os, normal) in [("iOS", 10), ("Android", 10), ("Linux", 9)] {
         let count = normal + (minute * 7 + normal) % 3 + if spike && os == "Android" { 150 } else { 0 };
         for index in 0..count {
-            let country = if spike && os == "Android" && index >= normal { "DE" } else if index % 2 == 0 { "DE" } else { "FR" };
+            let extra_spike_event = spike && os == "Android" && index >= normal;
+            let country = if extra_spike_event || index % 2 == 0 { "DE" } else { "FR" };
             messages.push(
                 serde_json::json!({
                     "event_time": base_ms + minute * MINUTE_MS + index * (MINUTE_MS / count),

@@ -38,6 +38,9 @@ pub struct Cli {
     pub config_file: Option<PathBuf>,
 }
 
+// `Serve` carries every service option; the enum is parsed once at start,
+// so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume events from Kafka and serve anomalies over gRPC until SIGTERM or Ctrl-C.
@@ -168,21 +171,24 @@ impl ServeArgs {
                 max_future: (!self.no_future_check).then_some(self.max_future),
             },
         };
-        let warm_start = (!self.no_warm_start).then(|| WarmStartSettings {
-            url: self.clickhouse_url,
-            user: self.clickhouse_user,
-            password: self.clickhouse_password,
-            database: self.clickhouse_database,
-            table: self.clickhouse_table,
-            history: match self.warm_start_history {
-                History::Auto => None,
-                History::Fixed(history) => Some(history),
-            },
-            timeout: self.warm_start_timeout,
-        });
-        if let Some(warm_start) = &warm_start {
-            warm_start.validate().map_err(anyhow::Error::msg)?;
-        }
+        let warm_start = if self.no_warm_start {
+            None
+        } else {
+            let settings = WarmStartSettings {
+                url: self.clickhouse_url,
+                user: self.clickhouse_user,
+                password: self.clickhouse_password,
+                database: self.clickhouse_database,
+                table: self.clickhouse_table,
+                history: match self.warm_start_history {
+                    History::Auto => None,
+                    History::Fixed(history) => Some(history),
+                },
+                timeout: self.warm_start_timeout,
+            };
+            settings.validate().map_err(anyhow::Error::msg)?;
+            Some(settings)
+        };
         Ok(ServiceConfig {
             metrics,
             kafka,
