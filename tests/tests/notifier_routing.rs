@@ -297,3 +297,44 @@ async fn chart_goes_as_photo_with_buttons() {
     .await
     .expect("test finished in time");
 }
+
+#[tokio::test]
+async fn chat_template_chooses_language() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let routes = "[default]\nchats = [\"-1001\", \"42\"]\n\n[chats.\"-1001\"]\ntemplate = \"ru\"\n";
+        let config = NotifierConfig {
+            routing: Some(Routing::parse(routes, Path::new("routes.toml"), Vec::new()).unwrap()),
+            ..notifier_config(server.url(), &fake, "7")
+        };
+        let stats = Arc::new(NotifierStats::default());
+        let cancel = CancellationToken::new();
+        let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+
+        detector.wait_for_subscriptions(1, WAIT).await;
+        detector.publish(anomaly(1, "checkout<&>", "RU", Severity::Critical));
+        fake.wait_for_delivered(2, WAIT).await;
+        cancel.cancel();
+        notifier.await.unwrap().expect("the notifier configuration is valid");
+        server.stop().await;
+
+        let russian = messages_to(&fake, -1001);
+        let english = messages_to(&fake, 42);
+        assert_eq!((russian.len(), english.len()), (1, 1));
+        assert!(
+            russian[0].starts_with("🔴 Аномалия: checkout<&>\nСрез: country=RU\n"),
+            "{}",
+            russian[0]
+        );
+        assert!(russian[0].contains("Важность: критическая"), "{}", russian[0]);
+        assert!(
+            english[0].starts_with("🔴 Anomaly firing: checkout<&>\n"),
+            "{}",
+            english[0]
+        );
+    })
+    .await
+    .expect("test finished in time");
+}

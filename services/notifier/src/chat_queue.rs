@@ -2,6 +2,7 @@
 //! the send gate, groups alerts that arrive close together, sends them and
 //! records each outcome in the notification log.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use crate::readiness::ReadinessTracker;
 use crate::routing::Route;
 use crate::sink::{Alert, AlertSink, DeliveryError};
 use crate::stats::NotifierStats;
+use crate::templates::TemplateSet;
 
 /// What every destination queue shares.
 pub(crate) struct QueueContext {
@@ -29,6 +31,8 @@ pub(crate) struct QueueContext {
     pub hooks: DeliveryHooks,
     pub stats: Arc<NotifierStats>,
     pub readiness: Arc<ReadinessTracker>,
+    /// Template set per chat key; other chats get the built-in format.
+    pub chat_templates: HashMap<String, Arc<TemplateSet>>,
     /// Time the first alert of a group waits for others; zero sends each
     /// alert on its own.
     pub grouping_window: Duration,
@@ -202,10 +206,16 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
 async fn build_alert(destination: &DestinationQueue, to_send: &[Delivery], context: &QueueContext) -> Alert {
     let first = &to_send[0];
     let events: Vec<&AnomalyEvent> = to_send.iter().map(|delivery| delivery.event.as_ref()).collect();
-    let mut message = match (to_send.len(), first.repeat) {
-        (1, false) => format_alert(&first.event),
-        (1, true) => format_repeat(&first.event),
-        _ => format_group(&events, first.repeat),
+    let template = context.chat_templates.get(&destination.chat_key);
+    let rendered = template.and_then(|template| match to_send.len() {
+        1 => template.render(&first.event, first.repeat),
+        _ => template.render_grouped(&events, first.repeat),
+    });
+    let mut message = match (rendered, to_send.len(), first.repeat) {
+        (Some(rendered), _, _) => rendered,
+        (None, 1, false) => format_alert(&first.event),
+        (None, 1, true) => format_repeat(&first.event),
+        (None, _, _) => format_group(&events, first.repeat),
     };
     push_mentions(&mut message, &first.route.mentions);
 

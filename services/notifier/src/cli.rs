@@ -114,6 +114,11 @@ pub struct NotifierArgs {
     #[arg(long, env = "SEISMO_NOTIFIER_ROUTING_FILE")]
     pub routing_file: Option<PathBuf>,
 
+    /// Directory of alert template sets (`<name>.toml`, see the built-in `en.toml`) that add to or
+    /// replace the built-in `en` and `ru`; the routing file picks one per chat.
+    #[arg(long, env = "SEISMO_NOTIFIER_TEMPLATES_DIR")]
+    pub templates_dir: Option<PathBuf>,
+
     /// Time in seconds that alerts of one metric wait for others, to go to a chat as one message;
     /// 0 sends each alert on its own.
     #[arg(long, env = "SEISMO_NOTIFIER_GROUPING_WINDOW_S", default_value_t = 0)]
@@ -217,6 +222,7 @@ impl NotifierArgs {
             grouping_window: Duration::from_secs(args.grouping_window_s),
             repeat_interval,
             routing,
+            templates_dir: args.templates_dir,
         })
     }
 }

@@ -60,6 +60,9 @@ pub struct NotifierConfig {
     /// Routing rules; `None` routes every alert to the chats of
     /// [`TelegramConfig::chats`].
     pub routing: Option<Routing>,
+    /// Directory of template sets (`<name>.toml`) that add to or replace the
+    /// built-in `en` and `ru` sets; chats choose one in the routing file.
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl Default for NotifierConfig {
@@ -81,6 +84,7 @@ impl Default for NotifierConfig {
             grouping_window: Duration::ZERO,
             repeat_interval: None,
             routing: None,
+            templates_dir: None,
         }
     }
 }
@@ -304,6 +308,8 @@ pub enum ConfigError {
     InvalidRoutingFile { path: PathBuf, reason: String },
     #[error("invalid repeat interval: it must be at least 1 s, or unset to notify once")]
     RepeatIntervalTooShort,
+    #[error(transparent)]
+    Templates(#[from] crate::templates::TemplateError),
     #[error("opening the notification log failed: {0}")]
     NotificationLog(#[from] crate::notification_log::LogError),
 }

@@ -152,7 +152,7 @@ fn trim_fraction_zeros(formatted: String) -> String {
         .to_string()
 }
 
-fn format_score(score: f64) -> String {
+pub(crate) fn format_score(score: f64) -> String {
     if score.is_finite() {
         format!("{score:.2}")
     } else {
@@ -170,7 +170,7 @@ pub(crate) fn severity_name(severity: i32) -> Cow<'static, str> {
     }
 }
 
-fn direction_name(direction: i32) -> Cow<'static, str> {
+pub(crate) fn direction_name(direction: i32) -> Cow<'static, str> {
     match Direction::try_from(direction) {
         Ok(Direction::Up) => "up (above the range)".into(),
         Ok(Direction::Down) => "down (below the range)".into(),
@@ -212,7 +212,7 @@ pub(crate) fn push_slice(message: &mut AlertMessage, slice: &[Dimension]) {
 /// Formats a window as UTC, e.g. `2024-05-01 10:00–10:05 UTC (5 min)`.
 /// Seconds are shown only when a bound has them, and the end date only when
 /// it differs from the start date.
-fn format_window(start_ms: i64, end_ms: i64, window_seconds: u32) -> String {
+pub(crate) fn format_window(start_ms: i64, end_ms: i64, window_seconds: u32) -> String {
     let length_seconds = if window_seconds > 0 {
         i64::from(window_seconds)
     } else {

@@ -34,6 +34,7 @@ mod stats;
 mod subscription;
 mod telegram;
 mod telegram_error;
+mod templates;
 // Interaction features: silences, quiet hours, bot commands and buttons,
 // charts and reports.
 pub mod chart;
@@ -65,4 +66,5 @@ pub use sink::{Alert, AlertSink, DeliveryError};
 pub use stats::{NotifierStats, StatsSnapshot};
 pub use telegram::TelegramSink;
 pub use telegram_error::{classify_request_error, describe_request_error};
+pub use templates::{TemplateError, TemplateSet, Templates};
 pub use commands::buttons::alert_buttons;

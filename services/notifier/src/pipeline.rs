@@ -1,6 +1,7 @@
 //! Wires the detector subscriptions to the alert sinks and runs them until
 //! cancelled.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::sink::AlertSink;
 use crate::stats::NotifierStats;
 use crate::subscription::Subscription;
 use crate::telegram::TelegramSink;
+use crate::templates::Templates;
 
 /// Creates the sinks that `config` enables: Telegram when it is configured,
 /// and the console when `config.console` is set.
@@ -124,6 +126,12 @@ pub async fn run_with_hooks(
         Routing::default_only(config.telegram.as_ref().map(|telegram| telegram.chats.clone()).unwrap_or_default())
     });
 
+    let templates = Templates::load(config.templates_dir.as_deref())?;
+    let mut chat_templates = HashMap::new();
+    for (chat, name) in routing.chat_templates() {
+        chat_templates.insert(chat.to_string(), templates.get(name, chat)?);
+    }
+
     describe_metrics();
     let readiness = Arc::new(ReadinessTracker::new(
         readiness,
@@ -160,6 +168,7 @@ pub async fn run_with_hooks(
         hooks,
         stats: Arc::clone(&stats),
         readiness: Arc::clone(&readiness),
+        chat_templates,
         grouping_window: config.grouping_window,
         queue_capacity: config.queue_capacity,
         cancel: cancel.clone(),

@@ -25,6 +25,16 @@ struct RoutingFile {
     #[serde(default, rename = "route")]
     routes: Vec<RuleFile>,
     default: Option<DefaultFile>,
+    /// Settings per chat, keyed by chat id or `@username`.
+    #[serde(default)]
+    chats: BTreeMap<String, ChatFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatFile {
+    /// Name of the template set for the chat's alerts, such as `ru`.
+    template: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +105,8 @@ pub struct Route {
 pub struct Routing {
     rules: Vec<Rule>,
     default: Arc<Route>,
+    /// Template set name per chat (as `ChatTarget` displays it).
+    chat_templates: BTreeMap<String, String>,
 }
 
 impl Routing {
@@ -107,6 +119,7 @@ impl Routing {
                 chats,
                 mentions: Vec::new(),
             }),
+            chat_templates: BTreeMap::new(),
         }
     }
 
@@ -156,6 +169,14 @@ impl Routing {
             None => default_chats,
         };
         check_mentions(&default_file.mentions, DEFAULT_ROUTE, path)?;
+
+        let mut chat_templates = BTreeMap::new();
+        for (chat, settings) in file.chats {
+            let target = parse_chat_targets(&chat).map_err(|error| invalid(format!("[chats.\"{chat}\"]: {error}")))?;
+            if let (Some(template), [target]) = (settings.template, target.as_slice()) {
+                chat_templates.insert(target.to_string(), template);
+            }
+        }
         Ok(Self {
             rules,
             default: Arc::new(Route {
@@ -163,6 +184,7 @@ impl Routing {
                 chats: default_chats,
                 mentions: default_file.mentions,
             }),
+            chat_templates,
         })
     }
 
@@ -174,6 +196,13 @@ impl Routing {
             .find(|rule| rule.matches(event))
             .map(|rule| &rule.route)
             .unwrap_or(&self.default)
+    }
+
+    /// Returns the chats with a template set, and the set's name.
+    pub fn chat_templates(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.chat_templates
+            .iter()
+            .map(|(chat, template)| (chat.as_str(), template.as_str()))
     }
 
     /// Returns every route, the default last.
@@ -272,6 +301,9 @@ chats = ["-1002", "@ios_alerts"]
 
 [default]
 mentions = ["@oncall"]
+
+[chats."-1001"]
+template = "ru"
 "#;
 
     fn event(metric: &str, slice: &[(&str, &str)], severity: Severity) -> AnomalyEvent {
@@ -337,6 +369,15 @@ mentions = ["@oncall"]
     }
 
     #[test]
+    fn chats_name_their_template() {
+        let routing = routing();
+
+        let templates: Vec<(&str, &str)> = routing.chat_templates().collect();
+
+        assert_eq!(templates, [("-1001", "ru")]);
+    }
+
+    #[test]
     fn invalid_files_are_rejected() {
         let cases = [
             (
@@ -353,6 +394,7 @@ mentions = ["@oncall"]
             ),
             ("[[route]]\nname = \"default\"\nchats = [\"1\"]\n", "reserved"),
             ("[[route]]\nname = \"a\"\nchat = [\"1\"]\n", "unknown field `chat`"),
+            ("[chats.\"x1\"]\ntemplate = \"ru\"\n", "invalid Telegram chat id `x1`"),
         ];
         for (text, expected) in cases {
             let error = Routing::parse(text, Path::new("routes.toml"), Vec::new()).unwrap_err();
