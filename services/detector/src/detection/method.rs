@@ -75,7 +75,7 @@ pub(crate) fn history_needed(
         MethodName::Iqr => params.iqr.windows + 1,
         MethodName::PercentChange => PercentChange::history_needed(calendar, window_ms),
         MethodName::ThreeSigma => params.three_sigma.windows,
-        MethodName::Forecast => params.forecast.fit_windows,
+        MethodName::Forecast => params.forecast.fit_windows.max(params.residual_windows + 1),
         MethodName::Ensemble => params
             .ensemble
             .methods
@@ -99,7 +99,7 @@ pub(crate) fn build(
         MethodName::Iqr => Box::new(Iqr::new(&params.iqr)),
         MethodName::PercentChange => Box::new(PercentChange::new(&params.percent_change, window_ms)),
         MethodName::ThreeSigma => Box::new(ThreeSigma::new(&params.three_sigma)),
-        MethodName::Forecast => Box::new(Forecast::new(&params.forecast, params.seasonality, window_ms)),
+        MethodName::Forecast => Box::new(Forecast::new(params, window_ms)),
         MethodName::Ensemble => {
             let methods = params
                 .ensemble
