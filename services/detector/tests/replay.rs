@@ -425,3 +425,38 @@ fn run_writes_results() {
     assert_eq!(summary.rows(), 3);
     assert!(directory.join("out/seismo_series.csv").exists());
 }
+
+#[test]
+fn replay_uses_configured_method() {
+    // A flat hourly series with one small step: the robust band's 5 % floor
+    // keeps it inside, while the IQR band of a flat series has zero width.
+    let directory = scratch_directory("method");
+    let mut values = vec![100.0; 72];
+    values[70] = 102.0;
+    write(&directory.join("in.csv"), &hourly_series(&values));
+
+    let score_of_step = |method: &str| {
+        let params = directory.join(format!("{method}.toml"));
+        write(&params, &format!("[detection]\nmethod = \"{method}\"\nseasonality = \"none\"\n"));
+        let options = ReplayArgs {
+            input: directory.join("in.csv"),
+            output: directory.join(method),
+            labels: None,
+            window: None,
+            detector: "seismo".to_string(),
+            params: Some(params),
+            score: ScoreMode::Window,
+        }
+        .into_options()
+        .unwrap();
+        assert_eq!(options.params.method.as_str(), method);
+        let summary = replay_path(&directory.join("in.csv"), &directory.join(method), &options).unwrap();
+        let rows = read_results(&summary.files[0].output);
+        rows[70][2].parse::<f64>().unwrap()
+    };
+
+    let robust = score_of_step("robust_band");
+    let iqr = score_of_step("iqr");
+    assert!(robust < 0.5, "robust band scored the 2 % step {robust}");
+    assert_eq!(iqr, 1.0, "IQR of a flat series scored the step {iqr}");
+}

@@ -120,7 +120,7 @@ pub struct Point {
 /// (for the robust band one week plus `level_windows` + 1 by default: 385
 /// windows, 9 KiB, for 30-minute windows), plus the method's own state.
 /// `memory_bytes` returns the total.
-// TODO: 5-minute windows with weekly seasonality keep 2065 windows (≈ 49 KiB).
+// TODO: 5-minute windows with weekly seasonality keep 2065 windows (≈ 51 KiB).
 // Reaching 4 KiB per series needs a coarser weekly reference or no stored bands.
 #[derive(Debug)]
 pub struct SeriesDetector {

@@ -228,3 +228,34 @@ fn memory_is_reported_per_method() {
         assert!(detector.memory_bytes() >= size_of::<SeriesDetector>(), "{method}");
     }
 }
+
+#[test]
+fn relative_residuals_scale_band_with_level() {
+    // A daily cycle from 200 to 1800 with ±2 % noise: relative residuals
+    // give a night band in proportion to the night level, absolute ones a
+    // band as wide as by day.
+    let night_half_width = |relative_residuals: bool| {
+        let mut noise = Noise(11);
+        let params = DetectionParams {
+            relative_residuals,
+            min_relative_width: 0.0,
+            ..DetectionParams::default()
+        };
+        let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+        let mut half_width = 0.0;
+        for number in 0..9 * WINDOWS_PER_DAY {
+            let phase = (number % WINDOWS_PER_DAY) as f64 / WINDOWS_PER_DAY as f64 * std::f64::consts::TAU;
+            let value = (1000.0 + 800.0 * phase.sin()) * (1.0 + 0.02 * noise.next());
+            let evaluation = detector.observe(number * HALF_HOUR_MS, value).unwrap();
+            // Window 36 of each day is the trough of the cycle.
+            if let (36, Some(band)) = (number % WINDOWS_PER_DAY, evaluation.band) {
+                half_width = (band.upper - band.lower) / 2.0;
+            }
+        }
+        half_width
+    };
+
+    let relative = night_half_width(true);
+    let absolute = night_half_width(false);
+    assert!(relative < absolute / 2.0, "relative {relative}, absolute {absolute}");
+}
