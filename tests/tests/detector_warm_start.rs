@@ -88,9 +88,9 @@ fn kafka_settings(kafka: &MockKafka, topic: &str, group: &str) -> KafkaSettings 
     settings.topic = topic.to_string();
     settings.group_id = group.to_string();
     settings.commit_interval = Duration::from_millis(500);
-    // The restarted detector joins the group its predecessor left. Should
-    // the mock cluster still count that member, the join waits for its
-    // session to time out, so the session is kept short.
+    // The mock cluster lets a restarted detector consume only after the
+    // previous member's session timed out (45 s by default), although that
+    // member sent LeaveGroup, so the session is kept short.
     settings.properties.push(("session.timeout.ms".to_string(), "6000".to_string()));
     settings
 }
