@@ -34,6 +34,7 @@ struct Inner {
     buffer: Vec<AnomalyEvent>,
     streams: Vec<EventSender>,
     after_sequences: Vec<u64>,
+    stream_epochs: Vec<u64>,
     /// Sequences up to this one were dropped from the buffer.
     evicted_through: u64,
     /// Replays the whole buffer to every subscriber, whatever its cursor, as
@@ -72,6 +73,11 @@ impl ScriptedDetector {
     /// Returns the `after_sequence` of every subscription so far, in order.
     pub fn after_sequences(&self) -> Vec<u64> {
         self.lock().after_sequences.clone()
+    }
+
+    /// Returns the `stream_epoch` of every subscription so far, in order.
+    pub fn stream_epochs(&self) -> Vec<u64> {
+        self.lock().stream_epochs.clone()
     }
 
     /// Waits until `count` subscriptions arrived; panics after `timeout`.
@@ -166,11 +172,13 @@ impl Detector for Service {
         &self,
         request: Request<StreamAnomaliesRequest>,
     ) -> Result<Response<Self::StreamAnomaliesStream>, Status> {
-        let after_sequence = request.into_inner().after_sequence;
+        let request = request.into_inner();
+        let after_sequence = request.after_sequence;
         let (sender, receiver) = mpsc::unbounded_channel();
 
         let mut inner = self.detector.lock();
         inner.after_sequences.push(after_sequence);
+        inner.stream_epochs.push(request.stream_epoch);
         if !inner.replay_everything && after_sequence > 0 && after_sequence < inner.evicted_through {
             // Worded as seismo-detector words it, so that the notifier can
             // resume from the oldest available sequence.

@@ -24,6 +24,8 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "123456789:AAF7-g0gYncWnm5IyfZlpPRqRRv6kNAGlao";
 const CHAT_ID: &str = "1001";
+/// The detector process's stream epoch (its start time in microseconds).
+const EPOCH: u64 = 1_714_557_000_000_000;
 
 fn anomaly(sequence: u64, episode: &str, state: AnomalyState) -> AnomalyEvent {
     let window_start_ms = 1_714_557_600_000 + sequence as i64 * 300_000;
@@ -47,6 +49,7 @@ fn anomaly(sequence: u64, episode: &str, state: AnomalyState) -> AnomalyEvent {
         direction: Direction::Down as i32,
         window_seconds: 300,
         detected_at_ms: window_start_ms + 301_000,
+        stream_epoch: EPOCH,
         ..AnomalyEvent::default()
     }
 }
@@ -218,7 +221,8 @@ async fn crash_before_send_sends_once_after_restart() {
                 .unwrap(),
             Some(LogStatus::Pending)
         );
-        assert_eq!(log.cursors().unwrap().get(&format!("{}/", server.url())), Some(&2));
+        let cursor = log.cursors().unwrap()[&format!("{}/", server.url())];
+        assert_eq!((cursor.after_sequence, cursor.stream_epoch), (2, EPOCH));
         drop(log);
 
         // Second run with the same state directory.

@@ -54,7 +54,7 @@ pub use format::{deviation_percent, format_alert, format_number};
 pub use hooks::{AlertButtons, ChartProvider, DeliveryHooks, NoCharts, SendAll, SendDecision, SendGate};
 pub use message::AlertMessage;
 pub use message_split::{MAX_CAPTION_UTF16, MAX_MESSAGE_UTF16};
-pub use notification_log::{LogError, LogKey, LogStatus, NotificationLog, STATE_FILE_NAME};
+pub use notification_log::{LogError, LogKey, LogStatus, NotificationLog, STATE_FILE_NAME, StreamCursor};
 pub use pipeline::{build_sinks, run, run_with_hooks, run_with_sinks};
 pub use rate_limit::{RateLimiter, RateLimits, WindowLimit};
 pub use routing::{DEFAULT_ROUTE, Route, Routing, glob_matches};

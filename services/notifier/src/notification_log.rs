@@ -41,6 +41,8 @@ CREATE INDEX IF NOT EXISTS notification_log_status ON notification_log (status);
 CREATE TABLE IF NOT EXISTS stream_cursor (
     detector TEXT PRIMARY KEY,
     after_sequence INTEGER NOT NULL,
+    -- The detector process that numbered after_sequence; 0 when unknown.
+    stream_epoch INTEGER NOT NULL DEFAULT 0,
     updated_at_ms INTEGER NOT NULL
 );
 ";
@@ -87,6 +89,14 @@ pub struct LogKey {
     pub state: i32,
     /// The chat as configured (`-1001234567890`, `@alerts`), or `console`.
     pub chat: String,
+}
+
+/// Where a detector's stream is resumed: the last change processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamCursor {
+    pub after_sequence: u64,
+    /// `stream_epoch` of that change; 0 when the detector sends none.
+    pub stream_epoch: u64,
 }
 
 /// A row that was written but not finished before the last stop.
@@ -174,25 +184,32 @@ impl NotificationLog {
     }
 
     /// Returns the stored cursor of every detector.
-    pub fn cursors(&self) -> Result<HashMap<String, u64>, LogError> {
+    pub fn cursors(&self) -> Result<HashMap<String, StreamCursor>, LogError> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare("SELECT detector, after_sequence FROM stream_cursor")
+            .prepare("SELECT detector, after_sequence, stream_epoch FROM stream_cursor")
             .map_err(|source| self.sqlite(source))?;
         let rows = statement
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+            })
             .map_err(|source| self.sqlite(source))?;
 
         let mut cursors = HashMap::new();
         for row in rows {
-            let (detector, sequence) = row.map_err(|source| self.sqlite(source))?;
-            cursors.insert(detector, sequence.max(0) as u64);
+            let (detector, sequence, epoch) = row.map_err(|source| self.sqlite(source))?;
+            // SQLite stores u64 values as their i64 bit pattern.
+            let cursor = StreamCursor {
+                after_sequence: sequence as u64,
+                stream_epoch: epoch as u64,
+            };
+            cursors.insert(detector, cursor);
         }
         Ok(cursors)
     }
 
-    /// Writes a `pending` row per chat for `event` and stores `event.sequence`
-    /// as `detector`'s cursor, in one transaction. Returns, per chat, whether
+    /// Writes a `pending` row per chat for `event` and stores its sequence
+    /// and stream epoch as `detector`'s cursor, in one transaction. Returns, per chat, whether
     /// the row is new; an existing row (sent before a restart, or pending and
     /// already queued) is left as it is.
     pub fn record_received(
@@ -232,9 +249,10 @@ impl NotificationLog {
         }
         transaction
             .execute(
-                "INSERT INTO stream_cursor (detector, after_sequence, updated_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (detector) DO UPDATE SET after_sequence = ?2, updated_at_ms = ?3",
-                params![detector, event.sequence as i64, now_ms],
+                "INSERT INTO stream_cursor (detector, after_sequence, stream_epoch, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (detector) DO UPDATE SET after_sequence = ?2, stream_epoch = ?3, updated_at_ms = ?4",
+                params![detector, event.sequence as i64, event.stream_epoch as i64, now_ms],
             )
             .map_err(|source| self.sqlite(source))?;
         transaction.commit().map_err(|source| self.sqlite(source))?;
@@ -402,16 +420,20 @@ mod tests {
         let log = NotificationLog::open(dir.path()).unwrap();
         let chats = ["1".to_string(), "2".to_string()];
 
-        let inserted = log
-            .record_received("http://d:1/", &event("ep-1", AnomalyState::Firing, 7), &chats, 100)
-            .unwrap();
+        let mut firing = event("ep-1", AnomalyState::Firing, 7);
+        firing.stream_epoch = 1_700_000_000_000_000;
+        let inserted = log.record_received("http://d:1/", &firing, &chats, 100).unwrap();
         log.set_status(&key("ep-1", AnomalyState::Firing, "1"), LogStatus::Sent, None, 200)
             .unwrap();
         drop(log);
         let log = NotificationLog::open(dir.path()).unwrap();
 
         assert_eq!(inserted, [true, true]);
-        assert_eq!(log.cursors().unwrap().get("http://d:1/"), Some(&7));
+        let cursor = StreamCursor {
+            after_sequence: 7,
+            stream_epoch: 1_700_000_000_000_000,
+        };
+        assert_eq!(log.cursors().unwrap().get("http://d:1/"), Some(&cursor));
         let pending = log.pending().unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].key, key("ep-1", AnomalyState::Firing, "2"));

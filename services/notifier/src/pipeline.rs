@@ -118,7 +118,8 @@ pub async fn run_with_hooks(
     let mut subscriptions = subscriptions;
     for subscription in &mut subscriptions {
         if let Some(&cursor) = cursors.get(subscription.detector().as_ref()) {
-            info!(detector = %subscription.detector(), after_sequence = cursor, "resuming from the stored cursor");
+            info!(detector = %subscription.detector(), after_sequence = cursor.after_sequence,
+                stream_epoch = cursor.stream_epoch, "resuming from the stored cursor");
             subscription.resume_after(cursor);
         }
     }

@@ -34,7 +34,8 @@ pub(crate) const GROUPED_TOTAL: &str = "seismo_notifier_grouped_alerts_total";
 pub(crate) const REPEATS_TOTAL: &str = "seismo_notifier_repeats_total";
 /// Counter of failed reads and writes of the notification log.
 pub(crate) const LOG_ERRORS_TOTAL: &str = "seismo_notifier_log_errors_total";
-/// Counter of resume cursors a detector rejected as too old or unknown.
+/// Counter of resume cursors that lost changes, labelled by [`REASON`]:
+/// rejected as too old, or from a detector process that has since restarted.
 pub(crate) const CURSOR_RESETS_TOTAL: &str = "seismo_notifier_cursor_resets_total";
 
 /// Label with the cause of a failure or a retry.
@@ -48,6 +49,10 @@ pub(crate) const OUTCOME: &str = "outcome";
 pub(crate) const FAILED_NOT_DELIVERED: &str = "not_delivered";
 /// `reason` of an alert dropped at shutdown before delivery started.
 pub(crate) const FAILED_DROPPED_AT_SHUTDOWN: &str = "dropped_at_shutdown";
+/// `reason` of a cursor the detector rejected with `OUT_OF_RANGE`.
+pub(crate) const CURSOR_OUT_OF_RANGE: &str = "out_of_range";
+/// `reason` of a cursor from an earlier detector process (`gap_before`).
+pub(crate) const CURSOR_EPOCH_CHANGED: &str = "epoch_changed";
 /// `reason` of a retry after a Telegram 429.
 pub(crate) const RETRY_RATE_LIMITED: &str = "rate_limited";
 /// `reason` of a retry after a network error, timeout or 5xx.
@@ -103,6 +108,9 @@ pub(crate) fn describe_metrics() {
     }
     for reason in [FAILED_NOT_DELIVERED, FAILED_DROPPED_AT_SHUTDOWN] {
         metrics::counter!(FAILED_TOTAL, REASON => reason).increment(0);
+    }
+    for reason in [CURSOR_OUT_OF_RANGE, CURSOR_EPOCH_CHANGED] {
+        metrics::counter!(CURSOR_RESETS_TOTAL, REASON => reason).increment(0);
     }
     for reason in [RETRY_RATE_LIMITED, RETRY_TRANSIENT] {
         metrics::counter!(RETRIES_TOTAL, REASON => reason).increment(0);

@@ -16,7 +16,10 @@ use crate::backoff::ExponentialBackoff;
 use crate::config::ConfigError;
 use crate::dedup::RecentEvents;
 use crate::error_chain::error_chain;
-use crate::prometheus_metrics::{CURSOR_RESETS_TOTAL, FAILED_DROPPED_AT_SHUTDOWN};
+use crate::notification_log::StreamCursor;
+use crate::prometheus_metrics::{
+    CURSOR_EPOCH_CHANGED, CURSOR_OUT_OF_RANGE, CURSOR_RESETS_TOTAL, FAILED_DROPPED_AT_SHUTDOWN, REASON,
+};
 use crate::readiness::ReadinessTracker;
 use crate::stats::NotifierStats;
 
@@ -78,6 +81,8 @@ pub(crate) struct Subscription {
     /// Last sequence received, starting from the cursor stored in the
     /// notification log; 0 requests live events only.
     cursor: u64,
+    /// `stream_epoch` of the last event received; 0 when unknown.
+    epoch: u64,
     /// Events received on the current connection.
     stream_events: u64,
     recent: RecentEvents,
@@ -99,14 +104,16 @@ impl Subscription {
             metrics,
             reconnect,
             cursor: 0,
+            epoch: 0,
             stream_events: 0,
             recent: RecentEvents::new(RECENT_EVENTS_CAPACITY),
         })
     }
 
-    /// Resumes after `cursor`, the last sequence a previous run recorded.
-    pub(crate) fn resume_after(&mut self, cursor: u64) {
-        self.cursor = cursor;
+    /// Resumes after `cursor`, the last change a previous run recorded.
+    pub(crate) fn resume_after(&mut self, cursor: StreamCursor) {
+        self.cursor = cursor.after_sequence;
+        self.epoch = cursor.stream_epoch;
     }
 
     /// Address of the detector, as used in logs and readiness reasons.
@@ -169,11 +176,12 @@ impl Subscription {
     // status message, because the detector API returns it in no other form.
     // The changes between the two cursors are lost either way.
     fn forget_cursor(&mut self, status: &tonic::Status) {
-        metrics::counter!(CURSOR_RESETS_TOTAL).increment(1);
+        metrics::counter!(CURSOR_RESETS_TOTAL, REASON => CURSOR_OUT_OF_RANGE).increment(1);
         let oldest_available = oldest_available_sequence(status.message());
         let resume_after = oldest_available.map_or(0, |oldest| oldest.saturating_sub(1));
         error!(
-            detector = %self.detector, after_sequence = self.cursor, oldest_available, resume_after,
+            detector = %self.detector, after_sequence = self.cursor, stream_epoch = self.epoch,
+            oldest_available, resume_after,
             error = %status.message(),
             "detector rejected the resume cursor; alerts between the two cursors are lost"
         );
@@ -229,7 +237,7 @@ impl Subscription {
         let request = StreamAnomaliesRequest {
             after_sequence: self.cursor,
             metrics: self.metrics.clone(),
-            ..Default::default()
+            stream_epoch: self.epoch,
         };
         let subscribed = tokio::select! {
             subscribed = client.stream_anomalies(request) => subscribed,
@@ -239,7 +247,8 @@ impl Subscription {
             Ok(response) => response.into_inner(),
             Err(status) => return StreamEnd::SubscribeFailed(status),
         };
-        info!(detector = %self.detector, after_sequence = self.cursor, "subscribed to detector anomalies");
+        info!(detector = %self.detector, after_sequence = self.cursor, stream_epoch = self.epoch,
+            "subscribed to detector anomalies");
         readiness.detector_connected(&self.detector);
 
         loop {
@@ -270,11 +279,19 @@ impl Subscription {
     ) -> Option<StreamEnd> {
         stats.record_received();
         self.stream_events += 1;
-        if self.cursor > 0 && event.sequence <= self.cursor {
+        if event.gap_before {
+            // The cursor came from an earlier detector process, whose changes
+            // after it were never delivered and are gone with it.
+            metrics::counter!(CURSOR_RESETS_TOTAL, REASON => CURSOR_EPOCH_CHANGED).increment(1);
+            error!(detector = %self.detector, after_sequence = self.cursor, stream_epoch = self.epoch,
+                sequence = event.sequence, new_stream_epoch = event.stream_epoch,
+                "detector restarted since the cursor; alerts between the two cursors may be lost");
+        } else if self.cursor > 0 && event.sequence <= self.cursor {
             warn!(detector = %self.detector, sequence = event.sequence, after_sequence = self.cursor,
                 "detector sequence went back; assuming the detector restarted");
         }
         self.cursor = event.sequence;
+        self.epoch = event.stream_epoch;
 
         if !self.recent.insert(&event) {
             stats.record_duplicate();
