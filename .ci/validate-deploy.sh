@@ -236,6 +236,10 @@ check_rejections() {
     "${template[@]}" --set kafka.eventsTopicPartitions=2
   expect_failure "minReplicas above maxReplicas" "minReplicas \\(5\\) exceeds" \
     "${template[@]}" --set ingest.autoscaling.minReplicas=5
+  expect_failure "forecast minReplicas above maxReplicas" "forecast.autoscaling.minReplicas \\(5\\) exceeds" \
+    "${template[@]}" --set forecast.autoscaling.enabled=true,forecast.autoscaling.minReplicas=5
+  expect_failure "an experiments probe on an admin server it lacks" "Additional property httpGet is not allowed" \
+    "${template[@]}" --set experiments.livenessProbe.httpGet.path=/healthz
   expect_failure "a notifier without a detector" "notifier has no detector to follow" \
     "${template[@]}" --set detector.enabled=false
   expect_failure "a bot token without chat ids" "notifier.telegramChatIds is empty" \
@@ -256,6 +260,10 @@ check_rejections() {
     "notifier.detectors=http://seismo-detector:1234|port 1234 is not the grpc port"
     "ingest.extraEnv[0].name=RUST_LOG,ingest.extraEnv[0].value=debug|set twice"
     "ingest.extraEnv[0].name=SEISMO_INGEST_BATCH_ROWS,ingest.extraEnv[0].value=5|SEISMO_INGEST_BATCH_ROWS is read by no argument"
+    "forecast.readinessProbe.httpGet.path=/healthz|readinessProbe path is /healthz"
+    "forecast.extraEnv[0].name=SEISMO_FORECAST_LISTEN,forecast.extraEnv[0].value=127.0.0.1:50053|expected one gRPC"
+    "experiments.enabled=true,experiments.readinessProbe.tcpSocket.port=9104|readinessProbe port 9104 is not the grpc port"
+    "experiments.enabled=true,experiments.extraEnv[0].name=SEISMO_EXPERIMENTS_ADMIN_LISTEN,experiments.extraEnv[0].value=0.0.0.0:9105|serves no admin server"
   )
   local case
   for case in "${cases[@]}"; do

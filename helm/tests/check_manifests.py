@@ -3,10 +3,11 @@
 that schema validation cannot see.
 
 The rules cover the security settings every pod must have, probes on the
-admin port, references between objects (Service selectors and target ports,
-HPA and PDB targets, Secret keys, the ServiceMonitor selector) and the
-metric definitions in the ConfigMap. With --services-dir, each variable a
-container sets must also be declared by an argument of its service.
+admin port, gRPC listen addresses, references between objects (Service
+selectors and target ports, HPA and PDB targets, Secret keys, the
+ServiceMonitor selector) and the metric definitions in the ConfigMap.
+With --services-dir, each variable a container sets must also be declared
+by an argument of its service.
 
 Usage: check_manifests.py RENDERED.yaml [--metrics-file FILE]
        [--services-dir DIR] [--external-secret NAME ...]
@@ -32,11 +33,34 @@ STANDARD_LABELS = (
 # Components that must run as exactly one pod, because the detector keeps its
 # state in memory and two notifiers would send every alert twice.
 SINGLE_REPLICA_COMPONENTS = ("detector", "notifier")
+# Components whose binary serves no admin server: no /healthz, /readyz or
+# /metrics. Their probes must be TCP connections to the grpc port, and no
+# ServiceMonitor may select their Service.
+# TODO: remove experiments once `seismo-experiments serve` has an admin server.
+COMPONENTS_WITHOUT_ADMIN_SERVER = ("experiments",)
 # Variables the services read without a clap `env = "..."` declaration.
 # tracing's EnvFilter reads RUST_LOG; the OpenTelemetry SDK reads the OTEL_ ones.
 UNDECLARED_VARIABLES = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}
 # Crates whose clap arguments every service shares.
 SHARED_CRATES = ("telemetry",)
+
+
+def selector_matches(selector, labels):
+    """Return True if a Kubernetes LabelSelector (matchLabels and
+    matchExpressions) selects an object with these labels."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        matched = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }.get(operator)
+        if not matched:
+            return False
+    return True
 
 
 def declared_variables(services_dir, crate):
@@ -113,9 +137,9 @@ class Checker:
 
         volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
         for container in pod["containers"]:
-            self.check_container(deployment, container, volumes)
+            self.check_container(deployment, container, volumes, component)
 
-    def check_container(self, deployment, container, volumes):
+    def check_container(self, deployment, container, volumes, component):
         name = container["name"]
         security = container.get("securityContext", {})
         if security.get("allowPrivilegeEscalation") is not False:
@@ -140,6 +164,11 @@ class Checker:
                 self.fail(deployment, f"container {name}: volumeMount {mount['name']} has no volume")
 
         ports = {port["name"]: port["containerPort"] for port in container.get("ports", [])}
+        if component in COMPONENTS_WITHOUT_ADMIN_SERVER:
+            self.check_grpc_port_probes(deployment, container, ports)
+            self.check_env(deployment, container, ports, admin_server=False)
+            return
+
         if "admin" not in ports:
             self.fail(deployment, f"container {name}: no port named admin")
         for probe_name, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
@@ -152,9 +181,22 @@ class Checker:
             if http_get.get("port") not in ("admin", ports.get("admin")):
                 self.fail(deployment, f"container {name}: {probe_name} port {http_get.get('port')} is not the admin port")
 
-        self.check_env(deployment, container, ports)
+        self.check_env(deployment, container, ports, admin_server=True)
 
-    def check_env(self, deployment, container, ports):
+    def check_grpc_port_probes(self, deployment, container, ports):
+        name = container["name"]
+        if "admin" in ports:
+            self.fail(deployment, f"container {name}: port admin is declared, but the binary serves no admin server")
+        if "grpc" not in ports:
+            self.fail(deployment, f"container {name}: no port named grpc for the TCP probes")
+        for probe_name in ("livenessProbe", "readinessProbe"):
+            tcp_socket = container.get(probe_name, {}).get("tcpSocket")
+            if tcp_socket is None:
+                self.fail(deployment, f"container {name}: {probe_name} has no tcpSocket, and the binary serves no health endpoint")
+            elif tcp_socket.get("port") not in ("grpc", ports.get("grpc")):
+                self.fail(deployment, f"container {name}: {probe_name} port {tcp_socket.get('port')} is not the grpc port")
+
+    def check_env(self, deployment, container, ports, admin_server):
         name = container["name"]
         env = container.get("env", [])
         names = [variable["name"] for variable in env]
@@ -164,12 +206,24 @@ class Checker:
 
         values = {variable["name"]: variable.get("value") for variable in env}
         admin_listen = [n for n in names if n.endswith("_ADMIN_LISTEN")]
-        if len(admin_listen) != 1:
+        if not admin_server:
+            if admin_listen:
+                self.fail(deployment, f"container {name}: sets {admin_listen}, but the binary serves no admin server")
+        elif len(admin_listen) != 1:
             self.fail(deployment, f"container {name}: expected one *_ADMIN_LISTEN variable, found {admin_listen}")
         elif "admin" in ports:
             listen = values[admin_listen[0]]
             if listen != f"0.0.0.0:{ports['admin']}":
                 self.fail(deployment, f"container {name}: {admin_listen[0]}={listen} does not serve admin port {ports['admin']}")
+
+        # A gRPC server must listen on all interfaces at its grpc port, or the
+        # Service reaches nothing.
+        if "grpc" in ports:
+            grpc_listen = [n for n in names if n.endswith("_LISTEN") and not n.endswith("_ADMIN_LISTEN")]
+            if len(grpc_listen) != 1:
+                self.fail(deployment, f"container {name}: expected one gRPC *_LISTEN variable, found {grpc_listen}")
+            elif values[grpc_listen[0]] != f"0.0.0.0:{ports['grpc']}":
+                self.fail(deployment, f"container {name}: {grpc_listen[0]}={values[grpc_listen[0]]} does not serve grpc port {ports['grpc']}")
 
         for variable in env:
             reference = variable.get("valueFrom", {}).get("secretKeyRef")
@@ -229,10 +283,10 @@ class Checker:
             self.fail(pdb, "does not select exactly one Deployment")
 
     def check_service_monitor(self, monitor):
-        selector = monitor["spec"]["selector"]["matchLabels"]
+        selector = monitor["spec"]["selector"]
         services = [
             service for service in self.of_kind("Service")
-            if all(service["metadata"]["labels"].get(k) == v for k, v in selector.items())
+            if selector_matches(selector, service["metadata"]["labels"])
         ]
         if not services:
             self.fail(monitor, "selects no Service")
@@ -243,7 +297,7 @@ class Checker:
         scraped = {service["metadata"]["labels"].get("app.kubernetes.io/component") for service in services}
         for deployment in self.of_kind("Deployment"):
             component = deployment["metadata"]["labels"].get("app.kubernetes.io/component")
-            if component not in scraped:
+            if component not in scraped and component not in COMPONENTS_WITHOUT_ADMIN_SERVER:
                 self.fail(monitor, f"no selected Service exposes the admin port of {deployment['metadata']['name']}")
 
     def check_metrics_config(self, metrics_file):

@@ -45,7 +45,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 Labels of one component's objects. Argument: dict with `root` (the chart
-context) and `component` (ingest, detector or notifier).
+context) and `component` (ingest, detector, notifier, forecast or
+experiments).
 */}}
 {{- define "seismo.componentLabels" -}}
 {{ include "seismo.labels" .root }}
@@ -185,6 +186,9 @@ Checks across values that the JSON schema cannot express.
 {{- end }}
 {{- if and .Values.ingest.autoscaling.enabled (gt (int .Values.ingest.autoscaling.minReplicas) (int .Values.ingest.autoscaling.maxReplicas)) }}
 {{- fail (printf "ingest.autoscaling.minReplicas (%d) exceeds ingest.autoscaling.maxReplicas (%d); lower the minimum or raise the maximum" (int .Values.ingest.autoscaling.minReplicas) (int .Values.ingest.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and .Values.forecast.autoscaling.enabled (gt (int .Values.forecast.autoscaling.minReplicas) (int .Values.forecast.autoscaling.maxReplicas)) }}
+{{- fail (printf "forecast.autoscaling.minReplicas (%d) exceeds forecast.autoscaling.maxReplicas (%d); lower the minimum or raise the maximum" (int .Values.forecast.autoscaling.minReplicas) (int .Values.forecast.autoscaling.maxReplicas)) }}
 {{- end }}
 {{- if and .Values.notifier.enabled (not .Values.detector.enabled) (not .Values.notifier.detectors) }}
 {{- fail "notifier.enabled is true but detector.enabled is false, so the notifier has no detector to follow; set notifier.detectors to the detector gRPC addresses" }}
