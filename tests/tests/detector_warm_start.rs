@@ -538,3 +538,98 @@ async fn restored_series_equal_live_series() -> anyhow::Result<()> {
     ingest.await??;
     Ok(())
 }
+
+/// Commits `offset` on partition 0 for `group`, as a detector that
+/// consumed everything before it would have.
+fn commit_detector_position(kafka: &MockKafka, topic: &str, group: &str, offset: i64) -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .set("group.id", group)
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, Offset::Offset(offset))?;
+    consumer.commit(&list, CommitMode::Sync)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_start_waits_for_lagging_ingest() -> anyhow::Result<()> {
+    let kafka = MockKafka::start()?;
+    let topic = "detector-warm-start-lag";
+    kafka.create_topic(topic, 1)?;
+    let database = TestDatabase::create("detector_warm_start_lag").await?;
+    let clickhouse = ClickHouseConfig {
+        url: database.url(),
+        database: database.name().to_string(),
+        ..ClickHouseConfig::default()
+    };
+    let client = seismo_ingest::base_client(&clickhouse);
+    let features = seismo_ingest::detect_features(&client).await?;
+    client
+        .query(&seismo_ingest::schema::create_table_sql(&features, database.name(), "events"))
+        .execute()
+        .await?;
+
+    // Events the detector already consumed, but ingest has not stored yet.
+    let hour_ms = 60 * MINUTE_MS;
+    let base_ms = (chrono::Utc::now().timestamp_millis() - 3 * hour_ms) / hour_ms * hour_ms;
+    let mut messages: Vec<String> = (0..60).flat_map(|minute| minute_messages(base_ms, minute)).collect();
+    messages.push(closing_message(base_ms, 60));
+    produce_all(&kafka, topic, &messages).await?;
+    let group = "detector-warm-start-lag";
+    commit_detector_position(&kafka, topic, group, messages.len() as i64)?;
+
+    let shutdown = CancellationToken::new();
+    let warm_start = WarmStartSettings {
+        timeout: Duration::from_secs(60),
+        ..WarmStartSettings::new(database.url(), database.name(), "events")
+    };
+    let detector = start_detector(kafka_settings(&kafka, topic, group), Some(warm_start), &shutdown).await?;
+
+    // Ingest starts after the warm start found nothing stored.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ingest = tokio::spawn(seismo_ingest::run(
+        IngestConfig {
+            brokers: kafka.bootstrap_servers().to_string(),
+            topic: topic.to_string(),
+            group_id: "detector-warm-start-lag-ingest".to_string(),
+            dead_letter_topic: format!("{topic}.dlq"),
+            clickhouse,
+            batch: BatchPolicy {
+                max_wait: Duration::from_millis(200),
+                ..BatchPolicy::default()
+            },
+            ..IngestConfig::default()
+        },
+        Arc::new(IngestStats::default()),
+        seismo_ingest::Readiness::default(),
+        shutdown.child_token(),
+    ));
+
+    let outcome = detector.warm_start_outcome().await;
+    let Some(WarmStartOutcome::Loaded { windows, missing_offsets, .. }) = outcome else {
+        panic!("warm start did not load history: {outcome:?}");
+    };
+    assert_eq!(missing_offsets, 0, "the warm start loaded before ingest stored everything");
+    assert!(windows >= 3 * 60, "judged {windows} windows");
+
+    let mut client = DetectorClient::connect(format!("http://{}", detector.local_addr())).await?;
+    let points = client
+        .get_series(GetSeriesRequest { metric: "views".to_string(), slice: vec![], limit: 0 })
+        .await?
+        .into_inner()
+        .points;
+    assert_eq!(points.len(), 60);
+    for point in &points {
+        let minute = (point.window_start_ms - base_ms) / MINUTE_MS;
+        assert_eq!(point.value, minute_messages(base_ms, minute).len() as f64, "views in minute {minute}");
+    }
+
+    shutdown.cancel();
+    detector.wait().await?;
+    ingest.await??;
+    Ok(())
+}

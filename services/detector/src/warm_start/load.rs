@@ -91,11 +91,7 @@ pub(crate) async fn load_history(
     let Some(positions_condition) = sql::positions_condition(positions) else {
         return Ok(LoadedHistory::default());
     };
-    let starts: Vec<i64> = config
-        .metrics
-        .iter()
-        .map(|metric| metric.window.start_of(now_ms - history_length_ms(metric, history_ms)))
-        .collect();
+    let starts = history_starts(config, history_ms, now_ms);
     let from_ms = starts.iter().copied().min().unwrap_or(now_ms);
 
     let bounds: BoundsRow = fetch_one(client, &sql::bounds_sql(table, &positions_condition, from_ms / 1_000)).await?;
@@ -103,7 +99,7 @@ pub(crate) async fn load_history(
         return Ok(LoadedHistory::default());
     }
     let max_event_ms = bounds.max_second * 1_000;
-    let missing_offsets = missing_offsets(client, table, positions, from_ms).await?;
+    let missing_offsets = missing_offsets(client, table, positions, from_ms).await?.behind_stored;
 
     // Windows ending at or before the watermark of the stored events were
     // closed when the previous process read them. Later ones stay open and
@@ -131,6 +127,36 @@ pub(crate) async fn load_history(
         tail,
         missing_offsets,
     })
+}
+
+/// Counts the offsets before `positions` that the table does not have yet,
+/// counting every offset of a partition without stored events in the
+/// history (see [`MissingOffsets`]); 0 when the table does not exist.
+pub(crate) async fn count_missing_offsets(
+    client: &clickhouse::Client,
+    table: &Table,
+    config: &MetricsConfig,
+    positions: &[(i32, i64)],
+    history_ms: Option<i64>,
+    now_ms: i64,
+) -> anyhow::Result<u64> {
+    let engines: Vec<EngineRow> = fetch_rows(client, &sql::engine_sql(table)).await?;
+    if engines.is_empty() {
+        return Ok(0);
+    }
+    let from_ms = history_starts(config, history_ms, now_ms).into_iter().min().unwrap_or(now_ms);
+    let missing = missing_offsets(client, table, positions, from_ms).await?;
+    Ok(missing.behind_stored + missing.in_empty_partitions)
+}
+
+/// Start of the history to load for each metric, Unix epoch ms, in
+/// metric order.
+fn history_starts(config: &MetricsConfig, history_ms: Option<i64>, now_ms: i64) -> Vec<i64> {
+    config
+        .metrics
+        .iter()
+        .map(|metric| metric.window.start_of(now_ms - history_length_ms(metric, history_ms)))
+        .collect()
 }
 
 /// Length of history to load for `metric`, in ms.
@@ -182,28 +208,45 @@ async fn load_windows(
     Ok(windows)
 }
 
-/// Sums, over partitions, the offsets below the resume position that are
-/// above the highest offset ClickHouse stored. Partitions without stored
-/// events in the loaded range are not counted.
+/// Offsets below the resume positions that ClickHouse does not have, from
+/// the highest offset stored per partition since the history start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MissingOffsets {
+    /// Offsets above the highest stored one, summed over the partitions
+    /// with stored events.
+    behind_stored: u64,
+    /// Resume offsets of the partitions without stored events since the
+    /// history start: ingest stored none of them yet, or the partition had
+    /// no events in that time.
+    in_empty_partitions: u64,
+}
+
 async fn missing_offsets(
     client: &clickhouse::Client,
     table: &Table,
     positions: &[(i32, i64)],
     from_ms: i64,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<MissingOffsets> {
     let stored: BTreeMap<i32, i64> = fetch_rows::<StoredOffsetRow>(client, &sql::stored_offsets_sql(table, from_ms / 1_000))
         .await?
         .into_iter()
         .map(|row| (row.partition, row.max_offset))
         .collect();
+    Ok(count_missing(positions, &stored))
+}
 
-    Ok(positions
-        .iter()
-        .filter_map(|(partition, resume)| {
-            let max_stored = stored.get(partition)?;
-            Some((resume - 1 - max_stored).max(0) as u64)
-        })
-        .sum())
+fn count_missing(positions: &[(i32, i64)], stored: &BTreeMap<i32, i64>) -> MissingOffsets {
+    let mut missing = MissingOffsets {
+        behind_stored: 0,
+        in_empty_partitions: 0,
+    };
+    for (partition, resume) in positions {
+        match stored.get(partition) {
+            Some(max_stored) => missing.behind_stored += (resume - 1 - max_stored).max(0) as u64,
+            None => missing.in_empty_partitions += (*resume).max(0) as u64,
+        }
+    }
+    missing
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,6 +378,16 @@ mod tests {
         assert_eq!(seconds.timestamp_millis(), 1_700_000_045_123);
         assert_eq!(datetime64, seconds);
         assert!(parse_event_time("1700000045", None).is_err());
+    }
+
+    #[test]
+    fn missing_offsets_per_partition() {
+        let stored = BTreeMap::from([(0, 99), (1, 40), (3, 10)]);
+
+        let missing = count_missing(&[(0, 100), (1, 50), (2, 7), (3, 5)], &stored);
+
+        assert_eq!(missing.behind_stored, 9, "partition 1 lacks offsets 41 to 49");
+        assert_eq!(missing.in_empty_partitions, 7, "partition 2 has nothing stored");
     }
 
     #[test]

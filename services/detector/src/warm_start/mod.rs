@@ -46,6 +46,18 @@ pub const WARM_START_MISSING_OFFSETS: &str = "seismo_detector_warm_start_missing
 /// Maximum pause between two attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
+/// Pause between two checks whether ingest has stored every event before
+/// the resume positions.
+const INGEST_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Time without ingest progress after which the warm start stops waiting
+/// for the events missing before the resume positions. Long enough for an
+/// ingest that restarts at the same time to join its group and insert its
+/// first batch.
+// NOTE: an invalid message right before a resume position is never stored
+// (ingest dead-letters it), so such a start waits this long for nothing.
+const INGEST_STALL_LIMIT: Duration = Duration::from_secs(10);
+
 /// Source and length of the history a warm start loads.
 #[derive(Clone)]
 pub struct WarmStartSettings {
@@ -182,9 +194,10 @@ pub async fn run(
     let mut delay = Duration::from_secs(1);
     let loaded = loop {
         attempt += 1;
+        let deadline = started + settings.timeout;
         let fetched = tokio::select! {
             _ = shutdown.cancelled() => return WarmStartOutcome::Cancelled,
-            fetched = fetch(settings, kafka, &mut table, pipeline) => fetched,
+            fetched = fetch(settings, kafka, &mut table, pipeline, deadline) => fetched,
         };
         let error = match fetched {
             Ok(history) => break Ok(history),
@@ -219,12 +232,14 @@ pub async fn run(
     outcome
 }
 
-/// Reads the resume positions and the history before them.
+/// Reads the resume positions, waits for ingest to store the events before
+/// them, and reads the history before them.
 async fn fetch(
     settings: &WarmStartSettings,
     kafka: &KafkaSettings,
     table: &mut Table,
     pipeline: &Pipeline,
+    deadline: Instant,
 ) -> anyhow::Result<LoadedHistory> {
     let kafka_settings = kafka.clone();
     let positions = tokio::task::spawn_blocking(move || positions::resume_positions(&kafka_settings))
@@ -232,11 +247,56 @@ async fn fetch(
         .context("reading the Kafka resume positions panicked")??;
     tracing::info!(topic = %kafka.topic, group_id = %kafka.group_id, ?positions, "warm start: Kafka resume positions");
 
+    let client = settings.client();
     let history_ms = settings.history.map(|history| history.as_millis() as i64);
+    wait_for_ingest(&client, table, pipeline, &positions, history_ms, deadline)
+        .await
+        .with_context(|| format!("failed to read the stored offsets from ClickHouse at {}", settings.url))?;
+
     let now_ms = chrono::Utc::now().timestamp_millis();
-    load::load_history(&settings.client(), table, pipeline.config(), &positions, history_ms, now_ms)
+    load::load_history(&client, table, pipeline.config(), &positions, history_ms, now_ms)
         .await
         .with_context(|| format!("failed to load history from ClickHouse at {}", settings.url))
+}
+
+/// Waits while ClickHouse still lacks events before the resume positions,
+/// until ingest made no progress for [`INGEST_STALL_LIMIT`] or `deadline`
+/// comes. A detector and ingest restarted together would otherwise load a
+/// history without ingest's last batches, and those events would be
+/// counted nowhere.
+async fn wait_for_ingest(
+    client: &clickhouse::Client,
+    table: &Table,
+    pipeline: &Pipeline,
+    positions: &[(i32, i64)],
+    history_ms: Option<i64>,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let mut previous: Option<u64> = None;
+    let mut last_progress = Instant::now();
+    loop {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let missing = load::count_missing_offsets(client, table, pipeline.config(), positions, history_ms, now_ms).await?;
+        if previous.is_some_and(|previous| missing < previous) {
+            last_progress = Instant::now();
+        }
+        if !keep_waiting(missing, last_progress.elapsed(), deadline.saturating_duration_since(Instant::now())) {
+            return Ok(());
+        }
+
+        if previous != Some(missing) {
+            tracing::info!(missing_offsets = missing, "warm start: waiting for ingest to store the events before the Kafka resume positions");
+        }
+        tokio::time::sleep(INGEST_CHECK_INTERVAL).await;
+        previous = Some(missing);
+    }
+}
+
+/// Decides whether to check the stored offsets again: while offsets are
+/// missing, ingest made progress within [`INGEST_STALL_LIMIT`], and the
+/// deadline leaves time for another check.
+fn keep_waiting(missing: u64, since_progress: Duration, remaining: Duration) -> bool {
+    missing > 0 && since_progress < INGEST_STALL_LIMIT && remaining > INGEST_CHECK_INTERVAL
 }
 
 /// Feeds loaded history into the pipeline; nothing is published.
@@ -297,5 +357,34 @@ fn record(outcome: &WarmStartOutcome, elapsed: Duration) {
     if let WarmStartOutcome::Loaded { windows, missing_offsets, .. } = outcome {
         metrics::gauge!(WARM_START_WINDOWS).set(*windows as f64);
         metrics::gauge!(WARM_START_MISSING_OFFSETS).set(*missing_offsets as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLENTY: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn waits_while_offsets_are_missing() {
+        assert!(keep_waiting(500, Duration::ZERO, PLENTY));
+        assert!(keep_waiting(500, Duration::from_secs(9), PLENTY));
+    }
+
+    #[test]
+    fn stops_when_nothing_is_missing() {
+        assert!(!keep_waiting(0, Duration::ZERO, PLENTY));
+    }
+
+    #[test]
+    fn stops_when_ingest_stalls() {
+        assert!(!keep_waiting(3, INGEST_STALL_LIMIT, PLENTY));
+    }
+
+    #[test]
+    fn stops_at_deadline() {
+        assert!(!keep_waiting(500, Duration::ZERO, Duration::from_millis(500)));
+        assert!(!keep_waiting(500, Duration::ZERO, Duration::ZERO));
     }
 }
