@@ -1,8 +1,9 @@
-//! A detector gRPC server on 127.0.0.1 whose anomaly stream a test scripts:
-//! it follows the `StreamAnomalies` contract of `proto/seismo/v1/detector.proto`
-//! (replay after `after_sequence`, then live events; `OUT_OF_RANGE` for a
-//! cursor older than its buffer, with the detector's message naming the
-//! oldest available sequence) and records every subscription's cursor.
+//! A detector gRPC server on 127.0.0.1 whose anomaly stream a test scripts.
+//! It follows the `StreamAnomalies` contract of
+//! `proto/seismo/v1/detector.proto`: a replay after `after_sequence`, then
+//! live events, and `OUT_OF_RANGE` for a cursor older than its buffer, with
+//! the detector's message naming the oldest available sequence. It records
+//! every subscription's cursor.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -132,7 +133,7 @@ pub struct ScriptedDetectorServer {
 }
 
 impl ScriptedDetectorServer {
-    /// The address to pass to the notifier, such as `http://127.0.0.1:PORT`.
+    /// Returns the address to pass to the notifier, such as `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
     }

@@ -77,8 +77,8 @@ fn notifier_config(detector: String, fake: &FakeTelegram, state_dir: &Path) -> N
     }
 }
 
-/// Passes the first `pass` alerts to the Telegram sink, then holds every
-/// later one forever before sending it: the process is alive, its log row
+/// Passes the first `pass` alerts to the Telegram sink, then keeps every
+/// later one waiting forever before sending it: the process is alive, its log row
 /// is written, and nothing went to Telegram yet.
 struct StallingSink {
     inner: TelegramSink,

@@ -1,6 +1,6 @@
-//! The queue of one destination (one Telegram chat, or the console): asks
-//! the send gate, groups alerts that arrive close together, sends them and
-//! records each outcome in the notification log.
+//! The queue of one destination (one Telegram chat, or the console). It
+//! calls the send gate, groups alerts that arrive close together, sends them
+//! and records each outcome in the notification log.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use crate::sink::{Alert, AlertSink, DeliveryError};
 use crate::stats::NotifierStats;
 use crate::templates::TemplateSet;
 
-/// What every destination queue shares.
+/// State shared by every destination queue.
 pub(crate) struct QueueContext {
     pub log: Arc<NotificationLog>,
     pub hooks: DeliveryHooks,
@@ -36,7 +36,7 @@ pub(crate) struct QueueContext {
     /// Time the first alert of a group waits for others; zero sends each
     /// alert on its own.
     pub grouping_window: Duration,
-    /// Alerts each destination queue holds before the dispatcher waits.
+    /// Alerts each destination queue buffers before the dispatcher waits.
     pub queue_capacity: usize,
     /// Fires when shutdown starts: a group stops waiting for more alerts.
     pub cancel: CancellationToken,
@@ -201,8 +201,8 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
     }
 }
 
-/// Formats one alert, or one message for a group, with the route's mentions,
-/// and asks the hooks for a chart and buttons for a single alert.
+/// Formats one alert, or one message for a group, with the route's mentions.
+/// A single alert also gets a chart and buttons from the hooks.
 async fn build_alert(destination: &DestinationQueue, to_send: &[Delivery], context: &QueueContext) -> Alert {
     let first = &to_send[0];
     let events: Vec<&AnomalyEvent> = to_send.iter().map(|delivery| delivery.event.as_ref()).collect();

@@ -114,8 +114,8 @@ pub struct NotifierArgs {
     #[arg(long, env = "SEISMO_NOTIFIER_ROUTING_FILE")]
     pub routing_file: Option<PathBuf>,
 
-    /// Directory of alert template sets (`<name>.toml`, see the built-in `en.toml`) that add to or
-    /// replace the built-in `en` and `ru`; the routing file picks one per chat.
+    /// Directory of alert template sets (`<name>.toml`, like the built-in `en.toml`). They add to or
+    /// replace the built-in `en` and `ru`, and the routing file picks one per chat.
     #[arg(long, env = "SEISMO_NOTIFIER_TEMPLATES_DIR")]
     pub templates_dir: Option<PathBuf>,
 

@@ -35,7 +35,7 @@ pub(crate) struct EventOutcome {
     stats: Arc<NotifierStats>,
 }
 
-/// How one chat's delivery of a state change ended.
+/// Outcome of one chat's delivery of a state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Finished {
     Sent,

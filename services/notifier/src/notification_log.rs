@@ -91,7 +91,7 @@ pub struct LogKey {
     pub chat: String,
 }
 
-/// Where a detector's stream is resumed: the last change processed.
+/// Resume position of a detector's stream: the last change processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StreamCursor {
     pub after_sequence: u64,
@@ -114,7 +114,7 @@ pub struct FiringEntry {
     pub last_notified_at_ms: i64,
 }
 
-/// Why the log could not be opened, read or written.
+/// Failure to open, read or write the log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("creating the state directory {path} failed: {source}; create it or pass another --state-dir")]

@@ -1,7 +1,7 @@
 //! Routing rules: which chats receive an anomaly, and whom the alert
 //! mentions, chosen by metric name, slice values and minimum severity.
 //!
-//! Rules are read from a TOML file and tried in file order; the first rule
+//! Rules are read from a TOML file and tried in file order. The first rule
 //! that matches an event routes it, and an event no rule matches goes to the
 //! default route. A resolution carries its episode's severity, so it takes
 //! the same route as the firing.
@@ -91,7 +91,7 @@ struct Rule {
     min_severity: Option<i32>,
 }
 
-/// Where a matched event goes.
+/// Destination of the events a rule matches: chats and mentions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub name: String,

@@ -49,8 +49,8 @@ pub trait AlertSink: Send + Sync {
     /// Short name for logs, such as `telegram`.
     fn name(&self) -> &'static str;
 
-    /// Whether the sink sends to chats, so that delivery queues its alerts
-    /// per chat and sets [`Alert::chat`]. A sink without chats (the console)
+    /// Returns whether the sink sends to chats, so that delivery queues its
+    /// alerts per chat and sets [`Alert::chat`]. A sink without chats (the console)
     /// gets each alert once.
     fn sends_to_chats(&self) -> bool {
         false

@@ -168,10 +168,10 @@ impl Subscription {
     }
 
     /// Moves the cursor after the detector rejected it, because it no longer
-    /// buffers the changes after it or never sent it; retrying the same cursor
-    /// would fail forever. Resumes before the oldest change the detector
-    /// still buffers when its message names it (the notification log skips
-    /// what was already handled), else follows live changes.
+    /// buffers the changes after it or never sent it. Retrying the same cursor
+    /// would fail forever. The new cursor is right before the oldest change
+    /// the detector still buffers when its message names it, else 0 (live
+    /// changes only). The notification log skips what was handled already.
     // NOTE: the oldest available sequence is read from the text of the
     // status message, because the detector API returns it in no other form.
     // The changes between the two cursors are lost either way.

@@ -87,9 +87,9 @@ impl TelegramSink {
     /// delivered, the policy gives up on one or `abort` fires. Returns whether
     /// the chat received every part. Parts after a failed one are not sent.
     /// With a chart, the alert goes out as a photo with the text as caption
-    /// when the text fits [`MAX_CAPTION_UTF16`], else as a photo with the
-    /// first line as caption followed by the text; a failed photo falls back
-    /// to the text alone.
+    /// when the text fits [`MAX_CAPTION_UTF16`]. A longer text goes as a photo
+    /// captioned with its first line, followed by the text. When the photo
+    /// fails, the text goes alone.
     async fn send_to_chat(&self, chat: &ChatTarget, alert: &Alert, abort: &CancellationToken) -> bool {
         let buttons = alert.buttons.as_ref();
         if let Some(chart) = &alert.chart {

@@ -95,7 +95,7 @@ struct Template {
     pieces: Vec<Piece>,
 }
 
-/// Why a template set cannot be used.
+/// Error that makes the template sets unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("reading the templates directory {path} failed: {source}")]
@@ -488,7 +488,7 @@ fn parse_html(html: &str) -> Result<AlertMessage, String> {
     Ok(message)
 }
 
-/// An anomaly whose text values contain every HTML special character.
+/// Returns an anomaly whose text values contain every HTML special character.
 fn sample_event() -> AnomalyEvent {
     AnomalyEvent {
         id: "ep-<&\">".to_string(),
