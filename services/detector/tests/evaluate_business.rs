@@ -148,3 +148,25 @@ fn invalid_iqr_rule_rejected() {
 
     assert!(error.contains("--iqr-windows 0"), "{error}");
 }
+
+#[test]
+fn iqr_method_matches_iqr_rule() {
+    // With single-window alert rules the `iqr` method alerts exactly where
+    // the evaluator's IQR baseline does.
+    let params = DetectionParams {
+        method: MethodName::Iqr,
+        fire_outside: 1,
+        fire_lookback: 1,
+        resolve_inside: 1,
+        cooldown_windows: 0,
+        ..DetectionParams::default()
+    };
+    for series in &generate_suite(2) {
+        let method_alerts = detector_alerts(series, &params);
+        let rule_alerts = seismo_detector::evaluate::iqr::alert_starts(&seismo_detector::evaluate::iqr::iqr_outliers(
+            &series.values,
+            &RULE,
+        ));
+        assert_eq!(method_alerts, rule_alerts, "{}", series.name);
+    }
+}
