@@ -15,7 +15,7 @@ use seismo_notifier::{
     NotifierStats, Readiness, RetryPolicy, TelegramConfig, TelegramSink, run_with_sinks,
 };
 use seismo_proto::v1::{AnomalyEvent, AnomalyState, Dimension, Direction, Severity};
-use seismo_tests::fake_telegram::{FakeTelegram, RecordedRequest, parse_telegram_html};
+use seismo_tests::fake_telegram::{FakeTelegram, RecordedRequest, Reply, parse_telegram_html};
 use seismo_tests::scripted_detector::ScriptedDetector;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -359,6 +359,66 @@ async fn too_old_cursor_resumes_from_oldest_available() {
             .collect();
         episodes.sort();
         assert_eq!(episodes, ["ep-1", "ep-4", "ep-5"]);
+    })
+    .await
+    .expect("test finished in time");
+}
+
+#[tokio::test]
+async fn alert_abandoned_at_shutdown_is_sent_on_next_start() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        // A 429 whose retry_after outlasts the shutdown grace period.
+        fake.push_replies([Reply::RetryAfter(25)]);
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let state_dir = tempfile::tempdir().unwrap();
+        let config = NotifierConfig {
+            shutdown_grace: Duration::from_millis(300),
+            ..notifier_config(server.url(), &fake, state_dir.path())
+        };
+
+        let first_stats = Arc::new(NotifierStats::default());
+        let (first_run, first_cancel) = start(
+            config.clone(),
+            Arc::new(telegram_sink(&config, &first_stats)),
+            &first_stats,
+        );
+        detector.wait_for_subscriptions(1, WAIT).await;
+        detector.publish(anomaly(1, "ep-1", AnomalyState::Firing));
+        wait_until("the rate-limited request", || first_stats.retries() == 1).await;
+        first_cancel.cancel();
+        stopped(first_run).await;
+
+        let log = NotificationLog::open(state_dir.path()).unwrap();
+        assert_eq!(
+            log.status(&log_key(&server.url(), "ep-1", AnomalyState::Firing))
+                .unwrap(),
+            Some(LogStatus::Pending),
+            "an alert abandoned at shutdown is not marked failed"
+        );
+        drop(log);
+        assert!(fake.delivered().is_empty());
+
+        let second_stats = Arc::new(NotifierStats::default());
+        let (second_run, second_cancel) = start(
+            config.clone(),
+            Arc::new(telegram_sink(&config, &second_stats)),
+            &second_stats,
+        );
+        fake.wait_for_delivered(1, WAIT).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        second_cancel.cancel();
+        stopped(second_run).await;
+        server.stop().await;
+
+        assert_eq!(fake.delivered().len(), 1);
+        assert_eq!(
+            first_stats.snapshot().failed,
+            1,
+            "the first run counts the alert as failed"
+        );
+        assert_eq!(second_stats.snapshot().sent, 1);
     })
     .await
     .expect("test finished in time");

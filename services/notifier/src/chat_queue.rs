@@ -185,14 +185,16 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
         }
     };
 
+    // An alert abandoned at shutdown stays pending, so the next start sends
+    // it. A failed repeat leaves the firing as sent, so it is repeated later.
+    let abandoned = finished == Finished::Failed && context.abort.is_cancelled();
     for delivery in to_send {
         let status = if finished == Finished::Sent {
             LogStatus::Sent
         } else {
             LogStatus::Failed
         };
-        // A failed repeat leaves the firing as sent, so it is repeated later.
-        if !(delivery.repeat && status == LogStatus::Failed) {
+        if !abandoned && !(delivery.repeat && status == LogStatus::Failed) {
             set_status(&context.log, &delivery.key, status, None).await;
         }
         if let Some(outcome) = &delivery.outcome {

@@ -375,10 +375,20 @@ async fn queue_repeats(interval: Duration, destinations: &mut Destinations<'_>, 
         }
     };
 
+    let now_ms = chrono::Utc::now().timestamp_millis();
     for entry in due {
         let Some((sink_index, chat)) = destinations.of_chat_key(&entry.key.chat) else {
             continue;
         };
+        let (writer, key) = (Arc::clone(log), entry.key.clone());
+        let marked = tokio::task::spawn_blocking(move || writer.mark_repeat_queued(&key, now_ms)).await;
+        if !matches!(marked, Ok(Ok(()))) {
+            // Without the mark the next check would queue the repeat again.
+            metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
+            error!(chat = %entry.key.chat, episode_id = %entry.key.anomaly_id,
+                "recording a queued repeat in the notification log failed; skipping the repeat");
+            continue;
+        }
         metrics::counter!(REPEATS_TOTAL).increment(1);
         info!(chat = %entry.key.chat, episode_id = %entry.key.anomaly_id, last_notified_at_ms = entry.last_notified_at_ms,
             "episode still firing; notifying again");

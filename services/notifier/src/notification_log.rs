@@ -290,6 +290,19 @@ impl NotificationLog {
         Ok(())
     }
 
+    /// Records that a repeat of a firing was queued at `now_ms`, so that the
+    /// next check does not queue it again while it waits in a slow chat.
+    pub fn mark_repeat_queued(&self, key: &LogKey, now_ms: i64) -> Result<(), LogError> {
+        self.lock()
+            .execute(
+                "UPDATE notification_log SET last_notified_at_ms = ?5
+                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4",
+                params![key.detector, key.anomaly_id, key.state, key.chat, now_ms],
+            )
+            .map_err(|source| self.sqlite(source))?;
+        Ok(())
+    }
+
     /// Returns the status of one row, `None` when it was never written.
     pub fn status(&self, key: &LogKey) -> Result<Option<LogStatus>, LogError> {
         let status: Option<String> = self
