@@ -633,3 +633,39 @@ async fn warm_start_waits_for_lagging_ingest() -> anyhow::Result<()> {
     ingest.await??;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clickhouse_times_out() -> anyhow::Result<()> {
+    let kafka = MockKafka::start()?;
+    let topic = "detector-silent-clickhouse";
+    kafka.create_topic(topic, 1)?;
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let silent = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            connections.push(connection);
+        }
+    });
+    let warm_start = WarmStartSettings {
+        timeout: Duration::from_secs(1),
+        ..WarmStartSettings::new(format!("http://{address}"), "seismo", "events")
+    };
+    let shutdown = CancellationToken::new();
+
+    let started = std::time::Instant::now();
+    let detector = start_detector(kafka_settings(&kafka, topic, "detector-silent-clickhouse"), Some(warm_start), &shutdown).await?;
+    let outcome = detector.warm_start_outcome().await;
+
+    let Some(WarmStartOutcome::Failed { error }) = outcome else {
+        panic!("expected a failed warm start, got {outcome:?}");
+    };
+    assert!(error.contains("timed out after 5 s"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(30), "gave up after {:?}", started.elapsed());
+
+    shutdown.cancel();
+    detector.wait().await?;
+    silent.abort();
+    Ok(())
+}

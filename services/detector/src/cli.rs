@@ -141,7 +141,8 @@ pub struct ServeArgs {
     pub warm_start_history: History,
 
     /// How long to retry when ClickHouse or Kafka fail at start, e.g. 60s;
-    /// then the detector starts without history.
+    /// then the detector starts without history. Also limits each attempt,
+    /// loading included.
     #[arg(long, env = "SEISMO_DETECTOR_WARM_START_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub warm_start_timeout: Duration,
 }

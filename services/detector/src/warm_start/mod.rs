@@ -46,6 +46,9 @@ pub const WARM_START_MISSING_OFFSETS: &str = "seismo_detector_warm_start_missing
 /// Maximum pause between two attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
+/// Shortest time one attempt gets, even with a shorter timeout.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_secs(5);
+
 /// Pause between two checks whether ingest has stored every event before
 /// the resume positions.
 const INGEST_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -73,7 +76,9 @@ pub struct WarmStartSettings {
     /// keeps (one week plus a few windows with weekly seasonality).
     pub history: Option<Duration>,
     /// Time to keep retrying while ClickHouse or Kafka fail, after which the
-    /// detector starts without history.
+    /// detector starts without history. Each attempt, loading included, is
+    /// limited to this time too, so a server that stops answering cannot
+    /// hold the start.
     pub timeout: Duration,
 }
 
@@ -195,9 +200,17 @@ pub async fn run(
     let loaded = loop {
         attempt += 1;
         let deadline = started + settings.timeout;
+        let attempt_limit = settings.timeout.max(MIN_ATTEMPT_TIME);
         let fetched = tokio::select! {
             _ = shutdown.cancelled() => return WarmStartOutcome::Cancelled,
-            fetched = fetch(settings, kafka, &mut table, pipeline, deadline) => fetched,
+            fetched = tokio::time::timeout(attempt_limit, fetch(settings, kafka, &mut table, pipeline, deadline)) => {
+                fetched.unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "loading the history timed out after {} s; raise --warm-start-timeout if ClickHouse needs longer for the history",
+                        attempt_limit.as_secs()
+                    ))
+                })
+            }
         };
         let error = match fetched {
             Ok(history) => break Ok(history),
