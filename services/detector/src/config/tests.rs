@@ -493,6 +493,7 @@ fn rejects_bad_method_settings() {
         ("forecast = { level = 1.5 }", "forecast.level = 1.5 is invalid"),
         ("ensemble = { methods = [] }", "ensemble.methods is empty"),
         ("ensemble = { methods = [\"iqr\", \"robust_band\"] }", "put it first"),
+        ("ensemble = { methods = [\"robust_band\", \"forecast\"] }", "at most one of robust_band and forecast"),
         (
             "ensemble = { methods = [\"iqr\"], weights = [1.0, 2.0] }",
             "2 values for 1 methods",

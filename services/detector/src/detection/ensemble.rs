@@ -8,6 +8,7 @@
 //!
 //! The band and the cleaned value are the first judging method's, so the
 //! band shown may not contain the reason for an alert of another method.
+//! The stored expected value is the first method's.
 
 use super::band::anomaly_score;
 use super::calendar::Calendar;
@@ -94,8 +95,11 @@ impl DetectionMethod for Ensemble {
                 verdict: None,
             };
         };
+        // The first method's expected value is stored even when another
+        // method's band is shown, because a robust band or forecast listed
+        // first reads its residuals back from the stored expected values.
         MethodOutput {
-            expected: Some(shown.band.expected),
+            expected: expected.or(Some(shown.band.expected)),
             verdict: Some(MethodVerdict {
                 deviation_ratio: ratio_of_score(score),
                 ..shown

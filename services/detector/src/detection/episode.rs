@@ -112,6 +112,8 @@ impl EpisodeTracker {
         if rules.rebaseline_windows > 0 && self.side_streak >= rules.rebaseline_windows {
             let windows = self.side_streak;
             self.side_streak = 0;
+            // The shifted windows are the new normal, so none counts towards firing.
+            self.recent_outside = 0;
             let transition = self.resolve(rules);
             return Step {
                 transition,

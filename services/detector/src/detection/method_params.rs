@@ -285,10 +285,15 @@ impl EnsembleParams {
         if self.methods.contains(&MethodName::Ensemble) {
             return Err("ensemble.methods contains \"ensemble\"; an ensemble cannot contain itself".to_string());
         }
-        // The robust band reads its residuals back from the stored band,
-        // which is the first method's.
-        if self.methods[1..].contains(&MethodName::RobustBand) {
-            return Err("ensemble.methods lists \"robust_band\" after another method; put it first".to_string());
+        // The robust band and the forecast read their residuals back from
+        // the stored expected value, which is the first method's.
+        for method in [MethodName::RobustBand, MethodName::Forecast] {
+            if self.methods[1..].contains(&method) {
+                return Err(format!(
+                    "ensemble.methods lists \"{method}\" after another method; put it first, \
+                     and combine at most one of robust_band and forecast"
+                ));
+            }
         }
         if !self.weights.is_empty() && self.weights.len() != self.methods.len() {
             return Err(format!(

@@ -259,3 +259,39 @@ fn relative_residuals_scale_band_with_level() {
     let absolute = night_half_width(false);
     assert!(relative < absolute / 2.0, "relative {relative}, absolute {absolute}");
 }
+
+#[test]
+fn ensemble_stores_first_method_expected() {
+    // The robust band listed first in an ensemble must see the same
+    // residuals as alone, so its bands must match.
+    let mut noise = Noise(13);
+    let values: Vec<f64> = (0..10 * WINDOWS_PER_DAY)
+        .map(|number| normal_value(number, &mut noise))
+        .collect();
+    // Without the 5 % floor the band width follows the residual scale.
+    let ensemble_params = DetectionParams {
+        min_relative_width: 0.0,
+        ensemble: EnsembleParams {
+            methods: vec![MethodName::RobustBand, MethodName::ThreeSigma],
+            ..EnsembleParams::default()
+        },
+        ..params_for(MethodName::Ensemble)
+    };
+    let alone_params = DetectionParams {
+        method: MethodName::RobustBand,
+        ..ensemble_params.clone()
+    };
+    let mut ensemble = SeriesDetector::new(&ensemble_params, HALF_HOUR_MS);
+    let mut alone = SeriesDetector::new(&alone_params, HALF_HOUR_MS);
+    let mut compared = 0;
+    for (number, &value) in values.iter().enumerate() {
+        let start_ms = number as i64 * HALF_HOUR_MS;
+        let with_others = ensemble.observe(start_ms, value).unwrap();
+        let Some(band) = alone.observe(start_ms, value).unwrap().band else {
+            continue;
+        };
+        assert_eq!(with_others.band, Some(band), "window {number}");
+        compared += 1;
+    }
+    assert!(compared > 8 * WINDOWS_PER_DAY as usize, "{compared} windows compared");
+}
