@@ -3,36 +3,49 @@
 //! topic into the same ClickHouse server.
 //!
 //! ```sh
-//! cargo build --release -p seismo-ingest
-//! cargo run --release -p seismo-ingest --example throughput_bench -- --events 200000
+//! cargo build --release -p seismo-ingest --bin seismo-ingest --example throughput_bench
+//! target/release/examples/throughput_bench --events 1000000 --partitions 64 --ingest-arg=--batch-max-rows=50000
 //! ```
 //!
 //! Steps:
-//! 1. Start librdkafka's mock cluster in this process, with one topic.
-//! 2. Create a `Kafka` engine table and a materialized view into a MergeTree
-//!    table. The engine's consumer starts at the latest offset, so the
-//!    benchmark waits `--engine-join-secs` for it to join its group.
-//! 3. Produce the events (about 200 bytes of JSON each) while the engine
-//!    consumes them, and time it from the first produced event to the last
-//!    stored row.
-//! 4. Run the release `seismo-ingest` binary on the same topic from the
-//!    earliest offset, timed from its spawn to the last stored row, and read
-//!    its CPU time and peak memory from `/proc` before SIGTERM.
+//! 1. Start librdkafka's mock cluster in this process, with one topic, and
+//!    produce the events (about 200 bytes of JSON each) before any consumer
+//!    starts.
+//! 2. Commit offset 0 of every partition for the engine's consumer group, so
+//!    the engine drains the backlog from the start like seismo-ingest does.
+//!    Without a committed offset it would start at the latest offset.
+//! 3. Create the `Kafka` engine table and wait `--engine-join-secs` for its
+//!    consumer to join the group. The engine stores nothing while no view is
+//!    attached, though its consumer may already prefetch, which favours the
+//!    engine. Then create the materialized view into a MergeTree table,
+//!    which starts the streaming, and time it to the last stored row. The
+//!    engine tables are dropped afterwards, so its idle consumer does not
+//!    run during the second measurement.
+//! 4. Run the release `seismo-ingest` binary on the same topic, timed from
+//!    its spawn and from the moment `/readyz` reports it ready (ClickHouse
+//!    set up and partitions assigned), to the last stored row. Its CPU time
+//!    and peak memory are read from `/proc` before SIGTERM.
 //!
-//! Each run reports its wall time and the rate between 10 % and 90 % of the
-//! rows, which leaves out group joins and flush intervals. It also reports
-//! the CPU time that the ClickHouse server process used during the run.
-//! Linux only, because it reads `/proc`.
+//! The compared rate is events per second from the group join to the last
+//! stored row, for both. Each run also reports the total wall time, the
+//! first stored row and the rate between 10 % and 90 % of the rows, and the
+//! CPU time that the ClickHouse server process used. Linux only, because it
+//! reads `/proc`.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 /// Benchmarks seismo-ingest against ClickHouse's Kafka engine.
 #[derive(Debug, Parser)]
@@ -55,9 +68,10 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     engine_consumers: u32,
 
-    /// Wait after creating the Kafka engine table before producing, in
-    /// seconds, so its consumer has joined (it starts at the latest offset).
-    #[arg(long, default_value_t = 15)]
+    /// Wait after creating the Kafka engine table before attaching its
+    /// materialized view, in seconds, so its consumer has joined the group
+    /// before the timing starts.
+    #[arg(long, default_value_t = 10)]
     engine_join_secs: u64,
 
     /// seismo-ingest binary; defaults to target/release/seismo-ingest.
@@ -69,12 +83,20 @@ struct Args {
     #[arg(long = "ingest-arg", allow_hyphen_values = true)]
     ingest_args: Vec<String>,
 
+    /// File that receives seismo-ingest's log at debug level, with the
+    /// timings of each batch; by default only warnings go to the terminal.
+    #[arg(long)]
+    ingest_log: Option<PathBuf>,
+
     /// Maximum time one run may take, in seconds.
     #[arg(long, default_value_t = 600)]
     run_timeout_secs: u64,
 }
 
 const TOPIC: &str = "bench-events";
+
+/// Consumer group of the Kafka engine table.
+const ENGINE_GROUP: &str = "clickhouse-bench";
 
 /// Start and end of the measured share of rows, as fractions.
 const STEADY_FROM: f64 = 0.1;
@@ -127,18 +149,10 @@ fn run_benchmark(
 ) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.run_timeout_secs);
 
-    // The engine's consumer starts at the latest offset, so it must have
-    // joined its group before the events are produced. Its group join and
-    // first assignment take a few seconds on the mock cluster.
-    create_engine_tables(clickhouse, database, brokers, args.engine_consumers)?;
-    std::thread::sleep(Duration::from_secs(args.engine_join_secs));
-
-    // The engine consumes while the events are produced, which takes a
-    // small share of its run.
+    // Both consumers drain the same backlog, produced before either starts.
     let expected = args.events as u64;
     let events: Vec<Vec<u8>> = (0..args.events).map(event).collect();
     let bytes: usize = events.iter().map(Vec::len).sum();
-    let server_cpu_before = clickhouse_pid.and_then(|pid| cpu_seconds(pid).ok());
     let started = Instant::now();
     produce(producer, &events, args.partitions)?;
     println!(
@@ -147,22 +161,92 @@ fn run_benchmark(
         bytes as f64 / args.events as f64,
         started.elapsed().as_secs_f64()
     );
-    let engine = wait_for_rows_since(clickhouse, &format!("{database}.engine_events"), expected, started, timeout)
-        .context("the Kafka engine did not store every event")?;
-    let server_cpu = cpu_delta(clickhouse_pid, server_cpu_before);
-    report("Kafka engine", expected, &engine, server_cpu);
+    drop(events);
 
-    // seismo-ingest drains the same topic from the earliest offset.
+    let engine = measure_engine(args, clickhouse, clickhouse_pid, brokers, database, timeout)?;
+    let ours = measure_ingest(args, binary, clickhouse, clickhouse_pid, brokers, database, timeout)?;
+
+    println!(
+        "rate ratio seismo-ingest / Kafka engine, group join to last row: {:.2}",
+        ours.rate_after_join(expected) / engine.rate_after_join(expected)
+    );
+    Ok(())
+}
+
+/// Times the Kafka engine from the attachment of its view, after its group
+/// join, to the last stored row.
+fn measure_engine(
+    args: &Args,
+    clickhouse: &ClickHouse,
+    clickhouse_pid: Option<u32>,
+    brokers: &str,
+    database: &str,
+    timeout: Duration,
+) -> anyhow::Result<Run> {
+    let expected = args.events as u64;
+    commit_start_offsets(brokers, ENGINE_GROUP, args.partitions)?;
+    create_engine_queue(clickhouse, database, brokers, args.engine_consumers)?;
+    std::thread::sleep(Duration::from_secs(args.engine_join_secs));
+
     let server_cpu_before = clickhouse_pid.and_then(|pid| cpu_seconds(pid).ok());
     let started = Instant::now();
-    let mut child = spawn_ingest(binary, brokers, &args.clickhouse_url, database, &args.ingest_args)?;
-    let ours = wait_for_rows_since(clickhouse, &format!("{database}.events"), expected, started, timeout);
+    create_engine_view(clickhouse, database)?;
+    let progress = wait_for_rows_since(clickhouse, &format!("{database}.engine_events"), expected, started, timeout)
+        .context("the Kafka engine did not store every event")?;
+    let server_cpu = cpu_delta(clickhouse_pid, server_cpu_before);
+    drop_engine_queue(clickhouse, database)?;
+
+    let run = Run {
+        progress,
+        joined: Duration::ZERO,
+        server_cpu,
+    };
+    report(
+        &format!("Kafka engine (timed from its view's creation, {} s after its table's)", args.engine_join_secs),
+        expected,
+        &run,
+    );
+    Ok(run)
+}
+
+/// Times seismo-ingest from its spawn and from its readiness to the last
+/// stored row, and reads its CPU time and peak memory.
+#[allow(clippy::too_many_arguments)]
+fn measure_ingest(
+    args: &Args,
+    binary: &PathBuf,
+    clickhouse: &ClickHouse,
+    clickhouse_pid: Option<u32>,
+    brokers: &str,
+    database: &str,
+    timeout: Duration,
+) -> anyhow::Result<Run> {
+    let expected = args.events as u64;
+    let server_cpu_before = clickhouse_pid.and_then(|pid| cpu_seconds(pid).ok());
+    let started = Instant::now();
+    let (mut child, admin_port) = spawn_ingest(
+        binary,
+        brokers,
+        &args.clickhouse_url,
+        database,
+        &args.ingest_args,
+        args.ingest_log.as_deref(),
+    )?;
+    let measured = wait_until_ready(admin_port, started, timeout).and_then(|joined| {
+        let progress = wait_for_rows_since(clickhouse, &format!("{database}.events"), expected, started, timeout)?;
+        Ok((joined, progress))
+    });
     let usage = read_usage(child.id());
     stop(&mut child)?;
-    let ours = ours.context("seismo-ingest did not store every event")?;
-    let server_cpu = cpu_delta(clickhouse_pid, server_cpu_before);
+    let (joined, progress) = measured.context("seismo-ingest did not store every event")?;
     let usage = usage?;
-    report("seismo-ingest", expected, &ours, server_cpu);
+
+    let run = Run {
+        progress,
+        joined,
+        server_cpu: cpu_delta(clickhouse_pid, server_cpu_before),
+    };
+    report("seismo-ingest (timed from its spawn)", expected, &run);
     println!(
         "seismo-ingest process: CPU {:.2} s (user {:.2} s, system {:.2} s), peak RSS {:.1} MiB",
         usage.user_seconds + usage.system_seconds,
@@ -170,16 +254,7 @@ fn run_benchmark(
         usage.system_seconds,
         usage.peak_rss_kib as f64 / 1024.0
     );
-
-    let steady_ratio = match (ours.steady_rate(expected), engine.steady_rate(expected)) {
-        (Some(ours), Some(engine)) => format!("{:.2}", ours / engine),
-        _ => "n/a".to_string(),
-    };
-    println!(
-        "rate ratio seismo-ingest / Kafka engine: overall {:.2}, steady state {steady_ratio}",
-        engine.last_row.as_secs_f64() / ours.last_row.as_secs_f64(),
-    );
-    Ok(())
+    Ok(run)
 }
 
 fn default_binary() -> PathBuf {
@@ -233,9 +308,28 @@ fn produce(
     Ok(())
 }
 
-/// Creates the Kafka engine table, its MergeTree target and the
-/// materialized view between them.
-fn create_engine_tables(clickhouse: &ClickHouse, database: &str, brokers: &str, consumers: u32) -> anyhow::Result<()> {
+/// Commits offset 0 of every partition for `group`, so a consumer of that
+/// group starts at the beginning of the topic. A commit from outside the
+/// group is accepted while the group has no members.
+fn commit_start_offsets(brokers: &str, group: &str, partitions: i32) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("creating the consumer that sets the engine's start offsets")?;
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition_offset(TOPIC, partition, Offset::Offset(0))?;
+    }
+    consumer
+        .commit(&list, CommitMode::Sync)
+        .with_context(|| format!("committing the start offsets of group {group}"))
+}
+
+/// Creates the Kafka engine table, whose consumer joins its group at once
+/// but streams into no table before a view is attached.
+fn create_engine_queue(clickhouse: &ClickHouse, database: &str, brokers: &str, consumers: u32) -> anyhow::Result<()> {
     // JSONEachRow in 18.16 rejects unknown keys, so the columns list every
     // key of the benchmark events.
     clickhouse.execute(&format!(
@@ -243,8 +337,13 @@ fn create_engine_tables(clickhouse: &ClickHouse, database: &str, brokers: &str, 
          event_id String, post_id UInt64, os String, country String, city String, source String, \
          age UInt16, exp_group String) \
          ENGINE = Kafka SETTINGS kafka_broker_list = '{brokers}', kafka_topic_list = '{TOPIC}', \
-         kafka_group_name = 'clickhouse-bench', kafka_format = 'JSONEachRow', kafka_num_consumers = {consumers}"
-    ))?;
+         kafka_group_name = '{ENGINE_GROUP}', kafka_format = 'JSONEachRow', kafka_num_consumers = {consumers}"
+    ))
+}
+
+/// Creates the MergeTree target and the materialized view into it, which
+/// starts the engine's streaming.
+fn create_engine_view(clickhouse: &ClickHouse, database: &str) -> anyhow::Result<()> {
     clickhouse.execute(&format!(
         "CREATE TABLE {database}.engine_events (event_time DateTime('UTC'), event_time_ms UInt16, \
          event String, user_id String, event_id String, post_id UInt64, os String, country String, \
@@ -256,28 +355,73 @@ fn create_engine_tables(clickhouse: &ClickHouse, database: &str, brokers: &str, 
          SELECT toDateTime(intDiv(event_time, 1000)) AS event_time, toUInt16(event_time % 1000) AS event_time_ms, \
          event, user_id, event_id, post_id, os, country, city, source, age, exp_group \
          FROM {database}.engine_queue"
-    ))?;
-    Ok(())
+    ))
 }
 
+/// Drops the view and the Kafka engine table, which stops the engine's
+/// consumer; the stored rows stay.
+fn drop_engine_queue(clickhouse: &ClickHouse, database: &str) -> anyhow::Result<()> {
+    clickhouse.execute(&format!("DROP TABLE {database}.engine_view"))?;
+    clickhouse.execute(&format!("DROP TABLE {database}.engine_queue"))
+}
+
+/// Starts seismo-ingest and returns it with the port of its admin server.
 fn spawn_ingest(
     binary: &PathBuf,
     brokers: &str,
     clickhouse_url: &str,
     database: &str,
     extra_args: &[String],
-) -> anyhow::Result<Child> {
+    log: Option<&Path>,
+) -> anyhow::Result<(Child, u16)> {
     let admin_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["--brokers", brokers, "--topic", TOPIC, "--group-id", "seismo-bench"])
         .args(["--dead-letter-topic", "bench-events.dlq", "--clickhouse-url", clickhouse_url])
         .args(["--database", database, "--no-future-check"])
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .args(extra_args)
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    if let Some(path) = log {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        command
+            .env("RUST_LOG", "info,seismo_ingest=debug")
+            .stdout(file.try_clone()?)
+            .stderr(file);
+    }
+    let child = command
         .spawn()
-        .with_context(|| format!("starting {}", binary.display()))
+        .with_context(|| format!("starting {}", binary.display()))?;
+    Ok((child, admin_port))
+}
+
+/// Polls `/readyz` every 10 ms until it returns 200 and returns the time
+/// since `started`.
+fn wait_until_ready(admin_port: u16, started: Instant, timeout: Duration) -> anyhow::Result<Duration> {
+    loop {
+        // The admin server is not listening yet right after the spawn.
+        if let Ok(true) = is_ready(admin_port) {
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            started.elapsed() < timeout,
+            "seismo-ingest was not ready after {} s",
+            timeout.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `GET /readyz` over HTTP/1.0 and returns whether the status is 200.
+fn is_ready(admin_port: u16) -> anyhow::Result<bool> {
+    let mut stream = TcpStream::connect(("127.0.0.1", admin_port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"))
 }
 
 fn stop(child: &mut Child) -> anyhow::Result<()> {
@@ -309,6 +453,22 @@ impl Progress {
         }
         let steady_rows = rows as f64 * (STEADY_TO - STEADY_FROM);
         Some(steady_rows / span.as_secs_f64())
+    }
+}
+
+/// One measured consumer: its progress, when it had joined its group (both
+/// relative to the start of its timing) and the ClickHouse server's CPU
+/// time meanwhile.
+struct Run {
+    progress: Progress,
+    joined: Duration,
+    server_cpu: Option<f64>,
+}
+
+impl Run {
+    /// Rows per second from the group join to the last stored row.
+    fn rate_after_join(&self, rows: u64) -> f64 {
+        rows as f64 / (self.progress.last_row - self.joined).as_secs_f64()
     }
 }
 
@@ -355,17 +515,20 @@ fn wait_for_rows_since(
     }
 }
 
-fn report(name: &str, rows: u64, progress: &Progress, server_cpu: Option<f64>) {
+fn report(name: &str, rows: u64, run: &Run) {
+    let progress = &run.progress;
     println!(
-        "{name}: {rows} rows; first row after {:.2} s, last after {:.2} s ({:.0} rows/s overall); \
-         steady state {}; ClickHouse server CPU {}",
+        "{name}: {rows} rows; joined after {:.2} s, first row after {:.2} s, last after {:.2} s; \
+         {:.0} rows/s from join to last row, {:.0} rows/s overall; steady state {}; ClickHouse server CPU {}",
+        run.joined.as_secs_f64(),
         progress.first_row.as_secs_f64(),
         progress.last_row.as_secs_f64(),
+        run.rate_after_join(rows),
         rows as f64 / progress.last_row.as_secs_f64(),
         progress
             .steady_rate(rows)
             .map_or("n/a (one insert)".to_string(), |rate| format!("{rate:.0} rows/s")),
-        server_cpu.map_or("unknown".to_string(), |seconds| format!("{seconds:.2} s")),
+        run.server_cpu.map_or("unknown".to_string(), |seconds| format!("{seconds:.2} s")),
     );
 }
 

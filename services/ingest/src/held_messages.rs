@@ -3,7 +3,8 @@
 //! Consumption must keep being polled during a flush, because librdkafka
 //! serves rebalances and the group membership from the poll. Messages
 //! received meanwhile wait here and are handled after the flush, at most
-//! `pause_at` of them, so memory stays bounded.
+//! `pause_at` of them, so memory stays bounded. Each is parsed as it
+//! arrives, so parsing overlaps the insert that the flush waits for.
 //!
 //! Once that many messages wait during an insert or a dead-letter delivery,
 //! [`poll_while`] stops receiving instead of pausing. Each such attempt ends
@@ -16,39 +17,49 @@
 
 use std::collections::VecDeque;
 
+use chrono::Utc;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use seismo_events::{Event, EventError, ParseLimits};
 use tracing::{info, warn};
 
 use crate::consumer::IngestConsumer;
 use crate::stats::IngestStats;
 
+/// A received message with the result of parsing its payload.
+#[derive(Debug)]
+pub(crate) struct HeldMessage {
+    pub message: OwnedMessage,
+    pub parsed: Result<Event, EventError>,
+}
+
 #[derive(Debug)]
 pub(crate) struct HeldMessages {
-    messages: VecDeque<OwnedMessage>,
+    messages: VecDeque<HeldMessage>,
+    parse_limits: ParseLimits,
     /// Number of waiting messages at which receiving stops during an
     /// attempt, and fetching is paused during a retry backoff.
-    // TODO: ingest still waits more than it computes. 1 000 000 events in
-    // 50 000-row batches take about 8 s after the first row at about 4 s of
-    // CPU, while ClickHouse stores such a batch in about 0.05 s
-    // (docs/benchmarks.md). Parsing the held messages during the insert did
-    // not change the rate in one run. Untested leads: librdkafka's
-    // `fetch.queue.backoff.ms` (1 s by default) and overlapping inserts.
+    // TODO: one insert at a time, in the consumer's task. In the throughput
+    // benchmark on a loaded 2-core machine, a 50 000-row insert took about
+    // 145 ms and receiving and handling the next batch about 165 ms
+    // (docs/benchmarks.md). A second insert in flight, with commits kept in
+    // order, or parsing on another thread are the next steps.
     pause_at: usize,
     paused: bool,
 }
 
 impl HeldMessages {
-    pub fn new(pause_at: usize) -> HeldMessages {
+    pub fn new(pause_at: usize, parse_limits: ParseLimits) -> HeldMessages {
         HeldMessages {
             messages: VecDeque::new(),
+            parse_limits,
             pause_at,
             paused: false,
         }
     }
 
-    pub fn pop_front(&mut self) -> Option<OwnedMessage> {
+    pub fn pop_front(&mut self) -> Option<HeldMessage> {
         self.messages.pop_front()
     }
 
@@ -57,10 +68,17 @@ impl HeldMessages {
         self.messages.len() >= self.pause_at
     }
 
-    /// Keeps a received message.
+    /// Parses and keeps a received message.
     pub fn hold(&mut self, stats: &IngestStats, received: Result<BorrowedMessage<'_>, KafkaError>) {
         match received {
-            Ok(message) => self.messages.push_back(message.detach()),
+            Ok(message) => {
+                let payload = message.payload().unwrap_or_default();
+                let parsed = Event::parse_with(payload, &self.parse_limits, Utc::now());
+                self.messages.push_back(HeldMessage {
+                    message: message.detach(),
+                    parsed,
+                });
+            }
             Err(error) => {
                 stats.add_consume_error();
                 warn!(%error, "Kafka consumer error while a batch is pending");

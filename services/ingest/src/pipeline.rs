@@ -18,7 +18,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use seismo_events::Event;
+use seismo_events::{Event, EventError};
 use seismo_telemetry::{MAX_SPAN_LINKS, Readiness, TRACEPARENT, link_message_contexts};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -106,7 +106,7 @@ async fn run_until_stopped(
     let mut pipeline = Pipeline {
         consumer,
         sink,
-        held_messages: HeldMessages::new(config.batch.max_rows),
+        held_messages: HeldMessages::new(config.batch.max_rows, config.parse_limits),
         state: State {
             batch: Batch::default(),
             offsets: OffsetTracker::default(),
@@ -224,10 +224,11 @@ impl Pipeline<'_> {
                 break;
             }
 
-            if let Some(message) = self.held_messages.pop_front() {
+            if let Some(held) = self.held_messages.pop_front() {
+                let message = held.message;
                 self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
                 if self.assignment.owns(message.partition()) {
-                    self.state.handle(&message, self.config);
+                    self.state.handle_parsed(&message, held.parsed);
                     self.flush_if_due().await;
                 } else {
                     // The new owner reads it again from the committed offset.
@@ -299,10 +300,14 @@ impl Pipeline<'_> {
         }
 
         let batch = &self.state.batch;
+        // Time from the batch's first message to its flush, spent receiving
+        // and handling its messages, in milliseconds.
+        let fill_ms = batch.opened_at().map_or(0, |opened_at| opened_at.elapsed().as_millis() as u64);
         let span = info_span!(
             "ingest_batch",
             messages = batch.messages(),
             rows = batch.rows().len(),
+            fill_ms,
             offsets = %batch.describe_offsets(),
         );
         let trace_contexts = std::mem::take(&mut self.state.trace_contexts);
@@ -524,6 +529,7 @@ impl Pipeline<'_> {
 
         // A synchronous commit blocks this task for one broker round trip per
         // flush, which keeps a failure visible right here.
+        let started = std::time::Instant::now();
         match self.consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => {
                 for &(partition, next_offset) in &candidates {
@@ -531,7 +537,11 @@ impl Pipeline<'_> {
                 }
                 self.state.stats.add_commit();
                 self.commit_retry = None;
-                debug!(offsets = ?candidates, "offsets committed");
+                debug!(
+                    offsets = ?candidates,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "offsets committed"
+                );
             }
             Err(error) => {
                 self.state.stats.add_commit_failure();
@@ -571,6 +581,14 @@ impl State {
     }
 
     fn handle<M: Message>(&mut self, message: &M, config: &IngestConfig) {
+        let payload = message.payload().unwrap_or_default();
+        let parsed = Event::parse_with(payload, &config.parse_limits, Utc::now());
+        self.handle_parsed(message, parsed);
+    }
+
+    /// Adds a message to the batch, or to the dead letters when `parsed`,
+    /// the result of parsing its payload, is an error.
+    fn handle_parsed<M: Message>(&mut self, message: &M, parsed: Result<Event, EventError>) {
         self.stats.add_consumed();
         let partition = message.partition();
         let offset = message.offset();
@@ -578,8 +596,7 @@ impl State {
         let now = std::time::Instant::now();
         self.record_trace_context(message);
 
-        let payload = message.payload().unwrap_or_default();
-        match Event::parse_with(payload, &config.parse_limits, Utc::now()) {
+        match parsed {
             Ok(event) => self.batch.push_row(BatchRow { event, partition, offset }, now),
             Err(error) => {
                 self.stats.add_rejected(error.kind());
