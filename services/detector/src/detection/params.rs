@@ -119,9 +119,10 @@ pub struct DetectionParams {
     /// for every method. In the metric's unit.
     pub min_absolute_deviation: f64,
 
-    /// Windows after a resolution during which no episode fires. 48 (one
-    /// day of 30-minute windows) stops the repeated alerts of a lasting
-    /// level shift while the level adjustment catches up.
+    /// Windows after a resolution during which no episode fires: 48 is one
+    /// day of 30-minute windows. On the synthetic business suite 96 removes
+    /// the repeated alerts of a lasting level shift, but it would also hide
+    /// a new incident for two days, so the default stays at one day.
     pub cooldown_windows: usize,
 
     /// Episodes a series may fire per local day of `time_zone`; 0 for no cap.
