@@ -194,7 +194,8 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
         } else {
             LogStatus::Failed
         };
-        if !abandoned && !(delivery.repeat && status == LogStatus::Failed) {
+        let failed_repeat = delivery.repeat && status == LogStatus::Failed;
+        if !abandoned && !failed_repeat {
             set_status(&context.log, &delivery.key, status, None).await;
         }
         if let Some(outcome) = &delivery.outcome {

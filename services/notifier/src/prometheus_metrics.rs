@@ -81,7 +81,7 @@ pub(crate) fn describe_metrics() {
     );
     metrics::describe_counter!(
         DUPLICATES_TOTAL,
-        "Anomaly state changes skipped because the same detector sent them before."
+        "Anomaly state changes skipped because the same detector sent them before or the notification log has them."
     );
     metrics::describe_counter!(
         RECONNECTS_TOTAL,

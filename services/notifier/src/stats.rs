@@ -40,7 +40,7 @@ pub struct StatsSnapshot {
     /// Repeated Telegram requests after a 429, 5xx or network error.
     pub retries: u64,
     /// Events skipped because the same episode state change was already
-    /// received from that detector.
+    /// received from that detector, or is in the notification log.
     pub duplicates: u64,
     /// Reconnect attempts to detectors after a failed connect or a lost stream.
     pub reconnects: u64,
