@@ -365,7 +365,7 @@ async fn too_old_cursor_resumes_from_oldest_available() {
 }
 
 #[tokio::test]
-async fn alert_abandoned_at_shutdown_is_sent_on_next_start() {
+async fn abandoned_alert_sent_on_next_start() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let fake = FakeTelegram::start().await;
         // A 429 whose retry_after outlasts the shutdown grace period.
@@ -419,6 +419,131 @@ async fn alert_abandoned_at_shutdown_is_sent_on_next_start() {
             "the first run counts the alert as failed"
         );
         assert_eq!(second_stats.snapshot().sent, 1);
+    })
+    .await
+    .expect("test finished in time");
+}
+
+/// A TCP server on 127.0.0.1 that accepts connections and reads requests but
+/// never responds, so a Telegram request to it stays in flight.
+struct SilentServer {
+    address: std::net::SocketAddr,
+    bytes_read: Arc<AtomicUsize>,
+}
+
+impl SilentServer {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let bytes_read = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&bytes_read);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buffer = [0_u8; 4096];
+                    while let Ok(read) = socket.read(&mut buffer).await {
+                        if read == 0 {
+                            break;
+                        }
+                        counter.fetch_add(read, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        Self { address, bytes_read }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.address)
+    }
+}
+
+/// Starts the notifier as a child process with the state directory.
+fn spawn_notifier(detector: &str, api_url: &str, state_dir: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_notifier_process"))
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("SEISMO_DETECTORS", detector)
+        .env("TELEGRAM_BOT_TOKEN", TOKEN)
+        .env("TELEGRAM_CHAT_IDS", CHAT_ID)
+        .env("TELEGRAM_API_URL", api_url)
+        .env("SEISMO_NOTIFIER_STATE_DIR", state_dir)
+        .env("SEISMO_NOTIFIER_RECONNECT_INITIAL_MS", "100")
+        .env("SEISMO_NOTIFIER_RECONNECT_MAX_MS", "400")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the notifier test process starts")
+}
+
+/// Sends SIGTERM to `child` and waits until it exits.
+async fn terminate(mut child: tokio::process::Child) {
+    let pid = child.id().expect("the child is running").to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "kill -TERM {pid} failed");
+    let exit = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the notifier stops after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "the notifier exited with {exit}");
+}
+
+#[tokio::test]
+async fn sigkill_mid_send_sends_once_after_restart() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let silent = SilentServer::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let state_dir = tempfile::tempdir().unwrap();
+
+        // First process: ep-1 fires and is sent; then a graceful stop.
+        let first = spawn_notifier(&server.url(), &fake.api_url(), state_dir.path());
+        detector.wait_for_subscriptions(1, WAIT).await;
+        detector.publish(anomaly(1, "ep-1", AnomalyState::Firing));
+        fake.wait_for_delivered(1, WAIT).await;
+        terminate(first).await;
+
+        // Second process: its Telegram request for ep-2 never gets a
+        // response, and SIGKILL ends it while the request is in flight.
+        let mut second = spawn_notifier(&server.url(), &silent.url(), state_dir.path());
+        detector.wait_for_subscriptions(2, WAIT).await;
+        detector.publish(anomaly(2, "ep-2", AnomalyState::Firing));
+        wait_until("the request for ep-2 to reach Telegram", || {
+            silent.bytes_read.load(Ordering::SeqCst) > 0
+        })
+        .await;
+        second.start_kill().expect("SIGKILL reaches the notifier");
+        let killed = second.wait().await.unwrap();
+        assert!(!killed.success(), "the notifier was killed, not stopped: {killed}");
+
+        // Published while no notifier runs; only the stored cursor finds it.
+        detector.publish(anomaly(3, "ep-1", AnomalyState::Resolved));
+
+        // Third process: sends the pending ep-2 and the missed resolution.
+        let third = spawn_notifier(&server.url(), &fake.api_url(), state_dir.path());
+        fake.wait_for_delivered(3, WAIT).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        terminate(third).await;
+        server.stop().await;
+
+        assert_eq!(
+            detector.after_sequences(),
+            [0, 1, 2],
+            "each process resumes from the stored cursor"
+        );
+        let delivered = fake.delivered();
+        let counts = deliveries_per_state_change(&delivered);
+        assert_eq!(delivered.len(), 3, "{counts:?}");
+        for state_change in [("ep-1", false), ("ep-2", false), ("ep-1", true)] {
+            let key = (state_change.0.to_string(), state_change.1);
+            assert_eq!(counts.get(&key), Some(&1), "{state_change:?}: {counts:?}");
+        }
     })
     .await
     .expect("test finished in time");
