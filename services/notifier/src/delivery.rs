@@ -181,7 +181,7 @@ pub(crate) async fn deliver_all(
         tasks: JoinSet::new(),
     };
 
-    resend_pending(&mut destinations, &log, &stats).await;
+    resend_pending(&mut destinations, routing, &log, &stats).await;
 
     let mut repeat_check = tokio::time::interval(REPEAT_CHECK_INTERVAL.min(repeat_interval.unwrap_or(Duration::MAX)));
     loop {
@@ -192,7 +192,7 @@ pub(crate) async fn deliver_all(
             },
             _ = repeat_check.tick(), if repeat_interval.is_some() => {
                 if let Some(interval) = repeat_interval {
-                    queue_repeats(interval, &mut destinations, &log).await;
+                    queue_repeats(interval, &mut destinations, routing, &log).await;
                 }
             }
         }
@@ -285,7 +285,12 @@ async fn record_received(
 
 /// Queues every row left `pending` by the last run, once. Rows of a chat no
 /// sink serves any more are left pending.
-async fn resend_pending(destinations: &mut Destinations<'_>, log: &Arc<NotificationLog>, stats: &Arc<NotifierStats>) {
+async fn resend_pending(
+    destinations: &mut Destinations<'_>,
+    routing: &Routing,
+    log: &Arc<NotificationLog>,
+    stats: &Arc<NotifierStats>,
+) {
     let reader = Arc::clone(log);
     let pending = match tokio::task::spawn_blocking(move || reader.pending()).await {
         Ok(Ok(pending)) => pending,
@@ -339,11 +344,8 @@ async fn resend_pending(destinations: &mut Destinations<'_>, log: &Arc<Notificat
         let outcome = EventOutcome::new(routable.len(), event.detected_at_ms, Arc::clone(stats));
         for (entry, (sink_index, chat)) in routable {
             let delivery = Delivery {
-                route: Arc::new(Route {
-                    name: "resent".to_string(),
-                    chats: Vec::new(),
-                    mentions: Vec::new(),
-                }),
+                // The route as configured now, for its mentions.
+                route: Arc::clone(routing.route(&event)),
                 key: entry.key,
                 event: Arc::clone(&event),
                 outcome: Some(Arc::clone(&outcome)),
@@ -356,7 +358,12 @@ async fn resend_pending(destinations: &mut Destinations<'_>, log: &Arc<Notificat
 
 /// Queues a repeat of every firing sent at least `interval` ago whose
 /// episode has not resolved.
-async fn queue_repeats(interval: Duration, destinations: &mut Destinations<'_>, log: &Arc<NotificationLog>) {
+async fn queue_repeats(
+    interval: Duration,
+    destinations: &mut Destinations<'_>,
+    routing: &Routing,
+    log: &Arc<NotificationLog>,
+) {
     let notified_before_ms = chrono::Utc::now().timestamp_millis() - interval.as_millis() as i64;
     let reader = Arc::clone(log);
     let due =
@@ -393,11 +400,7 @@ async fn queue_repeats(interval: Duration, destinations: &mut Destinations<'_>, 
         info!(chat = %entry.key.chat, episode_id = %entry.key.anomaly_id, last_notified_at_ms = entry.last_notified_at_ms,
             "episode still firing; notifying again");
         let delivery = Delivery {
-            route: Arc::new(Route {
-                name: "repeat".to_string(),
-                chats: Vec::new(),
-                mentions: Vec::new(),
-            }),
+            route: Arc::clone(routing.route(&entry.event)),
             key: entry.key,
             event: Arc::new(entry.event),
             outcome: None,

@@ -58,7 +58,7 @@ impl ChartProvider for NoCharts {
     }
 }
 
-/// The hooks delivery calls for every alert.
+/// The hooks delivery calls for every alert; pass them to [`crate::run_with_hooks`].
 #[derive(Clone)]
 pub struct DeliveryHooks {
     pub gate: Arc<dyn SendGate>,
