@@ -122,7 +122,7 @@ fn report_is_deterministic() {
 }
 
 #[test]
-fn default_method_beats_iqr_rule_on_seeds_one_to_five() {
+fn default_method_beats_iqr_rule() {
     let methods = [MethodName::RobustBand];
     for seed in 1..=5 {
         let suite = generate_suite(seed);

@@ -56,7 +56,7 @@ pub(crate) fn combine_scores(scores: &[(f64, f64)], rule: CombineRule) -> Option
     }
 }
 
-/// The deviation ratio d whose score d² / (1 + d²) is `score`.
+/// Returns the deviation ratio d whose score d² / (1 + d²) is `score`.
 pub(crate) fn ratio_of_score(score: f64) -> f64 {
     if score >= 1.0 {
         return f64::INFINITY;

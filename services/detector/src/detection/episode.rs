@@ -19,7 +19,7 @@
 //!   resolution.
 //! - Daily cap: at most `max_alerts_per_day` firings per local day.
 //! - Re-baseline: after `rebaseline_windows` consecutive windows outside on
-//!   the same side, the step asks the series to re-baseline its method and
+//!   the same side, the step returns a re-baseline request for the method and
 //!   resolves the open episode, so a lasting level shift alerts once.
 
 use super::band::Judgement;
@@ -50,7 +50,7 @@ impl From<&DetectionParams> for AlertRules {
     }
 }
 
-/// What one window changed.
+/// Changes caused by one window.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct Step {
     pub transition: Option<Transition>,

@@ -29,7 +29,7 @@ use super::params::{DetectionParams, Seasonality};
 use super::window_sample::WindowSample;
 use super::{Band, band};
 
-/// Fewest values a fit takes; shorter ranges wait for more windows.
+/// Minimum number of values a fit takes; shorter ranges wait for more windows.
 const MIN_FIT_VALUES: usize = 16;
 
 /// Forecast errors needed before they widen the band.
@@ -142,7 +142,7 @@ impl Forecast {
     }
 }
 
-/// The cleaned values of the last `windows` windows before `number`, from
+/// Returns the cleaned values of the last `windows` windows before `number`, from
 /// the first one present on, gaps filled with the previous value.
 fn fit_values(history: &History, number: i64, windows: usize) -> Vec<f64> {
     let mut values = Vec::with_capacity(windows);

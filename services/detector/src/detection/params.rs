@@ -91,9 +91,10 @@ pub struct DetectionParams {
     pub critical_ratio: f64,
 
     /// Windows of history kept per series, bounding its memory. `None` keeps
-    /// what the other settings need: one week plus `level_windows` + 1 when
-    /// the seasonality is weekly. A smaller value disables the seasonal lags
-    /// that no longer fit.
+    /// what the method needs: for the robust band with weekly seasonality
+    /// one week plus `level_windows` + 1, and one more hour of windows
+    /// outside UTC for clock changes. A smaller value disables the seasonal
+    /// lags that no longer fit.
     pub history_windows: Option<usize>,
 
     /// Floor of the robust band's half-width, as a fraction of |expected|,
@@ -155,10 +156,10 @@ pub struct DetectionParams {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Seasonality {
-    /// The same window one week earlier, else one day earlier, else the
-    /// rolling median.
+    /// The window at the same local time one week earlier, else one day
+    /// earlier, else the rolling median.
     Weekly,
-    /// The same window one day earlier, else the rolling median.
+    /// The window at the same local time one day earlier, else the rolling median.
     Daily,
     /// The rolling median only, for series without a daily cycle.
     None,
