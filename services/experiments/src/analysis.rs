@@ -155,7 +155,7 @@ pub struct AbAnalysis {
 }
 
 /// Compares `treatment` with `control`. Fails only when a group has no
-/// users or a setting is invalid; a test that cannot run on this data
+/// users or a setting is invalid. A test that cannot run on this data
 /// reports its error in its [`TestOutcome`].
 pub fn analyze(control: &GroupSample, treatment: &GroupSample, settings: &AnalysisSettings) -> Result<AbAnalysis, StatsError> {
     check_settings(settings)?;
@@ -299,7 +299,8 @@ fn check_settings(settings: &AnalysisSettings) -> Result<(), StatsError> {
     Ok(())
 }
 
-/// The per-user values of `metric`; for CTR only users with views.
+/// Returns the per-user values of `metric`, for CTR only of users with
+/// views.
 pub fn metric_values(group: &GroupSample, metric: Metric) -> Vec<f64> {
     match metric {
         Metric::Ctr => per_user_ratios(&ratio_counts(group)),

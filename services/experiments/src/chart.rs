@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::analysis::AbAnalysis;
+use crate::analysis::{AbAnalysis, Metric};
 use crate::report::histogram_shares;
 
 /// DejaVu Sans (license in `assets/DejaVuSans-LICENSE.txt`).
@@ -38,7 +38,7 @@ pub fn render_ab_chart(analysis: &AbAnalysis) -> anyhow::Result<Vec<u8>> {
         };
         draw_histograms(
             &panels[0],
-            &format!("Per-user {}", analysis.metric.name()),
+            &format!("Per-user {}", metric_label(analysis.metric)),
             &analysis.control.name,
             &analysis.control_values,
             &analysis.treatment.name,
@@ -57,6 +57,14 @@ pub fn render_ab_chart(analysis: &AbAnalysis) -> anyhow::Result<Vec<u8>> {
         root.present().map_err(|error| anyhow!("{error}"))?;
     }
     encode_png(&pixels)
+}
+
+fn metric_label(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Ctr => "CTR",
+        Metric::Likes => "likes",
+        Metric::Views => "views",
+    }
 }
 
 fn register_font() -> anyhow::Result<()> {

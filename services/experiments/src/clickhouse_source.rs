@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::analysis::{GroupSample, UserAggregate};
 
-/// Where the events table is and which events count as views and likes.
+/// Location of the events table and the events counted as views and likes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EventsTable {
     /// HTTP interface, e.g. `http://127.0.0.1:8123`.

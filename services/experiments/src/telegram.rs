@@ -16,8 +16,8 @@ const MAX_CHUNK_CHARS: usize = 3500;
 #[derive(Clone)]
 pub struct TelegramTarget {
     pub token: String,
-    /// Bot API base URL, `https://api.telegram.org` unless a fake server
-    /// stands in for it.
+    /// Bot API base URL: `https://api.telegram.org`, or a self-hosted or
+    /// fake Bot API server.
     pub api_url: url::Url,
     /// Numeric chat id, or `@channelusername`.
     pub chat: String,

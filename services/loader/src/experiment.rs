@@ -68,7 +68,7 @@ impl ExperimentConfig {
                 groups: self.split.len(),
             });
         }
-        // The most active users like up to 1.5 times the mean probability.
+        // A user's like probability is at most MAX_USER_FACTOR times the mean.
         let highest = self.like_probability * MAX_USER_FACTOR * (1.0 + self.effect);
         if !(0.0..=1.0).contains(&highest) {
             return Err(ExperimentConfigError::Effect {
@@ -155,8 +155,9 @@ impl ExperimentEvents {
         events
     }
 
-    /// The user's own like probability, between 0.5 and 1.5 times the mean
-    /// by a hash of the id, times `1 + effect` in the effect group.
+    /// Computes the user's own like probability: the mean times a factor
+    /// between 0.5 and 1.5 from a hash of the id, times `1 + effect` in the
+    /// effect group.
     fn like_probability(&self, user_id: &str, group: u32) -> f64 {
         let spread = (salted_hash("like-probability", user_id) % 1001) as f64 / 1000.0;
         let factor = MIN_USER_FACTOR + (MAX_USER_FACTOR - MIN_USER_FACTOR) * spread;
