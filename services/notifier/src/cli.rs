@@ -119,6 +119,11 @@ pub struct NotifierArgs {
     #[arg(long, env = "SEISMO_NOTIFIER_TEMPLATES_DIR")]
     pub templates_dir: Option<PathBuf>,
 
+    /// Days after which sent, suppressed and failed alerts are deleted from the notification log.
+    #[arg(long, env = "SEISMO_NOTIFIER_LOG_RETENTION_DAYS", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_retention_days: u64,
+
     /// Time in seconds that alerts of one metric wait for others, to go to a chat as one message;
     /// 0 sends each alert on its own.
     #[arg(long, env = "SEISMO_NOTIFIER_GROUPING_WINDOW_S", default_value_t = 0)]
@@ -223,6 +228,7 @@ impl NotifierArgs {
             repeat_interval,
             routing,
             templates_dir: args.templates_dir,
+            log_retention: Duration::from_secs(args.log_retention_days * 24 * 3600),
         })
     }
 }

@@ -41,11 +41,11 @@ pub struct NotifierConfig {
     /// failed.
     pub shutdown_grace: Duration,
     /// Alerts buffered between the detector subscriptions and routing, and
-    /// again in each chat's queue. When a chat's queue is full, for example
-    /// while the rate limits space out a storm of alerts to a group, routing
-    /// waits, then the subscriptions stop reading and gRPC flow control holds
-    /// back the detectors' streams, so no alert is dropped. Other chats go on
-    /// receiving what is already in their queues until then.
+    /// again in each chat's queue. A chat's queue fills up, for example, while
+    /// the rate limits space out a storm of alerts to a group. Routing then
+    /// waits, the subscriptions stop reading and gRPC flow control holds back
+    /// the detectors' streams, so no alert is dropped. Other chats go on
+    /// receiving what is already in their queues.
     pub queue_capacity: usize,
     /// Directory of the notification log and stream cursors
     /// (`notifier.sqlite3`). `None` keeps them in memory, so a restarted
@@ -60,6 +60,9 @@ pub struct NotifierConfig {
     /// Routing rules; `None` routes every alert to the chats of
     /// [`TelegramConfig::chats`].
     pub routing: Option<Routing>,
+    /// Age after which finished rows (sent, suppressed, failed) are deleted
+    /// from the notification log.
+    pub log_retention: Duration,
     /// Directory of template sets (`<name>.toml`) that add to or replace the
     /// built-in `en` and `ru` sets; chats choose one in the routing file.
     pub templates_dir: Option<PathBuf>,
@@ -85,6 +88,7 @@ impl Default for NotifierConfig {
             repeat_interval: None,
             routing: None,
             templates_dir: None,
+            log_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -23,6 +23,8 @@ use crate::subscription::Received;
 
 /// How often the log is checked for firings due a repeat notification.
 const REPEAT_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How often finished rows older than the retention are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The outcome of one state change across all its chats: counted in the
 /// stats once the last chat has finished.
@@ -170,6 +172,7 @@ pub(crate) async fn deliver_all(
     sinks: &[Arc<dyn AlertSink>],
     routing: &Routing,
     repeat_interval: Option<Duration>,
+    log_retention: Duration,
     context: Arc<QueueContext>,
 ) {
     let log = Arc::clone(&context.log);
@@ -183,6 +186,8 @@ pub(crate) async fn deliver_all(
 
     resend_pending(&mut destinations, routing, &log, &stats).await;
 
+    // The first tick fires at once, so the log is pruned on start.
+    let mut prune_check = tokio::time::interval(PRUNE_INTERVAL);
     let mut repeat_check = tokio::time::interval(REPEAT_CHECK_INTERVAL.min(repeat_interval.unwrap_or(Duration::MAX)));
     loop {
         tokio::select! {
@@ -190,6 +195,7 @@ pub(crate) async fn deliver_all(
                 Some(received) => dispatch(received, routing, &mut destinations, &log, &stats).await,
                 None => break,
             },
+            _ = prune_check.tick() => prune(&log, log_retention).await,
             _ = repeat_check.tick(), if repeat_interval.is_some() => {
                 if let Some(interval) = repeat_interval {
                     queue_repeats(interval, &mut destinations, routing, &log).await;
@@ -407,6 +413,25 @@ async fn queue_repeats(
             repeat: true,
         };
         destinations.send(sink_index, chat, delivery).await;
+    }
+}
+
+/// Deletes the log's finished rows last updated more than `retention` ago.
+async fn prune(log: &Arc<NotificationLog>, retention: Duration) {
+    let updated_before_ms = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
+    let writer = Arc::clone(log);
+    match tokio::task::spawn_blocking(move || writer.prune(updated_before_ms)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(deleted)) => info!(
+            deleted,
+            retention_s = retention.as_secs(),
+            "deleted old rows of the notification log"
+        ),
+        Ok(Err(log_error)) => {
+            metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
+            error!(error = %log_error, "deleting old rows of the notification log failed; retrying in an hour");
+        }
+        Err(join_error) => error!(error = %join_error, "deleting old rows of the notification log panicked"),
     }
 }
 

@@ -303,6 +303,18 @@ impl NotificationLog {
         Ok(())
     }
 
+    /// Deletes the finished rows (not `pending`) last updated before
+    /// `updated_before_ms` and returns how many. A detector replays far less
+    /// than the retention, so a deleted row's state change does not come back.
+    pub fn prune(&self, updated_before_ms: i64) -> Result<usize, LogError> {
+        self.lock()
+            .execute(
+                "DELETE FROM notification_log WHERE status <> 'pending' AND updated_at_ms < ?1",
+                params![updated_before_ms],
+            )
+            .map_err(|source| self.sqlite(source))
+    }
+
     /// Returns the status of one row, `None` when it was never written.
     pub fn status(&self, key: &LogKey) -> Result<Option<LogStatus>, LogError> {
         let status: Option<String> = self
@@ -468,6 +480,34 @@ mod tests {
         assert_eq!(again, [false]);
         assert_eq!(
             log.status(&key("ep-1", AnomalyState::Firing, "1")).unwrap(),
+            Some(LogStatus::Sent)
+        );
+    }
+
+    #[test]
+    fn prune_keeps_pending_and_recent_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = NotificationLog::open(dir.path()).unwrap();
+        let chats = ["1".to_string()];
+        for (id, sequence) in [("old-sent", 1), ("old-pending", 2), ("new-sent", 3)] {
+            log.record_received("http://d:1/", &event(id, AnomalyState::Firing, sequence), &chats, 0)
+                .unwrap();
+        }
+        log.set_status(&key("old-sent", AnomalyState::Firing, "1"), LogStatus::Sent, None, 100)
+            .unwrap();
+        log.set_status(&key("new-sent", AnomalyState::Firing, "1"), LogStatus::Sent, None, 300)
+            .unwrap();
+
+        let deleted = log.prune(200).unwrap();
+
+        assert_eq!(deleted, 1);
+        assert_eq!(log.status(&key("old-sent", AnomalyState::Firing, "1")).unwrap(), None);
+        assert_eq!(
+            log.status(&key("old-pending", AnomalyState::Firing, "1")).unwrap(),
+            Some(LogStatus::Pending)
+        );
+        assert_eq!(
+            log.status(&key("new-sent", AnomalyState::Firing, "1")).unwrap(),
             Some(LogStatus::Sent)
         );
     }

@@ -175,7 +175,7 @@ pub async fn run_with_hooks(
         cancel: cancel.clone(),
         abort: abort.clone(),
     });
-    deliver_all(alerts, &sinks, &routing, config.repeat_interval, context).await;
+    deliver_all(alerts, &sinks, &routing, config.repeat_interval, config.log_retention, context).await;
 
     while let Some(joined) = subscription_tasks.join_next().await {
         if let Err(error) = joined {
