@@ -159,9 +159,15 @@ pub struct AbArgs {
 #[derive(Debug, Args)]
 pub struct TelegramArgs {
     /// Sends the report and chart to this Telegram chat (numeric id or
-    /// @channel); the bot token comes from TELEGRAM_BOT_TOKEN.
-    #[arg(long)]
+    /// @channel). Group ids are negative, so a leading `-` is part of the
+    /// value.
+    #[arg(long, allow_hyphen_values = true)]
     pub telegram_chat: Option<String>,
+
+    /// Bot token for --telegram-chat. Prefer the environment variable,
+    /// because other users of the machine can read command lines.
+    #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    pub telegram_bot_token: Option<String>,
 
     /// Bot API base URL, for a self-hosted or fake Bot API server.
     #[arg(long, env = "TELEGRAM_API_URL", default_value = "https://api.telegram.org")]
@@ -220,7 +226,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()
 async fn run_ab(table: &EventsTable, args: AbArgs) -> anyhow::Result<()> {
     let (control, treatment, split) = check_pairs(&args)?;
     let telegram = match &args.telegram.telegram_chat {
-        Some(chat) => Some(telegram_target(chat, &args.telegram.telegram_api_url)?),
+        Some(chat) => Some(telegram_target(chat, &args.telegram)?),
         None => None,
     };
     let request = AbRequest {
@@ -305,14 +311,14 @@ fn events_table(args: &TableArgs) -> EventsTable {
     }
 }
 
-fn telegram_target(chat: &str, api_url: &url::Url) -> anyhow::Result<TelegramTarget> {
-    let token = std::env::var("TELEGRAM_BOT_TOKEN").unwrap_or_default();
+fn telegram_target(chat: &str, args: &TelegramArgs) -> anyhow::Result<TelegramTarget> {
+    let token = args.telegram_bot_token.clone().unwrap_or_default();
     if token.is_empty() {
         bail!("--telegram-chat needs the bot token in TELEGRAM_BOT_TOKEN, which is not set");
     }
     Ok(TelegramTarget {
         token,
-        api_url: api_url.clone(),
+        api_url: args.telegram_api_url.clone(),
         chat: chat.to_string(),
     })
 }
