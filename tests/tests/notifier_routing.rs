@@ -338,3 +338,78 @@ async fn chat_template_chooses_language() {
     .await
     .expect("test finished in time");
 }
+
+#[tokio::test]
+async fn long_alert_with_chart_sends_photo_then_text() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        // With the longest slice shown and 12 mentions, the text is longer
+        // than a caption's 1024 characters.
+        let mentions: Vec<String> = (0..12)
+            .map(|index| format!("\"@owner_with_a_long_name_{index:02}\""))
+            .collect();
+        let routes = format!("[default]\nchats = [\"42\"]\nmentions = [{}]\n", mentions.join(", "));
+        let config = NotifierConfig {
+            routing: Some(Routing::parse(&routes, Path::new("routes.toml"), Vec::new()).unwrap()),
+            ..notifier_config(server.url(), &fake, "42")
+        };
+        let stats = Arc::new(NotifierStats::default());
+        let sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(TelegramSink::new(
+            config.telegram.as_ref().unwrap(),
+            config.delivery,
+            Arc::clone(&stats),
+        ))];
+        let hooks = DeliveryHooks {
+            charts: Arc::new(FixedChart(b"\x89PNG\r\n\x1a\nchart".to_vec())),
+            buttons: Some(test_buttons),
+            ..DeliveryHooks::default()
+        };
+        let cancel = CancellationToken::new();
+        let notifier = tokio::spawn(run_with_hooks(
+            config,
+            sinks,
+            hooks,
+            Arc::clone(&stats),
+            Readiness::default(),
+            cancel.clone(),
+        ));
+
+        detector.wait_for_subscriptions(1, WAIT).await;
+        let mut long = anomaly(1, "checkout", "RU", Severity::Critical);
+        long.slice = (0..20)
+            .map(|index| Dimension {
+                name: format!("dimension_{index:02}"),
+                value: format!("a fairly long value number {index:02}"),
+            })
+            .collect();
+        detector.publish(long);
+        wait_until("the alert counted", || stats.snapshot().sent == 1).await;
+        cancel.cancel();
+        notifier.await.unwrap().expect("the notifier configuration is valid");
+        server.stop().await;
+
+        let requests = fake.requests();
+        let methods: Vec<&str> = requests.iter().map(|request| request.method.as_str()).collect();
+        assert_eq!(methods, ["sendphoto", "sendmessage"], "{requests:#?}");
+        let caption = requests[0].body.get("caption").and_then(Value::as_str).unwrap();
+        assert_eq!(caption, "🔴 Anomaly firing: checkout", "the first line is the caption");
+        assert!(
+            requests[0].body.get("reply_markup").is_none(),
+            "the buttons go under the text"
+        );
+        let text = displayed(&requests[1]);
+        assert!(
+            text.starts_with("🔴 Anomaly firing: checkout\nSlice: dimension_00="),
+            "{text}"
+        );
+        assert!(text.encode_utf16().count() > 1024, "the text is longer than a caption");
+        assert!(
+            requests[1].body.get("reply_markup").is_some(),
+            "the buttons go under the text"
+        );
+    })
+    .await
+    .expect("test finished in time");
+}
