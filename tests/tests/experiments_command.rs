@@ -1,7 +1,7 @@
-//! The `seismo-experiments ab` command as a user runs it: arguments parsed
-//! by clap, events read from a fresh database on the local ClickHouse
-//! server, the chart written to a file and the report and chart sent to the
-//! fake Telegram Bot API on 127.0.0.1.
+//! The `seismo-experiments ab` command as a user runs it. Clap parses the
+//! arguments, the events come from a fresh database on the local ClickHouse
+//! server, and the chart goes to a file and, with the report, to the fake
+//! Telegram Bot API on 127.0.0.1.
 
 use clap::Parser;
 use seismo_experiments::cli::{Cli, execute};
