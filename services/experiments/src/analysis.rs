@@ -278,8 +278,8 @@ pub fn run_tests(
             }),
             relative: Some(Interval {
                 estimate: result.difference / result.control_ratio,
-                lower: result.ci_lower / result.control_ratio,
-                upper: result.ci_upper / result.control_ratio,
+                lower: result.relative_ci_lower,
+                upper: result.relative_ci_upper,
             }),
         }),
     });

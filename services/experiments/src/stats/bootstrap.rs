@@ -18,6 +18,9 @@ pub struct RatioBootstrap {
     pub ci_upper: f64,
     /// 2 · min(share of replicates ≤ 0, share ≥ 0), capped at 1.
     pub p_value: f64,
+    /// Percentile interval of treatment_ratio / control_ratio − 1.
+    pub relative_ci_lower: f64,
+    pub relative_ci_upper: f64,
     /// Global ratio of each group in each replicate, for charts.
     pub control_replicates: Vec<f64>,
     pub treatment_replicates: Vec<f64>,
@@ -63,7 +66,26 @@ pub fn poisson_bootstrap_ratio(
         differences.push(treatment_value - control_value);
     }
 
+    if differences.is_empty() {
+        return Err(StatsError::TooFewValues {
+            test: "the Poisson bootstrap",
+            sample: "replicates with views in both groups".to_string(),
+            count: 0,
+            required: 1,
+        });
+    }
     differences.sort_by(f64::total_cmp);
+    let mut relative: Vec<f64> = treatment_replicates
+        .iter()
+        .zip(&control_replicates)
+        .filter(|(_, control)| **control > 0.0)
+        .map(|(treatment, control)| treatment / control - 1.0)
+        .collect();
+    relative.sort_by(f64::total_cmp);
+    if relative.is_empty() {
+        // Every replicate's control ratio was 0, so no relative change exists.
+        relative.push(f64::NAN);
+    }
     let replicates = differences.len() as f64;
     let at_most_zero = differences.iter().filter(|&&difference| difference <= 0.0).count() as f64;
     let at_least_zero = differences.iter().filter(|&&difference| difference >= 0.0).count() as f64;
@@ -74,6 +96,8 @@ pub fn poisson_bootstrap_ratio(
         ci_lower: quantile_sorted(&differences, alpha / 2.0),
         ci_upper: quantile_sorted(&differences, 1.0 - alpha / 2.0),
         p_value: (2.0 * at_most_zero.min(at_least_zero) / replicates).min(1.0),
+        relative_ci_lower: quantile_sorted(&relative, alpha / 2.0),
+        relative_ci_upper: quantile_sorted(&relative, 1.0 - alpha / 2.0),
         control_replicates,
         treatment_replicates,
     })

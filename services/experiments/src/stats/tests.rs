@@ -351,6 +351,42 @@ fn bootstrap_spread_matches_delta_method() {
 }
 
 #[test]
+fn bootstrap_relative_interval_brackets_estimate() {
+    let control = synthetic_users(0);
+    let treatment: Vec<RatioCounts> = synthetic_users(1000)
+        .into_iter()
+        .map(|user| RatioCounts {
+            numerator: user.numerator * 1.2,
+            denominator: user.denominator,
+        })
+        .collect();
+
+    let result = poisson_bootstrap_ratio(&control, &treatment, 1000, 0.05, 3).unwrap();
+    let relative = result.treatment_ratio / result.control_ratio - 1.0;
+
+    assert!(result.relative_ci_lower < relative, "{} vs {relative}", result.relative_ci_lower);
+    assert!(result.relative_ci_upper > relative, "{} vs {relative}", result.relative_ci_upper);
+    // The relative interval is roughly the absolute one over the control
+    // ratio, within the control ratio's own spread of a few percent.
+    let scaled_width = (result.ci_upper - result.ci_lower) / result.control_ratio;
+    let width = result.relative_ci_upper - result.relative_ci_lower;
+    assert!((width / scaled_width - 1.0).abs() < 0.2, "widths {width} and {scaled_width}");
+}
+
+#[test]
+fn bootstrap_single_users_do_not_panic() {
+    let one = counts(&[(1.0, 2.0)]);
+
+    let result = poisson_bootstrap_ratio(&one, &one, 200, 0.05, 1).unwrap();
+
+    // About e^-1 of the replicates weigh a group's only user 0 and are
+    // skipped; the rest give a difference of 0.
+    assert_eq!(result.difference, 0.0);
+    assert!(result.control_replicates.len() < 200);
+    assert_eq!(result.p_value, 1.0);
+}
+
+#[test]
 fn bootstrap_is_seeded() {
     let control = synthetic_users(0);
     let treatment = synthetic_users(1000);
