@@ -37,6 +37,7 @@ async fn nyc_taxi_alerts_reach_telegram() {
             rate_limits: RateLimits::default().with_windows_divided_by(20),
         }),
         print_alerts: false,
+        experiment: None,
     };
 
     let summary = run_demo(&options).await.expect("the pipeline runs to the end");

@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use clap::Parser;
 use seismo_demo::{DemoOptions, DemoSummary, DemoTelegram, run_demo};
+use seismo_loader::ExperimentConfig;
 
 /// Repository root, for the default paths of the demo files.
 const REPOSITORY_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -61,6 +62,21 @@ struct Args {
     /// Telegram Bot API base URL.
     #[arg(long, env = "TELEGRAM_API_URL", default_value = "https://api.telegram.org")]
     telegram_api_url: String,
+
+    /// Also replay an A/B test: this many simulated users view and like,
+    /// assigned to `exp_group` 1 and 2 by a salted hash of `user_id`. The
+    /// demo metrics file watches it as the experiment `demo_feed`.
+    #[arg(long)]
+    experiment_users: Option<u32>,
+
+    /// Relative weights of the experiment groups 1, 2, …
+    #[arg(long, value_delimiter = ',', default_value = "50,50")]
+    experiment_split: Vec<u32>,
+
+    /// Relative change of group 2's like probability, e.g. -0.2 for 20 %
+    /// fewer likes; 0 gives an A/A setup.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    effect: f64,
 }
 
 #[tokio::main]
@@ -77,6 +93,14 @@ async fn main() -> anyhow::Result<()> {
 
     if !args.no_start_clickhouse {
         ensure_clickhouse(root, &args.clickhouse_url)?;
+    }
+
+    if args.experiment_users.is_some() && (args.speedup == 0.0 || args.speedup > 500_000.0) {
+        bail!(
+            "--speedup {} is too fast with --experiment-users: the embedded Kafka keeps 5 MB per partition and \
+             drops older events the consumers have not read yet; use --speedup 500000 (the default) or less",
+            args.speedup
+        );
     }
 
     let telegram = match (&args.telegram_bot_token, &args.telegram_chat_ids) {
@@ -104,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
         speedup: args.speedup,
         telegram,
         print_alerts: true,
+        experiment: args.experiment_users.map(|users| demo_experiment(users, args.experiment_split, args.effect)),
     };
 
     println!(
@@ -118,6 +143,21 @@ async fn main() -> anyhow::Result<()> {
     let summary = run_demo(&options).await?;
     print_summary(&summary, &options);
     Ok(())
+}
+
+/// Settings of the demo's A/B test traffic; the fixed ones keep the run
+/// reproducible.
+fn demo_experiment(users: u32, split: Vec<u32>, effect: f64) -> ExperimentConfig {
+    ExperimentConfig {
+        users,
+        salt: "seismo-demo".to_string(),
+        split,
+        views_per_row: 10,
+        like_probability: 0.2,
+        effect_group: 2,
+        effect,
+        seed: 1,
+    }
 }
 
 /// Runs `deploy/clickhouse/start-local.sh`, which uses a server that responds,
@@ -154,6 +194,17 @@ fn print_summary(summary: &DemoSummary, options: &DemoOptions) {
             "  labelled anomaly windows:   {} of {} hit; {} alerts outside them",
             matched.windows_hit, matched.windows_total, matched.alerts_outside
         );
+    }
+    if options.experiment.is_some() {
+        let alerts = summary.experiment_alerts();
+        println!("  experiment alerts:          {}", alerts.len());
+        for alert in alerts {
+            let group = alert.slice.first().map_or("", |dimension| dimension.value.as_str());
+            println!(
+                "    {} in exp_group {group}: {:.4} against {:.4} expected (score {:.3})",
+                alert.metric, alert.value, alert.expected, alert.score
+            );
+        }
     }
     let destination = if options.telegram.is_some() {
         "console and Telegram"

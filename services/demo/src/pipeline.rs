@@ -13,7 +13,7 @@ use seismo_detector::config::MetricsConfig;
 use seismo_detector::kafka_source::KafkaSettings;
 use seismo_detector::service::ServiceConfig;
 use seismo_ingest::{ClickHouseConfig, IngestConfig, IngestStats};
-use seismo_loader::{EventTemplate, LoaderConfig};
+use seismo_loader::{EventTemplate, ExperimentConfig, LoaderConfig};
 use seismo_notifier::{NotifierConfig, NotifierStats, RateLimits, TelegramConfig};
 use seismo_proto::v1::{AnomalyEvent, AnomalyState};
 use tokio_util::sync::CancellationToken;
@@ -68,6 +68,9 @@ pub struct DemoOptions {
     pub telegram: Option<DemoTelegram>,
     /// Prints each alert as Telegram would show it.
     pub print_alerts: bool,
+    /// Synthetic A/B test traffic (views and likes with `exp_group`) the
+    /// loader adds to the series; `None` sends the series alone.
+    pub experiment: Option<ExperimentConfig>,
 }
 
 /// Counts of one demo run at each stage of the pipeline.
@@ -86,13 +89,19 @@ pub struct DemoSummary {
 }
 
 impl DemoSummary {
-    /// Window starts of the firing anomaly events, epoch ms.
+    /// Window starts of the firing anomaly events of metric series, epoch
+    /// ms. Experiment alerts are left out: they belong to no window.
     pub fn firing_times_ms(&self) -> Vec<i64> {
         self.anomalies
             .iter()
-            .filter(|event| event.state() == AnomalyState::Firing)
+            .filter(|event| event.state() == AnomalyState::Firing && !is_experiment_alert(event))
             .map(|event| event.window_start_ms)
             .collect()
+    }
+
+    /// Sample-ratio and guardrail alerts of the metrics file's experiments.
+    pub fn experiment_alerts(&self) -> Vec<&AnomalyEvent> {
+        self.anomalies.iter().filter(|event| is_experiment_alert(event)).collect()
     }
 
     pub fn resolved_count(&self) -> usize {
@@ -101,6 +110,12 @@ impl DemoSummary {
             .filter(|event| event.state() == AnomalyState::Resolved)
             .count()
     }
+}
+
+/// Returns whether `event` comes from the detector's experiment guardrails,
+/// whose metrics are named `experiment.<name>.<test>`.
+fn is_experiment_alert(event: &AnomalyEvent) -> bool {
+    event.metric.starts_with("experiment.")
 }
 
 /// Runs the whole pipeline once and returns its summary. ClickHouse must
@@ -157,7 +172,12 @@ pub async fn run_demo(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
         shutdown.child_token(),
     ));
 
-    let loaded = seismo_loader::load(&loader_config(&brokers, options), shutdown.child_token()).await?;
+    let loaded = seismo_loader::load_with_experiment(
+        &loader_config(&brokers, options),
+        options.experiment.as_ref(),
+        shutdown.child_token(),
+    )
+    .await?;
     tracing::info!(produced = loaded.produced, "series replayed into Kafka");
 
     // The pipeline has drained once ingest stored or dead-lettered every
