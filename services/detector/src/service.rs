@@ -113,6 +113,8 @@ pub async fn start(
 
     let hub = Arc::new(AnomalyHub::new(HubConfig::starting_now(config.replay_buffer)));
     let metric_count = config.metrics.metrics.len();
+    let experiment_names: Vec<String> =
+        config.metrics.experiments.iter().map(|experiment| experiment.name.clone()).collect();
     let shared = SharedState::new(config.metrics, Arc::clone(&hub));
     let stats = Arc::clone(&shared.stats);
     tracing::info!(
@@ -121,6 +123,7 @@ pub async fn start(
         topic = %config.kafka.topic,
         group_id = %config.kafka.group_id,
         metrics = metric_count,
+        experiments = ?experiment_names,
         replay_buffer = config.replay_buffer,
         stream_epoch = hub.epoch(),
         warm_start = config.warm_start.is_some(),

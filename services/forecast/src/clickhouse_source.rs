@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use clickhouse::sql::Identifier;
 use chrono::DateTime;
+use clickhouse::sql::Identifier;
 
 use crate::metric_query::{SeriesQuery, SqlArgument, series_sql};
 use crate::{Series, interpolate_gaps};
@@ -56,9 +56,7 @@ impl ClickHouseSettings {
     /// because it lacks the RowBinaryWithNamesAndTypes format the validation
     /// reads.
     pub fn client(&self) -> clickhouse::Client {
-        let mut client = clickhouse::Client::default()
-            .with_url(&self.url)
-            .with_validation(false);
+        let mut client = clickhouse::Client::default().with_url(&self.url).with_validation(false);
         if let Some(user) = &self.user {
             client = client.with_user(user);
         }
@@ -95,9 +93,7 @@ pub async fn load_series(settings: &ClickHouseSettings, query: &SeriesQuery) -> 
         .map_err(|_| {
             LoadError::TimedOut(format!(
                 "ClickHouse query of {}.{} timed out after {:?}; narrow the history or raise --clickhouse-timeout",
-                settings.database,
-                settings.table,
-                settings.timeout
+                settings.database, settings.table, settings.timeout
             ))
         })?
         .map_err(|error| {
@@ -113,15 +109,42 @@ pub async fn load_series(settings: &ClickHouseSettings, query: &SeriesQuery) -> 
         "loaded metric buckets"
     );
 
+    warn_on_stale_tail(query, &rows, settings);
+
     series_from_rows(query, &rows).ok_or_else(|| {
         LoadError::NoEvents(format!(
             "no events for this metric and slice in {}.{} between {} and {}; check the metric, slice and time range",
-            settings.database,
-            settings.table,
-            query.from,
-            query.to
+            settings.database, settings.table, query.from, query.to
         ))
     })
+}
+
+/// Warns when the range ends a day or more after the last event: those
+/// buckets count as zeros, and a forecast from such a tail is usually
+/// a forecast of stale data, not of a metric that fell to zero.
+fn warn_on_stale_tail(query: &SeriesQuery, rows: &[(u32, f64, f64)], settings: &ClickHouseSettings) {
+    let Some((last_bucket, empty_tail)) = stale_tail(query, rows) else {
+        return;
+    };
+
+    let last_event_bucket = DateTime::from_timestamp(last_bucket, 0).unwrap_or_default();
+    tracing::warn!(
+        empty_buckets = empty_tail,
+        last_bucket_with_events = %last_event_bucket,
+        range_end = %query.to,
+        database = %settings.database,
+        "the range ends {empty_tail} buckets after the last bucket with events, and those buckets count as zeros; \
+         if the data stopped there, end the range at the data with --to"
+    );
+}
+
+/// Returns the last bucket with events (epoch seconds) and the number of
+/// empty buckets after it up to `query.to`, when they span a day or more.
+fn stale_tail(query: &SeriesQuery, rows: &[(u32, f64, f64)]) -> Option<(i64, i64)> {
+    let last_bucket = rows.iter().map(|&(bucket, _, _)| i64::from(bucket)).max()?;
+    let step = query.granularity.step_seconds();
+    let empty_tail = (query.to.timestamp() - last_bucket) / step - 1;
+    (empty_tail * step >= 86_400).then_some((last_bucket, empty_tail))
 }
 
 /// Turns `(bucket epoch seconds, numerator, denominator)` rows into a
@@ -131,7 +154,11 @@ pub fn series_from_rows(query: &SeriesQuery, rows: &[(u32, f64, f64)]) -> Option
     let missing = if is_ratio { f64::NAN } else { 0.0 };
     let points = rows.iter().map(|&(bucket, numerator, denominator)| {
         let time = DateTime::from_timestamp(i64::from(bucket), 0).unwrap_or_default();
-        let value = if denominator > 0.0 { numerator / denominator } else { f64::NAN };
+        let value = if denominator > 0.0 {
+            numerator / denominator
+        } else {
+            f64::NAN
+        };
         (time, value)
     });
 
@@ -160,13 +187,32 @@ mod tests {
     }
 
     #[test]
+    fn stale_tail_reported_from_one_day() {
+        let mut query = query("views");
+        query.to = "2026-01-03T00:00:00Z".parse().unwrap();
+        let hour = |h: u32| 1_767_225_600 + h * 3_600;
+
+        // Last event bucket 2026-01-01 23:00: 24 empty hours follow.
+        assert_eq!(
+            stale_tail(&query, &[(hour(0), 1.0, 0.0), (hour(23), 1.0, 0.0)]),
+            Some((i64::from(hour(23)), 24))
+        );
+        // Last event bucket 2026-01-02 01:00: 22 empty hours, less than a day.
+        assert_eq!(stale_tail(&query, &[(hour(25), 1.0, 0.0)]), None);
+        assert_eq!(stale_tail(&query, &[]), None);
+    }
+
+    #[test]
     fn counts_fill_gaps_and_tail_with_zero() {
         // 2026-01-01T01:00Z and 03:00Z.
         let rows = [(1_767_229_200, 4.0, 1.0), (1_767_236_400, 6.0, 1.0)];
 
         let series = series_from_rows(&query("views"), &rows).unwrap();
 
-        assert_eq!(series.start, "2026-01-01T01:00:00Z".parse::<DateTime<chrono::Utc>>().unwrap());
+        assert_eq!(
+            series.start,
+            "2026-01-01T01:00:00Z".parse::<DateTime<chrono::Utc>>().unwrap()
+        );
         assert_eq!(series.values, vec![4.0, 0.0, 6.0, 0.0]);
     }
 
