@@ -13,7 +13,11 @@ const RUNS: usize = 30;
 
 fn main() {
     let values = SeasonalShape::hourly_traffic().generate(672, 1);
-    let series = Series::new("2026-01-05T00:00:00Z".parse().unwrap(), Granularity::Hour, values.clone());
+    let series = Series::new(
+        "2026-01-05T00:00:00Z".parse().unwrap(),
+        Granularity::Hour,
+        values.clone(),
+    );
     let options = ForecastOptions {
         horizon: 48,
         level: 0.95,
@@ -28,8 +32,14 @@ fn main() {
     });
 
     println!("672 hourly points, periods [24, 168], horizon 48, median of {RUNS} runs:");
-    println!("  one MSTL + AutoETS fit and prediction: {:.1} ms", fit.as_secs_f64() * 1e3);
-    println!("  forecast() with interval calibration:  {:.1} ms", full.as_secs_f64() * 1e3);
+    println!(
+        "  one MSTL + AutoETS fit and prediction: {:.1} ms",
+        fit.as_secs_f64() * 1e3
+    );
+    println!(
+        "  forecast() with interval calibration:  {:.1} ms",
+        full.as_secs_f64() * 1e3
+    );
 }
 
 fn median_time(mut run: impl FnMut()) -> Duration {

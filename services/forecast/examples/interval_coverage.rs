@@ -25,7 +25,11 @@ fn main() {
                 let held_out = &values[HISTORY..];
 
                 let raw = fit_predict(history, &[24, 168], horizon, level).expect("the synthetic series fits");
-                let series = Series::new("2026-01-05T00:00:00Z".parse().unwrap(), Granularity::Hour, history.to_vec());
+                let series = Series::new(
+                    "2026-01-05T00:00:00Z".parse().unwrap(),
+                    Granularity::Hour,
+                    history.to_vec(),
+                );
                 let options = ForecastOptions {
                     horizon,
                     level,

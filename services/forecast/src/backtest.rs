@@ -89,7 +89,9 @@ pub fn backtest(series: &Series, options: &BacktestOptions) -> Result<BacktestRe
             points: series.len(),
         });
     }
-    let flags = options.event_dates.flags(series.start, series.granularity, series.len());
+    let flags = options
+        .event_dates
+        .flags(series.start, series.granularity, series.len());
 
     let mut actual = Vec::new();
     let mut model_forecast = Vec::new();

@@ -23,7 +23,10 @@ mod tests {
     fn repeats_last_cycle() {
         let values = [1.0, 2.0, 3.0, 10.0, 20.0, 30.0];
 
-        assert_eq!(seasonal_naive(&values, 3, 7), vec![10.0, 20.0, 30.0, 10.0, 20.0, 30.0, 10.0]);
+        assert_eq!(
+            seasonal_naive(&values, 3, 7),
+            vec![10.0, 20.0, 30.0, 10.0, 20.0, 30.0, 10.0]
+        );
     }
 
     #[test]

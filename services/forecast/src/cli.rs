@@ -8,10 +8,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 use seismo_telemetry::LogFormat;
 
+use crate::Granularity;
 use crate::backtest::Origins;
 use crate::clickhouse_source::ClickHouseSettings;
 use crate::output::OutputFormat;
-use crate::Granularity;
 
 /// Seismo forecasts: predicts a metric hours or days ahead with prediction
 /// intervals (MSTL + AutoETS) and backtests the model against a
@@ -265,8 +265,15 @@ mod tests {
 
     #[test]
     fn input_file_replaces_metric() {
-        let cli = Cli::try_parse_from(["seismo-forecast", "backtest", "--input", "series.csv", "--origins", "rolling"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "seismo-forecast",
+            "backtest",
+            "--input",
+            "series.csv",
+            "--origins",
+            "rolling",
+        ])
+        .unwrap();
 
         let Command::Backtest(args) = cli.command else {
             panic!("backtest parsed as another command");
@@ -279,9 +286,7 @@ mod tests {
     #[test]
     fn metric_or_input_is_required() {
         assert!(Cli::try_parse_from(["seismo-forecast", "forecast"]).is_err());
-        assert!(
-            Cli::try_parse_from(["seismo-forecast", "forecast", "--input", "a.csv", "--metric", "views"]).is_err()
-        );
+        assert!(Cli::try_parse_from(["seismo-forecast", "forecast", "--input", "a.csv", "--metric", "views"]).is_err());
     }
 
     #[test]

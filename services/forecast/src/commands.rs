@@ -73,8 +73,12 @@ pub async fn load_cli_series(args: &SeriesArgs, now: DateTime<Utc>) -> anyhow::R
 
     let metric_name = args.metric.clone().context("either --metric or --input is required")?;
     let metric = MetricDefinition::by_name(&metric_name).map_err(anyhow::Error::msg)?;
-    let to = args.to.unwrap_or_else(|| SeriesQuery::default_end(args.granularity, now));
-    let from = args.from.unwrap_or_else(|| to - SeriesQuery::default_lookback(args.granularity));
+    let to = args
+        .to
+        .unwrap_or_else(|| SeriesQuery::default_end(args.granularity, now));
+    let from = args
+        .from
+        .unwrap_or_else(|| to - SeriesQuery::default_lookback(args.granularity));
     let query = SeriesQuery {
         metric,
         granularity: args.granularity,
@@ -99,8 +103,12 @@ pub fn read_event_dates(path: Option<&Path>) -> anyhow::Result<EventDates> {
     let Some(path) = path else {
         return Ok(EventDates::default());
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the holidays file {}; check the --holidays path", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the holidays file {}; check the --holidays path",
+            path.display()
+        )
+    })?;
     EventDates::parse(&text).map_err(|error| anyhow::anyhow!("invalid holidays file {}: {error}", path.display()))
 }
 

@@ -76,7 +76,9 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Some(date.and_hms_opt(0, 0, 0)?.and_utc());
     }
-    text.parse::<i64>().ok().and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+    text.parse::<i64>()
+        .ok()
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
 }
 
 #[cfg(test)]
@@ -111,11 +113,17 @@ mod tests {
     fn second_row_in_bucket_is_rejected() {
         let error = parse_series_csv("2026-01-01 10:00:00,1\n2026-01-01 10:30:00,2\n", Granularity::Hour).unwrap_err();
 
-        assert!(error.starts_with("row 2: a second value for the hour starting 2026-01-01 10:00:00 UTC"), "{error}");
+        assert!(
+            error.starts_with("row 2: a second value for the hour starting 2026-01-01 10:00:00 UTC"),
+            "{error}"
+        );
     }
 
     #[test]
     fn header_only_is_rejected() {
-        assert_eq!(parse_series_csv("time,value\n", Granularity::Day).unwrap_err(), "the file has no data rows");
+        assert_eq!(
+            parse_series_csv("time,value\n", Granularity::Day).unwrap_err(),
+            "the file has no data rows"
+        );
     }
 }

@@ -8,7 +8,11 @@ pub enum ForecastError {
         "the series has {points} points but needs at least {needed} (two cycles of its shortest seasonal period, \
          {period} steps); load a longer history"
     )]
-    NotEnoughHistory { points: usize, needed: usize, period: usize },
+    NotEnoughHistory {
+        points: usize,
+        needed: usize,
+        period: usize,
+    },
 
     #[error("horizon must be at least 1 step, got {0}")]
     InvalidHorizon(usize),
@@ -26,7 +30,11 @@ pub enum ForecastError {
         "backtest window of {window} points plus horizon {horizon} exceeds the series of {points} points; \
          shorten --window or --horizon, or load a longer history"
     )]
-    NoBacktestOrigin { window: usize, horizon: usize, points: usize },
+    NoBacktestOrigin {
+        window: usize,
+        horizon: usize,
+        points: usize,
+    },
 
     #[error("fitting MSTL with an AutoETS trend failed: {0}")]
     Model(String),

@@ -26,7 +26,11 @@ pub struct ErrorMetrics {
 /// Returns `None` when there are no pairs. Panics when the lengths differ,
 /// which is a caller bug.
 pub fn error_metrics(actual: &[f64], forecast: &[f64]) -> Option<ErrorMetrics> {
-    assert_eq!(actual.len(), forecast.len(), "actual and forecast must have equal lengths");
+    assert_eq!(
+        actual.len(),
+        forecast.len(),
+        "actual and forecast must have equal lengths"
+    );
     if actual.is_empty() {
         return None;
     }

@@ -96,7 +96,13 @@ mod tests {
     fn bucket_start_truncates_to_utc() {
         let time: DateTime<Utc> = "2026-03-05T13:47:12Z".parse().unwrap();
 
-        assert_eq!(Granularity::Hour.bucket_start(time), "2026-03-05T13:00:00Z".parse::<DateTime<Utc>>().unwrap());
-        assert_eq!(Granularity::Day.bucket_start(time), "2026-03-05T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            Granularity::Hour.bucket_start(time),
+            "2026-03-05T13:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            Granularity::Day.bucket_start(time),
+            "2026-03-05T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
     }
 }

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
-use crate::clickhouse_source::{ClickHouseSettings, LoadError, load_series};
 use crate::cli::default_window;
+use crate::clickhouse_source::{ClickHouseSettings, LoadError, load_series};
 use crate::metric_query::{MetricDefinition, SeriesQuery};
 use crate::prometheus_metrics::record_request;
 use crate::{
@@ -78,14 +78,20 @@ impl ForecastService {
 
 #[tonic::async_trait]
 impl Forecast for ForecastService {
-    async fn forecast(&self, request: Request<proto::ForecastRequest>) -> Result<Response<proto::ForecastResponse>, Status> {
+    async fn forecast(
+        &self,
+        request: Request<proto::ForecastRequest>,
+    ) -> Result<Response<proto::ForecastResponse>, Status> {
         let started = Instant::now();
         let result = self.serve_forecast(request.into_inner()).await;
         finish_request("forecast", &result, started);
         result.map(Response::new)
     }
 
-    async fn backtest(&self, request: Request<proto::BacktestRequest>) -> Result<Response<proto::BacktestResponse>, Status> {
+    async fn backtest(
+        &self,
+        request: Request<proto::BacktestRequest>,
+    ) -> Result<Response<proto::BacktestResponse>, Status> {
         let started = Instant::now();
         let result = self.serve_backtest(request.into_inner()).await;
         finish_request("backtest", &result, started);
@@ -102,7 +108,9 @@ fn finish_request<T>(rpc: &'static str, result: &Result<T, Status>, started: Ins
     let duration_ms = duration.as_millis() as u64;
     match result {
         Ok(_) => tracing::info!(rpc, duration_ms, "served request"),
-        Err(status) => tracing::info!(rpc, duration_ms, code = ?status.code(), message = status.message(), "rejected request"),
+        Err(status) => {
+            tracing::info!(rpc, duration_ms, code = ?status.code(), message = status.message(), "rejected request")
+        }
     }
 }
 
@@ -131,14 +139,23 @@ impl ForecastService {
         let origins = match proto::Origins::try_from(request.origins) {
             Ok(proto::Origins::Rolling) => Origins::Rolling,
             Ok(proto::Origins::Expanding | proto::Origins::Unspecified) => Origins::Expanding,
-            Err(_) => return Err(Status::invalid_argument(format!("`origins` {} is unknown", request.origins))),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "`origins` {} is unknown",
+                    request.origins
+                )));
+            }
         };
         let event_dates = parse_event_dates(&request.event_dates)?;
         let series = self.load(request.series).await?;
         let points = series.len();
         let options = BacktestOptions {
             horizon,
-            step: if request.step == 0 { horizon } else { request.step as usize },
+            step: if request.step == 0 {
+                horizon
+            } else {
+                request.step as usize
+            },
             window: if request.window == 0 {
                 default_window(series.granularity)
             } else {
@@ -183,9 +200,13 @@ fn parse_event_dates(dates: &[String]) -> Result<EventDates, Status> {
     Ok(EventDates::new(parsed?))
 }
 
-fn series_query(query: proto::MetricQuery, granularity: Granularity, now: DateTime<Utc>) -> Result<SeriesQuery, Status> {
-    let metric =
-        MetricDefinition::by_name(&query.metric).map_err(|error| Status::invalid_argument(format!("`metric`: {error}")))?;
+fn series_query(
+    query: proto::MetricQuery,
+    granularity: Granularity,
+    now: DateTime<Utc>,
+) -> Result<SeriesQuery, Status> {
+    let metric = MetricDefinition::by_name(&query.metric)
+        .map_err(|error| Status::invalid_argument(format!("`metric`: {error}")))?;
     let time = |field: &str, milliseconds: i64| {
         DateTime::from_timestamp_millis(milliseconds)
             .ok_or_else(|| Status::invalid_argument(format!("`{field}` is out of range")))
@@ -202,7 +223,11 @@ fn series_query(query: proto::MetricQuery, granularity: Granularity, now: DateTi
     Ok(SeriesQuery {
         metric,
         granularity,
-        slice: query.slice.into_iter().map(|filter| (filter.name, filter.value)).collect(),
+        slice: query
+            .slice
+            .into_iter()
+            .map(|filter| (filter.name, filter.value))
+            .collect(),
         from,
         to,
     })
@@ -309,8 +334,12 @@ pub async fn serve(
 
     let stopping = async move {
         shutdown.cancelled().await;
-        health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-        health_reporter.set_not_serving::<ForecastServer<ForecastService>>().await;
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        health_reporter
+            .set_not_serving::<ForecastServer<ForecastService>>()
+            .await;
     };
 
     on_serving();

@@ -109,7 +109,10 @@ impl SeriesQuery {
             }
         }
         if self.from >= self.to {
-            return Err(format!("the history start {} is not before its end {}", self.from, self.to));
+            return Err(format!(
+                "the history start {} is not before its end {}",
+                self.from, self.to
+            ));
         }
         Ok(())
     }
@@ -155,8 +158,12 @@ pub fn series_sql(query: &SeriesQuery, database: &str, table: &str) -> SqlTempla
     let events = query.metric.events();
     let event_placeholders = vec!["?"; events.len()].join(", ");
     arguments.extend(events.iter().map(|event| SqlArgument::Text(event.to_string())));
-    arguments.push(SqlArgument::EpochSeconds(query.from.timestamp().clamp(0, u32::MAX as i64) as u32));
-    arguments.push(SqlArgument::EpochSeconds(query.to.timestamp().clamp(0, u32::MAX as i64) as u32));
+    arguments.push(SqlArgument::EpochSeconds(
+        query.from.timestamp().clamp(0, u32::MAX as i64) as u32,
+    ));
+    arguments.push(SqlArgument::EpochSeconds(
+        query.to.timestamp().clamp(0, u32::MAX as i64) as u32,
+    ));
 
     let mut filters = String::new();
     for (name, value) in &query.slice {
@@ -214,7 +221,11 @@ mod tests {
 
         assert!(template.sql.contains("countIf(event = ?)"), "{}", template.sql);
         assert!(template.sql.contains("event IN (?, ?)"), "{}", template.sql);
-        assert!(template.sql.ends_with("AND ? = ? GROUP BY bucket ORDER BY bucket"), "{}", template.sql);
+        assert!(
+            template.sql.ends_with("AND ? = ? GROUP BY bucket ORDER BY bucket"),
+            "{}",
+            template.sql
+        );
         assert_eq!(template.sql.matches('?').count(), template.arguments.len());
         assert_eq!(template.arguments[0], SqlArgument::Text("like".to_string()));
         assert_eq!(template.arguments[2], SqlArgument::Identifier("seismo".to_string()));

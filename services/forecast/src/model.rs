@@ -45,7 +45,9 @@ pub fn fit_predict(values: &[f64], periods: &[usize], horizon: usize, level: f64
     let trend = AutoETS::non_seasonal().into_trend_model();
     let model = MSTLModel::new(periods.to_vec(), trend);
 
-    let fitted = model.fit(values).map_err(|error| ForecastError::Model(error.to_string()))?;
+    let fitted = model
+        .fit(values)
+        .map_err(|error| ForecastError::Model(error.to_string()))?;
     let forecast = fitted
         .predict(horizon, level)
         .map_err(|error| ForecastError::Model(error.to_string()))?;

@@ -157,7 +157,11 @@ pub fn render_backtest(report: &BacktestReport, format: OutputFormat) -> String 
                 report.level * 100.0,
                 report.interval_coverage * 100.0
             );
-            let _ = writeln!(out, "seasonal_naive repeats the last {} buckets", report.baseline_period);
+            let _ = writeln!(
+                out,
+                "seasonal_naive repeats the last {} buckets",
+                report.baseline_period
+            );
             if report.model.mape_skipped > 0 {
                 let _ = writeln!(out, "MAPE skips {} zero actual values", report.model.mape_skipped);
             }
@@ -210,5 +214,7 @@ fn metrics_json(metrics: &ErrorMetrics) -> Value {
 }
 
 fn optional(value: Option<f64>) -> String {
-    value.map(|value| format!("{value:.2}")).unwrap_or_else(|| "n/a".to_string())
+    value
+        .map(|value| format!("{value:.2}"))
+        .unwrap_or_else(|| "n/a".to_string())
 }

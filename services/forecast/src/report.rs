@@ -17,7 +17,11 @@ use crate::{ForecastResult, ForecastStep, Granularity};
 /// a schedule would call.
 pub fn forecast_report_text(metric: &str, slice: &str, result: &ForecastResult) -> String {
     let mut text = String::new();
-    let label = if slice.is_empty() { "total".to_string() } else { slice.to_string() };
+    let label = if slice.is_empty() {
+        "total".to_string()
+    } else {
+        slice.to_string()
+    };
     let level = format!("{}%", result.level * 100.0);
     let plural = if result.steps.len() == 1 { "" } else { "s" };
     let _ = writeln!(
@@ -49,8 +53,14 @@ pub fn forecast_report_text(metric: &str, slice: &str, result: &ForecastResult) 
                 days.entry(step.time.date_naive()).or_default().push(step);
             }
             for (date, steps) in days {
-                let low = steps.iter().min_by(|a, b| a.point.total_cmp(&b.point)).expect("a day has steps");
-                let high = steps.iter().max_by(|a, b| a.point.total_cmp(&b.point)).expect("a day has steps");
+                let low = steps
+                    .iter()
+                    .min_by(|a, b| a.point.total_cmp(&b.point))
+                    .expect("a day has steps");
+                let high = steps
+                    .iter()
+                    .max_by(|a, b| a.point.total_cmp(&b.point))
+                    .expect("a day has steps");
                 let _ = writeln!(
                     text,
                     "{}: {} at {} to {} at {} per hour",
@@ -121,9 +131,18 @@ mod tests {
         let text = forecast_report_text("views", "", &result(Granularity::Hour, &[100.0, 300.0, 200.0]));
 
         assert!(text.starts_with("📈 Forecast: views (total), next 3 hours\n"), "{text}");
-        assert!(text.contains("Mon 2026-01-05: 100 at 22:00 to 300 at 23:00 per hour"), "{text}");
-        assert!(text.contains("Tue 2026-01-06: 200 at 00:00 to 200 at 00:00 per hour"), "{text}");
-        assert!(text.contains("Highest hour: Mon 23:00 UTC, 300 (95% range 290 – 310)"), "{text}");
+        assert!(
+            text.contains("Mon 2026-01-05: 100 at 22:00 to 300 at 23:00 per hour"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Tue 2026-01-06: 200 at 00:00 to 200 at 00:00 per hour"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Highest hour: Mon 23:00 UTC, 300 (95% range 290 – 310)"),
+            "{text}"
+        );
     }
 
     #[test]

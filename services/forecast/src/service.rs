@@ -52,9 +52,12 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningForecast> {
     register_metrics();
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}; choose a free address with --listen", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!(
+            "failed to listen on {}; choose a free address with --listen",
+            config.listen
+        )
+    })?;
     let local_addr = listener.local_addr().context("failed to read the bound gRPC address")?;
     tracing::info!(
         listen = %local_addr,

@@ -29,9 +29,16 @@ fn mstl_beats_seasonal_naive_with_trend_and_noise() {
         assert_eq!(report.model.count, 7 * 24);
         assert!(report.model.mae < report.baseline.mae, "{origins}: {report:?}");
         assert!(report.model.rmse < report.baseline.rmse, "{origins}: {report:?}");
-        assert!(report.model.wmape.unwrap() < report.baseline.wmape.unwrap(), "{origins}: {report:?}");
+        assert!(
+            report.model.wmape.unwrap() < report.baseline.wmape.unwrap(),
+            "{origins}: {report:?}"
+        );
         assert_eq!(report.baseline_period, 168);
-        assert!(report.interval_coverage >= 0.85, "{origins}: coverage {}", report.interval_coverage);
+        assert!(
+            report.interval_coverage >= 0.85,
+            "{origins}: coverage {}",
+            report.interval_coverage
+        );
     }
 }
 

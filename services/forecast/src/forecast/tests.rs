@@ -54,7 +54,12 @@ fn forecast_uses_daily_and_weekly_periods() {
     assert_eq!(result.steps.len(), 48);
     assert_eq!(result.steps[0].time, series.end());
     assert_eq!(result.steps[47].time, series.time_at(672 + 47));
-    assert!(result.steps.iter().all(|step| step.lower <= step.point && step.point <= step.upper));
+    assert!(
+        result
+            .steps
+            .iter()
+            .all(|step| step.lower <= step.point && step.point <= step.upper)
+    );
 }
 
 #[test]
@@ -66,7 +71,11 @@ fn point_forecast_follows_the_pattern() {
 
     for (offset, step) in result.steps.iter().enumerate() {
         let expected = shape.expected(672 + offset);
-        assert!((step.point - expected).abs() < 4.0 * shape.noise, "step {offset}: {} vs {expected}", step.point);
+        assert!(
+            (step.point - expected).abs() < 4.0 * shape.noise,
+            "step {offset}: {} vs {expected}",
+            step.point
+        );
     }
 }
 
@@ -90,8 +99,14 @@ fn short_history_is_rejected() {
 fn invalid_request_is_rejected() {
     let series = hourly(vec![1.0; 100]);
 
-    assert_eq!(forecast(&series, &options(0, 0.95)).unwrap_err(), ForecastError::InvalidHorizon(0));
-    assert_eq!(forecast(&series, &options(1, 1.0)).unwrap_err(), ForecastError::InvalidLevel(1.0));
+    assert_eq!(
+        forecast(&series, &options(0, 0.95)).unwrap_err(),
+        ForecastError::InvalidHorizon(0)
+    );
+    assert_eq!(
+        forecast(&series, &options(1, 1.0)).unwrap_err(),
+        ForecastError::InvalidLevel(1.0)
+    );
     let mut with_nan = series.clone();
     with_nan.values[3] = f64::NAN;
     assert!(matches!(
@@ -119,7 +134,11 @@ fn holidays_are_masked_and_their_effect_applied() {
     let series = Series::new(start, Granularity::Day, values);
     let future_holiday = 72;
     let day = |index: usize| (series.time_at(index)).date_naive();
-    let dates: Vec<NaiveDate> = holiday_days.iter().chain(&[future_holiday]).map(|&index| day(index)).collect();
+    let dates: Vec<NaiveDate> = holiday_days
+        .iter()
+        .chain(&[future_holiday])
+        .map(|&index| day(index))
+        .collect();
     let with_flags = ForecastOptions {
         horizon: 7,
         level: 0.95,
@@ -135,7 +154,10 @@ fn holidays_are_masked_and_their_effect_applied() {
     let holiday_step = &result.steps[future_holiday - 70];
     assert!(holiday_step.flagged);
     let ordinary = shape.expected(future_holiday);
-    assert!((holiday_step.point - 0.4 * ordinary).abs() < 0.1 * ordinary, "{holiday_step:?}");
+    assert!(
+        (holiday_step.point - 0.4 * ordinary).abs() < 0.1 * ordinary,
+        "{holiday_step:?}"
+    );
     // Masking keeps the holiday dips out of the ordinary days' forecast,
     // while the unmasked fit is pulled down on the holidays' weekdays.
     let masked_error: f64 = result
@@ -152,6 +174,8 @@ fn holidays_are_masked_and_their_effect_applied() {
         .filter(|(offset, _)| 70 + offset != future_holiday)
         .map(|(offset, step)| (step.point - shape.expected(70 + offset)).abs())
         .sum();
-    assert!(masked_error < plain_error, "masked {masked_error} vs plain {plain_error}");
+    assert!(
+        masked_error < plain_error,
+        "masked {masked_error} vs plain {plain_error}"
+    );
 }
-
