@@ -36,9 +36,10 @@ mod telegram;
 mod telegram_error;
 mod templates;
 // Interaction features: silences, quiet hours, bot commands and buttons,
-// charts and reports.
+// charts, the daily report and the forecast report.
 pub mod chart;
 pub mod commands;
+pub mod forecast_report;
 pub mod quiet_hours;
 pub mod report;
 pub mod silence;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use seismo_notifier::cli::NotifierArgs;
-use seismo_notifier::commands::setup::{Interaction, NotifierCommand, send_report_now};
+use seismo_notifier::commands::setup::{Interaction, NotifierCommand, send_forecast_report_now, send_report_now};
 use seismo_notifier::{NotifierStats, Readiness, build_sinks, run_with_hooks};
 use seismo_telemetry::{init_telemetry, install_metrics_recorder, parse_with_settings_file, start_admin_server};
 use tokio_util::sync::CancellationToken;
@@ -20,11 +20,22 @@ async fn main() -> anyhow::Result<()> {
     let interaction_args = args.interaction.clone();
     let command = args.command.clone();
     let config = args.into_config()?;
-    if let Some(NotifierCommand::Report { now }) = command {
-        if !now {
-            anyhow::bail!("`seismo-notifier report` needs --now; the daily schedule runs inside the notifier");
+    match command {
+        Some(NotifierCommand::Report { now }) => {
+            if !now {
+                anyhow::bail!("`seismo-notifier report` needs --now; the daily schedule runs inside the notifier");
+            }
+            return send_report_now(&interaction_args, config.telegram.as_ref()).await;
         }
-        return send_report_now(&interaction_args, config.telegram.as_ref()).await;
+        Some(NotifierCommand::ForecastReport { now }) => {
+            if !now {
+                anyhow::bail!(
+                    "`seismo-notifier forecast-report` needs --now; the weekly schedule runs inside the notifier"
+                );
+            }
+            return send_forecast_report_now(&interaction_args, config.telegram.as_ref()).await;
+        }
+        None => {}
     }
     let stats = Arc::new(NotifierStats::default());
     let readiness = Readiness::default();

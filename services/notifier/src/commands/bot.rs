@@ -31,7 +31,8 @@ use crate::telegram_error::describe_request_error;
 /// Counter of bot updates by outcome: `accepted` or `ignored`.
 const COMMANDS_TOTAL: &str = "seismo_notifier_bot_updates_total";
 
-/// Sends the daily report to one chat on request (`/report`).
+/// Sends a report to one chat on request: the daily report (`/report`) or
+/// the forecast report (`/forecast`).
 pub trait ReportTrigger: Send + Sync {
     fn send_report(&self, chat: ChatId) -> BoxFuture<'_, Result<(), String>>;
 }
@@ -76,6 +77,7 @@ pub struct CommandBot {
     pub acknowledgements: Arc<AcknowledgementStore>,
     pub status: Arc<StatusView>,
     pub report: Option<Arc<dyn ReportTrigger>>,
+    pub forecast_report: Option<Arc<dyn ReportTrigger>>,
     /// The notifier's delivery counters for `/status`; `None` leaves them out.
     pub delivery_stats: Option<Arc<NotifierStats>>,
     pub stats: Arc<BotStats>,
@@ -85,7 +87,8 @@ pub struct CommandBot {
 
 impl CommandBot {
     /// Builds a handler that talks to the Bot API of `telegram`, without
-    /// `/report` or delivery counters and with a 10 s long-polling timeout.
+    /// `/report`, `/forecast` or delivery counters and with a 10 s
+    /// long-polling timeout.
     /// teloxide-core 0.13 does not extend its 17 s HTTP timeout by the
     /// polling timeout, so a longer poll would fail as a timeout.
     pub fn new(
@@ -103,6 +106,7 @@ impl CommandBot {
             acknowledgements,
             status,
             report: None,
+            forecast_report: None,
             delivery_stats: None,
             stats: Arc::new(BotStats::default()),
             poll_timeout: Duration::from_secs(10),
@@ -210,6 +214,7 @@ impl CommandBot {
             Command::Silences => self.with_silences(now, |silences| format_silences(silences, now)),
             Command::Status => self.status_reply(now),
             Command::Report => self.report(chat).await,
+            Command::Forecast => self.forecast_report(chat).await,
             Command::Help => HELP_TEXT.to_string(),
         };
         self.reply(chat, reply).await;
@@ -319,6 +324,19 @@ impl CommandBot {
             Err(error) => {
                 error!(chat_id = chat.0, error = %error, "sending the report on request failed");
                 format!("Sending the report failed: {error}")
+            }
+        }
+    }
+
+    async fn forecast_report(&self, chat: ChatId) -> String {
+        let Some(report) = &self.forecast_report else {
+            return "The forecast report is not configured: the notifier needs SEISMO_REPORT_CLICKHOUSE_URL.".to_string();
+        };
+        match report.send_report(chat).await {
+            Ok(()) => "Forecast report sent.".to_string(),
+            Err(error) => {
+                error!(chat_id = chat.0, error = %error, "sending the forecast report on request failed");
+                format!("Sending the forecast report failed: {error}")
             }
         }
     }

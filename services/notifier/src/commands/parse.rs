@@ -21,6 +21,8 @@ pub enum Command {
     Status,
     /// `/report`: send the daily report now.
     Report,
+    /// `/forecast`: send the forecast report now.
+    Forecast,
     /// `/help` or `/start`.
     Help,
 }
@@ -52,6 +54,7 @@ pub fn parse_command(text: &str) -> Option<Result<Command, String>> {
         "silences" => no_arguments(Command::Silences, &arguments),
         "status" => no_arguments(Command::Status, &arguments),
         "report" => no_arguments(Command::Report, &arguments),
+        "forecast" => no_arguments(Command::Forecast, &arguments),
         "help" | "start" => Ok(Command::Help),
         other => Err(format!("Unknown command /{other}. Send /help for the list.")),
     };

@@ -18,6 +18,7 @@ pub const HELP_TEXT: &str = "Seismo notifier commands:
 /silences - list the silences in force
 /status - firing anomalies, the last alert sent and silences
 /report - send the daily report now
+/forecast - send the forecast report now
 /help - this list
 Buttons under an alert: Acknowledge records who handles it; Mute 1h and Mute 24h silence its series.";
 

@@ -1,5 +1,5 @@
 //! Command-line options of the interaction features and their start-up:
-//! the send gate, bot command polling, charts and the report schedule.
+//! the send gate, bot command polling, charts and the report schedules.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,8 +17,11 @@ use super::acknowledgements::AcknowledgementStore;
 use super::bot::{CommandBot, ReportTrigger};
 use super::buttons::alert_buttons;
 use super::status_view::StatusView;
+use seismo_forecast::clickhouse_source::ClickHouseSettings;
 use crate::chart::provider::DetectorChartProvider;
 use crate::config::{ChatTarget, TelegramConfig, parse_chat_targets};
+use crate::forecast_report::sender::ForecastReporter;
+use crate::forecast_report::settings::ForecastReportArgs;
 use crate::hooks::{ChartProvider, DeliveryHooks, NoCharts};
 use crate::quiet_hours::QuietHours;
 use crate::report::metrics::parse_report_metrics;
@@ -39,12 +42,18 @@ pub enum NotifierCommand {
         #[arg(long)]
         now: bool,
     },
+    /// Sends the forecast report to the report chats and exits.
+    ForecastReport {
+        /// Send it now (required; the weekly schedule runs inside the notifier).
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 /// Options of silences, quiet hours, bot commands, charts and reports.
 #[derive(Debug, Clone, clap::Args)]
 pub struct InteractionArgs {
-    /// IANA time zone of quiet hours, report days, the report time and chart labels.
+    /// IANA time zone of quiet hours, report days, the report times and chart labels.
     #[arg(long, env = "SEISMO_NOTIFIER_TIME_ZONE", default_value = "Europe/Moscow")]
     pub time_zone: String,
 
@@ -104,6 +113,10 @@ pub struct InteractionArgs {
     /// Chats that receive the report, comma-separated; empty uses TELEGRAM_CHAT_IDS.
     #[arg(long, env = "SEISMO_REPORT_CHAT_IDS", default_value = "")]
     pub report_chat_ids: String,
+
+    /// The weekly forecast report, which reads the daily report's ClickHouse table.
+    #[command(flatten)]
+    pub forecast_report: ForecastReportArgs,
 }
 
 /// The running interaction features: the hooks to pass to delivery and the
@@ -158,6 +171,10 @@ impl Interaction {
         if let Some(reporter) = &reporter {
             tasks.push(tokio::spawn(Arc::clone(reporter).run_schedule(cancel.clone())));
         }
+        let forecast_reporter = build_forecast_reporter(args, telegram, time_zone)?.map(Arc::new);
+        if let Some(forecast_reporter) = forecast_reporter.as_ref().filter(|reporter| reporter.settings().weekly) {
+            tasks.push(tokio::spawn(Arc::clone(forecast_reporter).run_schedule(cancel.clone())));
+        }
 
         let Some(state_dir) = state_dir else {
             let gate = quiet_hours.map_or_else(
@@ -188,6 +205,7 @@ impl Interaction {
         if let Some(telegram) = telegram.filter(|_| commands_on) {
             let mut bot = CommandBot::new(telegram, allow_list, silences, acknowledgements, status);
             bot.report = reporter.map(|reporter| reporter as Arc<dyn ReportTrigger>);
+            bot.forecast_report = forecast_reporter.map(|reporter| reporter as Arc<dyn ReportTrigger>);
             bot.delivery_stats = Some(Arc::clone(delivery_stats));
             tasks.push(tokio::spawn(bot.run(cancel.clone())));
         }
@@ -218,6 +236,62 @@ pub async fn send_report_now(args: &InteractionArgs, telegram: Option<&TelegramC
     reporter.send_now(Utc::now()).await.map_err(anyhow::Error::msg)
 }
 
+/// Sends the forecast report once, for `seismo-notifier forecast-report --now`.
+pub async fn send_forecast_report_now(args: &InteractionArgs, telegram: Option<&TelegramConfig>) -> anyhow::Result<()> {
+    let time_zone = parse_time_zone(&args.time_zone)?;
+    let reporter = build_forecast_reporter(args, telegram, time_zone)?.context(
+        "the forecast report is not configured: set SEISMO_REPORT_CLICKHOUSE_URL and TELEGRAM_BOT_TOKEN with TELEGRAM_CHAT_IDS or SEISMO_REPORT_CHAT_IDS",
+    )?;
+    reporter.send_now(Utc::now()).await.map_err(anyhow::Error::msg)
+}
+
+/// Builds the forecast reporter when the report's ClickHouse URL is set.
+fn build_forecast_reporter(
+    args: &InteractionArgs,
+    telegram: Option<&TelegramConfig>,
+    time_zone: Tz,
+) -> anyhow::Result<Option<ForecastReporter>> {
+    let Some(url) = args
+        .report_clickhouse_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let telegram = telegram.context("the forecast report goes to Telegram: set TELEGRAM_BOT_TOKEN")?;
+    let (database, table) = args
+        .report_table
+        .split_once('.')
+        .unwrap_or((args.report_database.as_str(), args.report_table.as_str()));
+    let source = ClickHouseSettings {
+        url: url.trim().to_string(),
+        user: args.report_clickhouse_user.clone(),
+        password: args.report_clickhouse_password.clone(),
+        database: database.to_string(),
+        table: table.to_string(),
+        timeout: FORECAST_QUERY_TIMEOUT,
+    };
+    let settings = args
+        .forecast_report
+        .settings(time_zone, report_chats(args, telegram)?)
+        .map_err(anyhow::Error::msg)?;
+    Ok(Some(ForecastReporter::new(source, settings, telegram)))
+}
+
+/// Limit of one metric's history query in the forecast report, which
+/// aggregates a year of the table's rows for daily buckets.
+const FORECAST_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Returns the report chats: SEISMO_REPORT_CHAT_IDS, or TELEGRAM_CHAT_IDS
+/// when it is empty.
+fn report_chats(args: &InteractionArgs, telegram: &TelegramConfig) -> anyhow::Result<Vec<ChatTarget>> {
+    if args.report_chat_ids.trim().is_empty() {
+        Ok(telegram.chats.clone())
+    } else {
+        Ok(parse_chat_targets(&args.report_chat_ids)?)
+    }
+}
+
 fn build_reporter(
     args: &InteractionArgs,
     telegram: Option<&TelegramConfig>,
@@ -245,11 +319,7 @@ fn build_reporter(
             args.report_time
         )
     })?;
-    let chats: Vec<ChatTarget> = if args.report_chat_ids.trim().is_empty() {
-        telegram.chats.clone()
-    } else {
-        parse_chat_targets(&args.report_chat_ids)?
-    };
+    let chats = report_chats(args, telegram)?;
     let settings = ReportSettings {
         metrics: parse_report_metrics(&args.report_metrics).map_err(anyhow::Error::msg)?,
         time_zone,

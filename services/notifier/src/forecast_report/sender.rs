@@ -1,0 +1,184 @@
+//! Builds the forecast report and sends it to Telegram, on the weekly
+//! schedule or on request.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use seismo_forecast::clickhouse_source::ClickHouseSettings;
+use seismo_forecast::metric_query::SeriesQuery;
+use teloxide::Bot;
+use teloxide::payloads::SendPhotoSetters;
+use teloxide::requests::{Request, Requester};
+use teloxide::types::{ChatId, InputFile, Recipient};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::build::{format_forecast_report, forecast_metrics, split_into_messages};
+use super::chart::{ForecastPanel, render_forecast_grid};
+use super::schedule::next_weekly_run;
+use super::settings::ForecastReportSettings;
+use crate::commands::bot::ReportTrigger;
+use crate::config::{ChatTarget, TelegramConfig};
+use crate::telegram_error::describe_request_error;
+
+/// One built forecast report.
+#[derive(Debug, Clone)]
+pub struct ForecastReport {
+    /// The text, split into messages Telegram accepts (usually one).
+    pub messages: Vec<String>,
+    /// History and forecast of every metric that has a forecast; `None`
+    /// when no metric has one or rendering failed.
+    pub chart: Option<Vec<u8>>,
+}
+
+/// Builds and sends forecast reports.
+pub struct ForecastReporter {
+    source: ClickHouseSettings,
+    settings: ForecastReportSettings,
+    bot: Bot,
+    /// The bot token, only to strip it from logged errors.
+    token: String,
+}
+
+impl ForecastReporter {
+    pub fn new(source: ClickHouseSettings, settings: ForecastReportSettings, telegram: &TelegramConfig) -> Self {
+        Self {
+            source,
+            settings,
+            bot: Bot::new(telegram.token.expose()).set_api_url(telegram.api_url.clone()),
+            token: telegram.token.expose().to_string(),
+        }
+    }
+
+    pub fn settings(&self) -> &ForecastReportSettings {
+        &self.settings
+    }
+
+    /// Forecasts every metric from its history up to the bucket containing
+    /// `now`. Never fails as a whole: a metric's error goes into its part of
+    /// the text.
+    pub async fn build(&self, now: DateTime<Utc>) -> ForecastReport {
+        let forecasts = forecast_metrics(&self.source, &self.settings, now).await;
+        let history_end = SeriesQuery::default_end(self.settings.granularity, now);
+        let text = format_forecast_report(&forecasts, history_end);
+
+        let panels: Vec<ForecastPanel> = forecasts
+            .iter()
+            .filter_map(|forecast| {
+                let (series, result) = forecast.outcome.as_ref().ok()?;
+                Some(ForecastPanel::new(&forecast.metric, series, result))
+            })
+            .collect();
+        let chart = if panels.is_empty() {
+            None
+        } else {
+            match tokio::task::spawn_blocking(move || render_forecast_grid(&panels)).await {
+                Ok(Ok(png)) => Some(png),
+                Ok(Err(error)) => {
+                    warn!(error = %error, "rendering the forecast chart failed; sending text only");
+                    None
+                }
+                Err(error) => {
+                    warn!(error = %error, "the forecast chart task failed; sending text only");
+                    None
+                }
+            }
+        };
+        ForecastReport {
+            messages: split_into_messages(&text),
+            chart,
+        }
+    }
+
+    /// Sends `report` to one chat: the text, then the chart.
+    pub async fn send_to(&self, report: &ForecastReport, chat: Recipient) -> Result<(), String> {
+        for message in &report.messages {
+            self.bot
+                .send_message(chat.clone(), message.clone())
+                .send()
+                .await
+                .map_err(|error| {
+                    format!(
+                        "sending the forecast report text failed: {}",
+                        describe_request_error(&error, &self.token)
+                    )
+                })?;
+        }
+        if let Some(png) = &report.chart {
+            let caption = format!(
+                "History and forecast with its {}% prediction interval",
+                self.settings.level * 100.0
+            );
+            self.bot
+                .send_photo(chat, InputFile::memory(png.clone()).file_name("forecast.png"))
+                .caption(caption)
+                .send()
+                .await
+                .map_err(|error| {
+                    format!(
+                        "sending the forecast chart failed: {}",
+                        describe_request_error(&error, &self.token)
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Builds the report for `now` and sends it to every configured chat.
+    /// Returns an error naming the chats that did not receive it.
+    pub async fn send_now(&self, now: DateTime<Utc>) -> Result<(), String> {
+        let report = self.build(now).await;
+        let mut failed = Vec::new();
+        for chat in &self.settings.chats {
+            match self.send_to(&report, recipient(chat)).await {
+                Ok(()) => info!(chat = %chat, "forecast report sent"),
+                Err(error) => {
+                    error!(chat = %chat, error = %error, "sending the forecast report failed");
+                    failed.push(chat.to_string());
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the forecast report did not reach chats {}", failed.join(", ")))
+        }
+    }
+
+    /// Sends the report every week on the configured weekday and local time
+    /// until `cancel` fires. A failed report is logged and not repeated that
+    /// week.
+    pub async fn run_schedule(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            let now = Utc::now();
+            let settings = &self.settings;
+            let at = next_weekly_run(now, settings.weekday, settings.send_at, settings.time_zone);
+            info!(next_forecast_report_at = %at, "weekly forecast report scheduled");
+            let wait = (at - now).to_std().unwrap_or_default();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = cancel.cancelled() => return,
+            }
+            if let Err(error) = self.send_now(Utc::now()).await {
+                error!(error = %error, "the scheduled forecast report failed");
+            }
+        }
+    }
+}
+
+impl ReportTrigger for ForecastReporter {
+    fn send_report(&self, chat: ChatId) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let report = self.build(Utc::now()).await;
+            self.send_to(&report, Recipient::Id(chat)).await
+        })
+    }
+}
+
+fn recipient(chat: &ChatTarget) -> Recipient {
+    match chat {
+        ChatTarget::Id(id) => Recipient::Id(ChatId(*id)),
+        ChatTarget::Username(name) => Recipient::ChannelUsername(name.clone()),
+    }
+}
