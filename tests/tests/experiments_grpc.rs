@@ -1,12 +1,14 @@
 //! The `seismo.experiments.v1.Experiments` gRPC service over a real
 //! connection, analysing events inserted with SQL into a fresh database on
-//! the local ClickHouse server (default http://127.0.0.1:8123).
+//! the local ClickHouse server (default http://127.0.0.1:8123), and the
+//! request counts on its `/metrics`.
 
 use seismo_experiments::analysis::AnalysisSettings;
 use seismo_experiments::clickhouse_source::EventsTable;
-use seismo_experiments::grpc::{ExperimentsService, serve};
+use seismo_experiments::service::{ServiceConfig, start};
 use seismo_proto::experiments::v1::experiments_client::ExperimentsClient;
 use seismo_proto::experiments::v1::{AnalyzeAbTestRequest, Metric};
+use seismo_tests::admin_http::{metric_value, scrape};
 use seismo_tests::clickhouse::TestDatabase;
 use tokio_util::sync::CancellationToken;
 
@@ -64,12 +66,17 @@ async fn analysis_round_trip() {
         bootstrap_iterations: 500,
         ..AnalysisSettings::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
+    let config = ServiceConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        table,
+        defaults,
+    };
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(listener, ExperimentsService::new(table, defaults), shutdown.clone()));
+    let running = start(config, shutdown.clone()).await.unwrap();
+    let admin = running.admin_addr();
 
-    let mut client = ExperimentsClient::connect(format!("http://{address}")).await.unwrap();
+    let mut client = ExperimentsClient::connect(format!("http://{}", running.local_addr())).await.unwrap();
     let response = client
         .analyze_ab_test(AnalyzeAbTestRequest {
             control_group: "1".to_string(),
@@ -126,6 +133,15 @@ async fn analysis_round_trip() {
     assert_eq!(empty.code(), tonic::Code::FailedPrecondition);
     assert!(empty.message().contains("sample `3` has 0 values"), "{}", empty.message());
 
+    let exposition = scrape(admin).await.unwrap();
+    for code in ["Ok", "InvalidArgument", "FailedPrecondition"] {
+        let requests = format!(r#"seismo_experiments_requests_total{{rpc="analyze_ab_test",code="{code}"}}"#);
+        let durations =
+            format!(r#"seismo_experiments_request_duration_seconds_count{{rpc="analyze_ab_test",code="{code}"}}"#);
+        assert_eq!(metric_value(&exposition, &requests), Some(1.0), "{exposition}");
+        assert_eq!(metric_value(&exposition, &durations), Some(1.0), "{exposition}");
+    }
+
     shutdown.cancel();
-    server.await.unwrap().unwrap();
+    running.wait().await.unwrap();
 }

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use seismo_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 use crate::aa::AaSettings;
 use crate::analysis::{AnalysisSettings, Metric};
 use crate::clickhouse_source::EventsTable;
-use crate::grpc::{ExperimentsService, serve};
 use crate::run::{AaRequest, AbRequest, run_aa_check, run_ab_test};
+use crate::service::{ServiceConfig, start};
 use crate::telegram::{TelegramTarget, send_report};
 
 /// A/B test analysis and A/A checks over the Seismo events table.
@@ -24,6 +25,16 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log format on stderr: `text` or `json`. RUST_LOG sets the level
+    /// (default info).
+    #[arg(long, global = true, env = "SEISMO_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Settings file (TOML) whose keys are the environment variable names of
+    /// these options, e.g. `SEISMO_EXPERIMENTS_LISTEN = "0.0.0.0:50071"`.
+    #[arg(long = "config-file", global = true, env = "SEISMO_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,7 +44,8 @@ pub enum Command {
     /// Re-split the users of some groups at random many times and report how
     /// often each test rejects; expect about alpha.
     Aa(AaArgs),
-    /// Serve the `seismo.experiments.v1.Experiments` gRPC service.
+    /// Serve the `seismo.experiments.v1.Experiments` gRPC service until
+    /// SIGTERM or Ctrl-C.
     Serve(ServeArgs),
 }
 
@@ -57,15 +69,15 @@ pub struct TableArgs {
     pub database: String,
 
     /// Events table, as ingest creates it.
-    #[arg(long, global = true, default_value = "events")]
+    #[arg(long, global = true, env = "SEISMO_EXPERIMENTS_TABLE", default_value = "events")]
     pub table: String,
 
     /// `event` value counted as a view (the CTR's denominator).
-    #[arg(long, global = true, default_value = "view")]
+    #[arg(long, global = true, env = "SEISMO_EXPERIMENTS_VIEW_EVENT", default_value = "view")]
     pub view_event: String,
 
     /// `event` value counted as a like (the CTR's numerator).
-    #[arg(long, global = true, default_value = "like")]
+    #[arg(long, global = true, env = "SEISMO_EXPERIMENTS_LIKE_EVENT", default_value = "like")]
     pub like_event: String,
 }
 
@@ -195,12 +207,17 @@ pub struct AaArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address of the gRPC server.
+    /// Address of the gRPC server, host:port.
     #[arg(long, env = "SEISMO_EXPERIMENTS_LISTEN", default_value = "127.0.0.1:50071")]
     pub listen: SocketAddr,
 
-    /// Poisson bootstrap replicates of each analysis.
-    #[arg(long, default_value_t = 2000)]
+    /// Address of the admin HTTP server, host:port, which serves /metrics
+    /// (Prometheus), /healthz (liveness) and /readyz (readiness).
+    #[arg(long, env = "SEISMO_EXPERIMENTS_ADMIN_LISTEN", default_value = "0.0.0.0:9105")]
+    pub admin_listen: SocketAddr,
+
+    /// Poisson bootstrap replicates of each analysis; 0 skips the bootstrap.
+    #[arg(long, env = "SEISMO_EXPERIMENTS_BOOTSTRAP", default_value_t = 2000)]
     pub bootstrap: usize,
 }
 
@@ -211,14 +228,16 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()
         Command::Ab(args) => run_ab(&table, args).await,
         Command::Aa(args) => run_aa(&table, args).await,
         Command::Serve(args) => {
-            let defaults = AnalysisSettings {
-                bootstrap_iterations: args.bootstrap,
-                ..AnalysisSettings::default()
+            let config = ServiceConfig {
+                listen: args.listen,
+                admin_listen: args.admin_listen,
+                table,
+                defaults: AnalysisSettings {
+                    bootstrap_iterations: args.bootstrap,
+                    ..AnalysisSettings::default()
+                },
             };
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("binding the gRPC address {} failed; pick a free --listen address", args.listen))?;
-            serve(listener, ExperimentsService::new(table, defaults), shutdown).await
+            start(config, shutdown).await?.wait().await
         }
     }
 }
@@ -376,6 +395,30 @@ mod tests {
         assert_eq!(args.groups, vec!["1", "2"]);
         assert_eq!(args.split, vec![50.0, 50.0]);
         assert_eq!(args.stats.metric, MetricArg::Likes);
+    }
+
+    #[test]
+    fn serve_arguments_parsed() {
+        let cli = Cli::try_parse_from([
+            "seismo-experiments",
+            "serve",
+            "--admin-listen",
+            "127.0.0.1:19105",
+            "--table",
+            "events_local",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+
+        let Command::Serve(args) = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert_eq!(args.admin_listen, "127.0.0.1:19105".parse().unwrap());
+        assert_eq!(args.listen, "127.0.0.1:50071".parse().unwrap());
+        assert_eq!(args.bootstrap, 2000);
+        assert_eq!(cli.table.table, "events_local");
+        assert_eq!(cli.log_format, LogFormat::Json);
     }
 
     fn parse_ab(extra: &[&str]) -> AbArgs {

@@ -1,6 +1,12 @@
-//! The `seismo.experiments.v1.Experiments` gRPC service.
+//! gRPC server: `seismo.experiments.v1.Experiments`, the standard health
+//! service and server reflection.
 
+use std::time::Instant;
+
+use anyhow::Context;
 use chrono::{DateTime, Utc};
+use prost::Message;
+use prost_types::FileDescriptorSet;
 use seismo_proto::experiments::v1::experiments_server::{Experiments, ExperimentsServer};
 use seismo_proto::experiments::v1::{
     AnalyzeAbTestRequest, AnalyzeAbTestResponse, GroupSummary, Metric as ProtoMetric, TestResult,
@@ -12,6 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::analysis::{AnalysisSettings, GroupStats, Metric, TestOutcome};
 use crate::clickhouse_source::EventsTable;
+use crate::prometheus_metrics::{ANALYZE_AB_TEST, record_request};
 use crate::run::{AbRequest, run_ab_test};
 use crate::stats::error::StatsError;
 
@@ -30,41 +37,130 @@ impl ExperimentsService {
     }
 }
 
-/// Serves the service on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, service: ExperimentsService, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Package of the experiments API in the descriptor set of `seismo-proto`.
+const EXPERIMENTS_PACKAGE: &str = "seismo.experiments.v1";
+
+/// Serves the experiments API, health and reflection on `listener` until
+/// `shutdown` fires; in-flight requests finish first. Calls `on_serving`
+/// once the server is about to accept connections.
+pub async fn serve(
+    listener: TcpListener,
+    service: ExperimentsService,
+    shutdown: CancellationToken,
+    on_serving: impl FnOnce(),
+) -> anyhow::Result<()> {
     let listen = listener.local_addr()?;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<ExperimentsServer<ExperimentsService>>().await;
+
+    // Both reflection versions, because many clients still speak only v1alpha.
+    let descriptors = experiments_descriptors()?;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_file_descriptor_set(descriptors.clone())
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_file_descriptor_set(descriptors)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let stopping = async move {
+        shutdown.cancelled().await;
+        health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        health_reporter.set_not_serving::<ExperimentsServer<ExperimentsService>>().await;
+    };
+
     tracing::info!(%listen, "experiments gRPC server started");
+    on_serving();
     tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(ExperimentsServer::new(service))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), stopping)
         .await
         .map_err(|error| anyhow::anyhow!("the gRPC server on {listen} failed: {error}"))?;
     tracing::info!(%listen, "experiments gRPC server stopped");
     Ok(())
 }
 
+/// Returns the files of the experiments API from the descriptor set of
+/// `seismo-proto`, which also contains the detector and forecast APIs, so
+/// reflection lists only the services this server runs. The experiments
+/// proto imports no other file.
+fn experiments_descriptors() -> anyhow::Result<FileDescriptorSet> {
+    let mut descriptors = FileDescriptorSet::decode(seismo_proto::FILE_DESCRIPTOR_SET)
+        .context("the descriptor set of seismo-proto is invalid; rebuild seismo-proto")?;
+
+    descriptors
+        .file
+        .retain(|file| file.package.as_deref() == Some(EXPERIMENTS_PACKAGE));
+    anyhow::ensure!(
+        !descriptors.file.is_empty(),
+        "the descriptor set of seismo-proto has no file of package {EXPERIMENTS_PACKAGE}"
+    );
+    Ok(descriptors)
+}
+
 #[tonic::async_trait]
 impl Experiments for ExperimentsService {
     async fn analyze_ab_test(&self, request: Request<AnalyzeAbTestRequest>) -> Result<Response<AnalyzeAbTestResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
-        let ab_request = self.ab_request(&request)?;
+        let result = self.serve_ab_test(&request).await;
 
-        let output = run_ab_test(&self.table, &ab_request).await.map_err(|error| {
-            tracing::warn!(
-                control = %request.control_group,
-                treatment = %request.treatment_group,
-                error = format!("{error:#}"),
-                "A/B analysis request failed"
-            );
-            match error.downcast_ref::<StatsError>() {
+        finish_request(ANALYZE_AB_TEST, &request, &result, started);
+        result.map(Response::new)
+    }
+}
+
+/// Records the request's metrics and logs its outcome.
+fn finish_request<T>(rpc: &'static str, request: &AnalyzeAbTestRequest, result: &Result<T, Status>, started: Instant) {
+    let duration = started.elapsed();
+    let code = result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+    record_request(rpc, code, duration);
+
+    let duration_ms = duration.as_millis() as u64;
+    let control = request.control_group.as_str();
+    let treatment = request.treatment_group.as_str();
+    match result {
+        Ok(_) => tracing::info!(rpc, control, treatment, duration_ms, "served request"),
+        // ClickHouse failed or is unreachable: the operator's problem, not the client's.
+        Err(status) if status.code() == tonic::Code::Unavailable => tracing::warn!(
+            rpc,
+            control,
+            treatment,
+            duration_ms,
+            code = ?status.code(),
+            error = status.message(),
+            "A/B analysis request failed"
+        ),
+        Err(status) => tracing::info!(
+            rpc,
+            control,
+            treatment,
+            duration_ms,
+            code = ?status.code(),
+            message = status.message(),
+            "rejected request"
+        ),
+    }
+}
+
+impl ExperimentsService {
+    async fn serve_ab_test(&self, request: &AnalyzeAbTestRequest) -> Result<AnalyzeAbTestResponse, Status> {
+        let ab_request = self.ab_request(request)?;
+
+        let output = run_ab_test(&self.table, &ab_request)
+            .await
+            .map_err(|error| match error.downcast_ref::<StatsError>() {
                 Some(_) => Status::failed_precondition(format!("{error:#}")),
                 None => Status::unavailable(format!("{error:#}")),
-            }
-        })?;
+            })?;
 
         let analysis = &output.analysis;
         let tests = analysis.tests.iter().map(test_result).collect();
-        Ok(Response::new(AnalyzeAbTestResponse {
+        Ok(AnalyzeAbTestResponse {
             control: Some(group_summary(&analysis.control)),
             treatment: Some(group_summary(&analysis.treatment)),
             srm_chi_square: analysis.sample_ratio.chi_square,
@@ -76,7 +172,7 @@ impl Experiments for ExperimentsService {
                 .map_or(f64::NAN, |effect| effect.absolute),
             report: output.report,
             chart_png: output.chart_png.unwrap_or_default(),
-        }))
+        })
     }
 }
 
