@@ -238,8 +238,6 @@ check_rejections() {
     "${template[@]}" --set ingest.autoscaling.minReplicas=5
   expect_failure "forecast minReplicas above maxReplicas" "forecast.autoscaling.minReplicas \\(5\\) exceeds" \
     "${template[@]}" --set forecast.autoscaling.enabled=true,forecast.autoscaling.minReplicas=5
-  expect_failure "an experiments probe on an admin server it lacks" "Additional property httpGet is not allowed" \
-    "${template[@]}" --set experiments.livenessProbe.httpGet.path=/healthz
   expect_failure "a notifier without a detector" "notifier has no detector to follow" \
     "${template[@]}" --set detector.enabled=false
   expect_failure "a bot token without chat ids" "notifier.telegramChatIds is empty" \
@@ -262,8 +260,9 @@ check_rejections() {
     "ingest.extraEnv[0].name=SEISMO_INGEST_BATCH_ROWS,ingest.extraEnv[0].value=5|SEISMO_INGEST_BATCH_ROWS is read by no argument"
     "forecast.readinessProbe.httpGet.path=/healthz|readinessProbe path is /healthz"
     "forecast.extraEnv[0].name=SEISMO_FORECAST_LISTEN,forecast.extraEnv[0].value=127.0.0.1:50053|expected one gRPC"
-    "experiments.enabled=true,experiments.readinessProbe.tcpSocket.port=9104|readinessProbe port 9104 is not the grpc port"
-    "experiments.enabled=true,experiments.extraEnv[0].name=SEISMO_EXPERIMENTS_ADMIN_LISTEN,experiments.extraEnv[0].value=0.0.0.0:9105|serves no admin server"
+    "experiments.enabled=true,experiments.readinessProbe.httpGet.path=/healthz|readinessProbe path is /healthz"
+    "experiments.enabled=true,experiments.extraEnv[0].name=SEISMO_EXPERIMENTS_ADMIN_LISTEN,experiments.extraEnv[0].value=0.0.0.0:9205|set twice"
+    "experiments.enabled=true,experiments.extraEnv[0].name=SEISMO_EXPERIMENTS_BOOTSTRAP_ITERATIONS,experiments.extraEnv[0].value=5|SEISMO_EXPERIMENTS_BOOTSTRAP_ITERATIONS is read by no argument"
   )
   local case
   for case in "${cases[@]}"; do

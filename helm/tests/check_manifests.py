@@ -33,11 +33,6 @@ STANDARD_LABELS = (
 # Components that must run as exactly one pod, because the detector keeps its
 # state in memory and two notifiers would send every alert twice.
 SINGLE_REPLICA_COMPONENTS = ("detector", "notifier")
-# Components whose binary serves no admin server: no /healthz, /readyz or
-# /metrics. Their probes must be TCP connections to the grpc port, and no
-# ServiceMonitor may select their Service.
-# TODO: remove experiments once `seismo-experiments serve` has an admin server.
-COMPONENTS_WITHOUT_ADMIN_SERVER = ("experiments",)
 # Variables the services read without a clap `env = "..."` declaration.
 # tracing's EnvFilter reads RUST_LOG; the OpenTelemetry SDK reads the OTEL_ ones.
 UNDECLARED_VARIABLES = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}
@@ -137,9 +132,9 @@ class Checker:
 
         volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
         for container in pod["containers"]:
-            self.check_container(deployment, container, volumes, component)
+            self.check_container(deployment, container, volumes)
 
-    def check_container(self, deployment, container, volumes, component):
+    def check_container(self, deployment, container, volumes):
         name = container["name"]
         security = container.get("securityContext", {})
         if security.get("allowPrivilegeEscalation") is not False:
@@ -164,11 +159,6 @@ class Checker:
                 self.fail(deployment, f"container {name}: volumeMount {mount['name']} has no volume")
 
         ports = {port["name"]: port["containerPort"] for port in container.get("ports", [])}
-        if component in COMPONENTS_WITHOUT_ADMIN_SERVER:
-            self.check_grpc_port_probes(deployment, container, ports)
-            self.check_env(deployment, container, ports, admin_server=False)
-            return
-
         if "admin" not in ports:
             self.fail(deployment, f"container {name}: no port named admin")
         for probe_name, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
@@ -181,22 +171,9 @@ class Checker:
             if http_get.get("port") not in ("admin", ports.get("admin")):
                 self.fail(deployment, f"container {name}: {probe_name} port {http_get.get('port')} is not the admin port")
 
-        self.check_env(deployment, container, ports, admin_server=True)
+        self.check_env(deployment, container, ports)
 
-    def check_grpc_port_probes(self, deployment, container, ports):
-        name = container["name"]
-        if "admin" in ports:
-            self.fail(deployment, f"container {name}: port admin is declared, but the binary serves no admin server")
-        if "grpc" not in ports:
-            self.fail(deployment, f"container {name}: no port named grpc for the TCP probes")
-        for probe_name in ("livenessProbe", "readinessProbe"):
-            tcp_socket = container.get(probe_name, {}).get("tcpSocket")
-            if tcp_socket is None:
-                self.fail(deployment, f"container {name}: {probe_name} has no tcpSocket, and the binary serves no health endpoint")
-            elif tcp_socket.get("port") not in ("grpc", ports.get("grpc")):
-                self.fail(deployment, f"container {name}: {probe_name} port {tcp_socket.get('port')} is not the grpc port")
-
-    def check_env(self, deployment, container, ports, admin_server):
+    def check_env(self, deployment, container, ports):
         name = container["name"]
         env = container.get("env", [])
         names = [variable["name"] for variable in env]
@@ -206,10 +183,7 @@ class Checker:
 
         values = {variable["name"]: variable.get("value") for variable in env}
         admin_listen = [n for n in names if n.endswith("_ADMIN_LISTEN")]
-        if not admin_server:
-            if admin_listen:
-                self.fail(deployment, f"container {name}: sets {admin_listen}, but the binary serves no admin server")
-        elif len(admin_listen) != 1:
+        if len(admin_listen) != 1:
             self.fail(deployment, f"container {name}: expected one *_ADMIN_LISTEN variable, found {admin_listen}")
         elif "admin" in ports:
             listen = values[admin_listen[0]]
@@ -297,7 +271,7 @@ class Checker:
         scraped = {service["metadata"]["labels"].get("app.kubernetes.io/component") for service in services}
         for deployment in self.of_kind("Deployment"):
             component = deployment["metadata"]["labels"].get("app.kubernetes.io/component")
-            if component not in scraped and component not in COMPONENTS_WITHOUT_ADMIN_SERVER:
+            if component not in scraped:
                 self.fail(monitor, f"no selected Service exposes the admin port of {deployment['metadata']['name']}")
 
     def check_metrics_config(self, metrics_file):
