@@ -121,6 +121,7 @@ fn events_table(database: &TestDatabase) -> EventsTable {
         table: "events".to_string(),
         view_event: "view".to_string(),
         like_event: "like".to_string(),
+        query_timeout: Duration::from_secs(60),
     }
 }
 

@@ -1,8 +1,9 @@
 //! `seismo-experiments serve` as the binary runs it, started in-process:
 //! gRPC health and reflection on the gRPC port, and `/metrics`, `/healthz`
 //! and `/readyz` on the admin port. ClickHouse is a closed port on
-//! 127.0.0.1, so analyses fail with UNAVAILABLE while the service stays
-//! ready; the analysis itself is tested in `experiments_grpc.rs`.
+//! 127.0.0.1, or a listener that never responds, so analyses fail with
+//! UNAVAILABLE while the service stays ready. The analysis itself is tested
+//! in `experiments_grpc.rs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use seismo_experiments::clickhouse_source::EventsTable;
 use seismo_experiments::service::{ServiceConfig, start};
 use seismo_proto::experiments::v1::AnalyzeAbTestRequest;
 use seismo_proto::experiments::v1::experiments_client::ExperimentsClient;
-use seismo_tests::admin_http::{get, metric_value, scrape};
+use seismo_tests::admin_http::{get, metric_value, scrape, wait_for_readyz};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -62,6 +63,7 @@ async fn serve_health_reflection_admin() {
             table: "events".to_string(),
             view_event: "view".to_string(),
             like_event: "like".to_string(),
+            query_timeout: Duration::from_secs(60),
         },
         defaults: AnalysisSettings::default(),
     };
@@ -109,12 +111,24 @@ async fn serve_health_reflection_admin() {
         .unwrap_err();
     assert_eq!(unavailable.code(), tonic::Code::Unavailable, "{unavailable}");
 
+    let invalid = ExperimentsClient::new(channel.clone())
+        .analyze_ab_test(AnalyzeAbTestRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), tonic::Code::InvalidArgument, "{invalid}");
+
+    // The shutdown test shares this process's recorder and also fails a
+    // request with UNAVAILABLE, so that count is at least 1. Only this test
+    // sends invalid requests.
     let after = scrape(admin).await.unwrap();
     let unavailable_series = r#"seismo_experiments_requests_total{rpc="analyze_ab_test",code="Unavailable"}"#;
-    let duration_series =
-        r#"seismo_experiments_request_duration_seconds_count{rpc="analyze_ab_test",code="Unavailable"}"#;
-    assert_eq!(metric_value(&after, unavailable_series), Some(1.0), "{after}");
-    assert_eq!(metric_value(&after, duration_series), Some(1.0), "{after}");
+    let invalid_series = r#"seismo_experiments_requests_total{rpc="analyze_ab_test",code="InvalidArgument"}"#;
+    let invalid_duration_series =
+        r#"seismo_experiments_request_duration_seconds_count{rpc="analyze_ab_test",code="InvalidArgument"}"#;
+    let unavailable_count = metric_value(&after, unavailable_series).unwrap_or(0.0);
+    assert!(unavailable_count >= 1.0, "{after}");
+    assert_eq!(metric_value(&after, invalid_series), Some(1.0), "{after}");
+    assert_eq!(metric_value(&after, invalid_duration_series), Some(1.0), "{after}");
     assert_eq!(metric_value(&after, ok_series), Some(0.0), "{after}");
     // ClickHouse is queried per request, so its outage leaves the service ready.
     assert_eq!(get(admin, "/readyz").await.unwrap(), (200, "ready\n".to_string()));
@@ -125,6 +139,50 @@ async fn serve_health_reflection_admin() {
         .expect("the service stops in time")
         .unwrap();
     assert!(get(admin, "/healthz").await.is_err(), "the admin server stops with the service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clickhouse_deadline_exceeded() {
+    // The kernel accepts the connection into the backlog, and nothing ever
+    // responds to the query.
+    let clickhouse = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = ServiceConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        table: EventsTable {
+            url: format!("http://{}", clickhouse.local_addr().unwrap()),
+            user: "default".to_string(),
+            password: String::new(),
+            database: "experiments_timeout".to_string(),
+            table: "events".to_string(),
+            view_event: "view".to_string(),
+            like_event: "like".to_string(),
+            query_timeout: Duration::from_millis(300),
+        },
+        defaults: AnalysisSettings::default(),
+    };
+    let shutdown = CancellationToken::new();
+    let running = start(config, shutdown.clone()).await.unwrap();
+    let mut client = ExperimentsClient::new(connect(running.local_addr()).await);
+
+    let status = tokio::time::timeout(
+        WAIT,
+        client.analyze_ab_test(AnalyzeAbTestRequest {
+            control_group: "1".to_string(),
+            treatment_group: "2".to_string(),
+            from_ms: 1_404_172_800_000,
+            to_ms: 1_404_259_200_000,
+            ..AnalyzeAbTestRequest::default()
+        }),
+    )
+    .await
+    .expect("the query timeout ends the request")
+    .unwrap_err();
+
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status}");
+    assert!(status.message().contains("timed out after 300ms"), "{status}");
+    shutdown.cancel();
+    running.wait().await.unwrap();
 }
 
 /// Service names the server lists through gRPC server reflection.
@@ -183,4 +241,63 @@ async fn reflected_services_v1alpha(channel: Channel) -> Vec<String> {
         Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|service| service.name).collect(),
         other => panic!("expected a service list, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_request_in_flight() {
+    // A "ClickHouse" that accepts the query's connection and never responds,
+    // so the request stays in flight until the test closes the connection.
+    let clickhouse = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = ServiceConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        table: EventsTable {
+            url: format!("http://{}", clickhouse.local_addr().unwrap()),
+            user: "default".to_string(),
+            password: String::new(),
+            database: "experiments_shutdown".to_string(),
+            table: "events".to_string(),
+            view_event: "view".to_string(),
+            like_event: "like".to_string(),
+            query_timeout: Duration::from_secs(60),
+        },
+        defaults: AnalysisSettings::default(),
+    };
+    let shutdown = CancellationToken::new();
+    let running = start(config, shutdown.clone()).await.unwrap();
+    let admin = running.admin_addr();
+    let mut client = ExperimentsClient::new(connect(running.local_addr()).await);
+    wait_for_readyz(admin, 200, "ready").await.unwrap();
+
+    let in_flight = tokio::spawn(async move {
+        client
+            .analyze_ab_test(AnalyzeAbTestRequest {
+                control_group: "1".to_string(),
+                treatment_group: "2".to_string(),
+                from_ms: 1_404_172_800_000,
+                to_ms: 1_404_259_200_000,
+                ..AnalyzeAbTestRequest::default()
+            })
+            .await
+    });
+    let (query_connection, _) = tokio::time::timeout(WAIT, clickhouse.accept())
+        .await
+        .expect("the service queries ClickHouse")
+        .unwrap();
+
+    shutdown.cancel();
+    wait_for_readyz(admin, 503, "shutting down").await.unwrap();
+    assert!(!in_flight.is_finished(), "the request ended before ClickHouse responded");
+
+    drop(query_connection);
+    let response = tokio::time::timeout(WAIT, in_flight)
+        .await
+        .expect("the request finishes once ClickHouse closes the connection")
+        .unwrap();
+    let status = response.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    tokio::time::timeout(WAIT, running.wait())
+        .await
+        .expect("the service stops after the request in flight")
+        .unwrap();
 }

@@ -3,6 +3,8 @@
 //! the local ClickHouse server (default http://127.0.0.1:8123), and the
 //! request counts on its `/metrics`.
 
+use std::time::Duration;
+
 use seismo_experiments::analysis::AnalysisSettings;
 use seismo_experiments::clickhouse_source::EventsTable;
 use seismo_experiments::service::{ServiceConfig, start};
@@ -61,6 +63,7 @@ async fn analysis_round_trip() {
         table: "events".to_string(),
         view_event: "view".to_string(),
         like_event: "like".to_string(),
+        query_timeout: Duration::from_secs(60),
     };
     let defaults = AnalysisSettings {
         bootstrap_iterations: 500,

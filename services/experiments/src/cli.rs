@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -79,6 +80,10 @@ pub struct TableArgs {
     /// `event` value counted as a like (the CTR's numerator).
     #[arg(long, global = true, env = "SEISMO_EXPERIMENTS_LIKE_EVENT", default_value = "like")]
     pub like_event: String,
+
+    /// Maximum time of one ClickHouse query, in seconds.
+    #[arg(long, global = true, env = "SEISMO_EXPERIMENTS_CLICKHOUSE_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub clickhouse_timeout_seconds: u64,
 }
 
 /// Statistical settings shared by `ab` and `aa`.
@@ -327,6 +332,7 @@ fn events_table(args: &TableArgs) -> EventsTable {
         table: args.table.clone(),
         view_event: args.view_event.clone(),
         like_event: args.like_event.clone(),
+        query_timeout: Duration::from_secs(args.clickhouse_timeout_seconds),
     }
 }
 

@@ -3,6 +3,7 @@
 //! group crosses the network.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -25,6 +26,20 @@ pub struct EventsTable {
     pub view_event: String,
     /// `event` value of the ratio's numerator, e.g. `like`.
     pub like_event: String,
+    /// Maximum time of one query, after which it fails with
+    /// [`QueryTimeout`].
+    pub query_timeout: Duration,
+}
+
+/// A ClickHouse query that ran longer than [`EventsTable::query_timeout`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the ClickHouse query of `{database}`.`{table}` timed out after {timeout:?}; narrow the period or raise --clickhouse-timeout-seconds"
+)]
+pub struct QueryTimeout {
+    pub database: String,
+    pub table: String,
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for EventsTable {
@@ -37,6 +52,7 @@ impl std::fmt::Debug for EventsTable {
             .field("table", &self.table)
             .field("view_event", &self.view_event)
             .field("like_event", &self.like_event)
+            .field("query_timeout", &self.query_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -92,7 +108,14 @@ pub async fn fetch_groups(
     }
 
     let started = std::time::Instant::now();
-    let rows: Vec<UserRow> = query.fetch_all().await.with_context(|| {
+    let fetched = tokio::time::timeout(table.query_timeout, query.fetch_all::<UserRow>())
+        .await
+        .map_err(|_| QueryTimeout {
+            database: table.database.clone(),
+            table: table.table.clone(),
+            timeout: table.query_timeout,
+        })?;
+    let rows = fetched.with_context(|| {
         format!(
             "reading per-user aggregates from `{}`.`{}` at {} failed; check --clickhouse-url, --database and that ingest created the table",
             table.database, table.table, table.url

@@ -17,7 +17,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::analysis::{AnalysisSettings, GroupStats, Metric, TestOutcome};
-use crate::clickhouse_source::EventsTable;
+use crate::clickhouse_source::{EventsTable, QueryTimeout};
 use crate::prometheus_metrics::{ANALYZE_AB_TEST, record_request};
 use crate::run::{AbRequest, run_ab_test};
 use crate::stats::error::StatsError;
@@ -125,8 +125,9 @@ fn finish_request<T>(rpc: &'static str, request: &AnalyzeAbTestRequest, result: 
     let treatment = request.treatment_group.as_str();
     match result {
         Ok(_) => tracing::info!(rpc, control, treatment, duration_ms, "served request"),
-        // ClickHouse failed or is unreachable: the operator's problem, not the client's.
-        Err(status) if status.code() == tonic::Code::Unavailable => tracing::warn!(
+        // ClickHouse failed, is unreachable or too slow: the operator's
+        // problem, not the client's.
+        Err(status) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) => tracing::warn!(
             rpc,
             control,
             treatment,
@@ -151,12 +152,15 @@ impl ExperimentsService {
     async fn serve_ab_test(&self, request: &AnalyzeAbTestRequest) -> Result<AnalyzeAbTestResponse, Status> {
         let ab_request = self.ab_request(request)?;
 
-        let output = run_ab_test(&self.table, &ab_request)
-            .await
-            .map_err(|error| match error.downcast_ref::<StatsError>() {
-                Some(_) => Status::failed_precondition(format!("{error:#}")),
-                None => Status::unavailable(format!("{error:#}")),
-            })?;
+        let output = run_ab_test(&self.table, &ab_request).await.map_err(|error| {
+            if error.is::<StatsError>() {
+                Status::failed_precondition(format!("{error:#}"))
+            } else if error.is::<QueryTimeout>() {
+                Status::deadline_exceeded(format!("{error:#}"))
+            } else {
+                Status::unavailable(format!("{error:#}"))
+            }
+        })?;
 
         let analysis = &output.analysis;
         let tests = analysis.tests.iter().map(test_result).collect();
