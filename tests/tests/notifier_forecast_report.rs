@@ -116,7 +116,11 @@ fn expected_series(events: &[Generated]) -> (Series, Series) {
     let start = first.and_time(NaiveTime::MIN).and_utc();
     (
         Series::new(start, Granularity::Day, views.values().copied().collect()),
-        Series::new(start, Granularity::Day, users.values().map(|users| users.len() as f64).collect()),
+        Series::new(
+            start,
+            Granularity::Day,
+            users.values().map(|users| users.len() as f64).collect(),
+        ),
     )
 }
 
@@ -178,7 +182,10 @@ async fn report_matches_direct_forecast() {
     let (views, active_users) = expected_series(&events);
     assert_eq!(views.len(), HISTORY_DAYS as usize);
     // Day 27 has 30 + 54 users, plus 10 when it is a weekend day.
-    assert!(matches!(*active_users.values.last().unwrap(), 84.0 | 94.0), "{active_users:?}");
+    assert!(
+        matches!(*active_users.values.last().unwrap(), 84.0 | 94.0),
+        "{active_users:?}"
+    );
     let options = ForecastOptions {
         horizon: 7,
         level: 0.95,
@@ -225,7 +232,10 @@ async fn report_without_table_names_errors() {
     // forecast and no chart.
     let texts = fake.wait_for_requests("sendmessage", 1, TIMEOUT).await;
     let text = texts[0].text.clone().unwrap();
-    assert!(text.contains("📈 Forecast: views (total) failed: ClickHouse query of"), "{text}");
+    assert!(
+        text.contains("📈 Forecast: views (total) failed: ClickHouse query of"),
+        "{text}"
+    );
     assert!(text.contains(database.name()), "{text}");
     assert!(fake.requests_of("sendphoto").is_empty());
 }
@@ -255,10 +265,15 @@ async fn forecast_report_now_command_line_sends() {
     ];
 
     let args = NotifierArgs::parse_from(command_line);
-    assert!(matches!(args.command, Some(NotifierCommand::ForecastReport { now: true })));
+    assert!(matches!(
+        args.command,
+        Some(NotifierCommand::ForecastReport { now: true })
+    ));
     let interaction = args.interaction.clone();
     let config = args.into_config().unwrap();
-    send_forecast_report_now(&interaction, config.telegram.as_ref()).await.unwrap();
+    send_forecast_report_now(&interaction, config.telegram.as_ref())
+        .await
+        .unwrap();
 
     let texts = fake.wait_for_requests("sendmessage", 1, TIMEOUT).await;
     let text = texts[0].text.clone().unwrap();
@@ -305,7 +320,11 @@ async fn forecast_command_sends_to_its_chat() {
     // on the command allow-list.
     assert_eq!(photos[0].body["chat_id"], COMMAND_CHAT);
     assert!(
-        texts[0].text.as_deref().unwrap().starts_with("Forecast report, history up to "),
+        texts[0]
+            .text
+            .as_deref()
+            .unwrap()
+            .starts_with("Forecast report, history up to "),
         "{:?}",
         texts[0].text
     );

@@ -330,7 +330,8 @@ impl CommandBot {
 
     async fn forecast_report(&self, chat: ChatId) -> String {
         let Some(report) = &self.forecast_report else {
-            return "The forecast report is not configured: the notifier needs SEISMO_REPORT_CLICKHOUSE_URL.".to_string();
+            return "The forecast report is not configured: the notifier needs SEISMO_REPORT_CLICKHOUSE_URL."
+                .to_string();
         };
         match report.send_report(chat).await {
             Ok(()) => "Forecast report sent.".to_string(),

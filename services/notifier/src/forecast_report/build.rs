@@ -178,7 +178,10 @@ mod tests {
 
         let text = format_forecast_report(&forecasts, "2026-12-07T00:00:00Z".parse().unwrap());
 
-        assert!(text.starts_with("Forecast report, history up to 2026-12-07 00:00 UTC\n"), "{text}");
+        assert!(
+            text.starts_with("Forecast report, history up to 2026-12-07 00:00 UTC\n"),
+            "{text}"
+        );
         assert!(text.contains("📈 Forecast: views (total), next 2 days\n"), "{text}");
         assert!(text.contains("Mon 2026-12-07: 120 (95% range 115 – 125)"), "{text}");
         assert!(
@@ -190,12 +193,16 @@ mod tests {
     #[test]
     fn long_text_splits_at_lines() {
         let line = "x".repeat(1000);
-        let text = vec![line.as_str(); 9].join("\n");
+        let text = [line.as_str(); 9].join("\n");
 
         let messages = split_into_messages(&text);
 
         assert_eq!(messages.len(), 3);
-        assert!(messages.iter().all(|message| message.encode_utf16().count() <= MAX_MESSAGE_UTF16));
+        assert!(
+            messages
+                .iter()
+                .all(|message| message.encode_utf16().count() <= MAX_MESSAGE_UTF16)
+        );
         assert_eq!(messages.concat(), format!("{text}\n"));
     }
 

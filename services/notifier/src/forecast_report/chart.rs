@@ -37,14 +37,20 @@ impl ForecastPanel {
     /// Takes the tail of `series` (three horizons, at least two weeks of
     /// days) and the forecast steps of `result`.
     pub fn new(name: &str, series: &Series, result: &ForecastResult) -> Self {
-        let shown_len = (HISTORY_PER_HORIZON * result.steps.len()).max(MIN_HISTORY).min(series.len());
+        let shown_len = (HISTORY_PER_HORIZON * result.steps.len())
+            .max(MIN_HISTORY)
+            .min(series.len());
         let first = series.len() - shown_len;
         Self {
             name: name.to_string(),
             granularity: series.granularity,
             start: series.time_at(first),
             history: series.values[first..].to_vec(),
-            forecast: result.steps.iter().map(|step| (step.point, step.lower, step.upper)).collect(),
+            forecast: result
+                .steps
+                .iter()
+                .map(|step| (step.point, step.lower, step.upper))
+                .collect(),
         }
     }
 }
@@ -90,7 +96,12 @@ fn draw_panel(
         .history
         .iter()
         .copied()
-        .chain(panel.forecast.iter().flat_map(|&(point, lower, upper)| [point, lower, upper]))
+        .chain(
+            panel
+                .forecast
+                .iter()
+                .flat_map(|&(point, lower, upper)| [point, lower, upper]),
+        )
         .filter(|value| value.is_finite());
     let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), value| {
         (min.min(value), max.max(value))
@@ -147,7 +158,11 @@ fn draw_panel(
     plot.draw_series(std::iter::once(Polygon::new(band, FORECAST_COLOR.mix(0.2).filled())))?;
 
     plot.draw_series(LineSeries::new(
-        panel.history.iter().enumerate().map(|(index, value)| (index as f64, *value)),
+        panel
+            .history
+            .iter()
+            .enumerate()
+            .map(|(index, value)| (index as f64, *value)),
         HISTORY_COLOR.stroke_width(2),
     ))?;
     // The forecast line starts at the last observed value, so the two lines
@@ -176,14 +191,16 @@ mod tests {
             granularity: Granularity::Day,
             start: "2026-11-09T00:00:00Z".parse().unwrap(),
             history: (0..history).map(|day| 100.0 + 20.0 * ((day % 7) as f64)).collect(),
-            forecast: (0..horizon).map(|day| (110.0 + day as f64, 90.0, 130.0 + day as f64)).collect(),
+            forecast: (0..horizon)
+                .map(|day| (110.0 + day as f64, 90.0, 130.0 + day as f64))
+                .collect(),
         }
     }
 
     #[test]
     fn grid_has_panel_per_metric() {
-        let png = render_forecast_grid(&[panel("views", 21, 7), panel("active_users", 21, 7), panel("ctr", 21, 7)])
-            .unwrap();
+        let png =
+            render_forecast_grid(&[panel("views", 21, 7), panel("active_users", 21, 7), panel("ctr", 21, 7)]).unwrap();
 
         let reader = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap();
         assert_eq!(
@@ -206,7 +223,11 @@ mod tests {
 
     #[test]
     fn panel_shows_three_horizons_of_history() {
-        let series = Series::new("2026-01-01T00:00:00Z".parse().unwrap(), Granularity::Day, vec![1.0; 100]);
+        let series = Series::new(
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            Granularity::Day,
+            vec![1.0; 100],
+        );
         let result = ForecastResult {
             granularity: Granularity::Day,
             level: 0.95,
@@ -231,6 +252,9 @@ mod tests {
 
         assert_eq!(ForecastPanel::new("views", &series, &with_steps).history.len(), 21);
         assert_eq!(ForecastPanel::new("views", &series, &result).history.len(), 14);
-        assert_eq!(ForecastPanel::new("views", &series, &with_steps).start, series.time_at(79));
+        assert_eq!(
+            ForecastPanel::new("views", &series, &with_steps).start,
+            series.time_at(79)
+        );
     }
 }

@@ -41,10 +41,19 @@ mod tests {
 
         // Friday 4 December 2026; the next Monday is 7 December, 10:00 in
         // Moscow is 07:00 UTC.
-        assert_eq!(next_weekly_run(utc(12, 4, 12, 0), Weekday::Mon, ten(), moscow), utc(12, 7, 7, 0));
+        assert_eq!(
+            next_weekly_run(utc(12, 4, 12, 0), Weekday::Mon, ten(), moscow),
+            utc(12, 7, 7, 0)
+        );
         // On Monday before 10:00 the run is the same day, after it a week later.
-        assert_eq!(next_weekly_run(utc(12, 7, 6, 59), Weekday::Mon, ten(), moscow), utc(12, 7, 7, 0));
-        assert_eq!(next_weekly_run(utc(12, 7, 7, 0), Weekday::Mon, ten(), moscow), utc(12, 14, 7, 0));
+        assert_eq!(
+            next_weekly_run(utc(12, 7, 6, 59), Weekday::Mon, ten(), moscow),
+            utc(12, 7, 7, 0)
+        );
+        assert_eq!(
+            next_weekly_run(utc(12, 7, 7, 0), Weekday::Mon, ten(), moscow),
+            utc(12, 14, 7, 0)
+        );
     }
 
     #[test]
@@ -53,6 +62,9 @@ mod tests {
 
         // 20:00 UTC on Sunday 6 December is already Monday 05:00 in Tokyo,
         // so Monday 10:00 there is 01:00 UTC on 7 December.
-        assert_eq!(next_weekly_run(utc(12, 6, 20, 0), Weekday::Mon, ten(), tokyo), utc(12, 7, 1, 0));
+        assert_eq!(
+            next_weekly_run(utc(12, 6, 20, 0), Weekday::Mon, ten(), tokyo),
+            utc(12, 7, 1, 0)
+        );
     }
 }

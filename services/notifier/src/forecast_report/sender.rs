@@ -14,7 +14,7 @@ use teloxide::types::{ChatId, InputFile, Recipient};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::build::{format_forecast_report, forecast_metrics, split_into_messages};
+use super::build::{forecast_metrics, format_forecast_report, split_into_messages};
 use super::chart::{ForecastPanel, render_forecast_grid};
 use super::schedule::next_weekly_run;
 use super::settings::ForecastReportSettings;

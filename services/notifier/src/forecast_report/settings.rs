@@ -182,7 +182,10 @@ mod tests {
             ("--forecast-report-time=10am", "SEISMO_FORECAST_REPORT_TIME"),
             ("--forecast-report-metrics=revenue", "SEISMO_FORECAST_REPORT_METRICS"),
             ("--forecast-report-metrics= , ", "SEISMO_FORECAST_REPORT_METRICS"),
-            ("--forecast-report-granularity=week", "SEISMO_FORECAST_REPORT_GRANULARITY"),
+            (
+                "--forecast-report-granularity=week",
+                "SEISMO_FORECAST_REPORT_GRANULARITY",
+            ),
             ("--forecast-report-level=1.5", "SEISMO_FORECAST_REPORT_LEVEL"),
         ] {
             let error = settings(&[option]).unwrap_err();
