@@ -427,6 +427,39 @@ mod tests {
         assert_eq!(cli.log_format, LogFormat::Json);
     }
 
+    #[test]
+    fn serve_settings_file_applied() {
+        let path = std::env::temp_dir().join(format!("seismo-experiments-settings-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "SEISMO_EXPERIMENTS_TABLE = \"events_local\"\n\
+             SEISMO_EXPERIMENTS_ADMIN_LISTEN = \"127.0.0.1:19105\"\n\
+             SEISMO_EXPERIMENTS_CLICKHOUSE_TIMEOUT_SECONDS = 5\n\
+             SEISMO_LOG_FORMAT = \"json\"\n",
+        )
+        .unwrap();
+
+        let parsed = seismo_telemetry::try_parse_with_settings_file::<Cli, _, _>([
+            "seismo-experiments",
+            "--config-file",
+            path.to_str().unwrap(),
+            "serve",
+            "--bootstrap",
+            "100",
+        ]);
+        std::fs::remove_file(&path).unwrap();
+
+        let cli = parsed.unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert_eq!(args.admin_listen, "127.0.0.1:19105".parse().unwrap());
+        assert_eq!(args.bootstrap, 100);
+        assert_eq!(cli.table.table, "events_local");
+        assert_eq!(cli.table.clickhouse_timeout_seconds, 5);
+        assert_eq!(cli.log_format, LogFormat::Json);
+    }
+
     fn parse_ab(extra: &[&str]) -> AbArgs {
         let mut arguments = vec!["seismo-experiments", "ab", "--from", "2014-07-01", "--to", "2014-08-01"];
         arguments.extend_from_slice(extra);
