@@ -13,8 +13,7 @@ use crate::{ForecastResult, ForecastStep, Granularity};
 /// forecasts list the lowest and highest hourly point forecast of each UTC
 /// day and the highest hour with its interval.
 ///
-/// The notifier does not schedule this report yet; it is the function such
-/// a schedule would call.
+/// The notifier's weekly forecast report sends one such summary per metric.
 pub fn forecast_report_text(metric: &str, slice: &str, result: &ForecastResult) -> String {
     let mut text = String::new();
     let label = if slice.is_empty() {
