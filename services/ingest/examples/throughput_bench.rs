@@ -14,23 +14,22 @@
 //! 2. Commit offset 0 of every partition for the engine's consumer group, so
 //!    the engine drains the backlog from the start like seismo-ingest does.
 //!    Without a committed offset it would start at the latest offset.
-//! 3. Create the `Kafka` engine table and wait `--engine-join-secs` for its
-//!    consumer to join the group. The engine stores nothing while no view is
-//!    attached, though its consumer may already prefetch, which favours the
-//!    engine. Then create the materialized view into a MergeTree table,
-//!    which starts the streaming, and time it to the last stored row. The
-//!    engine tables are dropped afterwards, so its idle consumer does not
-//!    run during the second measurement.
+//! 3. Create the `Kafka` engine table and the materialized view into a
+//!    MergeTree table, which starts the engine's streaming, and time it from
+//!    the creation of the Kafka table to the last stored row. The engine
+//!    tables are dropped afterwards, so its idle consumer does not run
+//!    during the second measurement.
 //! 4. Run the release `seismo-ingest` binary on the same topic, timed from
-//!    its spawn and from the moment `/readyz` reports it ready (ClickHouse
-//!    set up and partitions assigned), to the last stored row. Its CPU time
-//!    and peak memory are read from `/proc` before SIGTERM.
+//!    its spawn to the last stored row. Its CPU time and peak memory are
+//!    read from `/proc` before SIGTERM.
 //!
-//! The compared rate is events per second from the group join to the last
-//! stored row, for both. Each run also reports the total wall time, the
-//! first stored row and the rate between 10 % and 90 % of the rows, and the
-//! CPU time that the ClickHouse server process used. Linux only, because it
-//! reads `/proc`.
+//! The compared figure is the time from the consumer's creation to the last
+//! stored row, which includes the group join for both. Each run also
+//! reports when seismo-ingest's `/readyz` turned ready (ClickHouse set up
+//! and partitions assigned) and its rate from then on, the first stored
+//! row, the rate between 10 % and 90 % of the rows, and the CPU time that
+//! the ClickHouse server process used. Linux only, because it reads
+//! `/proc`.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -67,12 +66,6 @@ struct Args {
     /// `kafka_num_consumers` of the Kafka engine table.
     #[arg(long, default_value_t = 1)]
     engine_consumers: u32,
-
-    /// Wait after creating the Kafka engine table before attaching its
-    /// materialized view, in seconds, so its consumer has joined the group
-    /// before the timing starts.
-    #[arg(long, default_value_t = 10)]
-    engine_join_secs: u64,
 
     /// seismo-ingest binary; defaults to target/release/seismo-ingest.
     #[arg(long)]
@@ -150,7 +143,6 @@ fn run_benchmark(
     let timeout = Duration::from_secs(args.run_timeout_secs);
 
     // Both consumers drain the same backlog, produced before either starts.
-    let expected = args.events as u64;
     let events: Vec<Vec<u8>> = (0..args.events).map(event).collect();
     let bytes: usize = events.iter().map(Vec::len).sum();
     let started = Instant::now();
@@ -167,14 +159,14 @@ fn run_benchmark(
     let ours = measure_ingest(args, binary, clickhouse, clickhouse_pid, brokers, database, timeout)?;
 
     println!(
-        "rate ratio seismo-ingest / Kafka engine, group join to last row: {:.2}",
-        ours.rate_after_join(expected) / engine.rate_after_join(expected)
+        "rate ratio seismo-ingest / Kafka engine, consumer start to last row: {:.2}",
+        engine.progress.last_row.as_secs_f64() / ours.progress.last_row.as_secs_f64()
     );
     Ok(())
 }
 
-/// Times the Kafka engine from the attachment of its view, after its group
-/// join, to the last stored row.
+/// Times the Kafka engine from the creation of its table to the last stored
+/// row.
 fn measure_engine(
     args: &Args,
     clickhouse: &ClickHouse,
@@ -185,11 +177,9 @@ fn measure_engine(
 ) -> anyhow::Result<Run> {
     let expected = args.events as u64;
     commit_start_offsets(brokers, ENGINE_GROUP, args.partitions)?;
-    create_engine_queue(clickhouse, database, brokers, args.engine_consumers)?;
-    std::thread::sleep(Duration::from_secs(args.engine_join_secs));
-
     let server_cpu_before = clickhouse_pid.and_then(|pid| cpu_seconds(pid).ok());
     let started = Instant::now();
+    create_engine_queue(clickhouse, database, brokers, args.engine_consumers)?;
     create_engine_view(clickhouse, database)?;
     let progress = wait_for_rows_since(clickhouse, &format!("{database}.engine_events"), expected, started, timeout)
         .context("the Kafka engine did not store every event")?;
@@ -198,14 +188,10 @@ fn measure_engine(
 
     let run = Run {
         progress,
-        joined: Duration::ZERO,
+        joined: None,
         server_cpu,
     };
-    report(
-        &format!("Kafka engine (timed from its view's creation, {} s after its table's)", args.engine_join_secs),
-        expected,
-        &run,
-    );
+    report("Kafka engine (timed from its table's creation)", expected, &run);
     Ok(run)
 }
 
@@ -243,7 +229,7 @@ fn measure_ingest(
 
     let run = Run {
         progress,
-        joined,
+        joined: Some(joined),
         server_cpu: cpu_delta(clickhouse_pid, server_cpu_before),
     };
     report("seismo-ingest (timed from its spawn)", expected, &run);
@@ -327,8 +313,7 @@ fn commit_start_offsets(brokers: &str, group: &str, partitions: i32) -> anyhow::
         .with_context(|| format!("committing the start offsets of group {group}"))
 }
 
-/// Creates the Kafka engine table, whose consumer joins its group at once
-/// but streams into no table before a view is attached.
+/// Creates the Kafka engine table; it streams once a view is attached.
 fn create_engine_queue(clickhouse: &ClickHouse, database: &str, brokers: &str, consumers: u32) -> anyhow::Result<()> {
     // JSONEachRow in 18.16 rejects unknown keys, so the columns list every
     // key of the benchmark events.
@@ -456,20 +441,13 @@ impl Progress {
     }
 }
 
-/// One measured consumer: its progress, when it had joined its group (both
-/// relative to the start of its timing) and the ClickHouse server's CPU
-/// time meanwhile.
+/// One measured consumer: its progress, when it had joined its group if
+/// known (both relative to the start of its timing) and the ClickHouse
+/// server's CPU time meanwhile.
 struct Run {
     progress: Progress,
-    joined: Duration,
+    joined: Option<Duration>,
     server_cpu: Option<f64>,
-}
-
-impl Run {
-    /// Rows per second from the group join to the last stored row.
-    fn rate_after_join(&self, rows: u64) -> f64 {
-        rows as f64 / (self.progress.last_row - self.joined).as_secs_f64()
-    }
 }
 
 fn count_rows(clickhouse: &ClickHouse, table: &str) -> anyhow::Result<u64> {
@@ -517,13 +495,15 @@ fn wait_for_rows_since(
 
 fn report(name: &str, rows: u64, run: &Run) {
     let progress = &run.progress;
+    let after_join = run.joined.map_or(String::new(), |joined| {
+        let rate = rows as f64 / (progress.last_row - joined).as_secs_f64();
+        format!("ready after {:.2} s ({rate:.0} rows/s from then on), ", joined.as_secs_f64())
+    });
     println!(
-        "{name}: {rows} rows; joined after {:.2} s, first row after {:.2} s, last after {:.2} s; \
-         {:.0} rows/s from join to last row, {:.0} rows/s overall; steady state {}; ClickHouse server CPU {}",
-        run.joined.as_secs_f64(),
+        "{name}: {rows} rows; {after_join}first row after {:.2} s, last after {:.2} s ({:.0} rows/s); \
+         steady state {}; ClickHouse server CPU {}",
         progress.first_row.as_secs_f64(),
         progress.last_row.as_secs_f64(),
-        run.rate_after_join(rows),
         rows as f64 / progress.last_row.as_secs_f64(),
         progress
             .steady_rate(rows)
