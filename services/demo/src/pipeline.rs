@@ -161,6 +161,9 @@ pub async fn run_demo(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     .await?;
     let detector_stats = detector.stats();
     let detector_endpoint = format!("http://{}", detector.local_addr());
+    if options.print_alerts {
+        println!("Detector gRPC at {detector_endpoint}: `seismo-notifier --detectors {detector_endpoint}` follows it too");
+    }
 
     let (collected, collector) = collect_anomalies(detector_endpoint.clone(), shutdown.child_token()).await?;
 

@@ -155,8 +155,16 @@ impl NotifierArgs {
         let args = self;
         let telegram = match args.telegram_bot_token.as_deref().map(str::trim) {
             Some(token) if !token.is_empty() => {
-                let mut telegram = TelegramConfig::new(token, &args.telegram_chat_ids, &args.telegram_api_url)
-                    .context("invalid Telegram settings")?;
+                // With a routing file, TELEGRAM_CHAT_IDS only fills a
+                // default route that names no chats of its own.
+                let routed_without_default_chats =
+                    args.routing_file.is_some() && args.telegram_chat_ids.trim().is_empty();
+                let mut telegram = if routed_without_default_chats {
+                    TelegramConfig::without_default_chats(token, &args.telegram_api_url)
+                } else {
+                    TelegramConfig::new(token, &args.telegram_chat_ids, &args.telegram_api_url)
+                }
+                .context("invalid Telegram settings")?;
                 telegram.rate_limits = RateLimits {
                     per_chat: WindowLimit {
                         max_requests: 1,
@@ -179,7 +187,15 @@ impl NotifierArgs {
         let routing = match &args.routing_file {
             Some(path) => {
                 let default_chats = telegram.as_ref().map(|telegram| telegram.chats.clone()).unwrap_or_default();
-                Some(Routing::load(path, default_chats)?)
+                let routing = Routing::load(path, default_chats)?;
+                if telegram.is_some() && routing.default_chats().is_empty() {
+                    anyhow::bail!(
+                        "the default route of routing file {} has no chats: set `chats` under [default] or \
+                         TELEGRAM_CHAT_IDS, so alerts that match no rule are delivered",
+                        path.display()
+                    );
+                }
+                Some(routing)
             }
             None => None,
         };
@@ -269,5 +285,39 @@ mod tests {
         assert_eq!(limits.per_chat.window, Duration::from_secs(3));
         assert_eq!(limits.per_group.max_requests, 10);
         assert_eq!(limits.overall.max_requests, 5);
+    }
+
+    fn config_with_routing(routing: &str) -> anyhow::Result<NotifierConfig> {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("routing.toml");
+        std::fs::write(&path, routing).unwrap();
+        let path = path.to_str().unwrap().to_string();
+
+        let command_line = vec![
+            "seismo-notifier",
+            "--telegram-bot-token",
+            "123:secret",
+            "--telegram-chat-ids=",
+            "--routing-file",
+            path.as_str(),
+        ];
+        NotifierArgs::parse_from(command_line).into_config()
+    }
+
+    #[test]
+    fn routing_default_chats_replace_chat_ids() {
+        let config = config_with_routing("[default]\nchats = [\"-1002\"]\n").unwrap();
+
+        let routing = config.routing.expect("the routing file is loaded");
+        assert_eq!(routing.default_chats().len(), 1);
+        assert_eq!(routing.default_chats()[0].to_string(), "-1002");
+    }
+
+    #[test]
+    fn routing_without_any_default_chats_rejected() {
+        let error = config_with_routing("[default]\nmentions = [\"@alice\"]\n").unwrap_err().to_string();
+
+        assert!(error.contains("default route"), "{error}");
+        assert!(error.contains("TELEGRAM_CHAT_IDS"), "{error}");
     }
 }

@@ -138,12 +138,25 @@ impl TelegramConfig {
     /// Builds the configuration from a token, a comma-separated list of chat
     /// ids and the Bot API base URL.
     pub fn new(token: &str, chat_ids: &str, api_url: &str) -> Result<Self, ConfigError> {
+        if token.trim().is_empty() {
+            return Err(ConfigError::MissingBotToken);
+        }
+        let chats = parse_chat_targets(chat_ids)?;
+        Self::with_chats(token, chats, api_url)
+    }
+
+    /// Builds the configuration without chats of its own, for a routing file
+    /// that names every route's chats, its default route's included.
+    pub fn without_default_chats(token: &str, api_url: &str) -> Result<Self, ConfigError> {
+        Self::with_chats(token, Vec::new(), api_url)
+    }
+
+    fn with_chats(token: &str, chats: Vec<ChatTarget>, api_url: &str) -> Result<Self, ConfigError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(ConfigError::MissingBotToken);
         }
 
-        let chats = parse_chat_targets(chat_ids)?;
         let api_url = Url::parse(api_url).map_err(|source| ConfigError::InvalidApiUrl {
             value: api_url.to_string(),
             source,

@@ -188,6 +188,11 @@ impl Routing {
         })
     }
 
+    /// Chats of the default route, which take every alert no rule matches.
+    pub fn default_chats(&self) -> &[ChatTarget] {
+        &self.default.chats
+    }
+
     /// Returns the route of `event`: the first matching rule's, else the
     /// default.
     pub fn route(&self, event: &AnomalyEvent) -> &Arc<Route> {
