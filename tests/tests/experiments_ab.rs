@@ -271,5 +271,5 @@ async fn empty_group_rejected() {
     let error = run_ab_test(&events_table(&database), &ab_request(1)).await.unwrap_err();
     let message = format!("{error:#}");
 
-    assert!(message.contains("sample `1` has 0 values"), "{message}");
+    assert!(message.contains("group `1` has 0 values"), "{message}");
 }

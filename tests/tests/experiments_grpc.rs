@@ -134,7 +134,7 @@ async fn analysis_round_trip() {
         .await
         .unwrap_err();
     assert_eq!(empty.code(), tonic::Code::FailedPrecondition);
-    assert!(empty.message().contains("sample `3` has 0 values"), "{}", empty.message());
+    assert!(empty.message().contains("group `3` has 0 values"), "{}", empty.message());
 
     let exposition = scrape(admin).await.unwrap();
     for code in ["Ok", "InvalidArgument", "FailedPrecondition"] {

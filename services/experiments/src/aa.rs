@@ -52,7 +52,7 @@ pub fn simulate_aa(users: &[UserAggregate], settings: &AaSettings) -> Result<AaC
     if users.len() < 4 {
         return Err(StatsError::TooFewValues {
             test: "the A/A check",
-            sample: "users".to_string(),
+            sample: "all requested groups together".to_string(),
             count: users.len(),
             required: 4,
         });
@@ -221,6 +221,6 @@ mod tests {
 
         let message = simulate_aa(&random_users(3, 1), &settings).unwrap_err().to_string();
 
-        assert!(message.contains("sample `users` has 3 values"), "{message}");
+        assert!(message.contains("group `all requested groups together` has 3 values"), "{message}");
     }
 }

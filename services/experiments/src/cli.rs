@@ -283,6 +283,9 @@ fn check_pairs(args: &AbArgs) -> anyhow::Result<(String, String, [f64; 2])> {
             args.groups.len()
         );
     };
+    if control == treatment {
+        bail!("--groups names `{control}` twice; give two different groups, the control first, e.g. --groups 1,2");
+    }
     let [control_share, treatment_share] = args.split.as_slice() else {
         bail!(
             "--split has {} values; give the expected shares of control and treatment, e.g. --split 50,50",
@@ -467,6 +470,12 @@ mod tests {
             Command::Ab(args) => args,
             other => panic!("parsed {other:?}"),
         }
+    }
+
+    #[test]
+    fn ab_rejects_same_group_twice() {
+        let error = check_pairs(&parse_ab(&["--groups", "1,1"])).unwrap_err().to_string();
+        assert!(error.contains("names `1` twice"), "{error}");
     }
 
     #[test]

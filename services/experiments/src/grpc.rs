@@ -188,6 +188,12 @@ impl ExperimentsService {
                 "control_group and treatment_group are required, e.g. \"1\" and \"2\"",
             ));
         }
+        if request.control_group == request.treatment_group {
+            return Err(Status::invalid_argument(format!(
+                "control_group and treatment_group are both `{}`; compare two different groups",
+                request.control_group
+            )));
+        }
         let metric = match ProtoMetric::try_from(request.metric) {
             Ok(ProtoMetric::Unspecified | ProtoMetric::Ctr) => Metric::Ctr,
             Ok(ProtoMetric::Likes) => Metric::Likes,

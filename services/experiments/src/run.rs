@@ -1,7 +1,7 @@
 //! The A/B and A/A runs shared by the command and the gRPC service: fetch
 //! from ClickHouse, analyse off the async runtime, render.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
 use crate::aa::{AaCheck, AaSettings, simulate_aa};
@@ -80,6 +80,20 @@ pub struct AaRequest {
 /// Fetches the users and runs the A/A check; returns it with its report.
 pub async fn run_aa_check(table: &EventsTable, request: &AaRequest) -> anyhow::Result<(AaCheck, String)> {
     let samples = fetch_groups(table, &request.groups, request.from, request.to).await?;
+    let empty: Vec<&str> = samples
+        .iter()
+        .filter(|sample| sample.users.is_empty())
+        .map(|sample| sample.name.as_str())
+        .collect();
+    if !empty.is_empty() {
+        bail!(
+            "group {} has no users in {}.{} in {}; check the group names and the time range",
+            empty.join(", "),
+            table.database,
+            table.table,
+            period(request.from, request.to)
+        );
+    }
     let users: Vec<_> = samples.into_iter().flat_map(|sample| sample.users).collect();
 
     let request = request.clone();

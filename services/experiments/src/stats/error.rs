@@ -4,7 +4,7 @@ use thiserror::Error;
 /// failed and what to change.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum StatsError {
-    #[error("sample `{sample}` has {count} values, but {test} needs at least {required}; widen the time range or check the group name")]
+    #[error("group `{sample}` has {count} values, but {test} needs at least {required}; widen the time range or check the group name")]
     TooFewValues {
         test: &'static str,
         sample: String,

@@ -78,7 +78,7 @@ fn welch_empty_group_named() {
     let error = welch_t_test(&CONTROL, &[], 0.05).unwrap_err();
     let message = error.to_string();
 
-    assert!(message.contains("sample `treatment` has 0 values"), "{message}");
+    assert!(message.contains("group `treatment` has 0 values"), "{message}");
     assert!(message.contains("widen the time range"), "{message}");
 }
 
@@ -131,7 +131,7 @@ fn mann_whitney_all_tied_rejected() {
 fn mann_whitney_empty_group_named() {
     let message = mann_whitney_u(&[], &TREATMENT).unwrap_err().to_string();
 
-    assert!(message.contains("sample `control` has 0 values"), "{message}");
+    assert!(message.contains("group `control` has 0 values"), "{message}");
 }
 
 #[test]
