@@ -37,6 +37,7 @@ mod telegram_error;
 mod templates;
 // Interaction features: silences, quiet hours, bot commands and buttons,
 // charts, the daily report and the forecast report.
+pub mod ab_report;
 pub mod chart;
 pub mod commands;
 pub mod forecast_report;

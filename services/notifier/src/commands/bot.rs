@@ -21,6 +21,7 @@ use super::buttons::{ButtonAction, acknowledged_buttons, parse_button_data};
 use super::parse::{Command, UnmuteTarget, parse_command};
 use super::replies::{HELP_TEXT, format_silences, format_status};
 use super::status_view::StatusView;
+use crate::ab_report::arguments::AbArguments;
 use crate::backoff::ExponentialBackoff;
 use crate::config::TelegramConfig;
 use crate::silence::selector::SeriesSelector;
@@ -35,6 +36,12 @@ const COMMANDS_TOTAL: &str = "seismo_notifier_bot_updates_total";
 /// the forecast report (`/forecast`).
 pub trait ReportTrigger: Send + Sync {
     fn send_report(&self, chat: ChatId) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// Runs the A/B analysis of `/ab` and sends its report to the chat of the
+/// command. An error is the text to reply instead.
+pub trait AbReportTrigger: Send + Sync {
+    fn send_ab_report(&self, chat: ChatId, arguments: AbArguments) -> BoxFuture<'_, Result<(), String>>;
 }
 
 /// Counts of handled commands and button presses, also exported as
@@ -78,6 +85,7 @@ pub struct CommandBot {
     pub status: Arc<StatusView>,
     pub report: Option<Arc<dyn ReportTrigger>>,
     pub forecast_report: Option<Arc<dyn ReportTrigger>>,
+    pub ab_report: Option<Arc<dyn AbReportTrigger>>,
     /// The notifier's delivery counters for `/status`; `None` leaves them out.
     pub delivery_stats: Option<Arc<NotifierStats>>,
     pub stats: Arc<BotStats>,
@@ -87,7 +95,7 @@ pub struct CommandBot {
 
 impl CommandBot {
     /// Builds a handler that talks to the Bot API of `telegram`, without
-    /// `/report`, `/forecast` or delivery counters and with a 10 s
+    /// `/report`, `/forecast`, `/ab` or delivery counters and with a 10 s
     /// long-polling timeout.
     /// teloxide-core 0.13 does not extend its 17 s HTTP timeout by the
     /// polling timeout, so a longer poll would fail as a timeout.
@@ -107,6 +115,7 @@ impl CommandBot {
             status,
             report: None,
             forecast_report: None,
+            ab_report: None,
             delivery_stats: None,
             stats: Arc::new(BotStats::default()),
             poll_timeout: Duration::from_secs(10),
@@ -215,6 +224,10 @@ impl CommandBot {
             Command::Status => self.status_reply(now),
             Command::Report => self.report(chat).await,
             Command::Forecast => self.forecast_report(chat).await,
+            Command::Ab(arguments) => match self.ab_report(chat, arguments).await {
+                Some(reply) => reply,
+                None => return,
+            },
             Command::Help => HELP_TEXT.to_string(),
         };
         self.reply(chat, reply).await;
@@ -339,6 +352,22 @@ impl CommandBot {
                 error!(chat_id = chat.0, error = %error, "sending the forecast report on request failed");
                 format!("Sending the forecast report failed: {error}")
             }
+        }
+    }
+
+    /// Runs `/ab`; returns the reply to send, or `None` when the report
+    /// itself went to the chat.
+    /// NOTE: updates are handled one at a time, so other commands wait until
+    /// the analysis (a ClickHouse query of up to 60 s and the bootstrap) ends.
+    async fn ab_report(&self, chat: ChatId, arguments: AbArguments) -> Option<String> {
+        let Some(report) = &self.ab_report else {
+            return Some(
+                "A/B reports are not configured: the notifier needs SEISMO_REPORT_CLICKHOUSE_URL.".to_string(),
+            );
+        };
+        match report.send_ab_report(chat, arguments).await {
+            Ok(()) => None,
+            Err(error) => Some(error),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use chrono::TimeDelta;
 
+use crate::ab_report::arguments::{AbArguments, parse_ab_arguments};
 use crate::silence::duration::parse_duration;
 use crate::silence::selector::SeriesSelector;
 
@@ -23,6 +24,8 @@ pub enum Command {
     Report,
     /// `/forecast`: send the forecast report now.
     Forecast,
+    /// `/ab <control> <treatment> <from> <to> [metric]`: analyse an A/B test.
+    Ab(AbArguments),
     /// `/help` or `/start`.
     Help,
 }
@@ -55,6 +58,7 @@ pub fn parse_command(text: &str) -> Option<Result<Command, String>> {
         "status" => no_arguments(Command::Status, &arguments),
         "report" => no_arguments(Command::Report, &arguments),
         "forecast" => no_arguments(Command::Forecast, &arguments),
+        "ab" => parse_ab_arguments(&arguments).map(Command::Ab),
         "help" | "start" => Ok(Command::Help),
         other => Err(format!("Unknown command /{other}. Send /help for the list.")),
     };
@@ -140,9 +144,21 @@ mod tests {
             "/unmute",
             "/status now",
             "/frobnicate",
+            "/ab 1 2 2026-11-08 2026-11-01",
         ] {
             assert!(matches!(parse_command(text), Some(Err(_))), "{text:?}");
         }
         assert_eq!(parse_command("/HELP"), Some(Ok(Command::Help)));
+    }
+
+    #[test]
+    fn ab_parses_groups_and_days() {
+        let Some(Ok(Command::Ab(arguments))) = parse_command("/ab@seismo_bot 1 2 2026-11-01 2026-11-08 likes") else {
+            panic!("/ab did not parse");
+        };
+
+        assert_eq!(arguments.control, "1");
+        assert_eq!(arguments.treatment, "2");
+        assert_eq!(arguments.metric, seismo_experiments::analysis::Metric::Likes);
     }
 }

@@ -19,6 +19,7 @@ pub const HELP_TEXT: &str = "Seismo notifier commands:
 /status - firing anomalies, the last alert sent and silences
 /report - send the daily report now
 /forecast - send the forecast report now
+/ab <control> <treatment> <from YYYY-MM-DD> <to YYYY-MM-DD> [ctr|likes|views] - A/B test of two exp_group values over UTC days, to exclusive; replies with the report and a chart
 /help - this list
 Buttons under an alert: Acknowledge records who handles it; Mute 1h and Mute 24h silence its series.";
 

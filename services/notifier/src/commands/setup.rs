@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
+use seismo_experiments::clickhouse_source::EventsTable as ExperimentsTable;
 use seismo_forecast::clickhouse_source::ClickHouseSettings;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -15,9 +16,10 @@ use tracing::info;
 
 use super::access::{AllowList, parse_id_list};
 use super::acknowledgements::AcknowledgementStore;
-use super::bot::{CommandBot, ReportTrigger};
+use super::bot::{AbReportTrigger, CommandBot, ReportTrigger};
 use super::buttons::alert_buttons;
 use super::status_view::StatusView;
+use crate::ab_report::sender::AbReporter;
 use crate::chart::provider::DetectorChartProvider;
 use crate::config::{ChatTarget, TelegramConfig, parse_chat_targets};
 use crate::forecast_report::sender::ForecastReporter;
@@ -206,6 +208,8 @@ impl Interaction {
             let mut bot = CommandBot::new(telegram, allow_list, silences, acknowledgements, status);
             bot.report = reporter.map(|reporter| reporter as Arc<dyn ReportTrigger>);
             bot.forecast_report = forecast_reporter.map(|reporter| reporter as Arc<dyn ReportTrigger>);
+            bot.ab_report =
+                build_ab_reporter(args, telegram).map(|reporter| Arc::new(reporter) as Arc<dyn AbReportTrigger>);
             bot.delivery_stats = Some(Arc::clone(delivery_stats));
             tasks.push(tokio::spawn(bot.run(cancel.clone())));
         }
@@ -277,6 +281,38 @@ fn build_forecast_reporter(
         .map_err(anyhow::Error::msg)?;
     Ok(Some(ForecastReporter::new(source, settings, telegram)))
 }
+
+/// Builds the `/ab` reporter when the report's ClickHouse URL is set. It
+/// counts `view` and `like` events, as the daily report's default metrics do.
+fn build_ab_reporter(args: &InteractionArgs, telegram: &TelegramConfig) -> Option<AbReporter> {
+    let url = args
+        .report_clickhouse_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|url| !url.is_empty())?;
+    let (database, table) = args
+        .report_table
+        .split_once('.')
+        .unwrap_or((args.report_database.as_str(), args.report_table.as_str()));
+    let table = ExperimentsTable {
+        url: url.to_string(),
+        user: args
+            .report_clickhouse_user
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
+        password: args.report_clickhouse_password.clone().unwrap_or_default(),
+        database: database.to_string(),
+        table: table.to_string(),
+        view_event: "view".to_string(),
+        like_event: "like".to_string(),
+        query_timeout: AB_QUERY_TIMEOUT,
+    };
+    Some(AbReporter::new(table, telegram))
+}
+
+/// Limit of the `/ab` query, which aggregates the period's views and likes
+/// per user; the same default as `seismo-experiments --clickhouse-timeout-seconds`.
+const AB_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Limit of one metric's history query in the forecast report, which
 /// aggregates a year of the table's rows for daily buckets.
