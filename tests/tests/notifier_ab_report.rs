@@ -2,8 +2,8 @@
 //! Bot API. Two experiment groups with a known CTR difference are inserted
 //! with SQL; the reply carries the same report as a direct call of
 //! seismo_experiments::run::run_ab_test, then the chart. Commands from a
-//! chat off the allow-list are ignored, and bad arguments and an empty
-//! group get a text reply.
+//! chat off the allow-list are ignored. Bad arguments, an empty group and
+//! a second `/ab` while one runs get a text reply.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -222,33 +222,42 @@ async fn ab_command_rejects_and_ignores() {
     );
     bot.ab_report = Some(Arc::new(AbReporter::new(events_table(&database), &telegram)));
     bot.poll_timeout = Duration::from_secs(1);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(bot.run(cancel.clone()));
 
-    // Updates are handled in order, so once the two later replies arrived
-    // the first command was handled too.
+    // Queued before polling starts, so one getUpdates returns all four and
+    // the last `/ab` arrives while the empty-group analysis still runs.
     fake.push_text_message(OTHER_CHAT, USER, "/ab 1 2 2026-11-01 2026-11-03");
     fake.push_text_message(COMMAND_CHAT, USER, "/ab 1 2 2026-11-08 2026-11-01");
     fake.push_text_message(COMMAND_CHAT, USER, "/ab 1 3 2026-11-01 2026-11-03");
-    let texts = fake.wait_for_requests("sendmessage", 2, TIMEOUT).await;
+    fake.push_text_message(COMMAND_CHAT, USER, "/ab 1 2 2026-11-01 2026-11-03");
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(bot.run(cancel.clone()));
+    let texts = fake.wait_for_requests("sendmessage", 3, TIMEOUT).await;
     cancel.cancel();
     task.await.unwrap();
 
-    assert_eq!(texts.len(), 2, "{texts:#?}");
+    assert_eq!(texts.len(), 3, "{texts:#?}");
     assert!(texts.iter().all(|text| text.chat_id == COMMAND_CHAT), "{texts:#?}");
     assert!(fake.requests_of("sendphoto").is_empty());
+    let replies: Vec<&str> = texts.iter().map(|text| text.text.as_deref().unwrap()).collect();
+    let reply_starting = |prefix: &str| {
+        let matching: Vec<&str> = replies
+            .iter()
+            .copied()
+            .filter(|reply| reply.starts_with(prefix))
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "expected one reply starting with {prefix:?}: {replies:#?}"
+        );
+        matching[0]
+    };
 
-    let usage = texts[0].text.as_deref().unwrap();
-    assert!(
-        usage.starts_with("from 2026-11-08 must be before to 2026-11-01"),
-        "{usage}"
-    );
+    let usage = reply_starting("from 2026-11-08 must be before to 2026-11-01");
     assert!(usage.ends_with(AB_USAGE), "{usage}");
 
-    let empty_group = texts[1].text.as_deref().unwrap();
-    assert!(
-        empty_group.starts_with("The A/B analysis of control 1 and treatment 3 failed: "),
-        "{empty_group}"
-    );
+    let empty_group = reply_starting("The A/B analysis of control 1 and treatment 3 failed: ");
     assert!(empty_group.contains("group `3` has 0 values"), "{empty_group}");
+
+    reply_starting("Another A/B analysis is running.");
 }

@@ -12,6 +12,7 @@ use teloxide::Bot;
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageReplyMarkupSetters, GetUpdatesSetters};
 use teloxide::requests::{Request, Requester};
 use teloxide::types::{AllowedUpdate, CallbackQuery, ChatId, Message, Update, UpdateKind, User};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -86,6 +87,8 @@ pub struct CommandBot {
     pub report: Option<Arc<dyn ReportTrigger>>,
     pub forecast_report: Option<Arc<dyn ReportTrigger>>,
     pub ab_report: Option<Arc<dyn AbReportTrigger>>,
+    /// One permit, held by the running `/ab` analysis.
+    ab_permits: Arc<Semaphore>,
     /// The notifier's delivery counters for `/status`; `None` leaves them out.
     pub delivery_stats: Option<Arc<NotifierStats>>,
     pub stats: Arc<BotStats>,
@@ -116,6 +119,7 @@ impl CommandBot {
             report: None,
             forecast_report: None,
             ab_report: None,
+            ab_permits: Arc::new(Semaphore::new(1)),
             delivery_stats: None,
             stats: Arc::new(BotStats::default()),
             poll_timeout: Duration::from_secs(10),
@@ -224,7 +228,7 @@ impl CommandBot {
             Command::Status => self.status_reply(now),
             Command::Report => self.report(chat).await,
             Command::Forecast => self.forecast_report(chat).await,
-            Command::Ab(arguments) => match self.ab_report(chat, arguments).await {
+            Command::Ab(arguments) => match self.start_ab_report(chat, arguments) {
                 Some(reply) => reply,
                 None => return,
             },
@@ -355,20 +359,32 @@ impl CommandBot {
         }
     }
 
-    /// Runs `/ab`; returns the reply to send, or `None` when the report
-    /// itself went to the chat.
-    /// NOTE: updates are handled one at a time, so other commands wait until
-    /// the analysis (a ClickHouse query of up to 60 s and the bootstrap) ends.
-    async fn ab_report(&self, chat: ChatId, arguments: AbArguments) -> Option<String> {
-        let Some(report) = &self.ab_report else {
+    /// Starts `/ab` in a task of its own, so polling and other commands go
+    /// on during the analysis (a ClickHouse query of up to 60 s and the
+    /// bootstrap). One analysis runs at a time. Returns the reply to send
+    /// now, or `None` when the task sends the report or its error.
+    fn start_ab_report(&self, chat: ChatId, arguments: AbArguments) -> Option<String> {
+        let Some(report) = self.ab_report.clone() else {
             return Some(
                 "A/B reports are not configured: the notifier needs SEISMO_REPORT_CLICKHOUSE_URL.".to_string(),
             );
         };
-        match report.send_ab_report(chat, arguments).await {
-            Ok(()) => None,
-            Err(error) => Some(error),
-        }
+        let Ok(permit) = Arc::clone(&self.ab_permits).try_acquire_owned() else {
+            info!(chat_id = chat.0, "rejecting /ab while another A/B analysis runs");
+            return Some("Another A/B analysis is running. Send /ab again after its report arrives.".to_string());
+        };
+
+        let bot = self.bot.clone();
+        let token = self.token.clone();
+        // The task is not awaited on shutdown: a report still running then
+        // is dropped with the runtime.
+        tokio::spawn(async move {
+            if let Err(reply) = report.send_ab_report(chat, arguments).await {
+                send_reply(&bot, &token, chat, reply).await;
+            }
+            drop(permit);
+        });
+        None
     }
 
     async fn handle_button(&self, query: &CallbackQuery) {
@@ -468,9 +484,13 @@ impl CommandBot {
     }
 
     async fn reply(&self, chat: ChatId, text: String) {
-        if let Err(error) = self.bot.send_message(chat, text).send().await {
-            warn!(chat_id = chat.0, error = %describe_request_error(&error, &self.token), "sending a command reply failed");
-        }
+        send_reply(&self.bot, &self.token, chat, text).await;
+    }
+}
+
+async fn send_reply(bot: &Bot, token: &str, chat: ChatId, text: String) {
+    if let Err(error) = bot.send_message(chat, text).send().await {
+        warn!(chat_id = chat.0, error = %describe_request_error(&error, token), "sending a command reply failed");
     }
 }
 
