@@ -103,6 +103,13 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    let experiment = args
+        .experiment_users
+        .map(|users| demo_experiment(users, args.experiment_split.clone(), args.effect));
+    if let Some(experiment) = &experiment {
+        experiment.validate()?;
+    }
+
     let telegram = match (&args.telegram_bot_token, &args.telegram_chat_ids) {
         (Some(token), Some(chat_ids)) if !token.is_empty() && !chat_ids.is_empty() => Some(DemoTelegram {
             token: token.clone(),
@@ -128,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
         speedup: args.speedup,
         telegram,
         print_alerts: true,
-        experiment: args.experiment_users.map(|users| demo_experiment(users, args.experiment_split, args.effect)),
+        experiment,
     };
 
     println!(

@@ -51,6 +51,9 @@ pub struct WatchOutcome {
     /// Experiments that skipped it because its user was first seen in
     /// another group.
     pub group_conflicts: u64,
+    /// Experiments that skipped it because its `exp_group` value is none of
+    /// their groups, inside their time range.
+    pub unknown_groups: u64,
 }
 
 /// Identity of one experiment alert, so each is announced once.
@@ -115,7 +118,8 @@ impl ExperimentWatch {
             match monitor.observe(&event.user_id, group, &event.event, time_ms) {
                 ObserveOutcome::Counted => outcome.counted = true,
                 ObserveOutcome::GroupConflict => outcome.group_conflicts += 1,
-                ObserveOutcome::UnknownGroup | ObserveOutcome::OutsidePeriod => {}
+                ObserveOutcome::UnknownGroup => outcome.unknown_groups += 1,
+                ObserveOutcome::OutsidePeriod => {}
             }
         }
         self.counted += u64::from(outcome.counted);
@@ -382,6 +386,15 @@ mixture_sd = 0.02
             alert_metric_names(&config.experiments),
             vec!["experiment.feed.sample_ratio", "experiment.feed.ctr"]
         );
+    }
+
+    #[test]
+    fn counts_unknown_groups() {
+        let mut watch = watch();
+        let outcome = watch.observe(&event(1, "3", "view"));
+
+        assert!(!outcome.counted);
+        assert_eq!(outcome.unknown_groups, 1);
     }
 
     #[test]

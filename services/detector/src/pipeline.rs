@@ -11,7 +11,9 @@ use seismo_telemetry::{MAX_SPAN_LINKS, link_message_contexts, span_traceparent};
 use crate::config::MetricsConfig;
 use crate::hub::AnomalyHub;
 use crate::experiment_watch::ExperimentWatch;
-use crate::prometheus_metrics::{EVALUATION_DURATION, EXPERIMENT_EVENTS, EXPERIMENT_GROUP_CONFLICTS};
+use crate::prometheus_metrics::{
+    EVALUATION_DURATION, EXPERIMENT_EVENTS, EXPERIMENT_GROUP_CONFLICTS, EXPERIMENT_UNKNOWN_GROUPS,
+};
 use crate::proto_mapping::{anomaly_event, contributions_to_proto};
 use crate::root_cause::{MAX_CONTRIBUTORS, SliceOutcome, rank_contributors};
 use crate::series::{Judgement, SeriesRegistry};
@@ -91,6 +93,9 @@ impl Pipeline {
             }
             if outcome.group_conflicts > 0 {
                 metrics::counter!(EXPERIMENT_GROUP_CONFLICTS).increment(outcome.group_conflicts);
+            }
+            if outcome.unknown_groups > 0 {
+                metrics::counter!(EXPERIMENT_UNKNOWN_GROUPS).increment(outcome.unknown_groups);
             }
         }
 

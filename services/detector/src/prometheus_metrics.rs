@@ -25,6 +25,7 @@ pub(crate) const GRPC_SUBSCRIBERS: &str = "seismo_detector_grpc_subscribers";
 pub(crate) const WATERMARK_LAG: &str = "seismo_detector_watermark_lag_seconds";
 pub(crate) const EXPERIMENT_EVENTS: &str = "seismo_detector_experiment_events_total";
 pub(crate) const EXPERIMENT_GROUP_CONFLICTS: &str = "seismo_detector_experiment_group_conflicts_total";
+pub(crate) const EXPERIMENT_UNKNOWN_GROUPS: &str = "seismo_detector_experiment_unknown_groups_total";
 
 /// Label of the anomaly counters.
 pub(crate) const METRIC: &str = "metric";
@@ -47,6 +48,7 @@ pub(crate) fn register_metrics() {
         WINDOWS_EVALUATED,
         EXPERIMENT_EVENTS,
         EXPERIMENT_GROUP_CONFLICTS,
+        EXPERIMENT_UNKNOWN_GROUPS,
     ] {
         metrics::counter!(counter).increment(0);
     }
@@ -122,6 +124,11 @@ pub(crate) fn register_metrics() {
         EXPERIMENT_GROUP_CONFLICTS,
         Unit::Count,
         "Experiment events skipped because their user was first seen in another group."
+    );
+    describe_counter!(
+        EXPERIMENT_UNKNOWN_GROUPS,
+        Unit::Count,
+        "Events in an experiment's time range whose exp_group is none of its groups."
     );
     describe_gauge!(SERIES, Unit::Count, "Series the detector keeps history for.");
     describe_gauge!(GRPC_SUBSCRIBERS, Unit::Count, "Open StreamAnomalies gRPC streams.");

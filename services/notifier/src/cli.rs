@@ -156,10 +156,11 @@ impl NotifierArgs {
         let telegram = match args.telegram_bot_token.as_deref().map(str::trim) {
             Some(token) if !token.is_empty() => {
                 // With a routing file, TELEGRAM_CHAT_IDS only fills a
-                // default route that names no chats of its own.
-                let routed_without_default_chats =
-                    args.routing_file.is_some() && args.telegram_chat_ids.trim().is_empty();
-                let mut telegram = if routed_without_default_chats {
+                // default route that names no chats of its own. The report
+                // subcommands send to SEISMO_REPORT_CHAT_IDS, falling back to
+                // TELEGRAM_CHAT_IDS.
+                let chats_named_elsewhere = args.routing_file.is_some() || args.command.is_some();
+                let mut telegram = if chats_named_elsewhere && args.telegram_chat_ids.trim().is_empty() {
                     TelegramConfig::without_default_chats(token, &args.telegram_api_url)
                 } else {
                     TelegramConfig::new(token, &args.telegram_chat_ids, &args.telegram_api_url)
@@ -319,5 +320,21 @@ mod tests {
 
         assert!(error.contains("default route"), "{error}");
         assert!(error.contains("TELEGRAM_CHAT_IDS"), "{error}");
+    }
+
+    #[test]
+    fn report_subcommand_needs_no_alert_chats() {
+        let command_line = ["seismo-notifier", "--telegram-bot-token", "123:secret", "--telegram-chat-ids=", "report", "--now"];
+
+        let config = NotifierArgs::parse_from(command_line).into_config().unwrap();
+        assert!(config.telegram.expect("a bot token enables Telegram").chats.is_empty());
+    }
+
+    #[test]
+    fn serving_without_chats_rejected() {
+        let command_line = ["seismo-notifier", "--telegram-bot-token", "123:secret", "--telegram-chat-ids="];
+
+        let error = NotifierArgs::parse_from(command_line).into_config().unwrap_err();
+        assert!(format!("{error:#}").contains("TELEGRAM_CHAT_IDS"), "{error:#}");
     }
 }
