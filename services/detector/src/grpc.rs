@@ -19,7 +19,7 @@ use crate::experiment_watch::alert_metric_names;
 use crate::hub::Subscription;
 use crate::pipeline::SharedState;
 use crate::prometheus_metrics::GRPC_SUBSCRIBERS;
-use crate::proto_mapping::{slice_from_proto, slice_to_proto};
+use crate::proto_mapping::{clamp_at_zero, slice_from_proto, slice_to_proto};
 use crate::series::{SeriesKey, TrackedSeries};
 
 /// Changes queued per stream before the forwarding task waits for the client.
@@ -120,7 +120,12 @@ impl Detector for DetectorService {
             ))
         })?;
 
-        let points = recent_points(series, request.limit);
+        let non_negative = self
+            .shared
+            .config
+            .metric(&key.metric)
+            .is_some_and(|metric| metric.value.is_non_negative());
+        let points = recent_points(series, request.limit, non_negative);
         Ok(Response::new(GetSeriesResponse {
             metric: key.metric.clone(),
             slice: slice_to_proto(&key.slice),
@@ -154,8 +159,10 @@ impl Detector for DetectorService {
 }
 
 /// Converts the `limit` most recent points of a series, oldest first, or
-/// all of them when `limit` is 0.
-fn recent_points(series: &TrackedSeries, limit: u32) -> Vec<SeriesPoint> {
+/// all of them when `limit` is 0. With `non_negative`, expected values and
+/// lower edges below 0 are shown as 0.
+fn recent_points(series: &TrackedSeries, limit: u32, non_negative: bool) -> Vec<SeriesPoint> {
+    let floor = |value: f64| if non_negative { clamp_at_zero(value) } else { value };
     let window_ms = series.window.as_ms();
     let mut points: Vec<SeriesPoint> = series
         .detector
@@ -164,8 +171,8 @@ fn recent_points(series: &TrackedSeries, limit: u32) -> Vec<SeriesPoint> {
             window_start_ms: point.window_start_ms,
             window_end_ms: point.window_start_ms + window_ms,
             value: point.value,
-            expected: point.band.map(|band| band.expected),
-            lower: point.band.map(|band| band.lower),
+            expected: point.band.map(|band| floor(band.expected)),
+            lower: point.band.map(|band| floor(band.lower)),
             upper: point.band.map(|band| band.upper),
             anomalous: point.anomalous,
         })

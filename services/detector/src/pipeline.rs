@@ -14,7 +14,7 @@ use crate::experiment_watch::ExperimentWatch;
 use crate::prometheus_metrics::{
     EVALUATION_DURATION, EXPERIMENT_EVENTS, EXPERIMENT_GROUP_CONFLICTS, EXPERIMENT_UNKNOWN_GROUPS,
 };
-use crate::proto_mapping::{anomaly_event, contributions_to_proto};
+use crate::proto_mapping::{anomaly_event, clamp_at_zero, contributions_to_proto};
 use crate::root_cause::{MAX_CONTRIBUTORS, SliceOutcome, rank_contributors};
 use crate::series::{Judgement, SeriesRegistry};
 use crate::stats::DetectorStats;
@@ -225,6 +225,10 @@ impl Pipeline {
             let Some(mut anomaly) = anomaly_event(&metric.name, metric.window, closed, judgement, detected_at_ms) else {
                 continue;
             };
+            if metric.value.is_non_negative() {
+                anomaly.expected = clamp_at_zero(anomaly.expected);
+                anomaly.lower = clamp_at_zero(anomaly.lower);
+            }
             if anomaly.state() == AnomalyState::Firing && closed.slice.is_total() {
                 anomaly.contributors = contributions_to_proto(&contributors(closed, judgement, &judged));
             }

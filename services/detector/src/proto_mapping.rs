@@ -46,6 +46,14 @@ pub fn severity_to_proto(severity: Severity) -> v1::Severity {
     }
 }
 
+/// Raises a band's expected value and lower edge to 0 where they fell
+/// below it, for metrics that cannot be negative; NaN stays NaN. The
+/// detection maths works on unbounded reals, so a band around a value near
+/// zero can reach below it, which reads as nonsense for a count.
+pub fn clamp_at_zero(value: f64) -> f64 {
+    if value < 0.0 { 0.0 } else { value }
+}
+
 /// Builds the `AnomalyEvent` of a window that fired or resolved an episode;
 /// `None` if it did neither. The hub assigns `sequence`. Band fields are NaN
 /// if the detector gave no band, which a firing detector does not do.
@@ -142,6 +150,13 @@ mod tests {
         direction: Direction::Up,
         severity: Severity::Critical,
     };
+
+    #[test]
+    fn clamp_keeps_nan_and_positive_values() {
+        assert_eq!(clamp_at_zero(-55.7), 0.0);
+        assert_eq!(clamp_at_zero(3.5), 3.5);
+        assert!(clamp_at_zero(f64::NAN).is_nan());
+    }
 
     #[test]
     fn firing_carries_window_and_band() {

@@ -144,6 +144,20 @@ pub enum MetricValue {
     },
 }
 
+impl MetricValue {
+    /// Returns whether no window can have a negative value: counts, distinct
+    /// users and ratios of them. A sum is not, because event values can be
+    /// negative (refunds, corrections).
+    pub fn is_non_negative(&self) -> bool {
+        match self {
+            MetricValue::Aggregate(aggregate) => aggregate.aggregation.is_non_negative(),
+            MetricValue::Ratio { numerator, denominator } => {
+                numerator.aggregation.is_non_negative() && denominator.aggregation.is_non_negative()
+            }
+        }
+    }
+}
+
 /// An aggregation over the events that pass a filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
@@ -161,6 +175,12 @@ pub enum Aggregation {
     UniqueUsers,
     /// Sum of the events' `value` field; events without it add nothing.
     Sum,
+}
+
+impl Aggregation {
+    fn is_non_negative(self) -> bool {
+        matches!(self, Aggregation::Count | Aggregation::UniqueUsers)
+    }
 }
 
 /// Events a metric counts: the event name is one of `events` and every

@@ -509,3 +509,50 @@ fn rejects_bad_method_settings() {
         assert!(problem.contains(expected), "{setting}: {problem}");
     }
 }
+
+#[test]
+fn non_negative_metrics_are_counts_and_their_ratios() {
+    let config = MetricsConfig::parse(
+        r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "users"
+events = ["view"]
+aggregation = "unique_users"
+window = "5m"
+
+[[metric]]
+name = "revenue"
+events = ["purchase"]
+aggregation = "sum"
+window = "5m"
+
+[[metric]]
+name = "views_per_user"
+aggregation = "ratio"
+numerator = "views"
+denominator = "users"
+window = "5m"
+
+[[metric]]
+name = "revenue_per_user"
+aggregation = "ratio"
+numerator = "revenue"
+denominator = "users"
+window = "5m"
+"#,
+    )
+    .unwrap();
+
+    let non_negative = |name: &str| config.metric(name).unwrap().value.is_non_negative();
+    assert!(non_negative("views"));
+    assert!(non_negative("users"));
+    assert!(!non_negative("revenue"));
+    assert!(non_negative("views_per_user"));
+    assert!(!non_negative("revenue_per_user"));
+}
