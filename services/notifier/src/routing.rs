@@ -258,7 +258,8 @@ fn check_mentions(mentions: &[String], route: &str, path: &Path) -> Result<(), C
 }
 
 /// Matches `text` against a glob where `*` is any run of characters and `?`
-/// one character; every other character matches itself.
+/// one character; every other character matches itself. Routing rules and
+/// silences both match metric names and slice values with it.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();

@@ -5,6 +5,8 @@ use std::fmt;
 
 use seismo_proto::v1::Dimension;
 
+use crate::routing::glob_matches;
+
 /// A metric glob plus the dimension values a series must have. An empty
 /// `slice` matches every series of the metric, the total included.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,33 +125,6 @@ impl SelectorError {
     }
 }
 
-/// Matches `text` against a glob where `*` is any run of characters
-/// (including none) and `?` is exactly one character.
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    // Position after the last `*` and the text position it was tried at, to
-    // backtrack to when a later literal fails. Linear in practice.
-    let mut star: Option<(usize, usize)> = None;
-
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
-            star = Some((p + 1, t));
-            p += 1;
-        } else if let Some((after_star, tried)) = star {
-            p = after_star;
-            t = tried + 1;
-            star = Some((after_star, tried + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|c| *c == '*')
-}
 
 #[cfg(test)]
 mod tests {
