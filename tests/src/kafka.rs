@@ -197,3 +197,25 @@ pub fn header_text<'a>(message: &'a OwnedMessage, key: &str) -> Option<&'a str> 
         .find(|header| header.key == key)
         .and_then(|header| std::str::from_utf8(header.value?).ok())
 }
+
+/// Produces `payloads` in order to `topic` with one `key` (so to one
+/// partition), 500 in flight at a time, and waits for every acknowledgement.
+/// For tests that only need events in Kafka, without a [`MockKafka`].
+pub async fn produce_all(brokers: &str, topic: &str, key: &str, payloads: &[String]) -> anyhow::Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .context("creating the test producer")?;
+
+    for chunk in payloads.chunks(500) {
+        let deliveries = chunk
+            .iter()
+            .map(|payload| producer.send(FutureRecord::to(topic).key(key).payload(payload), REQUEST_TIMEOUT));
+        for delivery in futures::future::join_all(deliveries).await {
+            delivery
+                .map_err(|(error, _message)| anyhow!("producing to {topic} failed: {error}"))?;
+        }
+    }
+    Ok(())
+}

@@ -5,4 +5,5 @@ pub mod kafka;
 pub mod tcp_proxy;
 pub mod admin_http;
 pub mod wait;
+pub mod grpc;
 pub mod scripted_detector;

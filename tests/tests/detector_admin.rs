@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
-use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use seismo_detector::{KafkaSettings, MetricsConfig, Readiness, RunningDetector, ServiceConfig};
 use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_proto::v1::{AnomalyState, StreamAnomaliesRequest};
 use seismo_telemetry::{AdminServer, install_metrics_recorder, start_admin_server};
 use seismo_tests::admin_http::{get, metric_value, scrape, wait_for_readyz};
+use seismo_tests::kafka::produce_all;
 use seismo_tests::wait::wait_for;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -91,29 +90,6 @@ fn scenario_messages(base_ms: i64) -> (Vec<String>, i64) {
     let closing_ms = base_ms + total_minutes * MINUTE_MS;
     messages.push(event_json(closing_ms, "view", "iOS"));
     (messages, closing_ms)
-}
-
-async fn produce(brokers: &str, topic: &str, messages: &[String]) -> anyhow::Result<()> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .create()
-        .context("creating the test producer")?;
-
-    for chunk in messages.chunks(500) {
-        let deliveries = chunk.iter().map(|payload| {
-            producer.send(
-                FutureRecord::to(topic).key("views").payload(payload),
-                Duration::from_secs(10),
-            )
-        });
-        for delivery in futures::future::join_all(deliveries).await {
-            delivery
-                .map_err(|(error, _)| error)
-                .context("producing to the mock cluster")?;
-        }
-    }
-    Ok(())
 }
 
 fn kafka_settings(brokers: &str, topic: &str, group: &str) -> KafkaSettings {
@@ -210,7 +186,7 @@ async fn reports_work_and_shutdown() -> anyhow::Result<()> {
     messages.push("not json".to_string());
     messages.push(event_json(base_ms, "view", "iOS"));
     messages.push(event_json(closing_ms, "click", "iOS"));
-    produce(&brokers, topic, &messages).await?;
+    produce_all(&brokers, topic, "views", &messages).await?;
 
     let stats = detector.stats();
     wait_for("every message received", async || {

@@ -3,18 +3,16 @@
 //! sample-ratio and guardrail alerts read over a real gRPC client.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use seismo_detector::{KafkaSettings, MetricsConfig, ServiceConfig};
 use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_proto::v1::{AnomalyEvent, AnomalyState, Direction, Severity, StreamAnomaliesRequest};
+use seismo_tests::grpc::connect;
+use seismo_tests::kafka::produce_all;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 const MINUTE_MS: i64 = 60_000;
 const MINUTES: i64 = 30;
@@ -86,32 +84,6 @@ fn closing_message(time_ms: i64) -> String {
     serde_json::json!({"event_time": time_ms, "event": "view", "user_id": "closer"}).to_string()
 }
 
-async fn produce(brokers: &str, topic: &str, messages: &[String]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
-
-    for chunk in messages.chunks(1_000) {
-        let deliveries = chunk.iter().map(|payload| {
-            producer.send(FutureRecord::to(topic).key("events").payload(payload), Duration::from_secs(10))
-        });
-        for delivery in futures::future::join_all(deliveries).await {
-            delivery.map_err(|(error, _)| error).expect("mock cluster accepts the event");
-        }
-    }
-}
-
-async fn connect(address: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .expect("detector accepts gRPC connections")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detector_alerts_on_sample_ratio_and_guardrail() {
     let cluster = MockCluster::new(1).unwrap();
@@ -148,8 +120,8 @@ async fn detector_alerts_on_sample_ratio_and_guardrail() {
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     let base_ms = (now_ms - 2 * 60 * MINUTE_MS) / MINUTE_MS * MINUTE_MS;
-    produce(&brokers, topic, &scenario_messages(base_ms)).await;
-    produce(&brokers, topic, &[closing_message(base_ms + MINUTES * MINUTE_MS)]).await;
+    produce_all(&brokers, topic, "events", &scenario_messages(base_ms)).await.unwrap();
+    produce_all(&brokers, topic, "events", &[closing_message(base_ms + MINUTES * MINUTE_MS)]).await.unwrap();
 
     // Both alerts arrive.
     let mut alerts: HashMap<String, AnomalyEvent> = HashMap::new();
@@ -180,7 +152,7 @@ async fn detector_alerts_on_sample_ratio_and_guardrail() {
     assert!((ctr.expected - 0.2).abs() < 0.03, "control CTR {}", ctr.expected);
 
     // More windows close, but each rejection is announced only once.
-    produce(&brokers, topic, &[closing_message(base_ms + (MINUTES + 5) * MINUTE_MS)]).await;
+    produce_all(&brokers, topic, "events", &[closing_message(base_ms + (MINUTES + 5) * MINUTE_MS)]).await.unwrap();
     let repeat = tokio::time::timeout(Duration::from_secs(3), live.next()).await;
     assert!(repeat.is_err(), "an alert was announced twice: {repeat:?}");
 

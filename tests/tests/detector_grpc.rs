@@ -2,16 +2,15 @@
 //! broker (librdkafka's mock cluster) into the in-process detector, and its
 //! anomalies, series and health over a real tonic client.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use seismo_detector::{KafkaSettings, MetricsConfig, ServiceConfig};
 use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_proto::v1::{AnomalyEvent, AnomalyState, Dimension, GetSeriesRequest, ListSeriesRequest, StreamAnomaliesRequest};
+use seismo_tests::grpc::connect;
+use seismo_tests::kafka::produce_all;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -89,32 +88,6 @@ fn scenario_messages(base_ms: i64) -> Vec<String> {
     messages
 }
 
-async fn produce(brokers: &str, topic: &str, messages: &[String]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
-
-    for chunk in messages.chunks(500) {
-        let deliveries = chunk.iter().map(|payload| {
-            producer.send(FutureRecord::to(topic).key("views").payload(payload), Duration::from_secs(10))
-        });
-        for delivery in futures::future::join_all(deliveries).await {
-            delivery.map_err(|(error, _)| error).expect("mock cluster accepts the event");
-        }
-    }
-}
-
-async fn connect(address: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .expect("detector accepts gRPC connections")
-}
-
 /// Reads the stream until the total series of `views` has fired and
 /// resolved, returning every event read.
 async fn read_until_resolved(stream: &mut tonic::Streaming<AnomalyEvent>) -> Vec<AnomalyEvent> {
@@ -186,7 +159,7 @@ async fn detector_streams_firing_then_resolution() {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let base_ms = (now_ms - 6 * 60 * MINUTE_MS) / MINUTE_MS * MINUTE_MS;
     let messages = scenario_messages(base_ms);
-    produce(&brokers, topic, &messages).await;
+    produce_all(&brokers, topic, "views", &messages).await.unwrap();
 
     let events = read_until_resolved(&mut live).await;
     let total: Vec<&AnomalyEvent> = events.iter().filter(|event| event.slice.is_empty()).collect();
@@ -405,7 +378,7 @@ async fn detector_serves_health_reflection_and_counts_invalid() {
         serde_json::json!({"event": "view", "user_id": "a"}).to_string(),
         serde_json::json!({"event_time": now_ms, "event": "view", "user_id": "a"}).to_string(),
     ];
-    produce(&brokers, topic, &messages).await;
+    produce_all(&brokers, topic, "views", &messages).await.unwrap();
 
     let stats = detector.stats();
     let counted = async {

@@ -15,6 +15,7 @@ use seismo_experiments::service::{ServiceConfig, start};
 use seismo_proto::experiments::v1::AnalyzeAbTestRequest;
 use seismo_proto::experiments::v1::experiments_client::ExperimentsClient;
 use seismo_tests::admin_http::{get, metric_value, scrape, wait_for_readyz};
+use seismo_tests::grpc::connect;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -38,15 +39,6 @@ const LISTED_SERVICES: [&str; 3] = [
 async fn closed_port() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
-}
-
-async fn connect(address: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .expect("the experiments server accepts gRPC connections")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use seismo_detector::{KafkaSettings, MetricsConfig, ServiceConfig};
 use seismo_notifier::{ExponentialBackoff, NotifierConfig, NotifierStats, Readiness, RetryPolicy, TelegramConfig};
 use seismo_tests::fake_telegram::{FakeTelegram, parse_telegram_html};
+use seismo_tests::kafka::produce_all;
 use tokio_util::sync::CancellationToken;
 
 const MINUTE_MS: i64 = 60_000;
@@ -71,27 +70,6 @@ fn scenario_messages(base_ms: i64) -> Vec<String> {
     let closing_ms = base_ms + total_minutes * MINUTE_MS;
     messages.push(serde_json::json!({"event_time": closing_ms, "event": "view", "user_id": "closer"}).to_string());
     messages
-}
-
-async fn produce(brokers: &str, topic: &str, messages: &[String]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
-    for chunk in messages.chunks(500) {
-        let deliveries = chunk.iter().map(|payload| {
-            producer.send(
-                FutureRecord::to(topic).key("views").payload(payload),
-                Duration::from_secs(10),
-            )
-        });
-        for delivery in futures::future::join_all(deliveries).await {
-            delivery
-                .map_err(|(error, _)| error)
-                .expect("mock cluster accepts the event");
-        }
-    }
 }
 
 /// Returns `(episode id, resolved)` of a delivered alert's displayed text.
@@ -164,7 +142,7 @@ async fn flapping_series_sends_one_firing_and_one_resolution() {
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     let base_ms = (now_ms - 6 * 60 * MINUTE_MS) / MINUTE_MS * MINUTE_MS;
-    produce(&brokers, topic, &scenario_messages(base_ms)).await;
+    produce_all(&brokers, topic, "views", &scenario_messages(base_ms)).await.unwrap();
 
     // Waits until the first resolution has arrived and then for any later
     // message, because the detector evaluates the windows in one burst.
