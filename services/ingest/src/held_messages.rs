@@ -17,26 +17,27 @@
 
 use std::collections::VecDeque;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
-use seismo_events::{Event, EventError, ParseLimits};
+use rdkafka::message::BorrowedMessage;
+use seismo_events::ParseLimits;
 use tracing::{info, warn};
 
 use crate::consumer::IngestConsumer;
+use crate::received::Received;
 use crate::stats::IngestStats;
 
-/// A received message with the result of parsing its payload.
-#[derive(Debug)]
-pub(crate) struct HeldMessage {
-    pub message: OwnedMessage,
-    pub parsed: Result<Event, EventError>,
-}
+/// Most messages taken from the consumer in one go without another pass
+/// through `select!`: enough to save its per-message waker and timer work,
+/// few enough (about a millisecond of parsing) that the other branches are
+/// polled often.
+pub(crate) const BURST_MESSAGES: usize = 256;
 
 #[derive(Debug)]
 pub(crate) struct HeldMessages {
-    messages: VecDeque<HeldMessage>,
+    messages: VecDeque<Received>,
     parse_limits: ParseLimits,
     /// Number of waiting messages at which receiving stops during an
     /// attempt, and fetching is paused during a retry backoff.
@@ -59,8 +60,12 @@ impl HeldMessages {
         }
     }
 
-    pub fn pop_front(&mut self) -> Option<HeldMessage> {
+    pub fn pop_front(&mut self) -> Option<Received> {
         self.messages.pop_front()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
     }
 
     /// Returns whether `pause_at` messages wait.
@@ -68,16 +73,12 @@ impl HeldMessages {
         self.messages.len() >= self.pause_at
     }
 
-    /// Parses and keeps a received message.
-    pub fn hold(&mut self, stats: &IngestStats, received: Result<BorrowedMessage<'_>, KafkaError>) {
+    /// Parses and keeps a received message; `now` bounds event times in the
+    /// future.
+    pub fn hold(&mut self, stats: &IngestStats, received: Result<BorrowedMessage<'_>, KafkaError>, now: DateTime<Utc>) {
         match received {
             Ok(message) => {
-                let payload = message.payload().unwrap_or_default();
-                let parsed = Event::parse_with(payload, &self.parse_limits, Utc::now());
-                self.messages.push_back(HeldMessage {
-                    message: message.detach(),
-                    parsed,
-                });
+                self.messages.push_back(Received::parse(&message, &self.parse_limits, now));
             }
             Err(error) => {
                 stats.add_consume_error();
@@ -123,6 +124,10 @@ impl HeldMessages {
 /// Drives `future` to completion while polling the consumer, holding the
 /// messages that arrive meanwhile. Once [`HeldMessages::is_full`], it stops
 /// receiving until `future` completes, which must be bounded in time.
+///
+/// After each message that `select!` receives, the messages librdkafka has
+/// already fetched are taken too, up to [`BURST_MESSAGES`], with one clock
+/// reading for all of them.
 pub(crate) async fn poll_while<T>(
     consumer: &IngestConsumer,
     held_messages: &mut HeldMessages,
@@ -134,7 +139,19 @@ pub(crate) async fn poll_while<T>(
         tokio::select! {
             biased;
             output = &mut future => return output,
-            received = consumer.recv(), if !held_messages.is_full() => held_messages.hold(stats, received),
+            received = consumer.recv(), if !held_messages.is_full() => {
+                let now = Utc::now();
+                held_messages.hold(stats, received, now);
+                for _ in 1..BURST_MESSAGES {
+                    if held_messages.is_full() {
+                        break;
+                    }
+                    let Some(received) = consumer.recv().now_or_never() else {
+                        break;
+                    };
+                    held_messages.hold(stats, received, now);
+                }
+            }
         }
     }
 }

@@ -51,6 +51,7 @@ mod offsets;
 mod pipeline;
 mod prometheus_metrics;
 mod readiness;
+mod received;
 mod row;
 pub mod schema;
 mod server_version;

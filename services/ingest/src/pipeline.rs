@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use seismo_events::{Event, EventError};
-use seismo_telemetry::{MAX_SPAN_LINKS, Readiness, TRACEPARENT, link_message_contexts};
+use seismo_telemetry::{MAX_SPAN_LINKS, Readiness, link_message_contexts};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -27,13 +27,14 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::batch::Batch;
 use crate::config::IngestConfig;
 use crate::consumer::{self, IngestConsumer, assigned_partitions};
-use crate::dead_letter::{DeadLetter, DeadLetterQueue, is_too_large};
+use crate::dead_letter::{DeadLetterQueue, is_too_large};
 use crate::error::IngestError;
-use crate::held_messages::{HeldMessages, poll_while};
+use crate::held_messages::{BURST_MESSAGES, HeldMessages, poll_while};
 use crate::log_limit::LogLimiter;
 use crate::offsets::OffsetTracker;
 use crate::prometheus_metrics::{describe_metrics, record_insert_duration};
 use crate::readiness::ReadinessTracker;
+use crate::received::{Received, Rejected};
 use crate::row::BatchRow;
 use crate::sink::ClickHouseSink;
 use crate::stats::{IngestStats, IngestSummary};
@@ -114,6 +115,7 @@ async fn run_until_stopped(
             stats: stats.clone(),
             rejection_log: LogLimiter::new(LOG_INTERVAL),
             trace_contexts: Vec::new(),
+            unreported_consumed: 0,
         },
         consume_error_log: LogLimiter::new(LOG_INTERVAL),
         assignment: AssignmentView::default(),
@@ -206,6 +208,27 @@ struct State {
     /// Distinct `traceparent` headers of the batch's messages, at most
     /// `MAX_SPAN_LINKS + 1` (one parent plus links).
     trace_contexts: Vec<String>,
+    /// Messages handled since the consumed count was last reported, so the
+    /// counters are updated once per burst instead of once per message.
+    unreported_consumed: u64,
+}
+
+/// One clock reading shared by the messages handled in one burst.
+#[derive(Debug, Clone, Copy)]
+struct Now {
+    /// Bounds event times in the future when parsing.
+    utc: chrono::DateTime<Utc>,
+    /// Opens a batch and limits rejection logs.
+    instant: std::time::Instant,
+}
+
+impl Now {
+    fn read() -> Now {
+        Now {
+            utc: Utc::now(),
+            instant: std::time::Instant::now(),
+        }
+    }
 }
 
 /// Result of one flush.
@@ -224,20 +247,9 @@ impl Pipeline<'_> {
                 break;
             }
 
-            if let Some(held) = self.held_messages.pop_front() {
-                let message = held.message;
-                self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
-                if self.assignment.owns(message.partition()) {
-                    self.state.handle_parsed(&message, held.parsed);
-                    self.flush_if_due().await;
-                } else {
-                    // The new owner reads it again from the committed offset.
-                    debug!(
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "skipping a held message of a partition revoked meanwhile"
-                    );
-                }
+            if !self.held_messages.is_empty() {
+                self.handle_held();
+                self.flush_if_due().await;
                 continue;
             }
 
@@ -250,15 +262,78 @@ impl Pipeline<'_> {
                         self.commit();
                     }
                 }
-                received = self.consumer.recv() => match received {
-                    Ok(message) => {
-                        self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
-                        self.state.handle(&message, self.config);
+                received = self.consumer.recv() => {
+                    // Messages librdkafka already fetched are handled in the
+                    // same go, without another pass through this select and
+                    // its timer, and with one clock reading.
+                    let now = Now::read();
+                    let mut next = Some(received);
+                    let mut handled = 0;
+                    while let Some(received) = next.take() {
+                        Self::handle_received(
+                            &self.consumer,
+                            &mut self.assignment,
+                            &mut self.state,
+                            &mut self.consume_error_log,
+                            self.config,
+                            received,
+                            now,
+                        );
+                        handled += 1;
+                        let batch_full = self.state.batch.messages() >= self.config.batch.max_rows;
+                        if handled < BURST_MESSAGES && !batch_full {
+                            next = self.consumer.recv().now_or_never();
+                        }
                     }
-                    Err(error) => note_consume_error(&self.state.stats, &mut self.consume_error_log, &error),
-                },
+                }
             }
             self.flush_if_due().await;
+        }
+    }
+
+    /// Parses a received message and adds it to the batch. Takes the
+    /// fields apart because the message borrows the consumer.
+    fn handle_received(
+        consumer: &IngestConsumer,
+        assignment: &mut AssignmentView,
+        state: &mut State,
+        consume_error_log: &mut LogLimiter,
+        config: &IngestConfig,
+        received: Result<BorrowedMessage<'_>, KafkaError>,
+        now: Now,
+    ) {
+        match received {
+            Ok(message) => {
+                assignment.sync(consumer, &mut state.offsets, &config.topic);
+                let received = Received::parse(&message, &config.parse_limits, now.utc);
+                state.handle(received, now.instant);
+            }
+            Err(error) => note_consume_error(&state.stats, consume_error_log, &error),
+        }
+    }
+
+    /// Handles up to [`BURST_MESSAGES`] held messages in order, stopping
+    /// early once the batch is full so that it is flushed first.
+    fn handle_held(&mut self) {
+        let now = std::time::Instant::now();
+        for _ in 0..BURST_MESSAGES {
+            if self.state.batch.messages() >= self.config.batch.max_rows {
+                break;
+            }
+            let Some(held) = self.held_messages.pop_front() else {
+                break;
+            };
+            self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
+            if self.assignment.owns(held.partition) {
+                self.state.handle(held, now);
+            } else {
+                // The new owner reads it again from the committed offset.
+                debug!(
+                    partition = held.partition,
+                    offset = held.offset,
+                    "skipping a held message of a partition revoked meanwhile"
+                );
+            }
         }
     }
 
@@ -278,6 +353,7 @@ impl Pipeline<'_> {
     }
 
     async fn flush_if_due(&mut self) {
+        self.state.report_consumed();
         let Some(opened_at) = self.state.batch.opened_at() else {
             return;
         };
@@ -294,6 +370,7 @@ impl Pipeline<'_> {
     /// done, or until the shutdown deadline once cancelled. Meanwhile no new
     /// message is handled: arriving ones wait in [`HeldMessages`].
     async fn flush(&mut self) -> Flush {
+        self.state.report_consumed();
         if self.state.batch.is_empty() {
             self.commit();
             return Flush::Done;
@@ -472,7 +549,7 @@ impl Pipeline<'_> {
                 _ = sleep_until(wake_at) => {}
                 _ = cancel.cancelled(), if stop_deadline.is_none() => {}
                 received = self.consumer.recv() => {
-                    self.held_messages.hold(&self.state.stats, received);
+                    self.held_messages.hold(&self.state.stats, received, Utc::now());
                     self.held_messages.pause_if_full(&self.consumer);
                 }
             }
@@ -562,43 +639,34 @@ impl Pipeline<'_> {
 }
 
 impl State {
-    fn record_trace_context<M: Message>(&mut self, message: &M) {
+    fn record_trace_context(&mut self, traceparent: Option<String>) {
         if self.trace_contexts.len() > MAX_SPAN_LINKS {
             return;
         }
-        let Some(headers) = message.headers() else {
+        let Some(traceparent) = traceparent else {
             return;
         };
-        let Some(value) = headers.iter().find(|header| header.key == TRACEPARENT).and_then(|header| header.value) else {
-            return;
-        };
-        let Ok(traceparent) = std::str::from_utf8(value) else {
-            return;
-        };
-        if !self.trace_contexts.iter().any(|known| known == traceparent) {
-            self.trace_contexts.push(traceparent.to_string());
+        if !self.trace_contexts.contains(&traceparent) {
+            self.trace_contexts.push(traceparent);
         }
     }
 
-    fn handle<M: Message>(&mut self, message: &M, config: &IngestConfig) {
-        let payload = message.payload().unwrap_or_default();
-        let parsed = Event::parse_with(payload, &config.parse_limits, Utc::now());
-        self.handle_parsed(message, parsed);
-    }
-
-    /// Adds a message to the batch, or to the dead letters when `parsed`,
-    /// the result of parsing its payload, is an error.
-    fn handle_parsed<M: Message>(&mut self, message: &M, parsed: Result<Event, EventError>) {
-        self.stats.add_consumed();
-        let partition = message.partition();
-        let offset = message.offset();
+    /// Adds a parsed message to the batch, or to the dead letters when its
+    /// payload was rejected. `now` is a recent clock reading.
+    fn handle(&mut self, received: Received, now: std::time::Instant) {
+        self.unreported_consumed += 1;
+        let Received {
+            partition,
+            offset,
+            traceparent,
+            parsed,
+        } = received;
         self.offsets.track(partition, offset);
-        let now = std::time::Instant::now();
-        self.record_trace_context(message);
+        self.record_trace_context(traceparent);
 
         match parsed {
             Ok(event) => self.batch.push_row(BatchRow { event, partition, offset }, now),
-            Err(error) => {
+            Err(Rejected { error, dead_letter }) => {
                 self.stats.add_rejected(error.kind());
                 if let Some(suppressed) = self.rejection_log.allow(now) {
                     warn!(
@@ -610,9 +678,17 @@ impl State {
                         "message rejected; sending it to the dead-letter topic"
                     );
                 }
-                self.dead_letters.push(DeadLetter::from_message(message, &error));
+                self.dead_letters.push(dead_letter);
                 self.batch.count_dead_letter(partition, offset, now);
             }
+        }
+    }
+
+    /// Adds the messages handled since the last call to the consumed count.
+    fn report_consumed(&mut self) {
+        if self.unreported_consumed > 0 {
+            self.stats.add_consumed(self.unreported_consumed);
+            self.unreported_consumed = 0;
         }
     }
 }

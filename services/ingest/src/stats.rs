@@ -78,9 +78,9 @@ impl IngestStats {
         }
     }
 
-    pub(crate) fn add_consumed(&self) {
-        self.consumed.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(CONSUMED).increment(1);
+    pub(crate) fn add_consumed(&self, messages: u64) {
+        self.consumed.fetch_add(messages, Ordering::Relaxed);
+        metrics::counter!(CONSUMED).increment(messages);
     }
 
     pub(crate) fn add_inserted(&self, rows: usize) {
