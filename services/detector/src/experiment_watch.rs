@@ -51,8 +51,8 @@ pub struct WatchOutcome {
     /// Experiments that skipped it because its user was first seen in
     /// another group.
     pub group_conflicts: u64,
-    /// Experiments that skipped it because its `exp_group` value is none of
-    /// their groups, inside their time range.
+    /// Experiments that skipped it because its `exp_group` value matches
+    /// none of their groups, inside their time range.
     pub unknown_groups: u64,
 }
 

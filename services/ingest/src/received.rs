@@ -1,5 +1,5 @@
-//! What the pipeline keeps of a received Kafka message once its payload is
-//! parsed.
+//! The part of a received Kafka message that the pipeline keeps once its
+//! payload is parsed.
 //!
 //! A stored row needs only the message's position and trace context, so the
 //! message itself is not copied (`OwnedMessage` would copy topic, key,

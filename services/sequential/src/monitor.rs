@@ -16,8 +16,8 @@ pub struct ExperimentConfig {
     /// Name used in alerts, e.g. `new_feed_ranking`.
     pub name: String,
     /// Value of the event's group field for each group, with the share of
-    /// users the assignment is meant to give it (weights; they need not sum
-    /// to 1). Example: `{ "1" = 0.5, "2" = 0.5 }`.
+    /// users the assignment is meant to give it. The shares are weights, so
+    /// they need not sum to 1. Example: `{ "1" = 0.5, "2" = 0.5 }`.
     pub groups: BTreeMap<String, f64>,
     /// The control group: the guardrails compare every other group with it.
     pub control: String,
@@ -27,7 +27,7 @@ pub struct ExperimentConfig {
     pub starts_at_ms: Option<i64>,
     #[serde(default)]
     pub ends_at_ms: Option<i64>,
-    /// Error rate that holds however often the tests are checked.
+    /// False-alarm rate the tests keep however often they are checked.
     #[serde(default = "default_alpha")]
     pub alpha: f64,
     /// Dirichlet prior concentration of the sample-ratio test.
@@ -53,7 +53,7 @@ pub struct GuardrailConfig {
     /// metric is the numerator's count per user.
     #[serde(default)]
     pub denominator_event: Option<String>,
-    /// Which change is a degradation.
+    /// Direction of change that counts as a degradation.
     pub degradation: Degradation,
     /// Scale of the effects the test is tuned to, in the metric's units
     /// (e.g. 0.005 for half a CTR point): the mSPRT mixing standard deviation.
@@ -79,7 +79,7 @@ fn default_min_users() -> u64 {
     200
 }
 
-/// What happened to one observed event.
+/// Outcome of [`ExperimentMonitor::observe`] for one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObserveOutcome {
     Counted,

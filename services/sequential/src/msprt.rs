@@ -17,8 +17,8 @@
 //! anytime-valid confidence interval.
 //!
 //! NOTE: callers plug in estimated variances of large-sample means, as the
-//! paper does for A/B tests. The guarantee is then asymptotic: it holds
-//! closely once each group has a few hundred users, not for the first few.
+//! paper does for A/B tests. The guarantee is then asymptotic. It is close
+//! once each group has a few hundred users, but not for the first few.
 //!
 //! `τ` is the scale of effects the test is tuned to, in the metric's units:
 //! it detects effects near `τ` soonest. It must be fixed before the data are

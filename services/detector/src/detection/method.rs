@@ -19,7 +19,7 @@ use super::percent_change::PercentChange;
 use super::robust_band::RobustBand;
 use super::three_sigma::ThreeSigma;
 
-/// What a method returns for one window.
+/// Result of a method for one window.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct MethodOutput {
     /// The expected value, stored even while the method cannot judge yet.

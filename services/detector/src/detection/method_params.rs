@@ -38,7 +38,7 @@ impl MethodName {
         MethodName::Ensemble,
     ];
 
-    /// The name used in the TOML file.
+    /// Returns the name used in the TOML file.
     pub fn as_str(self) -> &'static str {
         match self {
             MethodName::RobustBand => "robust_band",
@@ -232,7 +232,7 @@ impl ForecastParams {
 /// Most methods an ensemble combines.
 pub const MAX_ENSEMBLE_METHODS: usize = 8;
 
-/// How the ensemble combines its methods' scores.
+/// Rule by which the ensemble combines its methods' scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CombineRule {

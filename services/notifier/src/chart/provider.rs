@@ -121,8 +121,8 @@ pub fn alert_chart(event: &AnomalyEvent, points: &[SeriesPoint], time_zone: Tz) 
         return None;
     }
     // TODO: when the detector keeps less than 8 days of a series, the
-    // week-earlier line is left out; reading it from ClickHouse would need
-    // the detector's metric definitions in the notifier.
+    // week-earlier line is left out. Reading it from ClickHouse instead
+    // would need the detector's metric definitions in the notifier.
     let week_earlier = points
         .iter()
         .filter(|point| point.window_end_ms > start - WEEK_MS && point.window_end_ms <= end - WEEK_MS)
