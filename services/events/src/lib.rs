@@ -7,6 +7,7 @@
 
 mod error;
 mod event;
+mod json_fields;
 mod parse;
 
 pub use error::EventError;

@@ -1,8 +1,11 @@
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::json_fields::{Message, Scalar};
 use crate::{Event, EventError};
 
 /// Longest accepted text of a string field, in bytes.
@@ -47,11 +50,7 @@ impl Event {
 
     /// Parses and validates one message; `now` is the reference for the
     /// `max_future` check.
-    pub fn parse_with(
-        message: &[u8],
-        limits: &ParseLimits,
-        now: DateTime<Utc>,
-    ) -> Result<Event, EventError> {
+    pub fn parse_with(message: &[u8], limits: &ParseLimits, now: DateTime<Utc>) -> Result<Event, EventError> {
         if message.len() > limits.max_message_bytes {
             return Err(EventError::TooLarge {
                 size: message.len(),
@@ -63,67 +62,85 @@ impl Event {
             position: error.valid_up_to(),
         })?;
 
-        // serde_json stops at 128 levels of nesting with an error, so deep
-        // nesting cannot overflow the stack.
-        let value: Value = serde_json::from_str(text).map_err(|error| EventError::InvalidJson {
-            reason: error.to_string(),
-        })?;
-        let Value::Object(mut fields) = value else {
-            return Err(EventError::NotAnObject {
-                found: json_type_name(&value),
-            });
+        let fields = match Message::parse(text) {
+            Ok(Message::Object(fields)) => fields,
+            Ok(Message::NotAnObject(found)) => return Err(EventError::NotAnObject { found }),
+            Err(error) => {
+                return Err(EventError::InvalidJson {
+                    reason: error.to_string(),
+                });
+            }
         };
 
-        let event_time = take_event_time(&mut fields, limits, now)?;
-        let event = take_required_string(&mut fields, "event", "send the action name, e.g. \"view\"")?;
-        let user_id = take_id(&mut fields, "user_id")?.ok_or(EventError::MissingField {
-            field: "user_id",
-            hint: "send the acting user's id as a string or an integer",
-        })?;
+        let event_time = event_time(fields.event_time, limits, now)?;
+        let event = required(
+            string("event", fields.event)?,
+            "event",
+            "send the action name, e.g. \"view\"",
+        )?;
+        let user_id = required(
+            id("user_id", fields.user_id)?,
+            "user_id",
+            "send the acting user's id as a string or an integer",
+        )?;
 
         let parsed = Event {
             event_time,
             event,
             user_id,
-            event_id: take_id(&mut fields, "event_id")?,
-            post_id: take_unsigned(&mut fields, "post_id")?,
-            receiver_id: take_id(&mut fields, "receiver_id")?,
-            os: take_string(&mut fields, "os")?,
-            country: take_string(&mut fields, "country")?,
-            city: take_string(&mut fields, "city")?,
-            source: take_string(&mut fields, "source")?,
-            gender: take_string(&mut fields, "gender")?,
-            age: take_age(&mut fields)?,
-            exp_group: take_id(&mut fields, "exp_group")?,
-            value: take_number(&mut fields, "value")?,
-            extra: if fields.is_empty() {
+            event_id: id("event_id", fields.event_id)?,
+            post_id: unsigned("post_id", fields.post_id)?,
+            receiver_id: id("receiver_id", fields.receiver_id)?,
+            os: string("os", fields.os)?,
+            country: string("country", fields.country)?,
+            city: string("city", fields.city)?,
+            source: string("source", fields.source)?,
+            gender: string("gender", fields.gender)?,
+            age: age(fields.age)?,
+            exp_group: id("exp_group", fields.exp_group)?,
+            value: number("value", fields.value)?,
+            extra: if fields.extra.is_empty() {
                 String::new()
             } else {
-                Value::Object(fields).to_string()
+                Value::Object(fields.extra).to_string()
             },
         };
         Ok(parsed)
     }
 }
 
-fn take_event_time(
-    fields: &mut Map<String, Value>,
-    limits: &ParseLimits,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, EventError> {
-    let raw = take_present(fields, "event_time").ok_or(EventError::MissingField {
+fn event_time(raw: Option<Scalar>, limits: &ParseLimits, now: DateTime<Utc>) -> Result<DateTime<Utc>, EventError> {
+    let raw = raw.ok_or(EventError::MissingField {
         field: "event_time",
         hint: "send an RFC 3339 time such as \"2024-05-01T12:00:00Z\" or Unix epoch milliseconds",
     })?;
 
     let millis = match &raw {
-        Value::String(text) => DateTime::parse_from_rfc3339(text)
-            .map_err(|error| invalid("event_time", &raw, format!("{error}; use RFC 3339 with a zone, e.g. \"2024-05-01T12:00:00Z\"")))?
+        Scalar::Str(text) => DateTime::parse_from_rfc3339(text)
+            .map_err(|error| {
+                invalid(
+                    "event_time",
+                    &raw,
+                    format!("{error}; use RFC 3339 with a zone, e.g. \"2024-05-01T12:00:00Z\""),
+                )
+            })?
             .timestamp_millis(),
-        Value::Number(number) => number.as_i64().ok_or_else(|| {
-            invalid("event_time", &raw, "epoch time must be an integer number of milliseconds".to_string())
+        Scalar::Int(number) => *number,
+        Scalar::UInt(number) => i64::try_from(*number).map_err(|_| {
+            invalid(
+                "event_time",
+                &raw,
+                "epoch time must be an integer number of milliseconds".to_string(),
+            )
         })?,
-        _ => {
+        Scalar::Float(_) => {
+            return Err(invalid(
+                "event_time",
+                &raw,
+                "epoch time must be an integer number of milliseconds".to_string(),
+            ));
+        }
+        Scalar::Null | Scalar::Bool(_) | Scalar::Nested(_) => {
             return Err(invalid(
                 "event_time",
                 &raw,
@@ -161,45 +178,30 @@ fn take_event_time(
     Ok(time)
 }
 
-/// Removes a field, treating JSON `null` as absent.
-fn take_present(fields: &mut Map<String, Value>, name: &str) -> Option<Value> {
-    match fields.remove(name) {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(value),
-    }
+fn required<T>(value: Option<T>, field: &'static str, hint: &'static str) -> Result<T, EventError> {
+    value.ok_or(EventError::MissingField { field, hint })
 }
 
-fn take_required_string(
-    fields: &mut Map<String, Value>,
-    name: &'static str,
-    hint: &'static str,
-) -> Result<String, EventError> {
-    take_string(fields, name)?.ok_or(EventError::MissingField { field: name, hint })
-}
-
-fn take_string(fields: &mut Map<String, Value>, name: &'static str) -> Result<Option<String>, EventError> {
-    let Some(raw) = take_present(fields, name) else {
-        return Ok(None);
-    };
+fn string(name: &'static str, raw: Option<Scalar>) -> Result<Option<String>, EventError> {
     match raw {
-        Value::String(text) => checked_text(name, text).map(Some),
-        other => Err(invalid(name, &other, "expected a string".to_string())),
+        None => Ok(None),
+        Some(Scalar::Str(text)) => checked_text(name, text).map(Some),
+        Some(other) => Err(invalid(name, &other, "expected a string".to_string())),
     }
 }
 
-/// Takes an identifier that producers send either as a string or an integer.
-fn take_id(fields: &mut Map<String, Value>, name: &'static str) -> Result<Option<String>, EventError> {
-    let Some(raw) = take_present(fields, name) else {
-        return Ok(None);
-    };
+/// Reads an identifier that producers send either as a string or an integer.
+fn id(name: &'static str, raw: Option<Scalar>) -> Result<Option<String>, EventError> {
     match raw {
-        Value::String(text) => checked_text(name, text).map(Some),
-        Value::Number(ref number) if number.is_i64() || number.is_u64() => Ok(Some(number.to_string())),
-        other => Err(invalid(name, &other, "expected a string or an integer".to_string())),
+        None => Ok(None),
+        Some(Scalar::Str(text)) => checked_text(name, text).map(Some),
+        Some(Scalar::UInt(number)) => Ok(Some(number.to_string())),
+        Some(Scalar::Int(number)) => Ok(Some(number.to_string())),
+        Some(other) => Err(invalid(name, &other, "expected a string or an integer".to_string())),
     }
 }
 
-fn checked_text(name: &'static str, text: String) -> Result<String, EventError> {
+fn checked_text(name: &'static str, text: Cow<str>) -> Result<String, EventError> {
     if text.is_empty() {
         return Err(EventError::InvalidField {
             field: name,
@@ -210,46 +212,48 @@ fn checked_text(name: &'static str, text: String) -> Result<String, EventError> 
     if text.len() > MAX_STRING_BYTES {
         return Err(EventError::InvalidField {
             field: name,
-            value: quote(&Value::String(text.clone())),
+            value: quote(&Value::String(text.to_string())),
             reason: format!("{} bytes, longer than the limit of {MAX_STRING_BYTES}", text.len()),
         });
     }
-    Ok(text)
+    Ok(text.into_owned())
 }
 
-fn take_unsigned(fields: &mut Map<String, Value>, name: &'static str) -> Result<Option<u64>, EventError> {
-    let Some(raw) = take_present(fields, name) else {
-        return Ok(None);
-    };
-    raw.as_u64()
-        .map(Some)
-        .ok_or_else(|| invalid(name, &raw, "expected a non-negative integer".to_string()))
-}
-
-fn take_age(fields: &mut Map<String, Value>) -> Result<Option<u16>, EventError> {
-    let Some(raw) = take_present(fields, "age") else {
-        return Ok(None);
-    };
-    match raw.as_u64() {
-        Some(age) if age <= 150 => Ok(Some(age as u16)),
-        _ => Err(invalid("age", &raw, "expected an integer number of years from 0 to 150".to_string())),
+fn unsigned(name: &'static str, raw: Option<Scalar>) -> Result<Option<u64>, EventError> {
+    match raw {
+        None => Ok(None),
+        Some(Scalar::UInt(number)) => Ok(Some(number)),
+        Some(other) => Err(invalid(name, &other, "expected a non-negative integer".to_string())),
     }
 }
 
-fn take_number(fields: &mut Map<String, Value>, name: &'static str) -> Result<Option<f64>, EventError> {
-    let Some(raw) = take_present(fields, name) else {
-        return Ok(None);
-    };
-    // serde_json rejects NaN and infinities in its input, so any number here is finite.
-    raw.as_f64()
-        .map(Some)
-        .ok_or_else(|| invalid(name, &raw, "expected a number".to_string()))
+fn age(raw: Option<Scalar>) -> Result<Option<u16>, EventError> {
+    match raw {
+        None => Ok(None),
+        Some(Scalar::UInt(age)) if age <= 150 => Ok(Some(age as u16)),
+        Some(other) => Err(invalid(
+            "age",
+            &other,
+            "expected an integer number of years from 0 to 150".to_string(),
+        )),
+    }
 }
 
-fn invalid(field: &'static str, value: &Value, reason: String) -> EventError {
+fn number(name: &'static str, raw: Option<Scalar>) -> Result<Option<f64>, EventError> {
+    // serde_json rejects NaN and infinities in its input, so any number here is finite.
+    match raw {
+        None => Ok(None),
+        Some(Scalar::UInt(number)) => Ok(Some(number as f64)),
+        Some(Scalar::Int(number)) => Ok(Some(number as f64)),
+        Some(Scalar::Float(number)) => Ok(Some(number)),
+        Some(other) => Err(invalid(name, &other, "expected a number".to_string())),
+    }
+}
+
+fn invalid(field: &'static str, value: &Scalar, reason: String) -> EventError {
     EventError::InvalidField {
         field,
-        value: quote(value),
+        value: quote(&value.to_value()),
         reason,
     }
 }
@@ -262,17 +266,6 @@ fn quote(value: &Value) -> String {
     }
     let cut: String = text.chars().take(MAX_QUOTED_CHARS).collect();
     format!("{cut}…")
-}
-
-fn json_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 #[cfg(test)]
