@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release -p seismo-ingest --bin seismo-ingest --example throughput_bench
-//! target/release/examples/throughput_bench --events 1000000 --partitions 64 --ingest-arg=--batch-max-rows=50000
+//! target/release/examples/throughput_bench --events 1000000 --partitions 64 --ingest-arg=--batch-max-rows=100000
 //! ```
 //!
 //! Steps:
