@@ -1,9 +1,7 @@
 //! Decides whether the detector can do its work and publishes the result to
 //! the [`Readiness`] that `/readyz` reports.
 
-use std::sync::{Mutex, MutexGuard};
-
-use seismo_telemetry::Readiness;
+use seismo_telemetry::{ConditionTracker, Readiness, ReadinessConditions};
 
 /// Inputs of the readiness decision.
 #[derive(Debug, Default)]
@@ -18,8 +16,7 @@ struct Conditions {
     stop_reason: Option<String>,
 }
 
-impl Conditions {
-    /// Returns `None` when the detector is ready, else the reason it is not.
+impl ReadinessConditions for Conditions {
     /// Ready means: not stopping, the gRPC server serving and the consumer
     /// group joined.
     fn not_ready_reason(&self) -> Option<String> {
@@ -39,47 +36,27 @@ impl Conditions {
 /// Shared by the service, the gRPC server and the consumer's rebalance
 /// callback. Every change updates the [`Readiness`].
 #[derive(Debug)]
-pub(crate) struct ReadinessTracker {
-    readiness: Readiness,
-    conditions: Mutex<Conditions>,
-}
+pub(crate) struct ReadinessTracker(ConditionTracker<Conditions>);
 
 impl ReadinessTracker {
     /// Leaves `readiness` unchanged until the first update, so it keeps the
     /// caller's reason (`starting` by default) until then.
     pub(crate) fn new(readiness: Readiness) -> ReadinessTracker {
-        ReadinessTracker {
-            readiness,
-            conditions: Mutex::new(Conditions::default()),
-        }
+        ReadinessTracker(ConditionTracker::new(readiness))
     }
 
     pub(crate) fn grpc_serving(&self) {
-        self.update(|conditions| conditions.grpc_serving = true);
+        self.0.update(|conditions| conditions.grpc_serving = true);
     }
 
     pub(crate) fn group_joined(&self) {
-        self.update(|conditions| conditions.group_joined = true);
+        self.0.update(|conditions| conditions.group_joined = true);
     }
 
     /// Marks the detector not ready for good, e.g. `shutting down`. A later
     /// call replaces the reason, e.g. with `stopped`.
     pub(crate) fn stopping(&self, reason: String) {
-        self.update(|conditions| conditions.stop_reason = Some(reason));
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Conditions)) {
-        let mut conditions = self.lock();
-        change(&mut conditions);
-        match conditions.not_ready_reason() {
-            None => self.readiness.set_ready(),
-            Some(reason) => self.readiness.set_not_ready(reason),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Conditions> {
-        // Every update leaves the conditions consistent, so a poisoned lock is still usable.
-        self.conditions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.update(|conditions| conditions.stop_reason = Some(reason));
     }
 }
 

@@ -1,9 +1,7 @@
 //! Decides whether ingest can do its work and publishes the result to the
 //! [`Readiness`] that `/readyz` reports.
 
-use std::sync::{Mutex, MutexGuard};
-
-use seismo_telemetry::Readiness;
+use seismo_telemetry::{ConditionTracker, Readiness, ReadinessConditions};
 
 /// Inputs of the readiness decision.
 #[derive(Debug, Default)]
@@ -19,10 +17,9 @@ struct Conditions {
     stop_reason: Option<String>,
 }
 
-impl Conditions {
-    /// Returns `None` when ingest is ready, else the reason it is not. Ready
-    /// means: not stopping, nothing being retried, ClickHouse connected and
-    /// the consumer group joined.
+impl ReadinessConditions for Conditions {
+    /// Ready means: not stopping, nothing being retried, ClickHouse
+    /// connected and the consumer group joined.
     fn not_ready_reason(&self) -> Option<String> {
         if let Some(reason) = &self.stop_reason {
             return Some(reason.clone());
@@ -43,68 +40,43 @@ impl Conditions {
 /// Shared by the pipeline and the consumer's rebalance callback. Every
 /// change updates the [`Readiness`].
 #[derive(Debug)]
-pub(crate) struct ReadinessTracker {
-    readiness: Readiness,
-    conditions: Mutex<Conditions>,
-}
+pub(crate) struct ReadinessTracker(ConditionTracker<Conditions>);
 
 impl ReadinessTracker {
     /// Leaves `readiness` unchanged until the first update, so it keeps the
     /// caller's reason (`starting` by default) until then.
     pub(crate) fn new(readiness: Readiness) -> ReadinessTracker {
-        ReadinessTracker {
-            readiness,
-            conditions: Mutex::new(Conditions::default()),
-        }
+        ReadinessTracker(ConditionTracker::new(readiness))
     }
 
     /// Records a successful ClickHouse setup, which also ends a connection retry.
     pub(crate) fn clickhouse_connected(&self) {
-        self.update(|conditions| {
+        self.0.update(|conditions| {
             conditions.clickhouse_connected = true;
             conditions.retrying = None;
         });
     }
 
     pub(crate) fn group_joined(&self) {
-        self.update(|conditions| conditions.group_joined = true);
+        self.0.update(|conditions| conditions.group_joined = true);
     }
 
     /// Marks ingest not ready while a failed request is retried. `reason`
     /// names the request and its error.
     pub(crate) fn retrying(&self, reason: String) {
-        self.update(|conditions| conditions.retrying = Some(reason));
+        self.0.update(|conditions| conditions.retrying = Some(reason));
     }
 
-    /// Clears the failure set by [`Self::retrying`] after a request succeeded.
+    /// Clears the failure set by [`Self::retrying`] after a request
+    /// succeeded. Called after every request, so it publishes only when a
+    /// failure was set.
     pub(crate) fn retry_succeeded(&self) {
-        let mut conditions = self.lock();
-        if conditions.retrying.take().is_some() {
-            self.publish(&conditions);
-        }
+        self.0.update_if(|conditions| conditions.retrying.take().is_some());
     }
 
     /// Marks ingest not ready for good, e.g. `shutting down`.
     pub(crate) fn stopping(&self, reason: String) {
-        self.update(|conditions| conditions.stop_reason = Some(reason));
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Conditions)) {
-        let mut conditions = self.lock();
-        change(&mut conditions);
-        self.publish(&conditions);
-    }
-
-    fn publish(&self, conditions: &Conditions) {
-        match conditions.not_ready_reason() {
-            None => self.readiness.set_ready(),
-            Some(reason) => self.readiness.set_not_ready(reason),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Conditions> {
-        // Every update leaves the conditions consistent, so a poisoned lock is still usable.
-        self.conditions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.update(|conditions| conditions.stop_reason = Some(reason));
     }
 }
 

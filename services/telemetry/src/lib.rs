@@ -10,6 +10,7 @@ mod admin;
 mod logging;
 mod otlp;
 mod readiness;
+mod readiness_conditions;
 mod recorder;
 mod settings_file;
 mod trace_context;
@@ -18,6 +19,7 @@ pub use admin::{AdminServer, start_admin_server};
 pub use logging::{LogFormat, init_logging, init_telemetry};
 pub use otlp::{OTLP_ENDPOINT_ENV, SERVICE_NAME_ENV, TelemetryGuard};
 pub use readiness::Readiness;
+pub use readiness_conditions::{ConditionTracker, ReadinessConditions};
 pub use recorder::install_metrics_recorder;
 pub use settings_file::{
     SETTINGS_FILE_ENV, SETTINGS_FILE_OPTION, SettingsError, apply_settings_file, parse_with_settings_file,
