@@ -67,6 +67,47 @@ impl TestDatabase {
         client().with_database(&self.name)
     }
 
+    /// Creates the events table of `deploy/clickhouse/events-before-19.3.sql`
+    /// in this database: the layout ingest uses on servers before 19.3,
+    /// which newer servers accept too.
+    pub async fn create_events_table(&self) -> anyhow::Result<()> {
+        let schema = include_str!("../../deploy/clickhouse/events-before-19.3.sql")
+            .replace("`seismo`", &format!("`{}`", self.name));
+        for statement in schema.split(';').filter(|statement| !statement.trim().is_empty()) {
+            self.client()
+                .query(statement)
+                .execute()
+                .await
+                .with_context(|| format!("creating the events table in {}", self.name))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts `(time, event, user_id)` rows into the table made by
+    /// [`Self::create_events_table`], with offsets 0, 1, … of partition 0 in
+    /// the order given. Times are stored to the second.
+    pub async fn insert_events<'a>(
+        &self,
+        events: impl IntoIterator<Item = (chrono::DateTime<chrono::Utc>, &'a str, &'a str)>,
+    ) -> anyhow::Result<()> {
+        let rows: Vec<String> = events
+            .into_iter()
+            .enumerate()
+            .map(|(offset, (time, event, user))| {
+                format!("('{}', 0, '{event}', '{user}', '', 0, {offset})", time.format("%Y-%m-%d %H:%M:%S"))
+            })
+            .collect();
+        let insert = format!(
+            "INSERT INTO events (event_time, event_time_ms, event, user_id, extra, kafka_partition, kafka_offset) VALUES {}",
+            rows.join(", ")
+        );
+        self.client()
+            .query(&insert)
+            .execute()
+            .await
+            .with_context(|| format!("inserting {} events into {}", rows.len(), self.name))
+    }
+
     /// Runs a query that returns one `UInt64`, e.g. `SELECT count() FROM t`.
     pub async fn fetch_u64(&self, sql: &str) -> anyhow::Result<u64> {
         self.client()

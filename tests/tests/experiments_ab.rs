@@ -262,11 +262,7 @@ async fn missing_table_error_names_database() {
 #[tokio::test]
 async fn empty_group_rejected() {
     let database = TestDatabase::create("experiments_empty").await.unwrap();
-    let schema = include_str!("../../deploy/clickhouse/events-before-19.3.sql")
-        .replace("`seismo`", &format!("`{}`", database.name()));
-    for statement in schema.split(';').filter(|statement| !statement.trim().is_empty()) {
-        database.client().query(statement).execute().await.unwrap();
-    }
+    database.create_events_table().await.unwrap();
 
     let error = run_ab_test(&events_table(&database), &ab_request(1)).await.unwrap_err();
     let message = format!("{error:#}");

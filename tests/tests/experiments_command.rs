@@ -14,11 +14,7 @@ use tokio_util::sync::CancellationToken;
 /// group 1, the others group 2. User u likes the views of the first u % 7
 /// of its 20 rounds, plus 2 more in group 2.
 async fn insert_events(database: &TestDatabase) {
-    let schema = include_str!("../../deploy/clickhouse/events-before-19.3.sql")
-        .replace("`seismo`", &format!("`{}`", database.name()));
-    for statement in schema.split(';').filter(|statement| !statement.trim().is_empty()) {
-        database.client().query(statement).execute().await.unwrap();
-    }
+    database.create_events_table().await.unwrap();
 
     let rows = "SELECT toDateTime(1404172800 + number) AS event_time, number % 500 AS user, \
                        intDiv(number, 500) AS round, toString(2 - user % 2) AS exp_group, toInt64(number) AS offset \

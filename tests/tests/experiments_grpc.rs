@@ -24,11 +24,7 @@ const START_MS: i64 = 1_404_172_800_000;
 /// in all, CTR 0.20). In group 2 it is 8 + u % 10 rounds (8 to 16 likes,
 /// 4800 in all, CTR 0.24).
 async fn insert_events(database: &TestDatabase) {
-    let schema = include_str!("../../deploy/clickhouse/events-before-19.3.sql")
-        .replace("`seismo`", &format!("`{}`", database.name()));
-    for statement in schema.split(';').filter(|statement| !statement.trim().is_empty()) {
-        database.client().query(statement).execute().await.unwrap();
-    }
+    database.create_events_table().await.unwrap();
 
     let views = "SELECT toDateTime(1404172800 + number * 2) AS event_time, 0 AS event_time_ms, \
                         'view' AS event, toString(number % 800) AS user_id, \

@@ -45,11 +45,7 @@ fn likes_of(group: &str, user: u64) -> u64 {
 /// 2026-11-02, plus ten group-1 users on 2026-11-10, outside the period the
 /// tests analyse.
 async fn load_events(database: &TestDatabase) {
-    let schema = include_str!("../../deploy/clickhouse/events-before-19.3.sql")
-        .replace("`seismo`", &format!("`{}`", database.name()));
-    for statement in schema.split(';').filter(|statement| !statement.trim().is_empty()) {
-        database.client().query(statement).execute().await.unwrap();
-    }
+    database.create_events_table().await.unwrap();
 
     let mut rows = Vec::new();
     let mut push = |day: &str, event: &str, user: &str, group: &str| {

@@ -76,29 +76,10 @@ fn generate(today: NaiveDate) -> Vec<Generated> {
 }
 
 async fn load_events(database: &TestDatabase, events: &[Generated]) {
-    let schema = include_str!("../../deploy/clickhouse/events-before-19.3.sql")
-        .replace("`seismo`", &format!("`{}`", database.name()));
-    for statement in schema.split(';').filter(|statement| !statement.trim().is_empty()) {
-        database.client().query(statement).execute().await.unwrap();
-    }
+    database.create_events_table().await.unwrap();
 
-    let rows: Vec<String> = events
-        .iter()
-        .enumerate()
-        .map(|(offset, event)| {
-            format!(
-                "('{}', 0, '{}', '{}', '', 0, {offset})",
-                event.time.format("%Y-%m-%d %H:%M:%S"),
-                event.event,
-                event.user
-            )
-        })
-        .collect();
-    let insert = format!(
-        "INSERT INTO events (event_time, event_time_ms, event, user_id, extra, kafka_partition, kafka_offset) VALUES {}",
-        rows.join(", ")
-    );
-    database.client().query(&insert).execute().await.unwrap();
+    let rows = events.iter().map(|event| (event.time, event.event, event.user.as_str()));
+    database.insert_events(rows).await.unwrap();
 }
 
 /// Daily views and active users computed from the generated events, as
