@@ -303,12 +303,14 @@ async fn not_ready_without_clickhouse() -> anyhow::Result<()> {
     // A port that was just free: nothing listens there.
     let closed_port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
     let url = format!("http://127.0.0.1:{closed_port}");
-    let config = test_config(&kafka, "ingest-admin-unreachable-test", &database, url);
+    let config = test_config(&kafka, "ingest-admin-unreachable-test", &database, url.clone());
     let (admin, admin_shutdown, readiness) = RunningIngest::start_admin().await?;
     let mut ingest = RunningIngest::start(config, admin, admin_shutdown, readiness);
     let address = ingest.admin_address();
 
     wait_for_readyz(address, 503, "ClickHouse setup failed").await?;
+    // The reason names the URL, so a wrong port shows in /readyz.
+    wait_for_readyz(address, 503, &format!("at {url}, retrying")).await?;
     assert_eq!(get(address, "/healthz").await?.0, 200);
     // Another test in this binary shares the process-wide recorder, but
     // only this one fails to connect.

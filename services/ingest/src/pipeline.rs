@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::batch::Batch;
-use crate::config::IngestConfig;
+use crate::config::{IngestConfig, redact_url};
 use crate::consumer::{self, IngestConsumer, assigned_partitions};
 use crate::dead_letter::{DeadLetterQueue, is_too_large};
 use crate::error::IngestError;
@@ -85,6 +85,7 @@ async fn run_until_stopped(
         topic = %config.topic,
         group_id = %config.group_id,
         dead_letter_topic = %config.dead_letter_topic,
+        clickhouse_url = %redact_url(&config.clickhouse.url),
         batch_max_rows = config.batch.max_rows,
         batch_max_wait_ms = config.batch.max_wait.as_millis() as u64,
         "ingest starting"
@@ -164,10 +165,14 @@ async fn connect_with_retry(
         };
 
         stats.add_connect_retry();
-        readiness.retrying(format!("ClickHouse setup failed (attempt {attempt}), retrying: {error}"));
+        let url = redact_url(&config.clickhouse.url);
+        readiness.retrying(format!(
+            "ClickHouse setup failed (attempt {attempt}) at {url}, retrying: {error}"
+        ));
         let backoff = config.retry.backoff(attempt);
         warn!(
             %error,
+            clickhouse_url = %url,
             attempt,
             backoff_ms = backoff.as_millis() as u64,
             "ClickHouse setup failed; retrying"
@@ -437,12 +442,22 @@ impl Pipeline<'_> {
                 Err(error) => error,
             };
 
+            // Past the shutdown deadline there is no retry to announce: the
+            // caller reports what it gave up.
+            if self.observe_cancel().is_some_and(|deadline| Instant::now() >= deadline) {
+                warn!(%error, attempt, rows, "ClickHouse insert failed at the shutdown deadline");
+                return false;
+            }
+
             self.state.stats.add_insert_retry();
-            self.readiness
-                .retrying(format!("ClickHouse insert failed (attempt {attempt}), retrying: {error}"));
+            let url = redact_url(&self.config.clickhouse.url);
+            self.readiness.retrying(format!(
+                "ClickHouse insert failed (attempt {attempt}) at {url}, retrying: {error}"
+            ));
             let backoff = self.config.retry.backoff(attempt);
             warn!(
                 %error,
+                clickhouse_url = %url,
                 attempt,
                 rows,
                 backoff_ms = backoff.as_millis() as u64,
