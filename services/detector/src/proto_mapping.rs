@@ -84,7 +84,9 @@ pub fn anomaly_event(
         expected: band.map_or(f64::NAN, |band| band.expected),
         lower: band.map_or(f64::NAN, |band| band.lower),
         upper: band.map_or(f64::NAN, |band| band.upper),
-        score: evaluation.score,
+        // The calibrated score, so alerts of different series rank by how
+        // rare each deviation is for its own series.
+        score: evaluation.calibrated_score,
         severity: episode.map_or(v1::Severity::Unspecified, |episode| severity_to_proto(episode.severity)).into(),
         direction: episode.map_or(v1::Direction::Unspecified, |episode| direction_to_proto(episode.direction)).into(),
         window_seconds: window.as_seconds(),
@@ -137,7 +139,8 @@ mod tests {
                     lower: 5.0,
                     upper: 15.0,
                 }),
-                score: 0.9,
+                score: 0.7,
+                calibrated_score: 0.9,
                 outside: true,
                 transition: None,
             },

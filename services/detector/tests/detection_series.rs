@@ -84,6 +84,7 @@ fn learning_until_min_history() {
             .unwrap();
         assert_eq!(evaluation.band, None, "window {i} has a band while learning");
         assert_eq!(evaluation.score, 0.0);
+        assert_eq!(evaluation.calibrated_score, 0.0);
         assert!(!evaluation.outside);
         assert_eq!(evaluation.transition, None);
     }
@@ -211,9 +212,11 @@ fn history_bounded() {
     );
 
     // 24 bytes per window, 4 per residual and per level offset of the two
-    // lags, plus the structs themselves.
+    // lags, 256 for the calibrated score's histogram and 4 per window of
+    // its lookback, plus the structs themselves.
     let samples = (params.residual_windows + 1) + 2 * (params.level_windows + 1);
-    let bound = detector.history_windows() * 24 + samples * 4 + 1024;
+    let calibration = 256 + params.fire_lookback * 4;
+    let bound = detector.history_windows() * 24 + samples * 4 + calibration + 1024;
     assert!(
         detector.memory_bytes() <= bound,
         "{} bytes, bound {bound}",
@@ -243,6 +246,13 @@ fn spike_fires_once_and_resolves() {
     let fired_at = &evaluations[spike as usize];
     assert!(fired_at.outside);
     assert!(fired_at.score > 0.9, "score {}", fired_at.score);
+    // No earlier window of two weeks of noise came near the spike, so only
+    // the +1 of the p-value keeps the calibrated score below 1.
+    assert!(
+        fired_at.calibrated_score > 0.99,
+        "calibrated score {}",
+        fired_at.calibrated_score
+    );
     assert_eq!(
         fired_at.transition,
         Some(Transition::Fired {

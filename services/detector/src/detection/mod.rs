@@ -21,7 +21,9 @@
 //!    small slices quiet whatever the method.
 //! 3. `episode.rs`: whether the window fires or resolves an episode, with
 //!    cool-down, daily cap and re-baselining after a lasting shift.
-//! 4. `history.rs`: the bounded store of past windows the steps read, and
+//! 4. `tail_score.rs`: the calibrated score, which ranks a window's recent
+//!    deviation among the series' earlier ones.
+//! 5. `history.rs`: the bounded store of past windows the steps read, and
 //!    `window_sample.rs`: sorted samples over its most recent windows.
 
 mod band;
@@ -38,6 +40,7 @@ mod percent_change;
 pub mod robust;
 mod robust_band;
 mod seasonal;
+mod tail_score;
 mod three_sigma;
 mod window_sample;
 
@@ -52,6 +55,7 @@ use calendar::Calendar;
 use episode::{AlertRules, EpisodeTracker};
 use history::{History, Slot};
 use method::DetectionMethod;
+use tail_score::TailScore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -98,6 +102,11 @@ pub struct Evaluation {
     pub band: Option<Band>,
     /// Anomaly score in [0, 1]: 0.5 at the band edge, 0 while learning.
     pub score: f64,
+    /// Anomaly score in [0, 1) calibrated on the series' own history: one
+    /// minus the tail probability of the mean deviation over the last
+    /// `fire_lookback` windows (see `tail_score.rs`). 0 while learning.
+    /// Unlike `score`, equal values are equally rare on every series.
+    pub calibrated_score: f64,
     /// The value lies outside the band.
     pub outside: bool,
     pub transition: Option<Transition>,
@@ -118,7 +127,8 @@ pub struct Point {
 ///
 /// Memory: the history keeps `history_windows` windows at 24 bytes each
 /// (for the robust band one week plus `level_windows` + 1 by default: 385
-/// windows, 9 KiB, for 30-minute windows), plus the method's own state.
+/// windows, 9 KiB, for 30-minute windows), plus the method's own state
+/// and 336 bytes for the calibrated score (280 of them on the heap).
 /// `memory_bytes` returns the total.
 // TODO: 5-minute windows with weekly seasonality keep 2065 windows (≈ 51 KiB).
 // Reaching 4 KiB per series needs a coarser weekly reference or no stored bands.
@@ -136,6 +146,7 @@ pub struct SeriesDetector {
     min_volume: f64,
     min_absolute_deviation: f64,
     episode: EpisodeTracker,
+    tail_score: TailScore,
 }
 
 impl SeriesDetector {
@@ -165,6 +176,7 @@ impl SeriesDetector {
             min_volume: params.min_volume,
             min_absolute_deviation: params.min_absolute_deviation,
             episode: EpisodeTracker::new(),
+            tail_score: TailScore::new(params.fire_lookback),
         }
     }
 
@@ -196,6 +208,7 @@ impl SeriesDetector {
         };
         self.method.prepare(number, &self.history, &self.calendar);
         self.episode.skip(missing);
+        self.tail_score.skip(missing);
 
         let output = self.method.judge(number, value, &self.history, &self.calendar);
         let judgement = output.verdict.map(|verdict| {
@@ -212,6 +225,10 @@ impl SeriesDetector {
             }
             judgement
         });
+
+        let calibrated_score = self
+            .tail_score
+            .observe(judgement.map(|judgement| judgement.deviation_ratio));
 
         let slot = Slot {
             value: value as f32,
@@ -242,6 +259,7 @@ impl SeriesDetector {
             value,
             band: judgement.map(|judgement| judgement.band),
             score: judgement.map_or(0.0, |judgement| judgement.score),
+            calibrated_score,
             outside: judgement.is_some_and(|judgement| judgement.outside),
             transition: step.transition,
         })
@@ -289,6 +307,7 @@ impl SeriesDetector {
             + self.history.heap_bytes()
             + size_of_val(self.method.as_ref())
             + self.method.heap_bytes()
+            + self.tail_score.heap_bytes()
     }
 }
 

@@ -35,8 +35,8 @@ pub enum ScoreMode {
     /// The window's anomaly score (0.5 at the band edge), so a scorer can
     /// pick its own threshold.
     Window,
-    /// The window's score only where an episode fires (what the service
-    /// alerts on), 0 elsewhere.
+    /// The window's calibrated score (what the service sends with an
+    /// alert) only where an episode fires, 0 elsewhere.
     Alert,
 }
 
@@ -228,7 +228,7 @@ fn replay_file(
                 summary.fired += usize::from(fired);
                 match options.score {
                     ScoreMode::Window => evaluation.score,
-                    ScoreMode::Alert if fired => evaluation.score,
+                    ScoreMode::Alert if fired => evaluation.calibrated_score,
                     ScoreMode::Alert => 0.0,
                 }
             }
