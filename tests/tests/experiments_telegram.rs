@@ -5,7 +5,9 @@ use seismo_experiments::analysis::{AnalysisSettings, GroupSample, UserAggregate,
 use seismo_experiments::chart::render_ab_chart;
 use seismo_experiments::report::render_ab_report;
 use seismo_experiments::telegram::{TelegramTarget, send_report};
-use seismo_tests::fake_telegram::{FakeTelegram, parse_telegram_html};
+use std::time::Duration;
+
+use seismo_tests::fake_telegram::{FakeTelegram, Reply, parse_telegram_html};
 
 /// 300 users whose views and likes vary with the index; the treatment has
 /// one extra like per 10 views.
@@ -54,6 +56,27 @@ async fn report_and_chart_delivered() {
     assert_eq!(photos.len(), 1);
     assert_eq!(photos[0].status, 200);
     assert_eq!(photos[0].photo.as_deref(), Some(chart.as_slice()), "the chart arrives byte for byte");
+}
+
+#[tokio::test]
+async fn rate_limited_report_sent_once() {
+    let telegram = FakeTelegram::start().await;
+    telegram.push_replies([Reply::RetryAfter(1), Reply::RetryAfter(1)]);
+    let target = TelegramTarget {
+        token: "123456:experiments-test".to_string(),
+        api_url: telegram.api_url().parse().unwrap(),
+        chat: "-1001".to_string(),
+    };
+
+    send_report(&target, "A/B report", Some(vec![1, 2, 3])).await.unwrap();
+
+    let messages = telegram.requests_of("sendmessage");
+    let statuses: Vec<u16> = messages.iter().map(|message| message.status).collect();
+    assert_eq!(statuses, [429, 429, 200]);
+    assert!(messages[2].received_at - messages[0].received_at >= Duration::from_secs(2));
+    let photos = telegram.requests_of("sendphoto");
+    assert_eq!(photos.len(), 1);
+    assert!(photos[0].received_at - messages[2].received_at >= Duration::from_secs(1));
 }
 
 #[tokio::test]

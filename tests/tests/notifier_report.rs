@@ -12,7 +12,7 @@ use seismo_notifier::report::query::EventsTable;
 use seismo_notifier::report::sender::{ReportSettings, Reporter};
 use seismo_notifier::{ChatTarget, TelegramConfig};
 use seismo_tests::clickhouse::TestDatabase;
-use seismo_tests::fake_telegram::FakeTelegram;
+use seismo_tests::fake_telegram::{FakeTelegram, Reply};
 
 const CHAT: i64 = -100_500;
 const ZONE: Tz = chrono_tz::Europe::Moscow;
@@ -158,6 +158,39 @@ async fn report_sends_numbers_and_chart() {
     if let Ok(path) = std::env::var("SEISMO_SAMPLE_REPORT_CHART") {
         std::fs::write(path, &png).unwrap();
     }
+}
+
+#[tokio::test]
+async fn report_waits_out_rate_limit() {
+    let now = Utc::now();
+    let report_day = now.with_timezone(&ZONE).date_naive() - Days::new(1);
+    let database = TestDatabase::create("notifier_report_429").await.unwrap();
+    load_events(&database, &generate(report_day)).await;
+    let fake = FakeTelegram::start().await;
+    fake.push_replies([Reply::RetryAfter(1)]);
+    let telegram = TelegramConfig::new("123:secret", &CHAT.to_string(), &fake.api_url()).unwrap();
+    let table = EventsTable::new(&database.url(), database.name(), "events", None, None).unwrap();
+    let settings = ReportSettings {
+        metrics: default_report_metrics(),
+        time_zone: ZONE,
+        send_at: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
+        chats: vec![ChatTarget::Id(CHAT)],
+    };
+
+    Reporter::new(table, settings, &telegram).send_now(now).await.unwrap();
+
+    // The text is sent again after the 429's retry_after and arrives once.
+    let texts = fake.requests_of("sendmessage");
+    assert_eq!(texts.len(), 2, "{texts:#?}");
+    assert_eq!(texts[0].status, 429);
+    assert_eq!(texts[1].status, 200);
+    assert_eq!(texts[0].text, texts[1].text);
+    assert!(texts[1].received_at - texts[0].received_at >= Duration::from_secs(1));
+    // The chart keeps Telegram's limit of one message per second per chat.
+    let photos = fake.requests_of("sendphoto");
+    assert_eq!(photos.len(), 1, "{photos:#?}");
+    assert_eq!(photos[0].status, 200);
+    assert!(photos[0].received_at - texts[1].received_at >= Duration::from_millis(900));
 }
 
 #[tokio::test]

@@ -1,15 +1,25 @@
 //! Sends a report and its chart to a Telegram chat through the Bot API.
 
+use std::time::Duration;
+
 use anyhow::Context;
-use teloxide::Bot;
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
-use teloxide::requests::Requester;
+use teloxide::requests::{Request, Requester};
 use teloxide::types::{ChatId, InputFile, ParseMode, Recipient};
+use teloxide::{Bot, RequestError};
 
 /// Maximum text length of one message, in characters, below Telegram's
 /// 4096 (Bot API, sendMessage) to leave room for the `<pre>` tags and
 /// escaped characters.
 const MAX_CHUNK_CHARS: usize = 3500;
+
+/// Requests per message, the first included. A 429 is waited out for its
+/// `retry_after` and the message sent again.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Pause before each message after the first, because Telegram allows about
+/// one message per second in one chat.
+const MESSAGE_SPACING: Duration = Duration::from_secs(1);
 
 /// Bot API access. The token is secret: it is neither logged nor shown by
 /// `Debug`.
@@ -40,21 +50,51 @@ pub async fn send_report(target: &TelegramTarget, report: &str, chart_png: Optio
     let recipient = parse_recipient(&target.chat)?;
 
     let chunks = split_lines(report, MAX_CHUNK_CHARS);
-    for chunk in &chunks {
-        bot.send_message(recipient.clone(), format!("<pre>{}</pre>", escape_html(chunk)))
-            .parse_mode(ParseMode::Html)
+    for (index, chunk) in chunks.iter().enumerate() {
+        if index > 0 {
+            tokio::time::sleep(MESSAGE_SPACING).await;
+        }
+        let html = format!("<pre>{}</pre>", escape_html(chunk));
+        send_retrying(|| bot.send_message(recipient.clone(), html.clone()).parse_mode(ParseMode::Html))
             .await
             .with_context(|| format!("sending the report to Telegram chat {} failed", target.chat))?;
     }
     if let Some(png) = chart_png {
-        bot.send_photo(recipient, InputFile::memory(png).file_name("ab-test.png"))
-            .caption("Per-group distributions")
-            .await
-            .with_context(|| format!("sending the chart to Telegram chat {} failed", target.chat))?;
+        tokio::time::sleep(MESSAGE_SPACING).await;
+        send_retrying(|| {
+            bot.send_photo(recipient.clone(), InputFile::memory(png.clone()).file_name("ab-test.png"))
+                .caption("Per-group distributions")
+        })
+        .await
+        .with_context(|| format!("sending the chart to Telegram chat {} failed", target.chat))?;
     }
 
     tracing::info!(chat = %target.chat, messages = chunks.len(), "report sent to Telegram");
     Ok(())
+}
+
+/// Sends the request that `build` makes, building it again after each 429
+/// until [`MAX_ATTEMPTS`] requests were made.
+async fn send_retrying<R>(build: impl Fn() -> R) -> Result<(), RequestError>
+where
+    R: Request<Err = RequestError>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match build().send().await {
+            Ok(_) => return Ok(()),
+            Err(RequestError::RetryAfter(wait)) if attempts < MAX_ATTEMPTS => {
+                tracing::warn!(
+                    attempt = attempts,
+                    retry_after_s = wait.seconds(),
+                    "Telegram rate-limited the report; sending again after its retry_after"
+                );
+                tokio::time::sleep(wait.duration()).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 fn parse_recipient(chat: &str) -> anyhow::Result<Recipient> {

@@ -27,6 +27,7 @@ mod pipeline;
 mod prometheus_metrics;
 mod rate_limit;
 mod readiness;
+mod report_delivery;
 mod retry;
 mod routing;
 mod sink;

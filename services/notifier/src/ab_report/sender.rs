@@ -9,16 +9,16 @@ use seismo_experiments::clickhouse_source::EventsTable;
 use seismo_experiments::run::{AbRequest, run_ab_test};
 use teloxide::Bot;
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
-use teloxide::requests::{Request, Requester};
+use teloxide::requests::Requester;
 use teloxide::types::{ChatId, InputFile, ParseMode};
 use tracing::{info, warn};
 
 use super::arguments::AbArguments;
 use crate::commands::bot::AbReportTrigger;
-use crate::config::TelegramConfig;
+use crate::config::{ChatTarget, TelegramConfig};
 use crate::escape::escape_html;
 use crate::forecast_report::build::split_into_messages;
-use crate::telegram_error::describe_request_error;
+use crate::report_delivery::ReportDelivery;
 
 /// Runs A/B analyses over one events table and sends their reports.
 pub struct AbReporter {
@@ -26,8 +26,7 @@ pub struct AbReporter {
     /// Settings of every analysis; `/ab` sets only the metric.
     settings: AnalysisSettings,
     bot: Bot,
-    /// The bot token, only to strip it from logged errors.
-    token: String,
+    delivery: ReportDelivery,
 }
 
 impl AbReporter {
@@ -39,7 +38,7 @@ impl AbReporter {
             table,
             settings: AnalysisSettings::default(),
             bot: Bot::new(telegram.token.expose()).set_api_url(telegram.api_url.clone()),
-            token: telegram.token.expose().to_string(),
+            delivery: ReportDelivery::for_telegram(telegram),
         }
     }
 
@@ -74,14 +73,15 @@ impl AbReporter {
         // Telegram limits the visible text, without the <pre> tags and with
         // entities decoded, so the split works on the unescaped report.
         let messages = split_into_messages(&output.report);
+        let target = ChatTarget::Id(chat.0);
         for message in &messages {
             let html = format!("<pre>{}</pre>", escape_html(message));
-            self.bot
-                .send_message(chat, html)
-                .parse_mode(ParseMode::Html)
-                .send()
+            self.delivery
+                .send(&target, "the A/B report text", || {
+                    self.bot.send_message(chat, html.clone()).parse_mode(ParseMode::Html)
+                })
                 .await
-                .map_err(|error| self.send_failure("text", chat, &error))?;
+                .map_err(|error| send_failure(chat, error))?;
         }
 
         if let Some(png) = output.chart_png {
@@ -91,12 +91,14 @@ impl AbReporter {
                 arguments.control,
                 arguments.treatment
             );
-            self.bot
-                .send_photo(chat, InputFile::memory(png).file_name("ab-test.png"))
-                .caption(caption)
-                .send()
+            self.delivery
+                .send(&target, "the A/B report chart", || {
+                    self.bot
+                        .send_photo(chat, InputFile::memory(png.clone()).file_name("ab-test.png"))
+                        .caption(caption.clone())
+                })
                 .await
-                .map_err(|error| self.send_failure("chart", chat, &error))?;
+                .map_err(|error| send_failure(chat, error))?;
         }
 
         info!(
@@ -110,11 +112,12 @@ impl AbReporter {
         Ok(())
     }
 
-    fn send_failure(&self, part: &str, chat: ChatId, error: &teloxide::RequestError) -> String {
-        let error = describe_request_error(error, &self.token);
-        warn!(chat_id = chat.0, error = %error, "sending the A/B report {part} failed");
-        format!("Sending the A/B report {part} failed: {error}")
-    }
+}
+
+/// Logs a send error of the A/B report and returns it as the reply text.
+fn send_failure(chat: ChatId, error: String) -> String {
+    warn!(chat_id = chat.0, error = %error, "sending the A/B report failed");
+    format!("Sending the A/B report failed: {error}")
 }
 
 impl AbReportTrigger for AbReporter {

@@ -9,7 +9,7 @@ use seismo_forecast::clickhouse_source::ClickHouseSettings;
 use seismo_forecast::metric_query::SeriesQuery;
 use teloxide::Bot;
 use teloxide::payloads::SendPhotoSetters;
-use teloxide::requests::{Request, Requester};
+use teloxide::requests::Requester;
 use teloxide::types::{ChatId, InputFile, Recipient};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -20,7 +20,7 @@ use super::schedule::next_weekly_run;
 use super::settings::ForecastReportSettings;
 use crate::commands::bot::ReportTrigger;
 use crate::config::{ChatTarget, TelegramConfig};
-use crate::telegram_error::describe_request_error;
+use crate::report_delivery::ReportDelivery;
 
 /// One built forecast report.
 #[derive(Debug, Clone)]
@@ -37,8 +37,7 @@ pub struct ForecastReporter {
     source: ClickHouseSettings,
     settings: ForecastReportSettings,
     bot: Bot,
-    /// The bot token, only to strip it from logged errors.
-    token: String,
+    delivery: ReportDelivery,
 }
 
 impl ForecastReporter {
@@ -47,7 +46,7 @@ impl ForecastReporter {
             source,
             settings,
             bot: Bot::new(telegram.token.expose()).set_api_url(telegram.api_url.clone()),
-            token: telegram.token.expose().to_string(),
+            delivery: ReportDelivery::for_telegram(telegram),
         }
     }
 
@@ -58,8 +57,19 @@ impl ForecastReporter {
     /// Forecasts every metric from its history up to the bucket containing
     /// `now`. Never fails as a whole: a metric's error goes into its part of
     /// the text.
-    pub async fn build(&self, now: DateTime<Utc>) -> ForecastReport {
+    /// Returns an error when no metric could be forecast, such as when the
+    /// events table is missing, so that a broken setup fails instead of
+    /// posting only errors to the chats.
+    pub async fn build(&self, now: DateTime<Utc>) -> Result<ForecastReport, String> {
         let forecasts = forecast_metrics(&self.source, &self.settings, now).await;
+        if forecasts.iter().all(|forecast| forecast.outcome.is_err()) {
+            let errors: Vec<String> = forecasts
+                .iter()
+                .filter_map(|forecast| forecast.outcome.as_ref().err().map(|error| format!("{}: {error}", forecast.metric)))
+                .collect();
+            return Err(format!("no metric of the forecast report could be forecast; {}", errors.join("; ")));
+        }
+
         let history_end = SeriesQuery::default_end(self.settings.granularity, now);
         let text = format_forecast_report(&forecasts, history_end);
 
@@ -85,42 +95,35 @@ impl ForecastReporter {
                 }
             }
         };
-        ForecastReport {
+        Ok(ForecastReport {
             messages: split_into_messages(&text),
             chart,
-        }
+        })
     }
 
-    /// Sends `report` to one chat: the text, then the chart.
-    pub async fn send_to(&self, report: &ForecastReport, chat: Recipient) -> Result<(), String> {
+    /// Sends `report` to one chat: the text, then the chart, each within the
+    /// rate limits and retried as [`ReportDelivery`] does.
+    pub async fn send_to(&self, report: &ForecastReport, chat: &ChatTarget) -> Result<(), String> {
+        let recipient = recipient(chat);
         for message in &report.messages {
-            self.bot
-                .send_message(chat.clone(), message.clone())
-                .send()
-                .await
-                .map_err(|error| {
-                    format!(
-                        "sending the forecast report text failed: {}",
-                        describe_request_error(&error, &self.token)
-                    )
-                })?;
+            self.delivery
+                .send(chat, "the forecast report text", || {
+                    self.bot.send_message(recipient.clone(), message.clone())
+                })
+                .await?;
         }
         if let Some(png) = &report.chart {
             let caption = format!(
                 "History and forecast with its {}% prediction interval",
                 self.settings.level * 100.0
             );
-            self.bot
-                .send_photo(chat, InputFile::memory(png.clone()).file_name("forecast.png"))
-                .caption(caption)
-                .send()
-                .await
-                .map_err(|error| {
-                    format!(
-                        "sending the forecast chart failed: {}",
-                        describe_request_error(&error, &self.token)
-                    )
-                })?;
+            self.delivery
+                .send(chat, "the forecast chart", || {
+                    self.bot
+                        .send_photo(recipient.clone(), InputFile::memory(png.clone()).file_name("forecast.png"))
+                        .caption(caption.clone())
+                })
+                .await?;
         }
         Ok(())
     }
@@ -128,10 +131,10 @@ impl ForecastReporter {
     /// Builds the report for `now` and sends it to every configured chat.
     /// Returns an error naming the chats that did not receive it.
     pub async fn send_now(&self, now: DateTime<Utc>) -> Result<(), String> {
-        let report = self.build(now).await;
+        let report = self.build(now).await?;
         let mut failed = Vec::new();
         for chat in &self.settings.chats {
-            match self.send_to(&report, recipient(chat)).await {
+            match self.send_to(&report, chat).await {
                 Ok(()) => info!(chat = %chat, "forecast report sent"),
                 Err(error) => {
                     error!(chat = %chat, error = %error, "sending the forecast report failed");
@@ -170,8 +173,8 @@ impl ForecastReporter {
 impl ReportTrigger for ForecastReporter {
     fn send_report(&self, chat: ChatId) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let report = self.build(Utc::now()).await;
-            self.send_to(&report, Recipient::Id(chat)).await
+            let report = self.build(Utc::now()).await?;
+            self.send_to(&report, &ChatTarget::Id(chat.0)).await
         })
     }
 }

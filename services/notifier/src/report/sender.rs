@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use futures::future::BoxFuture;
 use teloxide::Bot;
 use teloxide::payloads::SendPhotoSetters;
-use teloxide::requests::{Request, Requester};
+use teloxide::requests::Requester;
 use teloxide::types::{ChatId, InputFile, Recipient};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -20,7 +20,7 @@ use super::schedule::{next_run, report_day};
 use super::summary::{format_report, summarize};
 use crate::commands::bot::ReportTrigger;
 use crate::config::{ChatTarget, TelegramConfig};
-use crate::telegram_error::describe_request_error;
+use crate::report_delivery::ReportDelivery;
 
 /// Contents, schedule and recipients of the daily report.
 #[derive(Debug, Clone)]
@@ -47,8 +47,7 @@ pub struct Reporter {
     table: EventsTable,
     settings: ReportSettings,
     bot: Bot,
-    /// The bot token, only to strip it from logged errors.
-    token: String,
+    delivery: ReportDelivery,
 }
 
 impl Reporter {
@@ -57,7 +56,7 @@ impl Reporter {
             table,
             settings,
             bot: Bot::new(telegram.token.expose()).set_api_url(telegram.api_url.clone()),
-            token: telegram.token.expose().to_string(),
+            delivery: ReportDelivery::for_telegram(telegram),
         }
     }
 
@@ -99,30 +98,23 @@ impl Reporter {
         Ok(Report { text, chart })
     }
 
-    /// Sends `report` to one chat: the text, then the chart.
-    pub async fn send_to(&self, report: &Report, chat: Recipient) -> Result<(), String> {
-        self.bot
-            .send_message(chat.clone(), report.text.clone())
-            .send()
-            .await
-            .map_err(|error| {
-                format!(
-                    "sending the report text failed: {}",
-                    describe_request_error(&error, &self.token)
-                )
-            })?;
+    /// Sends `report` to one chat: the text, then the chart, each within the
+    /// rate limits and retried as [`ReportDelivery`] does.
+    pub async fn send_to(&self, report: &Report, chat: &ChatTarget) -> Result<(), String> {
+        let recipient = recipient(chat);
+        self.delivery
+            .send(chat, "the report text", || {
+                self.bot.send_message(recipient.clone(), report.text.clone())
+            })
+            .await?;
         if let Some(png) = &report.chart {
-            self.bot
-                .send_photo(chat, InputFile::memory(png.clone()).file_name("report.png"))
-                .caption("Last 7 days")
-                .send()
-                .await
-                .map_err(|error| {
-                    format!(
-                        "sending the report chart failed: {}",
-                        describe_request_error(&error, &self.token)
-                    )
-                })?;
+            self.delivery
+                .send(chat, "the report chart", || {
+                    self.bot
+                        .send_photo(recipient.clone(), InputFile::memory(png.clone()).file_name("report.png"))
+                        .caption("Last 7 days")
+                })
+                .await?;
         }
         Ok(())
     }
@@ -133,7 +125,7 @@ impl Reporter {
         let report = self.build(now).await?;
         let mut failed = Vec::new();
         for chat in &self.settings.chats {
-            match self.send_to(&report, recipient(chat)).await {
+            match self.send_to(&report, chat).await {
                 Ok(()) => info!(chat = %chat, "report sent"),
                 Err(error) => {
                     error!(chat = %chat, error = %error, "sending the report failed");
@@ -171,7 +163,7 @@ impl ReportTrigger for Reporter {
     fn send_report(&self, chat: ChatId) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             let report = self.build(Utc::now()).await?;
-            self.send_to(&report, Recipient::Id(chat)).await
+            self.send_to(&report, &ChatTarget::Id(chat.0)).await
         })
     }
 }
