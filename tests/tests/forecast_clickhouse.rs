@@ -134,7 +134,10 @@ async fn forecast_series_load_from_clickhouse() -> anyhow::Result<()> {
     }
 
     let missing = load_series(&settings, &query("count:sign_up", &[])).await.unwrap_err();
-    assert!(missing.to_string().contains("no events"), "{missing}");
+    assert!(missing.to_string().contains("no events for `sign_up` events (total)"), "{missing}");
+
+    let missing_slice = load_series(&settings, &query("views", &[("os", "Symbian")])).await.unwrap_err();
+    assert!(missing_slice.to_string().contains("(os=Symbian)"), "{missing_slice}");
     Ok(())
 }
 

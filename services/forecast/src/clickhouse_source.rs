@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use chrono::DateTime;
 use clickhouse::sql::Identifier;
 
-use crate::metric_query::{SeriesQuery, SqlArgument, series_sql};
+use crate::metric_query::{MetricDefinition, SeriesQuery, SqlArgument, series_sql};
 use crate::{Series, interpolate_gaps};
 
 /// Reason a series cannot be loaded.
@@ -113,10 +113,31 @@ pub async fn load_series(settings: &ClickHouseSettings, query: &SeriesQuery) -> 
 
     series_from_rows(query, &rows).ok_or_else(|| {
         LoadError::NoEvents(format!(
-            "no events for this metric and slice in {}.{} between {} and {}; check the metric, slice and time range",
-            settings.database, settings.table, query.from, query.to
+            "no events for {} in {}.{} between {} and {}; check the metric, slice, database and time range",
+            describe_series(query),
+            settings.database,
+            settings.table,
+            query.from,
+            query.to
         ))
     })
+}
+
+/// Names the metric and slice of `query` for error messages, e.g.
+/// "`view` events (os=iOS)".
+fn describe_series(query: &SeriesQuery) -> String {
+    let metric = match &query.metric {
+        MetricDefinition::Count { event } => format!("`{event}` events"),
+        MetricDefinition::UniqueUsers { events } => format!("users with {}", events.join(", ")),
+        MetricDefinition::Ratio { numerator, denominator } => format!("{numerator} / {denominator}"),
+    };
+    let slice = if query.slice.is_empty() {
+        "total".to_string()
+    } else {
+        let filters: Vec<String> = query.slice.iter().map(|(dimension, value)| format!("{dimension}={value}")).collect();
+        filters.join(", ")
+    };
+    format!("{metric} ({slice})")
 }
 
 /// Warns when the range ends a day or more after the last event: those
