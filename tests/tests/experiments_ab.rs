@@ -268,4 +268,6 @@ async fn empty_group_rejected() {
     let message = format!("{error:#}");
 
     assert!(message.contains("group `1` has 0 values"), "{message}");
+    assert!(message.contains("groups `1` and `2` have no users in"), "{message}");
+    assert!(message.contains(database.name()), "{message}");
 }

@@ -37,9 +37,15 @@ pub struct AbOutput {
 pub async fn run_ab_test(table: &EventsTable, request: &AbRequest) -> anyhow::Result<AbOutput> {
     let groups = [request.control.clone(), request.treatment.clone()];
     let mut samples = fetch_groups(table, &groups, request.from, request.to).await?;
+    let empty: Vec<String> = samples
+        .iter()
+        .filter(|sample| sample.users.is_empty())
+        .map(|sample| format!("`{}`", sample.name))
+        .collect();
     let treatment = samples.pop().expect("one sample per requested group");
     let control = samples.pop().expect("one sample per requested group");
 
+    let where_searched = format!("{}.{} in {}", table.database, table.table, period(request.from, request.to));
     let request = request.clone();
     let started = std::time::Instant::now();
     let output = tokio::task::spawn_blocking(move || -> anyhow::Result<AbOutput> {
@@ -57,7 +63,23 @@ pub async fn run_ab_test(table: &EventsTable, request: &AbRequest) -> anyhow::Re
         })
     })
     .await
-    .context("the analysis task panicked")??;
+    .context("the analysis task panicked")?
+    .map_err(|error| {
+        // An empty group fails inside the statistics, which know neither
+        // the table nor the period, so the context names them. The error
+        // stays a StatsError for callers that check its type.
+        if empty.is_empty() {
+            error
+        } else {
+            let subject = match empty.as_slice() {
+                [group] => format!("group {group} has"),
+                groups => format!("groups {} have", groups.join(" and ")),
+            };
+            error.context(format!(
+                "{subject} no users in {where_searched}; check the group names and the time range"
+            ))
+        }
+    })?;
 
     tracing::info!(
         control_users = output.analysis.control.users,
