@@ -142,10 +142,10 @@ pub fn render_backtest(report: &BacktestReport, format: OutputFormat) -> String 
             for (name, metrics) in rows {
                 let _ = writeln!(
                     out,
-                    "{:<16}  {:>12.3}  {:>12.3}  {:>8}  {:>8.2}  {:>8}",
+                    "{:<16}  {:>12}  {:>12}  {:>8}  {:>8.2}  {:>8}",
                     name,
-                    metrics.mae,
-                    metrics.rmse,
+                    error_value(metrics.mae),
+                    error_value(metrics.rmse),
                     optional(metrics.mape),
                     metrics.smape,
                     optional(metrics.wmape)
@@ -213,8 +213,38 @@ fn metrics_json(metrics: &ErrorMetrics) -> Value {
     })
 }
 
+/// Formats an absolute error with three decimals, or with four significant
+/// digits when it is below 1, so that errors of a ratio such as CTR
+/// (0.0123 against 0.0114) stay distinguishable.
+fn error_value(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() || value.abs() >= 1.0 {
+        return format!("{value:.3}");
+    }
+    let decimals = (3 - value.abs().log10().floor() as i32).clamp(3, 12) as usize;
+    format!("{value:.decimals$}")
+}
+
 fn optional(value: Option<f64>) -> String {
     value
         .map(|value| format!("{value:.2}"))
         .unwrap_or_else(|| "n/a".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_errors_keep_three_decimals() {
+        assert_eq!(error_value(46720.68), "46720.680");
+        assert_eq!(error_value(1.0), "1.000");
+        assert_eq!(error_value(0.0), "0.000");
+    }
+
+    #[test]
+    fn small_errors_keep_four_digits() {
+        assert_eq!(error_value(0.0123), "0.01230");
+        assert_eq!(error_value(0.0114), "0.01140");
+        assert_eq!(error_value(0.5), "0.5000");
+    }
 }

@@ -61,22 +61,7 @@ fn draw_panel(
         .enumerate()
         .filter_map(|(index, (_, value))| value.map(|value| (index, value)))
         .collect();
-    let (min, max) = known
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), (_, value)| {
-            (min.min(*value), max.max(*value))
-        });
-    let (low, high) = if min.is_finite() {
-        let span = (max - min).max(max.abs() * 0.05).max(1e-9);
-        let low = if min >= 0.0 {
-            (min - span * 0.15).max(0.0)
-        } else {
-            min - span * 0.15
-        };
-        (low, max + span * 0.15)
-    } else {
-        (0.0, 1.0)
-    };
+    let (low, high) = value_range(known.iter().map(|(_, value)| *value));
     let last = panel.days.len().saturating_sub(1).max(1) as f64;
 
     let mut plot = ChartBuilder::on(area)
@@ -115,6 +100,30 @@ fn draw_panel(
     Ok(())
 }
 
+/// Returns the y-axis range of a panel with `values`: their span plus 15 %
+/// on each side, never below 0 for non-negative values. A constant series
+/// gets a span of 5 % of its value, and an all-zero one the range 0 to 1, so
+/// the axis labels stay readable numbers.
+fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), value| {
+        (min.min(value), max.max(value))
+    });
+    if !min.is_finite() {
+        return (0.0, 1.0);
+    }
+
+    let span = (max - min).max(max.abs() * 0.05);
+    if span == 0.0 {
+        return (0.0, 1.0);
+    }
+    let low = if min >= 0.0 {
+        (min - span * 0.15).max(0.0)
+    } else {
+        min - span * 0.15
+    };
+    (low, max + span * 0.15)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +151,20 @@ mod tests {
             series("CTR", 0.203, 1.02),
             series("messages", 9_870.0, 0.9),
         ]
+    }
+
+    #[test]
+    fn value_range_of_zero_series_is_readable() {
+        assert_eq!(value_range([0.0, 0.0].into_iter()), (0.0, 1.0));
+    }
+
+    #[test]
+    fn value_range_pads_both_sides() {
+        let (low, high) = value_range([10.0, 20.0].into_iter());
+
+        assert!((low - 8.5).abs() < 1e-9, "{low}");
+        assert!((high - 21.5).abs() < 1e-9, "{high}");
+        assert_eq!(value_range(std::iter::empty()), (0.0, 1.0));
     }
 
     #[test]
