@@ -77,7 +77,7 @@ fn valid_event(index: usize) -> Vec<u8> {
     let event_time = 1_714_564_800_000_i64 + index as i64 * 3_600_000;
     serde_json::json!({
         "event_time": event_time,
-        "event": if index % 2 == 0 { "view" } else { "like" },
+        "event": if index.is_multiple_of(2) { "view" } else { "like" },
         "user_id": format!("user-{}", index % 17),
         "event_id": format!("e-{index}"),
         "os": "iOS",
