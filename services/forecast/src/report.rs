@@ -60,9 +60,16 @@ pub fn forecast_report_text(metric: &str, slice: &str, result: &ForecastResult) 
                     .iter()
                     .max_by(|a, b| a.point.total_cmp(&b.point))
                     .expect("a day has steps");
+                // A day cut by the horizon says so, because its range
+                // covers only the hours forecast.
+                let partial = if steps.len() < 24 {
+                    format!(" ({} of 24 hours)", steps.len())
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     text,
-                    "{}: {} at {} to {} at {} per hour",
+                    "{}: hourly from {} at {} to {} at {}{partial}",
                     date.format("%a %Y-%m-%d"),
                     round(low.point),
                     low.time.format("%H:00"),
@@ -131,11 +138,11 @@ mod tests {
 
         assert!(text.starts_with("📈 Forecast: views (total), next 3 hours\n"), "{text}");
         assert!(
-            text.contains("Mon 2026-01-05: 100 at 22:00 to 300 at 23:00 per hour"),
+            text.contains("Mon 2026-01-05: hourly from 100 at 22:00 to 300 at 23:00 (2 of 24 hours)"),
             "{text}"
         );
         assert!(
-            text.contains("Tue 2026-01-06: 200 at 00:00 to 200 at 00:00 per hour"),
+            text.contains("Tue 2026-01-06: hourly from 200 at 00:00 to 200 at 00:00 (1 of 24 hours)"),
             "{text}"
         );
         assert!(
