@@ -60,7 +60,7 @@ pub fn forecast_report_text(metric: &str, slice: &str, result: &ForecastResult) 
                     .iter()
                     .max_by(|a, b| a.point.total_cmp(&b.point))
                     .expect("a day has steps");
-                // A day cut by the horizon says so, because its range
+                // A day cut by the horizon is marked, because its range
                 // covers only the hours forecast.
                 let partial = if steps.len() < 24 {
                     format!(" ({} of 24 hours)", steps.len())
