@@ -201,6 +201,24 @@ async fn wait_for_readyz(admin: SocketAddr, status: u16, reason: &str) -> String
 
 /// Returns the value of the sample `name` whose labels are exactly `labels`,
 /// from the Prometheus text format.
+/// Scrapes /metrics until the unlabelled sample `name` reaches `value`,
+/// and returns that exposition. Panics after [`WAIT`].
+async fn wait_for_sample(address: SocketAddr, name: &str, value: f64) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, metrics) = get(address, "/metrics").await;
+        assert_eq!(status, 200);
+        if sample(&metrics, name, &[]) == Some(value) {
+            return metrics;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} did not reach {value} within {WAIT:?}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut expected: Vec<String> = labels
         .iter()
@@ -285,8 +303,9 @@ async fn notifier_admin_reports_readiness_and_metrics() {
         fake.wait_for_delivered(2, WAIT).await;
         wait_for_readyz(admin, 200, "ready").await;
 
-        let (status, metrics) = get(admin, "/metrics").await;
-        assert_eq!(status, 200);
+        // The sink reports the delivery to readiness before the alert's
+        // outcome is counted, so the counters may lag /readyz briefly.
+        let metrics = wait_for_sample(admin, "seismo_notifier_sent_total", 2.0).await;
         assert_eq!(
             sample(&metrics, "seismo_notifier_received_total", &[]),
             Some(3.0),
