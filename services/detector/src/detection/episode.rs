@@ -6,7 +6,8 @@
 //! wavering around the band edge does not open episode after episode:
 //! - Fire when the current window is outside the band and at least
 //!   `fire_outside` of the last `fire_lookback` windows (current included)
-//!   are outside, or at once when the current window is critical.
+//!   are outside, or at once when the current window is critical or its
+//!   recent deviation is rare for the series (see `tail_score.rs`).
 //! - Resolve after `resolve_inside` consecutive windows inside the band.
 //!   Windows before a resolution do not count towards the next firing.
 //! - Missing windows count as inside for firing and do not count towards
@@ -97,12 +98,15 @@ impl EpisodeTracker {
     }
 
     /// Advances by one window that starts on local day `local_day`.
-    /// `judgement` is `None` while the series is learning.
+    /// `judgement` is `None` while the series is learning. `rare` lets an
+    /// outside window fire at once: its recent deviation is rarer than
+    /// `fire_tail_probability` for the series.
     pub fn step(
         &mut self,
         window_start_ms: i64,
         local_day: i64,
         judgement: Option<&Judgement>,
+        rare: bool,
         rules: &AlertRules,
     ) -> Step {
         let cooling = self.cooldown_left > 0;
@@ -122,7 +126,7 @@ impl EpisodeTracker {
         }
 
         Step {
-            transition: self.advance(window_start_ms, local_day, judgement, rules, cooling),
+            transition: self.advance(window_start_ms, local_day, judgement, rare, rules, cooling),
             rebaseline_windows: None,
         }
     }
@@ -149,6 +153,7 @@ impl EpisodeTracker {
         window_start_ms: i64,
         local_day: i64,
         judgement: Option<&Judgement>,
+        rare: bool,
         params: &AlertRules,
         cooling: bool,
     ) -> Option<Transition> {
@@ -178,7 +183,8 @@ impl EpisodeTracker {
             (1u64 << params.fire_lookback) - 1
         };
         let outside_count = (self.recent_outside & lookback_mask).count_ones() as usize;
-        let fires = outside && (outside_count >= params.fire_outside || judgement.severity == Severity::Critical);
+        let fires =
+            outside && (outside_count >= params.fire_outside || judgement.severity == Severity::Critical || rare);
         if !fires || cooling {
             return None;
         }
@@ -268,7 +274,7 @@ mod tests {
                 }
                 other => panic!("unknown pattern symbol {other}"),
             };
-            let step = tracker.step(i as i64 * 1000, i as i64 / windows_per_day, judged.as_ref(), &params);
+            let step = tracker.step(i as i64 * 1000, i as i64 / windows_per_day, judged.as_ref(), false, &params);
             if let Some(windows) = step.rebaseline_windows {
                 events.push(format!("B{i}:{windows}"));
             }
@@ -387,10 +393,30 @@ mod tests {
     }
 
     #[test]
+    fn rare_window_fires_at_once() {
+        let mut tracker = EpisodeTracker::new();
+        let warning = judgement(true, Severity::Warning);
+
+        let common = tracker.step(7, 0, Some(&warning), false, &params()).transition;
+        let rare = tracker.step(8, 0, Some(&warning), true, &params()).transition;
+
+        assert_eq!(common, None);
+        assert!(matches!(rare, Some(Transition::Fired { episode_start_ms: 8, .. })), "{rare:?}");
+    }
+
+    #[test]
+    fn rare_window_inside_band_does_not_fire() {
+        let mut tracker = EpisodeTracker::new();
+        let inside = judgement(false, Severity::Warning);
+
+        assert_eq!(tracker.step(7, 0, Some(&inside), true, &params()).transition, None);
+    }
+
+    #[test]
     fn fired_carries_direction_and_severity() {
         let mut tracker = EpisodeTracker::new();
         let critical = judgement(true, Severity::Critical);
-        let transition = tracker.step(7, 0, Some(&critical), &params()).transition;
+        let transition = tracker.step(7, 0, Some(&critical), false, &params()).transition;
         assert_eq!(
             transition,
             Some(Transition::Fired {

@@ -147,6 +147,8 @@ pub struct SeriesDetector {
     min_absolute_deviation: f64,
     episode: EpisodeTracker,
     tail_score: TailScore,
+    /// `DetectionParams::fire_tail_probability`.
+    fire_tail_probability: f64,
 }
 
 impl SeriesDetector {
@@ -177,6 +179,7 @@ impl SeriesDetector {
             min_absolute_deviation: params.min_absolute_deviation,
             episode: EpisodeTracker::new(),
             tail_score: TailScore::new(params.fire_lookback),
+            fire_tail_probability: params.fire_tail_probability,
         }
     }
 
@@ -246,9 +249,10 @@ impl SeriesDetector {
         } else {
             0
         };
+        let rare = self.fire_tail_probability > 0.0 && calibrated_score >= 1.0 - self.fire_tail_probability;
         let step = self
             .episode
-            .step(window_start_ms, local_day, judgement.as_ref(), &self.alert_rules);
+            .step(window_start_ms, local_day, judgement.as_ref(), rare, &self.alert_rules);
         if let Some(windows) = step.rebaseline_windows {
             let first = number + 1 - windows as i64;
             self.method.rebaseline(first, &mut self.history, &self.calendar);
