@@ -21,11 +21,13 @@ use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::retry::{FailureKind, RetryDecision, RetryPolicy};
 use crate::telegram_error::{classify_request_error, describe_request_error};
 
-/// Paces and retries the report requests of one bot.
+/// Pacing and retries of one reporter's requests.
 #[derive(Debug)]
 pub struct ReportDelivery {
-    /// Shared by every report of this bot, so reports sent at the same time
-    /// to the same chat count against one limit.
+    /// Limiter of this reporter's requests.
+    // NOTE: the alert queues and each reporter have limiters of their own, so
+    // a report and alerts sent to one chat at the same moment can exceed its
+    // limit briefly. Telegram then responds with 429, which is waited out.
     limiter: Mutex<RateLimiter>,
     policy: RetryPolicy,
     /// The bot token, only to strip it from errors.

@@ -352,7 +352,8 @@ fn is_entity_parse_error(error: &RequestError) -> bool {
     matches!(error, RequestError::Api(ApiError::CantParseEntities(_)))
 }
 
-fn recipient(chat: &ChatTarget) -> Recipient {
+/// Returns the Bot API recipient of `chat`.
+pub(crate) fn recipient(chat: &ChatTarget) -> Recipient {
     match chat {
         ChatTarget::Id(id) => Recipient::Id(ChatId(*id)),
         ChatTarget::Username(name) => Recipient::ChannelUsername(name.clone()),

@@ -125,11 +125,11 @@ pub struct Point {
 
 /// State of one series (one metric × slice).
 ///
-/// Memory: the history keeps `history_windows` windows at 24 bytes each
-/// (for the robust band one week plus `level_windows` + 1 by default: 385
-/// windows, 9 KiB, for 30-minute windows), plus the method's own state
-/// and 336 bytes for the calibrated score (280 of them on the heap).
-/// `memory_bytes` returns the total.
+/// Memory: the history keeps `history_windows` windows at 24 bytes each.
+/// For the robust band with 30-minute windows that is one week plus
+/// `level_windows` + 1 by default, 385 windows or 9 KiB. The method's own
+/// state comes on top, and so do 336 bytes for the calibrated score (280
+/// of them on the heap). `memory_bytes` returns the total.
 // TODO: 5-minute windows with weekly seasonality keep 2065 windows (≈ 51 KiB).
 // Reaching 4 KiB per series needs a coarser weekly reference or no stored bands.
 #[derive(Debug)]

@@ -197,12 +197,13 @@ mod tests {
         }
         // One window at 3 half-widths: mean (0.5 + 0.5 + 3) / 3 = 1.33,
         // above every earlier mean of 0.5.
-        let one = tail.observe(Some(3.0));
+        let after_first = tail.observe(Some(3.0));
         // A second one: mean 2.17, also above every earlier mean, which now
         // include 1.33.
-        let two = tail.observe(Some(3.0));
-        assert!(one > 0.99, "{one}");
-        assert!(two > one, "{two} <= {one}");
+        let after_second = tail.observe(Some(3.0));
+
+        assert!(after_first > 0.99, "{after_first}");
+        assert!(after_second > after_first, "{after_second} <= {after_first}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use seismo_forecast::metric_query::SeriesQuery;
 use teloxide::Bot;
 use teloxide::payloads::SendPhotoSetters;
 use teloxide::requests::Requester;
-use teloxide::types::{ChatId, InputFile, Recipient};
+use teloxide::types::{ChatId, InputFile};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -21,6 +21,7 @@ use super::settings::ForecastReportSettings;
 use crate::commands::bot::ReportTrigger;
 use crate::config::{ChatTarget, TelegramConfig};
 use crate::report_delivery::ReportDelivery;
+use crate::telegram::recipient;
 
 /// One built forecast report.
 #[derive(Debug, Clone)]
@@ -55,19 +56,24 @@ impl ForecastReporter {
     }
 
     /// Forecasts every metric from its history up to the bucket containing
-    /// `now`. Never fails as a whole: a metric's error goes into its part of
-    /// the text.
-    /// Returns an error when no metric could be forecast, such as when the
-    /// events table is missing, so that a broken setup fails instead of
-    /// posting only errors to the chats.
+    /// `now`. A metric that fails gets its error in its part of the text.
+    /// Returns an error only when no metric could be forecast, such as when
+    /// the events table is missing, so that a broken setup fails instead of
+    /// posting nothing but errors to the chats.
     pub async fn build(&self, now: DateTime<Utc>) -> Result<ForecastReport, String> {
         let forecasts = forecast_metrics(&self.source, &self.settings, now).await;
         if forecasts.iter().all(|forecast| forecast.outcome.is_err()) {
             let errors: Vec<String> = forecasts
                 .iter()
-                .filter_map(|forecast| forecast.outcome.as_ref().err().map(|error| format!("{}: {error}", forecast.metric)))
+                .filter_map(|forecast| {
+                    let error = forecast.outcome.as_ref().err()?;
+                    Some(format!("{}: {error}", forecast.metric))
+                })
                 .collect();
-            return Err(format!("no metric of the forecast report could be forecast; {}", errors.join("; ")));
+            return Err(format!(
+                "no metric of the forecast report could be forecast: {}",
+                errors.join("; ")
+            ));
         }
 
         let history_end = SeriesQuery::default_end(self.settings.granularity, now);
@@ -176,12 +182,5 @@ impl ReportTrigger for ForecastReporter {
             let report = self.build(Utc::now()).await?;
             self.send_to(&report, &ChatTarget::Id(chat.0)).await
         })
-    }
-}
-
-fn recipient(chat: &ChatTarget) -> Recipient {
-    match chat {
-        ChatTarget::Id(id) => Recipient::Id(ChatId(*id)),
-        ChatTarget::Username(name) => Recipient::ChannelUsername(name.clone()),
     }
 }

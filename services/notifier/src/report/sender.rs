@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use teloxide::Bot;
 use teloxide::payloads::SendPhotoSetters;
 use teloxide::requests::Requester;
-use teloxide::types::{ChatId, InputFile, Recipient};
+use teloxide::types::{ChatId, InputFile};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -21,6 +21,7 @@ use super::summary::{format_report, summarize};
 use crate::commands::bot::ReportTrigger;
 use crate::config::{ChatTarget, TelegramConfig};
 use crate::report_delivery::ReportDelivery;
+use crate::telegram::recipient;
 
 /// Contents, schedule and recipients of the daily report.
 #[derive(Debug, Clone)]
@@ -165,12 +166,5 @@ impl ReportTrigger for Reporter {
             let report = self.build(Utc::now()).await?;
             self.send_to(&report, &ChatTarget::Id(chat.0)).await
         })
-    }
-}
-
-fn recipient(chat: &ChatTarget) -> Recipient {
-    match chat {
-        ChatTarget::Id(id) => Recipient::Id(ChatId(*id)),
-        ChatTarget::Username(name) => Recipient::ChannelUsername(name.clone()),
     }
 }
