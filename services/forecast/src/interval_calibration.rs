@@ -23,6 +23,10 @@ use crate::{ForecastError, Granularity};
 /// Held-out blocks at the end of the history.
 pub const CALIBRATION_WINDOWS: usize = 2;
 
+/// Errors up to this fraction of the largest |value| (or of 1) count as
+/// exact forecasts.
+const NEGLIGIBLE_RELATIVE: f64 = 1e-5;
+
 /// Returns the half-width factor for intervals at `level`, or `None` when
 /// the history is too short to hold out even one step per block while
 /// keeping two cycles of the shortest seasonal period for the fit.
@@ -48,6 +52,11 @@ pub fn interval_scale(
         return Ok(None);
     }
 
+    // Errors this small are the floating-point noise of an
+    // exact fit (a constant or noise-free series), not misses to widen for.
+    let magnitude = values.iter().fold(1.0_f64, |largest, value| largest.max(value.abs()));
+    let negligible = NEGLIGIBLE_RELATIVE * magnitude;
+
     let mut scores = Vec::with_capacity(CALIBRATION_WINDOWS * length);
     for window in 1..=CALIBRATION_WINDOWS {
         let origin = values.len() - window * length;
@@ -56,8 +65,11 @@ pub fn interval_scale(
 
         for (step, &actual) in values[origin..origin + length].iter().enumerate() {
             let half_width = (prediction.upper[step] - prediction.lower[step]) / 2.0;
-            if half_width > 0.0 {
-                scores.push((actual - prediction.point[step]).abs() / half_width);
+            let error = (actual - prediction.point[step]).abs();
+            if error <= negligible {
+                scores.push(0.0);
+            } else if half_width > 0.0 {
+                scores.push(error / half_width);
             }
         }
     }
@@ -89,6 +101,16 @@ mod tests {
         // ⌈11 × 0.95⌉ = 11, capped at the largest.
         assert_eq!(conformal_quantile(&mut scores, 0.95), Some(5.0));
         assert_eq!(conformal_quantile(&mut [], 0.9), None);
+    }
+
+    #[test]
+    fn exact_fit_is_not_widened() {
+        let constant = vec![5.0; 24 * 21];
+        let cycle: Vec<f64> = (0..24 * 21).map(|hour| 1_000.0 + (hour % 24) as f64).collect();
+
+        for values in [constant, cycle] {
+            assert_eq!(interval_scale(&values, Granularity::Hour, 24, 0.95).unwrap(), Some(1.0));
+        }
     }
 
     #[test]

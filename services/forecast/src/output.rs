@@ -108,9 +108,10 @@ pub fn forecast_summary(result: &ForecastResult) -> String {
         result.training_points, result.granularity, result.periods
     );
     match result.interval_scale {
-        Some(scale) => {
+        Some(scale) if scale > 1.0 => {
             let _ = write!(summary, ", interval widened ×{scale:.2} by calibration");
         }
+        Some(_) => summary.push_str(", interval calibrated, not widened"),
         None => summary.push_str(", interval not calibrated (history too short)"),
     }
     if result.masked_points > 0 {
