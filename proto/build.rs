@@ -12,7 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("seismo_descriptor.bin"))
-        .compile_protos(&["seismo/v1/detector.proto", "seismo/experiments/v1/experiments.proto", "seismo/forecast/v1/forecast.proto"], &["."])?;
+        .compile_protos(
+            &[
+                "seismo/v1/detector.proto",
+                "seismo/experiments/v1/experiments.proto",
+                "seismo/forecast/v1/forecast.proto",
+            ],
+            &["."],
+        )?;
 
     println!("cargo:rerun-if-changed=seismo/v1");
     println!("cargo:rerun-if-changed=seismo/forecast/v1");

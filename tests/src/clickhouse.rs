@@ -94,7 +94,10 @@ impl TestDatabase {
             .into_iter()
             .enumerate()
             .map(|(offset, (time, event, user))| {
-                format!("('{}', 0, '{event}', '{user}', '', 0, {offset})", time.format("%Y-%m-%d %H:%M:%S"))
+                format!(
+                    "('{}', 0, '{event}', '{user}', '', 0, {offset})",
+                    time.format("%Y-%m-%d %H:%M:%S")
+                )
             })
             .collect();
         let insert = format!(

@@ -121,15 +121,11 @@ impl FakeTelegram {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding an ephemeral port on 127.0.0.1 succeeds");
-        let address = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let address = listener.local_addr().expect("a bound listener has an address");
         let state = Arc::new(Mutex::new(FakeState::default()));
         let shutdown = CancellationToken::new();
 
-        let app = Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&state));
+        let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
         let stop = shutdown.clone();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -163,19 +159,12 @@ impl FakeTelegram {
 
     /// Returns the requests that delivered a message.
     pub fn delivered(&self) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(RecordedRequest::delivered)
-            .collect()
+        self.requests().into_iter().filter(RecordedRequest::delivered).collect()
     }
 
     /// Waits until `count` messages were delivered and returns them. Panics
     /// with the requests seen so far after `timeout`.
-    pub async fn wait_for_delivered(
-        &self,
-        count: usize,
-        timeout: Duration,
-    ) -> Vec<RecordedRequest> {
+    pub async fn wait_for_delivered(&self, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
         let deadline = Instant::now() + timeout;
         loop {
             let delivered = self.delivered();
@@ -244,12 +233,7 @@ impl FakeTelegram {
 
     /// Waits until `count` requests of `method` (lower case) were received
     /// and returns them. Panics with the requests seen so far after `timeout`.
-    pub async fn wait_for_requests(
-        &self,
-        method: &str,
-        count: usize,
-        timeout: Duration,
-    ) -> Vec<RecordedRequest> {
+    pub async fn wait_for_requests(&self, method: &str, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
         let deadline = Instant::now() + timeout;
         loop {
             let matching = self.requests_of(method);
@@ -308,15 +292,9 @@ pub fn parse_telegram_html(html: &str) -> Result<String, String> {
                         ));
                     }
                 } else {
-                    let name = tag
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_lowercase();
+                    let name = tag.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
                     if !SUPPORTED_TAGS.contains(&name.as_str()) {
-                        return Err(format!(
-                            "Unsupported start tag \"{name}\" at byte offset {offset}"
-                        ));
+                        return Err(format!("Unsupported start tag \"{name}\" at byte offset {offset}"));
                     }
                     open_tags.push(name);
                 }
@@ -327,9 +305,8 @@ pub fn parse_telegram_html(html: &str) -> Result<String, String> {
                     .filter(|end| *end <= 10)
                     .ok_or_else(|| format!("Unescaped \"&\" at byte offset {offset}"))?;
                 let entity = &rest[1..end];
-                let decoded = decode_entity(entity).ok_or_else(|| {
-                    format!("Unsupported entity \"&{entity};\" at byte offset {offset}")
-                })?;
+                let decoded = decode_entity(entity)
+                    .ok_or_else(|| format!("Unsupported entity \"&{entity};\" at byte offset {offset}"))?;
                 visible.push(decoded);
                 rest = &rest[end + 1..];
             }
@@ -342,9 +319,7 @@ pub fn parse_telegram_html(html: &str) -> Result<String, String> {
     }
 
     match open_tags.last() {
-        Some(tag) => Err(format!(
-            "Can't find end tag corresponding to start tag \"{tag}\""
-        )),
+        Some(tag) => Err(format!("Can't find end tag corresponding to start tag \"{tag}\"")),
         None => Ok(visible),
     }
 }
@@ -375,10 +350,7 @@ async fn handle(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri, request: R
         wait_for_updates(&state, &body).await;
     }
     let text = body.get("text").and_then(Value::as_str).map(str::to_string);
-    let parse_mode = body
-        .get("parse_mode")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let parse_mode = body.get("parse_mode").and_then(Value::as_str).map(str::to_string);
     let chat_id = body.get("chat_id").cloned().unwrap_or(Value::Null);
 
     let mut state = state
@@ -530,11 +502,7 @@ fn respond_to_send_photo(message_id: i64, chat_id: &Value, photo: Option<&[u8]>)
 }
 
 fn ok_result(result: Value) -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(json!({ "ok": true, "result": result })),
-    )
-        .into_response()
+    (StatusCode::OK, axum::Json(json!({ "ok": true, "result": result }))).into_response()
 }
 
 /// Splits `/bot<token>/<method>` into the token and the lower-case method.
@@ -577,11 +545,7 @@ fn respond_to_send_message(
     }
 
     let Some(text) = text.filter(|text| !text.is_empty()) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: message text is empty",
-            None,
-        );
+        return api_error(StatusCode::BAD_REQUEST, "Bad Request: message text is empty", None);
     };
     let visible = if parse_mode.is_some_and(|mode| mode.eq_ignore_ascii_case("html")) {
         match parse_telegram_html(text) {
@@ -595,11 +559,7 @@ fn respond_to_send_message(
         text.to_string()
     };
     if visible.encode_utf16().count() > MAX_TEXT_UTF16 {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: message is too long",
-            None,
-        );
+        return api_error(StatusCode::BAD_REQUEST, "Bad Request: message is too long", None);
     }
 
     let result = json!({
@@ -608,11 +568,7 @@ fn respond_to_send_message(
         "chat": chat_json(chat_id),
         "text": visible,
     });
-    (
-        StatusCode::OK,
-        axum::Json(json!({ "ok": true, "result": result })),
-    )
-        .into_response()
+    (StatusCode::OK, axum::Json(json!({ "ok": true, "result": result }))).into_response()
 }
 
 /// Builds a channel for an `@username`, a supergroup for a negative id and

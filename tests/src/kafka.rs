@@ -213,8 +213,7 @@ pub async fn produce_all(brokers: &str, topic: &str, key: &str, payloads: &[Stri
             .iter()
             .map(|payload| producer.send(FutureRecord::to(topic).key(key).payload(payload), REQUEST_TIMEOUT));
         for delivery in futures::future::join_all(deliveries).await {
-            delivery
-                .map_err(|(error, _message)| anyhow!("producing to {topic} failed: {error}"))?;
+            delivery.map_err(|(error, _message)| anyhow!("producing to {topic} failed: {error}"))?;
         }
     }
     Ok(())

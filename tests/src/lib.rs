@@ -1,9 +1,9 @@
 //! Shared helpers of the integration tests.
+pub mod admin_http;
 pub mod clickhouse;
 pub mod fake_telegram;
-pub mod kafka;
-pub mod tcp_proxy;
-pub mod admin_http;
-pub mod wait;
 pub mod grpc;
+pub mod kafka;
 pub mod scripted_detector;
+pub mod tcp_proxy;
+pub mod wait;

@@ -62,12 +62,25 @@ async fn demo_guardrail_fires_on_fewer_likes() {
 
     let alerts = summary.experiment_alerts();
     let metrics: Vec<&str> = alerts.iter().map(|alert| alert.metric.as_str()).collect();
-    assert_eq!(metrics, vec!["experiment.demo_feed.ctr"], "experiment alerts: {alerts:?}");
+    assert_eq!(
+        metrics,
+        vec!["experiment.demo_feed.ctr"],
+        "experiment alerts: {alerts:?}"
+    );
     let ctr = alerts[0];
     assert_eq!(ctr.state(), AnomalyState::Firing);
     assert_eq!(ctr.slice[0].value, "2");
-    assert!(ctr.value < ctr.expected, "group 2 CTR {} not below control {}", ctr.value, ctr.expected);
-    let texts: Vec<String> = telegram.delivered().iter().filter_map(|request| request.text.clone()).collect();
+    assert!(
+        ctr.value < ctr.expected,
+        "group 2 CTR {} not below control {}",
+        ctr.value,
+        ctr.expected
+    );
+    let texts: Vec<String> = telegram
+        .delivered()
+        .iter()
+        .filter_map(|request| request.text.clone())
+        .collect();
     assert!(
         texts.iter().any(|text| text.contains("experiment.demo_feed.ctr")),
         "no Telegram message names the guardrail: {texts:?}"

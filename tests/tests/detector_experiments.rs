@@ -111,7 +111,10 @@ async fn detector_alerts_on_sample_ratio_and_guardrail() {
     let mut client = DetectorClient::new(connect(detector.local_addr()).await);
     let mut live = client
         .stream_anomalies(StreamAnomaliesRequest {
-            metrics: vec!["experiment.feed.sample_ratio".to_string(), "experiment.feed.ctr".to_string()],
+            metrics: vec![
+                "experiment.feed.sample_ratio".to_string(),
+                "experiment.feed.ctr".to_string(),
+            ],
             ..Default::default()
         })
         .await
@@ -120,14 +123,27 @@ async fn detector_alerts_on_sample_ratio_and_guardrail() {
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     let base_ms = (now_ms - 2 * 60 * MINUTE_MS) / MINUTE_MS * MINUTE_MS;
-    produce_all(&brokers, topic, "events", &scenario_messages(base_ms)).await.unwrap();
-    produce_all(&brokers, topic, "events", &[closing_message(base_ms + MINUTES * MINUTE_MS)]).await.unwrap();
+    produce_all(&brokers, topic, "events", &scenario_messages(base_ms))
+        .await
+        .unwrap();
+    produce_all(
+        &brokers,
+        topic,
+        "events",
+        &[closing_message(base_ms + MINUTES * MINUTE_MS)],
+    )
+    .await
+    .unwrap();
 
     // Both alerts arrive.
     let mut alerts: HashMap<String, AnomalyEvent> = HashMap::new();
     let read = async {
         while alerts.len() < 2 {
-            let event = live.next().await.expect("stream stays open").expect("stream stays healthy");
+            let event = live
+                .next()
+                .await
+                .expect("stream stays open")
+                .expect("stream stays healthy");
             alerts.insert(event.metric.clone(), event);
         }
     };
@@ -139,7 +155,10 @@ async fn detector_alerts_on_sample_ratio_and_guardrail() {
     assert_eq!(srm.state(), AnomalyState::Firing);
     assert_eq!(srm.severity(), Severity::Critical);
     assert_eq!(srm.slice.len(), 1);
-    assert_eq!((srm.slice[0].name.as_str(), srm.slice[0].value.as_str()), ("exp_group", "2"));
+    assert_eq!(
+        (srm.slice[0].name.as_str(), srm.slice[0].value.as_str()),
+        ("exp_group", "2")
+    );
     assert_eq!(srm.expected, 0.5);
     assert!(srm.value > 0.6, "observed share of group 2: {}", srm.value);
     assert!(srm.score > 0.95, "score {}", srm.score);
@@ -148,11 +167,24 @@ async fn detector_alerts_on_sample_ratio_and_guardrail() {
     assert_eq!(ctr.state(), AnomalyState::Firing);
     assert_eq!(ctr.direction(), Direction::Down);
     assert_eq!(ctr.slice[0].value, "2");
-    assert!(ctr.value < ctr.lower, "treatment CTR {} inside band [{}, {}]", ctr.value, ctr.lower, ctr.upper);
+    assert!(
+        ctr.value < ctr.lower,
+        "treatment CTR {} inside band [{}, {}]",
+        ctr.value,
+        ctr.lower,
+        ctr.upper
+    );
     assert!((ctr.expected - 0.2).abs() < 0.03, "control CTR {}", ctr.expected);
 
     // More windows close, but each rejection is announced only once.
-    produce_all(&brokers, topic, "events", &[closing_message(base_ms + (MINUTES + 5) * MINUTE_MS)]).await.unwrap();
+    produce_all(
+        &brokers,
+        topic,
+        "events",
+        &[closing_message(base_ms + (MINUTES + 5) * MINUTE_MS)],
+    )
+    .await
+    .unwrap();
     let repeat = tokio::time::timeout(Duration::from_secs(3), live.next()).await;
     assert!(repeat.is_err(), "an alert was announced twice: {repeat:?}");
 

@@ -8,18 +8,20 @@ use futures::StreamExt;
 use rdkafka::mocking::MockCluster;
 use seismo_detector::{KafkaSettings, MetricsConfig, ServiceConfig};
 use seismo_proto::v1::detector_client::DetectorClient;
-use seismo_proto::v1::{AnomalyEvent, AnomalyState, Dimension, GetSeriesRequest, ListSeriesRequest, StreamAnomaliesRequest};
+use seismo_proto::v1::{
+    AnomalyEvent, AnomalyState, Dimension, GetSeriesRequest, ListSeriesRequest, StreamAnomaliesRequest,
+};
 use seismo_tests::grpc::connect;
 use seismo_tests::kafka::produce_all;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -140,7 +142,9 @@ async fn detector_streams_firing_then_resolution() {
     let mut health = HealthClient::new(channel.clone());
     for service in ["", "seismo.v1.Detector"] {
         let status = health
-            .check(HealthCheckRequest { service: service.to_string() })
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -151,7 +155,11 @@ async fn detector_streams_firing_then_resolution() {
     // Follow live changes before any event exists.
     let mut client = DetectorClient::new(channel.clone());
     let mut live = client
-        .stream_anomalies(StreamAnomaliesRequest { after_sequence: 0, metrics: vec!["views".to_string()], ..Default::default() })
+        .stream_anomalies(StreamAnomaliesRequest {
+            after_sequence: 0,
+            metrics: vec!["views".to_string()],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -178,19 +186,34 @@ async fn detector_streams_firing_then_resolution() {
         "fired at window {} outside the spike starting at {spike_start_ms}",
         firing.window_start_ms
     );
-    assert!(firing.value > firing.upper, "firing value {} is not above the band {}", firing.value, firing.upper);
+    assert!(
+        firing.value > firing.upper,
+        "firing value {} is not above the band {}",
+        firing.value,
+        firing.upper
+    );
     assert!(resolved.window_start_ms > firing.window_start_ms);
     let sequences: Vec<u64> = events.iter().map(|event| event.sequence).collect();
-    assert!(sequences.windows(2).all(|pair| pair[0] < pair[1]), "sequences not increasing: {sequences:?}");
+    assert!(
+        sequences.windows(2).all(|pair| pair[0] < pair[1]),
+        "sequences not increasing: {sequences:?}"
+    );
 
     // Resume right before the firing: the buffer replays it and what followed.
     let mut resumed = client
-        .stream_anomalies(StreamAnomaliesRequest { after_sequence: firing.sequence - 1, metrics: vec![], ..Default::default() })
+        .stream_anomalies(StreamAnomaliesRequest {
+            after_sequence: firing.sequence - 1,
+            metrics: vec![],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     let mut replayed = Vec::new();
-    while replayed.last().is_none_or(|event: &AnomalyEvent| event.sequence < resolved.sequence) {
+    while replayed
+        .last()
+        .is_none_or(|event: &AnomalyEvent| event.sequence < resolved.sequence)
+    {
         let next = tokio::time::timeout(WAIT, resumed.next())
             .await
             .expect("replay arrives in time")
@@ -200,26 +223,42 @@ async fn detector_streams_firing_then_resolution() {
     }
     assert_eq!(replayed.first(), Some(firing));
     assert_eq!(replayed.last(), Some(resolved));
-    let expected: Vec<&AnomalyEvent> = events.iter().filter(|event| event.sequence >= firing.sequence).collect();
+    let expected: Vec<&AnomalyEvent> = events
+        .iter()
+        .filter(|event| event.sequence >= firing.sequence)
+        .collect();
     assert_eq!(replayed.iter().collect::<Vec<_>>(), expected);
 
     // A cursor beyond the latest sequence is out of range.
     let ahead = client
-        .stream_anomalies(StreamAnomaliesRequest { after_sequence: resolved.sequence + 1_000, metrics: vec![], ..Default::default() })
+        .stream_anomalies(StreamAnomaliesRequest {
+            after_sequence: resolved.sequence + 1_000,
+            metrics: vec![],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(ahead.code(), tonic::Code::OutOfRange);
 
     // Series: points with bands, out of learning, with the spike marked.
     let series = client
-        .get_series(GetSeriesRequest { metric: "views".to_string(), slice: vec![], limit: 0 })
+        .get_series(GetSeriesRequest {
+            metric: "views".to_string(),
+            slice: vec![],
+            limit: 0,
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(series.window_seconds, 60);
     assert!(!series.learning);
     assert!(series.points.len() >= 100, "only {} points", series.points.len());
-    assert!(series.points.iter().any(|point| point.expected.is_some() && point.lower.is_some() && point.upper.is_some()));
+    assert!(
+        series
+            .points
+            .iter()
+            .any(|point| point.expected.is_some() && point.lower.is_some() && point.upper.is_some())
+    );
     let spike_point = series
         .points
         .iter()
@@ -229,7 +268,11 @@ async fn detector_streams_firing_then_resolution() {
     assert!(spike_point.anomalous);
 
     let limited = client
-        .get_series(GetSeriesRequest { metric: "views".to_string(), slice: vec![], limit: 5 })
+        .get_series(GetSeriesRequest {
+            metric: "views".to_string(),
+            slice: vec![],
+            limit: 5,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -239,7 +282,10 @@ async fn detector_streams_firing_then_resolution() {
     let ios = client
         .get_series(GetSeriesRequest {
             metric: "views".to_string(),
-            slice: vec![Dimension { name: "os".to_string(), value: "iOS".to_string() }],
+            slice: vec![Dimension {
+                name: "os".to_string(),
+                value: "iOS".to_string(),
+            }],
             limit: 0,
         })
         .await
@@ -250,7 +296,10 @@ async fn detector_streams_firing_then_resolution() {
     let missing = client
         .get_series(GetSeriesRequest {
             metric: "views".to_string(),
-            slice: vec![Dimension { name: "os".to_string(), value: "Symbian".to_string() }],
+            slice: vec![Dimension {
+                name: "os".to_string(),
+                value: "Symbian".to_string(),
+            }],
             limit: 0,
         })
         .await
@@ -266,9 +315,17 @@ async fn detector_streams_firing_then_resolution() {
     let slices: Vec<String> = listed
         .series
         .iter()
-        .map(|info| info.slice.iter().map(|dimension| format!("{}={}", dimension.name, dimension.value)).collect())
+        .map(|info| {
+            info.slice
+                .iter()
+                .map(|dimension| format!("{}={}", dimension.name, dimension.value))
+                .collect()
+        })
         .collect();
-    assert_eq!(slices, vec!["".to_string(), "os=Android".to_string(), "os=iOS".to_string()]);
+    assert_eq!(
+        slices,
+        vec!["".to_string(), "os=Android".to_string(), "os=iOS".to_string()]
+    );
 
     // Counters.
     let stats = detector.stats().snapshot();
@@ -287,10 +344,10 @@ async fn detector_streams_firing_then_resolution() {
         .unwrap();
     // Changes sent before the shutdown may still be in flight; the stream
     // must end after them instead of staying open.
-    let drained = async {
-        while let Some(Ok(_)) = live.next().await {}
-    };
-    tokio::time::timeout(WAIT, drained).await.expect("live stream ends after shutdown");
+    let drained = async { while let Some(Ok(_)) = live.next().await {} };
+    tokio::time::timeout(WAIT, drained)
+        .await
+        .expect("live stream ends after shutdown");
 }
 
 /// Service names the server lists through gRPC server reflection.
@@ -312,7 +369,9 @@ async fn reflected_services(channel: Channel) -> Vec<String> {
         .expect("reflection sends one response")
         .unwrap();
     match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|service| service.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|service| service.name).collect()
+        }
         other => panic!("expected a service list, got {other:?}"),
     }
 }
@@ -320,10 +379,10 @@ async fn reflected_services(channel: Channel) -> Vec<String> {
 /// Service names listed through the older v1alpha reflection protocol,
 /// which grpcurl before 1.9 uses.
 async fn reflected_services_v1alpha(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
 
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
@@ -342,7 +401,9 @@ async fn reflected_services_v1alpha(channel: Channel) -> Vec<String> {
         .expect("reflection sends one response")
         .unwrap();
     match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|service| service.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|service| service.name).collect()
+        }
         other => panic!("expected a service list, got {other:?}"),
     }
 }
@@ -386,14 +447,18 @@ async fn detector_serves_health_reflection_and_counts_invalid() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(WAIT, counted).await.expect("detector reads the 3 messages in time");
+    tokio::time::timeout(WAIT, counted)
+        .await
+        .expect("detector reads the 3 messages in time");
     let snapshot = stats.snapshot();
     assert_eq!(snapshot.events_invalid, 2);
 
     let channel = connect(detector.local_addr()).await;
     let mut health = HealthClient::new(channel.clone());
     let status = health
-        .check(HealthCheckRequest { service: "seismo.v1.Detector".to_string() })
+        .check(HealthCheckRequest {
+            service: "seismo.v1.Detector".to_string(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -405,17 +470,27 @@ async fn detector_serves_health_reflection_and_counts_invalid() {
     assert!(services.contains(&"grpc.health.v1.Health".to_string()), "{services:?}");
 
     let services = reflected_services_v1alpha(channel.clone()).await;
-    assert!(services.contains(&"seismo.v1.Detector".to_string()), "v1alpha: {services:?}");
+    assert!(
+        services.contains(&"seismo.v1.Detector".to_string()),
+        "v1alpha: {services:?}"
+    );
 
     // Unknown metrics in a stream request are rejected up front.
     let mut client = DetectorClient::new(channel);
     let unknown = client
-        .stream_anomalies(StreamAnomaliesRequest { after_sequence: 0, metrics: vec!["clicks".to_string()], ..Default::default() })
+        .stream_anomalies(StreamAnomaliesRequest {
+            after_sequence: 0,
+            metrics: vec!["clicks".to_string()],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
     assert!(unknown.message().contains("\"clicks\""), "{}", unknown.message());
 
     shutdown.cancel();
-    tokio::time::timeout(WAIT, detector.wait()).await.expect("detector stops within the bound").unwrap();
+    tokio::time::timeout(WAIT, detector.wait())
+        .await
+        .expect("detector stops within the bound")
+        .unwrap();
 }

@@ -41,7 +41,11 @@ fn minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
         let count = normal + (minute * 7 + normal) % 3 + if spike && os == "Android" { 150 } else { 0 };
         for index in 0..count {
             let extra_spike_event = spike && os == "Android" && index >= normal;
-            let country = if extra_spike_event || index % 2 == 0 { "DE" } else { "FR" };
+            let country = if extra_spike_event || index % 2 == 0 {
+                "DE"
+            } else {
+                "FR"
+            };
             messages.push(
                 serde_json::json!({
                     "event_time": base_ms + minute * MINUTE_MS + index * (MINUTE_MS / count),
@@ -58,7 +62,11 @@ fn minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
 }
 
 fn slice_text(slice: &[Dimension]) -> String {
-    slice.iter().map(|dimension| format!("{}={}", dimension.name, dimension.value)).collect::<Vec<_>>().join(",")
+    slice
+        .iter()
+        .map(|dimension| format!("{}={}", dimension.name, dimension.value))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,15 +93,22 @@ async fn total_firing_names_spiking_slice_first() -> anyhow::Result<()> {
     .await?;
     let mut client = DetectorClient::connect(format!("http://{}", detector.local_addr())).await?;
     let mut stream = client
-        .stream_anomalies(StreamAnomaliesRequest { metrics: vec!["views".to_string()], ..Default::default() })
+        .stream_anomalies(StreamAnomaliesRequest {
+            metrics: vec!["views".to_string()],
+            ..Default::default()
+        })
         .await?
         .into_inner();
 
     let base_ms = (chrono::Utc::now().timestamp_millis() - 6 * 60 * MINUTE_MS) / MINUTE_MS * MINUTE_MS;
     let last_minute = HISTORY_WINDOWS + SPIKE_WINDOWS + 1;
-    let messages: Vec<String> = (0..=last_minute).flat_map(|minute| minute_messages(base_ms, minute)).collect();
+    let messages: Vec<String> = (0..=last_minute)
+        .flat_map(|minute| minute_messages(base_ms, minute))
+        .collect();
     for chunk in messages.chunks(500) {
-        let deliveries = chunk.iter().map(|message| kafka.produce(topic, 0, None, message.as_bytes()));
+        let deliveries = chunk
+            .iter()
+            .map(|message| kafka.produce(topic, 0, None, message.as_bytes()));
         for delivery in futures::future::join_all(deliveries).await {
             delivery?;
         }
@@ -105,7 +120,8 @@ async fn total_firing_names_spiking_slice_first() -> anyhow::Result<()> {
         while let Some(event) = stream.next().await {
             seen.push(event.expect("anomaly stream stays healthy"));
             let fired = |slice: &str| {
-                seen.iter().any(|event| event.state() == AnomalyState::Firing && slice_text(&event.slice) == slice)
+                seen.iter()
+                    .any(|event| event.state() == AnomalyState::Firing && slice_text(&event.slice) == slice)
             };
             if fired("") && fired("os=Android") {
                 return seen;
@@ -120,16 +136,30 @@ async fn total_firing_names_spiking_slice_first() -> anyhow::Result<()> {
         .find(|event| event.slice.is_empty() && event.state() == AnomalyState::Firing)
         .unwrap();
 
-    assert_eq!(firing.window_start_ms, base_ms + HISTORY_WINDOWS * MINUTE_MS, "{firing:?}");
-    let contributors: Vec<String> = firing.contributors.iter().map(|contribution| slice_text(&contribution.slice)).collect();
+    assert_eq!(
+        firing.window_start_ms,
+        base_ms + HISTORY_WINDOWS * MINUTE_MS,
+        "{firing:?}"
+    );
+    let contributors: Vec<String> = firing
+        .contributors
+        .iter()
+        .map(|contribution| slice_text(&contribution.slice))
+        .collect();
     assert!(contributors.len() >= 2, "contributors: {contributors:?}");
     assert!(
         ["os=Android", "country=DE"].contains(&contributors[0].as_str()),
         "most contributing slice {:?}; all: {contributors:?}",
         contributors[0]
     );
-    assert!(contributors[..2].contains(&"os=Android".to_string()), "{contributors:?}");
-    assert!(contributors[..2].contains(&"country=DE".to_string()), "{contributors:?}");
+    assert!(
+        contributors[..2].contains(&"os=Android".to_string()),
+        "{contributors:?}"
+    );
+    assert!(
+        contributors[..2].contains(&"country=DE".to_string()),
+        "{contributors:?}"
+    );
 
     let android = firing
         .contributors
@@ -141,13 +171,23 @@ async fn total_firing_names_spiking_slice_first() -> anyhow::Result<()> {
     assert!(android.expected < 20.0, "Android's expected value {}", android.expected);
     let deviation = firing.value - firing.expected;
     assert!(((android.value - android.expected) / deviation - android.share).abs() < 1e-9);
-    let shares: Vec<f64> = firing.contributors.iter().map(|contribution| contribution.share).collect();
-    assert!(shares.windows(2).all(|pair| pair[0] >= pair[1]), "shares not descending: {shares:?}");
+    let shares: Vec<f64> = firing
+        .contributors
+        .iter()
+        .map(|contribution| contribution.share)
+        .collect();
+    assert!(
+        shares.windows(2).all(|pair| pair[0] >= pair[1]),
+        "shares not descending: {shares:?}"
+    );
     assert!(shares.iter().all(|share| *share > 0.0), "{shares:?}");
 
     // Slices carry no contributors, even when they fire in the same window.
     for event in changes.iter().filter(|event| !event.slice.is_empty()) {
-        assert!(event.contributors.is_empty(), "slice change with contributors: {event:?}");
+        assert!(
+            event.contributors.is_empty(),
+            "slice change with contributors: {event:?}"
+        );
     }
 
     shutdown.cancel();

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use seismo_detector::{KafkaSettings, MetricsConfig, RunningDetector, ServiceConfig, WarmStartOutcome, WarmStartSettings};
+use seismo_detector::{
+    KafkaSettings, MetricsConfig, RunningDetector, ServiceConfig, WarmStartOutcome, WarmStartSettings,
+};
 use seismo_ingest::{BatchPolicy, ClickHouseConfig, IngestConfig, IngestStats};
 use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_proto::v1::{AnomalyEvent, AnomalyState, GetSeriesRequest, ListSeriesRequest, StreamAnomaliesRequest};
@@ -54,7 +56,11 @@ const WAIT: Duration = Duration::from_secs(90);
 /// Views of one minute: about 20, 200 during the spike, alternating iOS and
 /// Android.
 fn minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
-    let count = if (HISTORY_WINDOWS..SPIKE_END).contains(&minute) { 200 } else { 20 + (minute * 7) % 5 - 2 };
+    let count = if (HISTORY_WINDOWS..SPIKE_END).contains(&minute) {
+        200
+    } else {
+        20 + (minute * 7) % 5 - 2
+    };
     (0..count)
         .map(|index| {
             serde_json::json!({
@@ -75,7 +81,9 @@ fn closing_message(base_ms: i64, minute: i64) -> String {
 
 async fn produce_all(kafka: &MockKafka, topic: &str, messages: &[String]) -> anyhow::Result<()> {
     for chunk in messages.chunks(500) {
-        let deliveries = chunk.iter().map(|message| kafka.produce(topic, 0, None, message.as_bytes()));
+        let deliveries = chunk
+            .iter()
+            .map(|message| kafka.produce(topic, 0, None, message.as_bytes()));
         for delivery in futures::future::join_all(deliveries).await {
             delivery?;
         }
@@ -91,7 +99,9 @@ fn kafka_settings(kafka: &MockKafka, topic: &str, group: &str) -> KafkaSettings 
     // The mock cluster lets a restarted detector consume only after the
     // previous member's session timed out (45 s by default), although that
     // member sent LeaveGroup, so the session is kept short.
-    settings.properties.push(("session.timeout.ms".to_string(), "6000".to_string()));
+    settings
+        .properties
+        .push(("session.timeout.ms".to_string(), "6000".to_string()));
     settings
 }
 
@@ -114,7 +124,11 @@ async fn start_detector(
     .await
 }
 
-async fn subscribe(detector: &RunningDetector, after_sequence: u64, stream_epoch: u64) -> anyhow::Result<Streaming<AnomalyEvent>> {
+async fn subscribe(
+    detector: &RunningDetector,
+    after_sequence: u64,
+    stream_epoch: u64,
+) -> anyhow::Result<Streaming<AnomalyEvent>> {
     let mut client = DetectorClient::connect(format!("http://{}", detector.local_addr())).await?;
     let request = StreamAnomaliesRequest {
         after_sequence,
@@ -188,19 +202,28 @@ async fn restart_keeps_open_episode_and_history() -> anyhow::Result<()> {
     // On an hour boundary, so the 5-minute windows start with minute 0.
     let hour_ms = 60 * MINUTE_MS;
     let base_ms = (chrono::Utc::now().timestamp_millis() - 6 * hour_ms) / hour_ms * hour_ms;
-    let mut before_restart: Vec<String> = (0..RESTART_MINUTE).flat_map(|minute| minute_messages(base_ms, minute)).collect();
+    let mut before_restart: Vec<String> = (0..RESTART_MINUTE)
+        .flat_map(|minute| minute_messages(base_ms, minute))
+        .collect();
     before_restart.push(closing_message(base_ms, RESTART_MINUTE));
     produce_all(&kafka, topic, &before_restart).await?;
 
     let first_changes = read_until(&mut first_stream, is_total(AnomalyState::Firing)).await;
     let firing = first_changes.last().unwrap().clone();
-    assert_eq!(firing.window_start_ms, base_ms + HISTORY_WINDOWS * MINUTE_MS, "{firing:?}");
+    assert_eq!(
+        firing.window_start_ms,
+        base_ms + HISTORY_WINDOWS * MINUTE_MS,
+        "{firing:?}"
+    );
 
     // Stop it once it committed everything, and wait for ingest to store it.
     let produced = before_restart.len() as i64;
     wait_for("the first detector to commit every event", async || {
         let committed = kafka.committed_offsets(group, topic, &[0]).await?;
-        Ok((committed == vec![Some(produced)], format!("committed {committed:?} of {produced}")))
+        Ok((
+            committed == vec![Some(produced)],
+            format!("committed {committed:?} of {produced}"),
+        ))
     })
     .await?;
     let open_before_restart: Vec<AnomalyEvent> = {
@@ -226,7 +249,10 @@ async fn restart_keeps_open_episode_and_history() -> anyhow::Result<()> {
     };
     let second_shutdown = shutdown.child_token();
     let second = start_detector(kafka_settings(&kafka, topic, group), Some(warm_start), &second_shutdown).await?;
-    let outcome = second.warm_start_outcome().await.context("the warm start reports an outcome")?;
+    let outcome = second
+        .warm_start_outcome()
+        .await
+        .context("the warm start reports an outcome")?;
     let WarmStartOutcome::Loaded {
         windows,
         tail_events,
@@ -238,40 +264,70 @@ async fn restart_keeps_open_episode_and_history() -> anyhow::Result<()> {
     };
     assert!(windows >= 3 * RESTART_MINUTE as u64, "judged {windows} windows");
     assert_eq!(tail_events, 1, "only the closing event lies in an open window");
-    assert!(open_episodes >= 3, "open episodes after the warm start: {open_episodes}");
+    assert!(
+        open_episodes >= 3,
+        "open episodes after the warm start: {open_episodes}"
+    );
     assert_eq!(missing_offsets, 0);
 
     let mut client = DetectorClient::connect(format!("http://{}", second.local_addr())).await?;
-    let series = client.list_series(ListSeriesRequest { metric: String::new() }).await?.into_inner().series;
-    let names: Vec<String> = series.iter().map(|info| format!("{}{:?}", info.metric, info.slice)).collect();
+    let series = client
+        .list_series(ListSeriesRequest { metric: String::new() })
+        .await?
+        .into_inner()
+        .series;
+    let names: Vec<String> = series
+        .iter()
+        .map(|info| format!("{}{:?}", info.metric, info.slice))
+        .collect();
     assert_eq!(series.len(), 4, "series after the warm start: {names:?}");
     for info in series.iter().filter(|info| info.metric == "views") {
         assert!(!info.learning, "views{:?} is learning after the warm start", info.slice);
-        assert_eq!(info.points, RESTART_MINUTE as u32, "views{:?}: one point per closed minute before the restart", info.slice);
+        assert_eq!(
+            info.points, RESTART_MINUTE as u32,
+            "views{:?}: one point per closed minute before the restart",
+            info.slice
+        );
     }
     // 5-minute windows: 19 closed before the restart, fewer than the 30 the
     // series needs to leave learning.
     let users = client
-        .get_series(GetSeriesRequest { metric: "active_users".to_string(), slice: vec![], limit: 0 })
+        .get_series(GetSeriesRequest {
+            metric: "active_users".to_string(),
+            slice: vec![],
+            limit: 0,
+        })
         .await?
         .into_inner();
     assert!(users.learning);
     let user_counts: Vec<f64> = users.points.iter().map(|point| point.value).collect();
-    assert_eq!(user_counts, vec![15.0; RESTART_MINUTE as usize / 5], "distinct users per 5-minute window");
+    assert_eq!(
+        user_counts,
+        vec![15.0; RESTART_MINUTE as usize / 5],
+        "distinct users per 5-minute window"
+    );
 
     // A client resuming with the first detector's cursor gets a gap flag.
     let last_seen = open_before_restart.last().unwrap();
     let mut second_stream = subscribe(&second, last_seen.sequence, last_seen.stream_epoch).await?;
 
-    let mut after_restart: Vec<String> = (RESTART_MINUTE..LAST_MINUTE).flat_map(|minute| minute_messages(base_ms, minute)).collect();
+    let mut after_restart: Vec<String> = (RESTART_MINUTE..LAST_MINUTE)
+        .flat_map(|minute| minute_messages(base_ms, minute))
+        .collect();
     after_restart.push(closing_message(base_ms, LAST_MINUTE));
     produce_all(&kafka, topic, &after_restart).await?;
 
     let second_changes = read_until(&mut second_stream, is_total(AnomalyState::Resolved)).await;
     let resolved = second_changes.last().unwrap();
     assert_eq!(resolved.id, firing.id, "the resolution keeps the episode's id");
-    assert!(resolved.window_start_ms >= base_ms + SPIKE_END * MINUTE_MS, "{resolved:?}");
-    let refired: Vec<&AnomalyEvent> = second_changes.iter().filter(|event| event.state() == AnomalyState::Firing).collect();
+    assert!(
+        resolved.window_start_ms >= base_ms + SPIKE_END * MINUTE_MS,
+        "{resolved:?}"
+    );
+    let refired: Vec<&AnomalyEvent> = second_changes
+        .iter()
+        .filter(|event| event.state() == AnomalyState::Firing)
+        .collect();
     assert!(refired.is_empty(), "the restarted detector fired again: {refired:?}");
     let fired_ids: Vec<&str> = open_before_restart
         .iter()
@@ -279,17 +335,30 @@ async fn restart_keeps_open_episode_and_history() -> anyhow::Result<()> {
         .map(|event| event.id.as_str())
         .collect();
     for change in &second_changes {
-        assert!(fired_ids.contains(&change.id.as_str()), "resolution of an episode never fired: {change:?}");
+        assert!(
+            fired_ids.contains(&change.id.as_str()),
+            "resolution of an episode never fired: {change:?}"
+        );
     }
-    assert!(second_changes[0].gap_before, "first change after a cursor of the earlier epoch");
+    assert!(
+        second_changes[0].gap_before,
+        "first change after a cursor of the earlier epoch"
+    );
     assert!(second_changes[1..].iter().all(|change| !change.gap_before));
     assert_ne!(second_changes[0].stream_epoch, last_seen.stream_epoch);
-    assert!(second_changes[0].sequence > last_seen.sequence, "sequences keep increasing across the restart");
+    assert!(
+        second_changes[0].sequence > last_seen.sequence,
+        "sequences keep increasing across the restart"
+    );
 
     // Every event counted once: the restarted detector's windows equal what
     // one uninterrupted detector would see.
     let points = client
-        .get_series(GetSeriesRequest { metric: "views".to_string(), slice: vec![], limit: 0 })
+        .get_series(GetSeriesRequest {
+            metric: "views".to_string(),
+            slice: vec![],
+            limit: 0,
+        })
         .await?
         .into_inner()
         .points;
@@ -311,7 +380,14 @@ async fn unreachable_clickhouse_starts_cold() -> anyhow::Result<()> {
     let kafka = MockKafka::start()?;
     let topic = "detector-cold-start-events";
     kafka.create_topic(topic, 1)?;
-    kafka.produce(topic, 0, None, closing_message(chrono::Utc::now().timestamp_millis(), 0).as_bytes()).await?;
+    kafka
+        .produce(
+            topic,
+            0,
+            None,
+            closing_message(chrono::Utc::now().timestamp_millis(), 0).as_bytes(),
+        )
+        .await?;
     // A port that was just free: nothing listens there.
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let warm_start = WarmStartSettings {
@@ -321,15 +397,28 @@ async fn unreachable_clickhouse_starts_cold() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
 
     let started = std::time::Instant::now();
-    let detector = start_detector(kafka_settings(&kafka, topic, "detector-cold-start"), Some(warm_start), &shutdown).await?;
+    let detector = start_detector(
+        kafka_settings(&kafka, topic, "detector-cold-start"),
+        Some(warm_start),
+        &shutdown,
+    )
+    .await?;
     let outcome = detector.warm_start_outcome().await;
 
     let Some(WarmStartOutcome::Failed { error }) = outcome else {
         panic!("expected a failed warm start, got {outcome:?}");
     };
     assert!(error.contains(&format!("127.0.0.1:{closed_port}")), "{error}");
-    assert!(started.elapsed() >= Duration::from_secs(3), "gave up after {:?}, before the timeout", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(30), "retried for {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "gave up after {:?}, before the timeout",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "retried for {:?}",
+        started.elapsed()
+    );
 
     // It consumes anyway.
     wait_for("the cold detector to consume the event", async || {
@@ -424,13 +513,23 @@ fn mixed_minute_messages(base_ms: i64, minute: i64) -> Vec<String> {
 }
 
 /// Reads all series of a detector with their points, sorted by metric and slice.
-async fn series_snapshot(detector: &RunningDetector) -> anyhow::Result<Vec<(String, String, bool, Vec<seismo_proto::v1::SeriesPoint>)>> {
+async fn series_snapshot(
+    detector: &RunningDetector,
+) -> anyhow::Result<Vec<(String, String, bool, Vec<seismo_proto::v1::SeriesPoint>)>> {
     let mut client = DetectorClient::connect(format!("http://{}", detector.local_addr())).await?;
-    let listed = client.list_series(ListSeriesRequest { metric: String::new() }).await?.into_inner().series;
+    let listed = client
+        .list_series(ListSeriesRequest { metric: String::new() })
+        .await?
+        .into_inner()
+        .series;
     let mut snapshot = Vec::new();
     for info in listed {
         let series = client
-            .get_series(GetSeriesRequest { metric: info.metric.clone(), slice: info.slice.clone(), limit: 0 })
+            .get_series(GetSeriesRequest {
+                metric: info.metric.clone(),
+                slice: info.slice.clone(),
+                limit: 0,
+            })
             .await?
             .into_inner();
         snapshot.push((info.metric, format!("{:?}", info.slice), series.learning, series.points));
@@ -470,7 +569,9 @@ async fn restored_series_equal_live_series() -> anyhow::Result<()> {
 
     let hour_ms = 60 * MINUTE_MS;
     let base_ms = (chrono::Utc::now().timestamp_millis() - 3 * hour_ms) / hour_ms * hour_ms;
-    let mut messages: Vec<String> = (0..47).flat_map(|minute| mixed_minute_messages(base_ms, minute)).collect();
+    let mut messages: Vec<String> = (0..47)
+        .flat_map(|minute| mixed_minute_messages(base_ms, minute))
+        .collect();
     messages.push(closing_message(base_ms, 47));
     produce_all(&kafka, topic, &messages).await?;
     let produced = messages.len() as i64;
@@ -492,7 +593,10 @@ async fn restored_series_equal_live_series() -> anyhow::Result<()> {
     .await?;
     wait_for("the live detector to commit every event", async || {
         let committed = kafka.committed_offsets(group, topic, &[0]).await?;
-        Ok((committed == vec![Some(produced)], format!("committed {committed:?} of {produced}")))
+        Ok((
+            committed == vec![Some(produced)],
+            format!("committed {committed:?} of {produced}"),
+        ))
     })
     .await?;
     let live_series = series_snapshot(&live).await?;
@@ -523,7 +627,10 @@ async fn restored_series_equal_live_series() -> anyhow::Result<()> {
     let restored_series = series_snapshot(&restored).await?;
 
     let names = |snapshot: &[(String, String, bool, Vec<seismo_proto::v1::SeriesPoint>)]| {
-        snapshot.iter().map(|(metric, slice, _, _)| format!("{metric}{slice}")).collect::<Vec<_>>()
+        snapshot
+            .iter()
+            .map(|(metric, slice, _, _)| format!("{metric}{slice}"))
+            .collect::<Vec<_>>()
     };
     assert_eq!(names(&restored_series), names(&live_series));
     assert!(live_series.len() >= 12, "series: {:?}", names(&live_series));
@@ -569,7 +676,11 @@ async fn warm_start_waits_for_lagging_ingest() -> anyhow::Result<()> {
     let client = seismo_ingest::base_client(&clickhouse);
     let features = seismo_ingest::detect_features(&client).await?;
     client
-        .query(&seismo_ingest::schema::create_table_sql(&features, database.name(), "events"))
+        .query(&seismo_ingest::schema::create_table_sql(
+            &features,
+            database.name(),
+            "events",
+        ))
         .execute()
         .await?;
 
@@ -610,22 +721,38 @@ async fn warm_start_waits_for_lagging_ingest() -> anyhow::Result<()> {
     ));
 
     let outcome = detector.warm_start_outcome().await;
-    let Some(WarmStartOutcome::Loaded { windows, missing_offsets, .. }) = outcome else {
+    let Some(WarmStartOutcome::Loaded {
+        windows,
+        missing_offsets,
+        ..
+    }) = outcome
+    else {
         panic!("warm start did not load history: {outcome:?}");
     };
-    assert_eq!(missing_offsets, 0, "the warm start loaded before ingest stored everything");
+    assert_eq!(
+        missing_offsets, 0,
+        "the warm start loaded before ingest stored everything"
+    );
     assert!(windows >= 3 * 60, "judged {windows} windows");
 
     let mut client = DetectorClient::connect(format!("http://{}", detector.local_addr())).await?;
     let points = client
-        .get_series(GetSeriesRequest { metric: "views".to_string(), slice: vec![], limit: 0 })
+        .get_series(GetSeriesRequest {
+            metric: "views".to_string(),
+            slice: vec![],
+            limit: 0,
+        })
         .await?
         .into_inner()
         .points;
     assert_eq!(points.len(), 60);
     for point in &points {
         let minute = (point.window_start_ms - base_ms) / MINUTE_MS;
-        assert_eq!(point.value, minute_messages(base_ms, minute).len() as f64, "views in minute {minute}");
+        assert_eq!(
+            point.value,
+            minute_messages(base_ms, minute).len() as f64,
+            "views in minute {minute}"
+        );
     }
 
     shutdown.cancel();
@@ -655,14 +782,23 @@ async fn silent_clickhouse_times_out() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
 
     let started = std::time::Instant::now();
-    let detector = start_detector(kafka_settings(&kafka, topic, "detector-silent-clickhouse"), Some(warm_start), &shutdown).await?;
+    let detector = start_detector(
+        kafka_settings(&kafka, topic, "detector-silent-clickhouse"),
+        Some(warm_start),
+        &shutdown,
+    )
+    .await?;
     let outcome = detector.warm_start_outcome().await;
 
     let Some(WarmStartOutcome::Failed { error }) = outcome else {
         panic!("expected a failed warm start, got {outcome:?}");
     };
     assert!(error.contains("timed out after 5 s"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(30), "gave up after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up after {:?}",
+        started.elapsed()
+    );
 
     shutdown.cancel();
     detector.wait().await?;

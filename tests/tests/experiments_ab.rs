@@ -68,7 +68,11 @@ async fn load_into_clickhouse(prefix: &str, experiment: &ExperimentConfig) -> Te
         .await
         .unwrap();
     let views = ROWS * experiment.views_per_row as usize;
-    assert!(summary.produced > ROWS + views, "only {} events produced", summary.produced);
+    assert!(
+        summary.produced > ROWS + views,
+        "only {} events produced",
+        summary.produced
+    );
 
     let stats = Arc::new(IngestStats::default());
     let cancel = CancellationToken::new();
@@ -170,13 +174,37 @@ async fn known_effect_found() {
 
     let analysis = &output.analysis;
     assert!(analysis.control.users + analysis.treatment.users <= 2000);
-    assert!(analysis.control.users > 800, "control has {} users", analysis.control.users);
-    assert!(analysis.treatment.users > 800, "treatment has {} users", analysis.treatment.users);
-    assert!(analysis.sample_ratio.p_value > 0.001, "SRM p = {}", analysis.sample_ratio.p_value);
+    assert!(
+        analysis.control.users > 800,
+        "control has {} users",
+        analysis.control.users
+    );
+    assert!(
+        analysis.treatment.users > 800,
+        "treatment has {} users",
+        analysis.treatment.users
+    );
+    assert!(
+        analysis.sample_ratio.p_value > 0.001,
+        "SRM p = {}",
+        analysis.sample_ratio.p_value
+    );
     // Every test of the CTR finds the 20 % lift, and its interval covers it.
-    for name in ["welch_t", "mann_whitney_u", "linearized", "bucketed", "smoothed", "poisson_bootstrap"] {
+    for name in [
+        "welch_t",
+        "mann_whitney_u",
+        "linearized",
+        "bucketed",
+        "smoothed",
+        "poisson_bootstrap",
+    ] {
         let values = test_values(&output, name);
-        assert!(values.p_value < 0.01, "{name}: p = {}\n{}", values.p_value, output.report);
+        assert!(
+            values.p_value < 0.01,
+            "{name}: p = {}\n{}",
+            values.p_value,
+            output.report
+        );
     }
     for name in ["linearized", "poisson_bootstrap"] {
         let relative = test_values(&output, name).relative.unwrap();
@@ -196,9 +224,20 @@ async fn aa_replay_finds_no_effect() {
 
     let output = run_ab_test(&table, &ab_request(4)).await.unwrap();
     println!("{}", output.report);
-    for name in ["welch_t", "mann_whitney_u", "linearized", "bucketed", "smoothed", "poisson_bootstrap"] {
+    for name in [
+        "welch_t",
+        "mann_whitney_u",
+        "linearized",
+        "bucketed",
+        "smoothed",
+        "poisson_bootstrap",
+    ] {
         let values = test_values(&output, name);
-        assert!(values.p_value > 0.05, "{name} rejects an A/A split: p = {}", values.p_value);
+        assert!(
+            values.p_value > 0.05,
+            "{name} rejects an A/A split: p = {}",
+            values.p_value
+        );
     }
 
     // Re-splitting group 1 many times: each test rejects in about 5 % of
@@ -222,16 +261,24 @@ async fn aa_replay_finds_no_effect() {
     println!("{report}");
     assert_eq!(check.rates.len(), 6);
     for rate in &check.rates {
-        assert!((0.01..=0.11).contains(&rate.rate), "{}: false-positive rate {}", rate.name, rate.rate);
+        assert!(
+            (0.01..=0.11).contains(&rate.rate),
+            "{}: false-positive rate {}",
+            rate.name,
+            rate.rate
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loader_assignment_matches_clickhouse_hash() {
-    let database = load_into_clickhouse("experiments_hash", &ExperimentConfig {
-        views_per_row: 5,
-        ..experiment(0.0)
-    })
+    let database = load_into_clickhouse(
+        "experiments_hash",
+        &ExperimentConfig {
+            views_per_row: 5,
+            ..experiment(0.0)
+        },
+    )
     .await;
 
     // The loader documents group 1 of a 50,50 split as
@@ -241,7 +288,10 @@ async fn loader_assignment_matches_clickhouse_hash() {
          WHERE event = 'view' \
            AND assumeNotNull(exp_group) != if(sipHash64(concat('{SALT}', user_id)) % 100 < 50, '1', '2')"
     );
-    let views = database.fetch_u64("SELECT count() FROM events WHERE event = 'view'").await.unwrap();
+    let views = database
+        .fetch_u64("SELECT count() FROM events WHERE event = 'view'")
+        .await
+        .unwrap();
     let mismatched = database.fetch_u64(&sql).await.unwrap();
 
     assert_eq!(views, (ROWS * 5) as u64);

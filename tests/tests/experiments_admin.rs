@@ -28,11 +28,7 @@ const SERVICE: &str = "seismo.experiments.v1.Experiments";
 
 /// Services the server lists through reflection: the experiments API alone
 /// of the seismo-proto APIs, plus health and reflection.
-const LISTED_SERVICES: [&str; 3] = [
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1.ServerReflection",
-    SERVICE,
-];
+const LISTED_SERVICES: [&str; 3] = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", SERVICE];
 
 /// Returns an address on 127.0.0.1 that nothing listens on: a port the
 /// kernel just handed out and that was closed again.
@@ -67,7 +63,9 @@ async fn serve_health_reflection_admin() {
     let mut health = HealthClient::new(channel.clone());
     for service in ["", SERVICE] {
         let status = health
-            .check(HealthCheckRequest { service: service.to_string() })
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -82,7 +80,11 @@ async fn serve_health_reflection_admin() {
     listed_v1alpha.sort();
     assert_eq!(
         listed_v1alpha,
-        ["grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", SERVICE]
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection",
+            SERVICE
+        ]
     );
 
     assert_eq!(get(admin, "/healthz").await.unwrap(), (200, "ok\n".to_string()));
@@ -130,7 +132,10 @@ async fn serve_health_reflection_admin() {
         .await
         .expect("the service stops in time")
         .unwrap();
-    assert!(get(admin, "/healthz").await.is_err(), "the admin server stops with the service");
+    assert!(
+        get(admin, "/healthz").await.is_err(),
+        "the admin server stops with the service"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +206,9 @@ async fn reflected_services(channel: Channel) -> Vec<String> {
         .expect("reflection sends one response")
         .unwrap();
     match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|service| service.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|service| service.name).collect()
+        }
         other => panic!("expected a service list, got {other:?}"),
     }
 }
@@ -230,7 +237,9 @@ async fn reflected_services_v1alpha(channel: Channel) -> Vec<String> {
         .expect("reflection sends one response")
         .unwrap();
     match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|service| service.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|service| service.name).collect()
+        }
         other => panic!("expected a service list, got {other:?}"),
     }
 }
@@ -279,7 +288,10 @@ async fn shutdown_finishes_request_in_flight() {
 
     shutdown.cancel();
     wait_for_readyz(admin, 503, "shutting down").await.unwrap();
-    assert!(!in_flight.is_finished(), "the request ended before ClickHouse responded");
+    assert!(
+        !in_flight.is_finished(),
+        "the request ended before ClickHouse responded"
+    );
 
     drop(query_connection);
     let response = tokio::time::timeout(WAIT, in_flight)

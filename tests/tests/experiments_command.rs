@@ -19,9 +19,7 @@ async fn insert_events(database: &TestDatabase) {
     let rows = "SELECT toDateTime(1404172800 + number) AS event_time, number % 500 AS user, \
                        intDiv(number, 500) AS round, toString(2 - user % 2) AS exp_group, toInt64(number) AS offset \
                 FROM numbers(10000)";
-    let views = format!(
-        "SELECT event_time, 0, 'view', toString(user), exp_group, '', 0, offset FROM ({rows})"
-    );
+    let views = format!("SELECT event_time, 0, 'view', toString(user), exp_group, '', 0, offset FROM ({rows})");
     let likes = format!(
         "SELECT event_time, 0, 'like', toString(user), exp_group, '', 0, offset + 1000000 FROM ({rows}) \
          WHERE round < user % 7 + if(exp_group = '2', 2, 0)"
@@ -87,7 +85,11 @@ async fn ab_command_writes_chart_and_sends() {
     }
     let photos = telegram.requests_of("sendphoto");
     assert_eq!(photos.len(), 1);
-    assert_eq!(photos[0].photo.as_deref(), Some(png.as_slice()), "the sent chart is the written one");
+    assert_eq!(
+        photos[0].photo.as_deref(),
+        Some(png.as_slice()),
+        "the sent chart is the written one"
+    );
 }
 
 #[tokio::test]

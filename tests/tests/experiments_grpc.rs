@@ -75,7 +75,9 @@ async fn analysis_round_trip() {
     let running = start(config, shutdown.clone()).await.unwrap();
     let admin = running.admin_addr();
 
-    let mut client = ExperimentsClient::connect(format!("http://{}", running.local_addr())).await.unwrap();
+    let mut client = ExperimentsClient::connect(format!("http://{}", running.local_addr()))
+        .await
+        .unwrap();
     let response = client
         .analyze_ab_test(AnalyzeAbTestRequest {
             control_group: "1".to_string(),
@@ -94,19 +96,44 @@ async fn analysis_round_trip() {
     let control = response.control.clone().unwrap();
     let treatment = response.treatment.clone().unwrap();
     assert_eq!((control.users, control.views, control.likes), (400, 20_000, 4_000));
-    assert_eq!((treatment.users, treatment.views, treatment.likes), (400, 20_000, 4_800));
-    assert!(response.srm_p_value > 0.99, "equal groups, SRM p = {}", response.srm_p_value);
+    assert_eq!(
+        (treatment.users, treatment.views, treatment.likes),
+        (400, 20_000, 4_800)
+    );
+    assert!(
+        response.srm_p_value > 0.99,
+        "equal groups, SRM p = {}",
+        response.srm_p_value
+    );
     let names: Vec<&str> = response.tests.iter().map(|test| test.name.as_str()).collect();
-    assert_eq!(names, ["welch_t", "mann_whitney_u", "linearized", "bucketed", "smoothed", "poisson_bootstrap"]);
+    assert_eq!(
+        names,
+        [
+            "welch_t",
+            "mann_whitney_u",
+            "linearized",
+            "bucketed",
+            "smoothed",
+            "poisson_bootstrap"
+        ]
+    );
     let bootstrap = &response.tests[5];
-    assert!((bootstrap.effect - 0.04).abs() < 1e-12, "global CTR difference {}", bootstrap.effect);
+    assert!(
+        (bootstrap.effect - 0.04).abs() < 1e-12,
+        "global CTR difference {}",
+        bootstrap.effect
+    );
     assert!(bootstrap.ci_lower < 0.04, "interval starts at {}", bootstrap.ci_lower);
     assert!(bootstrap.ci_upper > 0.04, "interval ends at {}", bootstrap.ci_upper);
     for test in &response.tests {
         assert_eq!(test.error, "", "{} failed", test.name);
         assert!(test.p_value < 0.001, "{}: p = {}", test.name, test.p_value);
     }
-    assert!(response.report.contains("control 1 vs treatment 2"), "{}", response.report);
+    assert!(
+        response.report.contains("control 1 vs treatment 2"),
+        "{}",
+        response.report
+    );
     assert_eq!(&response.chart_png[..4], b"\x89PNG");
 
     let invalid = client
@@ -130,7 +157,11 @@ async fn analysis_round_trip() {
         .await
         .unwrap_err();
     assert_eq!(empty.code(), tonic::Code::FailedPrecondition);
-    assert!(empty.message().contains("group `3` has 0 values"), "{}", empty.message());
+    assert!(
+        empty.message().contains("group `3` has 0 values"),
+        "{}",
+        empty.message()
+    );
 
     let exposition = scrape(admin).await.unwrap();
     for code in ["Ok", "InvalidArgument", "FailedPrecondition"] {

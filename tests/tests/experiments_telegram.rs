@@ -50,12 +50,20 @@ async fn report_and_chart_delivered() {
     assert_eq!(messages[0].status, 200);
     assert_eq!(messages[0].chat_id, serde_json::json!(-1001));
     let visible = parse_telegram_html(messages[0].text.as_deref().unwrap()).unwrap();
-    assert_eq!(visible.trim_end(), report.trim_end(), "Telegram shows the report unchanged");
+    assert_eq!(
+        visible.trim_end(),
+        report.trim_end(),
+        "Telegram shows the report unchanged"
+    );
 
     let photos = telegram.requests_of("sendphoto");
     assert_eq!(photos.len(), 1);
     assert_eq!(photos[0].status, 200);
-    assert_eq!(photos[0].photo.as_deref(), Some(chart.as_slice()), "the chart arrives byte for byte");
+    assert_eq!(
+        photos[0].photo.as_deref(),
+        Some(chart.as_slice()),
+        "the chart arrives byte for byte"
+    );
 }
 
 #[tokio::test]

@@ -8,13 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Parser;
+use seismo_forecast::Granularity;
 use seismo_forecast::cli::{Cli, Command};
 use seismo_forecast::clickhouse_source::{ClickHouseSettings, load_series};
 use seismo_forecast::commands::{run_backtest, run_forecast};
 use seismo_forecast::metric_query::{MetricDefinition, SeriesQuery};
 use seismo_forecast::service::{ServiceConfig, start};
 use seismo_forecast::synthetic::SeasonalShape;
-use seismo_forecast::Granularity;
 use seismo_proto::forecast::v1 as proto;
 use seismo_proto::forecast::v1::forecast_client::ForecastClient;
 use seismo_telemetry::{Readiness, install_metrics_recorder};
@@ -79,7 +79,12 @@ async fn fill_events(database: &TestDatabase, views: &[u64]) -> anyhow::Result<(
              ARRAY JOIN range(c) AS i WHERE {condition}",
             database = database.name()
         );
-        database.client().query(&sql).execute().await.with_context(|| format!("inserting {event} events"))?;
+        database
+            .client()
+            .query(&sql)
+            .execute()
+            .await
+            .with_context(|| format!("inserting {event} events"))?;
     }
     Ok(())
 }
@@ -99,7 +104,10 @@ fn query(metric: &str, slice: &[(&str, &str)]) -> SeriesQuery {
     SeriesQuery {
         metric: MetricDefinition::by_name(metric).unwrap(),
         granularity: Granularity::Hour,
-        slice: slice.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect(),
+        slice: slice
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect(),
         from: start_time(),
         to: end_time(),
     }
@@ -129,14 +137,22 @@ async fn forecast_series_load_from_clickhouse() -> anyhow::Result<()> {
     for (hour, (&rate, &count)) in ctr.values.iter().zip(&views).enumerate() {
         if count > 0 {
             let expected_rate = count.div_ceil(10) as f64 / count as f64;
-            assert!((rate - expected_rate).abs() < 1e-12, "hour {hour}: {rate} vs {expected_rate}");
+            assert!(
+                (rate - expected_rate).abs() < 1e-12,
+                "hour {hour}: {rate} vs {expected_rate}"
+            );
         }
     }
 
     let missing = load_series(&settings, &query("count:sign_up", &[])).await.unwrap_err();
-    assert!(missing.to_string().contains("no events for `sign_up` events (total)"), "{missing}");
+    assert!(
+        missing.to_string().contains("no events for `sign_up` events (total)"),
+        "{missing}"
+    );
 
-    let missing_slice = load_series(&settings, &query("views", &[("os", "Symbian")])).await.unwrap_err();
+    let missing_slice = load_series(&settings, &query("views", &[("os", "Symbian")]))
+        .await
+        .unwrap_err();
     assert!(missing_slice.to_string().contains("(os=Symbian)"), "{missing_slice}");
     Ok(())
 }
@@ -160,7 +176,16 @@ async fn forecast_and_backtest_commands() -> anyhow::Result<()> {
         database.name(),
     ];
 
-    let forecast_args = ["seismo-forecast", "forecast", "--horizon", "48", "--level", "0.9", "--format", "csv"];
+    let forecast_args = [
+        "seismo-forecast",
+        "forecast",
+        "--horizon",
+        "48",
+        "--level",
+        "0.9",
+        "--format",
+        "csv",
+    ];
     let cli = Cli::try_parse_from(forecast_args.iter().chain(&common))?;
     let Command::Forecast(args) = cli.command else {
         panic!("forecast parsed as another command");
@@ -171,12 +196,26 @@ async fn forecast_and_backtest_commands() -> anyhow::Result<()> {
     assert_eq!(lines[0], "time,point,lower,upper,flagged");
     assert!(lines[1].starts_with("2026-11-30T00:00:00+00:00,"), "{}", lines[1]);
     for line in &lines[1..] {
-        let fields: Vec<f64> = line.split(',').skip(1).take(3).map(|field| field.parse().unwrap()).collect();
+        let fields: Vec<f64> = line
+            .split(',')
+            .skip(1)
+            .take(3)
+            .map(|field| field.parse().unwrap())
+            .collect();
         assert!(fields[1] <= fields[0], "lower above point: {line}");
         assert!(fields[0] <= fields[2], "point above upper: {line}");
     }
 
-    let backtest_args = ["seismo-forecast", "backtest", "--horizon", "24", "--origins", "rolling", "--format", "json"];
+    let backtest_args = [
+        "seismo-forecast",
+        "backtest",
+        "--horizon",
+        "24",
+        "--origins",
+        "rolling",
+        "--format",
+        "json",
+    ];
     let cli = Cli::try_parse_from(backtest_args.iter().chain(&common))?;
     let Command::Backtest(args) = cli.command else {
         panic!("backtest parsed as another command");
@@ -281,7 +320,9 @@ async fn forecast_grpc_round_trip() -> anyhow::Result<()> {
             values,
         })),
     };
-    let weekly: Vec<f64> = (0..56).map(|day| [5.0, 6.0, 7.0, 8.0, 9.0, 3.0, 2.0][day % 7]).collect();
+    let weekly: Vec<f64> = (0..56)
+        .map(|day| [5.0, 6.0, 7.0, 8.0, 9.0, 3.0, 2.0][day % 7])
+        .collect();
     let daily = client
         .forecast(proto::ForecastRequest {
             series: Some(inline(weekly)),
@@ -293,7 +334,10 @@ async fn forecast_grpc_round_trip() -> anyhow::Result<()> {
         .into_inner();
     assert_eq!(daily.periods, vec![7]);
     // 56 days from Monday 2026-11-02: the forecast starts on Monday 2026-12-28.
-    assert_eq!(daily.points[0].time_ms, (start_time() + chrono::TimeDelta::days(56)).timestamp_millis());
+    assert_eq!(
+        daily.points[0].time_ms,
+        (start_time() + chrono::TimeDelta::days(56)).timestamp_millis()
+    );
     assert!((daily.points[0].point - 5.0).abs() < 0.5, "{:?}", daily.points[0]);
     let short = client
         .forecast(proto::ForecastRequest {

@@ -9,13 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use seismo_notifier::{
-    ExponentialBackoff, NotifierConfig, NotifierStats, RateLimits, Readiness, RetryPolicy,
-    TelegramConfig, run,
+    ExponentialBackoff, NotifierConfig, NotifierStats, RateLimits, Readiness, RetryPolicy, TelegramConfig, run,
 };
 use seismo_proto::v1::detector_server::{Detector, DetectorServer};
 use seismo_proto::v1::{
-    AnomalyEvent, AnomalyState, Direction, GetSeriesRequest, GetSeriesResponse, ListSeriesRequest,
-    ListSeriesResponse, Severity, StreamAnomaliesRequest,
+    AnomalyEvent, AnomalyState, Direction, GetSeriesRequest, GetSeriesResponse, ListSeriesRequest, ListSeriesResponse,
+    Severity, StreamAnomaliesRequest,
 };
 use seismo_telemetry::{install_metrics_recorder, start_admin_server};
 use seismo_tests::fake_telegram::{FakeTelegram, Reply};
@@ -71,27 +70,17 @@ impl Detector for LiveDetector {
         Ok(Response::new(UnboundedReceiverStream::new(receiver)))
     }
 
-    async fn get_series(
-        &self,
-        _: Request<GetSeriesRequest>,
-    ) -> Result<Response<GetSeriesResponse>, Status> {
+    async fn get_series(&self, _: Request<GetSeriesRequest>) -> Result<Response<GetSeriesResponse>, Status> {
         Err(Status::unimplemented("the notifier does not read series"))
     }
 
-    async fn list_series(
-        &self,
-        _: Request<ListSeriesRequest>,
-    ) -> Result<Response<ListSeriesResponse>, Status> {
+    async fn list_series(&self, _: Request<ListSeriesRequest>) -> Result<Response<ListSeriesResponse>, Status> {
         Err(Status::unimplemented("the notifier does not list series"))
     }
 }
 
 /// Serves `detector` on `address` until `stop` fires.
-async fn serve_detector(
-    detector: &LiveDetector,
-    address: SocketAddr,
-    stop: CancellationToken,
-) -> JoinHandle<()> {
+async fn serve_detector(detector: &LiveDetector, address: SocketAddr, stop: CancellationToken) -> JoinHandle<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .unwrap_or_else(|error| panic!("binding the test detector to {address} failed: {error}"));
@@ -137,8 +126,7 @@ fn anomaly(sequence: u64, episode: &str, state: AnomalyState) -> AnomalyEvent {
 }
 
 fn notifier_config(detector: SocketAddr, fake: &FakeTelegram) -> NotifierConfig {
-    let mut telegram = TelegramConfig::new(TOKEN, "1001", &fake.api_url())
-        .expect("test Telegram settings are valid");
+    let mut telegram = TelegramConfig::new(TOKEN, "1001", &fake.api_url()).expect("test Telegram settings are valid");
     // A 50 ms per-chat limit, so that the per-chat wait does not slow the
     // delivery that the duration histogram expects to be fast.
     telegram.rate_limits = RateLimits::default().with_windows_divided_by(20);
@@ -220,10 +208,7 @@ async fn wait_for_sample(address: SocketAddr, name: &str, value: f64) -> String 
 }
 
 fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut expected: Vec<String> = labels
-        .iter()
-        .map(|(key, value)| format!("{key}=\"{value}\""))
-        .collect();
+    let mut expected: Vec<String> = labels.iter().map(|(key, value)| format!("{key}=\"{value}\"")).collect();
     expected.sort();
 
     exposition.lines().find_map(|line| {
@@ -231,10 +216,7 @@ fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> 
         let (series_name, mut series_labels) = match series.split_once('{') {
             Some((series_name, rest)) => (
                 series_name,
-                rest.trim_end_matches('}')
-                    .split(',')
-                    .map(str::to_string)
-                    .collect(),
+                rest.trim_end_matches('}').split(',').map(str::to_string).collect(),
             ),
             None => (series, Vec::new()),
         };
@@ -272,15 +254,11 @@ async fn notifier_admin_reports_readiness_and_metrics() {
         let (status, _) = get(admin, "/healthz").await;
         assert_eq!(status, 200);
         let body = wait_for_readyz(admin, 503, "connecting failed").await;
-        assert!(
-            body.contains("no detector anomaly stream connected"),
-            "{body}"
-        );
+        assert!(body.contains("no detector anomaly stream connected"), "{body}");
 
         let detector = LiveDetector::default();
         let detector_stop = CancellationToken::new();
-        let detector_task =
-            serve_detector(&detector, detector_address, detector_stop.clone()).await;
+        let detector_task = serve_detector(&detector, detector_address, detector_stop.clone()).await;
         wait_for_readyz(admin, 200, "ready").await;
 
         // One 429 before the first delivery, so a retry is counted.
@@ -291,12 +269,7 @@ async fn notifier_admin_reports_readiness_and_metrics() {
         // Telegram rejects the next alert for good: not ready until one is delivered.
         fake.push_replies([Reply::BadRequest("Bad Request: chat not found".to_string())]);
         detector.publish(anomaly(2, "ep-2", AnomalyState::Firing));
-        let body = wait_for_readyz(
-            admin,
-            503,
-            "the telegram sink did not deliver the last alert",
-        )
-        .await;
+        let body = wait_for_readyz(admin, 503, "the telegram sink did not deliver the last alert").await;
         assert!(body.contains("1 of 1 Telegram chats"), "{body}");
 
         detector.publish(anomaly(3, "ep-1", AnomalyState::Resolved));
@@ -317,20 +290,12 @@ async fn notifier_admin_reports_readiness_and_metrics() {
             "{metrics}"
         );
         assert_eq!(
-            sample(
-                &metrics,
-                "seismo_notifier_failed_total",
-                &[("reason", "not_delivered")]
-            ),
+            sample(&metrics, "seismo_notifier_failed_total", &[("reason", "not_delivered")]),
             Some(1.0),
             "{metrics}"
         );
         assert_eq!(
-            sample(
-                &metrics,
-                "seismo_notifier_retries_total",
-                &[("reason", "rate_limited")]
-            ),
+            sample(&metrics, "seismo_notifier_retries_total", &[("reason", "rate_limited")]),
             Some(1.0),
             "{metrics}"
         );
@@ -366,18 +331,11 @@ async fn notifier_admin_reports_readiness_and_metrics() {
         );
         assert_eq!(fast_deliveries, Some(1.0), "{metrics}");
         assert_eq!(
-            sample(
-                &metrics,
-                "seismo_notifier_detection_to_delivery_seconds_count",
-                &[]
-            ),
+            sample(&metrics, "seismo_notifier_detection_to_delivery_seconds_count", &[]),
             Some(2.0),
             "{metrics}"
         );
-        assert!(
-            metrics.contains("# HELP seismo_notifier_received_total "),
-            "{metrics}"
-        );
+        assert!(metrics.contains("# HELP seismo_notifier_received_total "), "{metrics}");
 
         // The detector goes away: not ready, and the gauge drops to 0.
         detector_stop.cancel();
@@ -399,10 +357,7 @@ async fn notifier_admin_reports_readiness_and_metrics() {
         );
 
         cancel.cancel();
-        notifier
-            .await
-            .unwrap()
-            .expect("the notifier configuration is valid");
+        notifier.await.unwrap().expect("the notifier configuration is valid");
         let (status, body) = get(admin, "/readyz").await;
         assert_eq!(status, 503);
         assert!(body.contains("shutting down"), "{body}");

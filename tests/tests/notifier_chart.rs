@@ -176,7 +176,8 @@ async fn chart_is_none_when_detector_fails() {
         format!("http://{}", listener.local_addr().unwrap())
     };
 
-    let unreachable = DetectorChartProvider::new(std::slice::from_ref(&closed), Duration::from_secs(2), chrono_tz::UTC).unwrap();
+    let unreachable =
+        DetectorChartProvider::new(std::slice::from_ref(&closed), Duration::from_secs(2), chrono_tz::UTC).unwrap();
     let started = Instant::now();
     assert!(unreachable.chart(&alert_event("views", end_ms)).await.is_none());
     assert!(
@@ -185,7 +186,8 @@ async fn chart_is_none_when_detector_fails() {
         started.elapsed()
     );
 
-    let untracked = DetectorChartProvider::new(std::slice::from_ref(&url), Duration::from_secs(2), chrono_tz::UTC).unwrap();
+    let untracked =
+        DetectorChartProvider::new(std::slice::from_ref(&url), Duration::from_secs(2), chrono_tz::UTC).unwrap();
     assert!(untracked.chart(&alert_event("likes", end_ms)).await.is_none());
 
     // The first detector fails, the second one serves the series.

@@ -142,7 +142,9 @@ async fn flapping_series_sends_one_firing_and_one_resolution() {
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     let base_ms = (now_ms - 6 * 60 * MINUTE_MS) / MINUTE_MS * MINUTE_MS;
-    produce_all(&brokers, topic, "views", &scenario_messages(base_ms)).await.unwrap();
+    produce_all(&brokers, topic, "views", &scenario_messages(base_ms))
+        .await
+        .unwrap();
 
     // Waits until the first resolution has arrived and then for any later
     // message, because the detector evaluates the windows in one burst.

@@ -78,7 +78,9 @@ fn generate(today: NaiveDate) -> Vec<Generated> {
 async fn load_events(database: &TestDatabase, events: &[Generated]) {
     database.create_events_table().await.unwrap();
 
-    let rows = events.iter().map(|event| (event.time, event.event, event.user.as_str()));
+    let rows = events
+        .iter()
+        .map(|event| (event.time, event.event, event.user.as_str()));
     database.insert_events(rows).await.unwrap();
 }
 

@@ -72,8 +72,24 @@ fn generate(last: NaiveDate) -> Vec<Generated> {
 async fn load_events(database: &TestDatabase, events: &[Generated]) {
     database.create_events_table().await.unwrap();
 
-    let rows = events.iter().map(|event| (event.time, event.event, event.user.as_str()));
+    let rows = events
+        .iter()
+        .map(|event| (event.time, event.event, event.user.as_str()));
     database.insert_events(rows).await.unwrap();
+}
+
+/// Returns the reporter of the default metrics for the events table of
+/// `database`, sending to `CHAT` through `fake`.
+fn reporter(database: &TestDatabase, fake: &FakeTelegram) -> Reporter {
+    let telegram = TelegramConfig::new("123:secret", &CHAT.to_string(), &fake.api_url()).unwrap();
+    let table = EventsTable::new(&database.url(), database.name(), "events", None, None).unwrap();
+    let settings = ReportSettings {
+        metrics: default_report_metrics(),
+        time_zone: ZONE,
+        send_at: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
+        chats: vec![ChatTarget::Id(CHAT)],
+    };
+    Reporter::new(table, settings, &telegram)
 }
 
 /// Metric values per day computed from the generated events.
@@ -109,16 +125,8 @@ async fn report_sends_numbers_and_chart() {
     let database = TestDatabase::create("notifier_report").await.unwrap();
     load_events(&database, &events).await;
     let fake = FakeTelegram::start().await;
-    let telegram = TelegramConfig::new("123:secret", &CHAT.to_string(), &fake.api_url()).unwrap();
-    let table = EventsTable::new(&database.url(), database.name(), "events", None, None).unwrap();
-    let settings = ReportSettings {
-        metrics: default_report_metrics(),
-        time_zone: ZONE,
-        send_at: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
-        chats: vec![ChatTarget::Id(CHAT)],
-    };
 
-    Reporter::new(table, settings, &telegram).send_now(now).await.unwrap();
+    reporter(&database, &fake).send_now(now).await.unwrap();
 
     let texts = fake.wait_for_requests("sendmessage", 1, Duration::from_secs(10)).await;
     let photos = fake.wait_for_requests("sendphoto", 1, Duration::from_secs(10)).await;
@@ -168,16 +176,8 @@ async fn report_waits_out_rate_limit() {
     load_events(&database, &generate(report_day)).await;
     let fake = FakeTelegram::start().await;
     fake.push_replies([Reply::RetryAfter(1)]);
-    let telegram = TelegramConfig::new("123:secret", &CHAT.to_string(), &fake.api_url()).unwrap();
-    let table = EventsTable::new(&database.url(), database.name(), "events", None, None).unwrap();
-    let settings = ReportSettings {
-        metrics: default_report_metrics(),
-        time_zone: ZONE,
-        send_at: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
-        chats: vec![ChatTarget::Id(CHAT)],
-    };
 
-    Reporter::new(table, settings, &telegram).send_now(now).await.unwrap();
+    reporter(&database, &fake).send_now(now).await.unwrap();
 
     // The text is sent again after the 429's retry_after and arrives once.
     let texts = fake.requests_of("sendmessage");
@@ -194,22 +194,26 @@ async fn report_waits_out_rate_limit() {
 }
 
 #[tokio::test]
+async fn empty_table_report_has_no_chart() {
+    let database = TestDatabase::create("notifier_report_empty").await.unwrap();
+    database.create_events_table().await.unwrap();
+    let fake = FakeTelegram::start().await;
+
+    reporter(&database, &fake).send_now(Utc::now()).await.unwrap();
+
+    let texts = fake.requests_of("sendmessage");
+    assert_eq!(texts.len(), 1, "{texts:#?}");
+    let text = texts[0].text.as_deref().unwrap();
+    assert!(text.contains("DAU: no data"), "{text}");
+    assert!(fake.requests_of("sendphoto").is_empty());
+}
+
+#[tokio::test]
 async fn report_fails_without_table() {
     let database = TestDatabase::create("notifier_report_missing").await.unwrap();
     let fake = FakeTelegram::start().await;
-    let telegram = TelegramConfig::new("123:secret", &CHAT.to_string(), &fake.api_url()).unwrap();
-    let table = EventsTable::new(&database.url(), database.name(), "events", None, None).unwrap();
-    let settings = ReportSettings {
-        metrics: default_report_metrics(),
-        time_zone: ZONE,
-        send_at: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
-        chats: vec![ChatTarget::Id(CHAT)],
-    };
 
-    let error = Reporter::new(table, settings, &telegram)
-        .send_now(Utc::now())
-        .await
-        .unwrap_err();
+    let error = reporter(&database, &fake).send_now(Utc::now()).await.unwrap_err();
 
     assert!(error.contains(database.name()), "{error}");
     assert!(fake.requests_of("sendmessage").is_empty());
@@ -279,13 +283,6 @@ async fn report_command_sends_to_its_chat() {
     load_events(&database, &generate(report_day)).await;
     let fake = FakeTelegram::start().await;
     let telegram = TelegramConfig::new("123:secret", &CHAT.to_string(), &fake.api_url()).unwrap();
-    let table = EventsTable::new(&database.url(), database.name(), "events", None, None).unwrap();
-    let settings = ReportSettings {
-        metrics: default_report_metrics(),
-        time_zone: ZONE,
-        send_at: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
-        chats: vec![ChatTarget::Id(CHAT)],
-    };
     let state_dir = tempfile::tempdir().unwrap();
     let path = state_dir.path().join("notifier.sqlite3");
     let mut bot = CommandBot::new(
@@ -298,7 +295,7 @@ async fn report_command_sends_to_its_chat() {
         Arc::new(AcknowledgementStore::open(&path).unwrap()),
         Arc::new(StatusView::default()),
     );
-    bot.report = Some(Arc::new(Reporter::new(table, settings, &telegram)));
+    bot.report = Some(Arc::new(reporter(&database, &fake)));
     bot.poll_timeout = Duration::from_secs(1);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(bot.run(cancel.clone()));

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use seismo_notifier::{
-    AlertSink, ConsoleSink, ExponentialBackoff, NotifierConfig, NotifierStats, RetryPolicy,
-    StatsSnapshot, TelegramConfig, TelegramSink, run, run_with_sinks,
+    AlertSink, ConsoleSink, ExponentialBackoff, NotifierConfig, NotifierStats, RetryPolicy, StatsSnapshot,
+    TelegramConfig, TelegramSink, run, run_with_sinks,
 };
 use seismo_proto::v1::detector_server::{Detector, DetectorServer};
 use seismo_proto::v1::{
-    AnomalyEvent, AnomalyState, Dimension, Direction, GetSeriesRequest, GetSeriesResponse,
-    ListSeriesRequest, ListSeriesResponse, Severity, StreamAnomaliesRequest,
+    AnomalyEvent, AnomalyState, Dimension, Direction, GetSeriesRequest, GetSeriesResponse, ListSeriesRequest,
+    ListSeriesResponse, Severity, StreamAnomaliesRequest,
 };
 use seismo_tests::fake_telegram::{FakeTelegram, RecordedRequest, Reply, parse_telegram_html};
 use tokio::sync::mpsc;
@@ -59,9 +59,7 @@ impl DetectorState {
     fn publish(&self, event: AnomalyEvent) {
         let mut inner = self.inner.lock().unwrap();
         inner.buffer.push(event.clone());
-        inner
-            .streams
-            .retain(|stream| stream.send(Ok(event.clone())).is_ok());
+        inner.streams.retain(|stream| stream.send(Ok(event.clone())).is_ok());
     }
 
     /// Ends every open stream with `UNAVAILABLE`, as a detector going down.
@@ -118,11 +116,7 @@ impl Detector for ScriptedDetector {
             )));
         }
         if after_sequence > 0 {
-            for event in inner
-                .buffer
-                .iter()
-                .filter(|event| event.sequence > after_sequence)
-            {
+            for event in inner.buffer.iter().filter(|event| event.sequence > after_sequence) {
                 let _ = sender.send(Ok(event.clone()));
             }
         }
@@ -131,17 +125,11 @@ impl Detector for ScriptedDetector {
         Ok(Response::new(UnboundedReceiverStream::new(receiver)))
     }
 
-    async fn get_series(
-        &self,
-        _: Request<GetSeriesRequest>,
-    ) -> Result<Response<GetSeriesResponse>, Status> {
+    async fn get_series(&self, _: Request<GetSeriesRequest>) -> Result<Response<GetSeriesResponse>, Status> {
         Err(Status::unimplemented("the notifier does not read series"))
     }
 
-    async fn list_series(
-        &self,
-        _: Request<ListSeriesRequest>,
-    ) -> Result<Response<ListSeriesResponse>, Status> {
+    async fn list_series(&self, _: Request<ListSeriesRequest>) -> Result<Response<ListSeriesResponse>, Status> {
         Err(Status::unimplemented("the notifier does not list series"))
     }
 }
@@ -158,14 +146,10 @@ impl DetectorServerHandle {
     async fn start(state: &DetectorState, address: SocketAddr) -> Self {
         let listener = tokio::net::TcpListener::bind(address)
             .await
-            .unwrap_or_else(|error| {
-                panic!("binding the test detector to {address} failed: {error}")
-            });
+            .unwrap_or_else(|error| panic!("binding the test detector to {address} failed: {error}"));
         let address = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let service = DetectorServer::new(ScriptedDetector {
-            state: state.clone(),
-        });
+        let service = DetectorServer::new(ScriptedDetector { state: state.clone() });
 
         let shutdown = stop.clone().cancelled_owned();
         let task = tokio::spawn(async move {
@@ -175,11 +159,7 @@ impl DetectorServerHandle {
                 .await
                 .expect("the test detector serves until stopped");
         });
-        Self {
-            address,
-            stop,
-            task,
-        }
+        Self { address, stop, task }
     }
 
     fn url(&self) -> String {
@@ -200,9 +180,7 @@ impl DetectorServerHandle {
             state.end_streams();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.task
-            .await
-            .expect("the test detector task did not panic");
+        self.task.await.expect("the test detector task did not panic");
     }
 }
 
@@ -237,10 +215,7 @@ fn notifier_config(detectors: Vec<String>, fake: &FakeTelegram) -> NotifierConfi
     NotifierConfig {
         detectors,
         metrics: Vec::new(),
-        telegram: Some(
-            TelegramConfig::new(TOKEN, CHAT_ID, &fake.api_url())
-                .expect("test Telegram settings are valid"),
-        ),
+        telegram: Some(TelegramConfig::new(TOKEN, CHAT_ID, &fake.api_url()).expect("test Telegram settings are valid")),
         console: false,
         reconnect: ExponentialBackoff {
             initial: Duration::from_millis(100),
@@ -265,10 +240,7 @@ fn notifier_config(detectors: Vec<String>, fake: &FakeTelegram) -> NotifierConfi
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -345,10 +317,7 @@ async fn resumes_after_lost_stream() {
         fake.wait_for_delivered(5, WAIT).await;
 
         cancel.cancel();
-        notifier
-            .await
-            .unwrap()
-            .expect("the notifier configuration is valid");
+        notifier.await.unwrap().expect("the notifier configuration is valid");
         server.stop(&detector).await;
 
         assert_eq!(detector.after_sequences(), [0, 3]);
@@ -359,12 +328,7 @@ async fn resumes_after_lost_stream() {
         assert!(counts.values().all(|copies| *copies == 1), "{counts:?}");
         let totals = stats.snapshot();
         assert_eq!(
-            (
-                totals.received,
-                totals.sent,
-                totals.failed,
-                totals.duplicates
-            ),
+            (totals.received, totals.sent, totals.failed, totals.duplicates),
             (5, 5, 0, 0)
         );
         assert!(totals.reconnects >= 1, "{totals:?}");
@@ -374,11 +338,7 @@ async fn resumes_after_lost_stream() {
             .map(|request| parse_telegram_html(request.text.as_deref().unwrap()).unwrap() + "\n\n")
             .collect();
         let printed = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(
-            printed,
-            displayed.concat(),
-            "the console prints what Telegram shows"
-        );
+        assert_eq!(printed, displayed.concat(), "the console prints what Telegram shows");
     })
     .await
     .expect("test finished in time");
@@ -418,21 +378,14 @@ async fn resumes_after_detector_restart() {
         fake.wait_for_delivered(3, WAIT).await;
 
         cancel.cancel();
-        notifier
-            .await
-            .unwrap()
-            .expect("the notifier configuration is valid");
+        notifier.await.unwrap().expect("the notifier configuration is valid");
         restarted.stop(&detector).await;
 
         assert_eq!(detector.after_sequences(), [0, 2]);
         let delivered = fake.delivered();
         let counts = deliveries_per_state_change(&delivered);
         assert_eq!(delivered.len(), 3);
-        assert_eq!(
-            counts.get(&("ep-1".to_string(), true)),
-            Some(&1),
-            "{counts:?}"
-        );
+        assert_eq!(counts.get(&("ep-1".to_string(), true)), Some(&1), "{counts:?}");
         assert!(counts.values().all(|copies| *copies == 1), "{counts:?}");
         let totals = stats.snapshot();
         assert_eq!((totals.received, totals.sent, totals.failed), (3, 3, 0));
@@ -472,10 +425,7 @@ async fn rejected_cursor_falls_back_to_live() {
         fake.wait_for_delivered(3, WAIT).await;
 
         cancel.cancel();
-        notifier
-            .await
-            .unwrap()
-            .expect("the notifier configuration is valid");
+        notifier.await.unwrap().expect("the notifier configuration is valid");
         server.stop(&detector).await;
 
         assert_eq!(detector.after_sequences(), [0, 2, 0]);
@@ -519,17 +469,10 @@ async fn rejected_alert_counts_as_failed() {
         .await;
 
         cancel.cancel();
-        notifier
-            .await
-            .unwrap()
-            .expect("the notifier configuration is valid");
+        notifier.await.unwrap().expect("the notifier configuration is valid");
         server.stop(&detector).await;
 
-        let statuses: Vec<u16> = fake
-            .requests()
-            .iter()
-            .map(|request| request.status)
-            .collect();
+        let statuses: Vec<u16> = fake.requests().iter().map(|request| request.status).collect();
         assert_eq!(statuses, [400, 200], "a 400 is not retried");
         let totals = stats.snapshot();
         assert_eq!(
@@ -575,10 +518,7 @@ async fn shutdown_abandons_pending_retry() {
         wait_until("the rate-limited request", || stats.retries() == 1).await;
         let cancelled_at = Instant::now();
         cancel.cancel();
-        notifier
-            .await
-            .unwrap()
-            .expect("the notifier configuration is valid");
+        notifier.await.unwrap().expect("the notifier configuration is valid");
         let stopped_after = cancelled_at.elapsed();
         server.stop(&detector).await;
 
@@ -600,10 +540,8 @@ async fn follows_several_detectors() {
         let fake = FakeTelegram::start().await;
         let first = DetectorState::default();
         let second = DetectorState::default();
-        let first_server =
-            DetectorServerHandle::start(&first, "127.0.0.1:0".parse().unwrap()).await;
-        let second_server =
-            DetectorServerHandle::start(&second, "127.0.0.1:0".parse().unwrap()).await;
+        let first_server = DetectorServerHandle::start(&first, "127.0.0.1:0".parse().unwrap()).await;
+        let second_server = DetectorServerHandle::start(&second, "127.0.0.1:0".parse().unwrap()).await;
         let stats = Arc::new(NotifierStats::default());
         let cancel = CancellationToken::new();
         let config = notifier_config(vec![first_server.url(), second_server.url()], &fake);
@@ -622,10 +560,7 @@ async fn follows_several_detectors() {
         fake.wait_for_delivered(2, WAIT).await;
 
         cancel.cancel();
-        notifier
-            .await
-            .unwrap()
-            .expect("the notifier configuration is valid");
+        notifier.await.unwrap().expect("the notifier configuration is valid");
         first_server.stop(&first).await;
         second_server.stop(&second).await;
 

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seismo_notifier::{
-    Alert, AlertSink, DeliveryError, ExponentialBackoff, NotifierStats, RetryPolicy,
-    TelegramConfig, TelegramSink, format_alert,
+    Alert, AlertSink, DeliveryError, ExponentialBackoff, NotifierStats, RetryPolicy, TelegramConfig, TelegramSink,
+    format_alert,
 };
 use seismo_proto::v1::{AnomalyEvent, AnomalyState, Dimension, Direction, Severity};
 use seismo_tests::fake_telegram::{FakeTelegram, Reply, parse_telegram_html};
@@ -33,14 +33,8 @@ fn fast_policy() -> RetryPolicy {
     }
 }
 
-fn telegram_sink(
-    api_url: &str,
-    chat_ids: &str,
-    token: &str,
-    stats: &Arc<NotifierStats>,
-) -> TelegramSink {
-    let config =
-        TelegramConfig::new(token, chat_ids, api_url).expect("test Telegram settings are valid");
+fn telegram_sink(api_url: &str, chat_ids: &str, token: &str, stats: &Arc<NotifierStats>) -> TelegramSink {
+    let config = TelegramConfig::new(token, chat_ids, api_url).expect("test Telegram settings are valid");
     TelegramSink::new(&config, fast_policy(), Arc::clone(stats))
 }
 
@@ -74,7 +68,12 @@ fn event(id: &str, metric: &str, slice: &[(&str, &str)]) -> AnomalyEvent {
 }
 
 fn alert(event: &AnomalyEvent) -> Alert {
-    Alert::new("http://127.0.0.1:50051", event.id.clone(), event.sequence, format_alert(event))
+    Alert::new(
+        "http://127.0.0.1:50051",
+        event.id.clone(),
+        event.sequence,
+        format_alert(event),
+    )
 }
 
 /// Log output of the current thread, as the notifier writes it.
@@ -141,22 +140,13 @@ async fn rate_limit_honours_retry_after() {
             let copies = fake
                 .delivered()
                 .iter()
-                .filter(|request| {
-                    request
-                        .text
-                        .as_deref()
-                        .is_some_and(|text| text.contains(id))
-                })
+                .filter(|request| request.text.as_deref().is_some_and(|text| text.contains(id)))
                 .count();
             assert_eq!(copies, 1, "{id} delivered {copies} times");
         }
         assert_eq!(stats.retries(), 2);
         assert!(requests.iter().all(|request| request.token == TOKEN));
-        assert!(
-            requests
-                .iter()
-                .all(|request| request.method == "sendmessage")
-        );
+        assert!(requests.iter().all(|request| request.method == "sendmessage"));
     })
     .await
     .expect("test finished in time");
@@ -172,11 +162,7 @@ async fn markup_values_arrive_intact() {
         let event = event(
             "ep_<1>&2",
             "A&B <control>",
-            &[
-                ("campaign", "drop_rate*"),
-                ("a_b", "[x]"),
-                ("quote", r#"say "hi""#),
-            ],
+            &[("campaign", "drop_rate*"), ("a_b", "[x]"), ("quote", r#"say "hi""#)],
         );
         let alert = alert(&event);
 
@@ -192,19 +178,13 @@ async fn markup_values_arrive_intact() {
             assert_eq!(request.parse_mode.as_deref(), Some("HTML"));
             assert_eq!(displayed, alert.message.plain_text());
             for value in values {
-                assert!(
-                    displayed.contains(value),
-                    "{value:?} missing from {displayed:?}"
-                );
+                assert!(displayed.contains(value), "{value:?} missing from {displayed:?}");
             }
             assert!(displayed.contains(r#"quote=say "hi""#), "{displayed}");
             assert!(displayed.contains("ep_<1>&2"), "{displayed}");
             assert!(!html.contains("<control>"), "unescaped tag in {html}");
         }
-        let chats: Vec<String> = delivered
-            .iter()
-            .map(|request| request.chat_id.to_string())
-            .collect();
+        let chats: Vec<String> = delivered.iter().map(|request| request.chat_id.to_string()).collect();
         assert_eq!(chats, ["1001", "\"@seismo_alerts\""]);
     })
     .await
@@ -233,36 +213,19 @@ async fn bad_request_fails_without_retry() {
         let sink = telegram_sink(&fake.api_url(), "1001", TOKEN, &stats);
         let abort = CancellationToken::new();
 
-        let rejected = sink
-            .deliver(&alert(&event("ep-1", "signups", &[])), &abort)
-            .await;
-        let accepted = sink
-            .deliver(&alert(&event("ep-2", "signups", &[])), &abort)
-            .await;
+        let rejected = sink.deliver(&alert(&event("ep-1", "signups", &[])), &abort).await;
+        let accepted = sink.deliver(&alert(&event("ep-2", "signups", &[])), &abort).await;
 
         assert!(
-            matches!(
-                rejected,
-                Err(DeliveryError::Telegram {
-                    failed: 1,
-                    total: 1
-                })
-            ),
+            matches!(rejected, Err(DeliveryError::Telegram { failed: 1, total: 1 })),
             "{rejected:?}"
         );
         assert!(accepted.is_ok(), "{accepted:?}");
-        let statuses: Vec<u16> = fake
-            .requests()
-            .iter()
-            .map(|request| request.status)
-            .collect();
+        let statuses: Vec<u16> = fake.requests().iter().map(|request| request.status).collect();
         assert_eq!(statuses, [400, 200]);
         assert_eq!(stats.retries(), 0);
         let logged = logs.text();
-        assert!(
-            logged.contains("the chat did not receive the alert"),
-            "{logged}"
-        );
+        assert!(logged.contains("the chat did not receive the alert"), "{logged}");
         assert!(logged.contains("chat not found"), "{logged}");
         assert!(logged.contains("episode_id=ep-1"), "{logged}");
         assert!(logged.contains("reason=permanent error"), "{logged}");
@@ -280,18 +243,11 @@ async fn server_error_is_retried() {
         let sink = telegram_sink(&fake.api_url(), "1001", TOKEN, &stats);
 
         let result = sink
-            .deliver(
-                &alert(&event("ep-1", "signups", &[])),
-                &CancellationToken::new(),
-            )
+            .deliver(&alert(&event("ep-1", "signups", &[])), &CancellationToken::new())
             .await;
 
         assert!(result.is_ok(), "{result:?}");
-        let statuses: Vec<u16> = fake
-            .requests()
-            .iter()
-            .map(|request| request.status)
-            .collect();
+        let statuses: Vec<u16> = fake.requests().iter().map(|request| request.status).collect();
         assert_eq!(statuses, [502, 200]);
         assert_eq!(fake.delivered().len(), 1);
         assert_eq!(stats.retries(), 1);
@@ -317,19 +273,13 @@ async fn network_error_logs_hide_token() {
         for token in [TOKEN, odd_token] {
             let sink = telegram_sink(&api_url, "1001", token, &stats);
             let result = sink
-                .deliver(
-                    &alert(&event("ep-1", "signups", &[])),
-                    &CancellationToken::new(),
-                )
+                .deliver(&alert(&event("ep-1", "signups", &[])), &CancellationToken::new())
                 .await;
             assert!(result.is_err(), "{result:?}");
         }
 
         let logged = logs.text();
-        assert!(
-            logged.contains("Telegram request failed; retrying"),
-            "{logged}"
-        );
+        assert!(logged.contains("Telegram request failed; retrying"), "{logged}");
         assert!(logged.contains("error sending request"), "{logged}");
         assert!(!logged.contains(TOKEN_SECRET), "{logged}");
         assert!(!logged.contains("SECRET42"), "{logged}");

@@ -29,7 +29,8 @@ pub fn read_label_windows(path: &Path) -> anyhow::Result<Vec<LabelWindow>> {
         .iter()
         .map(|(start, end)| {
             Ok(LabelWindow {
-                start_ms: parse_label_time(start).with_context(|| format!("{}: bad start `{start}`", path.display()))?,
+                start_ms: parse_label_time(start)
+                    .with_context(|| format!("{}: bad start `{start}`", path.display()))?,
                 end_ms: parse_label_time(end).with_context(|| format!("{}: bad end `{end}`", path.display()))?,
             })
         })
@@ -80,9 +81,18 @@ mod tests {
     #[test]
     fn alerts_matched_to_windows() {
         let windows = [
-            LabelWindow { start_ms: 100, end_ms: 200 },
-            LabelWindow { start_ms: 500, end_ms: 600 },
-            LabelWindow { start_ms: 900, end_ms: 950 },
+            LabelWindow {
+                start_ms: 100,
+                end_ms: 200,
+            },
+            LabelWindow {
+                start_ms: 500,
+                end_ms: 600,
+            },
+            LabelWindow {
+                start_ms: 900,
+                end_ms: 950,
+            },
         ];
 
         let matched = match_alerts(&[100, 150, 300, 600, 1000], &windows);

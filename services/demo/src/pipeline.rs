@@ -101,7 +101,10 @@ impl DemoSummary {
 
     /// Sample-ratio and guardrail alerts of the metrics file's experiments.
     pub fn experiment_alerts(&self) -> Vec<&AnomalyEvent> {
-        self.anomalies.iter().filter(|event| is_experiment_alert(event)).collect()
+        self.anomalies
+            .iter()
+            .filter(|event| is_experiment_alert(event))
+            .collect()
     }
 
     pub fn resolved_count(&self) -> usize {
@@ -162,7 +165,9 @@ pub async fn run_demo(options: &DemoOptions) -> anyhow::Result<DemoSummary> {
     let detector_stats = detector.stats();
     let detector_endpoint = format!("http://{}", detector.local_addr());
     if options.print_alerts {
-        println!("Detector gRPC at {detector_endpoint}: `seismo-notifier --detectors {detector_endpoint}` follows it too");
+        println!(
+            "Detector gRPC at {detector_endpoint}: `seismo-notifier --detectors {detector_endpoint}` follows it too"
+        );
     }
 
     let (collected, collector) = collect_anomalies(detector_endpoint.clone(), shutdown.child_token()).await?;

@@ -36,7 +36,10 @@ struct Options {
 }
 
 fn parse_options() -> anyhow::Result<Options> {
-    let mut options = Options { events: 2_000_000, days: 8 };
+    let mut options = Options {
+        events: 2_000_000,
+        days: 8,
+    };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         let value = arguments.next().with_context(|| format!("{argument} needs a value"))?;
@@ -56,7 +59,9 @@ fn parse_options() -> anyhow::Result<Options> {
 async fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
     let database = format!("warm_start_bench_{}", std::process::id());
-    let client = clickhouse::Client::default().with_url(CLICKHOUSE_URL).with_validation(false);
+    let client = clickhouse::Client::default()
+        .with_url(CLICKHOUSE_URL)
+        .with_validation(false);
 
     let result = run(&options, &client, &database).await;
 
@@ -73,7 +78,12 @@ async fn run(options: &Options, client: &clickhouse::Client, database: &str) -> 
     create_table(client, database).await?;
     let end_s = chrono::Utc::now().timestamp();
     fill(client, database, options, end_s).await?;
-    println!("filled {} events over {} days in {:.1} s", options.events, options.days, filled.elapsed().as_secs_f64());
+    println!(
+        "filled {} events over {} days in {:.1} s",
+        options.events,
+        options.days,
+        filled.elapsed().as_secs_f64()
+    );
 
     let cluster: MockCluster<'static, DefaultProducerContext> = MockCluster::new(1)?;
     cluster.create_topic(TOPIC, 1, 1)?;
@@ -84,7 +94,10 @@ async fn run(options: &Options, client: &clickhouse::Client, database: &str) -> 
     };
     commit_position(&kafka, options.events as i64)?;
 
-    let config = MetricsConfig::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/metrics.toml")))?;
+    let config = MetricsConfig::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/config/metrics.toml"
+    )))?;
     let hub = Arc::new(AnomalyHub::new(HubConfig::starting_now(0)));
     let mut pipeline = Pipeline::new(SharedState::new(config, hub));
     let settings = WarmStartSettings {
@@ -103,10 +116,17 @@ async fn run(options: &Options, client: &clickhouse::Client, database: &str) -> 
 }
 
 async fn create_table(client: &clickhouse::Client, database: &str) -> anyhow::Result<()> {
-    let ddl = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/clickhouse/events-before-19.3.sql"))?
-        .replace("`seismo`", &format!("`{database}`"));
+    let ddl = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/clickhouse/events-before-19.3.sql"
+    ))?
+    .replace("`seismo`", &format!("`{database}`"));
     for statement in ddl.split(';').map(str::trim).filter(|statement| !statement.is_empty()) {
-        client.query(statement).execute().await.with_context(|| format!("failed to run {statement:?}"))?;
+        client
+            .query(statement)
+            .execute()
+            .await
+            .with_context(|| format!("failed to run {statement:?}"))?;
     }
     Ok(())
 }
@@ -126,7 +146,11 @@ async fn fill(client: &clickhouse::Client, database: &str, options: &Options, en
          FROM (SELECT number, toUInt64({start_ms} + number * {step_ms}) AS t FROM system.numbers LIMIT {})",
         options.events
     );
-    client.query(&sql).execute().await.context("failed to insert the synthetic events")
+    client
+        .query(&sql)
+        .execute()
+        .await
+        .context("failed to insert the synthetic events")
 }
 
 /// Commits `offset` for the benchmark group, as if a detector had consumed
@@ -138,6 +162,8 @@ fn commit_position(kafka: &KafkaSettings, offset: i64) -> anyhow::Result<()> {
         .create()?;
     let mut list = TopicPartitionList::new();
     list.add_partition_offset(&kafka.topic, 0, Offset::Offset(offset))?;
-    consumer.commit(&list, CommitMode::Sync).context("failed to commit the resume position")?;
+    consumer
+        .commit(&list, CommitMode::Sync)
+        .context("failed to commit the resume position")?;
     Ok(())
 }

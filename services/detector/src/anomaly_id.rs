@@ -34,7 +34,9 @@ struct Fnv1a64 {
 
 impl Fnv1a64 {
     fn new() -> Fnv1a64 {
-        Fnv1a64 { state: FNV_OFFSET_BASIS }
+        Fnv1a64 {
+            state: FNV_OFFSET_BASIS,
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -82,7 +84,11 @@ mod tests {
 
         assert_eq!(first, second);
         assert_eq!(first.len(), 16);
-        assert!(first.chars().all(|character| character.is_ascii_hexdigit() && !character.is_ascii_uppercase()));
+        assert!(
+            first
+                .chars()
+                .all(|character| character.is_ascii_hexdigit() && !character.is_ascii_uppercase())
+        );
     }
 
     #[test]
@@ -90,7 +96,10 @@ mod tests {
         // Expected values computed independently (Python, same encoding).
         // A change of the encoding would break ids that notifiers keep
         // across a detector upgrade, so it must fail here.
-        assert_eq!(anomaly_id("views", &SliceKey::single("os", "iOS"), 1_700_000_040_000), "db94766c25be486e");
+        assert_eq!(
+            anomaly_id("views", &SliceKey::single("os", "iOS"), 1_700_000_040_000),
+            "db94766c25be486e"
+        );
         assert_eq!(anomaly_id("views", &SliceKey::total(), 0), "63e6bc95fd5d12a6");
     }
 

@@ -288,7 +288,15 @@ mod tests {
     #[test]
     fn invalid_table_name_is_rejected() {
         let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/metrics.toml");
-        let cli = Cli::try_parse_from(["seismo-detector", "serve", "--config", config, "--clickhouse-table", "a.b"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "seismo-detector",
+            "serve",
+            "--config",
+            config,
+            "--clickhouse-table",
+            "a.b",
+        ])
+        .unwrap();
 
         let Command::Serve(args) = cli.command else {
             panic!("serve parsed as another command");

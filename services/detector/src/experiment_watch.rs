@@ -59,8 +59,14 @@ pub struct WatchOutcome {
 /// Identity of one experiment alert, so each is announced once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum AlertKey {
-    SampleRatio { experiment: String },
-    Guardrail { experiment: String, guardrail: String, group: String },
+    SampleRatio {
+        experiment: String,
+    },
+    Guardrail {
+        experiment: String,
+        guardrail: String,
+        group: String,
+    },
 }
 
 /// The experiments the detector watches and the alerts already sent.
@@ -134,7 +140,14 @@ impl ExperimentWatch {
         for monitor in &mut self.monitors {
             let status = monitor.evaluate(now_ms);
             let config = monitor.config();
-            let alerts = alerts_of(&config.name, monitor.group_names(), &config.control, &status, now_ms, detected_at_ms);
+            let alerts = alerts_of(
+                &config.name,
+                monitor.group_names(),
+                &config.control,
+                &status,
+                now_ms,
+                detected_at_ms,
+            );
             for (key, anomaly) in alerts {
                 if self.announced.insert(key) {
                     anomalies.push(anomaly);
@@ -209,7 +222,10 @@ fn alerts_of(
                 detected_at_ms,
                 value: guardrail.treatment_ratio,
                 expected: guardrail.control_ratio,
-                band: (guardrail.control_ratio - half_width, guardrail.control_ratio + half_width),
+                band: (
+                    guardrail.control_ratio - half_width,
+                    guardrail.control_ratio + half_width,
+                ),
                 p_value: guardrail.p_value,
             }),
         ));
@@ -232,7 +248,11 @@ struct AnomalyParts<'a> {
 fn anomaly(parts: AnomalyParts<'_>) -> AnomalyEvent {
     let slice = SliceKey::from_pairs([(GROUP_FIELD.to_string(), parts.group.to_string())])
         .expect("a single dimension cannot repeat");
-    let direction = if parts.value >= parts.expected { v1::Direction::Up } else { v1::Direction::Down };
+    let direction = if parts.value >= parts.expected {
+        v1::Direction::Up
+    } else {
+        v1::Direction::Down
+    };
 
     AnomalyEvent {
         id: anomaly_id(&parts.metric, &slice, parts.since_ms),
@@ -314,7 +334,11 @@ mixture_sd = 0.02
     fn metrics_file_validates_experiments() {
         assert_eq!(MetricsConfig::parse(EXPERIMENTS).unwrap().experiments.len(), 1);
 
-        let twice = EXPERIMENTS.replacen("[[experiment]]", "[[experiment]]\nname = \"feed\"\ngroups = { a = 1.0, b = 1.0 }\ncontrol = \"a\"\n\n[[experiment]]", 1);
+        let twice = EXPERIMENTS.replacen(
+            "[[experiment]]",
+            "[[experiment]]\nname = \"feed\"\ngroups = { a = 1.0, b = 1.0 }\ncontrol = \"a\"\n\n[[experiment]]",
+            1,
+        );
         let error = MetricsConfig::parse(&twice).unwrap_err().to_string();
         assert!(error.contains("`feed`: the name appears twice"), "{error}");
 

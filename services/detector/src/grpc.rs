@@ -43,7 +43,13 @@ impl DetectorService {
         if self.shared.config.metric(metric).is_some() {
             return Ok(());
         }
-        let known: Vec<&str> = self.shared.config.metrics.iter().map(|metric| metric.name.as_str()).collect();
+        let known: Vec<&str> = self
+            .shared
+            .config
+            .metrics
+            .iter()
+            .map(|metric| metric.name.as_str())
+            .collect();
         Err(Status::not_found(format!(
             "metric \"{metric}\" is not configured; configured metrics: {}",
             known.join(", ")
@@ -59,7 +65,10 @@ impl Detector for DetectorService {
         &self,
         request: Request<StreamAnomaliesRequest>,
     ) -> Result<Response<Self::StreamAnomaliesStream>, Status> {
-        let peer = request.remote_addr().map(|address| address.to_string()).unwrap_or_default();
+        let peer = request
+            .remote_addr()
+            .map(|address| address.to_string())
+            .unwrap_or_default();
         let request = request.into_inner();
         let experiment_metrics = alert_metric_names(&self.shared.config.experiments);
         for metric in &request.metrics {
@@ -71,16 +80,18 @@ impl Detector for DetectorService {
         }
 
         let hub = &self.shared.hub;
-        let subscription = hub.subscribe(request.after_sequence, request.stream_epoch).map_err(|error| {
-            tracing::warn!(
-                %peer,
-                after_sequence = request.after_sequence,
-                stream_epoch = request.stream_epoch,
-                %error,
-                "rejected anomaly stream cursor"
-            );
-            Status::out_of_range(format!("{error} (stream epoch {})", hub.epoch()))
-        })?;
+        let subscription = hub
+            .subscribe(request.after_sequence, request.stream_epoch)
+            .map_err(|error| {
+                tracing::warn!(
+                    %peer,
+                    after_sequence = request.after_sequence,
+                    stream_epoch = request.stream_epoch,
+                    %error,
+                    "rejected anomaly stream cursor"
+                );
+                Status::out_of_range(format!("{error} (stream epoch {})", hub.epoch()))
+            })?;
         tracing::info!(
             %peer,
             after_sequence = request.after_sequence,
@@ -106,7 +117,8 @@ impl Detector for DetectorService {
     async fn get_series(&self, request: Request<GetSeriesRequest>) -> Result<Response<GetSeriesResponse>, Status> {
         let request = request.into_inner();
         self.check_metric(&request.metric)?;
-        let slice = slice_from_proto(&request.slice).map_err(|problem| Status::invalid_argument(format!("invalid `slice`: {problem}")))?;
+        let slice = slice_from_proto(&request.slice)
+            .map_err(|problem| Status::invalid_argument(format!("invalid `slice`: {problem}")))?;
         let key = SeriesKey {
             metric: request.metric.clone(),
             slice,
@@ -266,8 +278,12 @@ pub async fn serve(
     let detector = DetectorServer::new(DetectorService::new(shared, shutdown.clone()));
     let stopping = async move {
         shutdown.cancelled().await;
-        health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-        health_reporter.set_not_serving::<DetectorServer<DetectorService>>().await;
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        health_reporter
+            .set_not_serving::<DetectorServer<DetectorService>>()
+            .await;
     };
 
     on_serving();

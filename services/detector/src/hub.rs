@@ -310,7 +310,10 @@ mod tests {
         .into_iter()
         .map(|event| (event.id, event.sequence))
         .collect();
-        assert_eq!(ids, vec![("b".to_string(), 2), ("c".to_string(), 3), ("d".to_string(), 4)]);
+        assert_eq!(
+            ids,
+            vec![("b".to_string(), 2), ("c".to_string(), 3), ("d".to_string(), 4)]
+        );
         assert_nothing_pending(&mut subscription).await;
     }
 
@@ -349,11 +352,20 @@ mod tests {
 
         let error = hub.subscribe(1, 0).unwrap_err();
 
-        assert_eq!(error, CursorError::Evicted { after_sequence: 1, oldest_available: 3 });
+        assert_eq!(
+            error,
+            CursorError::Evicted {
+                after_sequence: 1,
+                oldest_available: 3
+            }
+        );
         let message = error.to_string();
         assert!(message.contains("oldest available sequence is 3"), "{message}");
         assert!(message.contains("after_sequence = 2"), "{message}");
-        assert!(hub.subscribe(2, 0).is_ok(), "cursor right before the oldest change was rejected");
+        assert!(
+            hub.subscribe(2, 0).is_ok(),
+            "cursor right before the oldest change was rejected"
+        );
     }
 
     #[test]
@@ -363,7 +375,13 @@ mod tests {
 
         let error = hub.subscribe(7, 0).unwrap_err();
 
-        assert_eq!(error, CursorError::Ahead { after_sequence: 7, latest: 1 });
+        assert_eq!(
+            error,
+            CursorError::Ahead {
+                after_sequence: 7,
+                latest: 1
+            }
+        );
         assert!(error.to_string().contains("latest sequence 1"), "{error}");
     }
 
@@ -431,7 +449,10 @@ mod tests {
         assert!(first.gap_before);
         assert_eq!(
             hub.subscribe(5_000, 1_000).unwrap_err(),
-            CursorError::Ahead { after_sequence: 5_000, latest: 1_000 }
+            CursorError::Ahead {
+                after_sequence: 5_000,
+                latest: 1_000
+            }
         );
     }
 
@@ -475,7 +496,13 @@ mod tests {
         }
 
         let error = next(&mut subscription).await.unwrap_err();
-        assert_eq!(error, CursorError::Evicted { after_sequence: 0, oldest_available: 4 });
+        assert_eq!(
+            error,
+            CursorError::Evicted {
+                after_sequence: 0,
+                oldest_available: 4
+            }
+        );
     }
 
     #[test]
@@ -487,7 +514,10 @@ mod tests {
         assert!(hub.subscribe(2, 0).is_ok());
         assert_eq!(
             hub.subscribe(1, 0).unwrap_err(),
-            CursorError::Evicted { after_sequence: 1, oldest_available: 3 }
+            CursorError::Evicted {
+                after_sequence: 1,
+                oldest_available: 3
+            }
         );
     }
 }

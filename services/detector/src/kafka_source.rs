@@ -113,7 +113,10 @@ pub(crate) fn create_consumer(
         .set("bootstrap.servers", &settings.brokers)
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", settings.commit_interval.as_millis().to_string())
+        .set(
+            "auto.commit.interval.ms",
+            settings.commit_interval.as_millis().to_string(),
+        )
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");
     for (key, value) in &settings.properties {
@@ -164,7 +167,11 @@ pub(crate) async fn run(
         };
         stats.add_message();
 
-        let parsed = Event::parse_with(message.payload().unwrap_or_default(), &settings.parse_limits, chrono::Utc::now());
+        let parsed = Event::parse_with(
+            message.payload().unwrap_or_default(),
+            &settings.parse_limits,
+            chrono::Utc::now(),
+        );
         match parsed {
             Ok(event) => {
                 // Recorded after processing: an event that closes windows
@@ -199,7 +206,9 @@ pub(crate) async fn run(
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
             tracing::info!(group_id = %settings.group_id, "no new Kafka offsets to commit at shutdown")
         }
-        Err(error) => tracing::warn!(%error, group_id = %settings.group_id, "failed to commit Kafka offsets at shutdown; the next start reads some events again"),
+        Err(error) => {
+            tracing::warn!(%error, group_id = %settings.group_id, "failed to commit Kafka offsets at shutdown; the next start reads some events again")
+        }
     }
     Ok(())
 }
@@ -207,7 +216,9 @@ pub(crate) async fn run(
 /// The message's W3C `traceparent` header, if present and UTF-8.
 fn traceparent_header(message: &impl Message) -> Option<&str> {
     let headers = message.headers()?;
-    let header = headers.iter().find(|header| header.key == seismo_telemetry::TRACEPARENT)?;
+    let header = headers
+        .iter()
+        .find(|header| header.key == seismo_telemetry::TRACEPARENT)?;
     std::str::from_utf8(header.value?).ok()
 }
 
@@ -232,7 +243,10 @@ impl RateLimitedLog {
     /// if this line is suppressed too.
     fn allow(&mut self) -> Option<u64> {
         let now = Instant::now();
-        if self.last_logged.is_some_and(|last| now.duration_since(last) < self.interval) {
+        if self
+            .last_logged
+            .is_some_and(|last| now.duration_since(last) < self.interval)
+        {
             self.suppressed += 1;
             return None;
         }

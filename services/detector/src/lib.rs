@@ -9,27 +9,27 @@
 //! `metrics` facade, which `/metrics` renders once a recorder is installed
 //! (see `seismo_telemetry`).
 
-pub mod detection;
-pub mod config;
-pub mod slice;
-pub mod windowing;
 pub mod anomaly_id;
-pub mod hub;
-pub mod stats;
-pub mod pipeline;
-pub mod root_cause;
-pub mod proto_mapping;
-pub mod series;
-pub mod grpc;
-pub mod kafka_source;
-pub mod service;
 pub mod cli;
-pub mod replay;
+pub mod config;
+pub mod detection;
 pub mod evaluate;
-pub mod warm_start;
 pub mod experiment_watch;
+pub mod grpc;
+pub mod hub;
+pub mod kafka_source;
+pub mod pipeline;
 mod prometheus_metrics;
+pub mod proto_mapping;
 mod readiness;
+pub mod replay;
+pub mod root_cause;
+pub mod series;
+pub mod service;
+pub mod slice;
+pub mod stats;
+pub mod warm_start;
+pub mod windowing;
 pub use config::MetricsConfig;
 pub use kafka_source::KafkaSettings;
 pub use seismo_telemetry::Readiness;

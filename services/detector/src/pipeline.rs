@@ -9,8 +9,8 @@ use seismo_proto::v1::AnomalyState;
 use seismo_telemetry::{MAX_SPAN_LINKS, link_message_contexts, span_traceparent};
 
 use crate::config::MetricsConfig;
-use crate::hub::AnomalyHub;
 use crate::experiment_watch::ExperimentWatch;
+use crate::hub::AnomalyHub;
 use crate::prometheus_metrics::{
     EVALUATION_DURATION, EXPERIMENT_EVENTS, EXPERIMENT_GROUP_CONFLICTS, EXPERIMENT_UNKNOWN_GROUPS,
 };
@@ -101,7 +101,9 @@ impl Pipeline {
 
         self.closed.clear();
         self.windower.push(event, &mut self.closed);
-        self.shared.stats.set_windowing(&self.windower.counters(), self.windower.watermark_ms());
+        self.shared
+            .stats
+            .set_windowing(&self.windower.counters(), self.windower.watermark_ms());
         if self.closed.is_empty() {
             return;
         }
@@ -143,7 +145,12 @@ impl Pipeline {
         let anomalies = self.experiments.evaluate(now_ms, detected_at_ms);
         let published = anomalies.len() as u64;
         for anomaly in anomalies {
-            let (id, metric, value, expected) = (anomaly.id.clone(), anomaly.metric.clone(), anomaly.value, anomaly.expected);
+            let (id, metric, value, expected) = (
+                anomaly.id.clone(),
+                anomaly.metric.clone(),
+                anomaly.value,
+                anomaly.expected,
+            );
             let sequence = self.shared.hub.publish(anomaly);
             self.shared.stats.add_fired(&metric);
             tracing::warn!(
@@ -165,7 +172,8 @@ impl Pipeline {
     /// windows judged.
     pub fn restore_history(&mut self, metric_index: usize, windows: &[LoadedWindow], until_ms: i64) -> u64 {
         self.closed.clear();
-        self.windower.restore_history(metric_index, windows, until_ms, &mut self.closed);
+        self.windower
+            .restore_history(metric_index, windows, until_ms, &mut self.closed);
         self.judge_silently()
     }
 
@@ -187,13 +195,18 @@ impl Pipeline {
     /// count live events only.
     pub fn finish_restore(&mut self) {
         self.windower.reset_counters();
-        self.shared.stats.set_windowing(&self.windower.counters(), self.windower.watermark_ms());
+        self.shared
+            .stats
+            .set_windowing(&self.windower.counters(), self.windower.watermark_ms());
     }
 
     /// Series whose last judged window left an episode open.
     pub fn open_episodes(&self) -> usize {
         let registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
-        registry.iter(None).filter(|(_, series)| series.open_episode.is_some()).count()
+        registry
+            .iter(None)
+            .filter(|(_, series)| series.open_episode.is_some())
+            .count()
     }
 
     fn judge_silently(&self) -> u64 {
@@ -222,7 +235,8 @@ impl Pipeline {
         let mut traceparent: Option<String> = None;
         for (closed, judgement) in &judged {
             let metric = &self.shared.config.metrics[closed.metric_index];
-            let Some(mut anomaly) = anomaly_event(&metric.name, metric.window, closed, judgement, detected_at_ms) else {
+            let Some(mut anomaly) = anomaly_event(&metric.name, metric.window, closed, judgement, detected_at_ms)
+            else {
                 continue;
             };
             if metric.value.is_non_negative() {
@@ -292,7 +306,12 @@ fn contributors(
                 expected: band.expected,
             })
         });
-    rank_contributors(judgement.evaluation.value, total_band.expected, slices, MAX_CONTRIBUTORS)
+    rank_contributors(
+        judgement.evaluation.value,
+        total_band.expected,
+        slices,
+        MAX_CONTRIBUTORS,
+    )
 }
 
 /// Counts of one [`Pipeline::evaluate_closed`] call.
@@ -357,7 +376,11 @@ window = "1m"
     fn spike_scenario() -> Vec<Event> {
         let mut events = Vec::new();
         for minute in 0..113 {
-            let count = if (90..93).contains(&minute) { 200 } else { 20 + (minute * 7) % 5 - 2 };
+            let count = if (90..93).contains(&minute) {
+                200
+            } else {
+                20 + (minute * 7) % 5 - 2
+            };
             for index in 0..count {
                 events.push(view(BASE_MS + minute * MINUTE_MS + index * (MINUTE_MS / count)));
             }
@@ -396,7 +419,11 @@ window = "1m"
         let (changes, stats) = run(spike_scenario()).await;
 
         let states: Vec<AnomalyState> = changes.iter().map(AnomalyEvent::state).collect();
-        assert_eq!(states, vec![AnomalyState::Firing, AnomalyState::Resolved], "{changes:?}");
+        assert_eq!(
+            states,
+            vec![AnomalyState::Firing, AnomalyState::Resolved],
+            "{changes:?}"
+        );
         assert_eq!(changes[0].id, changes[1].id);
         assert_eq!(changes[0].window_start_ms, BASE_MS + 90 * MINUTE_MS);
         assert_eq!(changes[0].value, 200.0);
@@ -405,7 +432,11 @@ window = "1m"
         assert_eq!(stats.anomalies_resolved, 1);
         assert_eq!(stats.windows_evaluated, 113);
         assert_eq!(stats.series, 1);
-        assert_eq!(stats.watermark_ms, Some(BASE_MS + 113 * MINUTE_MS), "last event time, no allowed lateness");
+        assert_eq!(
+            stats.watermark_ms,
+            Some(BASE_MS + 113 * MINUTE_MS),
+            "last event time, no allowed lateness"
+        );
     }
 
     #[tokio::test]
@@ -413,7 +444,12 @@ window = "1m"
         let (first, _) = run(spike_scenario()).await;
         let (second, _) = run(spike_scenario()).await;
 
-        let ids = |changes: &[AnomalyEvent]| changes.iter().map(|change| (change.id.clone(), change.state())).collect::<Vec<_>>();
+        let ids = |changes: &[AnomalyEvent]| {
+            changes
+                .iter()
+                .map(|change| (change.id.clone(), change.state()))
+                .collect::<Vec<_>>()
+        };
         assert!(!first.is_empty());
         assert_eq!(ids(&first), ids(&second));
     }

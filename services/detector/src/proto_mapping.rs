@@ -87,8 +87,14 @@ pub fn anomaly_event(
         // The calibrated score, so alerts of different series rank by how
         // rare each deviation is for its own series.
         score: evaluation.calibrated_score,
-        severity: episode.map_or(v1::Severity::Unspecified, |episode| severity_to_proto(episode.severity)).into(),
-        direction: episode.map_or(v1::Direction::Unspecified, |episode| direction_to_proto(episode.direction)).into(),
+        severity: episode
+            .map_or(v1::Severity::Unspecified, |episode| severity_to_proto(episode.severity))
+            .into(),
+        direction: episode
+            .map_or(v1::Direction::Unspecified, |episode| {
+                direction_to_proto(episode.direction)
+            })
+            .into(),
         window_seconds: window.as_seconds(),
         detected_at_ms,
         // Set by the pipeline from its window evaluation span.
@@ -165,12 +171,28 @@ mod tests {
     fn firing_carries_window_and_band() {
         let window = WindowLength::from_ms(60_000).unwrap();
 
-        let event = anomaly_event("views", window, &closed(), &judgement(Some(EpisodeChange::Fired(EPISODE))), 99).unwrap();
+        let event = anomaly_event(
+            "views",
+            window,
+            &closed(),
+            &judgement(Some(EpisodeChange::Fired(EPISODE))),
+            99,
+        )
+        .unwrap();
 
         assert_eq!(event.state(), AnomalyState::Firing);
-        assert_eq!(event.id, anomaly_id("views", &SliceKey::single("os", "iOS"), EPISODE.start_ms));
+        assert_eq!(
+            event.id,
+            anomaly_id("views", &SliceKey::single("os", "iOS"), EPISODE.start_ms)
+        );
         assert_eq!(event.metric, "views");
-        assert_eq!(event.slice, vec![v1::Dimension { name: "os".to_string(), value: "iOS".to_string() }]);
+        assert_eq!(
+            event.slice,
+            vec![v1::Dimension {
+                name: "os".to_string(),
+                value: "iOS".to_string()
+            }]
+        );
         assert_eq!(event.window_start_ms, 1_700_000_100_000);
         assert_eq!(event.window_end_ms, 1_700_000_160_000);
         assert_eq!(event.window_seconds, 60);
@@ -187,13 +209,23 @@ mod tests {
     #[test]
     fn resolution_shares_firing_id() {
         let window = WindowLength::from_ms(60_000).unwrap();
-        let fired = anomaly_event("views", window, &closed(), &judgement(Some(EpisodeChange::Fired(EPISODE))), 1).unwrap();
+        let fired = anomaly_event(
+            "views",
+            window,
+            &closed(),
+            &judgement(Some(EpisodeChange::Fired(EPISODE))),
+            1,
+        )
+        .unwrap();
 
         let resolved = anomaly_event(
             "views",
             window,
             &closed(),
-            &judgement(Some(EpisodeChange::Resolved { start_ms: EPISODE.start_ms, fired: Some(EPISODE) })),
+            &judgement(Some(EpisodeChange::Resolved {
+                start_ms: EPISODE.start_ms,
+                fired: Some(EPISODE),
+            })),
             2,
         )
         .unwrap();
@@ -211,7 +243,10 @@ mod tests {
             "views",
             window,
             &closed(),
-            &judgement(Some(EpisodeChange::Resolved { start_ms: 0, fired: None })),
+            &judgement(Some(EpisodeChange::Resolved {
+                start_ms: 0,
+                fired: None,
+            })),
             2,
         )
         .unwrap();

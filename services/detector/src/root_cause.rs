@@ -75,7 +75,10 @@ mod tests {
     }
 
     fn names(contributions: &[Contribution]) -> Vec<String> {
-        contributions.iter().map(|contribution| contribution.slice.to_string()).collect()
+        contributions
+            .iter()
+            .map(|contribution| contribution.slice.to_string())
+            .collect()
     }
 
     #[test]
@@ -83,10 +86,7 @@ mod tests {
         let ranked = rank_contributors(
             300.0,
             100.0,
-            [
-                outcome("os", "Android", 52.0, 50.0),
-                outcome("os", "iOS", 248.0, 50.0),
-            ],
+            [outcome("os", "Android", 52.0, 50.0), outcome("os", "iOS", 248.0, 50.0)],
             5,
         );
 
@@ -180,7 +180,10 @@ mod tests {
         let ranked = rank_contributors(
             200.0,
             100.0,
-            [outcome("os", "iOS", f64::NAN, 10.0), outcome("os", "Android", 150.0, 60.0)],
+            [
+                outcome("os", "iOS", f64::NAN, 10.0),
+                outcome("os", "Android", 150.0, 60.0),
+            ],
             5,
         );
 

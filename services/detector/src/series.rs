@@ -127,7 +127,10 @@ impl SeriesRegistry {
 
     /// Series of `metric`, or of all metrics when `None`, ordered by metric
     /// name and slice.
-    pub fn iter<'a>(&'a self, metric: Option<&'a str>) -> impl Iterator<Item = (&'a SeriesKey, &'a TrackedSeries)> + 'a {
+    pub fn iter<'a>(
+        &'a self,
+        metric: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a SeriesKey, &'a TrackedSeries)> + 'a {
         self.series
             .iter()
             .filter(move |(key, _)| metric.is_none_or(|name| key.metric == name))
@@ -143,7 +146,10 @@ impl SeriesRegistry {
 
     /// Window length of a configured metric.
     pub fn metric_window(&self, metric: &str) -> Option<WindowLength> {
-        self.metrics.iter().find(|settings| settings.name == metric).map(|settings| settings.window)
+        self.metrics
+            .iter()
+            .find(|settings| settings.name == metric)
+            .map(|settings| settings.window)
     }
 
     /// Names of the configured metrics, in file order.

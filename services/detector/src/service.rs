@@ -105,16 +105,23 @@ pub async fn start(
         warm_start.validate().map_err(anyhow::Error::msg)?;
     }
     let readiness = Arc::new(ReadinessTracker::new(readiness));
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}; choose a free address with --listen", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!(
+            "failed to listen on {}; choose a free address with --listen",
+            config.listen
+        )
+    })?;
     let local_addr = listener.local_addr().context("failed to read the bound gRPC address")?;
     let consumer = kafka_source::create_consumer(&config.kafka, Arc::clone(&readiness))?;
 
     let hub = Arc::new(AnomalyHub::new(HubConfig::starting_now(config.replay_buffer)));
     let metric_count = config.metrics.metrics.len();
-    let experiment_names: Vec<String> =
-        config.metrics.experiments.iter().map(|experiment| experiment.name.clone()).collect();
+    let experiment_names: Vec<String> = config
+        .metrics
+        .experiments
+        .iter()
+        .map(|experiment| experiment.name.clone())
+        .collect();
     let shared = SharedState::new(config.metrics, Arc::clone(&hub));
     let stats = Arc::clone(&shared.stats);
     tracing::info!(
@@ -201,8 +208,12 @@ async fn supervise(
     };
     let ((server, source), (), ()) = tokio::join!(parts, stopping, update_watermark_lag(&stats, &stop));
 
-    let server = server.context("gRPC server task panicked")?.context("gRPC server failed");
-    let source = source.context("Kafka source task panicked")?.context("Kafka source failed");
+    let server = server
+        .context("gRPC server task panicked")?
+        .context("gRPC server failed");
+    let source = source
+        .context("Kafka source task panicked")?
+        .context("Kafka source failed");
     let result = server.and(source);
     let reason = match &result {
         Ok(()) => "stopped".to_string(),
@@ -239,7 +250,10 @@ where
 {
     let result = part.await;
     if let Err(error) = &result {
-        tracing::error!(error = format!("{error:#}"), "detector part failed; stopping the detector");
+        tracing::error!(
+            error = format!("{error:#}"),
+            "detector part failed; stopping the detector"
+        );
     }
     stop.cancel();
     result

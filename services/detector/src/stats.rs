@@ -151,13 +151,18 @@ impl DetectorStats {
         add_to_counter(&self.events_accepted, counters.events_accepted, EVENTS_ACCEPTED);
         add_to_counter(&self.events_late, counters.events_late, EVENTS_LATE);
         add_to_counter(&self.events_unmatched, counters.events_unmatched, EVENTS_UNMATCHED);
-        add_to_counter(&self.events_rejected_future, counters.events_rejected_future, EVENTS_REJECTED_FUTURE);
+        add_to_counter(
+            &self.events_rejected_future,
+            counters.events_rejected_future,
+            EVENTS_REJECTED_FUTURE,
+        );
         add_to_counter(&self.slices_rejected, counters.slices_rejected, SLICES_REJECTED);
 
         let held_before = self.events_held_future.swap(counters.events_held, Ordering::Relaxed);
         add_to_gauge(EVENTS_HELD_FUTURE, held_before, counters.events_held);
 
-        self.watermark_ms.store(watermark_ms.unwrap_or(NO_WATERMARK), Ordering::Relaxed);
+        self.watermark_ms
+            .store(watermark_ms.unwrap_or(NO_WATERMARK), Ordering::Relaxed);
     }
 }
 

@@ -437,7 +437,10 @@ fn replay_uses_configured_method() {
 
     let score_of_step = |method: &str| {
         let params = directory.join(format!("{method}.toml"));
-        write(&params, &format!("[detection]\nmethod = \"{method}\"\nseasonality = \"none\"\n"));
+        write(
+            &params,
+            &format!("[detection]\nmethod = \"{method}\"\nseasonality = \"none\"\n"),
+        );
         let options = ReplayArgs {
             input: directory.join("in.csv"),
             output: directory.join(method),

@@ -64,7 +64,9 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("dropping {database} at {} failed", args.clickhouse_url))?;
 
     let cluster = MockCluster::new(1).context("starting the Kafka mock cluster failed")?;
-    cluster.create_topic("events", 1, 1).context("creating the topic failed")?;
+    cluster
+        .create_topic("events", 1, 1)
+        .context("creating the topic failed")?;
     let brokers = cluster.bootstrap_servers();
 
     let loader = LoaderConfig {

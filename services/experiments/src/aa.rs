@@ -208,7 +208,10 @@ mod tests {
             },
         };
 
-        assert_eq!(simulate_aa(&users, &settings).unwrap(), simulate_aa(&users, &settings).unwrap());
+        assert_eq!(
+            simulate_aa(&users, &settings).unwrap(),
+            simulate_aa(&users, &settings).unwrap()
+        );
     }
 
     #[test]
@@ -221,6 +224,9 @@ mod tests {
 
         let message = simulate_aa(&random_users(3, 1), &settings).unwrap_err().to_string();
 
-        assert!(message.contains("group `all requested groups together` has 3 values"), "{message}");
+        assert!(
+            message.contains("group `all requested groups together` has 3 values"),
+            "{message}"
+        );
     }
 }

@@ -157,7 +157,11 @@ pub struct AbAnalysis {
 /// Compares `treatment` with `control`. Fails only when a group has no
 /// users or a setting is invalid. A test that cannot run on this data
 /// reports its error in its [`TestOutcome`].
-pub fn analyze(control: &GroupSample, treatment: &GroupSample, settings: &AnalysisSettings) -> Result<AbAnalysis, StatsError> {
+pub fn analyze(
+    control: &GroupSample,
+    treatment: &GroupSample,
+    settings: &AnalysisSettings,
+) -> Result<AbAnalysis, StatsError> {
     check_settings(settings)?;
     for group in [control, treatment] {
         if group.users.is_empty() {
@@ -328,7 +332,11 @@ fn group_stats(group: &GroupSample, values: &[f64]) -> GroupStats {
         users: group.users.len(),
         views,
         likes,
-        ctr: if views > 0 { likes as f64 / views as f64 } else { f64::NAN },
+        ctr: if views > 0 {
+            likes as f64 / views as f64
+        } else {
+            f64::NAN
+        },
         metric_mean: mean(values),
         metric_sd: sample_variance(values).sqrt(),
     }
@@ -363,7 +371,11 @@ fn linearized_test(
     control_ctr: f64,
     alpha: f64,
 ) -> Result<TestValues, StatsError> {
-    let test = welch_t_test(&linearize(control, control_ctr), &linearize(treatment, control_ctr), alpha)?;
+    let test = welch_t_test(
+        &linearize(control, control_ctr),
+        &linearize(treatment, control_ctr),
+        alpha,
+    )?;
     let treatment_views = mean(&treatment.iter().map(|user| user.denominator).collect::<Vec<_>>());
     let scale = |value: f64| value / treatment_views;
 
@@ -384,7 +396,11 @@ fn linearized_test(
     })
 }
 
-fn bucketed_test(control: &GroupSample, treatment: &GroupSample, settings: &AnalysisSettings) -> Result<TestValues, StatsError> {
+fn bucketed_test(
+    control: &GroupSample,
+    treatment: &GroupSample,
+    settings: &AnalysisSettings,
+) -> Result<TestValues, StatsError> {
     let ratios = |group: &GroupSample| {
         let buckets: Vec<u32> = group
             .users

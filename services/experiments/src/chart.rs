@@ -97,7 +97,12 @@ fn draw_histograms(
     let width = (high - low) / BINS as f64;
     let control_shares = histogram_shares(control, low, width, BINS);
     let treatment_shares = histogram_shares(treatment, low, width, BINS);
-    let top = control_shares.iter().chain(&treatment_shares).copied().fold(0.0, f64::max) * 1.1;
+    let top = control_shares
+        .iter()
+        .chain(&treatment_shares)
+        .copied()
+        .fold(0.0, f64::max)
+        * 1.1;
 
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT_FAMILY, 22))
@@ -151,7 +156,9 @@ fn encode_png(pixels: &[u8]) -> anyhow::Result<Vec<u8>> {
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().context("writing the PNG header failed")?;
-    writer.write_image_data(pixels).context("encoding the chart as PNG failed")?;
+    writer
+        .write_image_data(pixels)
+        .context("encoding the chart as PNG failed")?;
     writer.finish().context("finishing the PNG failed")?;
     Ok(bytes)
 }

@@ -62,7 +62,13 @@ pub struct TableArgs {
     pub clickhouse_user: String,
 
     /// ClickHouse password.
-    #[arg(long, global = true, env = "CLICKHOUSE_PASSWORD", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub clickhouse_password: String,
 
     /// Database of the events table.
@@ -82,7 +88,12 @@ pub struct TableArgs {
     pub like_event: String,
 
     /// Maximum time of one ClickHouse query, in seconds.
-    #[arg(long, global = true, env = "SEISMO_EXPERIMENTS_CLICKHOUSE_TIMEOUT_SECONDS", default_value_t = 60)]
+    #[arg(
+        long,
+        global = true,
+        env = "SEISMO_EXPERIMENTS_CLICKHOUSE_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
     pub clickhouse_timeout_seconds: u64,
 }
 
@@ -374,12 +385,18 @@ mod tests {
 
     #[test]
     fn time_formats_parsed() {
-        let expected = DateTime::parse_from_rfc3339("2014-07-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let expected = DateTime::parse_from_rfc3339("2014-07-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
 
         assert_eq!(parse_time("2014-07-01T00:00:00Z").unwrap(), expected);
         assert_eq!(parse_time("2014-07-01 00:00:00").unwrap(), expected);
         assert_eq!(parse_time("2014-07-01").unwrap(), expected);
-        assert!(parse_time("01/07/2014").unwrap_err().contains("invalid time `01/07/2014`"));
+        assert!(
+            parse_time("01/07/2014")
+                .unwrap_err()
+                .contains("invalid time `01/07/2014`")
+        );
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listen = listener.local_addr()?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<ExperimentsServer<ExperimentsService>>().await;
+    health_reporter
+        .set_serving::<ExperimentsServer<ExperimentsService>>()
+        .await;
 
     // Both reflection versions, because many clients still speak only v1alpha.
     let descriptors = experiments_descriptors()?;
@@ -66,8 +68,12 @@ pub async fn serve(
 
     let stopping = async move {
         shutdown.cancelled().await;
-        health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-        health_reporter.set_not_serving::<ExperimentsServer<ExperimentsService>>().await;
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        health_reporter
+            .set_not_serving::<ExperimentsServer<ExperimentsService>>()
+            .await;
     };
 
     tracing::info!(%listen, "experiments gRPC server started");
@@ -104,7 +110,10 @@ fn experiments_descriptors() -> anyhow::Result<FileDescriptorSet> {
 
 #[tonic::async_trait]
 impl Experiments for ExperimentsService {
-    async fn analyze_ab_test(&self, request: Request<AnalyzeAbTestRequest>) -> Result<Response<AnalyzeAbTestResponse>, Status> {
+    async fn analyze_ab_test(
+        &self,
+        request: Request<AnalyzeAbTestRequest>,
+    ) -> Result<Response<AnalyzeAbTestResponse>, Status> {
         let started = Instant::now();
         let request = request.into_inner();
         let result = self.serve_ab_test(&request).await;
@@ -127,15 +136,17 @@ fn finish_request<T>(rpc: &'static str, request: &AnalyzeAbTestRequest, result: 
         Ok(_) => tracing::info!(rpc, control, treatment, duration_ms, "served request"),
         // ClickHouse failed, is unreachable or too slow: the operator's
         // problem, not the client's.
-        Err(status) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) => tracing::warn!(
-            rpc,
-            control,
-            treatment,
-            duration_ms,
-            code = ?status.code(),
-            error = status.message(),
-            "A/B analysis request failed"
-        ),
+        Err(status) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) => {
+            tracing::warn!(
+                rpc,
+                control,
+                treatment,
+                duration_ms,
+                code = ?status.code(),
+                error = status.message(),
+                "A/B analysis request failed"
+            )
+        }
         Err(status) => tracing::info!(
             rpc,
             control,
@@ -198,7 +209,12 @@ impl ExperimentsService {
             Ok(ProtoMetric::Unspecified | ProtoMetric::Ctr) => Metric::Ctr,
             Ok(ProtoMetric::Likes) => Metric::Likes,
             Ok(ProtoMetric::Views) => Metric::Views,
-            Err(_) => return Err(Status::invalid_argument(format!("metric {} is unknown; use METRIC_CTR, METRIC_LIKES or METRIC_VIEWS", request.metric))),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "metric {} is unknown; use METRIC_CTR, METRIC_LIKES or METRIC_VIEWS",
+                    request.metric
+                )));
+            }
         };
         let expected_split = match request.expected_split.as_slice() {
             [] => [50.0, 50.0],
@@ -213,8 +229,16 @@ impl ExperimentsService {
 
         let settings = AnalysisSettings {
             metric,
-            alpha: if request.alpha == 0.0 { self.defaults.alpha } else { request.alpha },
-            power: if request.power == 0.0 { self.defaults.power } else { request.power },
+            alpha: if request.alpha == 0.0 {
+                self.defaults.alpha
+            } else {
+                request.alpha
+            },
+            power: if request.power == 0.0 {
+                self.defaults.power
+            } else {
+                request.power
+            },
             expected_split,
             seed: request.seed,
             ..self.defaults.clone()
@@ -231,8 +255,11 @@ impl ExperimentsService {
 }
 
 fn epoch_ms(field: &str, value: i64) -> Result<DateTime<Utc>, Status> {
-    DateTime::from_timestamp_millis(value)
-        .ok_or_else(|| Status::invalid_argument(format!("{field} {value} is outside the supported time range; send Unix epoch milliseconds")))
+    DateTime::from_timestamp_millis(value).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "{field} {value} is outside the supported time range; send Unix epoch milliseconds"
+        ))
+    })
 }
 
 fn test_result(test: &TestOutcome) -> TestResult {

@@ -31,7 +31,11 @@ pub fn render_ab_report(analysis: &AbAnalysis, period: &str) -> String {
     let _ = writeln!(text, "Period: {period}");
     let _ = writeln!(text);
 
-    let _ = writeln!(text, "{:<10} {:>8} {:>10} {:>9} {:>8} {:>12}", "group", "users", "views", "likes", "CTR", "mean/user");
+    let _ = writeln!(
+        text,
+        "{:<10} {:>8} {:>10} {:>9} {:>8} {:>12}",
+        "group", "users", "views", "likes", "CTR", "mean/user"
+    );
     for group in [control, treatment] {
         let _ = writeln!(
             text,
@@ -67,7 +71,11 @@ pub fn render_ab_report(analysis: &AbAnalysis, period: &str) -> String {
     for test in &analysis.tests {
         let _ = writeln!(text, "{}", test_row(test, analysis.alpha));
     }
-    let _ = writeln!(text, "Effects are treatment minus control; * marks p < {}.", analysis.alpha);
+    let _ = writeln!(
+        text,
+        "Effects are treatment minus control; * marks p < {}.",
+        analysis.alpha
+    );
     let _ = writeln!(text);
 
     match &analysis.detectable_effect {
@@ -105,7 +113,11 @@ pub fn render_aa_report(check: &AaCheck, population: &str) -> String {
         check.simulations, check.users, check.alpha
     );
     let _ = writeln!(text);
-    let _ = writeln!(text, "{:<32} {:>10} {:>8} {:>20}", "test", "rejected", "rate", "95 % CI of rate");
+    let _ = writeln!(
+        text,
+        "{:<32} {:>10} {:>8} {:>20}",
+        "test", "rejected", "rate", "95 % CI of rate"
+    );
     for rate in &check.rates {
         let _ = writeln!(
             text,
@@ -153,9 +165,10 @@ fn test_row(test: &TestOutcome, alpha: f64) -> String {
         ),
         None => ("-".to_string(), "-".to_string()),
     };
-    let relative = values
-        .relative
-        .map_or_else(|| "-".to_string(), |relative| format!("{:+.2} %", relative.estimate * 100.0));
+    let relative = values.relative.map_or_else(
+        || "-".to_string(),
+        |relative| format!("{:+.2} %", relative.estimate * 100.0),
+    );
     let marker = if values.p_value < alpha { "*" } else { "" };
     format!(
         "{:<32} {:>10} {:>24} {:>9} {:>8.4}{marker}",
@@ -172,7 +185,11 @@ fn terminal_histograms(samples: &[(&str, &Vec<f64>)]) -> String {
     if !low.is_finite() || !high.is_finite() {
         return "  (no values)\n".to_string();
     }
-    let width = if high > low { (high - low) / HISTOGRAM_BINS as f64 } else { 1.0 };
+    let width = if high > low {
+        (high - low) / HISTOGRAM_BINS as f64
+    } else {
+        1.0
+    };
 
     let mut text = String::new();
     for (name, values) in samples {
@@ -180,8 +197,18 @@ fn terminal_histograms(samples: &[(&str, &Vec<f64>)]) -> String {
         let shares = histogram_shares(values, low, width, HISTOGRAM_BINS);
         for (bin, share) in shares.iter().enumerate() {
             let start = low + width * bin as f64;
-            let bar = "#".repeat((share * HISTOGRAM_WIDTH as f64 * 2.0).round().min(HISTOGRAM_WIDTH as f64) as usize);
-            let _ = writeln!(text, "  {:>9.4} .. {:>9.4} {:>6.1} % {bar}", start, start + width, share * 100.0);
+            let bar = "#".repeat(
+                (share * HISTOGRAM_WIDTH as f64 * 2.0)
+                    .round()
+                    .min(HISTOGRAM_WIDTH as f64) as usize,
+            );
+            let _ = writeln!(
+                text,
+                "  {:>9.4} .. {:>9.4} {:>6.1} % {bar}",
+                start,
+                start + width,
+                share * 100.0
+            );
         }
     }
     text

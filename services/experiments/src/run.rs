@@ -45,7 +45,12 @@ pub async fn run_ab_test(table: &EventsTable, request: &AbRequest) -> anyhow::Re
     let treatment = samples.pop().expect("one sample per requested group");
     let control = samples.pop().expect("one sample per requested group");
 
-    let where_searched = format!("{}.{} in {}", table.database, table.table, period(request.from, request.to));
+    let where_searched = format!(
+        "{}.{} in {}",
+        table.database,
+        table.table,
+        period(request.from, request.to)
+    );
     let request = request.clone();
     let started = std::time::Instant::now();
     let output = tokio::task::spawn_blocking(move || -> anyhow::Result<AbOutput> {
@@ -121,7 +126,11 @@ pub async fn run_aa_check(table: &EventsTable, request: &AaRequest) -> anyhow::R
     let request = request.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<(AaCheck, String)> {
         let check = simulate_aa(&users, &request.settings)?;
-        let population = format!("groups {}, {}", request.groups.join(","), period(request.from, request.to));
+        let population = format!(
+            "groups {}, {}",
+            request.groups.join(","),
+            period(request.from, request.to)
+        );
         let report = render_aa_report(&check, &population);
         Ok((check, report))
     })

@@ -81,7 +81,10 @@ pub async fn start(config: ServiceConfig, shutdown: CancellationToken) -> anyhow
         Err(error) => {
             stop_admin(admin, admin_shutdown).await;
             return Err(error).with_context(|| {
-                format!("failed to listen on {}; choose a free address with --listen", config.listen)
+                format!(
+                    "failed to listen on {}; choose a free address with --listen",
+                    config.listen
+                )
             });
         }
     };

@@ -55,15 +55,21 @@ pub async fn send_report(target: &TelegramTarget, report: &str, chart_png: Optio
             tokio::time::sleep(MESSAGE_SPACING).await;
         }
         let html = format!("<pre>{}</pre>", escape_html(chunk));
-        send_retrying(|| bot.send_message(recipient.clone(), html.clone()).parse_mode(ParseMode::Html))
-            .await
-            .with_context(|| format!("sending the report to Telegram chat {} failed", target.chat))?;
+        send_retrying(|| {
+            bot.send_message(recipient.clone(), html.clone())
+                .parse_mode(ParseMode::Html)
+        })
+        .await
+        .with_context(|| format!("sending the report to Telegram chat {} failed", target.chat))?;
     }
     if let Some(png) = chart_png {
         tokio::time::sleep(MESSAGE_SPACING).await;
         send_retrying(|| {
-            bot.send_photo(recipient.clone(), InputFile::memory(png.clone()).file_name("ab-test.png"))
-                .caption("Per-group distributions")
+            bot.send_photo(
+                recipient.clone(),
+                InputFile::memory(png.clone()).file_name("ab-test.png"),
+            )
+            .caption("Per-group distributions")
         })
         .await
         .with_context(|| format!("sending the chart to Telegram chat {} failed", target.chat))?;
@@ -101,9 +107,9 @@ fn parse_recipient(chat: &str) -> anyhow::Result<Recipient> {
     if chat.starts_with('@') {
         return Ok(Recipient::ChannelUsername(chat.to_string()));
     }
-    let id = chat
-        .parse::<i64>()
-        .with_context(|| format!("Telegram chat `{chat}` is invalid; pass a numeric chat id such as -1001234567890 or @channelusername"))?;
+    let id = chat.parse::<i64>().with_context(|| {
+        format!("Telegram chat `{chat}` is invalid; pass a numeric chat id such as -1001234567890 or @channelusername")
+    })?;
     Ok(Recipient::Id(ChatId(id)))
 }
 
@@ -139,7 +145,10 @@ mod tests {
 
         let chunks = split_lines(&text, 20);
 
-        assert_eq!(chunks, vec!["aaaaaaaaaa\n".to_string(), "bbbbbbbbbb\nccccc\n".to_string()]);
+        assert_eq!(
+            chunks,
+            vec!["aaaaaaaaaa\n".to_string(), "bbbbbbbbbb\nccccc\n".to_string()]
+        );
     }
 
     #[test]

@@ -134,7 +134,11 @@ fn describe_series(query: &SeriesQuery) -> String {
     let slice = if query.slice.is_empty() {
         "total".to_string()
     } else {
-        let filters: Vec<String> = query.slice.iter().map(|(dimension, value)| format!("{dimension}={value}")).collect();
+        let filters: Vec<String> = query
+            .slice
+            .iter()
+            .map(|(dimension, value)| format!("{dimension}={value}"))
+            .collect();
         filters.join(", ")
     };
     format!("{metric} ({slice})")

@@ -109,7 +109,8 @@ fn main() -> anyhow::Result<()> {
     let clickhouse = ClickHouse::new(&args.clickhouse_url)?;
     let clickhouse_pid = find_clickhouse_server_pid();
 
-    let cluster: MockCluster<'static, DefaultProducerContext> = MockCluster::new(1).context("starting the mock cluster")?;
+    let cluster: MockCluster<'static, DefaultProducerContext> =
+        MockCluster::new(1).context("starting the mock cluster")?;
     cluster
         .create_topic(TOPIC, args.partitions, 1)
         .context("creating the benchmark topic")?;
@@ -123,7 +124,15 @@ fn main() -> anyhow::Result<()> {
 
     let database = format!("seismo_bench_{}", std::process::id());
     clickhouse.execute(&format!("CREATE DATABASE {database}"))?;
-    let result = run_benchmark(&args, &binary, &clickhouse, clickhouse_pid, &producer, &brokers, &database);
+    let result = run_benchmark(
+        &args,
+        &binary,
+        &clickhouse,
+        clickhouse_pid,
+        &producer,
+        &brokers,
+        &database,
+    );
     if let Err(error) = clickhouse.execute(&format!("DROP DATABASE IF EXISTS {database}")) {
         eprintln!("dropping {database} failed: {error:#}");
     }
@@ -181,8 +190,14 @@ fn measure_engine(
     let started = Instant::now();
     create_engine_queue(clickhouse, database, brokers, args.engine_consumers)?;
     create_engine_view(clickhouse, database)?;
-    let progress = wait_for_rows_since(clickhouse, &format!("{database}.engine_events"), expected, started, timeout)
-        .context("the Kafka engine did not store every event")?;
+    let progress = wait_for_rows_since(
+        clickhouse,
+        &format!("{database}.engine_events"),
+        expected,
+        started,
+        timeout,
+    )
+    .context("the Kafka engine did not store every event")?;
     let server_cpu = cpu_delta(clickhouse_pid, server_cpu_before);
     drop_engine_queue(clickhouse, database)?;
 
@@ -283,14 +298,18 @@ fn produce(
             match producer.send(record) {
                 Ok(()) => break,
                 // A full local queue drains while this thread waits.
-                Err((error, _record)) if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
+                Err((error, _record))
+                    if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((error, _record)) => bail!("producing event {index} failed: {error}"),
             }
         }
     }
-    producer.flush(Duration::from_secs(120)).context("flushing the producer")?;
+    producer
+        .flush(Duration::from_secs(120))
+        .context("flushing the producer")?;
     Ok(())
 }
 
@@ -363,7 +382,12 @@ fn spawn_ingest(
     let mut command = Command::new(binary);
     command
         .args(["--brokers", brokers, "--topic", TOPIC, "--group-id", "seismo-bench"])
-        .args(["--dead-letter-topic", "bench-events.dlq", "--clickhouse-url", clickhouse_url])
+        .args([
+            "--dead-letter-topic",
+            "bench-events.dlq",
+            "--clickhouse-url",
+            clickhouse_url,
+        ])
         .args(["--database", database, "--no-future-check"])
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .args(extra_args)
@@ -410,9 +434,7 @@ fn is_ready(admin_port: u16) -> anyhow::Result<bool> {
 }
 
 fn stop(child: &mut Child) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
     ensure!(status.success(), "kill -TERM failed");
     let status = child.wait()?;
     ensure!(status.success(), "seismo-ingest exited with {status}");
@@ -451,7 +473,10 @@ struct Run {
 }
 
 fn count_rows(clickhouse: &ClickHouse, table: &str) -> anyhow::Result<u64> {
-    Ok(clickhouse.query(&format!("SELECT count() FROM {table}"))?.trim().parse()?)
+    Ok(clickhouse
+        .query(&format!("SELECT count() FROM {table}"))?
+        .trim()
+        .parse()?)
 }
 
 /// Polls `count()` of `table` every 50 ms until it reaches `expected`,
@@ -497,7 +522,10 @@ fn report(name: &str, rows: u64, run: &Run) {
     let progress = &run.progress;
     let after_join = run.joined.map_or(String::new(), |joined| {
         let rate = rows as f64 / (progress.last_row - joined).as_secs_f64();
-        format!("ready after {:.2} s ({rate:.0} rows/s from then on), ", joined.as_secs_f64())
+        format!(
+            "ready after {:.2} s ({rate:.0} rows/s from then on), ",
+            joined.as_secs_f64()
+        )
     });
     println!(
         "{name}: {rows} rows; {after_join}first row after {:.2} s, last after {:.2} s ({:.0} rows/s); \
@@ -508,7 +536,8 @@ fn report(name: &str, rows: u64, run: &Run) {
         progress
             .steady_rate(rows)
             .map_or("n/a (one insert)".to_string(), |rate| format!("{rate:.0} rows/s")),
-        run.server_cpu.map_or("unknown".to_string(), |seconds| format!("{seconds:.2} s")),
+        run.server_cpu
+            .map_or("unknown".to_string(), |seconds| format!("{seconds:.2} s")),
     );
 }
 

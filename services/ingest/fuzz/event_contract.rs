@@ -20,7 +20,10 @@ pub fn check_event_contract(event: &Event, now_ms: i64, max_future_ms: i64) {
         (MIN_EVENT_TIME_MS..=MAX_EVENT_TIME_MS).contains(&event_time),
         "event_time {event_time} outside 2000..2106"
     );
-    assert!(event_time <= now_ms + max_future_ms, "event_time {event_time} too far ahead of {now_ms}");
+    assert!(
+        event_time <= now_ms + max_future_ms,
+        "event_time {event_time} too far ahead of {now_ms}"
+    );
 
     for (name, text) in [("event", &event.event), ("user_id", &event.user_id)] {
         assert!(!text.is_empty(), "{name} is empty");

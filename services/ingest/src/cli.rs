@@ -141,7 +141,9 @@ pub struct IngestArgs {
 fn parse_property(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
-        _ => Err(format!("invalid Kafka property {text:?}: expected KEY=VALUE, e.g. security.protocol=SSL")),
+        _ => Err(format!(
+            "invalid Kafka property {text:?}: expected KEY=VALUE, e.g. security.protocol=SSL"
+        )),
     }
 }
 
@@ -216,8 +218,14 @@ mod tests {
     #[test]
     fn batch_and_retry_options_convert_to_durations() {
         let config = parse(&[
-            "--batch-max-rows", "500", "--batch-max-wait-ms", "250",
-            "--retry-initial-backoff-ms", "50", "--retry-max-backoff-ms", "5000",
+            "--batch-max-rows",
+            "500",
+            "--batch-max-wait-ms",
+            "250",
+            "--retry-initial-backoff-ms",
+            "50",
+            "--retry-max-backoff-ms",
+            "5000",
         ])
         .into_config();
         assert_eq!(config.batch.max_rows, 500);

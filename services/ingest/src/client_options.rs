@@ -84,8 +84,8 @@ mod tests {
     }
 
     fn rows() -> Vec<BatchRow> {
-        let event = Event::parse(br#"{"event_time": 1714564800000, "event": "view", "user_id": "u"}"#)
-            .expect("valid event");
+        let event =
+            Event::parse(br#"{"event_time": 1714564800000, "event": "view", "user_id": "u"}"#).expect("valid event");
         [(0, 10), (0, 11), (3, 4)]
             .into_iter()
             .map(|(partition, offset)| BatchRow {

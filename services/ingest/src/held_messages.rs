@@ -79,7 +79,8 @@ impl HeldMessages {
     pub fn hold(&mut self, stats: &IngestStats, received: Result<BorrowedMessage<'_>, KafkaError>, now: DateTime<Utc>) {
         match received {
             Ok(message) => {
-                self.messages.push_back(Received::parse(&message, &self.parse_limits, now));
+                self.messages
+                    .push_back(Received::parse(&message, &self.parse_limits, now));
             }
             Err(error) => {
                 stats.add_consume_error();
@@ -99,7 +100,10 @@ impl HeldMessages {
         match consumer.assignment().and_then(|assignment| consumer.pause(&assignment)) {
             Ok(()) => {
                 if !self.paused {
-                    info!(held = self.messages.len(), "pausing consumption until the pending batch is stored");
+                    info!(
+                        held = self.messages.len(),
+                        "pausing consumption until the pending batch is stored"
+                    );
                 }
                 self.paused = true;
             }
@@ -112,7 +116,10 @@ impl HeldMessages {
         if !self.paused {
             return;
         }
-        match consumer.assignment().and_then(|assignment| consumer.resume(&assignment)) {
+        match consumer
+            .assignment()
+            .and_then(|assignment| consumer.resume(&assignment))
+        {
             Ok(()) => {
                 info!(held = self.messages.len(), "consumption resumed");
                 self.paused = false;

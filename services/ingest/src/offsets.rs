@@ -72,7 +72,11 @@ impl OffsetTracker {
     /// Records a successful commit of `next_offset` for `partition`.
     pub fn mark_committed(&mut self, partition: i32, next_offset: i64) {
         if let Some(state) = self.partitions.get_mut(&partition) {
-            state.committed = Some(state.committed.map_or(next_offset, |committed| committed.max(next_offset)));
+            state.committed = Some(
+                state
+                    .committed
+                    .map_or(next_offset, |committed| committed.max(next_offset)),
+            );
         }
     }
 

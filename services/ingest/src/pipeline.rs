@@ -328,7 +328,8 @@ impl Pipeline<'_> {
             let Some(held) = self.held_messages.pop_front() else {
                 break;
             };
-            self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
+            self.assignment
+                .sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
             if self.assignment.owns(held.partition) {
                 self.state.handle(held, now);
             } else {
@@ -384,7 +385,9 @@ impl Pipeline<'_> {
         let batch = &self.state.batch;
         // Time from the batch's first message to its flush, spent receiving
         // and handling its messages, in milliseconds.
-        let fill_ms = batch.opened_at().map_or(0, |opened_at| opened_at.elapsed().as_millis() as u64);
+        let fill_ms = batch
+            .opened_at()
+            .map_or(0, |opened_at| opened_at.elapsed().as_millis() as u64);
         let span = info_span!(
             "ingest_batch",
             messages = batch.messages(),
@@ -435,7 +438,12 @@ impl Pipeline<'_> {
             record_insert_duration(started.elapsed(), result.is_ok());
             let error = match result {
                 Ok(()) => {
-                    debug!(rows, attempt, elapsed_ms = started.elapsed().as_millis() as u64, "batch stored");
+                    debug!(
+                        rows,
+                        attempt,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "batch stored"
+                    );
                     self.readiness.retry_succeeded();
                     return true;
                 }
@@ -480,7 +488,10 @@ impl Pipeline<'_> {
                     None => self.state.dead_letters.send(&pending.letter),
                 };
                 let (failure, too_large) = match delivery {
-                    Err(enqueue_error) => (format!("enqueueing failed: {enqueue_error}"), is_too_large(&enqueue_error)),
+                    Err(enqueue_error) => (
+                        format!("enqueueing failed: {enqueue_error}"),
+                        is_too_large(&enqueue_error),
+                    ),
                     Ok(delivery) => {
                         match poll_while(&self.consumer, &mut self.held_messages, &self.state.stats, delivery).await {
                             Ok(Ok(_delivered)) => break,
@@ -606,7 +617,8 @@ impl Pipeline<'_> {
     /// Commits every partition's position that moved. A failed commit is
     /// tried again after a backoff or at the next flush.
     fn commit(&mut self) {
-        self.assignment.sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
+        self.assignment
+            .sync(&self.consumer, &mut self.state.offsets, &self.config.topic);
         let candidates = self.state.offsets.commit_candidates();
         if candidates.is_empty() {
             self.commit_retry = None;
@@ -650,7 +662,6 @@ impl Pipeline<'_> {
             }
         }
     }
-
 }
 
 impl State {
@@ -680,7 +691,14 @@ impl State {
         self.record_trace_context(traceparent);
 
         match parsed {
-            Ok(event) => self.batch.push_row(BatchRow { event, partition, offset }, now),
+            Ok(event) => self.batch.push_row(
+                BatchRow {
+                    event,
+                    partition,
+                    offset,
+                },
+                now,
+            ),
             Err(Rejected { error, dead_letter }) => {
                 self.stats.add_rejected(error.kind());
                 if let Some(suppressed) = self.rejection_log.allow(now) {

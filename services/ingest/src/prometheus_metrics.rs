@@ -36,15 +36,27 @@ pub(crate) fn describe_metrics() {
         Unit::Count,
         "Rejected messages acknowledged by the dead-letter topic, by reason."
     );
-    describe_counter!(INSERT_RETRIES, Unit::Count, "Failed ClickHouse inserts that were retried.");
+    describe_counter!(
+        INSERT_RETRIES,
+        Unit::Count,
+        "Failed ClickHouse inserts that were retried."
+    );
     describe_counter!(
         CONNECT_RETRIES,
         Unit::Count,
         "Failed attempts to reach ClickHouse and create the table at startup."
     );
-    describe_counter!(DEAD_LETTER_RETRIES, Unit::Count, "Failed dead-letter deliveries that were retried.");
+    describe_counter!(
+        DEAD_LETTER_RETRIES,
+        Unit::Count,
+        "Failed dead-letter deliveries that were retried."
+    );
     describe_counter!(COMMITS, Unit::Count, "Successful Kafka offset commits.");
-    describe_counter!(COMMIT_FAILURES, Unit::Count, "Failed Kafka offset commits, retried later.");
+    describe_counter!(
+        COMMIT_FAILURES,
+        Unit::Count,
+        "Failed Kafka offset commits, retried later."
+    );
     describe_counter!(CONSUME_ERRORS, Unit::Count, "Errors reported by the Kafka consumer.");
     describe_counter!(
         ABANDONED,

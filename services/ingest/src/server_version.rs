@@ -43,9 +43,7 @@ impl ServerVersion {
 
 /// Parses the digits at the start of one dot-separated component.
 fn leading_number(component: &str) -> Option<u32> {
-    let end = component
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(component.len());
+    let end = component.find(|c: char| !c.is_ascii_digit()).unwrap_or(component.len());
     component[..end].parse().ok()
 }
 
@@ -145,7 +143,10 @@ mod tests {
     #[test]
     fn parse_two_components_and_suffix() {
         assert_eq!(ServerVersion::parse("25.3"), Ok(ServerVersion::new(25, 3, 0)));
-        assert_eq!(ServerVersion::parse(" 23.8.2.7-lts\n"), Ok(ServerVersion::new(23, 8, 2)));
+        assert_eq!(
+            ServerVersion::parse(" 23.8.2.7-lts\n"),
+            Ok(ServerVersion::new(23, 8, 2))
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ impl ClickHouseSink {
             create_database_sql(&config.database),
             create_table_sql(&features, &config.database, &config.table),
         ] {
-            with_timeout(timeout, async { client.query(&sql).execute().await.map_err(SinkError::from) }).await?;
+            with_timeout(timeout, async {
+                client.query(&sql).execute().await.map_err(SinkError::from)
+            })
+            .await?;
         }
 
         let engine = with_timeout(timeout, table_engine(&client, &config.database, &config.table)).await?;

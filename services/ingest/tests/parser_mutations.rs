@@ -33,16 +33,57 @@ const SEEDS: &[&str] = &[
 
 /// Values of every JSON type, including edge cases of each field's type.
 const VALUES: &[&str] = &[
-    "null", "true", "0", "-1", "150", "151", "1e308", "-0.0", "18446744073709551615", "18446744073709551616",
-    "9223372036854775807", "-9223372036854775808", "1714564800000", "4294967295000", "4294967295001",
-    "946684799999", "99999999999999999999999", "1.5", "\"\"", "\"x\"", "\"\\u0000\"", "\"\\ud800\"", "\"\\q\"",
-    "\"2024-05-01T12:00:00Z\"", "\"2106-02-07T06:28:16Z\"", "\"1999-12-31T23:59:59Z\"", "\"9999-12-31T23:59:59Z\"",
-    "\"yesterday\"", "[]", "{}", "[1,[2,[3]]]", "{\"a\":{\"b\":1}}",
+    "null",
+    "true",
+    "0",
+    "-1",
+    "150",
+    "151",
+    "1e308",
+    "-0.0",
+    "18446744073709551615",
+    "18446744073709551616",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "1714564800000",
+    "4294967295000",
+    "4294967295001",
+    "946684799999",
+    "99999999999999999999999",
+    "1.5",
+    "\"\"",
+    "\"x\"",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "\"\\q\"",
+    "\"2024-05-01T12:00:00Z\"",
+    "\"2106-02-07T06:28:16Z\"",
+    "\"1999-12-31T23:59:59Z\"",
+    "\"9999-12-31T23:59:59Z\"",
+    "\"yesterday\"",
+    "[]",
+    "{}",
+    "[1,[2,[3]]]",
+    "{\"a\":{\"b\":1}}",
 ];
 
 const FIELDS: &[&str] = &[
-    "event_time", "event", "user_id", "event_id", "post_id", "receiver_id", "os", "country", "city", "source",
-    "gender", "age", "exp_group", "value", "extra", "unknown",
+    "event_time",
+    "event",
+    "user_id",
+    "event_id",
+    "post_id",
+    "receiver_id",
+    "os",
+    "country",
+    "city",
+    "source",
+    "gender",
+    "age",
+    "exp_group",
+    "value",
+    "extra",
+    "unknown",
 ];
 
 fn parse(message: &[u8]) -> Result<Event, seismo_events::EventError> {
@@ -66,7 +107,11 @@ fn check(message: &[u8]) -> bool {
             assert!(!error.to_string().is_empty());
         }
     }
-    assert_eq!(parse(message), outcome, "parsing {message:?} twice gave different results");
+    assert_eq!(
+        parse(message),
+        outcome,
+        "parsing {message:?} twice gave different results"
+    );
     outcome.is_ok()
 }
 
@@ -156,10 +201,16 @@ fn parser_survives_random_and_mutated_input() {
             accepted[kind] += 1;
         }
     }
-    println!("accepted: random {}, mutated {}, generated {}", accepted[0], accepted[1], accepted[2]);
+    println!(
+        "accepted: random {}, mutated {}, generated {}",
+        accepted[0], accepted[1], accepted[2]
+    );
 
     // Without accepted inputs the contract checks would never run.
-    assert!(accepted[1] > 0, "no mutated seed was accepted; the mutations are too destructive");
+    assert!(
+        accepted[1] > 0,
+        "no mutated seed was accepted; the mutations are too destructive"
+    );
     assert!(accepted[2] > 0, "no generated object was accepted");
 }
 
@@ -186,6 +237,10 @@ fn parser_rejects_deep_nesting_without_overflow() {
 #[test]
 fn parser_seeds_are_accepted() {
     for seed in SEEDS {
-        assert!(check(seed.as_bytes()), "seed {seed} is rejected: {:?}", parse(seed.as_bytes()));
+        assert!(
+            check(seed.as_bytes()),
+            "seed {seed} is rejected: {:?}",
+            parse(seed.as_bytes())
+        );
     }
 }

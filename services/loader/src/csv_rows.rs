@@ -29,7 +29,11 @@ pub enum CsvError {
     Value { path: PathBuf, line: u64, value: String },
 
     #[error("{path} line {line}: timestamp {timestamp} is not after the previous row's; sort the file by time")]
-    Order { path: PathBuf, line: u64, timestamp: String },
+    Order {
+        path: PathBuf,
+        line: u64,
+        timestamp: String,
+    },
 }
 
 /// Reads a NAB series file: header `timestamp,value`, timestamps
@@ -123,13 +127,19 @@ mod tests {
     fn bad_rows_name_line_and_fix() {
         let cases = [
             ("timestamp,value\n2014-07-01T00:00:00Z,1\n", "line 2: invalid timestamp"),
-            ("timestamp,value\n2014-07-01 00:00:00,abc\n", "line 2: invalid value `abc`"),
+            (
+                "timestamp,value\n2014-07-01 00:00:00,abc\n",
+                "line 2: invalid value `abc`",
+            ),
             ("timestamp,value\n2014-07-01 00:00:00,NaN\n", "invalid value `NaN`"),
             (
                 "timestamp,value\n2014-07-01 00:30:00,1\n2014-07-01 00:00:00,2\n",
                 "line 3: timestamp 2014-07-01 00:00:00 is not after",
             ),
-            ("time,count\n2014-07-01 00:00:00,1\n", "expected the header `timestamp,value`"),
+            (
+                "time,count\n2014-07-01 00:00:00,1\n",
+                "expected the header `timestamp,value`",
+            ),
         ];
 
         for (text, expected) in cases {
@@ -141,7 +151,9 @@ mod tests {
 
     #[test]
     fn missing_file_names_path() {
-        let message = read_nab_csv(Path::new("/nonexistent/series.csv")).unwrap_err().to_string();
+        let message = read_nab_csv(Path::new("/nonexistent/series.csv"))
+            .unwrap_err()
+            .to_string();
 
         assert!(message.contains("/nonexistent/series.csv"), "{message}");
     }

@@ -161,7 +161,11 @@ impl ExperimentEvents {
     fn like_probability(&self, user_id: &str, group: u32) -> f64 {
         let spread = (salted_hash("like-probability", user_id) % 1001) as f64 / 1000.0;
         let factor = MIN_USER_FACTOR + (MAX_USER_FACTOR - MIN_USER_FACTOR) * spread;
-        let effect = if group == self.config.effect_group { 1.0 + self.config.effect } else { 1.0 };
+        let effect = if group == self.config.effect_group {
+            1.0 + self.config.effect
+        } else {
+            1.0
+        };
         self.config.like_probability * factor * effect
     }
 }
@@ -267,7 +271,10 @@ mod tests {
             }
         }
 
-        let ctr = [f64::from(likes[0]) / f64::from(views[0]), f64::from(likes[1]) / f64::from(views[1])];
+        let ctr = [
+            f64::from(likes[0]) / f64::from(views[0]),
+            f64::from(likes[1]) / f64::from(views[1]),
+        ];
         let lift = ctr[1] / ctr[0] - 1.0;
         assert!((0.4..=0.6).contains(&lift), "CTR {ctr:?}, lift {lift}");
     }
@@ -284,10 +291,34 @@ mod tests {
     fn invalid_settings_name_option() {
         let cases = [
             (ExperimentConfig { users: 0, ..config() }, "--experiment-users is 0"),
-            (ExperimentConfig { split: vec![50, 0], ..config() }, "--experiment-split `50,0` is invalid"),
-            (ExperimentConfig { like_probability: 1.5, ..config() }, "--like-probability 1.5"),
-            (ExperimentConfig { effect_group: 3, ..config() }, "--effect-group 3 is invalid"),
-            (ExperimentConfig { effect: 3.0, ..config() }, "--effect 3 makes"),
+            (
+                ExperimentConfig {
+                    split: vec![50, 0],
+                    ..config()
+                },
+                "--experiment-split `50,0` is invalid",
+            ),
+            (
+                ExperimentConfig {
+                    like_probability: 1.5,
+                    ..config()
+                },
+                "--like-probability 1.5",
+            ),
+            (
+                ExperimentConfig {
+                    effect_group: 3,
+                    ..config()
+                },
+                "--effect-group 3 is invalid",
+            ),
+            (
+                ExperimentConfig {
+                    effect: 3.0,
+                    ..config()
+                },
+                "--effect 3 makes",
+            ),
         ];
 
         for (config, expected) in cases {

@@ -19,6 +19,6 @@ mod produce;
 
 pub use csv_rows::{CsvError, SeriesRow, read_nab_csv};
 pub use event_json::{EventTemplate, event_json};
-pub use pacing::Pacer;
 pub use experiment::{ExperimentConfig, ExperimentConfigError, ExperimentEvents, assign_group};
+pub use pacing::Pacer;
 pub use produce::{LoadSummary, LoaderConfig, load, load_with_experiment};

@@ -58,6 +58,9 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2014, 7, 1, 0, 0, 0).unwrap();
         let pacer = Pacer::new(start, 10.0);
 
-        assert_eq!(pacer.due_after(start - chrono::Duration::hours(1)), Some(Duration::ZERO));
+        assert_eq!(
+            pacer.due_after(start - chrono::Duration::hours(1)),
+            Some(Duration::ZERO)
+        );
     }
 }

@@ -197,7 +197,8 @@ async fn await_deliveries(in_flight: &mut Vec<DeliveryFuture>, shutdown: &Cancel
         match report {
             Ok(Ok(_)) => acknowledged += 1,
             Ok(Err((error, _))) => {
-                return Err(error).context("an event was not delivered to Kafka; check --brokers and that the topic exists");
+                return Err(error)
+                    .context("an event was not delivered to Kafka; check --brokers and that the topic exists");
             }
             Err(_) => bail!("Kafka producer dropped a message before its delivery report"),
         }

@@ -16,10 +16,7 @@ impl ExponentialBackoff {
     /// Returns the delay before retry number `attempt`, counted from 0.
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 2_u32.checked_pow(attempt).unwrap_or(u32::MAX);
-        self.initial
-            .checked_mul(factor)
-            .unwrap_or(Duration::MAX)
-            .min(self.max)
+        self.initial.checked_mul(factor).unwrap_or(Duration::MAX).min(self.max)
     }
 }
 

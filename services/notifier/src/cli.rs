@@ -187,7 +187,10 @@ impl NotifierArgs {
         let console = args.console || telegram.is_none();
         let routing = match &args.routing_file {
             Some(path) => {
-                let default_chats = telegram.as_ref().map(|telegram| telegram.chats.clone()).unwrap_or_default();
+                let default_chats = telegram
+                    .as_ref()
+                    .map(|telegram| telegram.chats.clone())
+                    .unwrap_or_default();
                 let routing = Routing::load(path, default_chats)?;
                 if telegram.is_some() && routing.default_chats().is_empty() {
                     anyhow::bail!(
@@ -316,7 +319,9 @@ mod tests {
 
     #[test]
     fn routing_without_any_default_chats_rejected() {
-        let error = config_with_routing("[default]\nmentions = [\"@alice\"]\n").unwrap_err().to_string();
+        let error = config_with_routing("[default]\nmentions = [\"@alice\"]\n")
+            .unwrap_err()
+            .to_string();
 
         assert!(error.contains("default route"), "{error}");
         assert!(error.contains("TELEGRAM_CHAT_IDS"), "{error}");
@@ -324,7 +329,14 @@ mod tests {
 
     #[test]
     fn report_subcommand_needs_no_alert_chats() {
-        let command_line = ["seismo-notifier", "--telegram-bot-token", "123:secret", "--telegram-chat-ids=", "report", "--now"];
+        let command_line = [
+            "seismo-notifier",
+            "--telegram-bot-token",
+            "123:secret",
+            "--telegram-chat-ids=",
+            "report",
+            "--now",
+        ];
 
         let config = NotifierArgs::parse_from(command_line).into_config().unwrap();
         assert!(config.telegram.expect("a bot token enables Telegram").chats.is_empty());
@@ -332,7 +344,12 @@ mod tests {
 
     #[test]
     fn serving_without_chats_rejected() {
-        let command_line = ["seismo-notifier", "--telegram-bot-token", "123:secret", "--telegram-chat-ids="];
+        let command_line = [
+            "seismo-notifier",
+            "--telegram-bot-token",
+            "123:secret",
+            "--telegram-chat-ids=",
+        ];
 
         let error = NotifierArgs::parse_from(command_line).into_config().unwrap_err();
         assert!(format!("{error:#}").contains("TELEGRAM_CHAT_IDS"), "{error:#}");

@@ -104,7 +104,10 @@ impl NotifierConfig {
         if self.queue_capacity == 0 {
             return Err(ConfigError::ZeroQueueCapacity);
         }
-        if self.repeat_interval.is_some_and(|interval| interval < Duration::from_secs(1)) {
+        if self
+            .repeat_interval
+            .is_some_and(|interval| interval < Duration::from_secs(1))
+        {
             return Err(ConfigError::RepeatIntervalTooShort);
         }
         validate_backoff("reconnect", &self.reconnect)?;
@@ -184,8 +187,7 @@ impl TelegramConfig {
             return Ok(None);
         }
         let chat_ids = std::env::var("TELEGRAM_CHAT_IDS").unwrap_or_default();
-        let api_url = std::env::var("TELEGRAM_API_URL")
-            .unwrap_or_else(|_| DEFAULT_TELEGRAM_API_URL.to_string());
+        let api_url = std::env::var("TELEGRAM_API_URL").unwrap_or_else(|_| DEFAULT_TELEGRAM_API_URL.to_string());
 
         Self::new(&token, &chat_ids, &api_url).map(Some)
     }
@@ -244,14 +246,9 @@ impl fmt::Display for ChatTarget {
 /// required.
 pub fn parse_chat_targets(list: &str) -> Result<Vec<ChatTarget>, ConfigError> {
     let mut chats = Vec::new();
-    for entry in list
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-    {
+    for entry in list.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
         let chat = if let Some(name) = entry.strip_prefix('@') {
-            let valid =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(ConfigError::InvalidChatId {
                     value: entry.to_string(),
@@ -259,11 +256,9 @@ pub fn parse_chat_targets(list: &str) -> Result<Vec<ChatTarget>, ConfigError> {
             }
             ChatTarget::Username(entry.to_string())
         } else {
-            let id = entry
-                .parse::<i64>()
-                .map_err(|_| ConfigError::InvalidChatId {
-                    value: entry.to_string(),
-                })?;
+            let id = entry.parse::<i64>().map_err(|_| ConfigError::InvalidChatId {
+                value: entry.to_string(),
+            })?;
             ChatTarget::Id(id)
         };
         chats.push(chat);
@@ -288,20 +283,13 @@ pub enum ConfigError {
         "invalid Telegram chat id `{value}`: expected an integer such as -1001234567890 or a username such as @alerts"
     )]
     InvalidChatId { value: String },
-    #[error(
-        "invalid Telegram API URL `{value}`: {source}; expected a URL such as {DEFAULT_TELEGRAM_API_URL}"
-    )]
-    InvalidApiUrl {
-        value: String,
-        source: url::ParseError,
-    },
+    #[error("invalid Telegram API URL `{value}`: {source}; expected a URL such as {DEFAULT_TELEGRAM_API_URL}")]
+    InvalidApiUrl { value: String, source: url::ParseError },
     #[error(
         "invalid Telegram API URL `{value}`: it has no path to append /bot<token>/<method> to; expected a URL such as {DEFAULT_TELEGRAM_API_URL}"
     )]
     ApiUrlNotHierarchical { value: String },
-    #[error(
-        "no detector address configured: pass at least one, such as {DEFAULT_DETECTOR_ADDRESS}"
-    )]
+    #[error("no detector address configured: pass at least one, such as {DEFAULT_DETECTOR_ADDRESS}")]
     NoDetectors,
     #[error(
         "invalid {name} backoff: initial delay {initial:?} and maximum {max:?}; the initial delay must be above zero and at most the maximum"
@@ -315,9 +303,7 @@ pub enum ConfigError {
     InvalidDetectorAddress { value: String, reason: String },
     #[error("invalid alert queue capacity 0: the queue must hold at least one alert; the default is 1024")]
     ZeroQueueCapacity,
-    #[error(
-        "no alert output configured: set a Telegram bot token and chat ids, or enable the console output"
-    )]
+    #[error("no alert output configured: set a Telegram bot token and chat ids, or enable the console output")]
     NoSinks,
     #[error("reading the routing file {path} failed: {source}")]
     RoutingFileUnreadable { path: PathBuf, source: std::io::Error },
@@ -362,25 +348,16 @@ mod tests {
 
     #[test]
     fn chat_targets_require_one_entry() {
-        assert!(matches!(
-            parse_chat_targets(" , "),
-            Err(ConfigError::MissingChatIds)
-        ));
+        assert!(matches!(parse_chat_targets(" , "), Err(ConfigError::MissingChatIds)));
     }
 
     #[test]
     fn telegram_config_rejects_bad_api_url() {
         let error = TelegramConfig::new("1:token", "1", "not a url").unwrap_err();
-        assert!(
-            matches!(error, ConfigError::InvalidApiUrl { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, ConfigError::InvalidApiUrl { .. }), "{error}");
 
         let error = TelegramConfig::new("1:token", "1", "mailto:bot@example.com").unwrap_err();
-        assert!(
-            matches!(error, ConfigError::ApiUrlNotHierarchical { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, ConfigError::ApiUrlNotHierarchical { .. }), "{error}");
     }
 
     #[test]
@@ -400,13 +377,7 @@ mod tests {
         config.reconnect.initial = Duration::ZERO;
         let error = config.validate().unwrap_err();
         assert!(
-            matches!(
-                error,
-                ConfigError::InvalidBackoff {
-                    name: "reconnect",
-                    ..
-                }
-            ),
+            matches!(error, ConfigError::InvalidBackoff { name: "reconnect", .. }),
             "{error}"
         );
 
@@ -414,13 +385,7 @@ mod tests {
         config.delivery.backoff.max = config.delivery.backoff.initial / 2;
         let error = config.validate().unwrap_err();
         assert!(
-            matches!(
-                error,
-                ConfigError::InvalidBackoff {
-                    name: "delivery",
-                    ..
-                }
-            ),
+            matches!(error, ConfigError::InvalidBackoff { name: "delivery", .. }),
             "{error}"
         );
     }
@@ -441,16 +406,12 @@ mod tests {
             ..NotifierConfig::default()
         };
 
-        assert!(matches!(
-            config.validate(),
-            Err(ConfigError::ZeroQueueCapacity)
-        ));
+        assert!(matches!(config.validate(), Err(ConfigError::ZeroQueueCapacity)));
     }
 
     #[test]
     fn token_debug_output_is_redacted() {
-        let config =
-            TelegramConfig::new("123456:SECRET-value", "1", DEFAULT_TELEGRAM_API_URL).unwrap();
+        let config = TelegramConfig::new("123456:SECRET-value", "1", DEFAULT_TELEGRAM_API_URL).unwrap();
 
         let printed = format!("{config:?}");
 

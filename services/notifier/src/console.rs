@@ -29,10 +29,7 @@ impl ConsoleSink {
     fn write_alert(&self, alert: &Alert) -> std::io::Result<()> {
         // A writer that panicked mid-alert leaves at worst a partial line, so
         // the poisoned lock is still usable.
-        let mut output = self
-            .output
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut output = self.output.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         writeln!(output, "{}\n", alert.message.plain_text())?;
         output.flush()
     }
@@ -85,9 +82,7 @@ mod tests {
         message.plain("Anomaly: ").bold("A&B <control>");
         let alert = Alert::new("http://127.0.0.1:50051", "ep-1", 1, message);
 
-        sink.deliver(&alert, &CancellationToken::new())
-            .await
-            .unwrap();
+        sink.deliver(&alert, &CancellationToken::new()).await.unwrap();
 
         let printed = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         assert_eq!(printed, "Anomaly: A&B <control>\n\n");

@@ -30,10 +30,7 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
     let metric = truncate_chars(&event.metric, MAX_METRIC_CHARS);
     match AnomalyState::try_from(event.state) {
         Ok(AnomalyState::Firing) => {
-            message
-                .plain("🔴 Anomaly firing: ")
-                .bold(metric)
-                .plain("\n");
+            message.plain("🔴 Anomaly firing: ").bold(metric).plain("\n");
         }
         Ok(AnomalyState::Resolved) => {
             message.plain("✅ Resolved: ").bold(metric).plain("\n");
@@ -41,10 +38,7 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
         }
         Ok(AnomalyState::Unspecified) | Err(_) => {
             message
-                .plain(format!(
-                    "⚪ Anomaly update (unknown state {}): ",
-                    event.state
-                ))
+                .plain(format!("⚪ Anomaly update (unknown state {}): ", event.state))
                 .bold(metric)
                 .plain("\n");
         }
@@ -56,11 +50,7 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
 
     message.plain(format!(
         "Window: {}\n",
-        format_window(
-            event.window_start_ms,
-            event.window_end_ms,
-            event.window_seconds
-        )
+        format_window(event.window_start_ms, event.window_end_ms, event.window_seconds)
     ));
 
     message.plain(format!(
@@ -146,10 +136,7 @@ fn trim_fraction_zeros(formatted: String) -> String {
     if !formatted.contains('.') {
         return formatted;
     }
-    formatted
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_string()
+    formatted.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 pub(crate) fn format_score(score: f64) -> String {

@@ -47,6 +47,7 @@ pub mod report;
 pub mod silence;
 
 pub use backoff::ExponentialBackoff;
+pub use commands::buttons::alert_buttons;
 pub use config::{
     BotToken, ChatTarget, ConfigError, DEFAULT_DETECTOR_ADDRESS, DEFAULT_TELEGRAM_API_URL, NotifierConfig,
     TelegramConfig, parse_chat_targets,
@@ -60,8 +61,8 @@ pub use message_split::{MAX_CAPTION_UTF16, MAX_MESSAGE_UTF16};
 pub use notification_log::{LogError, LogKey, LogStatus, NotificationLog, STATE_FILE_NAME, StreamCursor};
 pub use pipeline::{build_sinks, run, run_with_hooks, run_with_sinks};
 pub use rate_limit::{RateLimiter, RateLimits, WindowLimit};
-pub use routing::{DEFAULT_ROUTE, Route, Routing, glob_matches};
 pub use retry::{FailureKind, GiveUpReason, RetryDecision, RetryPolicy};
+pub use routing::{DEFAULT_ROUTE, Route, Routing, glob_matches};
 /// Re-exported so that callers of [`run`] need no direct dependency on
 /// `seismo-telemetry`.
 pub use seismo_telemetry::Readiness;
@@ -70,4 +71,3 @@ pub use stats::{NotifierStats, StatsSnapshot};
 pub use telegram::TelegramSink;
 pub use telegram_error::{classify_request_error, describe_request_error};
 pub use templates::{TemplateError, TemplateSet, Templates};
-pub use commands::buttons::alert_buttons;

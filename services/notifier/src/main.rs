@@ -67,7 +67,15 @@ async fn main() -> anyhow::Result<()> {
         &shutdown,
     )?;
     let sinks = build_sinks(&config, &stats);
-    let result = run_with_hooks(config, sinks, interaction.hooks, Arc::clone(&stats), readiness, shutdown).await;
+    let result = run_with_hooks(
+        config,
+        sinks,
+        interaction.hooks,
+        Arc::clone(&stats),
+        readiness,
+        shutdown,
+    )
+    .await;
     for task in interaction.tasks {
         let _ = task.await;
     }

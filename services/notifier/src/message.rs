@@ -79,10 +79,7 @@ mod tests {
         let mut message = AlertMessage::default();
         message.bold("A&B").plain(" in ").code("<control>");
 
-        assert_eq!(
-            message.html(),
-            "<b>A&amp;B</b> in <code>&lt;control&gt;</code>"
-        );
+        assert_eq!(message.html(), "<b>A&amp;B</b> in <code>&lt;control&gt;</code>");
     }
 
     #[test]

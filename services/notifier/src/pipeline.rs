@@ -124,7 +124,13 @@ pub async fn run_with_hooks(
         }
     }
     let routing = config.routing.clone().unwrap_or_else(|| {
-        Routing::default_only(config.telegram.as_ref().map(|telegram| telegram.chats.clone()).unwrap_or_default())
+        Routing::default_only(
+            config
+                .telegram
+                .as_ref()
+                .map(|telegram| telegram.chats.clone())
+                .unwrap_or_default(),
+        )
     });
 
     let templates = Templates::load(config.templates_dir.as_deref())?;
@@ -156,11 +162,7 @@ pub async fn run_with_hooks(
     drop(queue);
 
     let abort = CancellationToken::new();
-    let grace_timer = tokio::spawn(abort_after_grace(
-        cancel.clone(),
-        config.shutdown_grace,
-        abort.clone(),
-    ));
+    let grace_timer = tokio::spawn(abort_after_grace(cancel.clone(), config.shutdown_grace, abort.clone()));
     let sink_names: Vec<&str> = sinks.iter().map(|sink| sink.name()).collect();
     info!(detectors = ?config.detectors, metrics = ?config.metrics, sinks = ?sink_names, "notifier started");
 
@@ -175,7 +177,15 @@ pub async fn run_with_hooks(
         cancel: cancel.clone(),
         abort: abort.clone(),
     });
-    deliver_all(alerts, &sinks, &routing, config.repeat_interval, config.log_retention, context).await;
+    deliver_all(
+        alerts,
+        &sinks,
+        &routing,
+        config.repeat_interval,
+        config.log_retention,
+        context,
+    )
+    .await;
 
     while let Some(joined) = subscription_tasks.join_next().await {
         if let Err(error) = joined {

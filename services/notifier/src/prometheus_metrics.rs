@@ -21,8 +21,7 @@ pub(crate) const RECONNECTS_TOTAL: &str = "seismo_notifier_reconnects_total";
 /// included, labelled by [`SINK`] and [`OUTCOME`].
 pub(crate) const DELIVERY_DURATION_SECONDS: &str = "seismo_notifier_delivery_duration_seconds";
 /// Histogram of the time from detection to the end of delivery.
-pub(crate) const DETECTION_TO_DELIVERY_SECONDS: &str =
-    "seismo_notifier_detection_to_delivery_seconds";
+pub(crate) const DETECTION_TO_DELIVERY_SECONDS: &str = "seismo_notifier_detection_to_delivery_seconds";
 /// Gauge of detectors whose anomaly stream is open.
 pub(crate) const CONNECTED_DETECTORS: &str = "seismo_notifier_connected_detectors";
 
@@ -62,10 +61,7 @@ pub(crate) const RETRY_TRANSIENT: &str = "transient";
 /// metrics recorder is installed, because the facade drops descriptions sent
 /// before.
 pub(crate) fn describe_metrics() {
-    metrics::describe_counter!(
-        RECEIVED_TOTAL,
-        "Anomaly events received from all detectors."
-    );
+    metrics::describe_counter!(RECEIVED_TOTAL, "Anomaly events received from all detectors.");
     metrics::describe_counter!(SENT_TOTAL, "Alerts that every sink delivered.");
     metrics::describe_counter!(
         FAILED_TOTAL,
@@ -95,15 +91,18 @@ pub(crate) fn describe_metrics() {
         DETECTION_TO_DELIVERY_SECONDS,
         "Time from the detector's detected_at_ms to the end of delivery, in seconds; includes clock skew between the hosts."
     );
-    metrics::describe_gauge!(
-        CONNECTED_DETECTORS,
-        "Detectors whose anomaly stream is open."
-    );
+    metrics::describe_gauge!(CONNECTED_DETECTORS, "Detectors whose anomaly stream is open.");
 
     // Incremented by 0, not set, so the series exist from the start (a
     // dashboard shows 0, not "no data") and another notifier in the same
     // process keeps its counts.
-    for counter in [RECEIVED_TOTAL, SENT_TOTAL, PLAIN_TEXT_FALLBACKS_TOTAL, DUPLICATES_TOTAL, RECONNECTS_TOTAL] {
+    for counter in [
+        RECEIVED_TOTAL,
+        SENT_TOTAL,
+        PLAIN_TEXT_FALLBACKS_TOTAL,
+        DUPLICATES_TOTAL,
+        RECONNECTS_TOTAL,
+    ] {
         metrics::counter!(counter).increment(0);
     }
     for reason in [FAILED_NOT_DELIVERED, FAILED_DROPPED_AT_SHUTDOWN] {

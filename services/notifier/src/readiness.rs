@@ -22,10 +22,7 @@ struct Conditions {
 
 impl Conditions {
     fn connected_detectors(&self) -> usize {
-        self.detectors
-            .values()
-            .filter(|reason| reason.is_none())
-            .count()
+        self.detectors.values().filter(|reason| reason.is_none()).count()
     }
 
     /// Returns `None` when the notifier is ready, else every reason it is not.
@@ -45,11 +42,7 @@ impl Conditions {
             let detectors: Vec<String> = self
                 .detectors
                 .iter()
-                .filter_map(|(detector, reason)| {
-                    reason
-                        .as_ref()
-                        .map(|reason| format!("{detector}: {reason}"))
-                })
+                .filter_map(|(detector, reason)| reason.as_ref().map(|reason| format!("{detector}: {reason}")))
                 .collect();
             reasons.push(format!(
                 "no detector anomaly stream connected ({})",
@@ -57,9 +50,7 @@ impl Conditions {
             ));
         }
         for (sink, error) in &self.failing_sinks {
-            reasons.push(format!(
-                "the {sink} sink did not deliver the last alert: {error}"
-            ));
+            reasons.push(format!("the {sink} sink did not deliver the last alert: {error}"));
         }
 
         if reasons.is_empty() {
@@ -106,9 +97,7 @@ impl ReadinessTracker {
     /// Records that the stream of `detector` is not open, with the reason.
     pub(crate) fn detector_disconnected(&self, detector: &Arc<str>, reason: String) {
         let mut conditions = self.lock();
-        conditions
-            .detectors
-            .insert(Arc::clone(detector), Some(reason));
+        conditions.detectors.insert(Arc::clone(detector), Some(reason));
         self.publish(&conditions);
     }
 
@@ -141,9 +130,7 @@ impl ReadinessTracker {
 
     fn lock(&self) -> MutexGuard<'_, Conditions> {
         // Every update leaves the conditions consistent, so a poisoned lock is still usable.
-        self.conditions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conditions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -153,10 +140,7 @@ mod tests {
 
     fn tracker(detectors: &[&str]) -> (ReadinessTracker, Readiness, Vec<Arc<str>>) {
         let readiness = Readiness::default();
-        let addresses: Vec<Arc<str>> = detectors
-            .iter()
-            .map(|detector| Arc::from(*detector))
-            .collect();
+        let addresses: Vec<Arc<str>> = detectors.iter().map(|detector| Arc::from(*detector)).collect();
         let tracker = ReadinessTracker::new(readiness.clone(), addresses.clone());
         (tracker, readiness, addresses)
     }
@@ -186,7 +170,10 @@ mod tests {
 
         assert_eq!(
             readiness.status(),
-            Err("no detector anomaly stream connected (http://a/: connection refused, http://b/: connecting)".to_string())
+            Err(
+                "no detector anomaly stream connected (http://a/: connection refused, http://b/: connecting)"
+                    .to_string()
+            )
         );
     }
 
@@ -201,14 +188,14 @@ mod tests {
         );
         assert_eq!(
             readiness.status(),
-            Err("the telegram sink did not deliver the last alert: 1 of 1 Telegram chats did not receive the alert".to_string())
+            Err(
+                "the telegram sink did not deliver the last alert: 1 of 1 Telegram chats did not receive the alert"
+                    .to_string()
+            )
         );
 
         tracker.delivery_finished("console", None);
-        assert!(
-            readiness.status().is_err(),
-            "another sink's success does not clear it"
-        );
+        assert!(readiness.status().is_err(), "another sink's success does not clear it");
 
         tracker.delivery_finished("telegram", None);
         assert_eq!(readiness.status(), Ok(()));

@@ -85,9 +85,7 @@ impl RetryPolicy {
     pub fn decide(&self, failure: FailureKind, attempts: u32) -> RetryDecision {
         match failure {
             FailureKind::Permanent => RetryDecision::GiveUp(GiveUpReason::Permanent),
-            _ if attempts >= self.max_attempts => {
-                RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted)
-            }
+            _ if attempts >= self.max_attempts => RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted),
             FailureKind::RateLimited { retry_after } if retry_after > self.max_retry_after => {
                 RetryDecision::GiveUp(GiveUpReason::RetryAfterTooLong)
             }

@@ -31,7 +31,12 @@ pub struct Alert {
 impl Alert {
     /// Creates an alert for the sink's configured chats, without chart or
     /// buttons.
-    pub fn new(detector: impl Into<String>, episode_id: impl Into<String>, sequence: u64, message: AlertMessage) -> Self {
+    pub fn new(
+        detector: impl Into<String>,
+        episode_id: impl Into<String>,
+        sequence: u64,
+        message: AlertMessage,
+    ) -> Self {
         Self {
             detector: detector.into(),
             episode_id: episode_id.into(),

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::prometheus_metrics::{
-    DUPLICATES_TOTAL, FAILED_TOTAL, PLAIN_TEXT_FALLBACKS_TOTAL, REASON, RECEIVED_TOTAL,
-    RECONNECTS_TOTAL, RETRIES_TOTAL, SENT_TOTAL,
+    DUPLICATES_TOTAL, FAILED_TOTAL, PLAIN_TEXT_FALLBACKS_TOTAL, REASON, RECEIVED_TOTAL, RECONNECTS_TOTAL,
+    RETRIES_TOTAL, SENT_TOTAL,
 };
 
 /// Counters shared between [`crate::run`] and its caller through an `Arc`.

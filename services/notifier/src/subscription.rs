@@ -56,17 +56,11 @@ impl StreamEnd {
     fn describe(&self) -> String {
         match self {
             StreamEnd::ConnectFailed(error) => format!("connecting failed: {error}"),
-            StreamEnd::SubscribeFailed(status) => format!(
-                "subscribing failed: {:?}: {}",
-                status.code(),
-                status.message()
-            ),
+            StreamEnd::SubscribeFailed(status) => {
+                format!("subscribing failed: {:?}: {}", status.code(), status.message())
+            }
             StreamEnd::Closed => "the detector closed the stream".to_string(),
-            StreamEnd::Failed(status) => format!(
-                "the stream failed: {:?}: {}",
-                status.code(),
-                status.message()
-            ),
+            StreamEnd::Failed(status) => format!("the stream failed: {:?}: {}", status.code(), status.message()),
             StreamEnd::Cancelled | StreamEnd::QueueClosed => "stopped".to_string(),
         }
     }
@@ -149,11 +143,7 @@ impl Subscription {
             // A stream that carried events, or stayed up longer than the
             // longest backoff, was healthy: the backoff starts over.
             let healthy = self.stream_events > 0 || opened_at.elapsed() >= self.reconnect.max;
-            failures = if healthy {
-                0
-            } else {
-                failures.saturating_add(1)
-            };
+            failures = if healthy { 0 } else { failures.saturating_add(1) };
             let delay = self.reconnect.delay(failures.saturating_sub(1));
             self.log_stream_end(&end, failures, delay);
 
@@ -347,11 +337,8 @@ fn detector_endpoint(address: &str, connect_timeout: Duration) -> Result<Endpoin
         ));
     }
 
-    let endpoint = Endpoint::from_shared(url).map_err(|error| {
-        invalid(&format!(
-            "{error}; expected host:port such as 127.0.0.1:50051"
-        ))
-    })?;
+    let endpoint = Endpoint::from_shared(url)
+        .map_err(|error| invalid(&format!("{error}; expected host:port such as 127.0.0.1:50051")))?;
     Ok(endpoint
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
@@ -371,7 +358,10 @@ mod tests {
         let message = "changes after sequence 3 are no longer buffered; the oldest available sequence is 57. Resume with after_sequence = 56 to skip the gap, or 0 to follow live changes only";
 
         assert_eq!(oldest_available_sequence(message), Some(57));
-        assert_eq!(oldest_available_sequence("after_sequence 9 is ahead of the latest sequence 4"), None);
+        assert_eq!(
+            oldest_available_sequence("after_sequence 9 is ahead of the latest sequence 4"),
+            None
+        );
     }
 
     #[test]

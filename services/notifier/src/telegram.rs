@@ -4,10 +4,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, join_all};
-use teloxide::{ApiError, Bot, RequestError};
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::requests::{Request, Requester};
 use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, ParseMode, Recipient};
+use teloxide::{ApiError, Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -77,9 +77,7 @@ impl TelegramSink {
     fn limiter(&self) -> std::sync::MutexGuard<'_, RateLimiter> {
         // The limiter's state stays consistent even if a holder panicked,
         // because every update is a single push or assignment.
-        self.limiter
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.limiter.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sends the alert to one chat, in parts of at most
@@ -94,7 +92,11 @@ impl TelegramSink {
         let buttons = alert.buttons.as_ref();
         if let Some(chart) = &alert.chart {
             let fits = alert.message.visible_utf16_len() <= MAX_CAPTION_UTF16;
-            let caption = if fits { alert.message.clone() } else { first_line(&alert.message) };
+            let caption = if fits {
+                alert.message.clone()
+            } else {
+                first_line(&alert.message)
+            };
             let caption_buttons = if fits { buttons } else { None };
             let photo = Photo { png: chart };
             let single = PartPosition { number: 1, count: 1 };
@@ -126,7 +128,11 @@ impl TelegramSink {
                 number: index + 1,
                 count: parts.len(),
             };
-            let markup = if position.number == position.count { buttons } else { None };
+            let markup = if position.number == position.count {
+                buttons
+            } else {
+                None
+            };
             if !self.send_part(chat, alert, part, None, markup, position, abort).await {
                 return false;
             }

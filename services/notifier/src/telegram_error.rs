@@ -125,11 +125,7 @@ mod tests {
         ];
 
         for error in errors {
-            assert_eq!(
-                classify_request_error(&error),
-                FailureKind::Permanent,
-                "{error}"
-            );
+            assert_eq!(classify_request_error(&error), FailureKind::Permanent, "{error}");
         }
     }
 
@@ -143,11 +139,7 @@ mod tests {
         ];
 
         for error in errors {
-            assert_eq!(
-                classify_request_error(&error),
-                FailureKind::Transient,
-                "{error}"
-            );
+            assert_eq!(classify_request_error(&error), FailureKind::Transient, "{error}");
         }
     }
 

@@ -246,7 +246,11 @@ impl ExperimentMonitor {
                     .iter_mut()
                     .map(|guardrail| {
                         // A per-user mean has denominator 1 for every user.
-                        let denominator = if guardrail.config.denominator_event.is_none() { 1.0 } else { 0.0 };
+                        let denominator = if guardrail.config.denominator_event.is_none() {
+                            1.0
+                        } else {
+                            0.0
+                        };
                         guardrail.moments[group].add_user(0.0, denominator);
                         (0.0, denominator)
                     })
@@ -296,11 +300,13 @@ impl ExperimentMonitor {
                 let Some(treatment) = guardrail.moments[group].estimate() else {
                     continue;
                 };
-                if control.users < self.config.min_users_per_group || treatment.users < self.config.min_users_per_group {
+                if control.users < self.config.min_users_per_group || treatment.users < self.config.min_users_per_group
+                {
                     continue;
                 }
                 let difference = treatment.ratio - control.ratio;
-                let Some(result) = guardrail.tests[group].evaluate(difference, treatment.variance + control.variance, alpha)
+                let Some(result) =
+                    guardrail.tests[group].evaluate(difference, treatment.variance + control.variance, alpha)
                 else {
                     continue;
                 };

@@ -68,8 +68,8 @@ impl MixtureSprt {
         }
 
         let tau2 = self.mixture_variance;
-        let log_ratio =
-            0.5 * (variance / (variance + tau2)).ln() + tau2 * difference * difference / (2.0 * variance * (variance + tau2));
+        let log_ratio = 0.5 * (variance / (variance + tau2)).ln()
+            + tau2 * difference * difference / (2.0 * variance * (variance + tau2));
         self.log_p_value = self.log_p_value.min(-log_ratio);
 
         let half_width_squared =
@@ -177,12 +177,18 @@ mod tests {
                 break;
             }
         }
-        assert!(rejected_at.is_some(), "a 0.1 sd shift was not detected in 20 000 users per group");
+        assert!(
+            rejected_at.is_some(),
+            "a 0.1 sd shift was not detected in 20 000 users per group"
+        );
     }
 
     #[test]
     fn rejects_invalid_mixture_sd() {
-        assert_eq!(MixtureSprt::new(0.0).unwrap_err(), SequentialError::InvalidMixtureSd(0.0));
+        assert_eq!(
+            MixtureSprt::new(0.0).unwrap_err(),
+            SequentialError::InvalidMixtureSd(0.0)
+        );
         assert!(MixtureSprt::new(f64::INFINITY).is_err());
     }
 

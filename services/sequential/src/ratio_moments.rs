@@ -93,7 +93,14 @@ mod tests {
     use super::*;
 
     /// Per-user (likes, views) used by the reference computation.
-    const USERS: [(f64, f64); 6] = [(1.0, 10.0), (0.0, 4.0), (3.0, 12.0), (2.0, 5.0), (0.0, 1.0), (5.0, 30.0)];
+    const USERS: [(f64, f64); 6] = [
+        (1.0, 10.0),
+        (0.0, 4.0),
+        (3.0, 12.0),
+        (2.0, 5.0),
+        (0.0, 1.0),
+        (5.0, 30.0),
+    ];
 
     #[test]
     fn estimate_matches_delta_method_reference() {
@@ -109,7 +116,11 @@ mod tests {
         let estimate = moments.estimate().unwrap();
         assert_eq!(estimate.users, 6);
         assert!((estimate.ratio - 11.0 / 62.0).abs() < 1e-12);
-        assert!((estimate.variance - 0.001_010_101_556_975_966_9).abs() < 1e-12, "{}", estimate.variance);
+        assert!(
+            (estimate.variance - 0.001_010_101_556_975_966_9).abs() < 1e-12,
+            "{}",
+            estimate.variance
+        );
     }
 
     #[test]

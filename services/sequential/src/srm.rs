@@ -52,8 +52,10 @@ impl SequentialSrm {
                 count: expected_shares.len(),
             });
         }
-        if let Some((group, &share)) =
-            expected_shares.iter().enumerate().find(|(_, share)| !share.is_finite() || **share <= 0.0)
+        if let Some((group, &share)) = expected_shares
+            .iter()
+            .enumerate()
+            .find(|(_, share)| !share.is_finite() || **share <= 0.0)
         {
             return Err(SequentialError::InvalidShare { group, share });
         }
@@ -82,8 +84,8 @@ impl SequentialSrm {
     /// If `group` is not an index of the configured groups.
     pub fn observe(&mut self, group: usize) {
         let before = self.counts[group] as f64;
-        self.log_bayes_factor += ((self.prior[group] + before) / (self.prior_total + self.total as f64)).ln()
-            - self.expected[group].ln();
+        self.log_bayes_factor +=
+            ((self.prior[group] + before) / (self.prior_total + self.total as f64)).ln() - self.expected[group].ln();
         self.counts[group] += 1;
         self.total += 1;
         self.log_p_value = self.log_p_value.min(-self.log_bayes_factor);

@@ -55,7 +55,9 @@ pub async fn start_admin_server(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on admin address {listen}; choose a free one"))?;
-    let local_addr = listener.local_addr().context("cannot read the admin server's bound address")?;
+    let local_addr = listener
+        .local_addr()
+        .context("cannot read the admin server's bound address")?;
 
     let app = Router::new()
         .route("/metrics", get(render_metrics))
@@ -73,7 +75,10 @@ pub async fn start_admin_server(
 }
 
 async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
+        state.metrics.render(),
+    )
 }
 
 async fn report_readiness(State(state): State<AdminState>) -> impl IntoResponse {

@@ -75,7 +75,11 @@ fn install_subscriber(format: LogFormat, otel_layer: Option<OtelLayer>) -> Resul
     let (text, json) = match format {
         // Colour codes only for a terminal, so files and log collectors get plain text.
         LogFormat::Text => (
-            Some(fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr)),
+            Some(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            ),
             None,
         ),
         LogFormat::Json => (

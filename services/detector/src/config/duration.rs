@@ -1,7 +1,13 @@
 //! Durations written as `<integer><unit>`, e.g. `30s`, `5m`, `1h`, `7d`.
 
 /// Milliseconds per accepted unit suffix.
-const UNITS: &[(&str, i64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
+const UNITS: &[(&str, i64)] = &[
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+];
 
 /// Parses a duration such as `90s`, `5m`, `1h` or `7d` into milliseconds.
 ///

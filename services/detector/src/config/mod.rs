@@ -48,10 +48,7 @@ const DAY_MS: i64 = 86_400_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read metrics file {path}: {source}; check the path given with --config")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
 
     #[error("metrics file is not valid TOML or has an unknown key: {0}")]
     Syntax(#[from] toml::de::Error),
@@ -340,12 +337,26 @@ impl RawWindowing {
     fn validate(&self) -> Result<WindowingSettings, ConfigError> {
         let defaults = WindowingSettings::default();
         let settings = WindowingSettings {
-            allowed_lateness_ms: windowing_duration("allowed_lateness", &self.allowed_lateness, defaults.allowed_lateness_ms)?,
-            max_future_jump_ms: windowing_duration("max_future_jump", &self.max_future_jump, defaults.max_future_jump_ms)?,
+            allowed_lateness_ms: windowing_duration(
+                "allowed_lateness",
+                &self.allowed_lateness,
+                defaults.allowed_lateness_ms,
+            )?,
+            max_future_jump_ms: windowing_duration(
+                "max_future_jump",
+                &self.max_future_jump,
+                defaults.max_future_jump_ms,
+            )?,
             future_confirmations: self.future_confirmations.unwrap_or(defaults.future_confirmations),
             max_held_events: self.max_held_events.unwrap_or(defaults.max_held_events),
-            series_idle_limit_ms: windowing_duration("series_idle_limit", &self.series_idle_limit, defaults.series_idle_limit_ms)?,
-            max_slices_per_dimension: self.max_slices_per_dimension.unwrap_or(defaults.max_slices_per_dimension),
+            series_idle_limit_ms: windowing_duration(
+                "series_idle_limit",
+                &self.series_idle_limit,
+                defaults.series_idle_limit_ms,
+            )?,
+            max_slices_per_dimension: self
+                .max_slices_per_dimension
+                .unwrap_or(defaults.max_slices_per_dimension),
         };
 
         if settings.max_future_jump_ms == 0 {
@@ -386,12 +397,19 @@ fn windowing_duration(key: &'static str, text: &Option<String>, default_ms: i64)
     }
 }
 
-fn validate_metrics(raw_metrics: &[RawMetric], detection_defaults: &toml::Table) -> Result<Vec<MetricDefinition>, ConfigError> {
+fn validate_metrics(
+    raw_metrics: &[RawMetric],
+    detection_defaults: &toml::Table,
+) -> Result<Vec<MetricDefinition>, ConfigError> {
     let mut seen = BTreeSet::new();
     for raw in raw_metrics {
         check_name(raw)?;
         if !seen.insert(raw.name.as_str()) {
-            return Err(invalid(raw, "name", "is defined twice; give each [[metric]] a unique name".to_string()));
+            return Err(invalid(
+                raw,
+                "name",
+                "is defined twice; give each [[metric]] a unique name".to_string(),
+            ));
         }
     }
 
@@ -401,7 +419,11 @@ fn validate_metrics(raw_metrics: &[RawMetric], detection_defaults: &toml::Table)
         .collect()
 }
 
-fn validate_metric(raw: &RawMetric, all: &[RawMetric], detection_defaults: &toml::Table) -> Result<MetricDefinition, ConfigError> {
+fn validate_metric(
+    raw: &RawMetric,
+    all: &[RawMetric],
+    detection_defaults: &toml::Table,
+) -> Result<MetricDefinition, ConfigError> {
     let window_text = raw
         .window
         .as_deref()
@@ -413,14 +435,26 @@ fn validate_metric(raw: &RawMetric, all: &[RawMetric], detection_defaults: &toml
     let dimensions = validate_dimensions(raw)?;
 
     let aggregation = raw.aggregation.as_deref().ok_or_else(|| {
-        invalid(raw, "aggregation", "is missing; add one of count, unique_users, sum or ratio".to_string())
+        invalid(
+            raw,
+            "aggregation",
+            "is missing; add one of count, unique_users, sum or ratio".to_string(),
+        )
     })?;
     let value = if aggregation == "ratio" {
         validate_ratio(raw, all)?
     } else {
         if raw.numerator.is_some() || raw.denominator.is_some() {
-            let key = if raw.numerator.is_some() { "numerator" } else { "denominator" };
-            return Err(invalid(raw, key, format!("is only valid with aggregation = \"ratio\", not \"{aggregation}\"; remove it")));
+            let key = if raw.numerator.is_some() {
+                "numerator"
+            } else {
+                "denominator"
+            };
+            return Err(invalid(
+                raw,
+                key,
+                format!("is only valid with aggregation = \"ratio\", not \"{aggregation}\"; remove it"),
+            ));
         }
         MetricValue::Aggregate(validate_aggregate(raw)?)
     };
@@ -461,11 +495,18 @@ fn validate_dimensions(raw: &RawMetric) -> Result<Vec<String>, ConfigError> {
             return Err(invalid(
                 raw,
                 "dimensions",
-                format!("unknown dimension \"{dimension}\"; use event fields among {}", DIMENSION_FIELDS.join(", ")),
+                format!(
+                    "unknown dimension \"{dimension}\"; use event fields among {}",
+                    DIMENSION_FIELDS.join(", ")
+                ),
             ));
         }
         if dimensions.contains(dimension) {
-            return Err(invalid(raw, "dimensions", format!("\"{dimension}\" is listed twice; list each dimension once")));
+            return Err(invalid(
+                raw,
+                "dimensions",
+                format!("\"{dimension}\" is listed twice; list each dimension once"),
+            ));
         }
         dimensions.push(dimension.clone());
     }
@@ -492,17 +533,28 @@ fn validate_aggregate(raw: &RawMetric) -> Result<Aggregate, ConfigError> {
     };
 
     if raw.events.is_empty() {
-        return Err(invalid(raw, "events", "is missing or empty; list the event names to count, e.g. events = [\"view\"]".to_string()));
+        return Err(invalid(
+            raw,
+            "events",
+            "is missing or empty; list the event names to count, e.g. events = [\"view\"]".to_string(),
+        ));
     }
     if let Some(empty) = raw.events.iter().find(|name| name.is_empty()) {
-        return Err(invalid(raw, "events", format!("contains an empty name {empty:?}; remove it")));
+        return Err(invalid(
+            raw,
+            "events",
+            format!("contains an empty name {empty:?}; remove it"),
+        ));
     }
     for field in raw.filter.keys() {
         if !DIMENSION_FIELDS.contains(&field.as_str()) {
             return Err(invalid(
                 raw,
                 "filter",
-                format!("unknown field \"{field}\"; filter on event fields among {}", DIMENSION_FIELDS.join(", ")),
+                format!(
+                    "unknown field \"{field}\"; filter on event fields among {}",
+                    DIMENSION_FIELDS.join(", ")
+                ),
             ));
         }
     }
@@ -519,10 +571,19 @@ fn validate_aggregate(raw: &RawMetric) -> Result<Aggregate, ConfigError> {
 
 fn validate_ratio(raw: &RawMetric, all: &[RawMetric]) -> Result<MetricValue, ConfigError> {
     if !raw.events.is_empty() {
-        return Err(invalid(raw, "events", "is not used by a ratio metric, whose events come from its numerator and denominator; remove it".to_string()));
+        return Err(invalid(
+            raw,
+            "events",
+            "is not used by a ratio metric, whose events come from its numerator and denominator; remove it"
+                .to_string(),
+        ));
     }
     if !raw.filter.is_empty() {
-        return Err(invalid(raw, "filter", "is not used by a ratio metric; put the filter on the numerator and denominator metrics".to_string()));
+        return Err(invalid(
+            raw,
+            "filter",
+            "is not used by a ratio metric; put the filter on the numerator and denominator metrics".to_string(),
+        ));
     }
 
     let numerator = ratio_part(raw, all, "numerator", raw.numerator.as_deref())?;
@@ -530,14 +591,22 @@ fn validate_ratio(raw: &RawMetric, all: &[RawMetric]) -> Result<MetricValue, Con
     Ok(MetricValue::Ratio { numerator, denominator })
 }
 
-fn ratio_part(raw: &RawMetric, all: &[RawMetric], key: &'static str, name: Option<&str>) -> Result<Aggregate, ConfigError> {
+fn ratio_part(
+    raw: &RawMetric,
+    all: &[RawMetric],
+    key: &'static str,
+    name: Option<&str>,
+) -> Result<Aggregate, ConfigError> {
     let name = name.ok_or_else(|| invalid(raw, key, format!("is missing; a ratio needs {key} = \"<metric name>\"")))?;
     let Some(referenced) = all.iter().find(|metric| metric.name == name) else {
         let names: Vec<&str> = all.iter().map(|metric| metric.name.as_str()).collect();
         return Err(invalid(
             raw,
             key,
-            format!("references metric \"{name}\", which is not defined; define it or use one of {}", names.join(", ")),
+            format!(
+                "references metric \"{name}\", which is not defined; define it or use one of {}",
+                names.join(", ")
+            ),
         ));
     };
     if referenced.aggregation.as_deref() == Some("ratio") {
@@ -559,9 +628,13 @@ fn merged_detection(raw: &RawMetric, defaults: &toml::Table) -> Result<Detection
         merged.insert(key.clone(), value.clone());
     }
 
-    toml::Value::Table(merged)
-        .try_into()
-        .map_err(|error: toml::de::Error| invalid(raw, "detection", format!("invalid detection parameters: {}", error.message())))
+    toml::Value::Table(merged).try_into().map_err(|error: toml::de::Error| {
+        invalid(
+            raw,
+            "detection",
+            format!("invalid detection parameters: {}", error.message()),
+        )
+    })
 }
 
 fn invalid(raw: &RawMetric, key: &'static str, problem: String) -> ConfigError {

@@ -103,7 +103,10 @@ fn ratio_copies_referenced_aggregates() {
 
 #[test]
 fn windowing_defaults_apply() {
-    let config = MetricsConfig::parse(&metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"1m\"")).unwrap();
+    let config = MetricsConfig::parse(&metric_text(
+        "events = [\"view\"]\naggregation = \"count\"\nwindow = \"1m\"",
+    ))
+    .unwrap();
 
     assert_eq!(config.windowing, WindowingSettings::default());
 }
@@ -154,7 +157,9 @@ fn window_start_aligns_to_epoch() {
 
 #[test]
 fn rejects_unknown_aggregation() {
-    let (metric, key, problem) = invalid_error(&metric_text("events = [\"view\"]\naggregation = \"avg\"\nwindow = \"5m\""));
+    let (metric, key, problem) = invalid_error(&metric_text(
+        "events = [\"view\"]\naggregation = \"avg\"\nwindow = \"5m\"",
+    ));
 
     assert_eq!(metric, "m");
     assert_eq!(key, "aggregation");
@@ -316,7 +321,10 @@ fn rejects_unknown_dimension() {
     assert_eq!(metric, "m");
     assert_eq!(key, "dimensions");
     assert!(problem.contains("\"platform\""), "{problem}");
-    assert!(problem.contains("os, country"), "problem lists no valid dimension: {problem}");
+    assert!(
+        problem.contains("os, country"),
+        "problem lists no valid dimension: {problem}"
+    );
 }
 
 #[test]
@@ -378,7 +386,10 @@ fn rejects_unknown_detection_key() {
 
 #[test]
 fn rejects_unknown_top_level_key() {
-    let text = format!("{}colour = \"red\"\n", metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\""));
+    let text = format!(
+        "{}colour = \"red\"\n",
+        metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"")
+    );
 
     let error = MetricsConfig::parse(&text).unwrap_err();
     assert!(matches!(error, ConfigError::Syntax(_)), "{error:?}");
@@ -417,7 +428,10 @@ fn load_names_missing_file() {
     let path = Path::new("/nonexistent/seismo/metrics.toml");
 
     let error = MetricsConfig::load(path).unwrap_err();
-    assert!(error.to_string().contains("/nonexistent/seismo/metrics.toml"), "{error}");
+    assert!(
+        error.to_string().contains("/nonexistent/seismo/metrics.toml"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -426,8 +440,14 @@ fn shipped_configs_are_valid() {
 
     let product = MetricsConfig::load(&root.join("deploy/config/metrics.toml")).unwrap();
     for name in ["active_users", "views", "likes", "ctr", "messages_sent"] {
-        let metric = product.metric(name).unwrap_or_else(|| panic!("deploy/config/metrics.toml lacks {name}"));
-        assert_eq!(metric.dimensions, vec!["os".to_string(), "source".to_string()], "{name}");
+        let metric = product
+            .metric(name)
+            .unwrap_or_else(|| panic!("deploy/config/metrics.toml lacks {name}"));
+        assert_eq!(
+            metric.dimensions,
+            vec!["os".to_string(), "source".to_string()],
+            "{name}"
+        );
     }
 
     let demo = MetricsConfig::load(&root.join("deploy/demo/metrics.toml")).unwrap();
@@ -493,7 +513,10 @@ fn rejects_bad_method_settings() {
         ("forecast = { level = 1.5 }", "forecast.level = 1.5 is invalid"),
         ("ensemble = { methods = [] }", "ensemble.methods is empty"),
         ("ensemble = { methods = [\"iqr\", \"robust_band\"] }", "put it first"),
-        ("ensemble = { methods = [\"robust_band\", \"forecast\"] }", "at most one of robust_band and forecast"),
+        (
+            "ensemble = { methods = [\"robust_band\", \"forecast\"] }",
+            "at most one of robust_band and forecast",
+        ),
         (
             "ensemble = { methods = [\"iqr\"], weights = [1.0, 2.0] }",
             "2 values for 1 methods",

@@ -274,7 +274,13 @@ mod tests {
                 }
                 other => panic!("unknown pattern symbol {other}"),
             };
-            let step = tracker.step(i as i64 * 1000, i as i64 / windows_per_day, judged.as_ref(), false, &params);
+            let step = tracker.step(
+                i as i64 * 1000,
+                i as i64 / windows_per_day,
+                judged.as_ref(),
+                false,
+                &params,
+            );
             if let Some(windows) = step.rebaseline_windows {
                 events.push(format!("B{i}:{windows}"));
             }
@@ -401,7 +407,16 @@ mod tests {
         let rare = tracker.step(8, 0, Some(&warning), true, &params()).transition;
 
         assert_eq!(common, None);
-        assert!(matches!(rare, Some(Transition::Fired { episode_start_ms: 8, .. })), "{rare:?}");
+        assert!(
+            matches!(
+                rare,
+                Some(Transition::Fired {
+                    episode_start_ms: 8,
+                    ..
+                })
+            ),
+            "{rare:?}"
+        );
     }
 
     #[test]

@@ -368,7 +368,10 @@ mod tests {
             ("residual_windows = 0", "residual_windows = 0"),
             ("fire_lookback = 65", "fire_lookback = 65"),
             ("fire_tail_probability = 1.0", "fire_tail_probability = 1 is invalid"),
-            ("fire_tail_probability = -0.1", "fire_tail_probability = -0.1 is invalid"),
+            (
+                "fire_tail_probability = -0.1",
+                "fire_tail_probability = -0.1 is invalid",
+            ),
             ("fire_outside = 7", "fire_outside = 7 exceeds fire_lookback = 6"),
             (
                 "min_history_windows = 400",

@@ -17,7 +17,14 @@ use crate::slice::SliceKey;
 use crate::windowing::LoadedWindow;
 
 /// Columns the warm start reads; `event_time_ms` is optional.
-const REQUIRED_COLUMNS: &[&str] = &["event_time", "event", "user_id", "value", "kafka_partition", "kafka_offset"];
+const REQUIRED_COLUMNS: &[&str] = &[
+    "event_time",
+    "event",
+    "user_id",
+    "value",
+    "kafka_partition",
+    "kafka_offset",
+];
 
 /// History of one metric, ready for [`crate::pipeline::Pipeline::restore_history`].
 #[derive(Debug, Clone, PartialEq)]
@@ -108,13 +115,35 @@ pub(crate) async fn load_history(
     let mut metrics = Vec::new();
     for (metric_index, metric) in config.metrics.iter().enumerate() {
         let until_ms = metric.window.start_of(watermark_ms);
-        let windows = load_windows(client, table, &positions_condition, metric, starts[metric_index], until_ms).await?;
-        metrics.push(MetricHistory { metric_index, windows, until_ms });
+        let windows = load_windows(
+            client,
+            table,
+            &positions_condition,
+            metric,
+            starts[metric_index],
+            until_ms,
+        )
+        .await?;
+        metrics.push(MetricHistory {
+            metric_index,
+            windows,
+            until_ms,
+        });
     }
 
-    let tail_from_ms = metrics.iter().map(|metric| metric.until_ms).min().unwrap_or(watermark_ms);
+    let tail_from_ms = metrics
+        .iter()
+        .map(|metric| metric.until_ms)
+        .min()
+        .unwrap_or(watermark_ms);
     let has_event_time_ms = has_column("event_time_ms");
-    let tail_sql = sql::tail_events_sql(table, &positions_condition, &config.metrics, has_event_time_ms, tail_from_ms / 1_000);
+    let tail_sql = sql::tail_events_sql(
+        table,
+        &positions_condition,
+        &config.metrics,
+        has_event_time_ms,
+        tail_from_ms / 1_000,
+    );
     let tail = fetch_rows::<TailRow>(client, &tail_sql)
         .await?
         .into_iter()
@@ -144,7 +173,10 @@ pub(crate) async fn count_missing_offsets(
     if engines.is_empty() {
         return Ok(0);
     }
-    let from_ms = history_starts(config, history_ms, now_ms).into_iter().min().unwrap_or(now_ms);
+    let from_ms = history_starts(config, history_ms, now_ms)
+        .into_iter()
+        .min()
+        .unwrap_or(now_ms);
     let missing = missing_offsets(client, table, positions, from_ms).await?;
     Ok(missing.behind_stored + missing.in_empty_partitions)
 }
@@ -227,11 +259,12 @@ async fn missing_offsets(
     positions: &[(i32, i64)],
     from_ms: i64,
 ) -> anyhow::Result<MissingOffsets> {
-    let stored: BTreeMap<i32, i64> = fetch_rows::<StoredOffsetRow>(client, &sql::stored_offsets_sql(table, from_ms / 1_000))
-        .await?
-        .into_iter()
-        .map(|row| (row.partition, row.max_offset))
-        .collect();
+    let stored: BTreeMap<i32, i64> =
+        fetch_rows::<StoredOffsetRow>(client, &sql::stored_offsets_sql(table, from_ms / 1_000))
+            .await?
+            .into_iter()
+            .map(|row| (row.partition, row.max_offset))
+            .collect();
     Ok(count_missing(positions, &stored))
 }
 
@@ -333,8 +366,9 @@ impl TailRow {
 /// Parses ClickHouse's text form of `event_time` in UTC, adding
 /// `milliseconds` for tables that store them in a column of their own.
 fn parse_event_time(text: &str, milliseconds: Option<u16>) -> anyhow::Result<DateTime<Utc>> {
-    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
-        .with_context(|| format!("invalid event_time {text:?} from ClickHouse; expected YYYY-MM-DD hh:mm:ss[.fff] in UTC"))?;
+    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").with_context(|| {
+        format!("invalid event_time {text:?} from ClickHouse; expected YYYY-MM-DD hh:mm:ss[.fff] in UTC")
+    })?;
     let time = Utc.from_utc_datetime(&naive);
     Ok(time + chrono::Duration::milliseconds(i64::from(milliseconds.unwrap_or(0))))
 }
@@ -354,7 +388,10 @@ async fn fetch_rows<T: DeserializeOwned>(client: &clickhouse::Client, query: &st
     let text = std::str::from_utf8(&bytes).context("ClickHouse returned rows that are not UTF-8")?;
     text.lines()
         .filter(|line| !line.trim().is_empty())
-        .map(|line| serde_json::from_str(line).with_context(|| format!("unexpected row {line:?} from ClickHouse query {query:?}")))
+        .map(|line| {
+            serde_json::from_str(line)
+                .with_context(|| format!("unexpected row {line:?} from ClickHouse query {query:?}"))
+        })
         .collect()
 }
 

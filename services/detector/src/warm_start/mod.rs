@@ -151,7 +151,10 @@ pub enum WarmStartOutcome {
 
 /// Registers the warm start gauges, at zero until the first warm start.
 pub(crate) fn register_metrics() {
-    metrics::describe_gauge!(WARM_START_WINDOWS, "Windows judged from history loaded from ClickHouse at the last start.");
+    metrics::describe_gauge!(
+        WARM_START_WINDOWS,
+        "Windows judged from history loaded from ClickHouse at the last start."
+    );
     metrics::describe_gauge!(
         WARM_START_FAILED,
         "1 when the last warm start failed and the detector started without history (learning), else 0."
@@ -165,7 +168,12 @@ pub(crate) fn register_metrics() {
         WARM_START_MISSING_OFFSETS,
         "Kafka offsets before the detector's resume positions that ClickHouse did not have at the last warm start."
     );
-    for gauge in [WARM_START_WINDOWS, WARM_START_FAILED, WARM_START_SECONDS, WARM_START_MISSING_OFFSETS] {
+    for gauge in [
+        WARM_START_WINDOWS,
+        WARM_START_FAILED,
+        WARM_START_SECONDS,
+        WARM_START_MISSING_OFFSETS,
+    ] {
         metrics::gauge!(gauge).set(0.0);
     }
 }
@@ -216,12 +224,21 @@ pub async fn run(
             Ok(history) => break Ok(history),
             Err(error) => error,
         };
-        let Some(remaining) = settings.timeout.checked_sub(started.elapsed()).filter(|remaining| !remaining.is_zero()) else {
+        let Some(remaining) = settings
+            .timeout
+            .checked_sub(started.elapsed())
+            .filter(|remaining| !remaining.is_zero())
+        else {
             break Err(error);
         };
         // The last attempt comes when the timeout is reached.
         let pause = delay.min(remaining);
-        tracing::warn!(attempt, error = format!("{error:#}"), retry_in_ms = pause.as_millis() as u64, "warm start failed; retrying");
+        tracing::warn!(
+            attempt,
+            error = format!("{error:#}"),
+            retry_in_ms = pause.as_millis() as u64,
+            "warm start failed; retrying"
+        );
 
         tokio::select! {
             _ = shutdown.cancelled() => return WarmStartOutcome::Cancelled,
@@ -238,7 +255,9 @@ pub async fn run(
                 error = format!("{error:#}"),
                 "warm start failed; starting without history, so every series learns again and alerts only after min_history_windows windows"
             );
-            WarmStartOutcome::Failed { error: format!("{error:#}") }
+            WarmStartOutcome::Failed {
+                error: format!("{error:#}"),
+            }
         }
     };
     record(&outcome, started.elapsed());
@@ -289,16 +308,24 @@ async fn wait_for_ingest(
     let mut last_progress = Instant::now();
     loop {
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let missing = load::count_missing_offsets(client, table, pipeline.config(), positions, history_ms, now_ms).await?;
+        let missing =
+            load::count_missing_offsets(client, table, pipeline.config(), positions, history_ms, now_ms).await?;
         if previous.is_some_and(|previous| missing < previous) {
             last_progress = Instant::now();
         }
-        if !keep_waiting(missing, last_progress.elapsed(), deadline.saturating_duration_since(Instant::now())) {
+        if !keep_waiting(
+            missing,
+            last_progress.elapsed(),
+            deadline.saturating_duration_since(Instant::now()),
+        ) {
             return Ok(());
         }
 
         if previous != Some(missing) {
-            tracing::info!(missing_offsets = missing, "warm start: waiting for ingest to store the events before the Kafka resume positions");
+            tracing::info!(
+                missing_offsets = missing,
+                "warm start: waiting for ingest to store the events before the Kafka resume positions"
+            );
         }
         tokio::time::sleep(INGEST_CHECK_INTERVAL).await;
         previous = Some(missing);
@@ -366,8 +393,17 @@ fn apply(history: LoadedHistory, pipeline: &mut Pipeline) -> WarmStartOutcome {
 
 fn record(outcome: &WarmStartOutcome, elapsed: Duration) {
     metrics::gauge!(WARM_START_SECONDS).set(elapsed.as_secs_f64());
-    metrics::gauge!(WARM_START_FAILED).set(if matches!(outcome, WarmStartOutcome::Failed { .. }) { 1.0 } else { 0.0 });
-    if let WarmStartOutcome::Loaded { windows, missing_offsets, .. } = outcome {
+    metrics::gauge!(WARM_START_FAILED).set(if matches!(outcome, WarmStartOutcome::Failed { .. }) {
+        1.0
+    } else {
+        0.0
+    });
+    if let WarmStartOutcome::Loaded {
+        windows,
+        missing_offsets,
+        ..
+    } = outcome
+    {
         metrics::gauge!(WARM_START_WINDOWS).set(*windows as f64);
         metrics::gauge!(WARM_START_MISSING_OFFSETS).set(*missing_offsets as f64);
     }

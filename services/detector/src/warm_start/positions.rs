@@ -61,12 +61,13 @@ pub(crate) fn resume_positions(settings: &KafkaSettings) -> anyhow::Result<Vec<(
     partitions
         .iter()
         .map(|&partition| {
-            let committed_offset = committed
-                .find_partition(&settings.topic, partition)
-                .and_then(|element| match element.offset() {
-                    Offset::Offset(offset) => Some(offset),
-                    _ => None,
-                });
+            let committed_offset =
+                committed
+                    .find_partition(&settings.topic, partition)
+                    .and_then(|element| match element.offset() {
+                        Offset::Offset(offset) => Some(offset),
+                        _ => None,
+                    });
             let offset = match committed_offset {
                 Some(offset) => offset,
                 None => {

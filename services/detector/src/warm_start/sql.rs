@@ -46,7 +46,9 @@ impl Table {
 pub(crate) fn check_identifier(setting: &str, name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 200
-        && name.chars().all(|character| character.is_ascii_alphanumeric() || character == '_');
+        && name
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || character == '_');
     if valid {
         Ok(())
     } else {
@@ -141,7 +143,11 @@ pub(crate) fn metric_windows_sql(
 ) -> String {
     let window_s = i64::from(metric.window.as_seconds());
     let (numerator, denominator, matches) = match &metric.value {
-        MetricValue::Aggregate(aggregate) => (aggregation_sql(aggregate.aggregation, None), "1".to_string(), filter_sql(&aggregate.filter)),
+        MetricValue::Aggregate(aggregate) => (
+            aggregation_sql(aggregate.aggregation, None),
+            "1".to_string(),
+            filter_sql(&aggregate.filter),
+        ),
         MetricValue::Ratio { numerator, denominator } => {
             let numerator_filter = filter_sql(&numerator.filter);
             let denominator_filter = filter_sql(&denominator.filter);
@@ -305,13 +311,22 @@ window = "5m"
 
         let sql = metric_windows_sql(&table(), "P", config.metric("views").unwrap(), Some("os"), 600, 1200);
 
-        assert!(sql.contains("intDiv(toUInt32(toDateTime(event_time)), 300) * 300 AS window_start_s"), "{sql}");
+        assert!(
+            sql.contains("intDiv(toUInt32(toDateTime(event_time)), 300) * 300 AS window_start_s"),
+            "{sql}"
+        );
         assert!(sql.contains("`os` AS slice_value"), "{sql}");
         assert!(sql.contains("count() AS numerator, 1 AS denominator"), "{sql}");
         assert!(sql.contains("FROM `seismo`.`events` FINAL WHERE"), "{sql}");
-        assert!(sql.contains("WHERE P AND event_time >= toDateTime(600) AND event_time < toDateTime(1200)"), "{sql}");
+        assert!(
+            sql.contains("WHERE P AND event_time >= toDateTime(600) AND event_time < toDateTime(1200)"),
+            "{sql}"
+        );
         assert!(sql.contains("(event IN ('view') AND `country` = 'R\\'U')"), "{sql}");
-        assert!(sql.contains("AND `os` IS NOT NULL GROUP BY window_start_s, slice_value"), "{sql}");
+        assert!(
+            sql.contains("AND `os` IS NOT NULL GROUP BY window_start_s, slice_value"),
+            "{sql}"
+        );
     }
 
     #[test]
@@ -333,7 +348,10 @@ window = "5m"
 
         assert!(likes.contains("uniqExact(user_id) AS numerator"), "{likes}");
         assert!(revenue.contains("sum(ifNull(`value`, 0)) AS numerator"), "{revenue}");
-        assert!(revenue.contains("intDiv(toUInt32(toDateTime(event_time)), 3600) * 3600"), "{revenue}");
+        assert!(
+            revenue.contains("intDiv(toUInt32(toDateTime(event_time)), 3600) * 3600"),
+            "{revenue}"
+        );
     }
 
     #[test]
@@ -342,9 +360,18 @@ window = "5m"
 
         let sql = metric_windows_sql(&table(), "P", config.metric("ctr").unwrap(), None, 0, 300);
 
-        assert!(sql.contains("uniqExactIf(user_id, (event IN ('like'))) AS numerator"), "{sql}");
-        assert!(sql.contains("countIf((event IN ('view') AND `country` = 'R\\'U')) AS denominator"), "{sql}");
-        assert!(sql.contains("AND ((event IN ('like')) OR (event IN ('view') AND `country` = 'R\\'U'))"), "{sql}");
+        assert!(
+            sql.contains("uniqExactIf(user_id, (event IN ('like'))) AS numerator"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("countIf((event IN ('view') AND `country` = 'R\\'U')) AS denominator"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("AND ((event IN ('like')) OR (event IN ('view') AND `country` = 'R\\'U'))"),
+            "{sql}"
+        );
     }
 
     #[test]
@@ -354,7 +381,10 @@ window = "5m"
         let old_schema = tail_events_sql(&table(), "P", &config.metrics, true, 900);
         let new_schema = tail_events_sql(&table(), "P", &config.metrics, false, 900);
 
-        assert!(old_schema.starts_with("SELECT event_time, event_time_ms, event,"), "{old_schema}");
+        assert!(
+            old_schema.starts_with("SELECT event_time, event_time_ms, event,"),
+            "{old_schema}"
+        );
         assert!(new_schema.starts_with("SELECT event_time, event,"), "{new_schema}");
         assert!(old_schema.contains("event_time >= toDateTime(900)"), "{old_schema}");
         assert!(old_schema.contains("(event IN ('purchase'))"), "{old_schema}");

@@ -55,7 +55,10 @@ impl EventClock {
     /// Moves the clock to at least `max_event_ms`, the latest event time of
     /// restored history, so later events are admitted relative to it.
     pub(crate) fn resume_at(&mut self, max_event_ms: i64) {
-        self.max_event_ms = Some(self.max_event_ms.map_or(max_event_ms, |max_ms| max_ms.max(max_event_ms)));
+        self.max_event_ms = Some(
+            self.max_event_ms
+                .map_or(max_event_ms, |max_ms| max_ms.max(max_event_ms)),
+        );
     }
 
     pub(crate) fn held_count(&self) -> usize {
@@ -99,7 +102,10 @@ impl EventClock {
 
         if let Some(first) = confirmed {
             let confirmed_ms = self.held[first + span].event_time_ms();
-            self.max_event_ms = Some(self.max_event_ms.map_or(confirmed_ms, |max_ms| max_ms.max(confirmed_ms)));
+            self.max_event_ms = Some(
+                self.max_event_ms
+                    .map_or(confirmed_ms, |max_ms| max_ms.max(confirmed_ms)),
+            );
         }
     }
 

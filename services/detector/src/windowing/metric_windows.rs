@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use seismo_events::Event;
 
-use super::{ClosedWindow, LoadedWindow};
 use super::accumulator::{self, Accumulator};
+use super::{ClosedWindow, LoadedWindow};
 use crate::config::{MetricDefinition, MetricValue, WindowLength, WindowingSettings};
 use crate::slice::SliceKey;
 
@@ -68,7 +68,10 @@ impl MetricWindows {
         }
 
         let window_start_ms = self.window.start_of(event.event_time_ms());
-        if self.closed_until_ms.is_some_and(|closed_until_ms| window_start_ms < closed_until_ms) {
+        if self
+            .closed_until_ms
+            .is_some_and(|closed_until_ms| window_start_ms < closed_until_ms)
+        {
             return Applied::Late;
         }
 
@@ -114,9 +117,15 @@ impl MetricWindows {
     ) -> u64 {
         let mut slices_rejected = 0;
         for loaded in windows {
-            debug_assert!(loaded.window_start_ms < until_ms, "loaded window at or after {until_ms}");
+            debug_assert!(
+                loaded.window_start_ms < until_ms,
+                "loaded window at or after {until_ms}"
+            );
             let window_start_ms = self.window.start_of(loaded.window_start_ms);
-            if self.closed_until_ms.is_some_and(|closed_until_ms| window_start_ms < closed_until_ms) {
+            if self
+                .closed_until_ms
+                .is_some_and(|closed_until_ms| window_start_ms < closed_until_ms)
+            {
                 continue;
             }
             // Closes the windows before this one, so each is closed once.
@@ -168,7 +177,12 @@ impl MetricWindows {
     /// without events in a window gets the metric's empty value (0, or none
     /// for a ratio) until it has been idle for `series_idle_limit`, after
     /// which it is forgotten.
-    pub(crate) fn close_until(&mut self, watermark_ms: i64, settings: &WindowingSettings, closed: &mut Vec<ClosedWindow>) {
+    pub(crate) fn close_until(
+        &mut self,
+        watermark_ms: i64,
+        settings: &WindowingSettings,
+        closed: &mut Vec<ClosedWindow>,
+    ) {
         let window_ms = self.window.as_ms();
         // Window [s, s + w) is closed when s + w <= watermark, which for
         // aligned starts means s < start_of(watermark).
@@ -194,7 +208,10 @@ impl MetricWindows {
             start_ms += window_ms;
         }
 
-        self.closed_until_ms = Some(self.closed_until_ms.map_or(target_ms, |closed_until_ms| closed_until_ms.max(target_ms)));
+        self.closed_until_ms = Some(
+            self.closed_until_ms
+                .map_or(target_ms, |closed_until_ms| closed_until_ms.max(target_ms)),
+        );
     }
 
     fn close_window(&mut self, start_ms: i64, settings: &WindowingSettings, closed: &mut Vec<ClosedWindow>) {

@@ -70,7 +70,13 @@ fn push_all(windower: &mut Windower, events: Vec<Event>) -> Vec<ClosedWindow> {
 fn values(closed: &[ClosedWindow]) -> Vec<(String, i64, f64)> {
     closed
         .iter()
-        .map(|window| (window.slice.to_string(), (window.window_start_ms - T0) / MINUTE, window.value))
+        .map(|window| {
+            (
+                window.slice.to_string(),
+                (window.window_start_ms - T0) / MINUTE,
+                window.value,
+            )
+        })
         .collect()
 }
 
@@ -80,9 +86,16 @@ fn window_closes_once_after_watermark() {
 
     let closed = push_all(
         &mut windower,
-        vec![event(T0, "view", "a"), event(T0 + 30_000, "view", "b"), event(T0 + MINUTE + 5_000, "view", "c")],
+        vec![
+            event(T0, "view", "a"),
+            event(T0 + 30_000, "view", "b"),
+            event(T0 + MINUTE + 5_000, "view", "c"),
+        ],
     );
-    assert!(closed.is_empty(), "closed before the watermark passed the end: {closed:?}");
+    assert!(
+        closed.is_empty(),
+        "closed before the watermark passed the end: {closed:?}"
+    );
 
     let closed = push_all(&mut windower, vec![event(T0 + MINUTE + 10_000, "view", "d")]);
     assert_eq!(values(&closed), vec![("total".to_string(), 0, 2.0)]);
@@ -100,9 +113,16 @@ fn event_within_lateness_counts() {
 
     let mut closed = push_all(
         &mut windower,
-        vec![event(T0, "view", "a"), event(T0 + MINUTE + 5_000, "view", "b"), event(T0 + 50_000, "view", "late but allowed")],
+        vec![
+            event(T0, "view", "a"),
+            event(T0 + MINUTE + 5_000, "view", "b"),
+            event(T0 + 50_000, "view", "late but allowed"),
+        ],
     );
-    closed.extend(push_all(&mut windower, vec![event(T0 + 2 * MINUTE + 10_000, "view", "c")]));
+    closed.extend(push_all(
+        &mut windower,
+        vec![event(T0 + 2 * MINUTE + 10_000, "view", "c")],
+    ));
 
     assert_eq!(
         values(&closed),
@@ -114,7 +134,10 @@ fn event_within_lateness_counts() {
 #[test]
 fn late_event_is_counted_and_dropped() {
     let mut windower = windower(IMMEDIATE, VIEWS_1M);
-    let closed = push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + MINUTE + 10_000, "view", "b")]);
+    let closed = push_all(
+        &mut windower,
+        vec![event(T0, "view", "a"), event(T0 + MINUTE + 10_000, "view", "b")],
+    );
     assert_eq!(values(&closed), vec![("total".to_string(), 0, 1.0)]);
 
     let closed = push_all(&mut windower, vec![event(T0 + 30_000, "view", "too late")]);
@@ -133,7 +156,14 @@ fn far_future_event_does_not_close_windows() {
         "allowed_lateness = \"10s\"\nmax_future_jump = \"1h\"\nfuture_confirmations = 3",
         VIEWS_1M,
     );
-    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b"), event(T0 + 2_000, "view", "c")]);
+    push_all(
+        &mut windower,
+        vec![
+            event(T0, "view", "a"),
+            event(T0 + 1_000, "view", "b"),
+            event(T0 + 2_000, "view", "c"),
+        ],
+    );
     let watermark_before = windower.watermark_ms();
     assert_eq!(watermark_before, Some(T0 + 2_000 - 10_000));
 
@@ -143,7 +173,13 @@ fn far_future_event_does_not_close_windows() {
     assert_eq!(windower.watermark_ms(), watermark_before);
     assert_eq!(windower.counters().events_held, 1);
 
-    let closed = push_all(&mut windower, vec![event(T0 + 20_000, "view", "d"), event(T0 + MINUTE + 10_000, "view", "e")]);
+    let closed = push_all(
+        &mut windower,
+        vec![
+            event(T0 + 20_000, "view", "d"),
+            event(T0 + MINUTE + 10_000, "view", "e"),
+        ],
+    );
     assert_eq!(values(&closed), vec![("total".to_string(), 0, 4.0)]);
     assert_eq!(windower.counters().events_held, 1);
     assert_eq!(windower.counters().events_late, 0);
@@ -155,10 +191,20 @@ fn confirmed_jump_advances_clock() {
         "allowed_lateness = \"10s\"\nmax_future_jump = \"1h\"\nfuture_confirmations = 3",
         VIEWS_1M,
     );
-    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b"), event(T0 + 2_000, "view", "c")]);
+    push_all(
+        &mut windower,
+        vec![
+            event(T0, "view", "a"),
+            event(T0 + 1_000, "view", "b"),
+            event(T0 + 2_000, "view", "c"),
+        ],
+    );
     let gap_start = T0 + 3 * 60 * MINUTE;
 
-    let closed = push_all(&mut windower, vec![event(gap_start, "view", "d"), event(gap_start + 1_000, "view", "e")]);
+    let closed = push_all(
+        &mut windower,
+        vec![event(gap_start, "view", "d"), event(gap_start + 1_000, "view", "e")],
+    );
     assert!(closed.is_empty(), "two events confirmed the jump: {closed:?}");
     assert_eq!(windower.counters().events_held, 2);
 
@@ -181,9 +227,15 @@ fn first_event_alone_does_not_start_clock() {
         VIEWS_1M,
     );
 
-    push_all(&mut windower, vec![event(T0 + 365 * 24 * 60 * MINUTE, "view", "bogus first")]);
+    push_all(
+        &mut windower,
+        vec![event(T0 + 365 * 24 * 60 * MINUTE, "view", "bogus first")],
+    );
     assert_eq!(windower.watermark_ms(), None);
-    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")]);
+    push_all(
+        &mut windower,
+        vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")],
+    );
     assert_eq!(windower.watermark_ms(), None);
 
     push_all(&mut windower, vec![event(T0 + 2_000, "view", "c")]);
@@ -199,13 +251,20 @@ fn held_overflow_rejects_latest() {
         "allowed_lateness = \"10s\"\nmax_future_jump = \"1h\"\nfuture_confirmations = 2\nmax_held_events = 2",
         VIEWS_1M,
     );
-    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")]);
+    push_all(
+        &mut windower,
+        vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")],
+    );
     let day = 24 * 60 * MINUTE;
 
     // Three isolated future events, each more than an hour from the others.
     push_all(
         &mut windower,
-        vec![event(T0 + 3 * day, "view", "x"), event(T0 + day, "view", "y"), event(T0 + 2 * day, "view", "z")],
+        vec![
+            event(T0 + 3 * day, "view", "x"),
+            event(T0 + day, "view", "y"),
+            event(T0 + 2 * day, "view", "z"),
+        ],
     );
 
     assert_eq!(windower.counters().events_held, 2);
@@ -219,7 +278,10 @@ fn held_event_released_when_clock_reaches_it() {
         "allowed_lateness = \"0s\"\nmax_future_jump = \"10m\"\nfuture_confirmations = 2",
         VIEWS_1M,
     );
-    push_all(&mut windower, vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")]);
+    push_all(
+        &mut windower,
+        vec![event(T0, "view", "a"), event(T0 + 1_000, "view", "b")],
+    );
     push_all(&mut windower, vec![event(T0 + 15 * MINUTE, "view", "early")]);
     assert_eq!(windower.counters().events_held, 1);
 
@@ -227,7 +289,10 @@ fn held_event_released_when_clock_reaches_it() {
 
     assert_eq!(windower.counters().events_held, 0);
     assert_eq!(windower.watermark_ms(), Some(T0 + 15 * MINUTE));
-    let minutes: Vec<i64> = closed.iter().map(|window| (window.window_start_ms - T0) / MINUTE).collect();
+    let minutes: Vec<i64> = closed
+        .iter()
+        .map(|window| (window.window_start_ms - T0) / MINUTE)
+        .collect();
     assert_eq!(minutes, (0..15).collect::<Vec<_>>());
     assert_eq!(closed[6].value, 1.0);
 }
@@ -344,7 +409,13 @@ dimensions = ["os"]
         ],
     );
 
-    let ratio: Vec<(String, i64, f64)> = values(&closed.iter().filter(|window| window.metric_index == 2).cloned().collect::<Vec<_>>());
+    let ratio: Vec<(String, i64, f64)> = values(
+        &closed
+            .iter()
+            .filter(|window| window.metric_index == 2)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(
         ratio,
         vec![
@@ -530,7 +601,9 @@ window = "5m"
     let mut windower = windower(IMMEDIATE, metrics);
     let base = T0 / (5 * MINUTE) * (5 * MINUTE) + 5 * MINUTE;
 
-    let mut events: Vec<Event> = (0..5).map(|minute| event(base + minute * MINUTE, "view", "a")).collect();
+    let mut events: Vec<Event> = (0..5)
+        .map(|minute| event(base + minute * MINUTE, "view", "a"))
+        .collect();
     events.push(event(base + 5 * MINUTE + 10_000, "view", "closer"));
     let closed = push_all(&mut windower, events);
 
@@ -550,7 +623,10 @@ aggregation = "count"
 window = "1m"
 dimensions = ["os"]
 "#;
-    let mut windower = windower(&format!("{IMMEDIATE}\nseries_idle_limit = \"2m\"\nmax_slices_per_dimension = 1"), metrics);
+    let mut windower = windower(
+        &format!("{IMMEDIATE}\nseries_idle_limit = \"2m\"\nmax_slices_per_dimension = 1"),
+        metrics,
+    );
 
     let closed = push_all(
         &mut windower,
@@ -617,7 +693,11 @@ fn aggregate_by_minute(events: &[Event]) -> Vec<LoadedWindow> {
     }
     counts
         .into_iter()
-        .map(|((window_start_ms, slice), value)| LoadedWindow { window_start_ms, slice, value: Some(value) })
+        .map(|((window_start_ms, slice), value)| LoadedWindow {
+            window_start_ms,
+            slice,
+            value: Some(value),
+        })
         .collect()
 }
 
@@ -629,7 +709,8 @@ fn restored_history_matches_live_windows() {
 
     // History: minutes 0..6 aggregated elsewhere, the rest as live events.
     let boundary = T0 + 6 * MINUTE;
-    let (history, tail): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|event| event.event_time_ms() < boundary);
+    let (history, tail): (Vec<Event>, Vec<Event>) =
+        events.into_iter().partition(|event| event.event_time_ms() < boundary);
     let mut restored = windower(IMMEDIATE, VIEWS_BY_OS_1M);
     let mut closed = Vec::new();
     restored.restore_history(0, &aggregate_by_minute(&history), boundary, &mut closed);
@@ -637,7 +718,10 @@ fn restored_history_matches_live_windows() {
     closed.extend(push_all(&mut restored, tail));
 
     assert_eq!(values(&closed), values(&live_closed));
-    assert!(values(&closed).contains(&("os=Android".to_string(), 5, 0.0)), "empty window of a known slice");
+    assert!(
+        values(&closed).contains(&("os=Android".to_string(), 5, 0.0)),
+        "empty window of a known slice"
+    );
     assert_eq!(restored.watermark_ms(), live.watermark_ms());
 }
 
@@ -650,7 +734,11 @@ fn restore_closes_until_boundary_only() {
     restored.restore_history(0, &aggregate_by_minute(&events), T0 + 6 * MINUTE, &mut closed);
 
     let last_start = closed.iter().map(|window| window.window_start_ms).max();
-    assert_eq!(last_start, Some(T0 + 5 * MINUTE), "windows 4 and 5 have no events but close as zeros");
+    assert_eq!(
+        last_start,
+        Some(T0 + 5 * MINUTE),
+        "windows 4 and 5 have no events but close as zeros"
+    );
     assert_eq!(restored.counters().windows_closed, closed.len() as u64);
     assert_eq!(restored.watermark_ms(), None, "restoring does not move the clock");
 }
@@ -673,14 +761,29 @@ fn restore_respects_slice_limit() {
     let mut restored = windower("max_slices_per_dimension = 1", VIEWS_BY_OS_1M);
     let mut closed = Vec::new();
     let loaded = vec![
-        LoadedWindow { window_start_ms: T0, slice: SliceKey::total(), value: Some(3.0) },
-        LoadedWindow { window_start_ms: T0, slice: SliceKey::single("os", "Android"), value: Some(1.0) },
-        LoadedWindow { window_start_ms: T0, slice: SliceKey::single("os", "iOS"), value: Some(2.0) },
+        LoadedWindow {
+            window_start_ms: T0,
+            slice: SliceKey::total(),
+            value: Some(3.0),
+        },
+        LoadedWindow {
+            window_start_ms: T0,
+            slice: SliceKey::single("os", "Android"),
+            value: Some(1.0),
+        },
+        LoadedWindow {
+            window_start_ms: T0,
+            slice: SliceKey::single("os", "iOS"),
+            value: Some(2.0),
+        },
     ];
 
     restored.restore_history(0, &loaded, T0 + MINUTE, &mut closed);
 
-    assert_eq!(values(&closed), vec![("total".to_string(), 0, 3.0), ("os=Android".to_string(), 0, 1.0)]);
+    assert_eq!(
+        values(&closed),
+        vec![("total".to_string(), 0, 3.0), ("os=Android".to_string(), 0, 1.0)]
+    );
     assert_eq!(restored.counters().slices_rejected, 1);
     restored.reset_counters();
     assert_eq!(restored.counters(), WindowingCounters::default());

@@ -58,7 +58,8 @@ fn rfc3339_offset_converted_to_utc() {
 
 #[test]
 fn unknown_fields_kept_as_json() {
-    let event = parse(r#"{"event_time":1714557600000,"event":"view","user_id":1,"ab":{"x":[1,2]},"note":"hi"}"#).unwrap();
+    let event =
+        parse(r#"{"event_time":1714557600000,"event":"view","user_id":1,"ab":{"x":[1,2]},"note":"hi"}"#).unwrap();
 
     let extra: serde_json::Value = serde_json::from_str(&event.extra).unwrap();
     assert_eq!(extra["ab"]["x"][1], 2);
@@ -77,8 +78,14 @@ fn null_optional_fields_are_absent() {
 fn missing_required_fields_rejected() {
     assert_eq!(rejected_field(r#"{"event":"view","user_id":1}"#), "event_time");
     assert_eq!(rejected_field(r#"{"event_time":1714557600000,"user_id":1}"#), "event");
-    assert_eq!(rejected_field(r#"{"event_time":1714557600000,"event":"view"}"#), "user_id");
-    assert_eq!(rejected_field(r#"{"event_time":1714557600000,"event":"view","user_id":null}"#), "user_id");
+    assert_eq!(
+        rejected_field(r#"{"event_time":1714557600000,"event":"view"}"#),
+        "user_id"
+    );
+    assert_eq!(
+        rejected_field(r#"{"event_time":1714557600000,"event":"view","user_id":null}"#),
+        "user_id"
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@ use thiserror::Error;
 /// failed and what to change.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum StatsError {
-    #[error("group `{sample}` has {count} values, but {test} needs at least {required}; widen the time range or check the group name")]
+    #[error(
+        "group `{sample}` has {count} values, but {test} needs at least {required}; widen the time range or check the group name"
+    )]
     TooFewValues {
         test: &'static str,
         sample: String,
@@ -12,7 +14,9 @@ pub enum StatsError {
         required: usize,
     },
 
-    #[error("value {index} of sample `{sample}` is {value}, but {test} needs finite numbers; check the per-user aggregates")]
+    #[error(
+        "value {index} of sample `{sample}` is {value}, but {test} needs finite numbers; check the per-user aggregates"
+    )]
     NonFinite {
         test: &'static str,
         sample: String,
@@ -20,15 +24,23 @@ pub enum StatsError {
         value: f64,
     },
 
-    #[error("both samples of {test} are constant (control {control}, treatment {treatment}), so the standard error is 0 and the test is undefined; use a metric that varies between users or a longer period")]
+    #[error(
+        "both samples of {test} are constant (control {control}, treatment {treatment}), so the standard error is 0 and the test is undefined; use a metric that varies between users or a longer period"
+    )]
     ZeroVariance {
         test: &'static str,
         control: f64,
         treatment: f64,
     },
 
-    #[error("every one of the {count} values of {test} equals {value}, so the rank test is undefined; use a metric that varies between users")]
-    AllTied { test: &'static str, count: usize, value: f64 },
+    #[error(
+        "every one of the {count} values of {test} equals {value}, so the rank test is undefined; use a metric that varies between users"
+    )]
+    AllTied {
+        test: &'static str,
+        count: usize,
+        value: f64,
+    },
 
     #[error("`{name}` is {value}, expected {expected}")]
     InvalidParameter {
@@ -37,12 +49,19 @@ pub enum StatsError {
         expected: &'static str,
     },
 
-    #[error("group `{group}` has no {denominator} events, so its ratio is undefined; check the time range and the event names")]
+    #[error(
+        "group `{group}` has no {denominator} events, so its ratio is undefined; check the time range and the event names"
+    )]
     ZeroDenominator { group: String, denominator: &'static str },
 }
 
 /// Checks that a sample has at least `required` finite values.
-pub(crate) fn check_sample(test: &'static str, sample: &str, values: &[f64], required: usize) -> Result<(), StatsError> {
+pub(crate) fn check_sample(
+    test: &'static str,
+    sample: &str,
+    values: &[f64],
+    required: usize,
+) -> Result<(), StatsError> {
     if values.len() < required {
         return Err(StatsError::TooFewValues {
             test,

@@ -25,7 +25,10 @@ pub fn sample_ratio_mismatch(observed: &[u64], expected_shares: &[f64]) -> Resul
             expected: "one share per group and at least two groups, e.g. 50,50",
         });
     }
-    if let Some(&share) = expected_shares.iter().find(|share| !(share.is_finite() && **share > 0.0)) {
+    if let Some(&share) = expected_shares
+        .iter()
+        .find(|share| !(share.is_finite() && **share > 0.0))
+    {
         return Err(StatsError::InvalidParameter {
             name: "expected split share",
             value: share,

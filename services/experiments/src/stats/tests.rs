@@ -16,8 +16,26 @@ const CONTROL: [f64; 10] = [3.1, 2.4, 5.6, 4.4, 3.3, 2.9, 4.8, 3.7, 5.1, 2.2];
 const TREATMENT: [f64; 8] = [4.2, 5.3, 3.9, 6.1, 4.8, 5.5, 4.4, 6.3];
 const TIED_CONTROL: [f64; 8] = [1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 0.0, 1.0];
 const TIED_TREATMENT: [f64; 9] = [2.0, 3.0, 3.0, 4.0, 4.0, 1.0, 2.0, 5.0, 5.0];
-const RATIO_CONTROL: [(f64, f64); 8] = [(1., 10.), (0., 3.), (2., 8.), (5., 20.), (0., 0.), (3., 12.), (1., 7.), (2., 9.)];
-const RATIO_TREATMENT: [(f64, f64); 8] = [(2., 10.), (1., 4.), (3., 9.), (6., 18.), (1., 5.), (4., 11.), (0., 2.), (3., 10.)];
+const RATIO_CONTROL: [(f64, f64); 8] = [
+    (1., 10.),
+    (0., 3.),
+    (2., 8.),
+    (5., 20.),
+    (0., 0.),
+    (3., 12.),
+    (1., 7.),
+    (2., 9.),
+];
+const RATIO_TREATMENT: [(f64, f64); 8] = [
+    (2., 10.),
+    (1., 4.),
+    (3., 9.),
+    (6., 18.),
+    (1., 5.),
+    (4., 11.),
+    (0., 2.),
+    (3., 10.),
+];
 const BUCKETS_CONTROL: [u32; 8] = [0, 1, 2, 0, 1, 2, 0, 1];
 const BUCKETS_TREATMENT: [u32; 8] = [2, 1, 0, 2, 1, 0, 2, 1];
 
@@ -84,7 +102,9 @@ fn welch_empty_group_named() {
 
 #[test]
 fn welch_rejects_non_finite_and_bad_alpha() {
-    let nan = welch_t_test(&[1.0, f64::NAN, 2.0], &TREATMENT, 0.05).unwrap_err().to_string();
+    let nan = welch_t_test(&[1.0, f64::NAN, 2.0], &TREATMENT, 0.05)
+        .unwrap_err()
+        .to_string();
     let alpha = welch_t_test(&CONTROL, &TREATMENT, 5.0).unwrap_err().to_string();
 
     assert!(nan.contains("value 1 of sample `control` is NaN"), "{nan}");
@@ -172,8 +192,12 @@ fn mde_matches_scipy() {
 
 #[test]
 fn mde_rejects_empty_group_and_bad_power() {
-    let empty = minimum_detectable_effect(1.0, 0, 1.0, 10, 0.05, 0.8).unwrap_err().to_string();
-    let power = minimum_detectable_effect(1.0, 10, 1.0, 10, 0.05, 1.0).unwrap_err().to_string();
+    let empty = minimum_detectable_effect(1.0, 0, 1.0, 10, 0.05, 0.8)
+        .unwrap_err()
+        .to_string();
+    let power = minimum_detectable_effect(1.0, 10, 1.0, 10, 0.05, 1.0)
+        .unwrap_err()
+        .to_string();
 
     assert!(empty.contains("`control size` is 0"), "{empty}");
     assert!(power.contains("`power` is 1"), "{power}");
@@ -199,7 +223,12 @@ fn linearized_ctr_matches_scipy() {
     assert_close(control_ratio, 0.2028985507246377, 1e-15);
 
     // stats.ttest_ind(likes_t - ctr_c*views_t, likes_c - ctr_c*views_c, equal_var=False)
-    let result = welch_t_test(&linearize(&control, control_ratio), &linearize(&treatment, control_ratio), 0.05).unwrap();
+    let result = welch_t_test(
+        &linearize(&control, control_ratio),
+        &linearize(&treatment, control_ratio),
+        0.05,
+    )
+    .unwrap();
 
     assert_close(result.statistic, 1.8071195227317716, 1e-12);
     assert_close(result.p_value, 0.09540088065008494, 1e-9);
@@ -280,10 +309,24 @@ fn own_group_ctr_hides_effect() {
     let control_ratio = global_ratio("control", &control).unwrap();
     let treatment_ratio = global_ratio("treatment", &treatment).unwrap();
 
-    let correct = welch_t_test(&linearize(&control, control_ratio), &linearize(&treatment, control_ratio), 0.05).unwrap();
-    let pitfall = welch_t_test(&linearize(&control, control_ratio), &linearize(&treatment, treatment_ratio), 0.05).unwrap();
+    let correct = welch_t_test(
+        &linearize(&control, control_ratio),
+        &linearize(&treatment, control_ratio),
+        0.05,
+    )
+    .unwrap();
+    let pitfall = welch_t_test(
+        &linearize(&control, control_ratio),
+        &linearize(&treatment, treatment_ratio),
+        0.05,
+    )
+    .unwrap();
 
-    assert!(correct.p_value < 1e-6, "control-CTR linearisation p = {}", correct.p_value);
+    assert!(
+        correct.p_value < 1e-6,
+        "control-CTR linearisation p = {}",
+        correct.p_value
+    );
     assert!(pitfall.p_value > 0.999, "own-CTR linearisation p = {}", pitfall.p_value);
 }
 
@@ -345,8 +388,16 @@ fn bootstrap_spread_matches_delta_method() {
     // replicates estimate it within about 3 % (one standard error of an SD
     // estimate is 1/sqrt(2 * 2000) = 1.6 %).
     assert_close(standard_error, 0.003939516136683339, 0.05 * 0.003939516136683339);
-    assert!(result.ci_lower < result.difference, "interval starts at {}", result.ci_lower);
-    assert!(result.ci_upper > result.difference, "interval ends at {}", result.ci_upper);
+    assert!(
+        result.ci_lower < result.difference,
+        "interval starts at {}",
+        result.ci_lower
+    );
+    assert!(
+        result.ci_upper > result.difference,
+        "interval ends at {}",
+        result.ci_upper
+    );
     assert!(result.p_value > 0.5, "no effect, yet p = {}", result.p_value);
 }
 
@@ -364,13 +415,24 @@ fn bootstrap_relative_interval_brackets_estimate() {
     let result = poisson_bootstrap_ratio(&control, &treatment, 1000, 0.05, 3).unwrap();
     let relative = result.treatment_ratio / result.control_ratio - 1.0;
 
-    assert!(result.relative_ci_lower < relative, "{} vs {relative}", result.relative_ci_lower);
-    assert!(result.relative_ci_upper > relative, "{} vs {relative}", result.relative_ci_upper);
+    assert!(
+        result.relative_ci_lower < relative,
+        "{} vs {relative}",
+        result.relative_ci_lower
+    );
+    assert!(
+        result.relative_ci_upper > relative,
+        "{} vs {relative}",
+        result.relative_ci_upper
+    );
     // The relative interval is roughly the absolute one over the control
     // ratio, within the control ratio's own spread of a few percent.
     let scaled_width = (result.ci_upper - result.ci_lower) / result.control_ratio;
     let width = result.relative_ci_upper - result.relative_ci_lower;
-    assert!((width / scaled_width - 1.0).abs() < 0.2, "widths {width} and {scaled_width}");
+    assert!(
+        (width / scaled_width - 1.0).abs() < 0.2,
+        "widths {width} and {scaled_width}"
+    );
 }
 
 #[test]
@@ -412,7 +474,12 @@ fn bootstrap_finds_large_effect() {
 
     let result = poisson_bootstrap_ratio(&control, &treatment, 500, 0.05, 1).unwrap();
 
-    assert!(result.ci_lower > 0.0, "interval {}..{}", result.ci_lower, result.ci_upper);
+    assert!(
+        result.ci_lower > 0.0,
+        "interval {}..{}",
+        result.ci_lower,
+        result.ci_upper
+    );
     assert_eq!(result.p_value, 0.0);
 }
 

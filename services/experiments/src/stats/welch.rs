@@ -48,7 +48,8 @@ pub fn welch_t_test(control: &[f64], treatment: &[f64], alpha: f64) -> Result<TT
     let degrees_of_freedom = (control_share + treatment_share).powi(2)
         / (control_share.powi(2) / (control_n - 1.0) + treatment_share.powi(2) / (treatment_n - 1.0));
     let statistic = difference / standard_error;
-    let distribution = StudentsT::new(0.0, 1.0, degrees_of_freedom).expect("degrees of freedom are positive and finite");
+    let distribution =
+        StudentsT::new(0.0, 1.0, degrees_of_freedom).expect("degrees of freedom are positive and finite");
     let p_value = (2.0 * distribution.sf(statistic.abs())).min(1.0);
 
     let critical = distribution.inverse_cdf(1.0 - alpha / 2.0);

@@ -44,7 +44,10 @@ fn ddl_for_24_8_uses_new_types() {
 fn ddl_partitions_by_day_and_dedups_by_offset() {
     for version in [features(18, 16, 1), features(24, 8, 4)] {
         let sql = create_table_sql(&version, "analytics", "raw_events");
-        assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS `analytics`.`raw_events`"), "{sql}");
+        assert!(
+            sql.starts_with("CREATE TABLE IF NOT EXISTS `analytics`.`raw_events`"),
+            "{sql}"
+        );
         assert!(sql.contains("PARTITION BY toYYYYMMDD(event_time)"), "{sql}");
         assert!(sql.contains("ENGINE = ReplacingMergeTree\n"), "{sql}");
         assert!(
@@ -57,17 +60,37 @@ fn ddl_partitions_by_day_and_dedups_by_offset() {
 #[test]
 fn columns_cover_every_event_field() {
     let event_fields = [
-        "event_time", "event", "user_id", "event_id", "post_id", "receiver_id", "os", "country", "city",
-        "source", "gender", "age", "exp_group", "value", "extra",
+        "event_time",
+        "event",
+        "user_id",
+        "event_id",
+        "post_id",
+        "receiver_id",
+        "os",
+        "country",
+        "city",
+        "source",
+        "gender",
+        "age",
+        "exp_group",
+        "value",
+        "extra",
     ];
     for version in [features(18, 16, 1), features(19, 3, 0), features(24, 8, 4)] {
         let columns = table_columns(&version);
         for field in event_fields {
-            assert!(column_type(&columns, field).is_some(), "{field} missing for {}", version.version);
+            assert!(
+                column_type(&columns, field).is_some(),
+                "{field} missing for {}",
+                version.version
+            );
         }
         assert_eq!(column_type(&columns, "kafka_partition"), Some("Int32"));
         assert_eq!(column_type(&columns, "kafka_offset"), Some("Int64"));
-        assert_eq!(column_type(&columns, "inserted_at"), Some("DateTime('UTC') DEFAULT now()"));
+        assert_eq!(
+            column_type(&columns, "inserted_at"),
+            Some("DateTime('UTC') DEFAULT now()")
+        );
     }
 }
 

@@ -111,7 +111,6 @@ impl AbReporter {
         );
         Ok(())
     }
-
 }
 
 /// Logs a send error of the A/B report and returns it as the reply text.

@@ -323,7 +323,9 @@ const FORECAST_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 fn report_chats(args: &InteractionArgs, telegram: &TelegramConfig) -> anyhow::Result<Vec<ChatTarget>> {
     if args.report_chat_ids.trim().is_empty() {
         if telegram.chats.is_empty() {
-            anyhow::bail!("no report chats: set SEISMO_REPORT_CHAT_IDS or TELEGRAM_CHAT_IDS to the chats that get reports");
+            anyhow::bail!(
+                "no report chats: set SEISMO_REPORT_CHAT_IDS or TELEGRAM_CHAT_IDS to the chats that get reports"
+            );
         }
         Ok(telegram.chats.clone())
     } else {

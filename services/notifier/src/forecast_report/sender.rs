@@ -126,7 +126,10 @@ impl ForecastReporter {
             self.delivery
                 .send(chat, "the forecast chart", || {
                     self.bot
-                        .send_photo(recipient.clone(), InputFile::memory(png.clone()).file_name("forecast.png"))
+                        .send_photo(
+                            recipient.clone(),
+                            InputFile::memory(png.clone()).file_name("forecast.png"),
+                        )
                         .caption(caption.clone())
                 })
                 .await?;

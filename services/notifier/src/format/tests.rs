@@ -52,10 +52,7 @@ fn firing_message_html_marks_metric_and_slice() {
     let html = format_alert(&firing_event()).html();
 
     assert!(html.contains("<b>checkout_conversion</b>"), "{html}");
-    assert!(
-        html.contains("<code>os=iOS</code>, <code>country=DE</code>"),
-        "{html}"
-    );
+    assert!(html.contains("<code>os=iOS</code>, <code>country=DE</code>"), "{html}");
     assert!(html.contains("<code>ep-42</code>"), "{html}");
 }
 
@@ -69,10 +66,7 @@ fn resolved_message_says_resolved() {
 
     let text = format_alert(&event).plain_text();
 
-    assert!(
-        text.starts_with("✅ Resolved: checkout_conversion\n"),
-        "{text}"
-    );
+    assert!(text.starts_with("✅ Resolved: checkout_conversion\n"), "{text}");
     assert!(text.contains("back inside its expected range"), "{text}");
     assert!(!text.contains("firing"), "{text}");
     assert!(text.contains("Value: 201, expected 200"), "{text}");
@@ -126,28 +120,17 @@ fn markup_values_escaped_and_intact() {
     assert!(html.contains("<b>A&amp;B &lt;control&gt;</b>"), "{html}");
     assert!(html.contains("<code>event=drop_rate*</code>"), "{html}");
     assert!(html.contains("<code>a_b=[x]</code>"), "{html}");
-    assert!(
-        html.contains("<code>quote=say &quot;hi&quot;</code>"),
-        "{html}"
-    );
+    assert!(html.contains("<code>quote=say &quot;hi&quot;</code>"), "{html}");
     assert!(html.contains("<code>&lt;ep&amp;1&gt;</code>"), "{html}");
     assert!(text.contains("A&B <control>"), "{text}");
-    assert!(
-        text.contains("event=drop_rate*, a_b=[x], quote=say \"hi\""),
-        "{text}"
-    );
+    assert!(text.contains("event=drop_rate*, a_b=[x], quote=say \"hi\""), "{text}");
 }
 
 #[test]
 fn huge_slice_is_cut_well_below_telegram_limit() {
     let long_value = "v".repeat(5_000);
     let slice: Vec<Dimension> = (0..200)
-        .map(|index| {
-            dimension(
-                &format!("dimension_{index}_{}", "n".repeat(100)),
-                &long_value,
-            )
-        })
+        .map(|index| dimension(&format!("dimension_{index}_{}", "n".repeat(100)), &long_value))
         .collect();
     let event = AnomalyEvent {
         metric: "m".repeat(10_000),
@@ -159,11 +142,7 @@ fn huge_slice_is_cut_well_below_telegram_limit() {
     let message = format_alert(&event);
     let text = message.plain_text();
 
-    assert!(
-        text.chars().count() < 1_500,
-        "{} characters",
-        text.chars().count()
-    );
+    assert!(text.chars().count() < 1_500, "{} characters", text.chars().count());
     assert!(message.html().chars().count() < 4_096);
     assert!(
         text.contains(&format!("{}…", "m".repeat(MAX_METRIC_CHARS - 1))),
@@ -185,13 +164,7 @@ fn truncation_never_splits_an_entity() {
 
     let html = format_alert(&event).html();
 
-    let bold = html
-        .split("<b>")
-        .nth(1)
-        .unwrap()
-        .split("</b>")
-        .next()
-        .unwrap();
+    let bold = html.split("<b>").nth(1).unwrap().split("</b>").next().unwrap();
     assert_eq!(bold, format!("{}…", "&amp;".repeat(MAX_METRIC_CHARS - 1)));
 }
 
@@ -234,11 +207,7 @@ fn window_with_seconds_shows_seconds() {
 fn window_out_of_range_falls_back_to_milliseconds() {
     assert_eq!(
         format_window(i64::MAX - 10, i64::MAX, 60),
-        format!(
-            "{}–{} ms since the Unix epoch (1 min)",
-            i64::MAX - 10,
-            i64::MAX
-        )
+        format!("{}–{} ms since the Unix epoch (1 min)", i64::MAX - 10, i64::MAX)
     );
 }
 

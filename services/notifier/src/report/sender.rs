@@ -85,6 +85,14 @@ impl Reporter {
             })
             .collect();
 
+        let has_data = panels
+            .iter()
+            .any(|panel| panel.days.iter().any(|(_, value)| value.is_some()));
+        if !has_data {
+            info!(report_day = %day, metrics = panels.len(), "no metric has data in the last 7 days; sending the report without a chart");
+            return Ok(Report { text, chart: None });
+        }
+
         let chart = match tokio::task::spawn_blocking(move || render_trend_grid(&panels)).await {
             Ok(Ok(png)) => Some(png),
             Ok(Err(error)) => {
@@ -112,7 +120,10 @@ impl Reporter {
             self.delivery
                 .send(chat, "the report chart", || {
                     self.bot
-                        .send_photo(recipient.clone(), InputFile::memory(png.clone()).file_name("report.png"))
+                        .send_photo(
+                            recipient.clone(),
+                            InputFile::memory(png.clone()).file_name("report.png"),
+                        )
                         .caption("Last 7 days")
                 })
                 .await?;

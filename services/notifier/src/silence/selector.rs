@@ -125,7 +125,6 @@ impl SelectorError {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
