@@ -56,6 +56,9 @@ impl Detector for SeriesDetector {
                 let phase = (end / HOUR_MS % 24) as f64 / 24.0 * std::f64::consts::TAU;
                 let expected = 1000.0 + 400.0 * phase.sin();
                 let anomalous = hours_back < 3;
+                // Like the detector, only the last day keeps its bands.
+                let reference_only = hours_back >= 24;
+                let band = |factor: f64| (!reference_only).then_some(expected * factor);
                 SeriesPoint {
                     window_start_ms: end - HOUR_MS,
                     window_end_ms: end,
@@ -64,10 +67,11 @@ impl Detector for SeriesDetector {
                     } else {
                         expected * (1.0 + 0.02 * ((hours_back % 5) as f64 - 2.0))
                     },
-                    expected: Some(expected),
-                    lower: Some(expected * 0.85),
-                    upper: Some(expected * 1.15),
+                    expected: band(1.0),
+                    lower: band(0.85),
+                    upper: band(1.15),
                     anomalous,
+                    reference_only,
                 }
             })
             .collect();

@@ -187,6 +187,7 @@ fn recent_points(series: &TrackedSeries, limit: u32, non_negative: bool) -> Vec<
             lower: point.band.map(|band| floor(band.lower)),
             upper: point.band.map(|band| band.upper),
             anomalous: point.anomalous,
+            reference_only: point.reference_only,
         })
         .collect();
 

@@ -211,15 +211,45 @@ fn history_bounded() {
         (30 * WINDOWS_PER_DAY - detector.history_windows() as i64) * WINDOW_MS
     );
 
-    // 24 bytes per window, 4 per residual and per level offset of the two
-    // lags, 256 for the calibrated score's histogram and 4 per window of
-    // its lookback, plus the structs themselves.
+    // 5 bytes per window and 16 more per window kept in full, 4 per
+    // residual and per level offset of the two lags, 256 for the calibrated
+    // score's histogram and 4 per window of its lookback, plus the structs
+    // themselves.
+    let full_windows = params.residual_windows + 1;
     let samples = (params.residual_windows + 1) + 2 * (params.level_windows + 1);
     let calibration = 256 + params.fire_lookback * 4;
-    let bound = detector.history_windows() * 24 + samples * 4 + calibration + 1024;
+    let bound = detector.history_windows() * 5 + full_windows * 16 + samples * 4 + calibration + 1024;
     assert!(
         detector.memory_bytes() <= bound,
         "{} bytes, bound {bound}",
+        detector.memory_bytes()
+    );
+}
+
+#[test]
+fn five_minute_history_keeps_detail_recent() {
+    const FIVE_MINUTES_MS: i64 = 5 * 60 * 1000;
+    let params = DetectionParams::default();
+    let mut detector = SeriesDetector::new(&params, FIVE_MINUTES_MS);
+    let windows_per_day = 288;
+    let mut random = Lcg(11);
+    for i in 0..9 * windows_per_day {
+        let value = normal_value(i * WINDOWS_PER_DAY / windows_per_day, &mut random);
+        detector.observe(i * FIVE_MINUTES_MS, value).unwrap();
+    }
+
+    // A week of references, and the residual window (longer than a day)
+    // with every field.
+    let points: Vec<_> = detector.points().collect();
+    let full = points.iter().filter(|point| !point.reference_only).count();
+    assert_eq!(points.len(), 7 * windows_per_day as usize + params.level_windows + 1);
+    assert_eq!(full, params.residual_windows + 1);
+    assert!(points[..points.len() - full].iter().all(|point| point.reference_only));
+    assert!(points[..points.len() - full].iter().all(|point| point.band.is_none()));
+    assert!(points[points.len() - full..].iter().all(|point| point.band.is_some()));
+    assert!(
+        detector.memory_bytes() < 20 * 1024,
+        "{} bytes for 5-minute windows",
         detector.memory_bytes()
     );
 }

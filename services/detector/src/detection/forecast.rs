@@ -148,9 +148,9 @@ fn fit_values(history: &History, number: i64, windows: usize) -> Vec<f64> {
     let mut values = Vec::with_capacity(windows);
     let mut previous: Option<f64> = None;
     for candidate in number - windows as i64..number {
-        match history.get(candidate) {
-            Some(slot) => {
-                let value = f64::from(slot.cleaned);
+        match history.reference(candidate) {
+            Some(reference) => {
+                let value = f64::from(reference.cleaned);
                 values.push(value);
                 previous = Some(value);
             }

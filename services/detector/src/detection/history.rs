@@ -1,6 +1,15 @@
-//! Bounded history of one series: the last `capacity` windows, addressed by
-//! window number (window start time divided by the window length), so a
-//! lookup one day or one week back finds the right window across gaps.
+//! Bounded history of one series, addressed by window number (window start
+//! time divided by the window length), so a lookup one day or one week back
+//! finds the right window across gaps.
+//!
+//! Two depths, because the seasonal references reach much further back
+//! than anything else:
+//! - every kept window (up to `capacity`) keeps its cleaned value and
+//!   whether it was outside its band: 5 bytes, what seasonal references
+//!   read a day or a week back;
+//! - the newest `detail_capacity` windows also keep the raw value, the
+//!   expected value and the band edges: 16 bytes more, what residuals,
+//!   re-baselines, the raw-value rules and charts read.
 //!
 //! Values are stored as `f32` to halve the memory per window: a stored value
 //! keeps about 7 significant digits (integers exactly up to 2^24 ≈ 16.7 M),
@@ -9,8 +18,9 @@
 
 use std::collections::VecDeque;
 
-/// One stored window. A window missing from the series (a gap) has a NaN
-/// `value`.
+/// One window with every stored field, as pushed and as returned for a
+/// window within the detail depth. A window missing from the series (a gap)
+/// has a NaN `value`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Slot {
     pub value: f32,
@@ -26,15 +36,6 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    const MISSING: Slot = Slot {
-        value: f32::NAN,
-        cleaned: f32::NAN,
-        expected: f32::NAN,
-        lower: f32::NAN,
-        upper: f32::NAN,
-        outside: false,
-    };
-
     pub fn is_present(&self) -> bool {
         !self.value.is_nan()
     }
@@ -51,23 +52,84 @@ impl Slot {
     }
 }
 
+/// The seasonal reference, which every kept window stores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Reference {
+    pub cleaned: f32,
+    pub outside: bool,
+}
+
+/// A stored window as [`History::iter`] returns it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum StoredWindow {
+    /// Within the detail depth: every field.
+    Full(Slot),
+    /// Older: the reference only.
+    ReferenceOnly(Reference),
+}
+
+/// The fields only the newest windows keep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Detail {
+    value: f32,
+    expected: f32,
+    lower: f32,
+    upper: f32,
+}
+
+impl Detail {
+    const MISSING: Detail = Detail {
+        value: f32::NAN,
+        expected: f32::NAN,
+        lower: f32::NAN,
+        upper: f32::NAN,
+    };
+}
+
+/// `flags` value of a gap.
+const GAP: u8 = 0;
+/// `flags` value of a present window inside its band.
+const INSIDE: u8 = 1;
+/// `flags` value of a present window outside its band.
+const OUTSIDE: u8 = 2;
+
 /// The most recent windows of a series, oldest first, gaps included.
 #[derive(Debug, Clone)]
 pub(crate) struct History {
-    slots: VecDeque<Slot>,
-    /// Window number of `slots[0]`.
+    /// Cleaned value of every kept window, NaN for a gap.
+    cleaned: VecDeque<f32>,
+    /// [`GAP`], [`INSIDE`] or [`OUTSIDE`] for every kept window.
+    flags: VecDeque<u8>,
+    /// The newest `detail_capacity` windows (fewer at the start), ending
+    /// with the latest window.
+    details: VecDeque<Detail>,
+    /// Window number of `cleaned[0]`.
     first: i64,
     capacity: usize,
+    detail_capacity: usize,
 }
 
 impl History {
-    /// Creates an empty history that keeps at most `capacity` windows
-    /// (at least 1). Memory grows with the stored windows up to that bound.
+    /// Creates an empty history that keeps every field of at most
+    /// `capacity` windows (at least 1).
+    #[cfg(test)]
     pub fn new(capacity: usize) -> History {
+        History::with_detail(capacity, capacity)
+    }
+
+    /// Creates an empty history that keeps the references of at most
+    /// `capacity` windows and every field of the newest `detail_capacity`
+    /// of them (at least 1, at most `capacity`). Memory grows with the
+    /// stored windows up to those bounds.
+    pub fn with_detail(capacity: usize, detail_capacity: usize) -> History {
+        let capacity = capacity.max(1);
         History {
-            slots: VecDeque::new(),
+            cleaned: VecDeque::new(),
+            flags: VecDeque::new(),
+            details: VecDeque::new(),
             first: 0,
-            capacity: capacity.max(1),
+            capacity,
+            detail_capacity: detail_capacity.clamp(1, capacity),
         }
     }
 
@@ -77,31 +139,57 @@ impl History {
 
     /// Number of the newest stored window, gap or not.
     pub fn latest(&self) -> Option<i64> {
-        (!self.slots.is_empty()).then(|| self.first + self.slots.len() as i64 - 1)
+        (!self.cleaned.is_empty()).then(|| self.first + self.cleaned.len() as i64 - 1)
     }
 
     /// Number of the oldest stored window.
     pub fn oldest(&self) -> Option<i64> {
-        (!self.slots.is_empty()).then_some(self.first)
+        (!self.cleaned.is_empty()).then_some(self.first)
     }
 
-    /// Returns window `number` if it is kept and was not a gap.
-    pub fn get(&self, number: i64) -> Option<&Slot> {
-        let offset = number.checked_sub(self.first)?;
-        let slot = self.slots.get(usize::try_from(offset).ok()?)?;
-        slot.is_present().then_some(slot)
+    /// Returns every field of window `number` if it is within the detail
+    /// depth and was not a gap.
+    pub fn get(&self, number: i64) -> Option<Slot> {
+        let index = self.index(number)?;
+        let detail_index = index.checked_sub(self.cleaned.len() - self.details.len())?;
+        let detail = self.details[detail_index];
+        (self.flags[index] != GAP).then_some(Slot {
+            value: detail.value,
+            cleaned: self.cleaned[index],
+            expected: detail.expected,
+            lower: detail.lower,
+            upper: detail.upper,
+            outside: self.flags[index] == OUTSIDE,
+        })
     }
 
-    /// Returns window `number` for a change if it is kept and was not a gap.
-    pub fn get_mut(&mut self, number: i64) -> Option<&mut Slot> {
-        let offset = number.checked_sub(self.first)?;
-        let slot = self.slots.get_mut(usize::try_from(offset).ok()?)?;
-        slot.is_present().then_some(slot)
+    /// Returns the reference of window `number` if it is kept and was not a gap.
+    pub fn reference(&self, number: i64) -> Option<Reference> {
+        let index = self.index(number)?;
+        (self.flags[index] != GAP).then(|| Reference {
+            cleaned: self.cleaned[index],
+            outside: self.flags[index] == OUTSIDE,
+        })
+    }
+
+    /// Replaces the cleaned value of window `number` if it is kept and was
+    /// not a gap.
+    pub fn set_cleaned(&mut self, number: i64, cleaned: f32) {
+        if let Some(index) = self.index(number)
+            && self.flags[index] != GAP
+        {
+            self.cleaned[index] = cleaned;
+        }
+    }
+
+    fn index(&self, number: i64) -> Option<usize> {
+        let offset = usize::try_from(number.checked_sub(self.first)?).ok()?;
+        (offset < self.cleaned.len()).then_some(offset)
     }
 
     /// Appends window `number`, which must be after [`History::latest`]. The
     /// windows in between are stored as gaps, and the oldest windows beyond
-    /// the capacity are dropped.
+    /// the capacities are dropped.
     pub fn push(&mut self, number: i64, slot: Slot) {
         match self.latest() {
             Some(latest) => {
@@ -109,41 +197,76 @@ impl History {
                 let gap = number - latest - 1;
                 if gap >= self.capacity as i64 {
                     // Nothing kept would survive the gap.
-                    self.slots.clear();
+                    self.cleaned.clear();
+                    self.flags.clear();
+                    self.details.clear();
                     self.first = number;
                 } else {
                     for _ in 0..gap {
-                        self.append(Slot::MISSING);
+                        self.append(f32::NAN, GAP, Detail::MISSING);
                     }
                 }
             }
             None => self.first = number,
         }
-        self.append(slot);
+
+        let flag = match (slot.is_present(), slot.outside) {
+            (false, _) => GAP,
+            (true, false) => INSIDE,
+            (true, true) => OUTSIDE,
+        };
+        let detail = Detail {
+            value: slot.value,
+            expected: slot.expected,
+            lower: slot.lower,
+            upper: slot.upper,
+        };
+        self.append(slot.cleaned, flag, detail);
     }
 
-    fn append(&mut self, slot: Slot) {
-        if self.slots.len() == self.capacity {
-            self.slots.pop_front();
+    fn append(&mut self, cleaned: f32, flag: u8, detail: Detail) {
+        if self.cleaned.len() == self.capacity {
+            self.cleaned.pop_front();
+            self.flags.pop_front();
             self.first += 1;
-        } else if self.slots.len() == self.slots.capacity() {
-            // Grow by doubling, but never past the capacity.
-            let extra = self.slots.len().max(8).min(self.capacity - self.slots.len());
-            self.slots.reserve_exact(extra);
         }
-        self.slots.push_back(slot);
+        if self.details.len() == self.detail_capacity {
+            self.details.pop_front();
+        }
+        reserve_up_to(&mut self.cleaned, self.capacity);
+        reserve_up_to(&mut self.flags, self.capacity);
+        reserve_up_to(&mut self.details, self.detail_capacity);
+
+        self.cleaned.push_back(cleaned);
+        self.flags.push_back(flag);
+        self.details.push_back(detail);
     }
 
     /// Stored windows that are not gaps, oldest first, with their numbers.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, &Slot)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (i64, StoredWindow)> + '_ {
         (self.first..)
-            .zip(self.slots.iter())
-            .filter(|(_, slot)| slot.is_present())
+            .take(self.cleaned.len())
+            .filter_map(|number| match self.get(number) {
+                Some(slot) => Some((number, StoredWindow::Full(slot))),
+                None => self
+                    .reference(number)
+                    .map(|reference| (number, StoredWindow::ReferenceOnly(reference))),
+            })
     }
 
     /// Bytes allocated on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<Slot>()
+        self.cleaned.capacity() * size_of::<f32>()
+            + self.flags.capacity() * size_of::<u8>()
+            + self.details.capacity() * size_of::<Detail>()
+    }
+}
+
+/// Grows a full `queue` by doubling, never past `limit` elements.
+fn reserve_up_to<T>(queue: &mut VecDeque<T>, limit: usize) {
+    if queue.len() == queue.capacity() && queue.len() < limit {
+        let extra = queue.len().max(8).min(limit - queue.len());
+        queue.reserve_exact(extra);
     }
 }
 
@@ -163,7 +286,13 @@ mod tests {
     }
 
     fn values(history: &History) -> Vec<(i64, f32)> {
-        history.iter().map(|(number, slot)| (number, slot.value)).collect()
+        history
+            .iter()
+            .map(|(number, kept)| match kept {
+                StoredWindow::Full(slot) => (number, slot.value),
+                StoredWindow::ReferenceOnly(_) => panic!("window {number} lost its detail"),
+            })
+            .collect()
     }
 
     #[test]
@@ -221,8 +350,74 @@ mod tests {
         for number in 0..1_000 {
             history.push(number, slot(1.0));
         }
+        assert!(history.heap_bytes() <= 100 * (5 + 16), "{} bytes", history.heap_bytes());
+    }
+
+    #[test]
+    fn detail_kept_for_newest_windows() {
+        let mut history = History::with_detail(10, 3);
+        for number in 0..6 {
+            history.push(
+                number,
+                Slot {
+                    outside: number == 1,
+                    ..slot(number as f32)
+                },
+            );
+        }
+
+        assert!(history.get(2).is_none(), "window 2 is older than the detail depth");
+        assert_eq!(history.get(3).map(|s| s.value), Some(3.0));
+        assert_eq!(history.get(5).map(|s| s.value), Some(5.0));
+        assert_eq!(history.reference(0).map(|r| r.cleaned), Some(0.0));
+        assert_eq!(history.reference(1).map(|r| r.outside), Some(true));
+        assert_eq!(history.reference(2).map(|r| r.outside), Some(false));
+        let kinds: Vec<bool> = history
+            .iter()
+            .map(|(_, kept)| matches!(kept, StoredWindow::Full(_)))
+            .collect();
+        assert_eq!(kinds, [false, false, false, true, true, true]);
+    }
+
+    #[test]
+    fn gap_within_detail_depth() {
+        let mut history = History::with_detail(10, 3);
+        history.push(0, slot(0.0));
+        history.push(2, slot(2.0));
+
+        assert!(history.get(1).is_none());
+        assert!(history.reference(1).is_none());
+        assert_eq!(history.get(0).map(|s| s.value), Some(0.0));
+        assert_eq!(history.get(2).map(|s| s.value), Some(2.0));
+        // One more window pushes window 0 out of the detail depth only.
+        history.push(3, slot(3.0));
+        assert!(history.get(0).is_none());
+        assert_eq!(history.reference(0).map(|r| r.cleaned), Some(0.0));
+    }
+
+    #[test]
+    fn set_cleaned_skips_gaps() {
+        let mut history = History::with_detail(10, 2);
+        history.push(0, slot(1.0));
+        history.push(2, slot(3.0));
+
+        history.set_cleaned(0, 10.0);
+        history.set_cleaned(1, 20.0);
+        history.set_cleaned(2, 30.0);
+
+        assert_eq!(history.reference(0).map(|r| r.cleaned), Some(10.0));
+        assert!(history.reference(1).is_none());
+        assert_eq!(history.get(2).map(|s| (s.value, s.cleaned)), Some((3.0, 30.0)));
+    }
+
+    #[test]
+    fn detail_memory_stays_within_depth() {
+        let mut history = History::with_detail(1_000, 100);
+        for number in 0..5_000 {
+            history.push(number, slot(1.0));
+        }
         assert!(
-            history.heap_bytes() <= 100 * size_of::<Slot>(),
+            history.heap_bytes() <= 1_000 * 5 + 100 * 16,
             "{} bytes",
             history.heap_bytes()
         );

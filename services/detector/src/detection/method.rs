@@ -86,6 +86,34 @@ pub(crate) fn history_needed(
     }
 }
 
+/// Windows of history whose every field `method` reads with `params`: raw
+/// values, expected values and band edges. Older windows only need their
+/// reference (see `history.rs`).
+pub(crate) fn detail_needed(
+    method: MethodName,
+    params: &DetectionParams,
+    calendar: &Calendar,
+    window_ms: i64,
+) -> usize {
+    match method {
+        // Residuals and re-baselines read raw and expected values; the
+        // seasonal references a week back read references only.
+        MethodName::RobustBand => (params.residual_windows + 1).max(params.rebaseline_windows),
+        MethodName::Forecast => params.residual_windows + 1,
+        // These rules compare raw values over their whole reach.
+        MethodName::Iqr | MethodName::PercentChange | MethodName::ThreeSigma => {
+            history_needed(method, params, calendar, window_ms)
+        }
+        MethodName::Ensemble => params
+            .ensemble
+            .methods
+            .iter()
+            .map(|&method| detail_needed(method, params, calendar, window_ms))
+            .max()
+            .unwrap_or(1),
+    }
+}
+
 /// Creates `method` for a series whose history keeps `history_windows` windows.
 pub(crate) fn build(
     method: MethodName,

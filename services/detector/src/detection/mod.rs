@@ -53,7 +53,7 @@ pub use params::{
 use band::BandSettings;
 use calendar::Calendar;
 use episode::{AlertRules, EpisodeTracker};
-use history::{History, Slot};
+use history::{History, Slot, StoredWindow};
 use method::DetectionMethod;
 use tail_score::TailScore;
 
@@ -121,17 +121,24 @@ pub struct Point {
     pub band: Option<Band>,
     /// The value was outside its band.
     pub anomalous: bool,
+    /// The window is older than the series keeps in full, so `value` is its
+    /// stored reference (the value clamped near its expected value, as later
+    /// windows compare against it) and `band` is `None`.
+    pub reference_only: bool,
 }
 
 /// State of one series (one metric × slice).
 ///
-/// Memory: the history keeps `history_windows` windows at 24 bytes each.
-/// For the robust band with 30-minute windows that is one week plus
-/// `level_windows` + 1 by default, 385 windows or 9 KiB. The method's own
-/// state comes on top, and so do 336 bytes for the calibrated score (280
-/// of them on the heap). `memory_bytes` returns the total.
-// TODO: 5-minute windows with weekly seasonality keep 2065 windows (≈ 51 KiB).
-// Reaching 4 KiB per series needs a coarser weekly reference or no stored bands.
+/// Memory: the history keeps the reference of `history_windows` windows at
+/// 5 bytes each, and every field of the newest windows (at least a day, and
+/// the method's own reach) at 16 bytes more. For the robust band with
+/// 5-minute windows that is 2,065 references and 337 full windows, about
+/// 15.5 KiB. The method's own state comes on top, and so do 336 bytes for
+/// the calibrated score (280 of them on the heap). `memory_bytes` returns
+/// the total.
+// TODO: 5-minute windows with weekly seasonality keep 2,065 references
+// (about 18 KiB per series in all). Reaching 4 KiB needs a coarser weekly
+// reference than the same window a week earlier.
 #[derive(Debug)]
 pub struct SeriesDetector {
     window_ms: i64,
@@ -166,12 +173,17 @@ impl SeriesDetector {
         let calendar = Calendar::new(params.time_zone, window_ms);
         let needed = method::history_needed(params.method, params, &calendar, window_ms);
         let history_windows = params.history_windows.unwrap_or(needed);
+        // Charts show the last day in full, so at least a day is kept with
+        // every field.
+        let day_windows =
+            usize::try_from(calendar::DAY_MS.saturating_add(window_ms - 1) / window_ms).unwrap_or(usize::MAX);
+        let detail_windows = method::detail_needed(params.method, params, &calendar, window_ms).max(day_windows);
 
         SeriesDetector {
             window_ms,
             phase_ms: None,
             calendar,
-            history: History::new(history_windows),
+            history: History::with_detail(history_windows, detail_windows),
             method: method::build(params.method, params, &calendar, window_ms, history_windows),
             severity: BandSettings::from(params),
             alert_rules: AlertRules::from(params),
@@ -276,13 +288,28 @@ impl SeriesDetector {
             || (value < self.min_volume && expected < self.min_volume)
     }
 
-    /// Stored recent windows, oldest first.
+    /// Stored windows, oldest first. Windows older than the detail depth
+    /// come with their stored reference only (see [`Point::reference_only`]).
     pub fn points(&self) -> impl Iterator<Item = Point> + '_ {
         let phase_ms = self.phase_ms.unwrap_or(0);
-        self.history.iter().map(move |(number, slot)| {
+        self.history.iter().map(move |(number, kept)| {
+            let window_start_ms = number * self.window_ms + phase_ms;
+            let slot = match kept {
+                StoredWindow::Full(slot) => slot,
+                StoredWindow::ReferenceOnly(reference) => {
+                    return Point {
+                        window_start_ms,
+                        value: f64::from(reference.cleaned),
+                        band: None,
+                        anomalous: reference.outside,
+                        reference_only: true,
+                    };
+                }
+            };
+
             let (expected, lower, upper) = (f64::from(slot.expected), f64::from(slot.lower), f64::from(slot.upper));
             Point {
-                window_start_ms: number * self.window_ms + phase_ms,
+                window_start_ms,
                 value: f64::from(slot.value),
                 band: (expected.is_finite() && lower.is_finite() && upper.is_finite()).then_some(Band {
                     expected,
@@ -290,6 +317,7 @@ impl SeriesDetector {
                     upper,
                 }),
                 anomalous: slot.outside,
+                reference_only: false,
             }
         })
     }

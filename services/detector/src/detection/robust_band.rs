@@ -11,7 +11,7 @@
 
 use super::band::{BandSettings, judge};
 use super::calendar::Calendar;
-use super::history::{History, Slot};
+use super::history::History;
 use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
 use super::params::DetectionParams;
 use super::robust::median;
@@ -141,7 +141,9 @@ impl DetectionMethod for RobustBand {
         // an anomaly that recurs there is a lasting change of shape, which
         // must become the reference or it would alert forever.
         let modelled = expected.seasonal || !self.seasonal.is_seasonal();
-        let reference_was_outside = history.get(expected.reference).is_some_and(|slot| slot.outside);
+        let reference_was_outside = history
+            .reference(expected.reference)
+            .is_some_and(|reference| reference.outside);
         let cleaned = if modelled && !reference_was_outside {
             judgement.cleaned
         } else {
@@ -181,18 +183,20 @@ impl DetectionMethod for RobustBand {
         };
         let shift = shift_of(history, first, latest);
 
+        // The shifted windows are within the detail depth, which covers
+        // `rebaseline_windows`, so their raw values are kept.
         let oldest = history.oldest().unwrap_or(first);
         for number in oldest..=latest {
-            if let Some(slot) = history.get_mut(number) {
-                let cleaned = if number >= first {
-                    slot.value
-                } else {
-                    match shift {
-                        Shift::Factor(factor) => slot.cleaned * factor as f32,
-                        Shift::Difference(difference) => slot.cleaned + difference as f32,
-                    }
-                };
-                *slot = Slot { cleaned, ..*slot };
+            let cleaned = if number >= first {
+                history.get(number).map(|slot| slot.value)
+            } else {
+                history.reference(number).map(|reference| match shift {
+                    Shift::Factor(factor) => reference.cleaned * factor as f32,
+                    Shift::Difference(difference) => reference.cleaned + difference as f32,
+                })
+            };
+            if let Some(cleaned) = cleaned {
+                history.set_cleaned(number, cleaned);
             }
         }
         self.seasonal
@@ -210,6 +214,7 @@ impl DetectionMethod for RobustBand {
 
 #[cfg(test)]
 mod tests {
+    use super::super::history::Slot;
     use super::super::params::Seasonality;
     use super::*;
 

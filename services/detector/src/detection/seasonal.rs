@@ -160,7 +160,7 @@ impl SeasonalModel {
     pub fn expected_value(&self, history: &History, number: i64, calendar: &Calendar) -> Option<Expected> {
         for (index, lag) in self.lags.iter().enumerate() {
             let reference_number = calendar.lag(number, lag.period_ms);
-            if let Some(reference) = history.get(reference_number) {
+            if let Some(reference) = history.reference(reference_number) {
                 let level = lag.offsets.sample().median().unwrap_or(0.0);
                 return Some(Expected {
                     value: f64::from(reference.cleaned) + level,
@@ -203,14 +203,14 @@ fn lag_reach(lag: i64, level_windows: usize) -> usize {
 /// Level offset of window `number` against window `reference`, computed in
 /// `f32` so a later removal finds the same bits.
 fn offset(history: &History, number: i64, reference: i64) -> Option<f32> {
-    let recent = history.get(number)?;
-    let reference = history.get(reference)?;
+    let recent = history.reference(number)?;
+    let reference = history.reference(reference)?;
     Some(recent.cleaned - reference.cleaned)
 }
 
 fn rolling_median(history: &History, number: i64, rolling_windows: usize) -> Option<f64> {
-    let recent = (1..=rolling_windows as i64).filter_map(|back| history.get(number - back));
-    median_of(recent.map(|slot| f64::from(slot.cleaned)))
+    let recent = (1..=rolling_windows as i64).filter_map(|back| history.reference(number - back));
+    median_of(recent.map(|reference| f64::from(reference.cleaned)))
 }
 
 thread_local! {

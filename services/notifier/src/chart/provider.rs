@@ -166,6 +166,7 @@ mod tests {
             lower: Some(value - 1.0),
             upper: Some(value + 1.0),
             anomalous: false,
+            reference_only: false,
         }
     }
 
