@@ -1,7 +1,7 @@
 //! `evaluate business`: the detection methods and the IQR rule on the
 //! seeded synthetic business series.
 
-use seismo_detector::detection::{DetectionParams, MethodName};
+use seismo_detector::detection::{DetectionParams, LevelAdjustment, MethodName, ResidualScale};
 use seismo_detector::evaluate::business::{compare, detector_alerts};
 use seismo_detector::evaluate::business_series::generate_suite;
 use seismo_detector::evaluate::iqr::IqrRule;
@@ -133,6 +133,33 @@ fn default_method_beats_iqr_rule() {
         assert!(robust.median_delay().unwrap() <= 1.0, "seed {seed}: {robust:?}");
         assert!(robust.precision() > iqr.precision(), "seed {seed}");
         assert!(robust.recall() > iqr.recall(), "seed {seed}");
+    }
+}
+
+#[test]
+fn count_noise_model_catches_night_dips() {
+    // Square-root residuals keep the night band in proportion to the night's
+    // noise, and a multiplicative level carries a −35 % shift to every hour.
+    let params = DetectionParams {
+        residual_scale: ResidualScale::Sqrt,
+        level_adjustment: LevelAdjustment::Multiplicative,
+        ..DetectionParams::default()
+    };
+    for seed in 1..=3 {
+        let suite = generate_suite(seed);
+        let outcomes = compare(&suite, &params, &[MethodName::RobustBand], &RULE);
+        let by_name = |name: &str| {
+            let index = suite.iter().position(|series| series.name == name).unwrap();
+            outcomes[0].series[index].clone()
+        };
+
+        let dips = by_name("dips");
+        assert_eq!(dips.detected, 3, "seed {seed}: {dips:?}");
+        let level_shift = by_name("level_shift");
+        assert_eq!(level_shift.false_positives, 0, "seed {seed}: {level_shift:?}");
+        let total = outcomes[0].total();
+        assert!(total.f1() >= 0.95, "seed {seed}: F1 {} {total:?}", total.f1());
+        assert!(total.median_delay().unwrap() <= 1.0, "seed {seed}: {total:?}");
     }
 }
 

@@ -1,6 +1,7 @@
 use chrono::{TimeZone, Utc};
 
 use super::*;
+use crate::detection::{LevelAdjustment, ResidualScale};
 
 const VALID: &str = r#"
 [windowing]
@@ -448,6 +449,14 @@ fn shipped_configs_are_valid() {
             vec!["os".to_string(), "source".to_string()],
             "{name}"
         );
+        // Counts get the count noise model; the ratio keeps the defaults.
+        let (scale, adjustment) = if name == "ctr" {
+            (ResidualScale::Absolute, LevelAdjustment::Additive)
+        } else {
+            (ResidualScale::Sqrt, LevelAdjustment::Multiplicative)
+        };
+        assert_eq!(metric.detection.residual_scale, scale, "{name}");
+        assert_eq!(metric.detection.level_adjustment, adjustment, "{name}");
     }
 
     let demo = MetricsConfig::load(&root.join("deploy/demo/metrics.toml")).unwrap();

@@ -25,7 +25,7 @@ use super::calendar::{Calendar, DAY_MS, WEEK_MS};
 use super::history::History;
 use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
 use super::method_params::ForecastParams;
-use super::params::{DetectionParams, Seasonality};
+use super::params::{DetectionParams, ResidualScale, Seasonality};
 use super::window_sample::WindowSample;
 use super::{Band, band};
 
@@ -167,7 +167,9 @@ fn fit_values(history: &History, number: i64, windows: usize) -> Vec<f64> {
 impl DetectionMethod for Forecast {
     fn prepare(&mut self, number: i64, history: &History, _calendar: &Calendar) {
         self.errors.retire_before(number, history, |history, leaving| {
-            history.get(leaving).and_then(|slot| slot.residual(false))
+            history
+                .get(leaving)
+                .and_then(|slot| slot.residual(ResidualScale::Absolute))
         });
     }
 
@@ -203,7 +205,10 @@ impl DetectionMethod for Forecast {
     }
 
     fn record(&mut self, number: i64, history: &History, _calendar: &Calendar) {
-        if let Some(error) = history.get(number).and_then(|slot| slot.residual(false)) {
+        if let Some(error) = history
+            .get(number)
+            .and_then(|slot| slot.residual(ResidualScale::Absolute))
+        {
             self.errors.insert(error);
         }
     }

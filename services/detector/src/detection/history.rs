@@ -18,6 +18,8 @@
 
 use std::collections::VecDeque;
 
+use super::params::ResidualScale;
+
 /// One window with every stored field, as pushed and as returned for a
 /// window within the detail depth. A window missing from the series (a gap)
 /// has a NaN `value`.
@@ -40,13 +42,13 @@ impl Slot {
         !self.value.is_nan()
     }
 
-    /// Residual (value − expected), divided by |expected| when `relative`,
-    /// as entered into the scale sample. It is computed from the stored
-    /// `f32`s, so removing it later finds the same bits.
-    pub fn residual(&self, relative: bool) -> Option<f32> {
+    /// Residual (value − expected) divided as `scale` says, as entered into
+    /// the scale sample. It is computed from the stored `f32`s, so removing
+    /// it later finds the same bits.
+    pub fn residual(&self, scale: ResidualScale) -> Option<f32> {
         let mut residual = self.value - self.expected;
-        if relative {
-            residual /= self.expected.abs();
+        if scale != ResidualScale::Absolute {
+            residual /= scale.divisor(self.expected);
         }
         residual.is_finite().then_some(residual)
     }

@@ -46,8 +46,8 @@ mod window_sample;
 
 pub use band::anomaly_score;
 pub use params::{
-    CombineRule, DetectionParams, EnsembleParams, ForecastParams, IqrParams, MAX_FIRE_LOOKBACK, MethodName,
-    PercentChangeParams, Seasonality, ThreeSigmaParams, TimeZone,
+    CombineRule, DetectionParams, EnsembleParams, ForecastParams, IqrParams, LevelAdjustment, MAX_FIRE_LOOKBACK,
+    MethodName, PercentChangeParams, ResidualScale, Seasonality, ThreeSigmaParams, TimeZone,
 };
 
 use band::BandSettings;

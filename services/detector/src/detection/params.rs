@@ -121,8 +121,18 @@ pub struct DetectionParams {
     /// Residuals relative to the expected value ((value − expected) / |expected|)
     /// instead of absolute. Counts of events have noise that grows with the
     /// level, so an absolute scale is dominated by the busy hours and too
-    /// wide at night.
+    /// wide at night. The same as `residual_scale = "relative"`.
     pub relative_residuals: bool,
+
+    /// Scaling of the robust band's residuals before their MAD is taken,
+    /// which sets how its width follows the expected value (see
+    /// [`ResidualScale`]).
+    pub residual_scale: ResidualScale,
+
+    /// Rule that moves the seasonal reference to the recent level: adding
+    /// the typical difference or multiplying by the typical ratio (see
+    /// [`LevelAdjustment`]).
+    pub level_adjustment: LevelAdjustment,
 
     /// A window whose value and expected value are both below this is
     /// never outside, so a small slice does not flap. In the metric's unit.
@@ -164,6 +174,49 @@ pub struct DetectionParams {
     pub ensemble: EnsembleParams,
 }
 
+/// Scale of the robust band's residuals: how the noise of a series grows
+/// with its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResidualScale {
+    /// value − expected: noise of the same size at every level.
+    #[default]
+    Absolute,
+    /// (value − expected) / √|expected|: noise that grows like the square
+    /// root of the level, as in counts of independent events (Poisson
+    /// noise), such as users, views or orders per window.
+    Sqrt,
+    /// (value − expected) / |expected|: noise in proportion to the level.
+    Relative,
+}
+
+impl ResidualScale {
+    /// Divisor of a residual whose expected value is `expected`: the band's
+    /// half-width in residual units is multiplied by it.
+    pub fn divisor(self, expected: f32) -> f32 {
+        match self {
+            ResidualScale::Absolute => 1.0,
+            ResidualScale::Sqrt => expected.abs().sqrt(),
+            ResidualScale::Relative => expected.abs(),
+        }
+    }
+}
+
+/// Rule that moves a seasonal reference to the level of the last
+/// `level_windows` windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LevelAdjustment {
+    /// reference + median(cleaned − cleaned one period earlier): a change
+    /// of the same size at every time of day.
+    #[default]
+    Additive,
+    /// reference × exp(median(ln cleaned − ln cleaned one period earlier)):
+    /// a change in proportion to the level, as when a share of users is
+    /// lost. Pairs with a value at or below 0 are left out of the median.
+    Multiplicative,
+}
+
 /// Seasonal references a series is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -200,6 +253,8 @@ impl Default for DetectionParams {
             history_windows: None,
             daily_fallback_width: 0.32,
             relative_residuals: false,
+            residual_scale: ResidualScale::Absolute,
+            level_adjustment: LevelAdjustment::Additive,
             min_volume: 0.0,
             min_absolute_deviation: 0.0,
             cooldown_windows: 48,
@@ -215,10 +270,26 @@ impl Default for DetectionParams {
 }
 
 impl DetectionParams {
+    /// Returns the residual scale in effect: `relative_residuals = true`
+    /// selects [`ResidualScale::Relative`].
+    pub fn effective_residual_scale(&self) -> ResidualScale {
+        if self.relative_residuals {
+            ResidualScale::Relative
+        } else {
+            self.residual_scale
+        }
+    }
+
     /// Checks every field and the rules between them. The error names the
     /// field, its value and the valid range.
     pub fn validate(&self) -> Result<(), String> {
         check_positive("band_sigmas", self.band_sigmas)?;
+        if self.relative_residuals && self.residual_scale == ResidualScale::Sqrt {
+            return Err(
+                "relative_residuals = true conflicts with residual_scale = \"sqrt\"; set only residual_scale"
+                    .to_string(),
+            );
+        }
         check_non_negative("min_relative_width", self.min_relative_width)?;
         check_non_negative("min_absolute_width", self.min_absolute_width)?;
         check_non_negative("daily_fallback_width", self.daily_fallback_width)?;
@@ -360,6 +431,17 @@ mod tests {
     }
 
     #[test]
+    fn noise_model_keys_parse() {
+        let params = parse("residual_scale = \"sqrt\"\nlevel_adjustment = \"multiplicative\"").unwrap();
+
+        assert_eq!(params.residual_scale, ResidualScale::Sqrt);
+        assert_eq!(params.level_adjustment, LevelAdjustment::Multiplicative);
+        assert_eq!(params.effective_residual_scale(), ResidualScale::Sqrt);
+        let relative = parse("relative_residuals = true").unwrap();
+        assert_eq!(relative.effective_residual_scale(), ResidualScale::Relative);
+    }
+
+    #[test]
     fn invalid_values_rejected_with_field_name() {
         let cases = [
             ("band_sigmas = 0.0", "band_sigmas = 0"),
@@ -383,6 +465,11 @@ mod tests {
             ),
             ("history_windows = 100", "history_windows = 100 is below 337"),
             ("seasonality = \"hourly\"", "unknown variant `hourly`"),
+            (
+                "relative_residuals = true\nresidual_scale = \"sqrt\"",
+                "relative_residuals = true conflicts with residual_scale = \"sqrt\"",
+            ),
+            ("level_adjustment = \"log\"", "unknown variant `log`"),
             ("no_such_parameter = 1", "unknown field `no_such_parameter`"),
         ];
         for (text, expected) in cases {

@@ -5,7 +5,8 @@
 //!    median of the last `rolling_windows` windows. With
 //!    `seasonality = "none"` this is a plain rolling median/MAD band.
 //! 2. `robust.rs`: the robust scale (MAD × 1.4826) of the last
-//!    `residual_windows` residuals, absolute or relative to the expected value.
+//!    `residual_windows` residuals: absolute, divided by √|expected| for
+//!    count noise, or relative to the expected value (`residual_scale`).
 //! 3. `band.rs`: band, score and the cleaned value that later windows use
 //!    as their reference (Huber-type cleaning, Gelper, Fried & Croux 2010).
 
@@ -13,7 +14,7 @@ use super::band::{BandSettings, judge};
 use super::calendar::Calendar;
 use super::history::History;
 use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
-use super::params::DetectionParams;
+use super::params::{DetectionParams, ResidualScale};
 use super::robust::median;
 use super::seasonal::SeasonalModel;
 use super::window_sample::WindowSample;
@@ -22,7 +23,7 @@ use super::window_sample::WindowSample;
 pub(crate) struct RobustBand {
     settings: BandSettings,
     daily_fallback_width: f64,
-    relative_residuals: bool,
+    residual_scale: ResidualScale,
     min_history_windows: usize,
     level_windows: usize,
     seasonal: SeasonalModel,
@@ -35,7 +36,7 @@ impl RobustBand {
         RobustBand {
             settings: BandSettings::from(params),
             daily_fallback_width: params.daily_fallback_width,
-            relative_residuals: params.relative_residuals,
+            residual_scale: params.effective_residual_scale(),
             min_history_windows: params.min_history_windows,
             level_windows: params.level_windows,
             seasonal: SeasonalModel::new(
@@ -45,6 +46,7 @@ impl RobustBand {
                 params.level_windows,
                 params.rolling_windows,
                 history_windows,
+                params.level_adjustment,
             ),
             residuals: WindowSample::new(params.residual_windows),
         }
@@ -100,9 +102,9 @@ impl DetectionMethod for RobustBand {
     fn prepare(&mut self, number: i64, history: &History, calendar: &Calendar) {
         // Both samples read the windows that leave them, so they retire
         // before the new window can push those windows out of the history.
-        let relative = self.relative_residuals;
+        let scale = self.residual_scale;
         self.residuals.retire_before(number, history, |history, leaving| {
-            history.get(leaving).and_then(|slot| slot.residual(relative))
+            history.get(leaving).and_then(|slot| slot.residual(scale))
         });
         self.seasonal.retire_before(number, history, calendar);
     }
@@ -122,10 +124,10 @@ impl DetectionMethod for RobustBand {
             }
         };
 
-        let sigma = if self.relative_residuals {
-            sigma * expected.value.abs()
-        } else {
-            sigma
+        let sigma = match self.residual_scale {
+            ResidualScale::Absolute => sigma,
+            ResidualScale::Sqrt => sigma * expected.value.abs().sqrt(),
+            ResidualScale::Relative => sigma * expected.value.abs(),
         };
         let mut settings = self.settings;
         if expected.fallback {
@@ -161,10 +163,7 @@ impl DetectionMethod for RobustBand {
     }
 
     fn record(&mut self, number: i64, history: &History, calendar: &Calendar) {
-        if let Some(residual) = history
-            .get(number)
-            .and_then(|slot| slot.residual(self.relative_residuals))
-        {
+        if let Some(residual) = history.get(number).and_then(|slot| slot.residual(self.residual_scale)) {
             self.residuals.insert(residual);
         }
         self.seasonal.record(number, history, calendar);

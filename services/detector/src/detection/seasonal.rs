@@ -8,7 +8,10 @@
 //! 2. Level adjustment: the reference plus the median, over the last
 //!    `level_windows` windows, of each window's cleaned value minus the
 //!    cleaned value one lag before it. This carries a trend or a level shift
-//!    that happened since the reference week into the expectation.
+//!    that happened since the reference week into the expectation. With
+//!    `level_adjustment = "multiplicative"` the reference is multiplied by
+//!    the exponential of the median log ratio instead, so a change in
+//!    proportion to the level moves quiet and busy hours alike.
 //! 3. Without a seasonal reference: the median of the last
 //!    `rolling_windows` cleaned values.
 //!
@@ -25,7 +28,7 @@ use std::cell::RefCell;
 
 use super::calendar::{Calendar, DAY_MS, WEEK_MS};
 use super::history::History;
-use super::params::Seasonality;
+use super::params::{LevelAdjustment, Seasonality};
 use super::robust::median;
 use super::window_sample::WindowSample;
 
@@ -49,6 +52,7 @@ pub(crate) struct SeasonalModel {
     /// Most preferred first.
     lags: Vec<Lag>,
     rolling_windows: usize,
+    level_adjustment: LevelAdjustment,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +75,7 @@ impl SeasonalModel {
         level_windows: usize,
         rolling_windows: usize,
         history_windows: usize,
+        level_adjustment: LevelAdjustment,
     ) -> SeasonalModel {
         let periods_ms: &[i64] = match seasonality {
             Seasonality::Weekly => &[WEEK_MS, DAY_MS],
@@ -89,7 +94,11 @@ impl SeasonalModel {
                 offsets: WindowSample::new(level_windows),
             })
             .collect();
-        SeasonalModel { lags, rolling_windows }
+        SeasonalModel {
+            lags,
+            rolling_windows,
+            level_adjustment,
+        }
     }
 
     /// Windows of history the seasonality needs, level adjustment and
@@ -120,10 +129,11 @@ impl SeasonalModel {
     /// Drops the level offsets that window `number` no longer uses. Call it
     /// before `number` enters `history`.
     pub fn retire_before(&mut self, number: i64, history: &History, calendar: &Calendar) {
+        let adjustment = self.level_adjustment;
         for lag in &mut self.lags {
             let period_ms = lag.period_ms;
             lag.offsets.retire_before(number, history, |history, leaving| {
-                offset(history, leaving, calendar.lag(leaving, period_ms))
+                offset(history, leaving, calendar.lag(leaving, period_ms), adjustment)
             });
         }
     }
@@ -131,7 +141,8 @@ impl SeasonalModel {
     /// Adds the level offsets of window `number`, just stored in `history`.
     pub fn record(&mut self, number: i64, history: &History, calendar: &Calendar) {
         for lag in &mut self.lags {
-            if let Some(offset) = offset(history, number, calendar.lag(number, lag.period_ms)) {
+            let reference = calendar.lag(number, lag.period_ms);
+            if let Some(offset) = offset(history, number, reference, self.level_adjustment) {
                 lag.offsets.insert(offset);
             }
         }
@@ -148,7 +159,8 @@ impl SeasonalModel {
             let period_ms = lag.period_ms;
             lag.offsets.clear(first - 1);
             for number in first..=latest {
-                if let Some(offset) = offset(history, number, calendar.lag(number, period_ms)) {
+                let reference = calendar.lag(number, period_ms);
+                if let Some(offset) = offset(history, number, reference, self.level_adjustment) {
                     lag.offsets.insert(offset);
                 }
             }
@@ -162,8 +174,12 @@ impl SeasonalModel {
             let reference_number = calendar.lag(number, lag.period_ms);
             if let Some(reference) = history.reference(reference_number) {
                 let level = lag.offsets.sample().median().unwrap_or(0.0);
+                let value = match self.level_adjustment {
+                    LevelAdjustment::Additive => f64::from(reference.cleaned) + level,
+                    LevelAdjustment::Multiplicative => f64::from(reference.cleaned) * level.exp(),
+                };
                 return Some(Expected {
-                    value: f64::from(reference.cleaned) + level,
+                    value,
                     reference: reference_number,
                     seasonal: true,
                     fallback: index > 0,
@@ -200,12 +216,17 @@ fn lag_reach(lag: i64, level_windows: usize) -> usize {
     lag as usize + level_windows + 1
 }
 
-/// Level offset of window `number` against window `reference`, computed in
+/// Level offset of window `number` against window `reference`: the
+/// difference of their cleaned values, or of their logarithms for a
+/// multiplicative adjustment (`None` unless both are positive). Computed in
 /// `f32` so a later removal finds the same bits.
-fn offset(history: &History, number: i64, reference: i64) -> Option<f32> {
-    let recent = history.reference(number)?;
-    let reference = history.reference(reference)?;
-    Some(recent.cleaned - reference.cleaned)
+fn offset(history: &History, number: i64, reference: i64, adjustment: LevelAdjustment) -> Option<f32> {
+    let recent = history.reference(number)?.cleaned;
+    let reference = history.reference(reference)?.cleaned;
+    match adjustment {
+        LevelAdjustment::Additive => Some(recent - reference),
+        LevelAdjustment::Multiplicative => (recent > 0.0 && reference > 0.0).then(|| recent.ln() - reference.ln()),
+    }
 }
 
 fn rolling_median(history: &History, number: i64, rolling_windows: usize) -> Option<f64> {
@@ -266,6 +287,7 @@ mod tests {
             level,
             rolling,
             history,
+            LevelAdjustment::Additive,
         )
     }
 
@@ -277,6 +299,45 @@ mod tests {
 
     fn lags(model: &SeasonalModel) -> Vec<i64> {
         model.lags.iter().map(|lag| lag.period_ms / HOUR_MS).collect()
+    }
+
+    #[test]
+    fn multiplicative_level_moves_in_proportion() {
+        // Day 1 is 10 % below day 0 at every hour, so the last 24 offsets
+        // are all ln 0.9. Day 2 is then expected at 0.9 × day 1 at the
+        // trough (100) and at the peak (1000). An additive level moves both
+        // by the same amount instead.
+        let cycle = |hour: i64| if hour % 24 < 12 { 100.0_f32 } else { 1000.0 };
+        let mut multiplicative = SeasonalModel::new(
+            Seasonality::Daily,
+            &utc(),
+            HOUR_MS,
+            24,
+            3,
+            1_000,
+            LevelAdjustment::Multiplicative,
+        );
+        let mut additive = model(Seasonality::Daily, HOUR_MS, 24, 3, 1_000);
+        let mut history = History::new(1_000);
+        let days = (0..48).map(|number| (number, cycle(number) * if number < 24 { 1.0 } else { 0.9 }));
+        for (number, value) in days {
+            multiplicative.retire_before(number, &history, &utc());
+            additive.retire_before(number, &history, &utc());
+            history.push(number, slot(value));
+            multiplicative.record(number, &history, &utc());
+            additive.record(number, &history, &utc());
+        }
+
+        let trough = expected(&multiplicative, &history, 48).unwrap();
+        let peak = expected(&multiplicative, &history, 60).unwrap();
+        assert!((trough - 81.0).abs() < 0.01, "trough {trough}");
+        assert!((peak - 810.0).abs() < 0.1, "peak {peak}");
+        // The median difference is −55 (−10 at the trough, −100 at the peak).
+        let additive_trough = expected(&additive, &history, 48).unwrap();
+        assert!(
+            (additive_trough - 35.0).abs() < 0.01,
+            "additive trough {additive_trough}"
+        );
     }
 
     #[test]

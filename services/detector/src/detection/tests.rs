@@ -260,6 +260,43 @@ fn relative_residuals_scale_band_with_level() {
     assert!(relative < absolute / 2.0, "relative {relative}, absolute {absolute}");
 }
 
+/// Returns the half-width of the band at the trough (window 36 of the last
+/// day) of a daily cycle from 200 to 1800 whose noise has a standard
+/// deviation of √level, under `scale`.
+fn count_trough_half_width(scale: ResidualScale) -> f64 {
+    let mut noise = Noise(17);
+    let params = DetectionParams {
+        residual_scale: scale,
+        min_relative_width: 0.0,
+        ..DetectionParams::default()
+    };
+    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+    let mut half_width = 0.0;
+    for number in 0..9 * WINDOWS_PER_DAY {
+        let phase = (number % WINDOWS_PER_DAY) as f64 / WINDOWS_PER_DAY as f64 * std::f64::consts::TAU;
+        let level = 1000.0 + 800.0 * phase.sin();
+        let value = level + level.sqrt() * noise.next();
+        let evaluation = detector.observe(number * HALF_HOUR_MS, value).unwrap();
+        if let (36, Some(band)) = (number % WINDOWS_PER_DAY, evaluation.band) {
+            half_width = (band.upper - band.lower) / 2.0;
+        }
+    }
+    half_width
+}
+
+#[test]
+fn sqrt_residuals_fit_count_noise() {
+    // At the trough (level 200) the noise is √200 ≈ 14. Absolute residuals
+    // take their scale from the whole day, square-root ones from the
+    // trough's own noise, and relative ones shrink it further.
+    let absolute = count_trough_half_width(ResidualScale::Absolute);
+    let sqrt = count_trough_half_width(ResidualScale::Sqrt);
+    let relative = count_trough_half_width(ResidualScale::Relative);
+
+    assert!(sqrt < absolute * 0.7, "sqrt {sqrt}, absolute {absolute}");
+    assert!(relative < sqrt * 0.7, "relative {relative}, sqrt {sqrt}");
+}
+
 #[test]
 fn ensemble_stores_first_method_expected() {
     // The robust band listed first in an ensemble must see the same
