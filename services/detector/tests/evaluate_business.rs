@@ -141,7 +141,7 @@ fn count_noise_model_catches_night_dips() {
     // Square-root residuals keep the night band in proportion to the night's
     // noise, and a multiplicative level carries a −35 % shift to every hour.
     let params = DetectionParams {
-        residual_scale: ResidualScale::Sqrt,
+        residual_scale: Some(ResidualScale::Sqrt),
         level_adjustment: LevelAdjustment::Multiplicative,
         ..DetectionParams::default()
     };

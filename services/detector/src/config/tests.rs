@@ -455,7 +455,7 @@ fn shipped_configs_are_valid() {
         } else {
             (ResidualScale::Sqrt, LevelAdjustment::Multiplicative)
         };
-        assert_eq!(metric.detection.residual_scale, scale, "{name}");
+        assert_eq!(metric.detection.effective_residual_scale(), scale, "{name}");
         assert_eq!(metric.detection.level_adjustment, adjustment, "{name}");
     }
 

@@ -126,8 +126,9 @@ pub struct DetectionParams {
 
     /// Scaling of the robust band's residuals before their MAD is taken,
     /// which sets how its width follows the expected value (see
-    /// [`ResidualScale`]).
-    pub residual_scale: ResidualScale,
+    /// [`ResidualScale`]). `None` is [`ResidualScale::Absolute`] unless
+    /// `relative_residuals` is set.
+    pub residual_scale: Option<ResidualScale>,
 
     /// Rule that moves the seasonal reference to the recent level: adding
     /// the typical difference or multiplying by the typical ratio (see
@@ -253,7 +254,7 @@ impl Default for DetectionParams {
             history_windows: None,
             daily_fallback_width: 0.32,
             relative_residuals: false,
-            residual_scale: ResidualScale::Absolute,
+            residual_scale: None,
             level_adjustment: LevelAdjustment::Additive,
             min_volume: 0.0,
             min_absolute_deviation: 0.0,
@@ -273,10 +274,10 @@ impl DetectionParams {
     /// Returns the residual scale in effect: `relative_residuals = true`
     /// selects [`ResidualScale::Relative`].
     pub fn effective_residual_scale(&self) -> ResidualScale {
-        if self.relative_residuals {
-            ResidualScale::Relative
-        } else {
-            self.residual_scale
+        match self.residual_scale {
+            Some(scale) => scale,
+            None if self.relative_residuals => ResidualScale::Relative,
+            None => ResidualScale::Absolute,
         }
     }
 
@@ -284,11 +285,18 @@ impl DetectionParams {
     /// field, its value and the valid range.
     pub fn validate(&self) -> Result<(), String> {
         check_positive("band_sigmas", self.band_sigmas)?;
-        if self.relative_residuals && self.residual_scale == ResidualScale::Sqrt {
-            return Err(
-                "relative_residuals = true conflicts with residual_scale = \"sqrt\"; set only residual_scale"
-                    .to_string(),
-            );
+        if let Some(scale) = self.residual_scale
+            && self.relative_residuals
+            && scale != ResidualScale::Relative
+        {
+            let name = match scale {
+                ResidualScale::Absolute => "absolute",
+                ResidualScale::Sqrt => "sqrt",
+                ResidualScale::Relative => "relative",
+            };
+            return Err(format!(
+                "relative_residuals = true conflicts with residual_scale = \"{name}\"; set only residual_scale"
+            ));
         }
         check_non_negative("min_relative_width", self.min_relative_width)?;
         check_non_negative("min_absolute_width", self.min_absolute_width)?;
@@ -434,7 +442,7 @@ mod tests {
     fn noise_model_keys_parse() {
         let params = parse("residual_scale = \"sqrt\"\nlevel_adjustment = \"multiplicative\"").unwrap();
 
-        assert_eq!(params.residual_scale, ResidualScale::Sqrt);
+        assert_eq!(params.residual_scale, Some(ResidualScale::Sqrt));
         assert_eq!(params.level_adjustment, LevelAdjustment::Multiplicative);
         assert_eq!(params.effective_residual_scale(), ResidualScale::Sqrt);
         let relative = parse("relative_residuals = true").unwrap();
@@ -468,6 +476,10 @@ mod tests {
             (
                 "relative_residuals = true\nresidual_scale = \"sqrt\"",
                 "relative_residuals = true conflicts with residual_scale = \"sqrt\"",
+            ),
+            (
+                "relative_residuals = true\nresidual_scale = \"absolute\"",
+                "relative_residuals = true conflicts with residual_scale = \"absolute\"",
             ),
             ("level_adjustment = \"log\"", "unknown variant `log`"),
             ("no_such_parameter = 1", "unknown field `no_such_parameter`"),

@@ -266,7 +266,7 @@ fn relative_residuals_scale_band_with_level() {
 fn count_trough_half_width(scale: ResidualScale) -> f64 {
     let mut noise = Noise(17);
     let params = DetectionParams {
-        residual_scale: scale,
+        residual_scale: Some(scale),
         min_relative_width: 0.0,
         ..DetectionParams::default()
     };

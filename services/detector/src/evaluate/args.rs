@@ -41,7 +41,9 @@ pub struct NabArgs {
     pub corpus: PathBuf,
 
     /// TOML file whose `[detection]` table overrides the default detection
-    /// parameters, e.g. the service's metrics file.
+    /// parameters, e.g. the service's metrics file. A metric's own
+    /// `detection` table in that file is not applied: copy its keys into
+    /// `[detection]` to score with them.
     #[arg(long)]
     pub params: Option<PathBuf>,
 
@@ -77,7 +79,8 @@ pub struct BusinessArgs {
     pub methods: Option<Vec<MethodName>>,
 
     /// TOML file whose `[detection]` table overrides the default detection
-    /// parameters.
+    /// parameters. A metric's own `detection` table in that file is not
+    /// applied: copy its keys into `[detection]` to score with them.
     #[arg(long)]
     pub params: Option<PathBuf>,
 

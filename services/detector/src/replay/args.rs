@@ -35,7 +35,9 @@ pub struct ReplayArgs {
     pub detector: String,
 
     /// TOML file whose `[detection]` table overrides the default detection
-    /// parameters, e.g. the service's metrics file.
+    /// parameters, e.g. the service's metrics file. A metric's own
+    /// `detection` table in that file is not applied: copy its keys into
+    /// `[detection]` to score with them.
     #[arg(long)]
     pub params: Option<PathBuf>,
 
