@@ -297,3 +297,47 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WindowLength;
+    use crate::detection::{DetectionParams, SeriesDetector};
+
+    #[test]
+    fn old_points_are_reference_only() {
+        const FIVE_MINUTES_MS: i64 = 300_000;
+        let params = DetectionParams::default();
+        let mut series = TrackedSeries {
+            window: WindowLength::from_ms(FIVE_MINUTES_MS).unwrap(),
+            detector: SeriesDetector::new(&params, FIVE_MINUTES_MS),
+            open_episode: None,
+        };
+        for number in 0..9 * 288 {
+            let value = 100.0 + (number % 288) as f64 + (number % 7) as f64;
+            series.detector.observe(number * FIVE_MINUTES_MS, value).unwrap();
+        }
+
+        let points = recent_points(&series, 0, true);
+        let full = params.residual_windows + 1;
+        let (older, newer) = points.split_at(points.len() - full);
+
+        assert!(!older.is_empty());
+        assert!(older.iter().all(|point| point.reference_only));
+        assert!(
+            older
+                .iter()
+                .all(|point| point.expected.is_none() && point.lower.is_none())
+        );
+        assert!(newer.iter().all(|point| !point.reference_only));
+        assert!(
+            newer
+                .iter()
+                .all(|point| point.expected.is_some() && point.upper.is_some())
+        );
+        // A limit takes the newest points, which are all kept in full.
+        let limited = recent_points(&series, 288, true);
+        assert_eq!(limited.len(), 288);
+        assert!(limited.iter().all(|point| !point.reference_only));
+    }
+}
