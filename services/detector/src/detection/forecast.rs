@@ -8,7 +8,9 @@
 //! series, and proved several times too narrow on the business suite. So
 //! each edge lies at least `band_sigmas` robust standard deviations (MAD ×
 //! 1.4826) of the last `residual_windows` forecast errors from the point
-//! forecast, the robust band's scale applied to the forecast's errors.
+//! forecast, the robust band's scale applied to the forecast's errors. The
+//! errors are scaled by `residual_scale` as the robust band's residuals
+//! are, so with `"sqrt"` the band follows the quiet hours of a count.
 //!
 //! Seasonal periods are one day and, with weekly seasonality, one week of
 //! windows. A period is used only when the fit covers two of its cycles,
@@ -49,8 +51,10 @@ pub(crate) struct Forecast {
     /// No fit is tried before this window after a failed one.
     retry_at: i64,
     band_sigmas: f64,
-    /// Errors (value − point forecast) of the last `residual_windows` windows.
+    /// Errors (value − point forecast) of the last `residual_windows` windows,
+    /// scaled by `error_scale`.
     errors: WindowSample,
+    error_scale: ResidualScale,
     /// Fits run and fits failed, for tests and benchmarks.
     pub fits: u64,
     pub failures: u64,
@@ -78,6 +82,7 @@ impl Forecast {
             retry_at: i64::MIN,
             band_sigmas: detection.band_sigmas,
             errors: WindowSample::new(detection.residual_windows),
+            error_scale: detection.effective_residual_scale(),
             fits: 0,
             failures: 0,
         }
@@ -166,10 +171,9 @@ fn fit_values(history: &History, number: i64, windows: usize) -> Vec<f64> {
 
 impl DetectionMethod for Forecast {
     fn prepare(&mut self, number: i64, history: &History, _calendar: &Calendar) {
+        let scale = self.error_scale;
         self.errors.retire_before(number, history, |history, leaving| {
-            history
-                .get(leaving)
-                .and_then(|slot| slot.residual(ResidualScale::Absolute))
+            history.get(leaving).and_then(|slot| slot.residual(scale))
         });
     }
 
@@ -183,7 +187,9 @@ impl DetectionMethod for Forecast {
 
         let (point, lower, upper) = (f64::from(point), f64::from(lower), f64::from(upper));
         let spread = match self.errors.sample().sigma() {
-            Some(sigma) if self.errors.sample().len() >= MIN_ERRORS => self.band_sigmas * sigma,
+            Some(sigma) if self.errors.sample().len() >= MIN_ERRORS => {
+                self.band_sigmas * sigma * f64::from(self.error_scale.divisor(point as f32))
+            }
             _ => 0.0,
         };
         let band = Band {
@@ -205,10 +211,7 @@ impl DetectionMethod for Forecast {
     }
 
     fn record(&mut self, number: i64, history: &History, _calendar: &Calendar) {
-        if let Some(error) = history
-            .get(number)
-            .and_then(|slot| slot.residual(ResidualScale::Absolute))
-        {
+        if let Some(error) = history.get(number).and_then(|slot| slot.residual(self.error_scale)) {
             self.errors.insert(error);
         }
     }
@@ -244,6 +247,58 @@ mod tests {
 
     fn daily(number: i64) -> f32 {
         100.0 + 50.0 * ((number % 24) as f32 / 24.0 * std::f32::consts::TAU).sin() + (number % 5) as f32
+    }
+
+    /// Returns the half-width of the forecast band at the trough of the
+    /// last day of a daily cycle from 100 to 900, with noise of √level and
+    /// forecast errors scaled by `scale`.
+    fn trough_half_width(scale: ResidualScale) -> f64 {
+        let calendar = Calendar::new(Default::default(), HOUR_MS);
+        let params = DetectionParams {
+            seasonality: Seasonality::Daily,
+            residual_scale: Some(scale),
+            forecast: ForecastParams {
+                level: 0.5,
+                refit_every: 24,
+                fit_windows: 96,
+            },
+            ..DetectionParams::default()
+        };
+        let mut forecast = Forecast::new(&params, HOUR_MS);
+        let mut history = History::new(200);
+        let mut half_width = 0.0;
+        for number in 0..10 * 24 {
+            let level = 500.0 + 400.0 * ((number % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+            // A deterministic zig-zag of ±1.2 √level stands in for the noise.
+            let noise = if number % 2 == 0 { 1.2 } else { -1.2 };
+            let value = level + noise * level.sqrt();
+            forecast.prepare(number, &history, &calendar);
+            let output = forecast.judge(number, value, &history, &calendar);
+            if let (18, Some(verdict)) = (number % 24, output.verdict) {
+                half_width = (verdict.band.upper - verdict.band.lower) / 2.0;
+            }
+            let expected = output.expected.map_or(f32::NAN, |expected| expected as f32);
+            history.push(
+                number,
+                Slot {
+                    expected,
+                    ..slot(value as f32)
+                },
+            );
+            forecast.record(number, &history, &calendar);
+        }
+        half_width
+    }
+
+    #[test]
+    fn sqrt_error_scale_narrows_quiet_hours() {
+        // Hour 18 is the trough (100). Absolute errors take their scale
+        // from the whole day, square-root ones from the trough's own noise.
+        let absolute = trough_half_width(ResidualScale::Absolute);
+        let sqrt = trough_half_width(ResidualScale::Sqrt);
+
+        assert!(sqrt > 0.0, "no band at the trough");
+        assert!(sqrt < absolute * 0.8, "sqrt {sqrt}, absolute {absolute}");
     }
 
     #[test]
