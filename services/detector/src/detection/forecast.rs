@@ -269,7 +269,7 @@ mod tests {
         let mut half_width = 0.0;
         for number in 0..10 * 24 {
             let level = 500.0 + 400.0 * ((number % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
-            // A deterministic zig-zag of ±1.2 √level stands in for the noise.
+            // A deterministic zig-zag of ±1.2 √level replaces random noise.
             let noise = if number % 2 == 0 { 1.2 } else { -1.2 };
             let value = level + noise * level.sqrt();
             forecast.prepare(number, &history, &calendar);
