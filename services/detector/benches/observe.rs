@@ -4,7 +4,10 @@
 //! Run: `cargo bench -p seismo-detector --bench observe`. Each benchmark
 //! feeds the next window of a traffic-like series (a daily cycle with 5 %
 //! noise and rare spikes) to one warmed-up `SeriesDetector`, so a forecast's
-//! refits are amortised over the windows between them. Before the
+//! refits are amortised over the windows between them.
+//! `robust_band_count_model` is the default method with the count noise
+//! model (`residual_scale = "sqrt"`, `level_adjustment =
+//! "multiplicative"`). Before the
 //! benchmarks it prints the bytes per series of each method once its
 //! history is full.
 
@@ -12,7 +15,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seismo_detector::detection::{DetectionParams, EnsembleParams, MethodName, SeriesDetector};
+use seismo_detector::detection::{
+    DetectionParams, EnsembleParams, LevelAdjustment, MethodName, ResidualScale, SeriesDetector,
+};
 
 /// Traffic-like value of window `number`: a daily cycle with 5 % noise and
 /// a spike in about one window of 1000, from a hash of the number so any
@@ -38,11 +43,22 @@ fn params(method: MethodName) -> DetectionParams {
     }
 }
 
-/// Returns a detector fed `days` days of windows, and the next window number.
-fn warmed_up(method: MethodName, window_minutes: i64, days: i64) -> (SeriesDetector, i64) {
+/// Returns the robust band's parameters with the count noise model:
+/// square-root residuals and a multiplicative level adjustment.
+fn count_params() -> DetectionParams {
+    DetectionParams {
+        residual_scale: Some(ResidualScale::Sqrt),
+        level_adjustment: LevelAdjustment::Multiplicative,
+        ..DetectionParams::default()
+    }
+}
+
+/// Returns a detector with `params` fed `days` days of windows, and the
+/// next window number.
+fn warmed_up(params: &DetectionParams, window_minutes: i64, days: i64) -> (SeriesDetector, i64) {
     let window_ms = window_minutes * 60_000;
     let windows_per_day = 24 * 60 / window_minutes;
-    let mut detector = SeriesDetector::new(&params(method), window_ms);
+    let mut detector = SeriesDetector::new(params, window_ms);
     let windows = days * windows_per_day;
     for number in 0..windows {
         detector.observe(number * window_ms, value(number, windows_per_day));
@@ -55,7 +71,7 @@ fn print_memory() {
         for method in MethodName::ALL {
             // Fifteen days fill every method's history. The longest is the
             // forecast's 672 windows, 14 days of 30-minute windows.
-            let (detector, _) = warmed_up(method, window_minutes, 15);
+            let (detector, _) = warmed_up(&params(method), window_minutes, 15);
             eprintln!(
                 "memory: {window_minutes}-minute windows, {method}: {} bytes per series ({} windows kept)",
                 detector.memory_bytes(),
@@ -79,7 +95,7 @@ fn observe(criterion: &mut Criterion) {
             } else {
                 group.sample_size(50).measurement_time(Duration::from_secs(3));
             }
-            let (mut detector, mut number) = warmed_up(method, window_minutes, 15);
+            let (mut detector, mut number) = warmed_up(&params(method), window_minutes, 15);
             group.bench_function(method.as_str(), |bencher| {
                 bencher.iter(|| {
                     let evaluation = detector.observe(number * window_ms, value(number, windows_per_day));
@@ -88,6 +104,16 @@ fn observe(criterion: &mut Criterion) {
                 })
             });
         }
+
+        group.sample_size(50).measurement_time(Duration::from_secs(3));
+        let (mut detector, mut number) = warmed_up(&count_params(), window_minutes, 15);
+        group.bench_function("robust_band_count_model", |bencher| {
+            bencher.iter(|| {
+                let evaluation = detector.observe(number * window_ms, value(number, windows_per_day));
+                number += 1;
+                black_box(evaluation)
+            })
+        });
         group.finish();
     }
 }
