@@ -7,9 +7,8 @@
 //! refits are amortised over the windows between them.
 //! `robust_band_count_model` is the default method with the count noise
 //! model (`residual_scale = "sqrt"`, `level_adjustment =
-//! "multiplicative"`). Before the
-//! benchmarks it prints the bytes per series of each method once its
-//! history is full.
+//! "multiplicative"`). Before the benchmarks it prints the bytes per series
+//! of each method once its history is full.
 
 use std::hint::black_box;
 use std::time::Duration;
