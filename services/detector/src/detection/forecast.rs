@@ -188,7 +188,7 @@ impl DetectionMethod for Forecast {
         let (point, lower, upper) = (f64::from(point), f64::from(lower), f64::from(upper));
         let spread = match self.errors.sample().sigma() {
             Some(sigma) if self.errors.sample().len() >= MIN_ERRORS => {
-                self.band_sigmas * sigma * f64::from(self.error_scale.divisor(point as f32))
+                self.band_sigmas * sigma * self.error_scale.width_factor(point)
             }
             _ => 0.0,
         };

@@ -42,14 +42,11 @@ impl Slot {
         !self.value.is_nan()
     }
 
-    /// Residual (value − expected) divided as `scale` says, as entered into
-    /// the scale sample. It is computed from the stored `f32`s, so removing
-    /// it later finds the same bits.
+    /// Residual (value − expected) divided by the divisor of `scale`, as
+    /// entered into the scale sample. It is computed from the stored `f32`s,
+    /// so removing it later finds the same bits.
     pub fn residual(&self, scale: ResidualScale) -> Option<f32> {
-        let mut residual = self.value - self.expected;
-        if scale != ResidualScale::Absolute {
-            residual /= scale.divisor(self.expected);
-        }
+        let residual = (self.value - self.expected) / scale.divisor(self.expected);
         residual.is_finite().then_some(residual)
     }
 }

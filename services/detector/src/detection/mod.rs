@@ -133,7 +133,7 @@ pub struct Point {
 /// 5 bytes each, and every field of the newest windows (at least a day, and
 /// the method's own reach) at 16 bytes more. For the robust band with
 /// 5-minute windows that is 2,065 references and 337 full windows, about
-/// 15.5 KiB. The method's own state comes on top, and so do 336 bytes for
+/// 15.7 KiB. The method's own state comes on top, and so do 336 bytes for
 /// the calibrated score (280 of them on the heap). `memory_bytes` returns
 /// the total.
 // TODO: 5-minute windows with weekly seasonality keep 2,065 references

@@ -192,13 +192,32 @@ pub enum ResidualScale {
 }
 
 impl ResidualScale {
-    /// Divisor of a residual whose expected value is `expected`: the band's
-    /// half-width in residual units is multiplied by it.
+    /// Returns the divisor of a stored residual whose expected value is
+    /// `expected`.
     pub fn divisor(self, expected: f32) -> f32 {
         match self {
             ResidualScale::Absolute => 1.0,
             ResidualScale::Sqrt => expected.abs().sqrt(),
             ResidualScale::Relative => expected.abs(),
+        }
+    }
+
+    /// Returns the factor that turns a scale in residual units into the
+    /// metric's unit at the expected value `expected`.
+    pub fn width_factor(self, expected: f64) -> f64 {
+        match self {
+            ResidualScale::Absolute => 1.0,
+            ResidualScale::Sqrt => expected.abs().sqrt(),
+            ResidualScale::Relative => expected.abs(),
+        }
+    }
+
+    /// Returns the name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResidualScale::Absolute => "absolute",
+            ResidualScale::Sqrt => "sqrt",
+            ResidualScale::Relative => "relative",
         }
     }
 }
@@ -289,13 +308,9 @@ impl DetectionParams {
             && self.relative_residuals
             && scale != ResidualScale::Relative
         {
-            let name = match scale {
-                ResidualScale::Absolute => "absolute",
-                ResidualScale::Sqrt => "sqrt",
-                ResidualScale::Relative => "relative",
-            };
             return Err(format!(
-                "relative_residuals = true conflicts with residual_scale = \"{name}\"; set only residual_scale"
+                "relative_residuals = true conflicts with residual_scale = \"{}\"; set only residual_scale",
+                scale.as_str()
             ));
         }
         check_non_negative("min_relative_width", self.min_relative_width)?;

@@ -124,11 +124,7 @@ impl DetectionMethod for RobustBand {
             }
         };
 
-        let sigma = match self.residual_scale {
-            ResidualScale::Absolute => sigma,
-            ResidualScale::Sqrt => sigma * expected.value.abs().sqrt(),
-            ResidualScale::Relative => sigma * expected.value.abs(),
-        };
+        let sigma = sigma * self.residual_scale.width_factor(expected.value);
         let mut settings = self.settings;
         if expected.fallback {
             settings.min_relative_width = settings.min_relative_width.max(self.daily_fallback_width);
