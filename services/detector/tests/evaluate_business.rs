@@ -63,7 +63,7 @@ fn detector_finds_spikes_and_dips() {
 
     assert_eq!(outcomes[0].name, "robust_band");
     for (series, outcome) in suite.iter().zip(&outcomes[0].series) {
-        assert_eq!(outcome.detected, 3, "{}: {outcome:?}", series.name);
+        assert_eq!(outcome.detected(), 3, "{}: {outcome:?}", series.name);
         assert_eq!(outcome.false_positives, 0, "{}: {outcome:?}", series.name);
     }
 }
@@ -94,7 +94,7 @@ fn totals_sum_series() {
     let anomalies: usize = suite.iter().map(|series| series.anomalies.len()).sum();
     for method in &outcomes {
         let total = method.total();
-        assert_eq!(total.anomalies, anomalies, "{}", method.name);
+        assert_eq!(total.anomalies(), anomalies, "{}", method.name);
         let false_positives: usize = method.series.iter().map(|series| series.false_positives).sum();
         assert_eq!(total.false_positives, false_positives, "{}", method.name);
     }
@@ -116,7 +116,12 @@ fn report_is_deterministic() {
             "{method} missing from:\n{first}"
         );
     }
-    for line in ["\niqr_rule ", "\ndst_change ", "median delay"] {
+    for line in [
+        "\niqr_rule ",
+        "\ndst_change ",
+        "median delay",
+        "both a method and iqr_rule detect",
+    ] {
         assert!(first.contains(line), "{line} missing from:\n{first}");
     }
 }
@@ -133,6 +138,8 @@ fn default_method_beats_iqr_rule() {
         assert!(robust.median_delay().unwrap() <= 1.0, "seed {seed}: {robust:?}");
         assert!(robust.precision() > iqr.precision(), "seed {seed}");
         assert!(robust.recall() > iqr.recall(), "seed {seed}");
+        let shared = robust.shared_delay(&iqr).unwrap();
+        assert!(shared.method <= shared.baseline, "seed {seed}: {shared:?}");
     }
 }
 
@@ -140,9 +147,12 @@ fn default_method_beats_iqr_rule() {
 fn count_noise_model_catches_night_dips() {
     // Square-root residuals keep the night band in proportion to the night's
     // noise, and a multiplicative level carries a −35 % shift to every hour.
+    // The firing rule is the shipped count metrics' 2 of 3.
     let params = DetectionParams {
         residual_scale: Some(ResidualScale::Sqrt),
         level_adjustment: LevelAdjustment::Multiplicative,
+        fire_outside: 2,
+        fire_lookback: 3,
         ..DetectionParams::default()
     };
     for seed in 1..=3 {
@@ -154,12 +164,14 @@ fn count_noise_model_catches_night_dips() {
         };
 
         let dips = by_name("dips");
-        assert_eq!(dips.detected, 3, "seed {seed}: {dips:?}");
+        assert_eq!(dips.detected(), 3, "seed {seed}: {dips:?}");
         let level_shift = by_name("level_shift");
         assert_eq!(level_shift.false_positives, 0, "seed {seed}: {level_shift:?}");
         let total = outcomes[0].total();
         assert!(total.f1() >= 0.95, "seed {seed}: F1 {} {total:?}", total.f1());
         assert!(total.median_delay().unwrap() <= 1.0, "seed {seed}: {total:?}");
+        let shared = total.shared_delay(&outcomes[1].total()).unwrap();
+        assert!(shared.method <= shared.baseline, "seed {seed}: {shared:?}");
     }
 }
 

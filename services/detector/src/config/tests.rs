@@ -457,6 +457,9 @@ fn shipped_configs_are_valid() {
         };
         assert_eq!(metric.detection.effective_residual_scale(), scale, "{name}");
         assert_eq!(metric.detection.level_adjustment, adjustment, "{name}");
+        // The count model fires on 2 of 3 windows, the ratio on the default 4 of 6.
+        let firing = (metric.detection.fire_outside, metric.detection.fire_lookback);
+        assert_eq!(firing, if name == "ctr" { (4, 6) } else { (2, 3) }, "{name}");
     }
 
     let demo = MetricsConfig::load(&root.join("deploy/demo/metrics.toml")).unwrap();

@@ -174,7 +174,9 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
     Ok(format_business_report(&seeds, &rule, &names, &summed, &per_seed_f1))
 }
 
-/// Formats the totals per method, F1 per seed and detected/FP per series.
+/// Formats the totals per method, the delays on the anomalies each method
+/// shares with the baseline (the last outcome), F1 per seed and
+/// detected/FP per series.
 fn format_business_report(
     seeds: &[u64],
     rule: &IqrRule,
@@ -198,6 +200,24 @@ fn format_business_report(
     );
     for method in outcomes {
         let _ = writeln!(report, "{:<16} {}", method.name, outcome_row(&method.total()));
+    }
+
+    // The mean delay above is over each method's own detections, which
+    // favours a method that detects only the easy anomalies at once.
+    if let Some((baseline, methods)) = outcomes.split_last() {
+        let baseline_total = baseline.total();
+        let _ = write!(
+            report,
+            "\nmean delay on the anomalies both a method and {} detect\n{:<16} {:>8} {:>12} {:>14}\n",
+            baseline.name, "method", "shared", "method delay", "baseline delay"
+        );
+        for method in methods {
+            let cells = match method.total().shared_delay(&baseline_total) {
+                Some(shared) => format!("{:>8} {:>12.2} {:>14.2}", shared.shared, shared.method, shared.baseline),
+                None => format!("{:>8} {:>12} {:>14}", 0, "-", "-"),
+            };
+            let _ = writeln!(report, "{:<16} {cells}", method.name);
+        }
     }
 
     let _ = write!(report, "\nF1 per seed\n{:<16}", "method");
@@ -228,7 +248,9 @@ fn format_business_report(
             let outcome = &method.series[index];
             let cell = format!(
                 "{}/{} of {}",
-                outcome.detected, outcome.false_positives, outcome.anomalies
+                outcome.detected(),
+                outcome.false_positives,
+                outcome.anomalies()
             );
             let _ = write!(report, " {cell:>14}");
         }
@@ -245,8 +267,8 @@ fn outcome_row(outcome: &MatchOutcome) -> String {
     let format_delay = |delay: Option<f64>| delay.map_or_else(|| "-".to_string(), |delay| format!("{delay:.1}"));
     format!(
         "{:>9} {:>8} {:>4} {:>9.2} {:>6.2} {:>6.2} {:>10} {:>12}",
-        outcome.anomalies,
-        outcome.detected,
+        outcome.anomalies(),
+        outcome.detected(),
         outcome.false_positives,
         outcome.precision(),
         outcome.recall(),

@@ -4,40 +4,63 @@
 /// Alerts of one method on one or more series, matched to their anomalies.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MatchOutcome {
-    pub anomalies: usize,
-    /// Anomalies with an alert in their span or the window after it.
-    pub detected: usize,
     /// Alerts outside every anomaly's span and the window after it.
     pub false_positives: usize,
-    /// Windows from each detected anomaly's first window to its first alert.
-    pub delays: Vec<usize>,
+    /// One entry per anomaly, in the order of the series and their spans:
+    /// windows from the anomaly's first window to its first alert, or
+    /// `None` when no alert fell in its span or the window after it.
+    pub delays: Vec<Option<usize>>,
+}
+
+/// Mean delays of a method and a baseline over the anomalies both detect,
+/// so neither is rewarded for detecting only the easy anomalies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SharedDelay {
+    /// Anomalies both detect.
+    pub shared: usize,
+    /// Mean delay of the method on them, in windows.
+    pub method: f64,
+    /// Mean delay of the baseline on them, in windows.
+    pub baseline: f64,
 }
 
 impl MatchOutcome {
     /// Adds another series' outcome.
     pub fn add(&mut self, other: &MatchOutcome) {
-        self.anomalies += other.anomalies;
-        self.detected += other.detected;
         self.false_positives += other.false_positives;
         self.delays.extend_from_slice(&other.delays);
+    }
+
+    pub fn anomalies(&self) -> usize {
+        self.delays.len()
+    }
+
+    /// Anomalies with an alert in their span or the window after it.
+    pub fn detected(&self) -> usize {
+        self.delays.iter().flatten().count()
+    }
+
+    /// Delays of the detected anomalies.
+    fn detected_delays(&self) -> impl Iterator<Item = usize> + '_ {
+        self.delays.iter().flatten().copied()
     }
 
     /// Detected anomalies over detected anomalies plus false alerts, so
     /// repeated alerts inside one anomaly neither help nor hurt. 1 without alerts.
     pub fn precision(&self) -> f64 {
-        let flagged = self.detected + self.false_positives;
+        let flagged = self.detected() + self.false_positives;
         if flagged == 0 {
             return 1.0;
         }
-        self.detected as f64 / flagged as f64
+        self.detected() as f64 / flagged as f64
     }
 
     /// Detected anomalies over all anomalies; 1 without anomalies.
     pub fn recall(&self) -> f64 {
-        if self.anomalies == 0 {
+        if self.anomalies() == 0 {
             return 1.0;
         }
-        self.detected as f64 / self.anomalies as f64
+        self.detected() as f64 / self.anomalies() as f64
     }
 
     pub fn f1(&self) -> f64 {
@@ -51,7 +74,7 @@ impl MatchOutcome {
     /// Median delay in windows over detected anomalies (the mean of the two
     /// middle delays for an even count), `None` if none was detected.
     pub fn median_delay(&self) -> Option<f64> {
-        let mut delays = self.delays.clone();
+        let mut delays: Vec<usize> = self.detected_delays().collect();
         delays.sort_unstable();
         let n = delays.len();
         match n {
@@ -63,10 +86,39 @@ impl MatchOutcome {
 
     /// Mean delay in windows over detected anomalies, `None` if none was detected.
     pub fn mean_delay(&self) -> Option<f64> {
-        if self.delays.is_empty() {
+        let detected = self.detected();
+        if detected == 0 {
             return None;
         }
-        Some(self.delays.iter().sum::<usize>() as f64 / self.delays.len() as f64)
+        Some(self.detected_delays().sum::<usize>() as f64 / detected as f64)
+    }
+
+    /// Mean delays of this outcome and `baseline` over the anomalies both
+    /// detect, `None` when they share none. Both must cover the same
+    /// anomalies in the same order, as outcomes of one suite do.
+    pub fn shared_delay(&self, baseline: &MatchOutcome) -> Option<SharedDelay> {
+        assert_eq!(
+            self.anomalies(),
+            baseline.anomalies(),
+            "outcomes to compare must cover the same anomalies"
+        );
+
+        let pairs: Vec<(usize, usize)> = self
+            .delays
+            .iter()
+            .zip(&baseline.delays)
+            .filter_map(|(&method, &baseline)| Some((method?, baseline?)))
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        let shared = pairs.len();
+        let mean = |sum: usize| sum as f64 / shared as f64;
+        Some(SharedDelay {
+            shared,
+            method: mean(pairs.iter().map(|&(method, _)| method).sum()),
+            baseline: mean(pairs.iter().map(|&(_, baseline)| baseline).sum()),
+        })
     }
 }
 
@@ -90,14 +142,12 @@ pub fn match_alerts(alerts: &[usize], anomalies: &[(usize, usize)]) -> MatchOutc
         }
     }
 
-    let delays: Vec<usize> = anomalies
+    let delays = anomalies
         .iter()
         .zip(&first_alert)
-        .filter_map(|(&(start, _), alert)| alert.map(|alert| alert - start))
+        .map(|(&(start, _), alert)| alert.map(|alert| alert - start))
         .collect();
     MatchOutcome {
-        anomalies: anomalies.len(),
-        detected: delays.len(),
         false_positives,
         delays,
     }
@@ -113,19 +163,17 @@ mod tests {
         // 13 is one past the first span; 31 one past the second; 14 and 40 are outside.
         let outcome = match_alerts(&[13, 11, 14, 31, 40], &anomalies);
 
-        assert_eq!(outcome.anomalies, 3);
-        assert_eq!(outcome.detected, 2);
+        assert_eq!(outcome.anomalies(), 3);
+        assert_eq!(outcome.detected(), 2);
         assert_eq!(outcome.false_positives, 2);
-        assert_eq!(outcome.delays, vec![1, 1]);
+        assert_eq!(outcome.delays, vec![Some(1), Some(1), None]);
     }
 
     #[test]
     fn scores_from_counts() {
         let outcome = MatchOutcome {
-            anomalies: 4,
-            detected: 3,
             false_positives: 1,
-            delays: vec![0, 2, 4],
+            delays: vec![Some(0), None, Some(2), Some(4)],
         };
 
         assert_eq!(outcome.precision(), 0.75);
@@ -134,7 +182,7 @@ mod tests {
         assert_eq!(outcome.mean_delay(), Some(2.0));
         assert_eq!(outcome.median_delay(), Some(2.0));
         let even = MatchOutcome {
-            delays: vec![5, 0, 1, 0],
+            delays: vec![Some(5), Some(0), Some(1), Some(0)],
             ..outcome
         };
         assert_eq!(even.median_delay(), Some(0.5));
@@ -155,9 +203,41 @@ mod tests {
         let mut total = match_alerts(&[1], &[(1, 2)]);
         total.add(&match_alerts(&[9], &[(1, 2)]));
 
-        assert_eq!(total.anomalies, 2);
-        assert_eq!(total.detected, 1);
+        assert_eq!(total.anomalies(), 2);
+        assert_eq!(total.detected(), 1);
         assert_eq!(total.false_positives, 1);
-        assert_eq!(total.delays, vec![0]);
+        assert_eq!(total.delays, vec![Some(0), None]);
+    }
+
+    #[test]
+    fn shared_delay_compares_only_anomalies_both_detect() {
+        let method = MatchOutcome {
+            false_positives: 0,
+            delays: vec![Some(0), Some(3), Some(1), None],
+        };
+        let baseline = MatchOutcome {
+            false_positives: 5,
+            delays: vec![Some(0), None, Some(2), Some(0)],
+        };
+
+        let shared = method.shared_delay(&baseline).unwrap();
+
+        // Anomalies 0 and 2: the method's 3 on anomaly 1 and the
+        // baseline's 0 on anomaly 3 are not compared.
+        assert_eq!(
+            shared,
+            SharedDelay {
+                shared: 2,
+                method: 0.5,
+                baseline: 1.0
+            }
+        );
+        assert_eq!(
+            method.shared_delay(&MatchOutcome {
+                false_positives: 0,
+                delays: vec![None; 4]
+            }),
+            None
+        );
     }
 }
