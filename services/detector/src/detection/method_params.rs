@@ -191,10 +191,10 @@ impl ThreeSigmaParams {
 
 /// Forecast bands: MSTL decomposition (Bandara, Hyndman & Bergmeir 2021,
 /// "MSTL: A Seasonal-Trend Decomposition Algorithm for Time Series with
-/// Multiple Seasonal Patterns") with an AutoETS model of the seasonally
-/// adjusted series (Hyndman et al. 2008, "Forecasting with Exponential
-/// Smoothing"), both from the augurs crate. The prediction interval at
-/// `level` is the band.
+/// Multiple Seasonal Patterns") with an exponential smoothing (ETS) model
+/// of the seasonally adjusted series (Hyndman et al. 2008, "Forecasting
+/// with Exponential Smoothing"), both from the augurs crate. The
+/// prediction interval at `level` is the band.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForecastParams {
@@ -204,6 +204,8 @@ pub struct ForecastParams {
     pub refit_every: usize,
     /// Most recent windows each fit reads.
     pub fit_windows: usize,
+    /// The ETS model of the seasonally adjusted series.
+    pub trend: ForecastTrend,
 }
 
 impl Default for ForecastParams {
@@ -212,8 +214,24 @@ impl Default for ForecastParams {
             level: 0.99,
             refit_every: 48,
             fit_windows: 672,
+            trend: ForecastTrend::Linear,
         }
     }
+}
+
+/// ETS model of the seasonally adjusted series, all with additive errors
+/// except what `Auto` picks. A fixed model costs one optimisation per fit;
+/// `Auto` runs one per candidate model, about five times as long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecastTrend {
+    /// Holt's linear trend, ETS(A,A,N): a level and a slope.
+    Linear,
+    /// Damped additive trend, ETS(A,Ad,N): the slope fades over the horizon.
+    Damped,
+    /// AutoETS: additive or multiplicative errors, with no trend or an
+    /// additive (damped or not) one, the fit with the lowest AICc.
+    Auto,
 }
 
 impl ForecastParams {

@@ -465,6 +465,24 @@ mod tests {
     }
 
     #[test]
+    fn forecast_trend_parses() {
+        use super::super::method_params::ForecastTrend;
+
+        assert_eq!(DetectionParams::default().forecast.trend, ForecastTrend::Linear);
+        for (text, trend) in [
+            ("linear", ForecastTrend::Linear),
+            ("damped", ForecastTrend::Damped),
+            ("auto", ForecastTrend::Auto),
+        ] {
+            let params = parse(&format!("forecast = {{ trend = \"{text}\" }}")).unwrap();
+            assert_eq!(params.forecast.trend, trend, "{text}");
+            assert_eq!(params.forecast.refit_every, ForecastParams::default().refit_every);
+        }
+        let error = parse("forecast = { trend = \"cubic\" }").unwrap_err();
+        assert!(error.contains("cubic") && error.contains("linear"), "{error}");
+    }
+
+    #[test]
     fn invalid_values_rejected_with_field_name() {
         let cases = [
             ("band_sigmas = 0.0", "band_sigmas = 0"),

@@ -46,6 +46,7 @@ fn params_for(method: MethodName) -> DetectionParams {
             refit_every: 48,
             fit_windows: 480,
             level: 0.99,
+            ..ForecastParams::default()
         },
         ensemble: EnsembleParams {
             methods: vec![MethodName::RobustBand, MethodName::Iqr],
