@@ -15,7 +15,7 @@ use super::forecast::Forecast;
 use super::history::History;
 use super::iqr::Iqr;
 use super::params::{DetectionParams, MethodName};
-use super::percent_change::PercentChange;
+use super::percent_change::{PastValues, PercentChange};
 use super::robust_band::RobustBand;
 use super::three_sigma::ThreeSigma;
 
@@ -96,21 +96,32 @@ pub(crate) fn detail_needed(
     window_ms: i64,
 ) -> usize {
     match method {
+        // Alone, the rule stores every value uncleaned, so the references
+        // it reads are its raw values.
+        MethodName::PercentChange => 1,
+        MethodName::Ensemble => params
+            .ensemble
+            .methods
+            .iter()
+            .map(|&method| member_detail_needed(method, params, calendar, window_ms))
+            .max()
+            .unwrap_or(1),
+        _ => member_detail_needed(method, params, calendar, window_ms),
+    }
+}
+
+/// Returns [`detail_needed`] for `method` as a member of an ensemble, whose stored
+/// references are the first judging method's cleaned values.
+fn member_detail_needed(method: MethodName, params: &DetectionParams, calendar: &Calendar, window_ms: i64) -> usize {
+    match method {
         // Residuals and re-baselines read raw and expected values; the
         // seasonal references a week back read references only.
         MethodName::RobustBand => (params.residual_windows + 1).max(params.rebaseline_windows),
         MethodName::Forecast => params.residual_windows + 1,
         // These rules compare raw values over their whole reach.
-        MethodName::Iqr | MethodName::PercentChange | MethodName::ThreeSigma => {
+        MethodName::Iqr | MethodName::PercentChange | MethodName::ThreeSigma | MethodName::Ensemble => {
             history_needed(method, params, calendar, window_ms)
         }
-        MethodName::Ensemble => params
-            .ensemble
-            .methods
-            .iter()
-            .map(|&method| detail_needed(method, params, calendar, window_ms))
-            .max()
-            .unwrap_or(1),
     }
 }
 
@@ -123,19 +134,38 @@ pub(crate) fn build(
     history_windows: usize,
 ) -> Box<dyn DetectionMethod> {
     match method {
-        MethodName::RobustBand => Box::new(RobustBand::new(params, calendar, window_ms, history_windows)),
-        MethodName::Iqr => Box::new(Iqr::new(&params.iqr)),
-        MethodName::PercentChange => Box::new(PercentChange::new(&params.percent_change, window_ms)),
-        MethodName::ThreeSigma => Box::new(ThreeSigma::new(&params.three_sigma)),
-        MethodName::Forecast => Box::new(Forecast::new(params, window_ms)),
+        MethodName::PercentChange => Box::new(PercentChange::new(
+            &params.percent_change,
+            window_ms,
+            PastValues::Reference,
+        )),
         MethodName::Ensemble => {
             let methods = params
                 .ensemble
                 .methods
                 .iter()
-                .map(|&method| build(method, params, calendar, window_ms, history_windows))
+                .map(|&method| build_member(method, params, calendar, window_ms, history_windows))
                 .collect();
             Box::new(Ensemble::new(methods, &params.ensemble))
         }
+        _ => build_member(method, params, calendar, window_ms, history_windows),
+    }
+}
+
+/// Creates `method` as a member of an ensemble (see [`member_detail_needed`]).
+fn build_member(
+    method: MethodName,
+    params: &DetectionParams,
+    calendar: &Calendar,
+    window_ms: i64,
+    history_windows: usize,
+) -> Box<dyn DetectionMethod> {
+    match method {
+        MethodName::RobustBand => Box::new(RobustBand::new(params, calendar, window_ms, history_windows)),
+        MethodName::Iqr => Box::new(Iqr::new(&params.iqr)),
+        MethodName::PercentChange => Box::new(PercentChange::new(&params.percent_change, window_ms, PastValues::Raw)),
+        MethodName::ThreeSigma => Box::new(ThreeSigma::new(&params.three_sigma)),
+        MethodName::Forecast => Box::new(Forecast::new(params, window_ms)),
+        MethodName::Ensemble => build(method, params, calendar, window_ms, history_windows),
     }
 }

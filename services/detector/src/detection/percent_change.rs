@@ -3,6 +3,11 @@
 //! the same local time yesterday and the one a week ago. The band is that of
 //! the closer reference, `reference · (1 ± max_change)`. With only one
 //! reference kept (the first week, or after a gap) that one decides.
+//!
+//! The rule cleans nothing, so alone it stores each raw value as the
+//! window's reference and reads the references a day and a week back (5
+//! bytes per window). In an ensemble the references are another method's
+//! cleaned values, so it reads the raw values, which every window then keeps.
 
 use super::calendar::{Calendar, DAY_MS, WEEK_MS};
 use super::history::History;
@@ -10,23 +15,41 @@ use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
 use super::method_params::PercentChangeParams;
 use super::{Band, band};
 
+/// Source of the value of an earlier window that the rule compares with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PastValues {
+    /// The stored reference, which is the raw value when nothing cleans it.
+    Reference,
+    /// The raw value, kept only within the history's detail depth.
+    Raw,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct PercentChange {
     max_change: f64,
     /// The day and the week, each when the window divides it.
     periods_ms: Vec<i64>,
+    past_values: PastValues,
     judged_last: bool,
 }
 
 impl PercentChange {
-    pub fn new(params: &PercentChangeParams, window_ms: i64) -> PercentChange {
+    pub fn new(params: &PercentChangeParams, window_ms: i64, past_values: PastValues) -> PercentChange {
         PercentChange {
             max_change: params.max_change,
             periods_ms: [DAY_MS, WEEK_MS]
                 .into_iter()
                 .filter(|period_ms| period_ms % window_ms == 0)
                 .collect(),
+            past_values,
             judged_last: false,
+        }
+    }
+
+    fn past_value(&self, history: &History, number: i64) -> Option<f32> {
+        match self.past_values {
+            PastValues::Reference => history.reference(number).map(|reference| reference.cleaned),
+            PastValues::Raw => history.get(number).map(|slot| slot.value),
         }
     }
 
@@ -40,10 +63,10 @@ impl DetectionMethod for PercentChange {
     fn judge(&mut self, number: i64, value: f64, history: &History, calendar: &Calendar) -> MethodOutput {
         let mut best: Option<(f64, Band)> = None;
         for &period_ms in &self.periods_ms {
-            let Some(reference) = history.get(calendar.lag(number, period_ms)) else {
+            let Some(reference) = self.past_value(history, calendar.lag(number, period_ms)) else {
                 continue;
             };
-            let reference = f64::from(reference.value);
+            let reference = f64::from(reference);
             let width = self.max_change * reference.abs();
             let band = Band {
                 expected: reference,
@@ -103,7 +126,7 @@ mod tests {
         let mut history = History::new(200);
         history.push(0, slot(100.0));
         history.push(144, slot(200.0));
-        let mut rule = PercentChange::new(&PercentChangeParams { max_change: 0.3 }, HOUR_MS);
+        let mut rule = PercentChange::new(&PercentChangeParams { max_change: 0.3 }, HOUR_MS, PastValues::Raw);
 
         // Window 168: yesterday (144) was 200, a week ago (0) was 100.
         let near_week = rule.judge(168, 125.0, &history, &calendar).verdict.unwrap();
@@ -119,10 +142,29 @@ mod tests {
     }
 
     #[test]
+    fn alone_reads_references_beyond_detail() {
+        let calendar = Calendar::new(Default::default(), HOUR_MS);
+        // Every field of the newest 30 windows only: window 0 keeps its reference.
+        let mut history = History::with_detail(200, 30);
+        history.push(0, slot(100.0));
+        history.push(144, slot(200.0));
+        let params = PercentChangeParams { max_change: 0.3 };
+
+        let mut alone = PercentChange::new(&params, HOUR_MS, PastValues::Reference);
+        let near_week = alone.judge(168, 125.0, &history, &calendar).verdict.unwrap();
+        assert_eq!(near_week.band.expected, 100.0);
+
+        // A member of an ensemble reads raw values, so only yesterday is left.
+        let mut member = PercentChange::new(&params, HOUR_MS, PastValues::Raw);
+        let yesterday_only = member.judge(168, 125.0, &history, &calendar).verdict.unwrap();
+        assert_eq!(yesterday_only.band.expected, 200.0);
+    }
+
+    #[test]
     fn learning_without_references() {
         let calendar = Calendar::new(Default::default(), HOUR_MS);
         let history = History::new(200);
-        let mut rule = PercentChange::new(&PercentChangeParams::default(), HOUR_MS);
+        let mut rule = PercentChange::new(&PercentChangeParams::default(), HOUR_MS, PastValues::Raw);
         assert_eq!(rule.judge(5, 1.0, &history, &calendar), MethodOutput::default());
         assert!(rule.is_learning());
     }

@@ -231,6 +231,38 @@ fn memory_is_reported_per_method() {
 }
 
 #[test]
+fn percent_change_alone_keeps_one_day_in_full() {
+    const FIVE_MINUTES_MS: i64 = 5 * 60 * 1000;
+    let alone = params_for(MethodName::PercentChange);
+    let ensemble = DetectionParams {
+        ensemble: EnsembleParams {
+            methods: vec![MethodName::RobustBand, MethodName::PercentChange],
+            ..EnsembleParams::default()
+        },
+        ..params_for(MethodName::Ensemble)
+    };
+    let mut noise = Noise(3);
+    let mut detectors = [
+        SeriesDetector::new(&alone, FIVE_MINUTES_MS),
+        SeriesDetector::new(&ensemble, FIVE_MINUTES_MS),
+    ];
+    // Eight days of 5-minute windows fill the week the rule reaches back.
+    for number in 0..8 * 288 {
+        let value = normal_value(number, &mut noise);
+        for detector in &mut detectors {
+            detector.observe(number * FIVE_MINUTES_MS, value);
+        }
+    }
+
+    let [alone, ensemble] = &detectors;
+    let full = |detector: &SeriesDetector| detector.points().filter(|point| !point.reference_only).count();
+    assert_eq!(full(alone), 288);
+    assert!(full(ensemble) > 7 * 288, "{}", full(ensemble));
+    assert!(alone.memory_bytes() < 16_000, "{} bytes", alone.memory_bytes());
+    assert!(ensemble.memory_bytes() > 40_000, "{} bytes", ensemble.memory_bytes());
+}
+
+#[test]
 fn relative_residuals_scale_band_with_level() {
     // A daily cycle from 200 to 1800 with ±2 % noise: relative residuals
     // give a night band in proportion to the night level, absolute ones a
