@@ -197,3 +197,36 @@ fn missing_corpus_named() {
 
     assert!(error.contains("/nonexistent/corpus/profiles.json"), "{error}");
 }
+
+#[test]
+fn novelty_settings_find_every_demo_window() {
+    let corpus = tempfile::tempdir().unwrap();
+    build_corpus(corpus.path());
+    let args = EvaluateArgs {
+        suite: EvaluateSuite::Nab(NabArgs {
+            corpus: corpus.path().to_path_buf(),
+            params: Some(demo_path("../config/novelty.toml")),
+            score: ScoreMode::Alert,
+            method: None,
+            results: None,
+        }),
+    };
+
+    let report = seismo_detector::evaluate::run(args).unwrap();
+
+    // The standard profile's column: true positives / false positives / misses.
+    let row = report
+        .lines()
+        .find(|line| line.starts_with("realKnownCause/nyc_taxi.csv"))
+        .unwrap_or_else(|| panic!("no taxi row in:\n{report}"));
+    let counts: Vec<usize> = row
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .map(|count| count.parse().unwrap())
+        .collect();
+    assert_eq!(counts[0], 5, "{row}");
+    assert_eq!(counts[2], 0, "{row}");
+    assert!(counts[1] <= 3, "{row}");
+}

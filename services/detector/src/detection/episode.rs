@@ -17,14 +17,14 @@
 //!
 //! Alert hygiene on top:
 //! - Cool-down: no episode fires within `cooldown_windows` windows after a
-//!   resolution.
+//!   resolution, or after the firing with `cooldown_from = "firing"`.
 //! - Daily cap: at most `max_alerts_per_day` firings per local day.
 //! - Re-baseline: after `rebaseline_windows` consecutive windows outside on
 //!   the same side, the step returns a re-baseline request for the method and
 //!   resolves the open episode, so a lasting level shift alerts once.
 
 use super::band::Judgement;
-use super::params::DetectionParams;
+use super::params::{CooldownStart, DetectionParams};
 use super::{Direction, Severity, Transition};
 
 /// The episode and alert hygiene settings, copied from [`DetectionParams`].
@@ -34,6 +34,7 @@ pub(crate) struct AlertRules {
     pub fire_lookback: usize,
     pub resolve_inside: usize,
     pub cooldown_windows: usize,
+    pub cooldown_from: CooldownStart,
     pub max_alerts_per_day: usize,
     pub rebaseline_windows: usize,
 }
@@ -45,6 +46,7 @@ impl From<&DetectionParams> for AlertRules {
             fire_lookback: params.fire_lookback,
             resolve_inside: params.resolve_inside,
             cooldown_windows: params.cooldown_windows,
+            cooldown_from: params.cooldown_from,
             max_alerts_per_day: params.max_alerts_per_day,
             rebaseline_windows: params.rebaseline_windows,
         }
@@ -199,6 +201,9 @@ impl EpisodeTracker {
         self.fired_on_day += 1;
         self.open_since_ms = Some(window_start_ms);
         self.inside_streak = 0;
+        if params.cooldown_from == CooldownStart::Firing {
+            self.cooldown_left = params.cooldown_windows;
+        }
         Some(Transition::Fired {
             episode_start_ms: window_start_ms,
             direction: judgement.direction,
@@ -209,7 +214,9 @@ impl EpisodeTracker {
     fn resolve(&mut self, params: &AlertRules) -> Option<Transition> {
         let episode_start_ms = self.open_since_ms.take()?;
         self.inside_streak = 0;
-        self.cooldown_left = params.cooldown_windows;
+        if params.cooldown_from == CooldownStart::Resolution {
+            self.cooldown_left = params.cooldown_windows;
+        }
         // Outside windows of the ended episode must not count towards the next.
         self.recent_outside = 0;
         Some(Transition::Resolved { episode_start_ms })
@@ -227,6 +234,7 @@ mod tests {
             fire_lookback: 5,
             resolve_inside: 2,
             cooldown_windows: 0,
+            cooldown_from: CooldownStart::Resolution,
             max_alerts_per_day: 0,
             rebaseline_windows: 0,
         }
@@ -364,6 +372,26 @@ mod tests {
         // Resolved at window 4, so windows 5 to 8 cannot fire.
         assert_eq!(run_with("ooo..ooooo", &rules, 1_000), vec!["F2", "R4@2", "F9"]);
         assert_eq!(run("ooo..ooooo"), vec!["F2", "R4@2", "F7"]);
+    }
+
+    #[test]
+    fn cooldown_can_count_from_firing() {
+        let from_resolution = AlertRules {
+            cooldown_windows: 6,
+            ..params()
+        };
+        let from_firing = AlertRules {
+            cooldown_from: CooldownStart::Firing,
+            ..from_resolution
+        };
+
+        // Fired at window 2 and resolved at 4: windows 3 to 8 cannot fire
+        // when counting from the firing, 5 to 10 from the resolution.
+        assert_eq!(run_with("ooo..oooooooo", &from_firing, 1_000), vec!["F2", "R4@2", "F9"]);
+        assert_eq!(
+            run_with("ooo..oooooooo", &from_resolution, 1_000),
+            vec!["F2", "R4@2", "F11"]
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::ensemble::Ensemble;
 use super::forecast::Forecast;
 use super::history::History;
 use super::iqr::Iqr;
+use super::novelty::Novelty;
 use super::params::{DetectionParams, MethodName};
 use super::percent_change::{PastValues, PercentChange};
 use super::robust_band::RobustBand;
@@ -76,6 +77,8 @@ pub(crate) fn history_needed(
         MethodName::PercentChange => PercentChange::history_needed(calendar, window_ms),
         MethodName::ThreeSigma => params.three_sigma.windows,
         MethodName::Forecast => params.forecast.fit_windows.max(params.residual_windows + 1),
+        // The method keeps the values it compares itself.
+        MethodName::Novelty => 1,
         MethodName::Ensemble => params
             .ensemble
             .methods
@@ -122,6 +125,7 @@ fn member_detail_needed(method: MethodName, params: &DetectionParams, calendar: 
         MethodName::Iqr | MethodName::PercentChange | MethodName::ThreeSigma | MethodName::Ensemble => {
             history_needed(method, params, calendar, window_ms)
         }
+        MethodName::Novelty => 1,
     }
 }
 
@@ -166,6 +170,7 @@ fn build_member(
         MethodName::PercentChange => Box::new(PercentChange::new(&params.percent_change, window_ms, PastValues::Raw)),
         MethodName::ThreeSigma => Box::new(ThreeSigma::new(&params.three_sigma)),
         MethodName::Forecast => Box::new(Forecast::new(params, window_ms)),
+        MethodName::Novelty => Box::new(Novelty::new(params)),
         MethodName::Ensemble => build(method, params, calendar, window_ms, history_windows),
     }
 }

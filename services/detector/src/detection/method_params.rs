@@ -25,17 +25,20 @@ pub enum MethodName {
     Forecast,
     /// Combination of other methods' scores.
     Ensemble,
+    /// Novelty of the recent shape and of the rolling mean and spread.
+    Novelty,
 }
 
 impl MethodName {
     /// Every method, in documentation order.
-    pub const ALL: [MethodName; 6] = [
+    pub const ALL: [MethodName; 7] = [
         MethodName::RobustBand,
         MethodName::Iqr,
         MethodName::PercentChange,
         MethodName::ThreeSigma,
         MethodName::Forecast,
         MethodName::Ensemble,
+        MethodName::Novelty,
     ];
 
     /// Returns the name used in the TOML file.
@@ -47,6 +50,7 @@ impl MethodName {
             MethodName::ThreeSigma => "three_sigma",
             MethodName::Forecast => "forecast",
             MethodName::Ensemble => "ensemble",
+            MethodName::Novelty => "novelty",
         }
     }
 }
@@ -244,6 +248,76 @@ impl ForecastParams {
         }
         check_count("forecast.refit_every", self.refit_every, 1, usize::MAX)?;
         check_count("forecast.fit_windows", self.fit_windows, 16, usize::MAX)
+    }
+}
+
+/// The novelty method (see `novelty.rs`): the distance from the recent
+/// shape to its nearest earlier run, and a range test of rolling means and
+/// standard deviations. Lengths are in windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoveltyParams {
+    /// Length of the runs of values whose shapes are compared.
+    pub shape_windows: usize,
+    /// How far back the most similar run is searched. Memory and time per
+    /// window grow with it: 16 bytes and about 2 ns per window.
+    pub memory_windows: usize,
+    /// Half-life of the largest shape distance seen, which the current
+    /// distance is divided by.
+    pub half_life_windows: usize,
+    /// Windows whose shape ratios are averaged.
+    pub smoothing_windows: usize,
+    /// Lengths of the rolling means and standard deviations tested.
+    pub range_scales: Vec<usize>,
+    /// Windows of earlier statistics that form the range.
+    pub range_windows: usize,
+    /// Excess beyond the range, in units of the range, that makes a window
+    /// anomalous.
+    pub range_margin: f64,
+}
+
+impl Default for NoveltyParams {
+    fn default() -> Self {
+        NoveltyParams {
+            shape_windows: 16,
+            memory_windows: 2000,
+            half_life_windows: 1000,
+            smoothing_windows: 10,
+            range_scales: vec![16, 256],
+            range_windows: 4000,
+            range_margin: 0.2,
+        }
+    }
+}
+
+impl NoveltyParams {
+    pub fn validate(&self) -> Result<(), String> {
+        check_count("novelty.shape_windows", self.shape_windows, 2, 1000)?;
+        check_count(
+            "novelty.memory_windows",
+            self.memory_windows,
+            self.shape_windows,
+            100_000,
+        )?;
+        check_count("novelty.half_life_windows", self.half_life_windows, 1, usize::MAX)?;
+        check_count("novelty.smoothing_windows", self.smoothing_windows, 1, 1000)?;
+        if self.range_scales.len() > 8 {
+            return Err(format!(
+                "novelty.range_scales lists {} scales; test at most 8",
+                self.range_scales.len()
+            ));
+        }
+        let longest = self.memory_windows + self.shape_windows + 1;
+        for &scale in &self.range_scales {
+            if !(2..=longest).contains(&scale) {
+                return Err(format!(
+                    "novelty.range_scales contains {scale}; use lengths from 2 to memory_windows + shape_windows + 1 \
+                     ({longest})"
+                ));
+            }
+        }
+        check_count("novelty.range_windows", self.range_windows, 1, usize::MAX)?;
+        check_positive("novelty.range_margin", self.range_margin)
     }
 }
 

@@ -15,8 +15,8 @@
 //! 1. `method.rs`: the [`DetectionMethod`](method::DetectionMethod) trait,
 //!    one module per method: `robust_band.rs` (median/MAD band around a
 //!    seasonal reference, with `seasonal.rs`, `robust.rs` and `band.rs`),
-//!    `iqr.rs`, `percent_change.rs`, `three_sigma.rs`, `forecast.rs` and
-//!    `ensemble.rs`. Daily and weekly lags follow local time (`calendar.rs`).
+//!    `iqr.rs`, `percent_change.rs`, `three_sigma.rs`, `forecast.rs`,
+//!    `novelty.rs` and `ensemble.rs`. Daily and weekly lags follow local time (`calendar.rs`).
 //! 2. This file: the minimum volume and minimum deviation rules, which keep
 //!    small slices quiet whatever the method.
 //! 3. `episode.rs`: whether the window fires or resolves an episode, with
@@ -35,6 +35,7 @@ mod history;
 mod iqr;
 mod method;
 mod method_params;
+mod novelty;
 mod params;
 mod percent_change;
 pub mod robust;
@@ -46,8 +47,9 @@ mod window_sample;
 
 pub use band::anomaly_score;
 pub use params::{
-    CombineRule, DetectionParams, EnsembleParams, ForecastParams, IqrParams, LevelAdjustment, MAX_FIRE_LOOKBACK,
-    MethodName, PercentChangeParams, ResidualScale, Seasonality, ThreeSigmaParams, TimeZone,
+    CombineRule, CooldownStart, DetectionParams, EnsembleParams, ForecastParams, IqrParams, LevelAdjustment,
+    MAX_FIRE_LOOKBACK, MethodName, NoveltyParams, PercentChangeParams, ResidualScale, Seasonality, ThreeSigmaParams,
+    TimeZone,
 };
 
 use band::BandSettings;
@@ -343,5 +345,7 @@ impl SeriesDetector {
     }
 }
 
+#[cfg(test)]
+mod test_noise;
 #[cfg(test)]
 mod tests;

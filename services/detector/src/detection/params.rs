@@ -9,7 +9,8 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use super::method_params::{
-    CombineRule, EnsembleParams, ForecastParams, IqrParams, MethodName, PercentChangeParams, ThreeSigmaParams, TimeZone,
+    CombineRule, EnsembleParams, ForecastParams, IqrParams, MethodName, NoveltyParams, PercentChangeParams,
+    ThreeSigmaParams, TimeZone,
 };
 
 /// Largest `fire_lookback`: the firing rule keeps one bit per window in a `u64`.
@@ -149,6 +150,10 @@ pub struct DetectionParams {
     /// a new incident for two days, so the default stays at one day.
     pub cooldown_windows: usize,
 
+    /// Window the cool-down counts from: the resolution, or the firing, so
+    /// that a long episode does not lengthen the quiet time after it.
+    pub cooldown_from: CooldownStart,
+
     /// Episodes a series may fire per local day of `time_zone`; 0 for no cap.
     pub max_alerts_per_day: usize,
 
@@ -167,6 +172,8 @@ pub struct DetectionParams {
 
     /// Settings of `method = "three_sigma"`.
     pub three_sigma: ThreeSigmaParams,
+    /// Settings of `method = "novelty"`.
+    pub novelty: NoveltyParams,
 
     /// Settings of `method = "forecast"`.
     pub forecast: ForecastParams,
@@ -220,6 +227,17 @@ impl ResidualScale {
             ResidualScale::Relative => "relative",
         }
     }
+}
+
+/// Window from which `cooldown_windows` count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CooldownStart {
+    /// The window that resolved the episode.
+    #[default]
+    Resolution,
+    /// The window that fired it.
+    Firing,
 }
 
 /// Rule that moves a seasonal reference to the level of the last
@@ -278,11 +296,13 @@ impl Default for DetectionParams {
             min_volume: 0.0,
             min_absolute_deviation: 0.0,
             cooldown_windows: 48,
+            cooldown_from: CooldownStart::Resolution,
             max_alerts_per_day: 0,
             rebaseline_windows: 96,
             iqr: IqrParams::default(),
             percent_change: PercentChangeParams::default(),
             three_sigma: ThreeSigmaParams::default(),
+            novelty: NoveltyParams::default(),
             forecast: ForecastParams::default(),
             ensemble: EnsembleParams::default(),
         }
@@ -361,6 +381,7 @@ impl DetectionParams {
         self.iqr.validate()?;
         self.percent_change.validate()?;
         self.three_sigma.validate()?;
+        self.novelty.validate()?;
         self.forecast.validate()?;
         self.ensemble.validate()?;
 
@@ -465,6 +486,30 @@ mod tests {
     }
 
     #[test]
+    fn novelty_settings_parse_and_validate() {
+        let params = parse(
+            "method = \"novelty\"\ncooldown_from = \"firing\"\nnovelty = { shape_windows = 8, range_scales = [8] }",
+        )
+        .unwrap();
+        assert_eq!(params.method, MethodName::Novelty);
+        assert_eq!(params.cooldown_from, CooldownStart::Firing);
+        assert_eq!(params.novelty.shape_windows, 8);
+        assert_eq!(params.novelty.range_scales, vec![8]);
+        assert_eq!(params.novelty.memory_windows, NoveltyParams::default().memory_windows);
+        assert_eq!(params.validate(), Ok(()));
+
+        for (text, message) in [
+            ("novelty = { shape_windows = 1 }", "novelty.shape_windows = 1"),
+            ("novelty = { memory_windows = 10 }", "novelty.memory_windows = 10"),
+            ("novelty = { range_scales = [1] }", "novelty.range_scales contains 1"),
+            ("novelty = { range_margin = 0.0 }", "novelty.range_margin = 0"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(message), "{text}: {error}");
+        }
+    }
+
+    #[test]
     fn forecast_trend_parses() {
         use super::super::method_params::ForecastTrend;
 
@@ -479,7 +524,8 @@ mod tests {
             assert_eq!(params.forecast.refit_every, ForecastParams::default().refit_every);
         }
         let error = parse("forecast = { trend = \"cubic\" }").unwrap_err();
-        assert!(error.contains("cubic") && error.contains("linear"), "{error}");
+        assert!(error.contains("cubic"), "{error}");
+        assert!(error.contains("linear"), "{error}");
     }
 
     #[test]

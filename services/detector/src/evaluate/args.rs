@@ -53,7 +53,7 @@ pub struct NabArgs {
     pub score: ScoreMode,
 
     /// Detection method to score, replacing the `method` of the params
-    /// file: robust_band, iqr, percent_change, three_sigma, forecast or ensemble.
+    /// file: robust_band, iqr, percent_change, three_sigma, forecast, novelty or ensemble.
     #[arg(long)]
     pub method: Option<MethodName>,
 
