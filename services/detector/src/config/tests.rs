@@ -494,6 +494,13 @@ events = ["order"]
 aggregation = "count"
 window = "30m"
 detection = { method = "ensemble", ensemble = { methods = ["robust_band", "three_sigma"], combine = "mean" } }
+
+[[metric]]
+name = "cpu"
+events = ["cpu_sample"]
+aggregation = "count"
+window = "1m"
+detection = { method = "novelty", cooldown_from = "firing", novelty = { shape_windows = 8 } }
 "#;
     let config = MetricsConfig::parse(text).unwrap();
 
@@ -514,6 +521,11 @@ detection = { method = "ensemble", ensemble = { methods = ["robust_band", "three
         chrono_tz::Tz::Europe__Berlin,
         "file defaults still apply"
     );
+
+    let cpu = &config.metric("cpu").unwrap().detection;
+    assert_eq!(cpu.method, crate::detection::MethodName::Novelty);
+    assert_eq!(cpu.novelty.shape_windows, 8);
+    assert_eq!(cpu.cooldown_from, crate::detection::CooldownStart::Firing);
 }
 
 #[test]
@@ -534,6 +546,8 @@ fn rejects_bad_method_settings() {
             "2 values for 1 methods",
         ),
         ("min_volume = -1.0", "min_volume = -1 is invalid"),
+        ("novelty = { range_scales = [1] }", "novelty.range_scales contains 1"),
+        ("cooldown_from = \"never\"", "unknown variant `never`"),
     ];
     for (setting, expected) in cases {
         let (metric, key, problem) = invalid_error(&metric_text(&format!(
