@@ -59,6 +59,9 @@ pub enum ConfigError {
     #[error("[windowing] key `{key}`: {problem}")]
     InvalidWindowing { key: &'static str, problem: String },
 
+    #[error("[detection] table: invalid detection parameters: {0}")]
+    InvalidDetection(String),
+
     #[error("[[experiment]] `{experiment}`: {problem}")]
     InvalidExperiment { experiment: String, problem: String },
 
@@ -258,6 +261,10 @@ impl MetricsConfig {
         }
 
         let windowing = file.windowing.validate()?;
+        // Check the defaults alone first, so their errors are not blamed on a metric.
+        toml::Value::Table(file.detection.clone())
+            .try_into::<DetectionParams>()
+            .map_err(|error| ConfigError::InvalidDetection(error.message().to_string()))?;
         let metrics = validate_metrics(&file.metric, &file.detection)?;
         validate_experiments(&file.experiment)?;
         Ok(MetricsConfig {

@@ -529,6 +529,26 @@ detection = { method = "novelty", cooldown_from = "firing", novelty = { shape_wi
 }
 
 #[test]
+fn bad_detection_default_names_the_table() {
+    let text = r#"
+[detection]
+novelty = { shape_windows = 1 }
+
+[[metric]]
+name = "cpu"
+events = ["cpu_sample"]
+aggregation = "count"
+window = "1m"
+"#;
+
+    let error = MetricsConfig::parse(text).unwrap_err().to_string();
+
+    assert!(error.starts_with("[detection] table:"), "{error}");
+    assert!(error.contains("novelty.shape_windows = 1 is invalid"), "{error}");
+    assert!(!error.contains("metric `cpu`"), "{error}");
+}
+
+#[test]
 fn rejects_bad_method_settings() {
     let cases = [
         ("method = \"magic\"", "unknown variant `magic`"),

@@ -311,8 +311,8 @@ impl NoveltyParams {
         for &scale in &self.range_scales {
             if !(2..=longest).contains(&scale) {
                 return Err(format!(
-                    "novelty.range_scales contains {scale}; use lengths from 2 to memory_windows + shape_windows + 1 \
-                     ({longest})"
+                    "novelty.range_scales contains {scale} (the default is [16, 256]); use lengths from 2 to \
+                     memory_windows + shape_windows + 1 ({longest}): lower range_scales or raise memory_windows"
                 ));
             }
         }

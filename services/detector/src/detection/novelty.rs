@@ -379,7 +379,8 @@ impl BlockExtremes {
 pub(crate) struct Novelty {
     score: NoveltyScore,
     /// Windows judged before the first verdict: the largest distance the
-    /// score divides by needs some history to mean "typical".
+    /// score divides by needs some history to mean "typical", and each
+    /// range test a range of its own statistic.
     learning_windows: u64,
     judged: u64,
 }
@@ -388,10 +389,21 @@ impl Novelty {
     pub fn new(params: &DetectionParams) -> Novelty {
         Novelty {
             score: NoveltyScore::new(&params.novelty),
-            learning_windows: params.min_history_windows as u64,
+            learning_windows: learning_windows(params) as u64,
             judged: 0,
         }
     }
+}
+
+/// Windows before the first verdict: `min_history_windows`, and at least
+/// twice the longest range scale, from which that scale's range holds as
+/// many windows as the statistic it is compared with.
+pub(crate) fn learning_windows(params: &DetectionParams) -> usize {
+    let longest_scale = params.novelty.range_scales.iter().copied().max().unwrap_or(0);
+    params
+        .min_history_windows
+        .max(2 * longest_scale)
+        .max(2 * params.novelty.shape_windows)
 }
 
 impl DetectionMethod for Novelty {

@@ -208,13 +208,17 @@ fn format_business_report(
         let baseline_total = baseline.total();
         let _ = write!(
             report,
-            "\nmean delay on the anomalies both a method and {} detect\n{:<16} {:>8} {:>12} {:>14}\n",
-            baseline.name, "method", "shared", "method delay", "baseline delay"
+            "\nmean delay on the anomalies both a method and {0} detect\n{1:<16} {2:>9} {3:>9} {4:>14}\n",
+            baseline.name,
+            "method",
+            "anomalies",
+            "its delay",
+            format!("{} delay", baseline.name)
         );
         for method in methods {
             let cells = match method.total().shared_delay(&baseline_total) {
-                Some(shared) => format!("{:>8} {:>12.2} {:>14.2}", shared.shared, shared.method, shared.baseline),
-                None => format!("{:>8} {:>12} {:>14}", 0, "-", "-"),
+                Some(shared) => format!("{:>9} {:>9.2} {:>14.2}", shared.shared, shared.method, shared.baseline),
+                None => format!("{:>9} {:>9} {:>14}", 0, "-", "-"),
             };
             let _ = writeln!(report, "{:<16} {cells}", method.name);
         }
