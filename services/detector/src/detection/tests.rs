@@ -253,6 +253,26 @@ fn percent_change_alone_keeps_one_day_in_full() {
 }
 
 #[test]
+fn novelty_band_follows_the_closest_earlier_run() {
+    let params = params_for(MethodName::Novelty);
+    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+    let mut noise = Noise(5);
+    // Fifteen days of a daily cycle with 2 % noise, past the 512 learning windows.
+    for number in 0..15 * WINDOWS_PER_DAY {
+        detector.observe(number * HALF_HOUR_MS, normal_value(number, &mut noise));
+    }
+    assert!(!detector.is_learning());
+
+    let latest = detector.points().last().unwrap();
+    let band = latest.band.unwrap();
+    // The closest run is an earlier day at the same time, so its last value
+    // lies within the noise of the latest one.
+    assert!((band.expected - latest.value).abs() < 0.1 * latest.value, "{latest:?}");
+    assert!(band.lower < band.expected && band.expected < band.upper, "{band:?}");
+    assert!(!latest.anomalous, "{latest:?}");
+}
+
+#[test]
 fn relative_residuals_scale_band_with_level() {
     // A daily cycle from 200 to 1800 with ±2 % noise: relative residuals
     // give a night band in proportion to the night level, absolute ones a
