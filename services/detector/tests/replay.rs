@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use seismo_detector::detection::{DetectionParams, SeriesDetector, Transition};
+use seismo_detector::detection::{DetectionParams, Seasonality, SeriesDetector, Transition};
 use seismo_detector::replay::{ReplayArgs, ReplayOptions, ScoreMode, replay_path};
 
 /// Creates an empty directory for one test under the system temp directory.
@@ -462,4 +462,38 @@ fn replay_uses_configured_method() {
     let iqr = score_of_step("iqr");
     assert!(robust < 0.5, "robust band scored the 2 % step {robust}");
     assert_eq!(iqr, 1.0, "IQR of a flat series scored the step {iqr}");
+}
+
+#[test]
+fn firing_without_calibration_history_still_scores() {
+    let directory = scratch_directory("uncalibrated-firing");
+    let mut values: Vec<f64> = (0..12).map(|hour| if hour % 2 == 0 { 99.0 } else { 101.0 }).collect();
+    values.extend([1000.0; 3]);
+    values.extend([100.0; 20]);
+    let input = directory.join("spike.csv");
+    write(&input, &hourly_series(&values));
+    // The spike fires on the first window judged, where the calibrated
+    // score has no earlier deviation to rank against and is 0.
+    let options = ReplayOptions {
+        params: DetectionParams {
+            seasonality: Seasonality::None,
+            min_history_windows: 12,
+            fire_outside: 1,
+            fire_lookback: 1,
+            ..DetectionParams::default()
+        },
+        ..ReplayOptions::default()
+    };
+
+    let summary = replay_path(&input, &directory.join("out"), &options).unwrap();
+
+    let file = &summary.files[0];
+    assert_eq!(file.fired, 1);
+    let scores: Vec<f64> = read_results(&file.output)
+        .iter()
+        .map(|row| row[2].parse().unwrap())
+        .collect();
+    let scored: Vec<usize> = (0..scores.len()).filter(|&row| scores[row] > 0.0).collect();
+    assert_eq!(scored, vec![13], "{scores:?}");
+    assert_eq!(scores[13], 1e-6);
 }

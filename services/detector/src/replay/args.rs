@@ -41,9 +41,9 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub params: Option<PathBuf>,
 
-    /// Score column: `alert` writes the window's calibrated score where an
-    /// episode fires and 0 elsewhere, `window` writes every window's score
-    /// (0.5 at the band edge).
+    /// Score column: `alert` writes the window's calibrated score (at least
+    /// 1e-6) where an episode fires and 0 elsewhere, `window` writes every
+    /// window's score (0.5 at the band edge).
     #[arg(long, value_enum, default_value = "alert")]
     pub score: ScoreMode,
 }

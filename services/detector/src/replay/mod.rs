@@ -29,6 +29,10 @@ use crate::detection::{DetectionParams, SeriesDetector, Transition};
 pub use args::{ReplayArgs, run};
 use labels::LabelSet;
 
+/// Score written for a firing whose calibrated score is 0 (too little
+/// history to rank it), so every firing shows in `alert` mode.
+const LOWEST_ALERT_SCORE: f64 = 1e-6;
+
 /// Score written in each output row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScoreMode {
@@ -36,7 +40,7 @@ pub enum ScoreMode {
     /// pick its own threshold.
     Window,
     /// The window's calibrated score (what the service sends with an
-    /// alert) only where an episode fires, 0 elsewhere.
+    /// alert), at least 1e-6, only where an episode fires, 0 elsewhere.
     Alert,
 }
 
@@ -228,7 +232,7 @@ fn replay_file(
                 summary.fired += usize::from(fired);
                 match options.score {
                     ScoreMode::Window => evaluation.score,
-                    ScoreMode::Alert if fired => evaluation.calibrated_score,
+                    ScoreMode::Alert if fired => evaluation.calibrated_score.max(LOWEST_ALERT_SCORE),
                     ScoreMode::Alert => 0.0,
                 }
             }
