@@ -28,6 +28,9 @@
 //! product. An event without a dimension's field counts in the total only.
 
 mod duration;
+mod plain_errors;
+
+pub use plain_errors::plain_error;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -264,7 +267,7 @@ impl MetricsConfig {
         // Check the defaults alone first, so their errors are not blamed on a metric.
         toml::Value::Table(file.detection.clone())
             .try_into::<DetectionParams>()
-            .map_err(|error| ConfigError::InvalidDetection(error.message().to_string()))?;
+            .map_err(|error| ConfigError::InvalidDetection(plain_error(&error.to_string())))?;
         let metrics = validate_metrics(&file.metric, &file.detection)?;
         validate_experiments(&file.experiment)?;
         Ok(MetricsConfig {
@@ -639,7 +642,7 @@ fn merged_detection(raw: &RawMetric, defaults: &toml::Table) -> Result<Detection
         invalid(
             raw,
             "detection",
-            format!("invalid detection parameters: {}", error.message()),
+            format!("invalid detection parameters: {}", plain_error(&error.to_string())),
         )
     })
 }

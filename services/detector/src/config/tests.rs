@@ -568,6 +568,10 @@ fn rejects_bad_method_settings() {
         ("min_volume = -1.0", "min_volume = -1 is invalid"),
         ("novelty = { range_scales = [1] }", "novelty.range_scales contains 1"),
         ("cooldown_from = \"never\"", "unknown variant `never`"),
+        (
+            "novelty = { shape_windows = -3 }",
+            "expected a whole number, 0 or more\nin `novelty.shape_windows`",
+        ),
     ];
     for (setting, expected) in cases {
         let (metric, key, problem) = invalid_error(&metric_text(&format!(

@@ -92,7 +92,11 @@ fn read_params(path: &Path) -> anyhow::Result<DetectionParams> {
     let Some(detection) = table.remove("detection") else {
         return Ok(DetectionParams::default());
     };
-    detection
-        .try_into()
-        .with_context(|| format!("invalid [detection] table in {}", path.display()))
+    detection.try_into().map_err(|error: toml::de::Error| {
+        anyhow::anyhow!(
+            "invalid [detection] table in {}: {}",
+            path.display(),
+            crate::config::plain_error(&error.to_string())
+        )
+    })
 }
