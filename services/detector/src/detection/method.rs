@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 
 use super::Band;
-use super::calendar::Calendar;
+use super::calendar::{Calendar, DAY_MS};
 use super::ensemble::Ensemble;
 use super::forecast::Forecast;
 use super::history::History;
@@ -77,8 +77,9 @@ pub(crate) fn history_needed(
         MethodName::PercentChange => PercentChange::history_needed(calendar, window_ms),
         MethodName::ThreeSigma => params.three_sigma.windows,
         MethodName::Forecast => params.forecast.fit_windows.max(params.residual_windows + 1),
-        // The method keeps the values it compares itself.
-        MethodName::Novelty => 1,
+        // The method keeps the values it compares itself; the history
+        // only serves the day of chart.
+        MethodName::Novelty => usize::try_from(DAY_MS / window_ms).unwrap_or(1).max(1),
         MethodName::Ensemble => params
             .ensemble
             .methods

@@ -316,7 +316,7 @@ impl NoveltyParams {
                 ));
             }
         }
-        check_count("novelty.range_windows", self.range_windows, 1, usize::MAX)?;
+        check_count("novelty.range_windows", self.range_windows, 1, 1_000_000)?;
         check_positive("novelty.range_margin", self.range_margin)
     }
 }

@@ -503,6 +503,10 @@ mod tests {
             ("novelty = { memory_windows = 10 }", "novelty.memory_windows = 10"),
             ("novelty = { range_scales = [1] }", "novelty.range_scales contains 1"),
             ("novelty = { range_margin = 0.0 }", "novelty.range_margin = 0"),
+            (
+                "novelty = { range_windows = 2000000 }",
+                "novelty.range_windows = 2000000",
+            ),
         ] {
             let error = parse(text).unwrap_err();
             assert!(error.contains(message), "{text}: {error}");
