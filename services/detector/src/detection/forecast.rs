@@ -150,7 +150,7 @@ impl Forecast {
     }
 }
 
-/// The ETS model search for `trend`: a single model unless `Auto`.
+/// Returns the ETS model search for `trend`: a single model unless `Auto`.
 fn ets_model(trend: ForecastTrend) -> AutoETS {
     let (spec, damped) = match trend {
         ForecastTrend::Linear => ("AAN", Some(false)),

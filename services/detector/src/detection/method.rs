@@ -138,40 +138,42 @@ pub(crate) fn build(
     window_ms: i64,
     history_windows: usize,
 ) -> Box<dyn DetectionMethod> {
-    match method {
-        MethodName::PercentChange => Box::new(PercentChange::new(
-            &params.percent_change,
-            window_ms,
-            PastValues::Reference,
-        )),
-        MethodName::Ensemble => {
-            let methods = params
-                .ensemble
-                .methods
-                .iter()
-                .map(|&method| build_member(method, params, calendar, window_ms, history_windows))
-                .collect();
-            Box::new(Ensemble::new(methods, &params.ensemble))
-        }
-        _ => build_member(method, params, calendar, window_ms, history_windows),
-    }
+    build_reading(
+        method,
+        params,
+        calendar,
+        window_ms,
+        history_windows,
+        PastValues::Reference,
+    )
 }
 
-/// Creates `method` as a member of an ensemble (see [`member_detail_needed`]).
-fn build_member(
+/// Creates `method`, whose percent-change rule reads `past_values`: the
+/// stored references alone, the raw values as an ensemble member (see
+/// [`member_detail_needed`]).
+fn build_reading(
     method: MethodName,
     params: &DetectionParams,
     calendar: &Calendar,
     window_ms: i64,
     history_windows: usize,
+    past_values: PastValues,
 ) -> Box<dyn DetectionMethod> {
     match method {
         MethodName::RobustBand => Box::new(RobustBand::new(params, calendar, window_ms, history_windows)),
         MethodName::Iqr => Box::new(Iqr::new(&params.iqr)),
-        MethodName::PercentChange => Box::new(PercentChange::new(&params.percent_change, window_ms, PastValues::Raw)),
+        MethodName::PercentChange => Box::new(PercentChange::new(&params.percent_change, window_ms, past_values)),
         MethodName::ThreeSigma => Box::new(ThreeSigma::new(&params.three_sigma)),
         MethodName::Forecast => Box::new(Forecast::new(params, window_ms)),
         MethodName::Novelty => Box::new(Novelty::new(params)),
-        MethodName::Ensemble => build(method, params, calendar, window_ms, history_windows),
+        MethodName::Ensemble => {
+            let methods = params
+                .ensemble
+                .methods
+                .iter()
+                .map(|&member| build_reading(member, params, calendar, window_ms, history_windows, PastValues::Raw))
+                .collect();
+            Box::new(Ensemble::new(methods, &params.ensemble))
+        }
     }
 }

@@ -270,57 +270,21 @@ fn novelty_band_follows_the_closest_earlier_run() {
     // The closest run is an earlier day at the same time, so its last value
     // lies within the noise of the latest one.
     assert!((band.expected - latest.value).abs() < 0.1 * latest.value, "{latest:?}");
-    assert!(band.lower < band.expected && band.expected < band.upper, "{band:?}");
+    assert!(band.lower < band.expected, "{band:?}");
+    assert!(band.expected < band.upper, "{band:?}");
     assert!(!latest.anomalous, "{latest:?}");
 }
 
-#[test]
-fn relative_residuals_scale_band_with_level() {
-    // A daily cycle from 200 to 1800 with ±2 % noise: relative residuals
-    // give a night band in proportion to the night level, absolute ones a
-    // band as wide as by day.
-    let night_half_width = |relative_residuals: bool| {
-        let mut noise = Noise(11);
-        let params = DetectionParams {
-            relative_residuals,
-            min_relative_width: 0.0,
-            ..DetectionParams::default()
-        };
-        let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
-        let mut half_width = 0.0;
-        for number in 0..9 * WINDOWS_PER_DAY {
-            let phase = (number % WINDOWS_PER_DAY) as f64 / WINDOWS_PER_DAY as f64 * std::f64::consts::TAU;
-            let value = (1000.0 + 800.0 * phase.sin()) * (1.0 + 0.02 * noise.next());
-            let evaluation = detector.observe(number * HALF_HOUR_MS, value).unwrap();
-            // Window 36 of each day is the trough of the cycle.
-            if let (36, Some(band)) = (number % WINDOWS_PER_DAY, evaluation.band) {
-                half_width = (band.upper - band.lower) / 2.0;
-            }
-        }
-        half_width
-    };
-
-    let relative = night_half_width(true);
-    let absolute = night_half_width(false);
-    assert!(relative < absolute / 2.0, "relative {relative}, absolute {absolute}");
-}
-
 /// Returns the half-width of the band at the trough (window 36 of the last
-/// day) of a daily cycle from 200 to 1800 whose noise has a standard
-/// deviation of √level, under `scale`.
-fn count_trough_half_width(scale: ResidualScale) -> f64 {
-    let mut noise = Noise(17);
-    let params = DetectionParams {
-        residual_scale: Some(scale),
-        min_relative_width: 0.0,
-        ..DetectionParams::default()
-    };
-    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+/// day) of nine days of a daily cycle from 200 to 1800. `value_of` turns
+/// the cycle's level and a noise draw in [-1, 1] into the window's value.
+fn trough_half_width(params: &DetectionParams, seed: u64, value_of: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut noise = Noise(seed);
+    let mut detector = SeriesDetector::new(params, HALF_HOUR_MS);
     let mut half_width = 0.0;
     for number in 0..9 * WINDOWS_PER_DAY {
         let phase = (number % WINDOWS_PER_DAY) as f64 / WINDOWS_PER_DAY as f64 * std::f64::consts::TAU;
-        let level = 1000.0 + 800.0 * phase.sin();
-        let value = level + level.sqrt() * noise.next();
+        let value = value_of(1000.0 + 800.0 * phase.sin(), noise.next());
         let evaluation = detector.observe(number * HALF_HOUR_MS, value).unwrap();
         if let (36, Some(band)) = (number % WINDOWS_PER_DAY, evaluation.band) {
             half_width = (band.upper - band.lower) / 2.0;
@@ -330,8 +294,37 @@ fn count_trough_half_width(scale: ResidualScale) -> f64 {
 }
 
 #[test]
+fn relative_residuals_scale_band_with_level() {
+    // ±2 % noise: relative residuals give a night band in proportion to the
+    // night level, absolute ones a band as wide as by day.
+    let night_half_width = |relative_residuals: bool| {
+        let params = DetectionParams {
+            relative_residuals,
+            min_relative_width: 0.0,
+            ..DetectionParams::default()
+        };
+        trough_half_width(&params, 11, |level, noise| level * (1.0 + 0.02 * noise))
+    };
+
+    let relative = night_half_width(true);
+    let absolute = night_half_width(false);
+    assert!(relative < absolute / 2.0, "relative {relative}, absolute {absolute}");
+}
+
+/// Returns the trough half-width under `scale` when the noise grows with
+/// √level (up to ±√level), as for counts of events.
+fn count_trough_half_width(scale: ResidualScale) -> f64 {
+    let params = DetectionParams {
+        residual_scale: Some(scale),
+        min_relative_width: 0.0,
+        ..DetectionParams::default()
+    };
+    trough_half_width(&params, 17, |level, noise| level + level.sqrt() * noise)
+}
+
+#[test]
 fn sqrt_residuals_fit_count_noise() {
-    // At the trough (level 200) the noise is √200 ≈ 14. Absolute residuals
+    // At the trough (level 200) the noise is up to ±√200 ≈ ±14. Absolute residuals
     // take their scale from the whole day, square-root ones from the
     // trough's own noise, and relative ones shrink it further.
     let absolute = count_trough_half_width(ResidualScale::Absolute);
