@@ -5,7 +5,7 @@ use seismo_detector::detection::{DetectionParams, LevelAdjustment, MethodName, R
 use seismo_detector::evaluate::business::{compare, detector_alerts};
 use seismo_detector::evaluate::business_series::generate_suite;
 use seismo_detector::evaluate::iqr::IqrRule;
-use seismo_detector::evaluate::{BusinessArgs, EvaluateArgs, EvaluateSuite};
+use seismo_detector::evaluate::{BusinessArgs, EvaluateArgs, EvaluateSuite, SuiteDefaults};
 
 const RULE: IqrRule = IqrRule {
     windows: 48,
@@ -27,6 +27,7 @@ fn business_args(seed: u64) -> EvaluateArgs {
                     .collect(),
             ),
             params: None,
+            defaults: SuiteDefaults::Count,
             iqr_windows: 48,
             iqr_coefficient: 1.5,
         }),
@@ -54,12 +55,7 @@ fn suite_covers_business_cases() {
 #[test]
 fn detector_finds_spikes_and_dips() {
     let suite = generate_suite(1);
-    let outcomes = compare(
-        &suite[..2],
-        &DetectionParams::default(),
-        &[MethodName::RobustBand],
-        &RULE,
-    );
+    let outcomes = compare(&suite[..2], &[DetectionParams::default()], &RULE);
 
     assert_eq!(outcomes[0].name, "robust_band");
     for (series, outcome) in suite.iter().zip(&outcomes[0].series) {
@@ -86,8 +82,11 @@ fn alerts_are_fired_episodes() {
 #[test]
 fn totals_sum_series() {
     let suite = generate_suite(3);
-    let methods = [MethodName::RobustBand, MethodName::PercentChange];
-    let outcomes = compare(&suite, &DetectionParams::default(), &methods, &RULE);
+    let methods = [MethodName::RobustBand, MethodName::PercentChange].map(|method| DetectionParams {
+        method,
+        ..DetectionParams::default()
+    });
+    let outcomes = compare(&suite, &methods, &RULE);
 
     let names: Vec<&str> = outcomes.iter().map(|method| method.name.as_str()).collect();
     assert_eq!(names, ["robust_band", "percent_change", "iqr_rule"]);
@@ -127,11 +126,10 @@ fn report_is_deterministic() {
 }
 
 #[test]
-fn default_method_beats_iqr_rule() {
-    let methods = [MethodName::RobustBand];
+fn plain_default_method_beats_iqr_rule() {
     for seed in 1..=5 {
         let suite = generate_suite(seed);
-        let outcomes = compare(&suite, &DetectionParams::default(), &methods, &RULE);
+        let outcomes = compare(&suite, &[DetectionParams::default()], &RULE);
         let (robust, iqr) = (outcomes[0].total(), outcomes[1].total());
 
         assert!(robust.f1() >= 0.9, "seed {seed}: F1 {} {robust:?}", robust.f1());
@@ -147,7 +145,7 @@ fn default_method_beats_iqr_rule() {
 fn count_noise_model_catches_night_dips() {
     // Square-root residuals keep the night band in proportion to the night's
     // noise, and a multiplicative level carries a −35 % shift to every hour.
-    // The firing rule is the shipped count metrics' 2 of 3.
+    // With firing on 2 of 3 windows these are the defaults of count metrics.
     let params = DetectionParams {
         residual_scale: Some(ResidualScale::Sqrt),
         level_adjustment: LevelAdjustment::Multiplicative,
@@ -157,7 +155,7 @@ fn count_noise_model_catches_night_dips() {
     };
     for seed in 1..=3 {
         let suite = generate_suite(seed);
-        let outcomes = compare(&suite, &params, &[MethodName::RobustBand], &RULE);
+        let outcomes = compare(&suite, std::slice::from_ref(&params), &RULE);
         let by_name = |name: &str| {
             let index = suite.iter().position(|series| series.name == name).unwrap();
             outcomes[0].series[index].clone()
@@ -172,6 +170,61 @@ fn count_noise_model_catches_night_dips() {
         assert!(total.median_delay().unwrap() <= 1.0, "seed {seed}: {total:?}");
         let shared = total.shared_delay(&outcomes[1].total()).unwrap();
         assert!(shared.method <= shared.baseline, "seed {seed}: {shared:?}");
+    }
+}
+
+#[test]
+fn count_defaults_are_the_count_model() {
+    // `--defaults count` (the default) scores as `--defaults plain` with the
+    // count model's four keys in the params file.
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("count.toml");
+    std::fs::write(
+        &path,
+        "[detection]\nresidual_scale = \"sqrt\"\nlevel_adjustment = \"multiplicative\"\n\
+         fire_outside = 2\nfire_lookback = 3\n",
+    )
+    .unwrap();
+    let run = |defaults, params| {
+        seismo_detector::evaluate::run(EvaluateArgs {
+            suite: EvaluateSuite::Business(BusinessArgs {
+                methods: Some(vec![MethodName::RobustBand]),
+                params,
+                defaults,
+                ..business_args_of(business_args(2))
+            }),
+        })
+        .unwrap()
+    };
+
+    let counted = run(SuiteDefaults::Count, None);
+    let explicit = run(SuiteDefaults::Plain, Some(path));
+    let plain = run(SuiteDefaults::Plain, None);
+
+    assert_eq!(counted, explicit);
+    assert_ne!(counted, plain);
+}
+
+#[test]
+fn count_defaults_leave_other_methods() {
+    let run = |defaults| {
+        seismo_detector::evaluate::run(EvaluateArgs {
+            suite: EvaluateSuite::Business(BusinessArgs {
+                methods: Some(vec![MethodName::PercentChange]),
+                defaults,
+                ..business_args_of(business_args(2))
+            }),
+        })
+        .unwrap()
+    };
+
+    assert_eq!(run(SuiteDefaults::Count), run(SuiteDefaults::Plain));
+}
+
+fn business_args_of(args: EvaluateArgs) -> BusinessArgs {
+    match args.suite {
+        EvaluateSuite::Business(business) => business,
+        EvaluateSuite::Nab(_) => unreachable!("business_args builds a business suite"),
     }
 }
 

@@ -27,9 +27,11 @@
 //! number of series is the sum of the dimensions' cardinalities, not their
 //! product. An event without a dimension's field counts in the total only.
 
+mod count_defaults;
 mod duration;
 mod plain_errors;
 
+pub use count_defaults::apply_count_defaults;
 pub use plain_errors::plain_error;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,6 +150,18 @@ pub enum MetricValue {
 }
 
 impl MetricValue {
+    /// Returns whether the value counts events or distinct users, so its
+    /// noise is that of a count. Not for sums and ratios.
+    pub fn counts_events(&self) -> bool {
+        matches!(
+            self,
+            MetricValue::Aggregate(Aggregate {
+                aggregation: Aggregation::Count | Aggregation::UniqueUsers,
+                ..
+            })
+        )
+    }
+
     /// Returns whether no window can have a negative value: counts, distinct
     /// users and ratios of them. A sum is not, because event values can be
     /// negative (refunds, corrections).
@@ -469,7 +483,7 @@ fn validate_metric(
         MetricValue::Aggregate(validate_aggregate(raw)?)
     };
 
-    let detection = merged_detection(raw, detection_defaults)?;
+    let detection = merged_detection(raw, detection_defaults, value.counts_events())?;
 
     Ok(MetricDefinition {
         name: raw.name.clone(),
@@ -631,11 +645,19 @@ fn ratio_part(
 }
 
 /// Merges the file's `[detection]` defaults with the metric's own table key
-/// by key, then deserialises the result.
-fn merged_detection(raw: &RawMetric, defaults: &toml::Table) -> Result<DetectionParams, ConfigError> {
+/// by key, adds the defaults of a metric that `counts_events` (see
+/// `count_defaults.rs`), then deserialises the result.
+fn merged_detection(
+    raw: &RawMetric,
+    defaults: &toml::Table,
+    counts_events: bool,
+) -> Result<DetectionParams, ConfigError> {
     let mut merged = defaults.clone();
     for (key, value) in &raw.detection {
         merged.insert(key.clone(), value.clone());
+    }
+    if counts_events {
+        apply_count_defaults(&mut merged);
     }
 
     toml::Value::Table(merged).try_into().map_err(|error: toml::de::Error| {

@@ -629,3 +629,86 @@ window = "5m"
     assert!(non_negative("views_per_user"));
     assert!(!non_negative("revenue_per_user"));
 }
+
+#[test]
+fn count_metrics_get_count_model() {
+    let config = MetricsConfig::parse(
+        r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "users"
+events = ["view"]
+aggregation = "unique_users"
+window = "5m"
+
+[[metric]]
+name = "revenue"
+events = ["purchase"]
+aggregation = "sum"
+window = "5m"
+
+[[metric]]
+name = "ctr"
+aggregation = "ratio"
+numerator = "views"
+denominator = "users"
+window = "5m"
+
+[[metric]]
+name = "views_iqr"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+detection = { method = "iqr" }
+
+[[metric]]
+name = "views_slow"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+detection = { fire_lookback = 8, level_adjustment = "additive" }
+"#,
+    )
+    .unwrap();
+    let detection = |name: &str| &config.metric(name).unwrap().detection;
+    let model = |name: &str| {
+        let params = detection(name);
+        (
+            params.effective_residual_scale(),
+            params.level_adjustment,
+            params.fire_outside,
+            params.fire_lookback,
+        )
+    };
+    let counted = (ResidualScale::Sqrt, LevelAdjustment::Multiplicative, 2, 3);
+    let plain = (ResidualScale::Absolute, LevelAdjustment::Additive, 4, 6);
+
+    assert_eq!(model("views"), counted);
+    assert_eq!(model("users"), counted);
+    assert_eq!(model("revenue"), plain);
+    assert_eq!(model("ctr"), plain);
+    assert_eq!(model("views_iqr"), plain);
+    // Keys the metric sets win, and a lookback alone keeps the default count of 4.
+    assert_eq!(
+        model("views_slow"),
+        (ResidualScale::Sqrt, LevelAdjustment::Additive, 4, 8)
+    );
+}
+
+#[test]
+fn file_defaults_override_count_model() {
+    let config = MetricsConfig::parse(
+        "[detection]\nresidual_scale = \"absolute\"\n\n\
+         [[metric]]\nname = \"views\"\nevents = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\n",
+    )
+    .unwrap();
+    let views = &config.metric("views").unwrap().detection;
+
+    assert_eq!(views.effective_residual_scale(), ResidualScale::Absolute);
+    assert_eq!(views.level_adjustment, LevelAdjustment::Multiplicative);
+}

@@ -207,7 +207,7 @@ impl DetectionMethod for Forecast {
         let (point, lower, upper) = (f64::from(point), f64::from(lower), f64::from(upper));
         let spread = match self.errors.sample().sigma() {
             Some(sigma) if self.errors.sample().len() >= MIN_ERRORS => {
-                self.band_sigmas * sigma * self.error_scale.width_factor(point)
+                self.band_sigmas * self.error_scale.band_scale(sigma, point)
             }
             _ => 0.0,
         };
@@ -249,6 +249,7 @@ impl DetectionMethod for Forecast {
 #[cfg(test)]
 mod tests {
     use super::super::history::Slot;
+    use super::super::test_noise::Noise;
     use super::*;
 
     const HOUR_MS: i64 = 3_600_000;
@@ -269,7 +270,7 @@ mod tests {
     }
 
     /// Returns the half-width of the forecast band at the trough of the
-    /// last day of a daily cycle from 100 to 900, with noise of √level and
+    /// last day of a daily cycle from 100 to 900, with noise of about √level and
     /// forecast errors scaled by `scale`.
     fn trough_half_width(scale: ResidualScale) -> f64 {
         let calendar = Calendar::new(Default::default(), HOUR_MS);
@@ -287,11 +288,11 @@ mod tests {
         let mut forecast = Forecast::new(&params, HOUR_MS);
         let mut history = History::new(200);
         let mut half_width = 0.0;
+        let mut noise = Noise(7);
         for number in 0..10 * 24 {
             let level = 500.0 + 400.0 * ((number % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
-            // A deterministic zig-zag of ±1.2 √level replaces random noise.
-            let noise = if number % 2 == 0 { 1.2 } else { -1.2 };
-            let value = level + noise * level.sqrt();
+            // Uniform noise of ±2 √level: a standard deviation of 1.15 √level.
+            let value = level + 2.0 * noise.next() * level.sqrt();
             forecast.prepare(number, &history, &calendar);
             let output = forecast.judge(number, value, &history, &calendar);
             if let (18, Some(verdict)) = (number % 24, output.verdict) {

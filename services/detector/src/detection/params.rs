@@ -190,13 +190,26 @@ pub enum ResidualScale {
     /// value − expected: noise of the same size at every level.
     #[default]
     Absolute,
-    /// (value − expected) / √|expected|: noise that grows like the square
-    /// root of the level, as in counts of independent events (Poisson
-    /// noise), such as users, views or orders per window.
+    /// (value − expected) / √max(|expected|, 1): noise that grows like the
+    /// square root of the level, as in counts of independent events
+    /// (Poisson noise), such as users, views or orders per window. The
+    /// band is never narrower than Poisson noise (see [`MIN_COUNT_SIGMA`]).
     Sqrt,
     /// (value − expected) / |expected|: noise in proportion to the level.
     Relative,
 }
+
+/// Expected count below which the `sqrt` scale stops shrinking, in events
+/// per window. Without it an expected value near 0 gives a band of width
+/// near 0, which a single event leaves.
+const MIN_COUNT_SCALE: f64 = 1.0;
+
+/// Smallest robust scale of `sqrt` residuals: the standard deviation of
+/// Poisson noise, √expected events, in residual units. Counts of
+/// independent events are at least that noisy. Without the floor a sparse
+/// series (mostly 0 events per window) has a MAD of 0 and a scale from its
+/// rare events only, so one or two events leave the band.
+const MIN_COUNT_SIGMA: f64 = 1.0;
 
 impl ResidualScale {
     /// Returns the divisor of a stored residual whose expected value is
@@ -204,19 +217,29 @@ impl ResidualScale {
     pub fn divisor(self, expected: f32) -> f32 {
         match self {
             ResidualScale::Absolute => 1.0,
-            ResidualScale::Sqrt => expected.abs().sqrt(),
+            ResidualScale::Sqrt => expected.abs().max(MIN_COUNT_SCALE as f32).sqrt(),
             ResidualScale::Relative => expected.abs(),
         }
     }
 
     /// Returns the factor that turns a scale in residual units into the
     /// metric's unit at the expected value `expected`.
-    pub fn width_factor(self, expected: f64) -> f64 {
+    fn width_factor(self, expected: f64) -> f64 {
         match self {
             ResidualScale::Absolute => 1.0,
-            ResidualScale::Sqrt => expected.abs().sqrt(),
+            ResidualScale::Sqrt => expected.abs().max(MIN_COUNT_SCALE).sqrt(),
             ResidualScale::Relative => expected.abs(),
         }
+    }
+
+    /// Returns the band's scale in the metric's unit at the expected value
+    /// `expected`, from `sigma`, the robust scale of the residuals.
+    pub fn band_scale(self, sigma: f64, expected: f64) -> f64 {
+        let sigma = match self {
+            ResidualScale::Sqrt => sigma.max(MIN_COUNT_SIGMA),
+            ResidualScale::Absolute | ResidualScale::Relative => sigma,
+        };
+        sigma * self.width_factor(expected)
     }
 
     /// Returns the name used in the configuration.

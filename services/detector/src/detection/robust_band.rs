@@ -124,7 +124,7 @@ impl DetectionMethod for RobustBand {
             }
         };
 
-        let sigma = sigma * self.residual_scale.width_factor(expected.value);
+        let sigma = self.residual_scale.band_scale(sigma, expected.value);
         let mut settings = self.settings;
         if expected.fallback {
             settings.min_relative_width = settings.min_relative_width.max(self.daily_fallback_width);

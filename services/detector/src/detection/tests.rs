@@ -370,3 +370,104 @@ fn ensemble_stores_first_method_expected() {
     }
     assert!(compared > 8 * WINDOWS_PER_DAY as usize, "{compared} windows compared");
 }
+
+/// Returns a Poisson draw with mean `mean` (Knuth's product of uniforms).
+fn poisson(mean: f64, noise: &mut Noise) -> f64 {
+    let limit = (-mean).exp();
+    let mut product = 1.0;
+    let mut count = 0.0;
+    loop {
+        product *= (noise.next() + 1.0) / 2.0;
+        if product < limit {
+            return count;
+        }
+        count += 1.0;
+    }
+}
+
+/// Runs 35 days of 5-minute Poisson counts with a daily cycle between 20 %
+/// and 100 % of `peak` events per window, plus 20 events more in each
+/// window of `burst` (window numbers). Returns the alerts outside the burst
+/// and its next 24 windows, and whether an alert fired within the burst.
+fn sparse_count_alerts(params: &DetectionParams, peak: f64, seed: u64, burst: std::ops::Range<i64>) -> (usize, bool) {
+    let five_minutes = 5 * 60 * 1000;
+    let per_day = 288;
+    let mut noise = Noise(seed);
+    let mut detector = SeriesDetector::new(params, five_minutes);
+    let (mut false_alerts, mut caught) = (0, false);
+    for number in 0..35 * per_day {
+        let phase = (number % per_day) as f64 / per_day as f64 * std::f64::consts::TAU;
+        let mut value = poisson(peak * (0.6 + 0.4 * phase.sin()), &mut noise);
+        if burst.contains(&number) {
+            value += 20.0;
+        }
+
+        let evaluation = detector.observe(number * five_minutes, value).unwrap();
+        if matches!(evaluation.transition, Some(Transition::Fired { .. })) {
+            if burst.contains(&number) {
+                caught = true;
+            } else if !(burst.start..burst.end + 24).contains(&number) {
+                false_alerts += 1;
+            }
+        }
+    }
+    (false_alerts, caught)
+}
+
+fn count_model() -> DetectionParams {
+    DetectionParams {
+        residual_scale: Some(ResidualScale::Sqrt),
+        level_adjustment: LevelAdjustment::Multiplicative,
+        fire_outside: 2,
+        fire_lookback: 3,
+        ..DetectionParams::default()
+    }
+}
+
+#[test]
+fn sparse_counts_do_not_flap_with_count_model() {
+    // Each series' MAD is 0 or near it. Before the scale floors of the
+    // `sqrt` model these raised 490 to 650 alerts in 5 series × 35 days.
+    // A burst of 20 extra events per window for 3 afternoon windows must
+    // still fire.
+    let burst = 30 * 288 + 150..30 * 288 + 153;
+    for peak in [0.5, 2.0, 5.0] {
+        let mut false_alerts = 0;
+        for seed in 1..=5 {
+            let (alerts, caught) = sparse_count_alerts(&count_model(), peak, seed, burst.clone());
+            assert!(caught, "peak {peak}, seed {seed}: burst not caught");
+            false_alerts += alerts;
+        }
+        // At most one false alert per 20 series-days.
+        assert!(
+            false_alerts <= 8,
+            "peak {peak}: {false_alerts} false alerts in 175 series-days"
+        );
+    }
+}
+
+/// Prints the false alerts of the plain defaults and the count model on
+/// sparse counts, the figures in docs/benchmarks.md:
+/// `cargo test --release -p seismo-detector --lib sparse_count_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints figures for the docs"]
+fn sparse_count_figures() {
+    for peak in [0.1, 0.5, 1.0, 2.0, 5.0, 30.0] {
+        let alerts = |params: &DetectionParams| -> usize {
+            (1..=5)
+                .map(|seed| sparse_count_alerts(params, peak, seed, 0..0).0)
+                .sum()
+        };
+        let without_tail_rule = DetectionParams {
+            fire_tail_probability: 0.0,
+            ..count_model()
+        };
+        println!(
+            "peak {peak:>4} events: plain defaults {:>3}, count model {:>3}, \
+             count model without the tail rule {:>3} alerts in 5 series x 35 days",
+            alerts(&DetectionParams::default()),
+            alerts(&count_model()),
+            alerts(&without_tail_rule)
+        );
+    }
+}

@@ -13,8 +13,9 @@ use super::business_series::generate_suite;
 use super::iqr::IqrRule;
 use super::nab_corpus::{ProfileReport, read_profiles, replay_corpus, score_corpus};
 use super::nab_score::window_count;
+use crate::config::apply_count_defaults;
 use crate::detection::{DetectionParams, MethodName};
-use crate::replay::{ReplayArgs, ReplayOptions, ScoreMode};
+use crate::replay::{ReplayArgs, ReplayOptions, ScoreMode, params_from_table, read_detection_table};
 
 /// Measure detection quality: NAB's score on a NAB corpus, or precision and
 /// recall on synthetic business metrics against an IQR baseline.
@@ -84,6 +85,12 @@ pub struct BusinessArgs {
     #[arg(long)]
     pub params: Option<PathBuf>,
 
+    /// Defaults under the params file: `count`, those of a count metric in
+    /// the metrics file (the suite's series count orders), or `plain`, those
+    /// of a sum or ratio metric.
+    #[arg(long, value_enum, default_value = "count")]
+    pub defaults: SuiteDefaults,
+
     /// Previous windows the IQR rule takes its quartiles over (48 is one day
     /// of 30-minute windows).
     #[arg(long, default_value_t = 48)]
@@ -92,6 +99,15 @@ pub struct BusinessArgs {
     /// IQRs beyond the quartiles from which the IQR rule flags a window.
     #[arg(long, default_value_t = 1.5)]
     pub iqr_coefficient: f64,
+}
+
+/// Detection defaults the business suite is scored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SuiteDefaults {
+    /// Those of a `count` or `unique_users` metric (see `count_defaults.rs`).
+    Count,
+    /// Those of a `sum` or `ratio` metric: [`DetectionParams::default`].
+    Plain,
 }
 
 /// Runs `seismo-detector evaluate` and returns the report to print.
@@ -139,7 +155,15 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
             args.iqr_coefficient
         );
     }
-    let params = read_params(args.params.as_deref())?;
+    let table = match &args.params {
+        Some(path) => read_detection_table(path)?,
+        None => toml::Table::new(),
+    };
+    let methods = args.methods.clone().unwrap_or_else(|| MethodName::ALL.to_vec());
+    let method_params = methods
+        .iter()
+        .map(|&method| business_params(&table, method, args.defaults, args.params.as_deref()))
+        .collect::<anyhow::Result<Vec<DetectionParams>>>()?;
     let rule = IqrRule {
         windows: args.iqr_windows,
         coefficient: args.iqr_coefficient,
@@ -149,7 +173,6 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
     };
 
     let seeds = args.seeds.clone().unwrap_or_else(|| vec![args.seed]);
-    let methods = args.methods.clone().unwrap_or_else(|| MethodName::ALL.to_vec());
 
     // Per seed, then summed per method and series over the seeds.
     let mut summed: Vec<MethodOutcomes> = Vec::new();
@@ -158,7 +181,7 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
     for &seed in &seeds {
         let suite = generate_suite(seed);
         names = suite.iter().map(|series| series.name).collect();
-        let outcomes = compare(&suite, &params, &methods, &rule);
+        let outcomes = compare(&suite, &method_params, &rule);
         per_seed_f1.push(outcomes.iter().map(|method| method.total().f1()).collect());
         if summed.is_empty() {
             summed = outcomes;
@@ -330,6 +353,23 @@ pub fn format_nab_report(score: ScoreMode, series: usize, windows: usize, report
         report.push('\n');
     }
     report
+}
+
+/// Returns the settings of `method` on the business suite: the params
+/// file's `[detection]` table `table` with its method replaced, over the
+/// `defaults`.
+fn business_params(
+    table: &toml::Table,
+    method: MethodName,
+    defaults: SuiteDefaults,
+    path: Option<&Path>,
+) -> anyhow::Result<DetectionParams> {
+    let mut table = table.clone();
+    table.insert("method".to_string(), method.to_string().into());
+    if defaults == SuiteDefaults::Count {
+        apply_count_defaults(&mut table);
+    }
+    params_from_table(table, path.unwrap_or(Path::new("the built-in defaults")))
 }
 
 /// Reads the `[detection]` table of a params file the way `replay` does, or

@@ -4,7 +4,7 @@
 use super::business_match::{MatchOutcome, match_alerts};
 use super::business_series::{SyntheticSeries, WINDOW_MS};
 use super::iqr::{IqrRule, alert_starts, iqr_outliers};
-use crate::detection::{DetectionParams, MethodName, SeriesDetector, Transition};
+use crate::detection::{DetectionParams, SeriesDetector, Transition};
 
 /// Outcomes of one method on each series of a suite, in suite order.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,28 +50,17 @@ pub fn detector_alerts(series: &SyntheticSeries, params: &DetectionParams) -> Ve
     alerts
 }
 
-/// Runs each of `methods` with the other settings of `params`, then the
-/// IQR baseline `rule`, which comes last.
-pub fn compare(
-    suite: &[SyntheticSeries],
-    params: &DetectionParams,
-    methods: &[MethodName],
-    rule: &IqrRule,
-) -> Vec<MethodOutcomes> {
+/// Runs the detector with each of `methods`, the settings of one method
+/// each, named by it, then the IQR baseline `rule`, which comes last.
+pub fn compare(suite: &[SyntheticSeries], methods: &[DetectionParams], rule: &IqrRule) -> Vec<MethodOutcomes> {
     let mut outcomes: Vec<MethodOutcomes> = methods
         .iter()
-        .map(|&method| {
-            let params = DetectionParams {
-                method,
-                ..params.clone()
-            };
-            MethodOutcomes {
-                name: method.to_string(),
-                series: suite
-                    .iter()
-                    .map(|series| match_alerts(&detector_alerts(series, &params), &series.anomalies))
-                    .collect(),
-            }
+        .map(|params| MethodOutcomes {
+            name: params.method.to_string(),
+            series: suite
+                .iter()
+                .map(|series| match_alerts(&detector_alerts(series, params), &series.anomalies))
+                .collect(),
         })
         .collect();
 

@@ -84,15 +84,30 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
 /// Reads the `[detection]` table of a TOML file. A file without one gives
 /// the defaults.
 fn read_params(path: &Path) -> anyhow::Result<DetectionParams> {
+    params_from_table(read_detection_table(path)?, path)
+}
+
+/// Reads the `[detection]` table of a TOML file, empty when it has none.
+pub fn read_detection_table(path: &Path) -> anyhow::Result<toml::Table> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read params file {}; check the --params path", path.display()))?;
     let mut table: toml::Table =
         toml::from_str(&text).with_context(|| format!("params file {} is not valid TOML", path.display()))?;
 
-    let Some(detection) = table.remove("detection") else {
-        return Ok(DetectionParams::default());
-    };
-    detection.try_into().map_err(|error: toml::de::Error| {
+    match table.remove("detection") {
+        None => Ok(toml::Table::new()),
+        Some(toml::Value::Table(detection)) => Ok(detection),
+        Some(other) => anyhow::bail!(
+            "[detection] in {} is a {}, not a table; write it as a [detection] table of settings",
+            path.display(),
+            other.type_str()
+        ),
+    }
+}
+
+/// Deserialises a `[detection]` table read from the params file `path`.
+pub fn params_from_table(table: toml::Table, path: &Path) -> anyhow::Result<DetectionParams> {
+    toml::Value::Table(table).try_into().map_err(|error: toml::de::Error| {
         anyhow::anyhow!(
             "invalid [detection] table in {}: {}",
             path.display(),

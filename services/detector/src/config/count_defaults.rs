@@ -1,0 +1,77 @@
+//! Detection defaults of metrics that count events (`count` and
+//! `unique_users`) and use the default method, `robust_band`.
+//!
+//! The noise of a count grows like the square root of its level, and a
+//! lasting change scales every hour alike. So these metrics get the count
+//! noise model (`residual_scale = "sqrt"`, `level_adjustment =
+//! "multiplicative"`), whose band is tight enough to fire on 2 of the last
+//! 3 windows outside rather than 4 of 6. With the plain defaults the quiet
+//! hours get the busy hours' band, and a sparse slice alerts on a few
+//! events. The figures are in docs/benchmarks.md ("Defaults of count
+//! metrics").
+//!
+//! A key the file's `[detection]` table or the metric's own table sets wins.
+//! The firing rule is one pair: setting either of its keys drops both
+//! defaults, so `fire_outside = 5` alone cannot clash with a lookback of 3.
+
+/// Adds the count defaults to `table`, a metric's merged detection table,
+/// for every key it leaves out. Does nothing when the table selects a
+/// method other than `robust_band`, whose scales these keys do not fit.
+pub fn apply_count_defaults(table: &mut toml::Table) {
+    let method = table.get("method").and_then(toml::Value::as_str);
+    if method.is_some_and(|method| method != "robust_band") {
+        return;
+    }
+
+    if !table.contains_key("residual_scale") && !table.contains_key("relative_residuals") {
+        table.insert("residual_scale".into(), "sqrt".into());
+    }
+    if !table.contains_key("level_adjustment") {
+        table.insert("level_adjustment".into(), "multiplicative".into());
+    }
+    if !table.contains_key("fire_outside") && !table.contains_key("fire_lookback") {
+        table.insert("fire_outside".into(), 2.into());
+        table.insert("fire_lookback".into(), 3.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(text: &str) -> toml::Table {
+        let mut table: toml::Table = toml::from_str(text).unwrap();
+        apply_count_defaults(&mut table);
+        table
+    }
+
+    #[test]
+    fn empty_table_gets_every_default() {
+        let table = applied("");
+        assert_eq!(table["residual_scale"].as_str(), Some("sqrt"));
+        assert_eq!(table["level_adjustment"].as_str(), Some("multiplicative"));
+        assert_eq!(table["fire_outside"].as_integer(), Some(2));
+        assert_eq!(table["fire_lookback"].as_integer(), Some(3));
+    }
+
+    #[test]
+    fn set_keys_win() {
+        let table = applied("residual_scale = \"absolute\"\nfire_outside = 5");
+        assert_eq!(table["residual_scale"].as_str(), Some("absolute"));
+        assert_eq!(table["level_adjustment"].as_str(), Some("multiplicative"));
+        assert_eq!(table["fire_outside"].as_integer(), Some(5));
+        assert!(!table.contains_key("fire_lookback"), "{table:?}");
+    }
+
+    #[test]
+    fn relative_residuals_keeps_its_scale() {
+        let table = applied("relative_residuals = true");
+        assert!(!table.contains_key("residual_scale"), "{table:?}");
+    }
+
+    #[test]
+    fn other_methods_keep_plain_defaults() {
+        assert_eq!(applied("method = \"novelty\"").len(), 1);
+        assert_eq!(applied("method = \"robust_band\"").len(), 5);
+    }
+}
