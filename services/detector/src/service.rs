@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::MetricsConfig;
+use crate::config::{MetricDefinition, MetricsConfig};
 use crate::grpc;
 use crate::hub::{AnomalyHub, HubConfig};
 use crate::kafka_source::{self, KafkaSettings};
@@ -122,6 +122,9 @@ pub async fn start(
         .iter()
         .map(|experiment| experiment.name.clone())
         .collect();
+    for metric in &config.metrics.metrics {
+        log_metric_settings(metric);
+    }
     let shared = SharedState::new(config.metrics, Arc::clone(&hub));
     let stats = Arc::clone(&shared.stats);
     tracing::info!(
@@ -172,6 +175,23 @@ pub async fn start(
 
 /// Runs the warm start, if configured, and sends its outcome, then runs
 /// the Kafka source.
+/// Logs the detection settings in effect for `metric`, which defaults for
+/// its aggregation may have filled in, so an operator can check them.
+fn log_metric_settings(metric: &MetricDefinition) {
+    let detection = &metric.detection;
+    tracing::info!(
+        metric = %metric.name,
+        window_ms = metric.window.as_ms(),
+        dimensions = ?metric.dimensions,
+        method = %detection.method,
+        residual_scale = detection.effective_residual_scale().as_str(),
+        level_adjustment = detection.level_adjustment.as_str(),
+        fire_outside = detection.fire_outside,
+        fire_lookback = detection.fire_lookback,
+        "metric configured"
+    );
+}
+
 async fn consume(
     consumer: kafka_source::SourceConsumer,
     mut pipeline: Pipeline,

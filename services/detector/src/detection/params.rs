@@ -278,6 +278,16 @@ pub enum LevelAdjustment {
     Multiplicative,
 }
 
+impl LevelAdjustment {
+    /// Returns the name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LevelAdjustment::Additive => "additive",
+            LevelAdjustment::Multiplicative => "multiplicative",
+        }
+    }
+}
+
 /// Seasonal references a series is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
