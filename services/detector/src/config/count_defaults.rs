@@ -1,11 +1,14 @@
 //! Detection defaults of metrics that count events (`count` and
-//! `unique_users`) and use the default method, `robust_band`.
+//! `unique_users`).
 //!
 //! The noise of a count grows like the square root of its level, and a
-//! lasting change scales every hour alike. So these metrics get the count
-//! noise model (`residual_scale = "sqrt"`, `level_adjustment =
-//! "multiplicative"`), whose band is tight enough to fire on 2 of the last
-//! 3 windows outside rather than 4 of 6. With the plain defaults the quiet
+//! lasting change scales every hour alike. So with the default method,
+//! `robust_band`, these metrics get the count noise model (`residual_scale
+//! = "sqrt"`, `level_adjustment = "multiplicative"`), whose band is tight
+//! enough to fire on 2 of the last 3 windows outside rather than 4 of 6.
+//! With `forecast` they get `residual_scale = "sqrt"` only, which scales
+//! its forecast errors; the other two keys do not apply to it or made it
+//! worse. The other methods keep the plain defaults. With the plain defaults the quiet
 //! hours get the busy hours' band, and a sparse slice alerts on a few
 //! events. The figures are in docs/benchmarks.md ("Defaults of count
 //! metrics").
@@ -14,17 +17,23 @@
 //! The firing rule is one pair: setting either of its keys drops both
 //! defaults, so `fire_outside = 5` alone cannot clash with a lookback of 3.
 
-/// Adds the count defaults to `table`, a metric's merged detection table,
-/// for every key it leaves out. Does nothing when the table selects a
-/// method other than `robust_band`, whose scales these keys do not fit.
+/// Adds the count defaults of the method `table` selects to `table`, a
+/// metric's merged detection table, for every key it leaves out.
 pub fn apply_count_defaults(table: &mut toml::Table) {
-    let method = table.get("method").and_then(toml::Value::as_str);
-    if method.is_some_and(|method| method != "robust_band") {
+    let method = table
+        .get("method")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("robust_band");
+    let (robust_band, forecast) = (method == "robust_band", method == "forecast");
+    if !robust_band && !forecast {
         return;
     }
 
     if !table.contains_key("residual_scale") && !table.contains_key("relative_residuals") {
         table.insert("residual_scale".into(), "sqrt".into());
+    }
+    if forecast {
+        return;
     }
     if !table.contains_key("level_adjustment") {
         table.insert("level_adjustment".into(), "multiplicative".into());
@@ -70,8 +79,18 @@ mod tests {
     }
 
     #[test]
+    fn forecast_gets_sqrt_scale_only() {
+        let table = applied("method = \"forecast\"");
+        assert_eq!(table["residual_scale"].as_str(), Some("sqrt"));
+        assert_eq!(table.len(), 2, "{table:?}");
+    }
+
+    #[test]
     fn other_methods_keep_plain_defaults() {
-        assert_eq!(applied("method = \"novelty\"").len(), 1);
+        for method in ["iqr", "percent_change", "three_sigma", "novelty", "ensemble"] {
+            let table = applied(&format!("method = \"{method}\""));
+            assert_eq!(table.len(), 1, "{method}: {table:?}");
+        }
         assert_eq!(applied("method = \"robust_band\"").len(), 5);
     }
 }

@@ -672,6 +672,13 @@ events = ["view"]
 aggregation = "count"
 window = "5m"
 detection = { fire_lookback = 8, level_adjustment = "additive" }
+
+[[metric]]
+name = "views_forecast"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+detection = { method = "forecast" }
 "#,
     )
     .unwrap();
@@ -693,6 +700,11 @@ detection = { fire_lookback = 8, level_adjustment = "additive" }
     assert_eq!(model("revenue"), plain);
     assert_eq!(model("ctr"), plain);
     assert_eq!(model("views_iqr"), plain);
+    // The forecast scales its errors like counts and keeps the rest.
+    assert_eq!(
+        model("views_forecast"),
+        (ResidualScale::Sqrt, LevelAdjustment::Additive, 4, 6)
+    );
     // Keys the metric sets win, and a lookback alone keeps the default count of 4.
     assert_eq!(
         model("views_slow"),
