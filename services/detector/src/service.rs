@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{MetricDefinition, MetricsConfig};
+use crate::detection::ResidualScale;
 use crate::grpc;
 use crate::hub::{AnomalyHub, HubConfig};
 use crate::kafka_source::{self, KafkaSettings};
@@ -190,6 +191,15 @@ fn log_metric_settings(metric: &MetricDefinition) {
         fire_lookback = detection.fire_lookback,
         "metric configured"
     );
+
+    if detection.effective_residual_scale() == ResidualScale::Sqrt && !metric.value.counts_events() {
+        tracing::warn!(
+            metric = %metric.name,
+            "residual_scale = \"sqrt\" is meant for counts of events, but this metric is a sum or a ratio: \
+             its values count as at least 1, so its band is at least ±band_sigmas wide; \
+             set residual_scale in the count metrics' own detection tables instead of [detection]"
+        );
+    }
 }
 
 async fn consume(

@@ -656,15 +656,26 @@ fn merged_detection(
     for (key, value) in &raw.detection {
         merged.insert(key.clone(), value.clone());
     }
+    // Setting one key of the firing pair drops both count defaults, so the
+    // other key is the plain default, which the user never wrote.
+    let one_firing_key = merged.contains_key("fire_outside") != merged.contains_key("fire_lookback");
+    let hint = if counts_events && one_firing_key {
+        "; a count metric that sets only one of fire_outside and fire_lookback gets the plain default \
+         for the other (4 of 6 windows), so set both"
+    } else {
+        ""
+    };
     if counts_events {
         apply_count_defaults(&mut merged);
     }
 
     toml::Value::Table(merged).try_into().map_err(|error: toml::de::Error| {
+        let problem = plain_error(&error.to_string());
+        let hint = if problem.contains("fire_") { hint } else { "" };
         invalid(
             raw,
             "detection",
-            format!("invalid detection parameters: {}", plain_error(&error.to_string())),
+            format!("invalid detection parameters: {problem}{hint}"),
         )
     })
 }

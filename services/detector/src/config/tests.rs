@@ -724,3 +724,16 @@ fn file_defaults_override_count_model() {
     assert_eq!(views.effective_residual_scale(), ResidualScale::Absolute);
     assert_eq!(views.level_adjustment, LevelAdjustment::Multiplicative);
 }
+
+#[test]
+fn one_firing_key_on_count_metric_explained() {
+    let error = MetricsConfig::parse(
+        "[[metric]]\nname = \"views\"\nevents = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\n\
+         detection = { fire_lookback = 3 }\n",
+    )
+    .unwrap_err()
+    .to_string();
+
+    assert!(error.contains("fire_outside = 4 exceeds fire_lookback = 3"), "{error}");
+    assert!(error.contains("so set both"), "{error}");
+}

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::business::{MethodOutcomes, compare};
 use super::business_match::MatchOutcome;
-use super::business_series::generate_suite;
+use super::business_series::{SuiteOptions, generate_suite_with};
 use super::iqr::IqrRule;
 use super::nab_corpus::{ProfileReport, read_profiles, replay_corpus, score_corpus};
 use super::nab_score::window_count;
@@ -43,8 +43,8 @@ pub struct NabArgs {
 
     /// TOML file whose `[detection]` table overrides the default detection
     /// parameters, e.g. the service's metrics file. A metric's own
-    /// `detection` table in that file is not applied: copy its keys into
-    /// `[detection]` to score with them.
+    /// `detection` table in that file is not applied, nor are the defaults
+    /// of count metrics: copy the keys into `[detection]` to score with them.
     #[arg(long)]
     pub params: Option<PathBuf>,
 
@@ -90,6 +90,16 @@ pub struct BusinessArgs {
     /// of a sum or ratio metric.
     #[arg(long, value_enum, default_value = "count")]
     pub defaults: SuiteDefaults,
+
+    /// Orders per window at the weekly mean of every series, before the
+    /// daily cycle (±60 %), the weekly cycle and the trend.
+    #[arg(long, default_value_t = 500.0)]
+    pub level: f64,
+
+    /// Draw each window's value as a Poisson count around the generated
+    /// value, so the series also have the noise of counted events.
+    #[arg(long)]
+    pub poisson: bool,
 
     /// Previous windows the IQR rule takes its quartiles over (48 is one day
     /// of 30-minute windows).
@@ -155,6 +165,16 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
             args.iqr_coefficient
         );
     }
+    if !(args.level.is_finite() && args.level > 0.0) {
+        bail!(
+            "invalid --level {}: give the orders per window as a positive number, e.g. 500",
+            args.level
+        );
+    }
+    let options = SuiteOptions {
+        level: args.level,
+        poisson: args.poisson,
+    };
     let table = match &args.params {
         Some(path) => read_detection_table(path)?,
         None => toml::Table::new(),
@@ -179,7 +199,7 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
     let mut per_seed_f1: Vec<Vec<f64>> = Vec::new();
     let mut names: Vec<&'static str> = Vec::new();
     for &seed in &seeds {
-        let suite = generate_suite(seed);
+        let suite = generate_suite_with(seed, &options);
         names = suite.iter().map(|series| series.name).collect();
         let outcomes = compare(&suite, &method_params, &rule);
         per_seed_f1.push(outcomes.iter().map(|method| method.total().f1()).collect());
@@ -194,25 +214,44 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
         }
     }
 
-    Ok(format_business_report(&seeds, &rule, &names, &summed, &per_seed_f1))
+    let suite = SuiteDescription {
+        seeds: &seeds,
+        options,
+        defaults: args.defaults,
+    };
+    Ok(format_business_report(&suite, &rule, &names, &summed, &per_seed_f1))
 }
 
 /// Formats the totals per method, the delays on the anomalies each method
 /// shares with the baseline (the last outcome), F1 per seed and
 /// detected/FP per series.
+/// Suite a business report was run on, named in its first line.
+struct SuiteDescription<'a> {
+    seeds: &'a [u64],
+    options: SuiteOptions,
+    defaults: SuiteDefaults,
+}
+
 fn format_business_report(
-    seeds: &[u64],
+    suite: &SuiteDescription,
     rule: &IqrRule,
     names: &[&str],
     outcomes: &[MethodOutcomes],
     per_seed_f1: &[Vec<f64>],
 ) -> String {
-    let seed_list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let seed_list: Vec<String> = suite.seeds.iter().map(u64::to_string).collect();
+    let counts = if suite.options.poisson { ", Poisson counts" } else { "" };
+    let defaults = match suite.defaults {
+        SuiteDefaults::Count => "count metric defaults",
+        SuiteDefaults::Plain => "plain defaults",
+    };
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "synthetic business metrics, seeds {}, 30-minute windows; IQR rule n = {} windows, a = {}",
+        "synthetic business metrics, seeds {}, 30-minute windows, level {} orders per window{counts}, {defaults}; \
+         IQR rule n = {} windows, a = {}",
         seed_list.join(","),
+        suite.options.level,
         rule.windows,
         rule.coefficient
     );
@@ -248,7 +287,7 @@ fn format_business_report(
     }
 
     let _ = write!(report, "\nF1 per seed\n{:<16}", "method");
-    for seed in seeds {
+    for seed in suite.seeds {
         let _ = write!(report, " {:>6}", format!("seed {seed}"));
     }
     report.push('\n');

@@ -7,6 +7,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use statrs::distribution::{DiscreteCDF, Poisson};
 
 /// Window length of every synthetic series, in ms (30 minutes).
 pub const WINDOW_MS: i64 = 30 * 60 * 1000;
@@ -96,8 +97,35 @@ enum Effect {
     LevelShift { at: usize, labelled: usize, factor: f64 },
 }
 
-/// Generates the suite. The same seed gives the same series.
+/// How the suite's values are drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuiteOptions {
+    /// Orders per window at the weekly mean, before seasonality and trend.
+    pub level: f64,
+    /// Draw each window's value as a Poisson count with the generated value
+    /// as its mean, anomalies included, so the series has at least the
+    /// noise of counted events.
+    pub poisson: bool,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> Self {
+        SuiteOptions {
+            level: BASE_SHAPE.level,
+            poisson: false,
+        }
+    }
+}
+
+/// Generates the suite with the default options. The same seed gives the
+/// same series.
 pub fn generate_suite(seed: u64) -> Vec<SyntheticSeries> {
+    generate_suite_with(seed, &SuiteOptions::default())
+}
+
+/// Generates the suite with `options`. The same seed and options give the
+/// same series.
+pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSeries> {
     let day = |day: usize, hour: usize| day * WINDOWS_PER_DAY + hour * 2;
     let specs: [(&'static str, &'static str, Shape, usize, Vec<Effect>); 7] = [
         (
@@ -216,7 +244,17 @@ pub fn generate_suite(seed: u64) -> Vec<SyntheticSeries> {
         .map(|(index, (name, description, shape, windows, effects))| {
             // A series' own seed keeps it unchanged when others are added.
             let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000).wrapping_add(index as u64));
-            generate(name, description, shape, windows, &effects, &mut rng)
+            let shape = Shape {
+                level: options.level,
+                ..shape
+            };
+            let mut series = generate(name, description, shape, windows, &effects, &mut rng);
+            if options.poisson {
+                for value in &mut series.values {
+                    *value = poisson_draw(*value, &mut rng);
+                }
+            }
+            series
         })
         .collect()
 }
@@ -273,6 +311,18 @@ fn expected_value(shape: Shape, time_ms: i64) -> f64 {
     shape.level * daily * weekly * (1.0 + shape.trend_per_week * weeks)
 }
 
+/// Draws a Poisson count with mean `mean` by inverting its CDF at a
+/// uniform draw.
+fn poisson_draw(mean: f64, rng: &mut StdRng) -> f64 {
+    let Ok(poisson) = Poisson::new(mean) else {
+        // Only a mean of 0 gets here: the generated values are finite and
+        // not negative.
+        return 0.0;
+    };
+    let uniform: f64 = rng.random();
+    poisson.inverse_cdf(uniform) as f64
+}
+
 /// Draws from N(0, 1) by the Box-Muller transform.
 fn standard_normal(rng: &mut StdRng) -> f64 {
     let uniform: f64 = 1.0 - rng.random::<f64>();
@@ -283,6 +333,53 @@ fn standard_normal(rng: &mut StdRng) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn level_scales_every_value() {
+        let base = generate_suite(4);
+        let small = generate_suite_with(
+            4,
+            &SuiteOptions {
+                level: 50.0,
+                poisson: false,
+            },
+        );
+
+        for (base, small) in base.iter().zip(&small) {
+            assert_eq!(base.anomalies, small.anomalies, "{}", base.name);
+            for (big, little) in base.values.iter().zip(&small.values) {
+                assert!((big / 10.0 - little).abs() < 1e-9, "{}: {big} and {little}", base.name);
+            }
+        }
+    }
+
+    #[test]
+    fn poisson_counts_keep_the_mean() {
+        let options = SuiteOptions {
+            level: 40.0,
+            poisson: true,
+        };
+        let counted = generate_suite_with(4, &options);
+        let smooth = generate_suite_with(
+            4,
+            &SuiteOptions {
+                poisson: false,
+                ..options
+            },
+        );
+
+        for (counted, smooth) in counted.iter().zip(&smooth) {
+            assert!(
+                counted.values.iter().all(|value| value.fract() == 0.0 && *value >= 0.0),
+                "{}: values are not counts",
+                counted.name
+            );
+            let sum = |values: &[f64]| values.iter().sum::<f64>();
+            let ratio = sum(&counted.values) / sum(&smooth.values);
+            assert!((ratio - 1.0).abs() < 0.02, "{}: mean ratio {ratio}", counted.name);
+            assert_ne!(counted.values, smooth.values, "{}", counted.name);
+        }
+    }
 
     #[test]
     fn start_is_monday_midnight() {

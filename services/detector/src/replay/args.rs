@@ -36,8 +36,8 @@ pub struct ReplayArgs {
 
     /// TOML file whose `[detection]` table overrides the default detection
     /// parameters, e.g. the service's metrics file. A metric's own
-    /// `detection` table in that file is not applied: copy its keys into
-    /// `[detection]` to score with them.
+    /// `detection` table in that file is not applied, nor are the defaults
+    /// of count metrics: copy the keys into `[detection]` to score with them.
     #[arg(long)]
     pub params: Option<PathBuf>,
 
