@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{MetricDefinition, MetricsConfig};
-use crate::detection::ResidualScale;
+use crate::detection::{MethodName, ResidualScale};
 use crate::grpc;
 use crate::hub::{AnomalyHub, HubConfig};
 use crate::kafka_source::{self, KafkaSettings};
@@ -174,8 +174,6 @@ pub async fn start(
     })
 }
 
-/// Runs the warm start, if configured, and sends its outcome, then runs
-/// the Kafka source.
 /// Logs the detection settings in effect for `metric`, which defaults for
 /// its aggregation may have filled in, so an operator can check them.
 fn log_metric_settings(metric: &MetricDefinition) {
@@ -192,16 +190,22 @@ fn log_metric_settings(metric: &MetricDefinition) {
         "metric configured"
     );
 
-    if detection.effective_residual_scale() == ResidualScale::Sqrt && !metric.value.counts_events() {
+    let reads_scale = matches!(
+        detection.method,
+        MethodName::RobustBand | MethodName::Forecast | MethodName::Ensemble
+    );
+    if reads_scale && detection.effective_residual_scale() == ResidualScale::Sqrt && !metric.value.counts_events() {
         tracing::warn!(
             metric = %metric.name,
             "residual_scale = \"sqrt\" is meant for counts of events, but this metric is a sum or a ratio: \
-             its values count as at least 1, so its band is at least ±band_sigmas wide; \
-             set residual_scale in the count metrics' own detection tables instead of [detection]"
+             its values count as at least 1, so its band is at least band_sigmas wide on each side; \
+             give it residual_scale = \"absolute\", and if [detection] sets sqrt, move that to the count metrics"
         );
     }
 }
 
+/// Runs the warm start, if configured, and sends its outcome, then runs
+/// the Kafka source.
 async fn consume(
     consumer: kafka_source::SourceConsumer,
     mut pipeline: Pipeline,

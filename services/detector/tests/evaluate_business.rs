@@ -1,11 +1,12 @@
 //! `evaluate business`: the detection methods and the IQR rule on the
 //! seeded synthetic business series.
 
+use seismo_detector::config::DetectionDefaults;
 use seismo_detector::detection::{DetectionParams, LevelAdjustment, MethodName, ResidualScale};
 use seismo_detector::evaluate::business::{compare, detector_alerts};
 use seismo_detector::evaluate::business_series::generate_suite;
 use seismo_detector::evaluate::iqr::IqrRule;
-use seismo_detector::evaluate::{BusinessArgs, EvaluateArgs, EvaluateSuite, SuiteDefaults};
+use seismo_detector::evaluate::{BusinessArgs, EvaluateArgs, EvaluateSuite};
 
 const RULE: IqrRule = IqrRule {
     windows: 48,
@@ -27,7 +28,7 @@ fn business_args(seed: u64) -> EvaluateArgs {
                     .collect(),
             ),
             params: None,
-            defaults: SuiteDefaults::Count,
+            defaults: DetectionDefaults::Count,
             level: 500.0,
             poisson: false,
             iqr_windows: 48,
@@ -199,9 +200,9 @@ fn count_defaults_are_the_count_model() {
         .unwrap()
     };
 
-    let counted = run(SuiteDefaults::Count, None);
-    let explicit = run(SuiteDefaults::Plain, Some(path));
-    let plain = run(SuiteDefaults::Plain, None);
+    let counted = run(DetectionDefaults::Count, None);
+    let explicit = run(DetectionDefaults::Plain, Some(path));
+    let plain = run(DetectionDefaults::Plain, None);
 
     assert!(
         counted.lines().next().unwrap().contains("count metric defaults"),
@@ -225,8 +226,8 @@ fn count_defaults_leave_other_methods() {
     };
 
     assert_eq!(
-        without_first_line(&run(SuiteDefaults::Count)),
-        without_first_line(&run(SuiteDefaults::Plain))
+        without_first_line(&run(DetectionDefaults::Count)),
+        without_first_line(&run(DetectionDefaults::Plain))
     );
 }
 

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use seismo_detector::config::DetectionDefaults;
 use seismo_detector::evaluate::nab_corpus::{read_profiles, replay_corpus};
 use seismo_detector::evaluate::nab_score::{
     CostProfile, ScoredSeries, normalise, null_score, perfect_score, score_series, sweep_threshold,
@@ -159,6 +160,7 @@ fn report_names_profiles_and_series() {
         suite: EvaluateSuite::Nab(NabArgs {
             corpus: corpus.path().to_path_buf(),
             params: None,
+            defaults: DetectionDefaults::Plain,
             score: ScoreMode::Alert,
             method: None,
             results: None,
@@ -187,6 +189,7 @@ fn missing_corpus_named() {
         suite: EvaluateSuite::Nab(NabArgs {
             corpus: PathBuf::from("/nonexistent/corpus"),
             params: None,
+            defaults: DetectionDefaults::Plain,
             score: ScoreMode::Window,
             method: None,
             results: None,
@@ -206,6 +209,7 @@ fn novelty_settings_find_every_demo_window() {
         suite: EvaluateSuite::Nab(NabArgs {
             corpus: corpus.path().to_path_buf(),
             params: Some(demo_path("../config/novelty.toml")),
+            defaults: DetectionDefaults::Plain,
             score: ScoreMode::Alert,
             method: None,
             results: None,

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use seismo_detector::detection::{DetectionParams, Seasonality, SeriesDetector, Transition};
+use seismo_detector::config::DetectionDefaults;
+use seismo_detector::detection::{
+    DetectionParams, LevelAdjustment, MethodName, ResidualScale, Seasonality, SeriesDetector, Transition,
+};
 use seismo_detector::replay::{ReplayArgs, ReplayOptions, ScoreMode, replay_path};
 
 /// Creates an empty directory for one test under the system temp directory.
@@ -332,6 +335,46 @@ fn invalid_labels_file_named() {
 }
 
 #[test]
+fn count_defaults_under_params_file() {
+    let directory = scratch_directory("count-defaults");
+    let params = directory.join("params.toml");
+    write(&params, "[detection]\nband_sigmas = 4.0\n");
+    let options = |params: Option<PathBuf>, defaults| {
+        ReplayArgs {
+            input: directory.join("in.csv"),
+            output: directory.join("out"),
+            labels: None,
+            window: None,
+            detector: "seismo".to_string(),
+            params,
+            defaults,
+            score: ScoreMode::Alert,
+        }
+        .into_options()
+        .unwrap()
+        .params
+    };
+
+    let counted = options(Some(params.clone()), DetectionDefaults::Count);
+    assert_eq!(counted.band_sigmas, 4.0);
+    assert_eq!(counted.residual_scale, Some(ResidualScale::Sqrt));
+    assert_eq!(counted.level_adjustment, LevelAdjustment::Multiplicative);
+    assert_eq!((counted.fire_outside, counted.fire_lookback), (2, 3));
+
+    let plain = options(Some(params.clone()), DetectionDefaults::Plain);
+    assert_eq!(plain.residual_scale, None);
+    assert_eq!((plain.fire_outside, plain.fire_lookback), (4, 6));
+
+    let without_file = options(None, DetectionDefaults::Count);
+    assert_eq!(without_file.residual_scale, Some(ResidualScale::Sqrt));
+
+    write(&params, "[detection]\nmethod = \"novelty\"\n");
+    let novelty = options(Some(params), DetectionDefaults::Count);
+    assert_eq!(novelty.method, MethodName::Novelty);
+    assert_eq!(novelty.residual_scale, None);
+}
+
+#[test]
 fn params_file_sets_detection() {
     let directory = scratch_directory("params");
     let params = directory.join("metrics.toml");
@@ -347,6 +390,7 @@ fn params_file_sets_detection() {
         window: Some(60_000),
         detector: "seismo".to_string(),
         params: Some(params.clone()),
+        defaults: DetectionDefaults::Plain,
         score: ScoreMode::Window,
     };
     let options = args.clone().into_options().unwrap();
@@ -448,6 +492,7 @@ fn replay_uses_configured_method() {
             window: None,
             detector: "seismo".to_string(),
             params: Some(params),
+            defaults: DetectionDefaults::Plain,
             score: ScoreMode::Window,
         }
         .into_options()

@@ -14,8 +14,21 @@
 //! metrics").
 //!
 //! A key the file's `[detection]` table or the metric's own table sets wins.
-//! The firing rule is one pair: setting either of its keys drops both
-//! defaults, so `fire_outside = 5` alone cannot clash with a lookback of 3.
+//! The defaults go with the `sqrt` scale: a table that chooses another
+//! residual scale (`residual_scale`, or `relative_residuals = true`) gets
+//! none of them. The firing rule is one pair: setting either of its keys
+//! drops both defaults, so `fire_outside = 5` alone cannot clash with a
+//! lookback of 3.
+
+/// Defaults an offline run (`replay`, `evaluate`) scores with under its
+/// params file, as the metrics file would give them to one kind of metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetectionDefaults {
+    /// Those of a `count` or `unique_users` metric: [`apply_count_defaults`].
+    Count,
+    /// Those of a `sum` or `ratio` metric: the plain defaults.
+    Plain,
+}
 
 /// Adds the count defaults of the method `table` selects to `table`, a
 /// metric's merged detection table, for every key it leaves out.
@@ -29,8 +42,14 @@ pub fn apply_count_defaults(table: &mut toml::Table) {
         return;
     }
 
-    if !table.contains_key("residual_scale") && !table.contains_key("relative_residuals") {
-        table.insert("residual_scale".into(), "sqrt".into());
+    let relative = table.get("relative_residuals").and_then(toml::Value::as_bool) == Some(true);
+    match table.get("residual_scale").map(|scale| scale.as_str()) {
+        _ if relative => return,
+        Some(Some("sqrt")) => {}
+        Some(_) => return,
+        None => {
+            table.insert("residual_scale".into(), "sqrt".into());
+        }
     }
     if forecast {
         return;
@@ -65,17 +84,30 @@ mod tests {
 
     #[test]
     fn set_keys_win() {
-        let table = applied("residual_scale = \"absolute\"\nfire_outside = 5");
-        assert_eq!(table["residual_scale"].as_str(), Some("absolute"));
-        assert_eq!(table["level_adjustment"].as_str(), Some("multiplicative"));
+        let table = applied("level_adjustment = \"additive\"\nfire_outside = 5");
+        assert_eq!(table["residual_scale"].as_str(), Some("sqrt"));
+        assert_eq!(table["level_adjustment"].as_str(), Some("additive"));
         assert_eq!(table["fire_outside"].as_integer(), Some(5));
         assert!(!table.contains_key("fire_lookback"), "{table:?}");
     }
 
     #[test]
-    fn relative_residuals_keeps_its_scale() {
-        let table = applied("relative_residuals = true");
-        assert!(!table.contains_key("residual_scale"), "{table:?}");
+    fn other_scale_drops_every_default() {
+        for text in [
+            "residual_scale = \"absolute\"",
+            "residual_scale = \"relative\"",
+            "relative_residuals = true",
+        ] {
+            assert_eq!(applied(text).len(), 1, "{text}: {:?}", applied(text));
+        }
+    }
+
+    #[test]
+    fn sqrt_or_plain_flag_keeps_defaults() {
+        assert_eq!(applied("residual_scale = \"sqrt\"").len(), 4);
+        let table = applied("relative_residuals = false");
+        assert_eq!(table["residual_scale"].as_str(), Some("sqrt"));
+        assert_eq!(table.len(), 5, "{table:?}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod count_defaults;
 mod duration;
 mod plain_errors;
 
-pub use count_defaults::apply_count_defaults;
+pub use count_defaults::{DetectionDefaults, apply_count_defaults};
 pub use plain_errors::plain_error;
 
 use std::collections::{BTreeMap, BTreeSet};

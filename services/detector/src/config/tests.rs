@@ -721,8 +721,10 @@ fn file_defaults_override_count_model() {
     .unwrap();
     let views = &config.metric("views").unwrap().detection;
 
+    // Another scale opts out of the whole count model.
     assert_eq!(views.effective_residual_scale(), ResidualScale::Absolute);
-    assert_eq!(views.level_adjustment, LevelAdjustment::Multiplicative);
+    assert_eq!(views.level_adjustment, LevelAdjustment::Additive);
+    assert_eq!((views.fire_outside, views.fire_lookback), (4, 6));
 }
 
 #[test]

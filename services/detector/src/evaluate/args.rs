@@ -2,7 +2,7 @@
 //! it prints.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -13,9 +13,9 @@ use super::business_series::{SuiteOptions, generate_suite_with};
 use super::iqr::IqrRule;
 use super::nab_corpus::{ProfileReport, read_profiles, replay_corpus, score_corpus};
 use super::nab_score::window_count;
-use crate::config::apply_count_defaults;
+use crate::config::DetectionDefaults;
 use crate::detection::{DetectionParams, MethodName};
-use crate::replay::{ReplayArgs, ReplayOptions, ScoreMode, params_from_table, read_detection_table};
+use crate::replay::{ReplayOptions, ScoreMode, read_params};
 
 /// Measure detection quality: NAB's score on a NAB corpus, or precision and
 /// recall on synthetic business metrics against an IQR baseline.
@@ -43,10 +43,16 @@ pub struct NabArgs {
 
     /// TOML file whose `[detection]` table overrides the default detection
     /// parameters, e.g. the service's metrics file. A metric's own
-    /// `detection` table in that file is not applied, nor are the defaults
-    /// of count metrics: copy the keys into `[detection]` to score with them.
+    /// `detection` table in that file is not applied: copy its keys into
+    /// `[detection]` to score with them.
     #[arg(long)]
     pub params: Option<PathBuf>,
+
+    /// Defaults under the params file: `plain`, those of a sum or ratio
+    /// metric, or `count`, those of a count or unique_users metric in the
+    /// metrics file.
+    #[arg(long, value_enum, default_value = "plain")]
+    pub defaults: DetectionDefaults,
 
     /// Anomaly score per row: `window` scores every window (0.5 at the band
     /// edge), `alert` scores only windows where an episode fires.
@@ -89,7 +95,7 @@ pub struct BusinessArgs {
     /// the metrics file (the suite's series count orders), or `plain`, those
     /// of a sum or ratio metric.
     #[arg(long, value_enum, default_value = "count")]
-    pub defaults: SuiteDefaults,
+    pub defaults: DetectionDefaults,
 
     /// Orders per window at the weekly mean of every series, before the
     /// daily cycle (±60 %), the weekly cycle and the trend.
@@ -111,15 +117,6 @@ pub struct BusinessArgs {
     pub iqr_coefficient: f64,
 }
 
-/// Detection defaults the business suite is scored with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SuiteDefaults {
-    /// Those of a `count` or `unique_users` metric (see `count_defaults.rs`).
-    Count,
-    /// Those of a `sum` or `ratio` metric: [`DetectionParams::default`].
-    Plain,
-}
-
 /// Runs `seismo-detector evaluate` and returns the report to print.
 pub fn run(args: EvaluateArgs) -> anyhow::Result<String> {
     match args.suite {
@@ -130,10 +127,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<String> {
 
 fn run_nab(args: NabArgs) -> anyhow::Result<String> {
     let profiles = read_profiles(&args.corpus.join("profiles.json"))?;
-    let mut params = read_params(args.params.as_deref())?;
-    if let Some(method) = args.method {
-        params.method = method;
-    }
+    let params = read_params(args.params.as_deref(), args.method, args.defaults)?;
     let options = ReplayOptions {
         detector_name: "seismo".to_string(),
         params,
@@ -175,14 +169,10 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
         level: args.level,
         poisson: args.poisson,
     };
-    let table = match &args.params {
-        Some(path) => read_detection_table(path)?,
-        None => toml::Table::new(),
-    };
     let methods = args.methods.clone().unwrap_or_else(|| MethodName::ALL.to_vec());
     let method_params = methods
         .iter()
-        .map(|&method| business_params(&table, method, args.defaults, args.params.as_deref()))
+        .map(|&method| read_params(args.params.as_deref(), Some(method), args.defaults))
         .collect::<anyhow::Result<Vec<DetectionParams>>>()?;
     let rule = IqrRule {
         windows: args.iqr_windows,
@@ -222,16 +212,16 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
     Ok(format_business_report(&suite, &rule, &names, &summed, &per_seed_f1))
 }
 
-/// Formats the totals per method, the delays on the anomalies each method
-/// shares with the baseline (the last outcome), F1 per seed and
-/// detected/FP per series.
 /// Suite a business report was run on, named in its first line.
 struct SuiteDescription<'a> {
     seeds: &'a [u64],
     options: SuiteOptions,
-    defaults: SuiteDefaults,
+    defaults: DetectionDefaults,
 }
 
+/// Formats the totals per method, the delays on the anomalies each method
+/// shares with the baseline (the last outcome), F1 per seed and
+/// detected/FP per series.
 fn format_business_report(
     suite: &SuiteDescription,
     rule: &IqrRule,
@@ -242,8 +232,8 @@ fn format_business_report(
     let seed_list: Vec<String> = suite.seeds.iter().map(u64::to_string).collect();
     let counts = if suite.options.poisson { ", Poisson counts" } else { "" };
     let defaults = match suite.defaults {
-        SuiteDefaults::Count => "count metric defaults",
-        SuiteDefaults::Plain => "plain defaults",
+        DetectionDefaults::Count => "count metric defaults",
+        DetectionDefaults::Plain => "plain defaults",
     };
     let mut report = String::new();
     let _ = writeln!(
@@ -392,39 +382,4 @@ pub fn format_nab_report(score: ScoreMode, series: usize, windows: usize, report
         report.push('\n');
     }
     report
-}
-
-/// Returns the settings of `method` on the business suite: the params
-/// file's `[detection]` table `table` with its method replaced, over the
-/// `defaults`.
-fn business_params(
-    table: &toml::Table,
-    method: MethodName,
-    defaults: SuiteDefaults,
-    path: Option<&Path>,
-) -> anyhow::Result<DetectionParams> {
-    let mut table = table.clone();
-    table.insert("method".to_string(), method.to_string().into());
-    if defaults == SuiteDefaults::Count {
-        apply_count_defaults(&mut table);
-    }
-    params_from_table(table, path.unwrap_or(Path::new("the built-in defaults")))
-}
-
-/// Reads the `[detection]` table of a params file the way `replay` does, or
-/// returns the defaults without a file.
-fn read_params(path: Option<&Path>) -> anyhow::Result<DetectionParams> {
-    let Some(path) = path else {
-        return Ok(DetectionParams::default());
-    };
-    let replay = ReplayArgs {
-        input: PathBuf::new(),
-        output: PathBuf::new(),
-        labels: None,
-        window: None,
-        detector: String::new(),
-        params: Some(path.to_path_buf()),
-        score: ScoreMode::Window,
-    };
-    Ok(replay.into_options()?.params)
 }

@@ -311,9 +311,18 @@ fn expected_value(shape: Shape, time_ms: i64) -> f64 {
     shape.level * daily * weekly * (1.0 + shape.trend_per_week * weeks)
 }
 
-/// Draws a Poisson count with mean `mean` by inverting its CDF at a
-/// uniform draw.
+/// Mean above which a Poisson count is drawn from its normal approximation:
+/// the skewness, 1/√mean, is then below 0.01, and the CDF inversion takes
+/// seconds per series.
+const POISSON_NORMAL_ABOVE: f64 = 10_000.0;
+
+/// Draws a Poisson count with mean `mean`: by inverting its CDF at a
+/// uniform draw, or for a mean above [`POISSON_NORMAL_ABOVE`] from the
+/// normal distribution with the same mean and variance, rounded.
 fn poisson_draw(mean: f64, rng: &mut StdRng) -> f64 {
+    if mean > POISSON_NORMAL_ABOVE {
+        return (mean + mean.sqrt() * standard_normal(rng)).round().max(0.0);
+    }
     let Ok(poisson) = Poisson::new(mean) else {
         // Only a mean of 0 gets here: the generated values are finite and
         // not negative.
@@ -379,6 +388,16 @@ mod tests {
             assert!((ratio - 1.0).abs() < 0.02, "{}: mean ratio {ratio}", counted.name);
             assert_ne!(counted.values, smooth.values, "{}", counted.name);
         }
+    }
+
+    #[test]
+    fn poisson_draw_of_huge_mean() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let draws: Vec<f64> = (0..200).map(|_| poisson_draw(1e12, &mut rng)).collect();
+
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((mean / 1e12 - 1.0).abs() < 1e-5, "mean {mean}");
+        assert!(draws.iter().all(|draw| draw.fract() == 0.0), "{draws:?}");
     }
 
     #[test]

@@ -15,4 +15,4 @@ pub mod iqr;
 pub mod nab_corpus;
 pub mod nab_score;
 
-pub use args::{BusinessArgs, EvaluateArgs, EvaluateSuite, NabArgs, SuiteDefaults, format_nab_report, run};
+pub use args::{BusinessArgs, EvaluateArgs, EvaluateSuite, NabArgs, format_nab_report, run};

@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{ReplayOptions, ReplaySummary, ScoreMode, replay_path};
-use crate::config::parse_duration_ms;
-use crate::detection::DetectionParams;
+use crate::config::{DetectionDefaults, apply_count_defaults, parse_duration_ms};
+use crate::detection::{DetectionParams, MethodName};
 
 /// Score NAB-format series files offline with the live detector's maths and
 /// write NAB results files.
@@ -36,10 +36,16 @@ pub struct ReplayArgs {
 
     /// TOML file whose `[detection]` table overrides the default detection
     /// parameters, e.g. the service's metrics file. A metric's own
-    /// `detection` table in that file is not applied, nor are the defaults
-    /// of count metrics: copy the keys into `[detection]` to score with them.
+    /// `detection` table in that file is not applied: copy its keys into
+    /// `[detection]` to score with them.
     #[arg(long)]
     pub params: Option<PathBuf>,
+
+    /// Defaults under the params file: `plain`, those of a sum or ratio
+    /// metric, or `count`, those of a count or unique_users metric in the
+    /// metrics file (the count noise model with the default method).
+    #[arg(long, value_enum, default_value = "plain")]
+    pub defaults: DetectionDefaults,
 
     /// Score column: `alert` writes the window's calibrated score (at least
     /// 1e-6) where an episode fires and 0 elsewhere, `window` writes every
@@ -51,10 +57,7 @@ pub struct ReplayArgs {
 impl ReplayArgs {
     /// Reads the params file, if any, and builds the replay options.
     pub fn into_options(self) -> anyhow::Result<ReplayOptions> {
-        let params = match &self.params {
-            Some(path) => read_params(path)?,
-            None => DetectionParams::default(),
-        };
+        let params = read_params(self.params.as_deref(), None, self.defaults)?;
         Ok(ReplayOptions {
             detector_name: self.detector,
             window_ms: self.window,
@@ -81,14 +84,29 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
     Ok(summary)
 }
 
-/// Reads the `[detection]` table of a TOML file. A file without one gives
-/// the defaults.
-fn read_params(path: &Path) -> anyhow::Result<DetectionParams> {
-    params_from_table(read_detection_table(path)?, path)
+/// Returns the detection parameters of an offline run: the `[detection]`
+/// table of the params file at `path` (none without a file), its method
+/// replaced by `method` if given, over the `defaults`.
+pub fn read_params(
+    path: Option<&Path>,
+    method: Option<MethodName>,
+    defaults: DetectionDefaults,
+) -> anyhow::Result<DetectionParams> {
+    let mut table = match path {
+        Some(path) => read_detection_table(path)?,
+        None => toml::Table::new(),
+    };
+    if let Some(method) = method {
+        table.insert("method".to_string(), method.to_string().into());
+    }
+    if defaults == DetectionDefaults::Count {
+        apply_count_defaults(&mut table);
+    }
+    params_from_table(table, path.unwrap_or(Path::new("the built-in defaults")))
 }
 
 /// Reads the `[detection]` table of a TOML file, empty when it has none.
-pub fn read_detection_table(path: &Path) -> anyhow::Result<toml::Table> {
+fn read_detection_table(path: &Path) -> anyhow::Result<toml::Table> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read params file {}; check the --params path", path.display()))?;
     let mut table: toml::Table =
@@ -106,7 +124,7 @@ pub fn read_detection_table(path: &Path) -> anyhow::Result<toml::Table> {
 }
 
 /// Deserialises a `[detection]` table read from the params file `path`.
-pub fn params_from_table(table: toml::Table, path: &Path) -> anyhow::Result<DetectionParams> {
+fn params_from_table(table: toml::Table, path: &Path) -> anyhow::Result<DetectionParams> {
     toml::Value::Table(table).try_into().map_err(|error: toml::de::Error| {
         anyhow::anyhow!(
             "invalid [detection] table in {}: {}",

@@ -26,7 +26,7 @@ use anyhow::{Context, bail};
 
 use crate::detection::{DetectionParams, SeriesDetector, Transition};
 
-pub use args::{ReplayArgs, params_from_table, read_detection_table, run};
+pub use args::{ReplayArgs, read_params, run};
 use labels::LabelSet;
 
 /// Score written for a firing whose calibrated score is 0 (too little
