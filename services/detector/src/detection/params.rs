@@ -272,9 +272,9 @@ pub enum LevelAdjustment {
     /// of the same size at every time of day.
     #[default]
     Additive,
-    /// reference × exp(median(ln cleaned − ln cleaned one period earlier)):
-    /// a change in proportion to the level, as when a share of users is
-    /// lost. Pairs with a value at or below 0 are left out of the median.
+    /// reference × median(cleaned / cleaned one period earlier): a change in
+    /// proportion to the level, as when a share of users is lost. Pairs with
+    /// a value at or below 0 are left out of the median.
     Multiplicative,
 }
 

@@ -10,8 +10,11 @@
 //!    cleaned value one lag before it. This carries a trend or a level shift
 //!    that happened since the reference week into the expectation. With
 //!    `level_adjustment = "multiplicative"` the reference is multiplied by
-//!    the exponential of the median log ratio instead, so a change in
-//!    proportion to the level moves quiet and busy hours alike.
+//!    the median ratio of those cleaned values instead, so a change in
+//!    proportion to the level moves quiet and busy hours alike. For an odd
+//!    count the median ratio is the exponential of the median log ratio,
+//!    so no logarithm is needed; an even count averages the two middle
+//!    ratios rather than their logarithms.
 //! 3. Without a seasonal reference: the median of the last
 //!    `rolling_windows` cleaned values.
 //!
@@ -173,10 +176,13 @@ impl SeasonalModel {
         for (index, lag) in self.lags.iter().enumerate() {
             let reference_number = calendar.lag(number, lag.period_ms);
             if let Some(reference) = history.reference(reference_number) {
-                let level = lag.offsets.sample().median().unwrap_or(0.0);
                 let value = match self.level_adjustment {
-                    LevelAdjustment::Additive => f64::from(reference.cleaned) + level,
-                    LevelAdjustment::Multiplicative => f64::from(reference.cleaned) * level.exp(),
+                    LevelAdjustment::Additive => {
+                        f64::from(reference.cleaned) + lag.offsets.sample().median().unwrap_or(0.0)
+                    }
+                    LevelAdjustment::Multiplicative => {
+                        f64::from(reference.cleaned) * lag.offsets.sample().median().unwrap_or(1.0)
+                    }
                 };
                 return Some(Expected {
                     value,
@@ -217,15 +223,15 @@ fn lag_reach(lag: i64, level_windows: usize) -> usize {
 }
 
 /// Level offset of window `number` against window `reference`: the
-/// difference of their cleaned values, or of their logarithms for a
-/// multiplicative adjustment (`None` unless both are positive). Computed in
-/// `f32` so a later removal finds the same bits.
+/// difference of their cleaned values, or their ratio for a multiplicative
+/// adjustment (`None` unless both are positive). Computed in `f32` so a
+/// later removal finds the same bits.
 fn offset(history: &History, number: i64, reference: i64, adjustment: LevelAdjustment) -> Option<f32> {
     let recent = history.reference(number)?.cleaned;
     let reference = history.reference(reference)?.cleaned;
     match adjustment {
         LevelAdjustment::Additive => Some(recent - reference),
-        LevelAdjustment::Multiplicative => (recent > 0.0 && reference > 0.0).then(|| recent.ln() - reference.ln()),
+        LevelAdjustment::Multiplicative => (recent > 0.0 && reference > 0.0).then(|| recent / reference),
     }
 }
 
@@ -304,7 +310,7 @@ mod tests {
     #[test]
     fn multiplicative_level_moves_in_proportion() {
         // Day 1 is 10 % below day 0 at every hour, so the last 24 offsets
-        // are all ln 0.9. Day 2 is then expected at 0.9 × day 1 at the
+        // are all 0.9. Day 2 is then expected at 0.9 × day 1 at the
         // trough (100) and at the peak (1000). An additive level moves both
         // by the same amount instead.
         let cycle = |hour: i64| if hour % 24 < 12 { 100.0_f32 } else { 1000.0 };
