@@ -7,11 +7,11 @@
 //! = "sqrt"`, `level_adjustment = "multiplicative"`), whose band is tight
 //! enough to fire on 2 of the last 3 windows outside rather than 4 of 6.
 //! With `forecast` they get `residual_scale = "sqrt"` only, which scales
-//! its forecast errors; the other two keys do not apply to it or made it
-//! worse. The other methods keep the plain defaults. With the plain defaults the quiet
-//! hours get the busy hours' band, and a sparse slice alerts on a few
-//! events. The figures are in docs/benchmarks.md ("Defaults of count
-//! metrics").
+//! its forecast errors: `level_adjustment` does not apply to it, and the
+//! 2-of-3 rule made the ensemble worse. The other methods keep the plain
+//! defaults. With the plain defaults a count's quiet hours get the busy
+//! hours' band, and a sparse slice alerts on a few events. The figures
+//! are in docs/benchmarks.md ("Defaults of count metrics").
 //!
 //! A key the file's `[detection]` table or the metric's own table sets wins.
 //! The defaults go with the `sqrt` scale: a table that chooses another
