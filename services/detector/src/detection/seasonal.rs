@@ -175,6 +175,10 @@ impl SeasonalModel {
     pub fn expected_value(&self, history: &History, number: i64, calendar: &Calendar) -> Option<Expected> {
         for (index, lag) in self.lags.iter().enumerate() {
             let reference_number = calendar.lag(number, lag.period_ms);
+            // TODO: one past window is a noisy reference for counts of a few
+            // hundred events. Averaging it with its two neighbours helped the
+            // count model in a trial but blurred the sharp shapes of server
+            // metrics, so it would need to be a setting of count metrics.
             if let Some(reference) = history.reference(reference_number) {
                 let value = match self.level_adjustment {
                     LevelAdjustment::Additive => {
