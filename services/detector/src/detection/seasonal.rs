@@ -12,9 +12,9 @@
 //!    `level_adjustment = "multiplicative"` the reference is multiplied by
 //!    the median ratio of those cleaned values instead, so a change in
 //!    proportion to the level moves quiet and busy hours alike. For an odd
-//!    count the median ratio is the exponential of the median log ratio,
-//!    so no logarithm is needed; an even count averages the two middle
-//!    ratios rather than their logarithms.
+//!    count the median ratio equals the exponential of the median log
+//!    ratio, so no logarithm is needed. An even count averages the two
+//!    middle ratios rather than their logarithms.
 //! 3. Without a seasonal reference: the median of the last
 //!    `rolling_windows` cleaned values.
 //!
