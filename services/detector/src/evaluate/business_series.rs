@@ -97,13 +97,13 @@ enum Effect {
     LevelShift { at: usize, labelled: usize, factor: f64 },
 }
 
-/// How the suite's values are drawn.
+/// Options for drawing the suite's values.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SuiteOptions {
     /// Orders per window at the weekly mean, before seasonality and trend.
     pub level: f64,
-    /// Draw each window's value as a Poisson count with the generated value
-    /// as its mean, anomalies included, so the series has at least the
+    /// Whether each window's value is a Poisson count with the generated
+    /// value as its mean, anomalies included, so the series has at least the
     /// noise of counted events.
     pub poisson: bool,
 }
