@@ -7,7 +7,7 @@
 //! refits are amortised over the windows between them.
 //! `robust_band_count_model` is the default method with the count noise
 //! model (`residual_scale = "sqrt"`, `level_adjustment =
-//! "multiplicative"`). Before the benchmarks it prints the bytes per series
+//! "multiplicative"`, `reference_windows = 3`). Before the benchmarks it prints the bytes per series
 //! of each method once its history is full.
 
 use std::hint::black_box;
@@ -43,11 +43,13 @@ fn params(method: MethodName) -> DetectionParams {
 }
 
 /// Returns the robust band's parameters with the count noise model:
-/// square-root residuals and a multiplicative level adjustment.
+/// square-root residuals, a multiplicative level adjustment and a
+/// reference averaged over 3 windows.
 fn count_params() -> DetectionParams {
     DetectionParams {
         residual_scale: Some(ResidualScale::Sqrt),
         level_adjustment: LevelAdjustment::Multiplicative,
+        reference_windows: 3,
         ..DetectionParams::default()
     }
 }

@@ -196,8 +196,8 @@ fn points_match_evaluations() {
 fn history_bounded() {
     let params = DetectionParams::default();
     let mut detector = SeriesDetector::new(&params, WINDOW_MS);
-    // One week plus the level windows, plus the window a retired level
-    // offset reads.
+    // One week plus the level windows, plus the window the oldest level
+    // offset reads when a re-baseline rebuilds them.
     assert_eq!(detector.history_windows(), 7 * 48 + params.level_windows + 1);
 
     let mut random = Lcg(9);
@@ -212,11 +212,11 @@ fn history_bounded() {
     );
 
     // 5 bytes per window and 16 more per window kept in full, 4 per
-    // residual and per level offset of the two lags, 256 for the calibrated
-    // score's histogram and 4 per window of its lookback, plus the structs
-    // themselves.
+    // residual, 8 per level offset of the two lags (sorted and in window
+    // order), 256 for the calibrated score's histogram and 4 per window of
+    // its lookback, plus the structs themselves.
     let full_windows = params.residual_windows + 1;
-    let samples = (params.residual_windows + 1) + 2 * (params.level_windows + 1);
+    let samples = (params.residual_windows + 1) + 2 * 2 * (params.level_windows + 1);
     let calibration = 256 + params.fire_lookback * 4;
     let bound = detector.history_windows() * 5 + full_windows * 16 + samples * 4 + calibration + 1024;
     assert!(

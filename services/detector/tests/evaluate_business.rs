@@ -148,10 +148,12 @@ fn plain_default_method_beats_iqr_rule() {
 fn count_noise_model_catches_night_dips() {
     // Square-root residuals keep the night band in proportion to the night's
     // noise, and a multiplicative level carries a −35 % shift to every hour.
-    // With firing on 2 of 3 windows these are the defaults of count metrics.
+    // With a reference averaged over 3 windows and firing on 2 of 3 windows
+    // these are the defaults of count metrics.
     let params = DetectionParams {
         residual_scale: Some(ResidualScale::Sqrt),
         level_adjustment: LevelAdjustment::Multiplicative,
+        reference_windows: 3,
         fire_outside: 2,
         fire_lookback: 3,
         ..DetectionParams::default()
@@ -179,13 +181,13 @@ fn count_noise_model_catches_night_dips() {
 #[test]
 fn count_defaults_are_the_count_model() {
     // `--defaults count` (the default) scores as `--defaults plain` with the
-    // count model's four keys in the params file.
+    // count model's five keys in the params file.
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("count.toml");
     std::fs::write(
         &path,
         "[detection]\nresidual_scale = \"sqrt\"\nlevel_adjustment = \"multiplicative\"\n\
-         fire_outside = 2\nfire_lookback = 3\n",
+         reference_windows = 3\nfire_outside = 2\nfire_lookback = 3\n",
     )
     .unwrap();
     let run = |defaults, params| {

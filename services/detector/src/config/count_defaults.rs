@@ -4,8 +4,10 @@
 //! The noise of a count grows like the square root of its level, and a
 //! lasting change scales every hour alike. So with the default method,
 //! `robust_band`, these metrics get the count noise model (`residual_scale
-//! = "sqrt"`, `level_adjustment = "multiplicative"`), whose band is tight
-//! enough to fire on 2 of the last 3 windows outside rather than 4 of 6.
+//! = "sqrt"`, `level_adjustment = "multiplicative"`, `reference_windows =
+//! 3`), whose band is tight enough to fire on 2 of the last 3 windows
+//! outside rather than 4 of 6. Averaging three windows into the seasonal
+//! reference takes most of the Poisson noise of one window out of it.
 //! With `forecast` they get `residual_scale = "sqrt"` only, which scales
 //! its forecast errors: `level_adjustment` does not apply to it, and the
 //! 2-of-3 rule made the ensemble worse. The other methods keep the plain
@@ -57,6 +59,9 @@ pub fn apply_count_defaults(table: &mut toml::Table) {
     if !table.contains_key("level_adjustment") {
         table.insert("level_adjustment".into(), "multiplicative".into());
     }
+    if !table.contains_key("reference_windows") {
+        table.insert("reference_windows".into(), 3.into());
+    }
     if !table.contains_key("fire_outside") && !table.contains_key("fire_lookback") {
         table.insert("fire_outside".into(), 2.into());
         table.insert("fire_lookback".into(), 3.into());
@@ -78,15 +83,17 @@ mod tests {
         let table = applied("");
         assert_eq!(table["residual_scale"].as_str(), Some("sqrt"));
         assert_eq!(table["level_adjustment"].as_str(), Some("multiplicative"));
+        assert_eq!(table["reference_windows"].as_integer(), Some(3));
         assert_eq!(table["fire_outside"].as_integer(), Some(2));
         assert_eq!(table["fire_lookback"].as_integer(), Some(3));
     }
 
     #[test]
     fn set_keys_win() {
-        let table = applied("level_adjustment = \"additive\"\nfire_outside = 5");
+        let table = applied("level_adjustment = \"additive\"\nreference_windows = 1\nfire_outside = 5");
         assert_eq!(table["residual_scale"].as_str(), Some("sqrt"));
         assert_eq!(table["level_adjustment"].as_str(), Some("additive"));
+        assert_eq!(table["reference_windows"].as_integer(), Some(1));
         assert_eq!(table["fire_outside"].as_integer(), Some(5));
         assert!(!table.contains_key("fire_lookback"), "{table:?}");
     }
@@ -104,10 +111,10 @@ mod tests {
 
     #[test]
     fn sqrt_or_plain_flag_keeps_defaults() {
-        assert_eq!(applied("residual_scale = \"sqrt\"").len(), 4);
+        assert_eq!(applied("residual_scale = \"sqrt\"").len(), 5);
         let table = applied("relative_residuals = false");
         assert_eq!(table["residual_scale"].as_str(), Some("sqrt"));
-        assert_eq!(table.len(), 5, "{table:?}");
+        assert_eq!(table.len(), 6, "{table:?}");
     }
 
     #[test]
@@ -123,6 +130,6 @@ mod tests {
             let table = applied(&format!("method = \"{method}\""));
             assert_eq!(table.len(), 1, "{method}: {table:?}");
         }
-        assert_eq!(applied("method = \"robust_band\"").len(), 5);
+        assert_eq!(applied("method = \"robust_band\"").len(), 6);
     }
 }

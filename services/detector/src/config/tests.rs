@@ -688,12 +688,13 @@ detection = { method = "forecast" }
         (
             params.effective_residual_scale(),
             params.level_adjustment,
+            params.reference_windows,
             params.fire_outside,
             params.fire_lookback,
         )
     };
-    let counted = (ResidualScale::Sqrt, LevelAdjustment::Multiplicative, 2, 3);
-    let plain = (ResidualScale::Absolute, LevelAdjustment::Additive, 4, 6);
+    let counted = (ResidualScale::Sqrt, LevelAdjustment::Multiplicative, 3, 2, 3);
+    let plain = (ResidualScale::Absolute, LevelAdjustment::Additive, 1, 4, 6);
 
     assert_eq!(model("views"), counted);
     assert_eq!(model("users"), counted);
@@ -703,12 +704,12 @@ detection = { method = "forecast" }
     // The forecast scales its errors like counts and keeps the rest.
     assert_eq!(
         model("views_forecast"),
-        (ResidualScale::Sqrt, LevelAdjustment::Additive, 4, 6)
+        (ResidualScale::Sqrt, LevelAdjustment::Additive, 1, 4, 6)
     );
     // Keys the metric sets win, and a lookback alone keeps the default count of 4.
     assert_eq!(
         model("views_slow"),
-        (ResidualScale::Sqrt, LevelAdjustment::Additive, 4, 8)
+        (ResidualScale::Sqrt, LevelAdjustment::Additive, 3, 4, 8)
     );
 }
 

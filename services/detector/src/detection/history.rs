@@ -171,6 +171,36 @@ impl History {
         })
     }
 
+    /// Returns the mean cleaned value of the windows from `centre − reach`
+    /// to `centre + reach` that are kept, not gaps and before window
+    /// `before`, or `None` when `centre` itself is missing.
+    pub fn reference_mean(&self, centre: i64, reach: i64, before: i64) -> Option<f32> {
+        // A gap's cleaned value is NaN, so the flags need not be read.
+        let centre_index = self.index(centre)?;
+        let mut sum = self.cleaned[centre_index];
+        if sum.is_nan() {
+            return None;
+        }
+        if reach == 0 {
+            return Some(sum);
+        }
+
+        let mut count = 1.0_f32;
+        let older = (centre - reach).max(self.first)..centre;
+        let newer = centre + 1
+            ..(centre + reach + 1)
+                .min(before)
+                .min(self.first + self.cleaned.len() as i64);
+        for number in older.chain(newer) {
+            let cleaned = self.cleaned[(number - self.first) as usize];
+            if !cleaned.is_nan() {
+                sum += cleaned;
+                count += 1.0;
+            }
+        }
+        Some(sum / count)
+    }
+
     /// Replaces the cleaned value of window `number` if it is kept and was
     /// not a gap.
     pub fn set_cleaned(&mut self, number: i64, cleaned: f32) {
@@ -220,7 +250,8 @@ impl History {
             lower: slot.lower,
             upper: slot.upper,
         };
-        self.append(slot.cleaned, flag, detail);
+        let cleaned = if flag == GAP { f32::NAN } else { slot.cleaned };
+        self.append(cleaned, flag, detail);
     }
 
     fn append(&mut self, cleaned: f32, flag: u8, detail: Detail) {
@@ -420,6 +451,23 @@ mod tests {
             "{} bytes",
             history.heap_bytes()
         );
+    }
+
+    #[test]
+    fn reference_mean_skips_gaps_and_later_windows() {
+        let mut history = History::with_detail(10, 2);
+        for (number, value) in [(0, 1.0), (1, 2.0), (3, 6.0), (4, 10.0)] {
+            history.push(number, slot(value));
+        }
+
+        assert_eq!(history.reference_mean(1, 0, 10), Some(2.0));
+        // Window 2 is a gap and window -1 was never stored.
+        assert_eq!(history.reference_mean(1, 1, 10), Some(1.5));
+        assert_eq!(history.reference_mean(3, 1, 10), Some(8.0));
+        // Window 4 is not before window 4.
+        assert_eq!(history.reference_mean(3, 1, 4), Some(6.0));
+        assert_eq!(history.reference_mean(2, 1, 10), None, "gap at the centre");
+        assert_eq!(history.reference_mean(9, 1, 10), None, "centre not stored");
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub struct Point {
 /// the calibrated score (280 of them on the heap). `memory_bytes` returns
 /// the total.
 // TODO: 5-minute windows with weekly seasonality keep 2,065 references
-// (about 18 KiB per series in all). Reaching 4 KiB needs a coarser weekly
+// (about 19 KiB per series in all). Reaching 4 KiB needs a coarser weekly
 // reference than the same window a week earlier.
 #[derive(Debug)]
 pub struct SeriesDetector {

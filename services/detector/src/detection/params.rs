@@ -13,6 +13,9 @@ pub use super::method_params::{
     ThreeSigmaParams, TimeZone,
 };
 
+/// Largest `reference_windows`: 6 windows on each side of the reference.
+pub const MAX_REFERENCE_WINDOWS: usize = 13;
+
 /// Largest `fire_lookback`: the firing rule keeps one bit per window in a `u64`.
 pub const MAX_FIRE_LOOKBACK: usize = 64;
 
@@ -65,6 +68,14 @@ pub struct DetectionParams {
     /// Recent windows whose median is the expected value when no seasonal
     /// reference exists.
     pub rolling_windows: usize,
+
+    /// Windows averaged into a seasonal reference: the window a week or a
+    /// day earlier and its neighbours on both sides, so an odd count from 1
+    /// to [`MAX_REFERENCE_WINDOWS`]. 1 takes the one window and keeps sharp
+    /// daily shapes. A count of a few hundred events per window has Poisson
+    /// noise of several percent in every window, and 3 averages that noise
+    /// out of the reference (see docs/metrics-config.md, "Noise model").
+    pub reference_windows: usize,
 
     /// Seasonal references to use.
     pub seasonality: Seasonality,
@@ -313,6 +324,7 @@ impl Default for DetectionParams {
             residual_windows: 336,
             level_windows: 48,
             rolling_windows: 12,
+            reference_windows: 1,
             seasonality: Seasonality::Weekly,
             cleaning_sigmas: 1.5,
             fire_outside: 4,
@@ -382,6 +394,13 @@ impl DetectionParams {
         check_count("residual_windows", self.residual_windows, 1, usize::MAX)?;
         check_count("level_windows", self.level_windows, 1, usize::MAX)?;
         check_count("rolling_windows", self.rolling_windows, 1, usize::MAX)?;
+        check_count("reference_windows", self.reference_windows, 1, MAX_REFERENCE_WINDOWS)?;
+        if self.reference_windows.is_multiple_of(2) {
+            return Err(format!(
+                "reference_windows = {} is even; use an odd count (1, 3, 5, ...) so the reference window is the centre",
+                self.reference_windows
+            ));
+        }
         check_count("fire_lookback", self.fire_lookback, 1, MAX_FIRE_LOOKBACK)?;
         check_count("fire_outside", self.fire_outside, 1, usize::MAX)?;
         check_count("resolve_inside", self.resolve_inside, 1, usize::MAX)?;
@@ -573,6 +592,12 @@ mod tests {
             ("min_relative_width = -0.1", "min_relative_width = -0.1"),
             ("residual_windows = 0", "residual_windows = 0"),
             ("fire_lookback = 65", "fire_lookback = 65"),
+            ("reference_windows = 2", "reference_windows = 2 is even"),
+            (
+                "reference_windows = 15",
+                "reference_windows = 15 is invalid; use 1 to 13",
+            ),
+            ("reference_windows = 0", "reference_windows = 0 is invalid"),
             ("fire_tail_probability = 1.0", "fire_tail_probability = 1 is invalid"),
             (
                 "fire_tail_probability = -0.1",

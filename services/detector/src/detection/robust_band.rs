@@ -16,7 +16,7 @@ use super::history::History;
 use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
 use super::params::{DetectionParams, ResidualScale};
 use super::robust::median;
-use super::seasonal::SeasonalModel;
+use super::seasonal::{SeasonalModel, SeasonalSettings};
 use super::window_sample::WindowSample;
 
 #[derive(Debug, Clone)]
@@ -39,15 +39,7 @@ impl RobustBand {
             residual_scale: params.effective_residual_scale(),
             min_history_windows: params.min_history_windows,
             level_windows: params.level_windows,
-            seasonal: SeasonalModel::new(
-                params.seasonality,
-                calendar,
-                window_ms,
-                params.level_windows,
-                params.rolling_windows,
-                history_windows,
-                params.level_adjustment,
-            ),
+            seasonal: SeasonalModel::new(&SeasonalSettings::from(params), calendar, window_ms, history_windows),
             residuals: WindowSample::new(params.residual_windows),
         }
     }
@@ -58,10 +50,9 @@ impl RobustBand {
         (params.residual_windows + 1)
             .max(params.rolling_windows)
             .max(SeasonalModel::history_needed(
-                params.seasonality,
+                &SeasonalSettings::from(params),
                 calendar,
                 window_ms,
-                params.level_windows,
             ))
     }
 
@@ -99,14 +90,14 @@ fn shift_of(history: &History, first: i64, latest: i64) -> Shift {
 }
 
 impl DetectionMethod for RobustBand {
-    fn prepare(&mut self, number: i64, history: &History, calendar: &Calendar) {
-        // Both samples read the windows that leave them, so they retire
-        // before the new window can push those windows out of the history.
+    fn prepare(&mut self, number: i64, history: &History, _calendar: &Calendar) {
+        // The residual sample reads the window that leaves it, so it retires
+        // before the new window can push that window out of the history.
         let scale = self.residual_scale;
         self.residuals.retire_before(number, history, |history, leaving| {
             history.get(leaving).and_then(|slot| slot.residual(scale))
         });
-        self.seasonal.retire_before(number, history, calendar);
+        self.seasonal.retire_before(number);
     }
 
     fn judge(&mut self, number: i64, value: f64, history: &History, calendar: &Calendar) -> MethodOutput {
@@ -210,7 +201,7 @@ impl DetectionMethod for RobustBand {
 #[cfg(test)]
 mod tests {
     use super::super::history::Slot;
-    use super::super::params::Seasonality;
+    use super::super::params::{LevelAdjustment, Seasonality};
     use super::*;
 
     #[test]
@@ -224,6 +215,15 @@ mod tests {
             },
             DetectionParams {
                 seasonality: Seasonality::Daily,
+                ..DetectionParams::default()
+            },
+            DetectionParams {
+                reference_windows: 5,
+                ..DetectionParams::default()
+            },
+            DetectionParams {
+                reference_windows: 3,
+                level_adjustment: LevelAdjustment::Multiplicative,
                 ..DetectionParams::default()
             },
         ] {

@@ -4,10 +4,13 @@
 //! 1. Seasonal reference: the cleaned value of the window at the same local
 //!    time one week earlier (weekly seasonality), else one day earlier.
 //!    Lags are window numbers from `calendar.rs`, so neither a gap in the
-//!    data nor a daylight saving change shifts them.
+//!    data nor a daylight saving change shifts them. With
+//!    `reference_windows` above 1 the reference is the mean of that window
+//!    and its neighbours on each side, which averages out the noise of
+//!    counts of a few hundred events.
 //! 2. Level adjustment: the reference plus the median, over the last
-//!    `level_windows` windows, of each window's cleaned value minus the
-//!    cleaned value one lag before it. This carries a trend or a level shift
+//!    `level_windows` windows, of each window's cleaned value minus its own
+//!    reference one lag before it. This carries a trend or a level shift
 //!    that happened since the reference week into the expectation. With
 //!    `level_adjustment = "multiplicative"` the reference is multiplied by
 //!    the median ratio of those cleaned values instead, so a change in
@@ -24,16 +27,16 @@
 //! change still gets through, at up to `cleaning_sigmas` robust standard
 //! deviations per window, because each clamped value moves the medians.
 //!
-//! The level offsets of each lag are kept in a [`WindowSample`], so their
+//! The level offsets of each lag are kept in a [`RecordedSample`], so their
 //! median costs O(log n) per window instead of a pass over `level_windows`.
 
 use std::cell::RefCell;
 
 use super::calendar::{Calendar, DAY_MS, WEEK_MS};
 use super::history::History;
-use super::params::{LevelAdjustment, Seasonality};
+use super::params::{DetectionParams, LevelAdjustment, Seasonality};
 use super::robust::median;
-use super::window_sample::WindowSample;
+use super::window_sample::RecordedSample;
 
 /// Expected value of a window and the window it was derived from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,21 +52,59 @@ pub(crate) struct Expected {
     pub fallback: bool,
 }
 
+/// The settings of [`SeasonalModel`], copied from [`DetectionParams`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SeasonalSettings {
+    pub seasonality: Seasonality,
+    pub level_windows: usize,
+    pub rolling_windows: usize,
+    /// Odd count of windows averaged into a reference.
+    pub reference_windows: usize,
+    pub level_adjustment: LevelAdjustment,
+}
+
+impl SeasonalSettings {
+    /// Windows on each side of a reference window averaged with it.
+    fn reference_reach(&self) -> i64 {
+        (self.reference_windows.max(1) as i64 - 1) / 2
+    }
+}
+
+impl From<&DetectionParams> for SeasonalSettings {
+    fn from(params: &DetectionParams) -> Self {
+        SeasonalSettings {
+            seasonality: params.seasonality,
+            level_windows: params.level_windows,
+            rolling_windows: params.rolling_windows,
+            reference_windows: params.reference_windows,
+            level_adjustment: params.level_adjustment,
+        }
+    }
+}
+
 /// Seasonal references of one series: its lags and their level offsets.
 #[derive(Debug, Clone)]
 pub(crate) struct SeasonalModel {
     /// Most preferred first.
     lags: Vec<Lag>,
     rolling_windows: usize,
+    /// Windows on each side of a reference window averaged with it:
+    /// (`reference_windows` − 1) / 2.
+    reference_reach: i64,
     level_adjustment: LevelAdjustment,
+    /// The last reference mean `expected_value` found: (reference window,
+    /// judged window, mean). `record` of the judged window needs the same
+    /// mean for its offset, so it is not summed twice.
+    last_reference: Option<(i64, i64, f32)>,
 }
 
 #[derive(Debug, Clone)]
 struct Lag {
     period_ms: i64,
-    /// Offsets (cleaned value − cleaned value one period earlier) of the
-    /// last `level_windows` windows.
-    offsets: WindowSample,
+    /// Offsets (cleaned value − seasonal reference one period earlier, or
+    /// their ratio) of the last `level_windows` windows. Kept, because
+    /// computing one again reads `reference_windows` windows.
+    offsets: RecordedSample,
 }
 
 impl SeasonalModel {
@@ -72,15 +113,13 @@ impl SeasonalModel {
     /// the window does not divide it or when the history would not reach
     /// back far enough for it (see [`SeasonalModel::history_needed`]).
     pub fn new(
-        seasonality: Seasonality,
+        settings: &SeasonalSettings,
         calendar: &Calendar,
         window_ms: i64,
-        level_windows: usize,
-        rolling_windows: usize,
         history_windows: usize,
-        level_adjustment: LevelAdjustment,
     ) -> SeasonalModel {
-        let periods_ms: &[i64] = match seasonality {
+        let reference_reach = settings.reference_reach();
+        let periods_ms: &[i64] = match settings.seasonality {
             Seasonality::Weekly => &[WEEK_MS, DAY_MS],
             Seasonality::Daily => &[DAY_MS],
             Seasonality::None => &[],
@@ -89,36 +128,33 @@ impl SeasonalModel {
             .iter()
             .filter(|&&period_ms| period_ms % window_ms == 0)
             .filter(|&&period_ms| {
-                let reach = lag_reach(period_ms / window_ms, level_windows) + calendar.lag_slack();
+                let reach = lag_reach(period_ms / window_ms, settings) + calendar.lag_slack();
                 period_ms / window_ms > 0 && reach <= history_windows
             })
             .map(|&period_ms| Lag {
                 period_ms,
-                offsets: WindowSample::new(level_windows),
+                offsets: RecordedSample::new(settings.level_windows),
             })
             .collect();
         SeasonalModel {
             lags,
-            rolling_windows,
-            level_adjustment,
+            rolling_windows: settings.rolling_windows,
+            reference_reach,
+            level_adjustment: settings.level_adjustment,
+            last_reference: None,
         }
     }
 
     /// Windows of history the seasonality needs, level adjustment and
     /// clock changes included, or 0 when the window does not divide the period.
-    pub fn history_needed(
-        seasonality: Seasonality,
-        calendar: &Calendar,
-        window_ms: i64,
-        level_windows: usize,
-    ) -> usize {
-        let period_ms = match seasonality {
+    pub fn history_needed(settings: &SeasonalSettings, calendar: &Calendar, window_ms: i64) -> usize {
+        let period_ms = match settings.seasonality {
             Seasonality::Weekly => WEEK_MS,
             Seasonality::Daily => DAY_MS,
             Seasonality::None => return 0,
         };
         if period_ms % window_ms == 0 {
-            lag_reach(period_ms / window_ms, level_windows) + calendar.lag_slack()
+            lag_reach(period_ms / window_ms, settings) + calendar.lag_slack()
         } else {
             0
         }
@@ -129,63 +165,59 @@ impl SeasonalModel {
         !self.lags.is_empty()
     }
 
-    /// Drops the level offsets that window `number` no longer uses. Call it
-    /// before `number` enters `history`.
-    pub fn retire_before(&mut self, number: i64, history: &History, calendar: &Calendar) {
-        let adjustment = self.level_adjustment;
+    /// Drops the level offsets that window `number` no longer uses.
+    pub fn retire_before(&mut self, number: i64) {
         for lag in &mut self.lags {
-            let period_ms = lag.period_ms;
-            lag.offsets.retire_before(number, history, |history, leaving| {
-                offset(history, leaving, calendar.lag(leaving, period_ms), adjustment)
-            });
+            lag.offsets.retire_before(number);
         }
     }
 
     /// Adds the level offsets of window `number`, just stored in `history`.
     pub fn record(&mut self, number: i64, history: &History, calendar: &Calendar) {
+        let recent = history.reference(number).map(|reference| reference.cleaned);
+        let last = self.last_reference;
         for lag in &mut self.lags {
-            let reference = calendar.lag(number, lag.period_ms);
-            if let Some(offset) = offset(history, number, reference, self.level_adjustment) {
-                lag.offsets.insert(offset);
-            }
+            let centre = calendar.lag(number, lag.period_ms);
+            let reference = match last {
+                Some((last_centre, judged, mean)) if (last_centre, judged) == (centre, number) => Some(mean),
+                _ => history.reference_mean(centre, self.reference_reach, number),
+            };
+            lag.offsets
+                .record(number, offset(recent, reference, self.level_adjustment));
         }
     }
 
     /// Rebuilds the level offsets from the windows from `first` to the
-    /// latest only, after a re-baseline rewrote cleaned values. Windows
-    /// before `first` are treated as retired, so they are never removed.
+    /// latest only, after a re-baseline rewrote cleaned values.
     pub fn rebaseline(&mut self, first: i64, history: &History, calendar: &Calendar) {
         let Some(latest) = history.latest() else {
             return;
         };
+        self.last_reference = None;
         for lag in &mut self.lags {
             let period_ms = lag.period_ms;
-            lag.offsets.clear(first - 1);
+            lag.offsets.clear();
             for number in first..=latest {
-                let reference = calendar.lag(number, period_ms);
-                if let Some(offset) = offset(history, number, reference, self.level_adjustment) {
-                    lag.offsets.insert(offset);
-                }
+                let recent = history.reference(number).map(|reference| reference.cleaned);
+                let centre = calendar.lag(number, period_ms);
+                let reference = history.reference_mean(centre, self.reference_reach, number);
+                lag.offsets
+                    .record(number, offset(recent, reference, self.level_adjustment));
             }
         }
     }
 
     /// Expected value of window `number` from the windows before it, or
     /// `None` when the history has no window to go by.
-    pub fn expected_value(&self, history: &History, number: i64, calendar: &Calendar) -> Option<Expected> {
+    pub fn expected_value(&mut self, history: &History, number: i64, calendar: &Calendar) -> Option<Expected> {
         for (index, lag) in self.lags.iter().enumerate() {
             let reference_number = calendar.lag(number, lag.period_ms);
-            // TODO: one past window is a noisy reference for counts of a few
-            // hundred events. Averaging it with its two neighbours helped the
-            // count model in a trial but blurred the sharp shapes of server
-            // metrics, so it would need to be a setting of count metrics.
-            if let Some(reference) = history.reference(reference_number) {
+            if let Some(reference) = history.reference_mean(reference_number, self.reference_reach, number) {
+                self.last_reference = Some((reference_number, number, reference));
                 let value = match self.level_adjustment {
-                    LevelAdjustment::Additive => {
-                        f64::from(reference.cleaned) + lag.offsets.sample().median().unwrap_or(0.0)
-                    }
+                    LevelAdjustment::Additive => f64::from(reference) + lag.offsets.sample().median().unwrap_or(0.0),
                     LevelAdjustment::Multiplicative => {
-                        f64::from(reference.cleaned) * lag.offsets.sample().median().unwrap_or(1.0)
+                        f64::from(reference) * lag.offsets.sample().median().unwrap_or(1.0)
                     }
                 };
                 return Some(Expected {
@@ -219,20 +251,20 @@ impl SeasonalModel {
     }
 }
 
-/// Windows of history a lag of `lag` windows reads: when window `number`
-/// retires the offset of window `number − level_windows − 1`, that offset
-/// reads the window `lag` before it.
-fn lag_reach(lag: i64, level_windows: usize) -> usize {
-    lag as usize + level_windows + 1
+/// Windows of history a lag of `lag` windows reads: a re-baseline rebuilds
+/// the offsets of the last `level_windows` + 1 windows, and the oldest of
+/// them reads the window `lag` before it and the oldest window averaged
+/// with that one.
+fn lag_reach(lag: i64, settings: &SeasonalSettings) -> usize {
+    lag as usize + settings.level_windows + 1 + settings.reference_reach() as usize
 }
 
-/// Level offset of window `number` against window `reference`: the
-/// difference of their cleaned values, or their ratio for a multiplicative
-/// adjustment (`None` unless both are positive). Computed in `f32` so a
-/// later removal finds the same bits.
-fn offset(history: &History, number: i64, reference: i64, adjustment: LevelAdjustment) -> Option<f32> {
-    let recent = history.reference(number)?.cleaned;
-    let reference = history.reference(reference)?.cleaned;
+/// Level offset of a window whose cleaned value is `recent` against its
+/// seasonal reference: their difference, or their ratio for a
+/// multiplicative adjustment (`None` unless both are positive). `None`
+/// when either is missing.
+fn offset(recent: Option<f32>, reference: Option<f32>, adjustment: LevelAdjustment) -> Option<f32> {
+    let (recent, reference) = (recent?, reference?);
     match adjustment {
         LevelAdjustment::Additive => Some(recent - reference),
         LevelAdjustment::Multiplicative => (recent > 0.0 && reference > 0.0).then(|| recent / reference),
@@ -279,7 +311,7 @@ mod tests {
     /// detector's order.
     fn feed(model: &mut SeasonalModel, history: &mut History, windows: impl IntoIterator<Item = (i64, f32)>) {
         for (number, value) in windows {
-            model.retire_before(number, history, &utc());
+            model.retire_before(number);
             history.push(number, slot(value));
             model.record(number, history, &utc());
         }
@@ -289,20 +321,28 @@ mod tests {
         Calendar::new(Default::default(), HOUR_MS)
     }
 
+    fn settings(seasonality: Seasonality, level: usize, rolling: usize) -> SeasonalSettings {
+        SeasonalSettings {
+            seasonality,
+            level_windows: level,
+            rolling_windows: rolling,
+            reference_windows: 1,
+            level_adjustment: LevelAdjustment::Additive,
+        }
+    }
+
     fn model(seasonality: Seasonality, window_ms: i64, level: usize, rolling: usize, history: usize) -> SeasonalModel {
         SeasonalModel::new(
-            seasonality,
+            &settings(seasonality, level, rolling),
             &Calendar::new(Default::default(), window_ms),
             window_ms,
-            level,
-            rolling,
             history,
-            LevelAdjustment::Additive,
         )
     }
 
     fn expected(model: &SeasonalModel, history: &History, number: i64) -> Option<f64> {
         model
+            .clone()
             .expected_value(history, number, &utc())
             .map(|expected| expected.value)
     }
@@ -319,20 +359,20 @@ mod tests {
         // by the same amount instead.
         let cycle = |hour: i64| if hour % 24 < 12 { 100.0_f32 } else { 1000.0 };
         let mut multiplicative = SeasonalModel::new(
-            Seasonality::Daily,
+            &SeasonalSettings {
+                level_adjustment: LevelAdjustment::Multiplicative,
+                ..settings(Seasonality::Daily, 24, 3)
+            },
             &utc(),
             HOUR_MS,
-            24,
-            3,
             1_000,
-            LevelAdjustment::Multiplicative,
         );
         let mut additive = model(Seasonality::Daily, HOUR_MS, 24, 3, 1_000);
         let mut history = History::new(1_000);
         let days = (0..48).map(|number| (number, cycle(number) * if number < 24 { 1.0 } else { 0.9 }));
         for (number, value) in days {
-            multiplicative.retire_before(number, &history, &utc());
-            additive.retire_before(number, &history, &utc());
+            multiplicative.retire_before(number);
+            additive.retire_before(number);
             history.push(number, slot(value));
             multiplicative.record(number, &history, &utc());
             additive.record(number, &history, &utc());
@@ -348,6 +388,66 @@ mod tests {
             (additive_trough - 35.0).abs() < 0.01,
             "additive trough {additive_trough}"
         );
+    }
+
+    #[test]
+    fn reference_averages_its_neighbours() {
+        let settings = SeasonalSettings {
+            reference_windows: 3,
+            ..settings(Seasonality::Daily, 4, 30)
+        };
+        let mut model = SeasonalModel::new(&settings, &utc(), HOUR_MS, 1_000);
+        let mut history = History::new(1_000);
+        // Windows 23 to 25 are the reference of window 48 and its
+        // neighbours; none has a reference of its own, so no level offset.
+        feed(&mut model, &mut history, [(23, 10.0), (24, 20.0), (25, 60.0)]);
+        assert_eq!(expected(&model, &history, 48), Some(30.0));
+
+        // A missing neighbour is left out of the mean.
+        assert_eq!(expected(&model, &history, 49), Some(40.0));
+        // A missing centre falls back to the rolling median of 10, 20, 60.
+        let fallback = model.expected_value(&history, 50, &utc()).unwrap();
+        assert!(!fallback.seasonal && fallback.value == 20.0, "{fallback:?}");
+    }
+
+    #[test]
+    fn level_offsets_use_averaged_reference() {
+        let settings = SeasonalSettings {
+            reference_windows: 3,
+            ..settings(Seasonality::Daily, 1, 3)
+        };
+        let mut model = SeasonalModel::new(&settings, &utc(), HOUR_MS, 1_000);
+        let mut history = History::new(1_000);
+        // Window 48's reference is the mean of windows 23 to 25, 30, so its
+        // offset is 45 − 30 = 15 (not 45 − 20 against window 24 alone).
+        feed(
+            &mut model,
+            &mut history,
+            [(23, 10.0), (24, 20.0), (25, 60.0), (48, 45.0)],
+        );
+
+        // Window 49: the mean of windows 24 and 25 (26 is missing) plus 15.
+        assert_eq!(expected(&model, &history, 49), Some(55.0));
+    }
+
+    #[test]
+    fn reference_reads_no_window_at_or_after_the_judged_one() {
+        // With daily windows the daily lag is one window, so the reference
+        // window's later neighbour is the window being judged.
+        let day_ms = 24 * HOUR_MS;
+        let calendar = Calendar::new(Default::default(), day_ms);
+        let settings = SeasonalSettings {
+            reference_windows: 3,
+            ..settings(Seasonality::Daily, 1, 3)
+        };
+        let mut model = SeasonalModel::new(&settings, &calendar, day_ms, 100);
+        let mut history = History::new(100);
+        history.push(0, slot(10.0));
+        history.push(1, slot(20.0));
+        let value = model
+            .expected_value(&history, 2, &calendar)
+            .map(|expected| expected.value);
+        assert_eq!(value, Some(15.0));
     }
 
     #[test]
@@ -394,7 +494,7 @@ mod tests {
         let mut model = model(Seasonality::Weekly, HOUR_MS, 1, 3, 1_000);
         let mut history = History::new(1_000);
         feed(&mut model, &mut history, [(0, 1.0), (150, 1.0)]);
-        let reference = |number| {
+        let mut reference = |number| {
             model
                 .expected_value(&history, number, &utc())
                 .map(|expected| (expected.reference, expected.seasonal))
@@ -414,7 +514,7 @@ mod tests {
         let mut history = History::new(1_000);
         feed(&mut model, &mut history, (0..50).map(|number| (number, 1.0)));
         feed(&mut model, &mut history, [(76, 42.0)]);
-        model.retire_before(100, &history, &utc());
+        model.retire_before(100);
         assert_eq!(expected(&model, &history, 100), Some(42.0));
     }
 
@@ -429,7 +529,7 @@ mod tests {
             &mut history,
             (0..50).map(|number| (number, if number >= 47 { 110.0 } else { 100.0 })),
         );
-        model.retire_before(50, &history, &utc());
+        model.retire_before(50);
         assert_eq!(expected(&model, &history, 50), Some(110.0));
     }
 
@@ -443,7 +543,7 @@ mod tests {
             &mut history,
             (0..50).map(|number| (number, if number == 48 { 1_000.0 } else { 100.0 })),
         );
-        model.retire_before(50, &history, &utc());
+        model.retire_before(50);
         assert_eq!(expected(&model, &history, 50), Some(100.0));
     }
 
@@ -455,11 +555,11 @@ mod tests {
         let mut history = History::new(1_000);
         feed(&mut model, &mut history, (0..24).map(|number| (number, 100.0)));
         feed(&mut model, &mut history, (24..27).map(|number| (number, 110.0)));
-        model.retire_before(27, &history, &utc());
+        model.retire_before(27);
         assert_eq!(expected(&model, &history, 27), Some(110.0));
 
         feed(&mut model, &mut history, (27..30).map(|number| (number, 100.0)));
-        model.retire_before(30, &history, &utc());
+        model.retire_before(30);
         assert_eq!(expected(&model, &history, 30), Some(100.0));
     }
 

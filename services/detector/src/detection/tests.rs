@@ -418,6 +418,7 @@ fn count_model() -> DetectionParams {
     DetectionParams {
         residual_scale: Some(ResidualScale::Sqrt),
         level_adjustment: LevelAdjustment::Multiplicative,
+        reference_windows: 3,
         fire_outside: 2,
         fire_lookback: 3,
         ..DetectionParams::default()

@@ -1,6 +1,13 @@
-//! Sorted sample of one number per window over the most recent windows,
+//! Sorted samples of one number per window over the most recent windows,
 //! kept up to date as windows arrive, so the median and MAD of the last n
 //! windows cost O(log n) instead of a pass over n values.
+//!
+//! Two kinds, which differ in how a leaving window's value is found:
+//! [`WindowSample`] computes it again from the history, and
+//! [`RecordedSample`] keeps it, 4 bytes per window, for values whose
+//! computation reads several windows.
+
+use std::collections::VecDeque;
 
 use super::history::History;
 use super::robust::SortedSample;
@@ -45,13 +52,6 @@ impl WindowSample {
         self.retired_through = self.retired_through.max(last_leaving);
     }
 
-    /// Empties the sample and treats windows up to `retired_through` as
-    /// already retired, so their values are never removed again.
-    pub fn clear(&mut self, retired_through: i64) {
-        self.sample.clear();
-        self.retired_through = self.retired_through.max(retired_through);
-    }
-
     pub fn insert(&mut self, value: f32) {
         self.sample.insert(value);
     }
@@ -63,6 +63,82 @@ impl WindowSample {
     /// Bytes allocated on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.sample.heap_bytes()
+    }
+}
+
+/// A [`WindowSample`] that keeps the value of each window it covers, so a
+/// leaving window is removed without reading the history.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordedSample {
+    sample: SortedSample,
+    /// Value of window `first + i` at index i, NaN for a window without one.
+    recorded: VecDeque<f32>,
+    /// Window number of `recorded[0]`.
+    first: i64,
+    length: usize,
+}
+
+impl RecordedSample {
+    /// Creates a sample of the last `length` windows.
+    pub fn new(length: usize) -> RecordedSample {
+        RecordedSample {
+            sample: SortedSample::new(length + 1),
+            recorded: VecDeque::new(),
+            first: 0,
+            length,
+        }
+    }
+
+    /// Removes the values of windows more than `length` before window
+    /// `number`, so the sample covers `number − length ..= number − 1`.
+    pub fn retire_before(&mut self, number: i64) {
+        let last_leaving = number - self.length as i64 - 1;
+        while self.first <= last_leaving
+            && let Some(value) = self.recorded.pop_front()
+        {
+            if !value.is_nan() {
+                let removed = self.sample.remove(value);
+                debug_assert!(removed, "value {value} of window {} was not in the sample", self.first);
+            }
+            self.first += 1;
+        }
+    }
+
+    /// Records the value of window `number`, later than every recorded
+    /// window and at most `length` windows after the oldest one that
+    /// [`RecordedSample::retire_before`] left; `None` for a window without
+    /// a value.
+    pub fn record(&mut self, number: i64, value: Option<f32>) {
+        if self.recorded.is_empty() {
+            self.first = number;
+        }
+        let next = self.first + self.recorded.len() as i64;
+        debug_assert!(number >= next, "window {number} recorded after window {}", next - 1);
+        if self.recorded.capacity() == 0 {
+            self.recorded.reserve_exact(self.length + 1);
+        }
+        for _ in next..number {
+            self.recorded.push_back(f32::NAN);
+        }
+        self.recorded.push_back(value.unwrap_or(f32::NAN));
+        if let Some(value) = value {
+            self.sample.insert(value);
+        }
+    }
+
+    /// Empties the sample.
+    pub fn clear(&mut self) {
+        self.sample.clear();
+        self.recorded.clear();
+    }
+
+    pub fn sample(&self) -> &SortedSample {
+        &self.sample
+    }
+
+    /// Bytes allocated on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.sample.heap_bytes() + self.recorded.capacity() * size_of::<f32>()
     }
 }
 
@@ -115,6 +191,25 @@ mod tests {
         let seen = run(3, &[0, 1, 2, 3, 4]);
         assert_eq!(seen[3], vec![0.0, 1.0, 2.0]);
         assert_eq!(seen[4], vec![1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn recorded_sample_keeps_last_windows_across_gaps() {
+        let mut sample = RecordedSample::new(3);
+        let mut seen = Vec::new();
+        for number in [0, 1, 2, 3, 5, 6, 20] {
+            sample.retire_before(number);
+            seen.push(sample.sample().as_slice().to_vec());
+            // Window 2 has no value.
+            sample.record(number, (number != 2).then_some(number as f32));
+        }
+
+        assert_eq!(seen[3], vec![0.0, 1.0]);
+        // Window 5 covers windows 2 to 4, of which only 3 has a value.
+        assert_eq!(seen[4], vec![3.0]);
+        assert_eq!(seen[5], vec![3.0, 5.0]);
+        assert_eq!(seen[6], Vec::<f32>::new());
+        assert!(sample.heap_bytes() > 0);
     }
 
     #[test]
