@@ -63,9 +63,7 @@ pub(crate) struct Judgement {
 
 /// Judges `value` against `expected` with residual scale `sigma` (≥ 0).
 pub(crate) fn judge(value: f64, expected: f64, sigma: f64, params: &BandSettings) -> Judgement {
-    let half_width = (params.band_sigmas * sigma)
-        .max(params.min_relative_width * expected.abs())
-        .max(params.min_absolute_width);
+    let half_width = half_width(expected, sigma, params);
     let band = Band {
         expected,
         lower: expected - half_width,
@@ -76,6 +74,14 @@ pub(crate) fn judge(value: f64, expected: f64, sigma: f64, params: &BandSettings
     let cleaning_limit = params.cleaning_sigmas * half_width / params.band_sigmas;
     let cleaned = expected + residual.clamp(-cleaning_limit, cleaning_limit);
     judgement(value, band, deviation_ratio(value, &band), cleaned, params)
+}
+
+/// Half-width h of the band around `expected` for the robust standard
+/// deviation `sigma`, floors included.
+pub(crate) fn half_width(expected: f64, sigma: f64, params: &BandSettings) -> f64 {
+    (params.band_sigmas * sigma)
+        .max(params.min_relative_width * expected.abs())
+        .max(params.min_absolute_width)
 }
 
 /// |value − expected| in half-widths of the band on the value's side, so

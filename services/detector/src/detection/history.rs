@@ -172,33 +172,37 @@ impl History {
     }
 
     /// Returns the mean cleaned value of the windows from `centre − reach`
-    /// to `centre + reach` that are kept, not gaps and before window
-    /// `before`, or `None` when `centre` itself is missing.
-    pub fn reference_mean(&self, centre: i64, reach: i64, before: i64) -> Option<f32> {
+    /// to `centre + reach` that are kept, not gaps, before window `before`
+    /// and within `limit(centre's value)` of the centre's value, or `None`
+    /// when `centre` itself is missing. Summed in `f64`, so values near
+    /// `f32::MAX` do not overflow.
+    pub fn reference_mean(&self, centre: i64, reach: i64, before: i64, limit: impl Fn(f32) -> f32) -> Option<f32> {
         // A gap's cleaned value is NaN, so the flags need not be read.
         let centre_index = self.index(centre)?;
-        let mut sum = self.cleaned[centre_index];
-        if sum.is_nan() {
+        let centre_value = self.cleaned[centre_index];
+        if centre_value.is_nan() {
             return None;
         }
         if reach == 0 {
-            return Some(sum);
+            return Some(centre_value);
         }
 
-        let mut count = 1.0_f32;
+        let limit = limit(centre_value);
+        let (mut sum, mut count) = (f64::from(centre_value), 1.0);
         let older = (centre - reach).max(self.first)..centre;
         let newer = centre + 1
             ..(centre + reach + 1)
                 .min(before)
                 .min(self.first + self.cleaned.len() as i64);
         for number in older.chain(newer) {
+            // A gap's NaN fails the comparison too.
             let cleaned = self.cleaned[(number - self.first) as usize];
-            if !cleaned.is_nan() {
-                sum += cleaned;
+            if (cleaned - centre_value).abs() <= limit {
+                sum += f64::from(cleaned);
                 count += 1.0;
             }
         }
-        Some(sum / count)
+        Some((sum / count) as f32)
     }
 
     /// Replaces the cleaned value of window `number` if it is kept and was
@@ -460,14 +464,41 @@ mod tests {
             history.push(number, slot(value));
         }
 
-        assert_eq!(history.reference_mean(1, 0, 10), Some(2.0));
+        assert_eq!(history.reference_mean(1, 0, 10, no_limit), Some(2.0));
         // Window 2 is a gap and window -1 was never stored.
-        assert_eq!(history.reference_mean(1, 1, 10), Some(1.5));
-        assert_eq!(history.reference_mean(3, 1, 10), Some(8.0));
+        assert_eq!(history.reference_mean(1, 1, 10, no_limit), Some(1.5));
+        assert_eq!(history.reference_mean(3, 1, 10, no_limit), Some(8.0));
         // Window 4 is not before window 4.
-        assert_eq!(history.reference_mean(3, 1, 4), Some(6.0));
-        assert_eq!(history.reference_mean(2, 1, 10), None, "gap at the centre");
-        assert_eq!(history.reference_mean(9, 1, 10), None, "centre not stored");
+        assert_eq!(history.reference_mean(3, 1, 4, no_limit), Some(6.0));
+        assert_eq!(history.reference_mean(2, 1, 10, no_limit), None, "gap at the centre");
+        assert_eq!(history.reference_mean(9, 1, 10, no_limit), None, "centre not stored");
+    }
+
+    fn no_limit(_: f32) -> f32 {
+        f32::INFINITY
+    }
+
+    #[test]
+    fn reference_mean_leaves_out_distant_neighbours() {
+        let mut history = History::new(10);
+        for (number, value) in [(0, 100.0), (1, 104.0), (2, 400.0), (3, 98.0)] {
+            history.push(number, slot(value));
+        }
+
+        // Window 2 is 296 from window 1, beyond the limit of 10 % of 104.
+        let limit = |centre: f32| centre * 0.1;
+        assert_eq!(history.reference_mean(1, 1, 10, limit), Some(102.0));
+        // Both neighbours of window 2 are far from it, so it stands alone.
+        assert_eq!(history.reference_mean(2, 1, 10, limit), Some(400.0));
+    }
+
+    #[test]
+    fn reference_mean_of_huge_values_is_finite() {
+        let mut history = History::new(10);
+        for number in 0..3 {
+            history.push(number, slot(f32::MAX));
+        }
+        assert_eq!(history.reference_mean(1, 1, 10, no_limit), Some(f32::MAX));
     }
 
     #[test]

@@ -134,7 +134,8 @@ pub struct Point {
 /// Memory: the history keeps the reference of `history_windows` windows at
 /// 5 bytes each, and every field of the newest windows (at least a day, and
 /// the method's own reach) at 16 bytes more. For the robust band with
-/// 5-minute windows that is 2,065 references and 337 full windows, about
+/// 5-minute windows that is 2,065 references (one more with
+/// `reference_windows = 3`) and 337 full windows, about
 /// 15.7 KiB. The method's own state comes on top, and so do 336 bytes for
 /// the calibrated score (280 of them on the heap). `memory_bytes` returns
 /// the total.

@@ -10,7 +10,7 @@
 //! 3. `band.rs`: band, score and the cleaned value that later windows use
 //!    as their reference (Huber-type cleaning, Gelper, Fried & Croux 2010).
 
-use super::band::{BandSettings, judge};
+use super::band::{BandSettings, half_width, judge};
 use super::calendar::Calendar;
 use super::history::History;
 use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
@@ -29,6 +29,9 @@ pub(crate) struct RobustBand {
     seasonal: SeasonalModel,
     /// Residuals of the last `residual_windows` windows, for the robust scale.
     residuals: WindowSample,
+    /// Robust scale of the residuals when the latest window was judged,
+    /// which sets how far a neighbour may join the seasonal reference.
+    judged_sigma: Option<f64>,
 }
 
 impl RobustBand {
@@ -41,6 +44,7 @@ impl RobustBand {
             level_windows: params.level_windows,
             seasonal: SeasonalModel::new(&SeasonalSettings::from(params), calendar, window_ms, history_windows),
             residuals: WindowSample::new(params.residual_windows),
+            judged_sigma: None,
         }
     }
 
@@ -54,6 +58,12 @@ impl RobustBand {
                 calendar,
                 window_ms,
             ))
+    }
+
+    /// True when the level offsets' samples match what was recorded, for tests.
+    #[cfg(test)]
+    pub fn offsets_consistent(&self) -> bool {
+        self.seasonal.offsets_consistent()
     }
 
     /// Number of residuals and level offsets held, for tests.
@@ -89,6 +99,21 @@ fn shift_of(history: &History, first: i64, latest: i64) -> Shift {
     Shift::Difference(median(&mut differences).unwrap_or(0.0))
 }
 
+/// Returns the largest distance of a neighbour from a reference window
+/// whose cleaned value is its argument, for the neighbour to join the
+/// reference mean: the band's half-width at that level for the robust scale
+/// `sigma`, so a neighbour the band would not tell apart from the reference
+/// is averaged in. No limit before the series has a scale.
+fn neighbour_limit(sigma: Option<f64>, scale: ResidualScale, settings: BandSettings) -> impl Fn(f32) -> f32 {
+    move |reference| match sigma {
+        Some(sigma) => {
+            let reference = f64::from(reference);
+            half_width(reference, scale.band_scale(sigma, reference), &settings) as f32
+        }
+        None => f32::INFINITY,
+    }
+}
+
 impl DetectionMethod for RobustBand {
     fn prepare(&mut self, number: i64, history: &History, _calendar: &Calendar) {
         // The residual sample reads the window that leaves it, so it retires
@@ -101,11 +126,13 @@ impl DetectionMethod for RobustBand {
     }
 
     fn judge(&mut self, number: i64, value: f64, history: &History, calendar: &Calendar) -> MethodOutput {
-        let expected = self.seasonal.expected_value(history, number, calendar);
+        self.judged_sigma = self.residuals.sample().sigma();
+        let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
+        let expected = self.seasonal.expected_value(history, number, calendar, &limit);
         let Some(expected) = expected else {
             return MethodOutput::default();
         };
-        let sigma = match self.residuals.sample().sigma() {
+        let sigma = match self.judged_sigma {
             Some(sigma) if !self.is_learning() => sigma,
             _ => {
                 return MethodOutput {
@@ -153,7 +180,8 @@ impl DetectionMethod for RobustBand {
         if let Some(residual) = history.get(number).and_then(|slot| slot.residual(self.residual_scale)) {
             self.residuals.insert(residual);
         }
-        self.seasonal.record(number, history, calendar);
+        let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
+        self.seasonal.record(number, history, calendar, &limit);
     }
 
     /// Re-baselines on a shift that started at window `first`: the shift
@@ -185,8 +213,9 @@ impl DetectionMethod for RobustBand {
                 history.set_cleaned(number, cleaned);
             }
         }
+        let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
         self.seasonal
-            .rebaseline(latest - self.level_windows as i64, history, calendar);
+            .rebaseline(latest - self.level_windows as i64, history, calendar, &limit);
     }
 
     fn is_learning(&self) -> bool {
@@ -255,6 +284,59 @@ mod tests {
             assert_eq!(residuals, params.residual_windows + 1, "{params:?}");
             for lag in &lags {
                 assert_eq!(*lag, params.level_windows + 1, "{params:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn offsets_consistent_through_gaps_and_rebaselines() {
+        // Berlin's clock change on 2026-03-29 moves the lags by a window,
+        // short gaps and one longer than the history remove windows, and
+        // re-baselines rewrite the stored references. After every window
+        // the level offsets' sorted samples must hold exactly the recorded
+        // offsets.
+        let window_ms = 30 * 60 * 1000;
+        let start = 1_772_323_200_000 / window_ms; // 2026-03-01T00:00Z
+        let mut noise = super::super::test_noise::Noise(3);
+        for adjustment in [LevelAdjustment::Additive, LevelAdjustment::Multiplicative] {
+            let params = DetectionParams {
+                reference_windows: 3,
+                level_adjustment: adjustment,
+                time_zone: "Europe/Berlin".parse().unwrap(),
+                ..DetectionParams::default()
+            };
+            let calendar = Calendar::new(params.time_zone, window_ms);
+            let history_windows = RobustBand::history_needed(&params, &calendar, window_ms);
+            let mut history = History::new(history_windows);
+            let mut band = RobustBand::new(&params, &calendar, window_ms, history_windows);
+
+            let mut number = start;
+            for step in 0..4_000 {
+                number += if step == 2_500 { history_windows as i64 + 10 } else { 1 };
+                if noise.next() > 0.9 {
+                    continue;
+                }
+                let value = 100.0 + 50.0 * ((number % 48) as f64 / 8.0).sin() + 5.0 * noise.next();
+
+                band.prepare(number, &history, &calendar);
+                let output = band.judge(number, value, &history, &calendar);
+                history.push(
+                    number,
+                    Slot {
+                        value: value as f32,
+                        cleaned: output.verdict.map_or(value, |verdict| verdict.cleaned) as f32,
+                        expected: output.expected.map_or(f32::NAN, |expected| expected as f32),
+                        lower: f32::NAN,
+                        upper: f32::NAN,
+                        outside: false,
+                    },
+                );
+                band.record(number, &history, &calendar);
+                if step % 700 == 699 {
+                    band.rebaseline(number - 20, &mut history, &calendar);
+                }
+
+                assert!(band.offsets_consistent(), "{adjustment:?}, window {number}");
             }
         }
     }

@@ -52,6 +52,13 @@ pub(crate) struct Expected {
     pub fallback: bool,
 }
 
+/// Largest distance, in the metric's unit, of a neighbour from the
+/// reference window for the neighbour to join the reference mean, given
+/// the reference window's cleaned value. A neighbour further away is part
+/// of a sharp shape, such as a job that runs at the same minute every day,
+/// and averaging it in would blur that shape into alerts.
+pub(crate) type NeighbourLimit<'a> = &'a dyn Fn(f32) -> f32;
+
 /// The settings of [`SeasonalModel`], copied from [`DetectionParams`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct SeasonalSettings {
@@ -173,14 +180,15 @@ impl SeasonalModel {
     }
 
     /// Adds the level offsets of window `number`, just stored in `history`.
-    pub fn record(&mut self, number: i64, history: &History, calendar: &Calendar) {
+    /// `limit` is as for [`SeasonalModel::expected_value`].
+    pub fn record(&mut self, number: i64, history: &History, calendar: &Calendar, limit: NeighbourLimit) {
         let recent = history.reference(number).map(|reference| reference.cleaned);
         let last = self.last_reference;
         for lag in &mut self.lags {
             let centre = calendar.lag(number, lag.period_ms);
             let reference = match last {
                 Some((last_centre, judged, mean)) if (last_centre, judged) == (centre, number) => Some(mean),
-                _ => history.reference_mean(centre, self.reference_reach, number),
+                _ => history.reference_mean(centre, self.reference_reach, number, limit),
             };
             lag.offsets
                 .record(number, offset(recent, reference, self.level_adjustment));
@@ -189,7 +197,7 @@ impl SeasonalModel {
 
     /// Rebuilds the level offsets from the windows from `first` to the
     /// latest only, after a re-baseline rewrote cleaned values.
-    pub fn rebaseline(&mut self, first: i64, history: &History, calendar: &Calendar) {
+    pub fn rebaseline(&mut self, first: i64, history: &History, calendar: &Calendar, limit: NeighbourLimit) {
         let Some(latest) = history.latest() else {
             return;
         };
@@ -200,7 +208,7 @@ impl SeasonalModel {
             for number in first..=latest {
                 let recent = history.reference(number).map(|reference| reference.cleaned);
                 let centre = calendar.lag(number, period_ms);
-                let reference = history.reference_mean(centre, self.reference_reach, number);
+                let reference = history.reference_mean(centre, self.reference_reach, number, limit);
                 lag.offsets
                     .record(number, offset(recent, reference, self.level_adjustment));
             }
@@ -208,11 +216,19 @@ impl SeasonalModel {
     }
 
     /// Expected value of window `number` from the windows before it, or
-    /// `None` when the history has no window to go by.
-    pub fn expected_value(&mut self, history: &History, number: i64, calendar: &Calendar) -> Option<Expected> {
+    /// `None` when the history has no window to go by. A neighbour of the
+    /// reference window joins its mean only within `limit(reference
+    /// window's value)` of it.
+    pub fn expected_value(
+        &mut self,
+        history: &History,
+        number: i64,
+        calendar: &Calendar,
+        limit: NeighbourLimit,
+    ) -> Option<Expected> {
         for (index, lag) in self.lags.iter().enumerate() {
             let reference_number = calendar.lag(number, lag.period_ms);
-            if let Some(reference) = history.reference_mean(reference_number, self.reference_reach, number) {
+            if let Some(reference) = history.reference_mean(reference_number, self.reference_reach, number, limit) {
                 self.last_reference = Some((reference_number, number, reference));
                 let value = match self.level_adjustment {
                     LevelAdjustment::Additive => f64::from(reference) + lag.offsets.sample().median().unwrap_or(0.0),
@@ -237,6 +253,12 @@ impl SeasonalModel {
             seasonal: false,
             fallback: false,
         })
+    }
+
+    /// True when every lag's sorted offsets are exactly its recorded ones.
+    #[cfg(test)]
+    pub fn offsets_consistent(&self) -> bool {
+        self.lags.iter().all(|lag| lag.offsets.is_consistent())
     }
 
     /// Number of level offsets held per lag.
@@ -313,8 +335,12 @@ mod tests {
         for (number, value) in windows {
             model.retire_before(number);
             history.push(number, slot(value));
-            model.record(number, history, &utc());
+            model.record(number, history, &utc(), &no_limit);
         }
+    }
+
+    fn no_limit(_: f32) -> f32 {
+        f32::INFINITY
     }
 
     fn utc() -> Calendar {
@@ -343,7 +369,7 @@ mod tests {
     fn expected(model: &SeasonalModel, history: &History, number: i64) -> Option<f64> {
         model
             .clone()
-            .expected_value(history, number, &utc())
+            .expected_value(history, number, &utc(), &no_limit)
             .map(|expected| expected.value)
     }
 
@@ -374,8 +400,8 @@ mod tests {
             multiplicative.retire_before(number);
             additive.retire_before(number);
             history.push(number, slot(value));
-            multiplicative.record(number, &history, &utc());
-            additive.record(number, &history, &utc());
+            multiplicative.record(number, &history, &utc(), &no_limit);
+            additive.record(number, &history, &utc(), &no_limit);
         }
 
         let trough = expected(&multiplicative, &history, 48).unwrap();
@@ -406,7 +432,7 @@ mod tests {
         // A missing neighbour is left out of the mean.
         assert_eq!(expected(&model, &history, 49), Some(40.0));
         // A missing centre falls back to the rolling median of 10, 20, 60.
-        let fallback = model.expected_value(&history, 50, &utc()).unwrap();
+        let fallback = model.expected_value(&history, 50, &utc(), &no_limit).unwrap();
         assert!(!fallback.seasonal && fallback.value == 20.0, "{fallback:?}");
     }
 
@@ -445,7 +471,7 @@ mod tests {
         history.push(0, slot(10.0));
         history.push(1, slot(20.0));
         let value = model
-            .expected_value(&history, 2, &calendar)
+            .expected_value(&history, 2, &calendar, &no_limit)
             .map(|expected| expected.value);
         assert_eq!(value, Some(15.0));
     }
@@ -496,7 +522,7 @@ mod tests {
         feed(&mut model, &mut history, [(0, 1.0), (150, 1.0)]);
         let mut reference = |number| {
             model
-                .expected_value(&history, number, &utc())
+                .expected_value(&history, number, &utc(), &no_limit)
                 .map(|expected| (expected.reference, expected.seasonal))
         };
 

@@ -107,8 +107,9 @@ impl RecordedSample {
     /// Records the value of window `number`, later than every recorded
     /// window and at most `length` windows after the oldest one that
     /// [`RecordedSample::retire_before`] left; `None` for a window without
-    /// a value.
+    /// a value. A value that is not finite counts as none.
     pub fn record(&mut self, number: i64, value: Option<f32>) {
+        let value = value.filter(|value| value.is_finite());
         if self.recorded.is_empty() {
             self.first = number;
         }
@@ -134,6 +135,14 @@ impl RecordedSample {
 
     pub fn sample(&self) -> &SortedSample {
         &self.sample
+    }
+
+    /// True when the sorted sample holds exactly the recorded values.
+    #[cfg(test)]
+    pub fn is_consistent(&self) -> bool {
+        let mut recorded: Vec<f32> = self.recorded.iter().copied().filter(|value| !value.is_nan()).collect();
+        recorded.sort_by(f32::total_cmp);
+        recorded == self.sample.as_slice()
     }
 
     /// Bytes allocated on the heap.
@@ -210,6 +219,18 @@ mod tests {
         assert_eq!(seen[5], vec![3.0, 5.0]);
         assert_eq!(seen[6], Vec::<f32>::new());
         assert!(sample.heap_bytes() > 0);
+        assert!(sample.is_consistent());
+    }
+
+    #[test]
+    fn recorded_sample_skips_values_not_finite() {
+        let mut sample = RecordedSample::new(2);
+        for (number, value) in [(0, 1.0), (1, f32::NAN), (2, f32::INFINITY), (3, 4.0)] {
+            sample.retire_before(number);
+            sample.record(number, Some(value));
+        }
+        assert_eq!(sample.sample().as_slice(), &[4.0]);
+        assert!(sample.is_consistent());
     }
 
     #[test]
