@@ -26,7 +26,10 @@
 /// params file, as the metrics file would give them to one kind of metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DetectionDefaults {
-    /// Those of a `count` or `unique_users` metric: [`apply_count_defaults`].
+    /// Those of a `count` or `unique_users` metric: with `robust_band`,
+    /// `residual_scale = "sqrt"`, `level_adjustment = "multiplicative"`,
+    /// `reference_windows = 3` and firing on 2 of 3 windows; with `forecast`,
+    /// `residual_scale = "sqrt"`.
     Count,
     /// Those of a `sum` or `ratio` metric: the plain defaults.
     Plain,

@@ -5,9 +5,16 @@
 /// value they take.
 pub fn plain_error(message: &str) -> String {
     let mut text = message.trim().to_string();
+    // A negative number needs the type's range; any other wrong value gets
+    // the key's own range when its value is checked.
+    let whole_number = if text.starts_with("invalid value: integer `-") {
+        "expected a whole number, 0 or more"
+    } else {
+        "expected a whole number"
+    };
     for (rust, plain) in [
-        ("expected usize", "expected a whole number, 0 or more"),
-        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected usize", whole_number),
+        ("expected u64", whole_number),
         ("expected f64", "expected a number"),
         ("expected a boolean", "expected true or false"),
         (
@@ -46,6 +53,10 @@ mod tests {
         assert_eq!(
             plain_error("invalid type: unit variant, expected string only\nin `cooldown_from`"),
             "invalid value: expected one of the names this key takes, as a quoted string\nin `cooldown_from`"
+        );
+        assert_eq!(
+            plain_error("invalid type: string \"three\", expected usize\nin `reference_windows`"),
+            "invalid type: string \"three\", expected a whole number\nin `reference_windows`"
         );
         assert_eq!(plain_error("band_sigmas = 0 is invalid"), "band_sigmas = 0 is invalid");
     }

@@ -394,10 +394,10 @@ impl DetectionParams {
         check_count("residual_windows", self.residual_windows, 1, usize::MAX)?;
         check_count("level_windows", self.level_windows, 1, usize::MAX)?;
         check_count("rolling_windows", self.rolling_windows, 1, usize::MAX)?;
-        check_count("reference_windows", self.reference_windows, 1, MAX_REFERENCE_WINDOWS)?;
-        if self.reference_windows.is_multiple_of(2) {
+        if self.reference_windows.is_multiple_of(2) || self.reference_windows > MAX_REFERENCE_WINDOWS {
             return Err(format!(
-                "reference_windows = {} is even; use an odd count (1, 3, 5, ...) so the reference window is the centre",
+                "reference_windows = {} is invalid; use an odd count from 1 to {MAX_REFERENCE_WINDOWS} \
+                 (1, 3, 5, ...), so the reference window is the centre",
                 self.reference_windows
             ));
         }
@@ -592,12 +592,18 @@ mod tests {
             ("min_relative_width = -0.1", "min_relative_width = -0.1"),
             ("residual_windows = 0", "residual_windows = 0"),
             ("fire_lookback = 65", "fire_lookback = 65"),
-            ("reference_windows = 2", "reference_windows = 2 is even"),
+            (
+                "reference_windows = 2",
+                "reference_windows = 2 is invalid; use an odd count from 1 to 13",
+            ),
             (
                 "reference_windows = 15",
-                "reference_windows = 15 is invalid; use 1 to 13",
+                "reference_windows = 15 is invalid; use an odd count from 1 to 13",
             ),
-            ("reference_windows = 0", "reference_windows = 0 is invalid"),
+            (
+                "reference_windows = 0",
+                "reference_windows = 0 is invalid; use an odd count from 1 to 13",
+            ),
             ("fire_tail_probability = 1.0", "fire_tail_probability = 1 is invalid"),
             (
                 "fire_tail_probability = -0.1",

@@ -71,7 +71,19 @@ impl ReplayArgs {
 /// Runs `seismo-detector replay` and logs what it wrote.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
     let (input, output) = (args.input.clone(), args.output.clone());
+    let defaults = args.defaults;
     let options = args.into_options()?;
+    let params = &options.params;
+    tracing::info!(
+        ?defaults,
+        method = %params.method,
+        residual_scale = params.effective_residual_scale().as_str(),
+        level_adjustment = params.level_adjustment.as_str(),
+        reference_windows = params.reference_windows,
+        fire_outside = params.fire_outside,
+        fire_lookback = params.fire_lookback,
+        "detection settings"
+    );
 
     let summary = replay_path(&input, &output, &options)?;
     tracing::info!(
