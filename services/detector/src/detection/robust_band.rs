@@ -11,7 +11,7 @@
 //!    as their reference (Huber-type cleaning, Gelper, Fried & Croux 2010).
 
 use super::band::{BandSettings, half_width, judge};
-use super::calendar::Calendar;
+use super::calendar::{Calendar, DAY_MS};
 use super::history::History;
 use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
 use super::params::{DetectionParams, ResidualScale};
@@ -72,6 +72,12 @@ impl RobustBand {
         (self.residuals.sample().len(), self.seasonal.lag_sample_lengths())
     }
 }
+
+/// Days in a row, the latest included, on which a window at the same local
+/// time must be outside its band before its value becomes the normal at
+/// that time of day. Two days could be a coincidence, such as two nights
+/// of the same outage.
+const RECURRENCE_DAYS: i64 = 3;
 
 /// Change a re-baseline applies to the stored references.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -216,6 +222,32 @@ impl DetectionMethod for RobustBand {
         let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
         self.seasonal
             .rebaseline(latest - self.level_windows as i64, history, calendar, &limit);
+    }
+
+    /// A window outside its band at the same local time on
+    /// [`RECURRENCE_DAYS`] days in a row, such as a new job that runs at
+    /// 03:00 every day, is a change of the daily shape. Its value becomes
+    /// the stored reference of this window and of the same time on each of
+    /// the 7 days before, which the daily and weekly lags read. Otherwise
+    /// the week-old reference would keep the old shape, and the job would
+    /// alert every day for two weeks.
+    fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) {
+        if !self.seasonal.is_seasonal() {
+            return;
+        }
+        let outside = |number: i64| history.reference(number).is_some_and(|reference| reference.outside);
+        let recurs = (0..RECURRENCE_DAYS).all(|day| outside(calendar.lag(number, day * DAY_MS)));
+        let Some(value) = history.get(number).map(|slot| slot.value) else {
+            return;
+        };
+        if !recurs {
+            return;
+        }
+
+        history.set_cleaned(number, value);
+        for day in 1..=7 {
+            history.set_cleaned(calendar.lag(number, day * DAY_MS), value);
+        }
     }
 
     fn is_learning(&self) -> bool {
