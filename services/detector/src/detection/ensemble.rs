@@ -119,12 +119,6 @@ impl DetectionMethod for Ensemble {
         }
     }
 
-    fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) {
-        for method in &mut self.methods {
-            method.learn_recurrence(number, history, calendar);
-        }
-    }
-
     fn is_learning(&self) -> bool {
         self.methods.iter().all(|method| method.is_learning())
     }

@@ -57,11 +57,6 @@ pub(crate) trait DetectionMethod: Debug + Send + Sync {
     /// after a sustained shift.
     fn rebaseline(&mut self, _first: i64, _history: &mut History, _calendar: &Calendar) {}
 
-    /// Accepts window `number`, just recorded, as the new normal at its
-    /// local time of day when the same time was outside the band on the
-    /// days before it too (see `RobustBand`).
-    fn learn_recurrence(&mut self, _number: i64, _history: &mut History, _calendar: &Calendar) {}
-
     /// True while the method has too little history to judge.
     fn is_learning(&self) -> bool;
 

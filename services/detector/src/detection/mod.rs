@@ -258,7 +258,6 @@ impl SeriesDetector {
         };
         self.history.push(number, slot);
         self.method.record(number, &self.history, &self.calendar);
-        self.method.learn_recurrence(number, &mut self.history, &self.calendar);
 
         let local_day = if self.alert_rules.max_alerts_per_day > 0 {
             self.calendar.local_day(number)

@@ -469,42 +469,6 @@ fn daily_one_window_spike_becomes_normal() {
     assert_eq!(alerts_after_day_3, Vec::<i64>::new());
 }
 
-/// Returns the days (from 0) on which a series of 30-minute counts near
-/// 200 alerts, when a job adds `spike` events to its 03:00 window every
-/// day from day `first_day` on.
-fn daily_job_alert_days(params: &DetectionParams, first_day: i64, spike: f64) -> Vec<i64> {
-    let mut detector = SeriesDetector::new(params, HALF_HOUR_MS);
-    let mut noise = Noise(5);
-    let mut days = Vec::new();
-    for number in 0..42 * WINDOWS_PER_DAY {
-        let day = number / WINDOWS_PER_DAY;
-        let job = if day >= first_day && number % WINDOWS_PER_DAY == 6 {
-            spike
-        } else {
-            0.0
-        };
-        let value = (200.0 + 14.0 * noise.next()).round() + job;
-
-        let evaluation = detector.observe(number * HALF_HOUR_MS, value).unwrap();
-        if matches!(evaluation.transition, Some(Transition::Fired { .. })) {
-            days.push(day);
-        }
-    }
-    days
-}
-
-#[test]
-fn new_daily_job_becomes_normal_in_days() {
-    // The job starts on day 15, after two weeks of history. The week-old
-    // reference has the old shape, so without learning the recurrence it
-    // alerted every day for two weeks.
-    for params in [DetectionParams::default(), count_model()] {
-        let days = daily_job_alert_days(&params, 15, 400.0);
-        assert!(!days.is_empty() && days[0] == 15, "{days:?}");
-        assert!(days.iter().all(|&day| day < 18), "alerts after day 17: {days:?}");
-    }
-}
-
 /// Prints the false alerts of the plain defaults and the count model on
 /// sparse counts, the figures in docs/benchmarks.md:
 /// `cargo test --release -p seismo-detector --lib sparse_count_figures -- --ignored --nocapture`.

@@ -104,10 +104,11 @@ impl RecordedSample {
         }
     }
 
-    /// Records the value of window `number`, later than every recorded
-    /// window and at most `length` windows after the oldest one that
-    /// [`RecordedSample::retire_before`] left; `None` for a window without
-    /// a value. A value that is not finite counts as none.
+    /// Records the value of window `number`, `None` for a window without
+    /// one. The window must be later than every recorded window, and at
+    /// most `length` windows after the oldest one that
+    /// [`RecordedSample::retire_before`] left. A value that is not finite
+    /// counts as none.
     pub fn record(&mut self, number: i64, value: Option<f32>) {
         let value = value.filter(|value| value.is_finite());
         if self.recorded.is_empty() {
@@ -137,7 +138,7 @@ impl RecordedSample {
         &self.sample
     }
 
-    /// True when the sorted sample holds exactly the recorded values.
+    /// True when the sorted sample contains exactly the recorded values.
     #[cfg(test)]
     pub fn is_consistent(&self) -> bool {
         let mut recorded: Vec<f32> = self.recorded.iter().copied().filter(|value| !value.is_nan()).collect();
