@@ -5,8 +5,8 @@
 //! Two depths, because the seasonal references reach much further back
 //! than anything else:
 //! - every kept window (up to `capacity`) keeps its cleaned value and
-//!   whether it was outside its band: 5 bytes, what seasonal references
-//!   read a day or a week back;
+//!   whether it was outside its band: 4 bytes and a bit, what seasonal
+//!   references read a day or a week back;
 //! - the newest `detail_capacity` windows also keep the raw value, the
 //!   expected value and the band edges: 16 bytes more, what residuals,
 //!   re-baselines, the raw-value rules and charts read.
@@ -85,20 +85,17 @@ impl Detail {
     };
 }
 
-/// `flags` value of a gap.
-const GAP: u8 = 0;
-/// `flags` value of a present window inside its band.
-const INSIDE: u8 = 1;
-/// `flags` value of a present window outside its band.
-const OUTSIDE: u8 = 2;
-
 /// The most recent windows of a series, oldest first, gaps included.
 #[derive(Debug, Clone)]
 pub(crate) struct History {
-    /// Cleaned value of every kept window, NaN for a gap.
+    /// Cleaned value of every kept window, NaN for a gap and only for a gap.
     cleaned: VecDeque<f32>,
-    /// [`GAP`], [`INSIDE`] or [`OUTSIDE`] for every kept window.
-    flags: VecDeque<u8>,
+    /// One bit per kept window, set when it was outside its band, in a ring
+    /// of `capacity` bits: `cleaned[i]` has bit `first_bit + i` (mod
+    /// `capacity`). Allocated with the first window.
+    outside: Vec<u64>,
+    /// Bit of `cleaned[0]` in `outside`.
+    first_bit: usize,
     /// The newest `detail_capacity` windows (fewer at the start), ending
     /// with the latest window.
     details: VecDeque<Detail>,
@@ -124,7 +121,8 @@ impl History {
         let capacity = capacity.max(1);
         History {
             cleaned: VecDeque::new(),
-            flags: VecDeque::new(),
+            outside: Vec::new(),
+            first_bit: 0,
             details: VecDeque::new(),
             first: 0,
             capacity,
@@ -152,22 +150,24 @@ impl History {
         let index = self.index(number)?;
         let detail_index = index.checked_sub(self.cleaned.len() - self.details.len())?;
         let detail = self.details[detail_index];
-        (self.flags[index] != GAP).then_some(Slot {
+        let cleaned = self.cleaned[index];
+        (!cleaned.is_nan()).then(|| Slot {
             value: detail.value,
-            cleaned: self.cleaned[index],
+            cleaned,
             expected: detail.expected,
             lower: detail.lower,
             upper: detail.upper,
-            outside: self.flags[index] == OUTSIDE,
+            outside: self.is_outside(index),
         })
     }
 
     /// Returns the reference of window `number` if it is kept and was not a gap.
     pub fn reference(&self, number: i64) -> Option<Reference> {
         let index = self.index(number)?;
-        (self.flags[index] != GAP).then(|| Reference {
-            cleaned: self.cleaned[index],
-            outside: self.flags[index] == OUTSIDE,
+        let cleaned = self.cleaned[index];
+        (!cleaned.is_nan()).then(|| Reference {
+            cleaned,
+            outside: self.is_outside(index),
         })
     }
 
@@ -177,7 +177,6 @@ impl History {
     /// when `centre` itself is missing. Summed in `f64`, so values near
     /// `f32::MAX` do not overflow.
     pub fn reference_mean(&self, centre: i64, reach: i64, before: i64, limit: impl Fn(f32) -> f32) -> Option<f32> {
-        // A gap's cleaned value is NaN, so the flags need not be read.
         let centre_index = self.index(centre)?;
         let centre_value = self.cleaned[centre_index];
         if centre_value.is_nan() {
@@ -206,13 +205,28 @@ impl History {
     }
 
     /// Replaces the cleaned value of window `number` if it is kept and was
-    /// not a gap.
+    /// not a gap. A NaN `cleaned` is ignored, because NaN marks a gap.
     pub fn set_cleaned(&mut self, number: i64, cleaned: f32) {
         if let Some(index) = self.index(number)
-            && self.flags[index] != GAP
+            && !self.cleaned[index].is_nan()
+            && !cleaned.is_nan()
         {
             self.cleaned[index] = cleaned;
         }
+    }
+
+    /// Position of `cleaned[index]`'s bit in `outside`: word and mask.
+    fn outside_bit(&self, index: usize) -> (usize, u64) {
+        let mut position = self.first_bit + index;
+        if position >= self.capacity {
+            position -= self.capacity;
+        }
+        (position / 64, 1 << (position % 64))
+    }
+
+    fn is_outside(&self, index: usize) -> bool {
+        let (word, mask) = self.outside_bit(index);
+        self.outside.get(word).is_some_and(|bits| bits & mask != 0)
     }
 
     fn index(&self, number: i64) -> Option<usize> {
@@ -231,48 +245,62 @@ impl History {
                 if gap >= self.capacity as i64 {
                     // Nothing kept would survive the gap.
                     self.cleaned.clear();
-                    self.flags.clear();
                     self.details.clear();
                     self.first = number;
+                    self.first_bit = 0;
                 } else {
                     for _ in 0..gap {
-                        self.append(f32::NAN, GAP, Detail::MISSING);
+                        self.append(f32::NAN, false, Detail::MISSING);
                     }
                 }
             }
-            None => self.first = number,
+            None => {
+                self.first = number;
+                self.first_bit = 0;
+            }
         }
 
-        let flag = match (slot.is_present(), slot.outside) {
-            (false, _) => GAP,
-            (true, false) => INSIDE,
-            (true, true) => OUTSIDE,
-        };
         let detail = Detail {
             value: slot.value,
             expected: slot.expected,
             lower: slot.lower,
             upper: slot.upper,
         };
-        let cleaned = if flag == GAP { f32::NAN } else { slot.cleaned };
-        self.append(cleaned, flag, detail);
+        // NaN marks a gap, so a present window stores a number: its value
+        // if it came without a cleaned one.
+        let cleaned = match (slot.is_present(), slot.cleaned.is_nan()) {
+            (false, _) => f32::NAN,
+            (true, false) => slot.cleaned,
+            (true, true) => slot.value,
+        };
+        self.append(cleaned, slot.is_present() && slot.outside, detail);
     }
 
-    fn append(&mut self, cleaned: f32, flag: u8, detail: Detail) {
+    fn append(&mut self, cleaned: f32, outside: bool, detail: Detail) {
         if self.cleaned.len() == self.capacity {
             self.cleaned.pop_front();
-            self.flags.pop_front();
             self.first += 1;
+            self.first_bit += 1;
+            if self.first_bit == self.capacity {
+                self.first_bit = 0;
+            }
         }
         if self.details.len() == self.detail_capacity {
             self.details.pop_front();
         }
         reserve_up_to(&mut self.cleaned, self.capacity);
-        reserve_up_to(&mut self.flags, self.capacity);
         reserve_up_to(&mut self.details, self.detail_capacity);
+        if self.outside.is_empty() {
+            self.outside = vec![0; self.capacity.div_ceil(64)];
+        }
 
+        let (word, mask) = self.outside_bit(self.cleaned.len());
+        if outside {
+            self.outside[word] |= mask;
+        } else {
+            self.outside[word] &= !mask;
+        }
         self.cleaned.push_back(cleaned);
-        self.flags.push_back(flag);
         self.details.push_back(detail);
     }
 
@@ -291,7 +319,7 @@ impl History {
     /// Bytes allocated on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.cleaned.capacity() * size_of::<f32>()
-            + self.flags.capacity() * size_of::<u8>()
+            + self.outside.capacity() * size_of::<u64>()
             + self.details.capacity() * size_of::<Detail>()
     }
 }

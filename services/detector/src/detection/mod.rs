@@ -132,15 +132,15 @@ pub struct Point {
 /// State of one series (one metric × slice).
 ///
 /// Memory: the history keeps the reference of `history_windows` windows at
-/// 5 bytes each, and every field of the newest windows (at least a day, and
-/// the method's own reach) at 16 bytes more. For the robust band with
-/// 5-minute windows that is 2,065 references (one more with
-/// `reference_windows = 3`) and 337 full windows, about
-/// 15.7 KiB. The method's own state comes on top, and so do 336 bytes for
-/// the calibrated score (280 of them on the heap). `memory_bytes` returns
-/// the total.
+/// 4 bytes and a bit each, and every field of the newest windows (at least
+/// a day, and the method's own reach) at 16 bytes more. For the robust band
+/// with 5-minute windows that is 2,065 references (one more with
+/// `reference_windows = 3`) and 337 full windows, about 13.8 KiB. The
+/// method's own state comes on top, and so do 336 bytes for the
+/// calibrated score (280 of them on the heap). `memory_bytes` returns the
+/// total.
 // TODO: 5-minute windows with weekly seasonality keep 2,065 references
-// (about 19 KiB per series in all). Reaching 4 KiB needs a coarser weekly
+// (about 17 KiB per series in all). Reaching 4 KiB needs a coarser weekly
 // reference than the same window a week earlier.
 #[derive(Debug)]
 pub struct SeriesDetector {
