@@ -530,6 +530,45 @@ mod tests {
     }
 
     #[test]
+    fn outside_flags_survive_ring_wrap() {
+        // 70 bits span two words, and 500 windows wrap the ring 7 times.
+        let mut history = History::new(70);
+        let outside = |number: i64| number % 3 == 0 || number % 7 == 0;
+        let pushed: Vec<i64> = (0..500).filter(|number| number % 11 != 5).collect();
+        for &number in &pushed {
+            history.push(
+                number,
+                Slot {
+                    outside: outside(number),
+                    ..slot(number as f32)
+                },
+            );
+        }
+
+        for number in 430..500 {
+            let reference = history.reference(number);
+            if number % 11 == 5 {
+                assert_eq!(reference, None, "window {number} is a gap");
+            } else {
+                assert_eq!(reference.map(|r| r.outside), Some(outside(number)), "window {number}");
+            }
+        }
+
+        // A gap longer than the history clears it; the bits of the windows
+        // after it are their own.
+        history.push(1_000, slot(1.0));
+        history.push(
+            1_001,
+            Slot {
+                outside: true,
+                ..slot(2.0)
+            },
+        );
+        assert_eq!(history.reference(1_000).map(|r| r.outside), Some(false));
+        assert_eq!(history.reference(1_001).map(|r| r.outside), Some(true));
+    }
+
+    #[test]
     fn negative_window_numbers() {
         let mut history = History::new(5);
         history.push(-3, slot(1.0));
