@@ -516,7 +516,7 @@ mod tests {
         // Window 2 is 296 from window 1, beyond the limit of 10 % of 104.
         let limit = |centre: f32| centre * 0.1;
         assert_eq!(history.reference_mean(1, 1, 10, limit), Some(102.0));
-        // Both neighbours of window 2 are far from it, so it stands alone.
+        // Both neighbours of window 2 are far from it, so it is its own reference.
         assert_eq!(history.reference_mean(2, 1, 10, limit), Some(400.0));
     }
 

@@ -238,6 +238,25 @@ mod tests {
     use super::super::params::{LevelAdjustment, Seasonality};
     use super::*;
 
+    /// Takes window `number` with `value` through the band's steps, as
+    /// `SeriesDetector::observe` does, and stores it inside its band.
+    fn feed(band: &mut RobustBand, history: &mut History, calendar: &Calendar, number: i64, value: f64) {
+        band.prepare(number, history, calendar);
+        let output = band.judge(number, value, history, calendar);
+        history.push(
+            number,
+            Slot {
+                value: value as f32,
+                cleaned: output.verdict.map_or(value, |verdict| verdict.cleaned) as f32,
+                expected: output.expected.map_or(f32::NAN, |expected| expected as f32),
+                lower: f32::NAN,
+                upper: f32::NAN,
+                outside: false,
+            },
+        );
+        band.record(number, history, calendar);
+    }
+
     #[test]
     fn samples_stay_at_their_length() {
         let window_ms = 30 * 60 * 1000;
@@ -269,20 +288,7 @@ mod tests {
             let mut band = RobustBand::new(&params, &calendar, window_ms, history_windows);
             for number in 0..5_000 {
                 let value = 100.0 + (number % 48) as f64 + (number % 7) as f64;
-                band.prepare(number, &history, &calendar);
-                let output = band.judge(number, value, &history, &calendar);
-                history.push(
-                    number,
-                    Slot {
-                        value: value as f32,
-                        cleaned: output.verdict.map_or(value, |verdict| verdict.cleaned) as f32,
-                        expected: output.expected.map_or(f32::NAN, |expected| expected as f32),
-                        lower: f32::NAN,
-                        upper: f32::NAN,
-                        outside: false,
-                    },
-                );
-                band.record(number, &history, &calendar);
+                feed(&mut band, &mut history, &calendar, number, value);
             }
 
             let (residuals, lags) = band.sample_lengths();
@@ -323,20 +329,7 @@ mod tests {
                 }
                 let value = 100.0 + 50.0 * ((number % 48) as f64 / 8.0).sin() + 5.0 * noise.next();
 
-                band.prepare(number, &history, &calendar);
-                let output = band.judge(number, value, &history, &calendar);
-                history.push(
-                    number,
-                    Slot {
-                        value: value as f32,
-                        cleaned: output.verdict.map_or(value, |verdict| verdict.cleaned) as f32,
-                        expected: output.expected.map_or(f32::NAN, |expected| expected as f32),
-                        lower: f32::NAN,
-                        upper: f32::NAN,
-                        outside: false,
-                    },
-                );
-                band.record(number, &history, &calendar);
+                feed(&mut band, &mut history, &calendar, number, value);
                 if step % 700 == 699 {
                     band.rebaseline(number - 20, &mut history, &calendar);
                 }
