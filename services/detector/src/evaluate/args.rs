@@ -220,8 +220,8 @@ struct SuiteDescription<'a> {
 }
 
 /// Formats the totals per method, the delays on the anomalies each method
-/// shares with the baseline (the last outcome), F1 per seed and
-/// detected/FP per series.
+/// shares with the baseline (the last outcome), F1 per seed, and
+/// detected/FP and the mean delay per series.
 fn format_business_report(
     suite: &SuiteDescription,
     rule: &IqrRule,
@@ -312,6 +312,24 @@ fn format_business_report(
         }
         report.push('\n');
     }
+
+    // Within one series the anomalies are of one kind, so a method's mean
+    // delay there compares fairly with the baseline's.
+    let _ = write!(report, "\nmean delay per series, over the seeds\n{:<12}", "series");
+    for method in outcomes {
+        let _ = write!(report, " {:>14}", method.name);
+    }
+    report.push('\n');
+    for (index, name) in names.iter().enumerate() {
+        let _ = write!(report, "{name:<12}");
+        for method in outcomes {
+            let cell = method.series[index]
+                .mean_delay()
+                .map_or_else(|| "-".to_string(), |delay| format!("{delay:.2}"));
+            let _ = write!(report, " {cell:>14}");
+        }
+        report.push('\n');
+    }
     let _ = writeln!(
         report,
         "delay: windows from an anomaly's first window to its first alert; iqr_rule is the baseline"
@@ -382,4 +400,64 @@ pub fn format_nab_report(score: ScoreMode, series: usize, windows: usize, report
         report.push('\n');
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(delays: Vec<Option<usize>>, false_positives: usize) -> MatchOutcome {
+        MatchOutcome {
+            delays,
+            false_positives,
+        }
+    }
+
+    #[test]
+    fn business_report_mean_delay_per_series() {
+        let suite = SuiteDescription {
+            seeds: &[1, 2],
+            options: SuiteOptions {
+                level: 500.0,
+                poisson: false,
+            },
+            defaults: DetectionDefaults::Count,
+        };
+        let rule = IqrRule {
+            windows: 48,
+            coefficient: 1.5,
+            min_windows: 12,
+        };
+        let outcomes = [
+            MethodOutcomes {
+                name: "robust_band".to_string(),
+                series: vec![outcome(vec![Some(0), Some(1)], 0), outcome(vec![Some(2), Some(1)], 1)],
+            },
+            MethodOutcomes {
+                name: "iqr_rule".to_string(),
+                series: vec![outcome(vec![Some(0), None], 3), outcome(vec![None, None], 2)],
+            },
+        ];
+
+        let report = format_business_report(
+            &suite,
+            &rule,
+            &["spikes", "level_shift"],
+            &outcomes,
+            &[vec![1.0, 0.5], vec![1.0, 0.5]],
+        );
+
+        let table = report
+            .split("mean delay per series, over the seeds\n")
+            .nth(1)
+            .expect("the report has a per-series delay table");
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .take(3)
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["series", "robust_band", "iqr_rule"]);
+        assert_eq!(rows[1], ["spikes", "0.50", "0.00"]);
+        assert_eq!(rows[2], ["level_shift", "1.50", "-"]);
+    }
 }
