@@ -71,6 +71,16 @@ impl Calendar {
         fixed + round_div(shift_ms, self.window_ms)
     }
 
+    /// True when local time moved against UTC within the `period_ms` before
+    /// the start of window `number`, so that span had a clock change.
+    pub fn clock_changed(&self, number: i64, period_ms: i64) -> bool {
+        if self.is_utc() {
+            return false;
+        }
+        let start_ms = number * self.window_ms + self.phase_ms;
+        self.offset_ms(start_ms) != self.offset_ms(start_ms - period_ms)
+    }
+
     /// Index of the local calendar day containing the start of window `number`.
     pub fn local_day(&self, number: i64) -> i64 {
         let start_ms = number * self.window_ms + self.phase_ms;
@@ -161,6 +171,19 @@ mod tests {
         let number = number_at(BERLIN_SUMMER_TIME_MS + DAY_MS, DAY_MS);
         assert_eq!(calendar.lag(number, DAY_MS), number - 1);
         assert_eq!(calendar.lag(number, WEEK_MS), number - 7);
+    }
+
+    #[test]
+    fn clock_change_found_within_period() {
+        let calendar = berlin(HALF_HOUR_MS);
+        let change = number_at(BERLIN_SUMMER_TIME_MS, HALF_HOUR_MS);
+        let windows_per_day = DAY_MS / HALF_HOUR_MS;
+
+        assert!(calendar.clock_changed(change, DAY_MS));
+        assert!(calendar.clock_changed(change + 7 * windows_per_day, 8 * DAY_MS));
+        assert!(!calendar.clock_changed(change + 9 * windows_per_day, 8 * DAY_MS));
+        assert!(!calendar.clock_changed(change - 1, 8 * DAY_MS));
+        assert!(!Calendar::new(TimeZone::default(), HALF_HOUR_MS).clock_changed(change, 8 * DAY_MS));
     }
 
     #[test]

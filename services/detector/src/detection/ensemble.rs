@@ -119,6 +119,14 @@ impl DetectionMethod for Ensemble {
         }
     }
 
+    fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) -> bool {
+        let mut learnt = false;
+        for method in &mut self.methods {
+            learnt |= method.learn_recurrence(number, history, calendar);
+        }
+        learnt
+    }
+
     fn is_learning(&self) -> bool {
         self.methods.iter().all(|method| method.is_learning())
     }

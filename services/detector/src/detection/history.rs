@@ -4,9 +4,9 @@
 //!
 //! Two depths, because the seasonal references reach much further back
 //! than anything else:
-//! - every kept window (up to `capacity`) keeps its cleaned value and
-//!   whether it was outside its band: 4 bytes and a bit, what seasonal
-//!   references read a day or a week back;
+//! - every kept window (up to `capacity`) keeps its cleaned value, whether
+//!   it was outside its band and on which side: 4 bytes and 2 bits, what
+//!   seasonal references read a day or a week back;
 //! - the newest `detail_capacity` windows also keep the raw value, the
 //!   expected value and the band edges: 16 bytes more, what residuals,
 //!   re-baselines, the raw-value rules and charts read.
@@ -56,6 +56,8 @@ impl Slot {
 pub(crate) struct Reference {
     pub cleaned: f32,
     pub outside: bool,
+    /// True when the window was outside above its band.
+    pub above: bool,
 }
 
 /// A stored window as [`History::iter`] returns it.
@@ -94,7 +96,10 @@ pub(crate) struct History {
     /// of `capacity` bits: `cleaned[i]` has bit `first_bit + i` (mod
     /// `capacity`). Allocated with the first window.
     outside: Vec<u64>,
-    /// Bit of `cleaned[0]` in `outside`.
+    /// One bit per kept window, set when it was outside above its band, in
+    /// the same ring as `outside`.
+    above: Vec<u64>,
+    /// Bit of `cleaned[0]` in `outside` and `above`.
     first_bit: usize,
     /// The newest `detail_capacity` windows (fewer at the start), ending
     /// with the latest window.
@@ -122,6 +127,7 @@ impl History {
         History {
             cleaned: VecDeque::new(),
             outside: Vec::new(),
+            above: Vec::new(),
             first_bit: 0,
             details: VecDeque::new(),
             first: 0,
@@ -168,7 +174,17 @@ impl History {
         (!cleaned.is_nan()).then(|| Reference {
             cleaned,
             outside: self.is_outside(index),
+            above: Self::bit(&self.above, self.outside_bit(index)),
         })
+    }
+
+    /// Counts the kept windows after `after` and before `before` that were
+    /// outside their band.
+    pub fn outside_between(&self, after: i64, before: i64) -> usize {
+        (after + 1..before)
+            .filter_map(|number| self.index(number))
+            .filter(|&index| self.is_outside(index))
+            .count()
     }
 
     /// Returns the mean cleaned value of the windows from `centre − reach`
@@ -225,8 +241,11 @@ impl History {
     }
 
     fn is_outside(&self, index: usize) -> bool {
-        let (word, mask) = self.outside_bit(index);
-        self.outside.get(word).is_some_and(|bits| bits & mask != 0)
+        Self::bit(&self.outside, self.outside_bit(index))
+    }
+
+    fn bit(bits: &[u64], (word, mask): (usize, u64)) -> bool {
+        bits.get(word).is_some_and(|bits| bits & mask != 0)
     }
 
     fn index(&self, number: i64) -> Option<usize> {
@@ -250,7 +269,7 @@ impl History {
                     self.first_bit = 0;
                 } else {
                     for _ in 0..gap {
-                        self.append(f32::NAN, false, Detail::MISSING);
+                        self.append(f32::NAN, false, false, Detail::MISSING);
                     }
                 }
             }
@@ -273,10 +292,11 @@ impl History {
             (true, false) => slot.cleaned,
             (true, true) => slot.value,
         };
-        self.append(cleaned, slot.is_present() && slot.outside, detail);
+        let outside = slot.is_present() && slot.outside;
+        self.append(cleaned, outside, outside && slot.value > slot.expected, detail);
     }
 
-    fn append(&mut self, cleaned: f32, outside: bool, detail: Detail) {
+    fn append(&mut self, cleaned: f32, outside: bool, above: bool, detail: Detail) {
         if self.cleaned.len() == self.capacity {
             self.cleaned.pop_front();
             self.first += 1;
@@ -292,13 +312,16 @@ impl History {
         reserve_up_to(&mut self.details, self.detail_capacity);
         if self.outside.is_empty() {
             self.outside = vec![0; self.capacity.div_ceil(64)];
+            self.above = vec![0; self.capacity.div_ceil(64)];
         }
 
         let (word, mask) = self.outside_bit(self.cleaned.len());
-        if outside {
-            self.outside[word] |= mask;
-        } else {
-            self.outside[word] &= !mask;
+        for (bits, set) in [(&mut self.outside, outside), (&mut self.above, above)] {
+            if set {
+                bits[word] |= mask;
+            } else {
+                bits[word] &= !mask;
+            }
         }
         self.cleaned.push_back(cleaned);
         self.details.push_back(detail);
@@ -319,7 +342,7 @@ impl History {
     /// Bytes allocated on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.cleaned.capacity() * size_of::<f32>()
-            + self.outside.capacity() * size_of::<u64>()
+            + (self.outside.capacity() + self.above.capacity()) * size_of::<u64>()
             + self.details.capacity() * size_of::<Detail>()
     }
 }
@@ -532,14 +555,17 @@ mod tests {
     #[test]
     fn outside_flags_survive_ring_wrap() {
         // 70 bits span two words, and 500 windows wrap the ring 7 times.
+        // Even windows lie above their expected value, odd ones below.
         let mut history = History::new(70);
         let outside = |number: i64| number % 3 == 0 || number % 7 == 0;
         let pushed: Vec<i64> = (0..500).filter(|number| number % 11 != 5).collect();
         for &number in &pushed {
+            let side = if number % 2 == 0 { 1.0 } else { -1.0 };
             history.push(
                 number,
                 Slot {
                     outside: outside(number),
+                    expected: number as f32 - side,
                     ..slot(number as f32)
                 },
             );
@@ -551,8 +577,12 @@ mod tests {
                 assert_eq!(reference, None, "window {number} is a gap");
             } else {
                 assert_eq!(reference.map(|r| r.outside), Some(outside(number)), "window {number}");
+                let above = outside(number) && number % 2 == 0;
+                assert_eq!(reference.map(|r| r.above), Some(above), "window {number}");
             }
         }
+        let outside_count = (450..460).filter(|&number| number % 11 != 5 && outside(number)).count();
+        assert_eq!(history.outside_between(449, 460), outside_count);
 
         // A gap longer than the history clears it; the bits of the windows
         // after it are their own.

@@ -57,6 +57,13 @@ pub(crate) trait DetectionMethod: Debug + Send + Sync {
     /// after a sustained shift.
     fn rebaseline(&mut self, _first: i64, _history: &mut History, _calendar: &Calendar) {}
 
+    /// Accepts window `number`, just recorded, as the new normal at its
+    /// local time of day when it shows a new daily shape (see `RobustBand`).
+    /// Returns true when it rewrote stored references.
+    fn learn_recurrence(&mut self, _number: i64, _history: &mut History, _calendar: &Calendar) -> bool {
+        false
+    }
+
     /// True while the method has too little history to judge.
     fn is_learning(&self) -> bool;
 

@@ -132,10 +132,10 @@ pub struct Point {
 /// State of one series (one metric × slice).
 ///
 /// Memory: the history keeps the reference of `history_windows` windows at
-/// 4 bytes and a bit each, and every field of the newest windows (at least
+/// 4 bytes and 2 bits each, and every field of the newest windows (at least
 /// a day, and the method's own reach) at 16 bytes more. For the robust band
 /// with 5-minute windows that is 2,065 references (one more with
-/// `reference_windows = 3`) and 337 full windows, about 13.8 KiB. The
+/// `reference_windows = 3`) and 337 full windows, about 14 KiB. The
 /// method's own state comes on top, and so do 336 bytes for the
 /// calibrated score (280 of them on the heap). `memory_bytes` returns the
 /// total.
@@ -159,6 +159,8 @@ pub struct SeriesDetector {
     tail_score: TailScore,
     /// `DetectionParams::fire_tail_probability`.
     fire_tail_probability: f64,
+    /// Windows the method learnt as a new daily shape.
+    recurrences_learnt: u64,
 }
 
 impl SeriesDetector {
@@ -195,6 +197,7 @@ impl SeriesDetector {
             episode: EpisodeTracker::new(),
             tail_score: TailScore::new(params.fire_lookback),
             fire_tail_probability: params.fire_tail_probability,
+            recurrences_learnt: 0,
         }
     }
 
@@ -258,6 +261,9 @@ impl SeriesDetector {
         };
         self.history.push(number, slot);
         self.method.record(number, &self.history, &self.calendar);
+        if self.method.learn_recurrence(number, &mut self.history, &self.calendar) {
+            self.recurrences_learnt += 1;
+        }
 
         let local_day = if self.alert_rules.max_alerts_per_day > 0 {
             self.calendar.local_day(number)
@@ -323,6 +329,12 @@ impl SeriesDetector {
                 reference_only: false,
             }
         })
+    }
+
+    /// Number of windows learnt as a new daily shape, such as a new job
+    /// at the same time every day (see `DetectionParams::learn_daily_recurrence`).
+    pub fn recurrences_learnt(&self) -> u64 {
+        self.recurrences_learnt
     }
 
     /// True while the series has too little history to alert, e.g. fewer

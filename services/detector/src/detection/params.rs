@@ -85,6 +85,14 @@ pub struct DetectionParams {
     /// as a reference, so an anomaly does not become next week's normal.
     pub cleaning_sigmas: f64,
 
+    /// Whether the robust band learns a new daily shape, such as a job that
+    /// starts to run at 03:00 every day, after 3 days instead of 2 weeks.
+    /// It learns one when a window and the windows at the same local time
+    /// on the 2 days before were outside on the same side while the rest of
+    /// the last day stayed inside. Windows of more than 6 hours and the 8
+    /// days after a clock change are left alone.
+    pub learn_daily_recurrence: bool,
+
     /// Windows outside the band, among the last `fire_lookback`, that start
     /// an episode. The current window must be one of them.
     pub fire_outside: usize,
@@ -327,6 +335,7 @@ impl Default for DetectionParams {
             reference_windows: 1,
             seasonality: Seasonality::Weekly,
             cleaning_sigmas: 1.5,
+            learn_daily_recurrence: true,
             fire_outside: 4,
             fire_lookback: 6,
             fire_tail_probability: 0.001,

@@ -9,9 +9,12 @@
 //!    count noise, or relative to the expected value (`residual_scale`).
 //! 3. `band.rs`: band, score and the cleaned value that later windows use
 //!    as their reference (Huber-type cleaning, Gelper, Fried & Croux 2010).
+//! 4. Here: a window outside on the same side at the same local time on 3
+//!    days in a row becomes the reference at that time of day
+//!    (`learn_daily_recurrence`), so a new daily job is learnt in days.
 
 use super::band::{BandSettings, half_width, judge};
-use super::calendar::Calendar;
+use super::calendar::{Calendar, DAY_MS};
 use super::history::History;
 use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
 use super::params::{DetectionParams, ResidualScale};
@@ -32,6 +35,9 @@ pub(crate) struct RobustBand {
     /// Robust scale of the residuals when the latest window was judged,
     /// which sets how far a neighbour may join the seasonal reference.
     judged_sigma: Option<f64>,
+    /// `DetectionParams::learn_daily_recurrence`, off for windows of more
+    /// than 6 hours.
+    learn_daily_recurrence: bool,
 }
 
 impl RobustBand {
@@ -45,6 +51,7 @@ impl RobustBand {
             seasonal: SeasonalModel::new(&SeasonalSettings::from(params), calendar, window_ms, history_windows),
             residuals: WindowSample::new(params.residual_windows),
             judged_sigma: None,
+            learn_daily_recurrence: params.learn_daily_recurrence && window_ms * MIN_WINDOWS_PER_DAY <= DAY_MS,
         }
     }
 
@@ -72,6 +79,27 @@ impl RobustBand {
         (self.residuals.sample().len(), self.seasonal.lag_sample_lengths())
     }
 }
+
+/// Days in a row, the latest included, on which a window at the same local
+/// time must be outside its band on the same side before its value becomes
+/// the normal at that time of day. Two days could be a coincidence, such as
+/// two nights of the same outage.
+const RECURRENCE_DAYS: i64 = 3;
+
+/// Days before a learnt window whose references at the same local time are
+/// rewritten: all the weekly and daily lags read until the window's own
+/// value becomes the week-old reference.
+const REWRITTEN_DAYS: i64 = 7;
+
+/// Minimum windows per day for learning a daily recurrence. With fewer, one
+/// window is a large part of the day, and a change in it is a change of
+/// level rather than a new job.
+const MIN_WINDOWS_PER_DAY: i64 = 4;
+
+/// The other windows of the last day outside their band, as a fraction,
+/// above which a recurrence is not learnt: a level shift or a holiday
+/// leaves most of the day outside, a new job only its own windows.
+const MAX_OUTSIDE_SHARE: f64 = 0.125;
 
 /// Change a re-baseline applies to the stored references.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,11 +184,7 @@ impl DetectionMethod for RobustBand {
         // Not when the reference window was itself outside the band either:
         // an anomaly that recurs there is a lasting change of shape, which
         // must become the reference or it would alert forever.
-        // TODO: a new daily job (one window outside at the same time every
-        // day) is stored clamped until its week-old window was outside too,
-        // so it alerts for about two weeks. Learning it after a few days
-        // must leave level shifts, holidays, clock changes, windows of a
-        // day or more and alternating sides alone.
+        // A new daily job is learnt sooner by `learn_recurrence`.
         let modelled = expected.seasonal || !self.seasonal.is_seasonal();
         let reference_was_outside = history
             .reference(expected.reference)
@@ -223,6 +247,72 @@ impl DetectionMethod for RobustBand {
             .rebaseline(latest - self.level_windows as i64, history, calendar, &limit);
     }
 
+    /// Learns a new daily shape, such as a job that starts to run at 03:00
+    /// every day. That is a window outside its band on the same side at the
+    /// same local time on [`RECURRENCE_DAYS`] days in a row, while the rest
+    /// of the last day stayed inside. The references at that time on the
+    /// [`REWRITTEN_DAYS`] days before are rewritten to contain it. Otherwise
+    /// the week-old reference keeps the old shape for a week, and the
+    /// clamped values of the first week keep it for another.
+    ///
+    /// A day that was outside on the same side gets its raw value, where
+    /// kept, else this window's. Any other day gets its own value plus this
+    /// window's deviation, because a job adds about the same amount every
+    /// day; a count stays at 0 or more. The 8 days after a clock change are
+    /// left alone, because the rewritten days would not all be 24 hours.
+    fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) -> bool {
+        if !self.learn_daily_recurrence || !self.seasonal.is_seasonal() {
+            return false;
+        }
+        let Some(slot) = history
+            .get(number)
+            .filter(|slot| slot.outside && slot.expected.is_finite())
+        else {
+            return false;
+        };
+        let above = slot.value > slot.expected;
+        if calendar.clock_changed(number, (REWRITTEN_DAYS + 1) * DAY_MS) {
+            return false;
+        }
+
+        let recurs = (1..RECURRENCE_DAYS).all(|day| {
+            history
+                .reference(calendar.lag(number, day * DAY_MS))
+                .is_some_and(|reference| reference.outside && reference.above == above)
+        });
+        if !recurs {
+            return false;
+        }
+        let yesterday = calendar.lag(number, DAY_MS);
+        let others = (number - yesterday - 1) as f64;
+        if history.outside_between(yesterday, number) as f64 > MAX_OUTSIDE_SHARE * others {
+            return false;
+        }
+
+        let deviation = slot.value - slot.expected;
+        for day in 1..=REWRITTEN_DAYS {
+            let target = calendar.lag(number, day * DAY_MS);
+            let Some(reference) = history.reference(target) else {
+                continue;
+            };
+            let learnt = if reference.outside && reference.above == above {
+                history.get(target).map_or(slot.value, |kept| kept.value)
+            } else if reference.cleaned >= 0.0 {
+                (reference.cleaned + deviation).max(0.0)
+            } else {
+                reference.cleaned + deviation
+            };
+            history.set_cleaned(target, learnt);
+        }
+        history.set_cleaned(number, slot.value);
+
+        // The level offsets of the last windows read the rewritten references.
+        let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
+        self.seasonal
+            .rebaseline(number - self.level_windows as i64, history, calendar, &limit);
+        true
+    }
+
     fn is_learning(&self) -> bool {
         self.residuals.sample().len() < self.min_history_windows
     }
@@ -239,22 +329,25 @@ mod tests {
     use super::*;
 
     /// Takes window `number` with `value` through the band's steps, as
-    /// `SeriesDetector::observe` does, and stores it inside its band.
-    fn feed(band: &mut RobustBand, history: &mut History, calendar: &Calendar, number: i64, value: f64) {
+    /// `SeriesDetector::observe` does. Returns true when the window was
+    /// learnt as a new daily shape.
+    fn feed(band: &mut RobustBand, history: &mut History, calendar: &Calendar, number: i64, value: f64) -> bool {
         band.prepare(number, history, calendar);
         let output = band.judge(number, value, history, calendar);
+        let edges = output.verdict.map(|verdict| (verdict.band.lower, verdict.band.upper));
         history.push(
             number,
             Slot {
                 value: value as f32,
                 cleaned: output.verdict.map_or(value, |verdict| verdict.cleaned) as f32,
                 expected: output.expected.map_or(f32::NAN, |expected| expected as f32),
-                lower: f32::NAN,
-                upper: f32::NAN,
-                outside: false,
+                lower: edges.map_or(f32::NAN, |(lower, _)| lower as f32),
+                upper: edges.map_or(f32::NAN, |(_, upper)| upper as f32),
+                outside: edges.is_some_and(|(lower, upper)| value < lower || value > upper),
             },
         );
         band.record(number, history, calendar);
+        band.learn_recurrence(number, history, calendar)
     }
 
     #[test]
@@ -303,9 +396,9 @@ mod tests {
     fn offsets_consistent_through_gaps_and_rebaselines() {
         // Berlin's clock change on 2026-03-29 moves the lags by a window,
         // short gaps and one longer than the history remove windows, and
-        // re-baselines rewrite the stored references. After every window
-        // the level offsets' sorted samples must hold exactly the recorded
-        // offsets.
+        // re-baselines and a daily job that is learnt rewrite the stored
+        // references. After every window the level offsets' sorted samples
+        // must hold exactly the recorded offsets.
         let window_ms = 30 * 60 * 1000;
         let start = 1_772_323_200_000 / window_ms; // 2026-03-01T00:00Z
         let mut noise = super::super::test_noise::Noise(3);
@@ -322,20 +415,25 @@ mod tests {
             let mut band = RobustBand::new(&params, &calendar, window_ms, history_windows);
 
             let mut number = start;
+            let mut learnt = 0;
             for step in 0..4_000 {
                 number += if step == 2_500 { history_windows as i64 + 10 } else { 1 };
                 if noise.next() > 0.9 {
                     continue;
                 }
-                let value = 100.0 + 50.0 * ((number % 48) as f64 / 8.0).sin() + 5.0 * noise.next();
+                let job = if step > 1_000 && number % 48 == 20 { 300.0 } else { 0.0 };
+                let value = 100.0 + 50.0 * ((number % 48) as f64 / 8.0).sin() + 5.0 * noise.next() + job;
 
-                feed(&mut band, &mut history, &calendar, number, value);
+                if feed(&mut band, &mut history, &calendar, number, value) {
+                    learnt += 1;
+                }
                 if step % 700 == 699 {
                     band.rebaseline(number - 20, &mut history, &calendar);
                 }
 
                 assert!(band.offsets_consistent(), "{adjustment:?}, window {number}");
             }
+            assert!(learnt > 0, "{adjustment:?}: the daily job was never learnt");
         }
     }
 }

@@ -469,6 +469,236 @@ fn daily_one_window_spike_becomes_normal() {
     assert_eq!(alerts_after_day_3, Vec::<i64>::new());
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// What a daily-shape run saw: the days (from 0) with a firing, the local
+/// hours of the firing windows, and the days of the windows learnt as a
+/// new daily shape.
+#[derive(Debug)]
+struct DailyShapeRun {
+    alert_days: Vec<i64>,
+    alert_hours: Vec<i64>,
+    learnt_days: Vec<i64>,
+}
+
+/// Runs 42 days of a count near 200 on weekdays and 140 on weekends, with
+/// `window_ms` windows from `first_ms`, a local midnight in UTC ms.
+/// `offset_ms(t)` is local time − UTC at t, and `change(day, local hour,
+/// count)` returns each window's value.
+fn daily_shape_run(
+    params: &DetectionParams,
+    window_ms: i64,
+    first_ms: i64,
+    offset_ms: impl Fn(i64) -> i64,
+    change: impl Fn(i64, i64, f64) -> f64,
+) -> DailyShapeRun {
+    let mut detector = SeriesDetector::new(params, window_ms);
+    let mut noise = Noise(5);
+    let mut run = DailyShapeRun {
+        alert_days: Vec::new(),
+        alert_hours: Vec::new(),
+        learnt_days: Vec::new(),
+    };
+    for number in 0..42 * DAY_MS / window_ms {
+        let start_ms = first_ms + number * window_ms;
+        let local_ms = start_ms - first_ms + offset_ms(start_ms) - offset_ms(first_ms);
+        let (day, hour) = (local_ms.div_euclid(DAY_MS), local_ms.rem_euclid(DAY_MS) / 3_600_000);
+        let base = if day % 7 >= 5 { 140.0 } else { 200.0 };
+        let value = change(day, hour, (base + 0.07 * base * noise.next()).round());
+
+        let learnt = detector.recurrences_learnt();
+        let evaluation = detector.observe(start_ms, value).unwrap();
+        if matches!(evaluation.transition, Some(Transition::Fired { .. })) {
+            run.alert_days.push(day);
+            run.alert_hours.push(hour);
+        }
+        if detector.recurrences_learnt() > learnt {
+            run.learnt_days.push(day);
+        }
+    }
+    run
+}
+
+/// Returns a window's value from its day, local hour and unchanged count.
+type ValueChange = fn(i64, i64, f64) -> f64;
+
+/// Adds a new job's 400 events to the 03:00 window every day from day 15 on.
+fn job_from_day_15(day: i64, hour: i64, value: f64) -> f64 {
+    if day >= 15 && hour == 3 { value + 400.0 } else { value }
+}
+
+#[test]
+fn new_daily_job_learnt_in_three_days() {
+    // The job starts after two weeks of history, so the week-old
+    // reference has the old shape. Weekends are quieter, so a reference
+    // rewritten with a weekday's value would alert on them.
+    for window_ms in [HALF_HOUR_MS, 5 * 60 * 1000] {
+        for params in [DetectionParams::default(), count_model()] {
+            let run = daily_shape_run(&params, window_ms, 0, |_| 0, job_from_day_15);
+            let case = format!("{window_ms} ms windows, {params:?}");
+
+            // The first weekend may alert, judged against the day before.
+            let alert_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+            assert_eq!(alert_days.first(), Some(&15), "{case}: {run:?}");
+            assert!(alert_days.iter().all(|&day| day < 18), "{case}: {run:?}");
+            assert!(!run.learnt_days.is_empty(), "{case}: {run:?}");
+        }
+    }
+}
+
+#[test]
+fn unlearnt_daily_job_alerts_for_weeks() {
+    let params = DetectionParams {
+        learn_daily_recurrence: false,
+        ..count_model()
+    };
+    let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, job_from_day_15);
+
+    assert_eq!(run.learnt_days, Vec::<i64>::new());
+    assert!(run.alert_days.iter().any(|&day| day >= 22), "{run:?}");
+}
+
+#[test]
+fn other_daily_changes_not_learnt() {
+    let cases: [(&str, ValueChange); 5] = [
+        (
+            "a window that alternates between high and low",
+            |day, hour, value| match (day >= 15, hour, day % 2) {
+                (true, 3, 0) => value + 400.0,
+                (true, 3, _) => value * 0.2,
+                _ => value,
+            },
+        ),
+        ("a 3-day holiday", |day, _, value| {
+            if (15..18).contains(&day) { value * 0.5 } else { value }
+        }),
+        (
+            "a level shift",
+            |day, _, value| if day >= 15 { value * 1.6 } else { value },
+        ),
+        ("an outage every evening", |day, hour, value| {
+            if day >= 15 && (18..24).contains(&hour) {
+                value * 0.3
+            } else {
+                value
+            }
+        }),
+        ("a daily job on a level shift", |day, hour, value| {
+            let shifted = if day >= 15 { value * 1.6 } else { value };
+            job_from_day_15(day, hour, shifted)
+        }),
+    ];
+    // Also with re-baselining off, so that only the level offsets follow a
+    // shift or a holiday.
+    let without_rebaseline = DetectionParams {
+        rebaseline_windows: 0,
+        ..count_model()
+    };
+    for (name, change) in cases.iter().take(4) {
+        for params in [DetectionParams::default(), count_model(), without_rebaseline.clone()] {
+            let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, change);
+            assert_eq!(run.learnt_days, Vec::<i64>::new(), "{name}, {params:?}: {run:?}");
+        }
+    }
+
+    // The job is learnt once the shift is: each day of it is outside on the
+    // same side, and the rest of the day is inside after the re-baseline.
+    let (name, change) = cases[4];
+    let run = daily_shape_run(&count_model(), HALF_HOUR_MS, 0, |_| 0, change);
+    assert!(!run.learnt_days.is_empty(), "{name}: {run:?}");
+}
+
+#[test]
+fn clock_change_week_not_learnt() {
+    // Berlin, from 2026-03-01 00:00 local time. The job starts on day 26,
+    // 2026-03-27, so its third day is the day of the change to summer time.
+    let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    let offset_ms = move |utc_ms: i64| {
+        use chrono::{Offset, TimeZone as _};
+        let time = chrono::DateTime::from_timestamp_millis(utc_ms).unwrap();
+        i64::from(
+            berlin
+                .offset_from_utc_datetime(&time.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        ) * 1000
+    };
+    let params = DetectionParams {
+        time_zone: "Europe/Berlin".parse().unwrap(),
+        ..count_model()
+    };
+    let first_ms = 1_772_319_600_000; // 2026-02-28T23:00Z
+    let job = |day: i64, hour: i64, value: f64| if day >= 26 && hour == 3 { value + 400.0 } else { value };
+
+    let run = daily_shape_run(&params, HALF_HOUR_MS, first_ms, offset_ms, job);
+
+    // Nothing alerts but the job, which is learnt from day 36 on, 8 days
+    // after the change on day 28.
+    assert!(run.alert_hours.iter().all(|&hour| hour == 3), "{run:?}");
+    assert_eq!(run.learnt_days.first(), Some(&36), "{run:?}");
+}
+
+/// Prints the days on which a new daily job alerts, with and without
+/// learning it, the figures in docs/benchmarks.md:
+/// `cargo test --release -p seismo-detector --lib daily_job_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints figures for the docs"]
+fn daily_job_figures() {
+    for window_ms in [HALF_HOUR_MS, 5 * 60 * 1000] {
+        for (name, params) in [
+            ("plain defaults", DetectionParams::default()),
+            ("count defaults", count_model()),
+        ] {
+            for learn in [true, false] {
+                let params = DetectionParams {
+                    learn_daily_recurrence: learn,
+                    ..params.clone()
+                };
+                let run = daily_shape_run(&params, window_ms, 0, |_| 0, job_from_day_15);
+                let job_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+                println!(
+                    "{} minute windows, {name}, learn_daily_recurrence = {learn}: alerts on days {job_days:?}",
+                    window_ms / 60_000
+                );
+            }
+        }
+    }
+
+    // Days 5 and 6 of each week are the weekend.
+    let weekdays_only = |day: i64, hour: i64, value: f64| {
+        if day % 7 < 5 {
+            job_from_day_15(day, hour, value)
+        } else {
+            value
+        }
+    };
+    for learn in [true, false] {
+        let params = DetectionParams {
+            learn_daily_recurrence: learn,
+            ..count_model()
+        };
+        let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, weekdays_only);
+        let job_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+        println!(
+            "30 minute windows, count defaults, a job on weekdays only, learn_daily_recurrence = {learn}: alerts on days {job_days:?}"
+        );
+    }
+}
+
+#[test]
+fn long_windows_not_learnt() {
+    // Two windows a day: one of them is half the day's shape.
+    let params = DetectionParams {
+        min_history_windows: 8,
+        ..DetectionParams::default()
+    };
+    let half_day = |day: i64, hour: i64, value: f64| if day >= 15 && hour < 12 { value * 3.0 } else { value };
+
+    let run = daily_shape_run(&params, DAY_MS / 2, 0, |_| 0, half_day);
+
+    assert_eq!(run.learnt_days, Vec::<i64>::new(), "{run:?}");
+}
+
 /// Prints the false alerts of the plain defaults and the count model on
 /// sparse counts, the figures in docs/benchmarks.md:
 /// `cargo test --release -p seismo-detector --lib sparse_count_figures -- --ignored --nocapture`.
