@@ -113,18 +113,13 @@ impl DetectionMethod for Ensemble {
         }
     }
 
+    // `learn_recurrence` is not passed on: the stored outside flags are the
+    // combined verdict, not the robust band's own, so they would teach it
+    // shapes its own band never flagged.
     fn rebaseline(&mut self, first: i64, history: &mut History, calendar: &Calendar) {
         for method in &mut self.methods {
             method.rebaseline(first, history, calendar);
         }
-    }
-
-    fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) -> bool {
-        let mut learnt = false;
-        for method in &mut self.methods {
-            learnt |= method.learn_recurrence(number, history, calendar);
-        }
-        learnt
     }
 
     fn is_learning(&self) -> bool {

@@ -179,12 +179,14 @@ impl History {
     }
 
     /// Counts the kept windows after `after` and before `before` that were
-    /// outside their band.
-    pub fn outside_between(&self, after: i64, before: i64) -> usize {
-        (after + 1..before)
+    /// outside their band, and those that were not gaps.
+    pub fn outside_between(&self, after: i64, before: i64) -> (usize, usize) {
+        let present = (after + 1..before)
             .filter_map(|number| self.index(number))
-            .filter(|&index| self.is_outside(index))
-            .count()
+            .filter(|&index| !self.cleaned[index].is_nan());
+        present.fold((0, 0), |(outside, present), index| {
+            (outside + usize::from(self.is_outside(index)), present + 1)
+        })
     }
 
     /// Returns the mean cleaned value of the windows from `centre − reach`
@@ -582,7 +584,8 @@ mod tests {
             }
         }
         let outside_count = (450..460).filter(|&number| number % 11 != 5 && outside(number)).count();
-        assert_eq!(history.outside_between(449, 460), outside_count);
+        let present_count = (450..460).filter(|number| number % 11 != 5).count();
+        assert_eq!(history.outside_between(449, 460), (outside_count, present_count));
 
         // A gap longer than the history clears it; the bits of the windows
         // after it are their own.

@@ -291,10 +291,11 @@ impl SeriesDetector {
     }
 
     /// Returns true for a deviation too small to alert on: below `min_absolute_deviation`,
-    /// or in a window whose value and expected value are both below `min_volume`.
+    /// or in a window whose value and expected value are both below a
+    /// positive `min_volume`. The default of 0 leaves negative values alone.
     fn is_too_small(&self, value: f64, expected: f64) -> bool {
         (value - expected).abs() < self.min_absolute_deviation
-            || (value < self.min_volume && expected < self.min_volume)
+            || (self.min_volume > 0.0 && value < self.min_volume && expected < self.min_volume)
     }
 
     /// Stored windows, oldest first. Windows older than the detail depth

@@ -86,11 +86,12 @@ pub struct DetectionParams {
     pub cleaning_sigmas: f64,
 
     /// Whether the robust band learns a new daily shape, such as a job that
-    /// starts to run at 03:00 every day, after 3 days instead of 2 weeks.
-    /// It learns one when a window and the windows at the same local time
-    /// on the 2 days before were outside on the same side while the rest of
-    /// the last day stayed inside. Windows of more than 6 hours and the 8
-    /// days after a clock change are left alone.
+    /// starts to run at 03:00 every day, after 4 days instead of 2 weeks.
+    /// It learns a window that was outside on the same side at the same
+    /// local time on 4 days in a row, when the rest of the last day stayed
+    /// inside apart from at most 3 hours around that time. Windows of more
+    /// than 6 hours, the 8 days after a clock change and ensembles are left
+    /// alone (see docs/metrics-config.md, "Alerts").
     pub learn_daily_recurrence: bool,
 
     /// Windows outside the band, among the last `fire_lookback`, that start

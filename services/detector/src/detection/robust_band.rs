@@ -38,6 +38,8 @@ pub(crate) struct RobustBand {
     /// `DetectionParams::learn_daily_recurrence`, off for windows of more
     /// than 6 hours.
     learn_daily_recurrence: bool,
+    /// Window length in ms.
+    window_ms: i64,
 }
 
 impl RobustBand {
@@ -52,6 +54,7 @@ impl RobustBand {
             residuals: WindowSample::new(params.residual_windows),
             judged_sigma: None,
             learn_daily_recurrence: params.learn_daily_recurrence && window_ms * MIN_WINDOWS_PER_DAY <= DAY_MS,
+            window_ms,
         }
     }
 
@@ -78,13 +81,26 @@ impl RobustBand {
     pub fn sample_lengths(&self) -> (usize, Vec<usize>) {
         (self.residuals.sample().len(), self.seasonal.lag_sample_lengths())
     }
+
+    /// True when the level offsets equal those rebuilt from the stored
+    /// references of the last `level_windows` windows, for tests.
+    #[cfg(test)]
+    pub fn offsets_match_history(&self, history: &History, calendar: &Calendar) -> bool {
+        let Some(latest) = history.latest() else {
+            return true;
+        };
+        let mut rebuilt = self.seasonal.clone();
+        let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
+        rebuilt.rebaseline(latest - self.level_windows as i64, history, calendar, &limit);
+        rebuilt.lag_offsets() == self.seasonal.lag_offsets()
+    }
 }
 
 /// Days in a row, the latest included, on which a window at the same local
 /// time must be outside its band on the same side before its value becomes
-/// the normal at that time of day. Two days could be a coincidence, such as
-/// two nights of the same outage.
-const RECURRENCE_DAYS: i64 = 3;
+/// the normal at that time of day. Fewer days could be a passing event, such
+/// as three nights of the same outage, which would alert again when it ends.
+const RECURRENCE_DAYS: i64 = 4;
 
 /// Days before a learnt window whose references at the same local time are
 /// rewritten: all the weekly and daily lags read until the window's own
@@ -96,10 +112,17 @@ const REWRITTEN_DAYS: i64 = 7;
 /// level rather than a new job.
 const MIN_WINDOWS_PER_DAY: i64 = 4;
 
-/// The other windows of the last day outside their band, as a fraction,
-/// above which a recurrence is not learnt: a level shift or a holiday
-/// leaves most of the day outside, a new job only its own windows.
-const MAX_OUTSIDE_SHARE: f64 = 0.125;
+/// Maximum length of a new job that is learnt, in ms. In the last day,
+/// windows may be outside for this long in all, within this time of the
+/// learnt window's time of day: a new job's own windows.
+const JOB_SPAN_MS: i64 = 3 * 3_600_000;
+
+/// The windows of the last day further than [`JOB_SPAN_MS`] from this
+/// window's time of day that may be outside, as a fraction of those
+/// present. A level shift, a holiday or a series that is outside here
+/// and there all day leaves more of them outside than the band's false
+/// alarms do.
+const MAX_OUTSIDE_SHARE: f64 = 1.0 / 32.0;
 
 /// Change a re-baseline applies to the stored references.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -250,16 +273,18 @@ impl DetectionMethod for RobustBand {
     /// Learns a new daily shape, such as a job that starts to run at 03:00
     /// every day. That is a window outside its band on the same side at the
     /// same local time on [`RECURRENCE_DAYS`] days in a row, while the rest
-    /// of the last day stayed inside. The references at that time on the
+    /// of the last day stayed inside apart from at most [`JOB_SPAN_MS`]
+    /// around that time. The references at that time on the
     /// [`REWRITTEN_DAYS`] days before are rewritten to contain it. Otherwise
     /// the week-old reference keeps the old shape for a week, and the
     /// clamped values of the first week keep it for another.
     ///
-    /// A day that was outside on the same side gets its raw value, where
-    /// kept, else this window's. Any other day gets its own value plus this
-    /// window's deviation, because a job adds about the same amount every
-    /// day; a count stays at 0 or more. The 8 days after a clock change are
-    /// left alone, because the rewritten days would not all be 24 hours.
+    /// A day that was outside on the same side gets its raw value where it
+    /// is kept. Any other day gets its stored value plus this window's
+    /// deviation, because a job adds about the same amount every day. That
+    /// value stops at 0 when both this window and the day's were at 0 or
+    /// more, as for a count. The 8 days after a clock change are left alone,
+    /// because the rewritten days would not all be 24 hours.
     fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) -> bool {
         if !self.learn_daily_recurrence || !self.seasonal.is_seasonal() {
             return false;
@@ -284,8 +309,10 @@ impl DetectionMethod for RobustBand {
             return false;
         }
         let yesterday = calendar.lag(number, DAY_MS);
-        let others = (number - yesterday - 1) as f64;
-        if history.outside_between(yesterday, number) as f64 > MAX_OUTSIDE_SHARE * others {
+        let span = JOB_SPAN_MS / self.window_ms;
+        let (outside_far, present_far) = history.outside_between(yesterday + span, number - span);
+        let (outside, _) = history.outside_between(yesterday, number);
+        if outside_far as f64 > MAX_OUTSIDE_SHARE * present_far as f64 || outside as i64 > span {
             return false;
         }
 
@@ -295,12 +322,13 @@ impl DetectionMethod for RobustBand {
             let Some(reference) = history.reference(target) else {
                 continue;
             };
-            let learnt = if reference.outside && reference.above == above {
-                history.get(target).map_or(slot.value, |kept| kept.value)
-            } else if reference.cleaned >= 0.0 {
-                (reference.cleaned + deviation).max(0.0)
-            } else {
-                reference.cleaned + deviation
+            let raw = history
+                .get(target)
+                .filter(|_| reference.outside && reference.above == above);
+            let learnt = match raw {
+                Some(raw) => raw.value,
+                None if slot.value >= 0.0 && reference.cleaned >= 0.0 => (reference.cleaned + deviation).max(0.0),
+                None => reference.cleaned + deviation,
             };
             history.set_cleaned(target, learnt);
         }
@@ -426,6 +454,10 @@ mod tests {
 
                 if feed(&mut band, &mut history, &calendar, number, value) {
                     learnt += 1;
+                    assert!(
+                        band.offsets_match_history(&history, &calendar),
+                        "{adjustment:?}, window {number}: level offsets not rebuilt after learning"
+                    );
                 }
                 if step % 700 == 699 {
                     band.rebaseline(number - 20, &mut history, &calendar);

@@ -267,6 +267,15 @@ impl SeasonalModel {
         self.lags.iter().map(|lag| lag.offsets.sample().len()).collect()
     }
 
+    /// Sorted level offsets held per lag.
+    #[cfg(test)]
+    pub fn lag_offsets(&self) -> Vec<Vec<f32>> {
+        self.lags
+            .iter()
+            .map(|lag| lag.offsets.sample().as_slice().to_vec())
+            .collect()
+    }
+
     /// Bytes allocated on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.lags.capacity() * size_of::<Lag>() + self.lags.iter().map(|lag| lag.offsets.heap_bytes()).sum::<usize>()

@@ -122,6 +122,19 @@ fn small_slices_do_not_alert() {
 }
 
 #[test]
+fn negative_series_alerts_by_default() {
+    let params = params_for(MethodName::ThreeSigma);
+    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+    for number in 0..100 {
+        detector.observe(number * HALF_HOUR_MS, -100.0 + (number % 2) as f64);
+    }
+
+    let drop = detector.observe(100 * HALF_HOUR_MS, -1000.0).unwrap();
+
+    assert!(drop.outside);
+}
+
+#[test]
 fn level_shift_alerts_once_and_becomes_normal() {
     let mut noise = Noise(5);
     let params = DetectionParams {
@@ -522,13 +535,14 @@ fn daily_shape_run(
 /// Returns a window's value from its day, local hour and unchanged count.
 type ValueChange = fn(i64, i64, f64) -> f64;
 
-/// Adds a new job's 400 events to the 03:00 window every day from day 15 on.
+/// Adds a new job's 400 events to each window from 03:00 to 04:00, every
+/// day from day 15 on.
 fn job_from_day_15(day: i64, hour: i64, value: f64) -> f64 {
     if day >= 15 && hour == 3 { value + 400.0 } else { value }
 }
 
 #[test]
-fn new_daily_job_learnt_in_three_days() {
+fn new_daily_job_learnt_in_four_days() {
     // The job starts after two weeks of history, so the week-old
     // reference has the old shape. Weekends are quieter, so a reference
     // rewritten with a weekday's value would alert on them.
@@ -540,10 +554,65 @@ fn new_daily_job_learnt_in_three_days() {
             // The first weekend may alert, judged against the day before.
             let alert_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
             assert_eq!(alert_days.first(), Some(&15), "{case}: {run:?}");
-            assert!(alert_days.iter().all(|&day| day < 18), "{case}: {run:?}");
+            assert!(alert_days.iter().all(|&day| day < 19), "{case}: {run:?}");
             assert!(!run.learnt_days.is_empty(), "{case}: {run:?}");
         }
     }
+}
+
+#[test]
+fn job_from_saturday_keeps_weekend_level() {
+    // Weekdays near 1000 and weekends near 300. The job starts on a
+    // Saturday, so the rewritten Saturday and Sunday, no longer kept in
+    // full with 5-minute windows, must keep the weekend level.
+    let levels = |day: i64, hour: i64, value: f64| {
+        let level = if day % 7 >= 5 {
+            value * 300.0 / 140.0
+        } else {
+            value * 5.0
+        };
+        if day >= 19 && hour == 3 { level + 1000.0 } else { level }
+    };
+    for window_ms in [HALF_HOUR_MS, 5 * 60 * 1000] {
+        for params in [DetectionParams::default(), count_model()] {
+            let run = daily_shape_run(&params, window_ms, 0, |_| 0, levels);
+            let case = format!("{window_ms} ms windows, {params:?}");
+
+            assert!(!run.learnt_days.is_empty(), "{case}: {run:?}");
+            assert!(run.alert_days.iter().all(|&day| day < 23), "{case}: {run:?}");
+        }
+    }
+}
+
+#[test]
+fn negative_daily_job_learnt() {
+    // A gauge near 10 whose 03:00 window drops to about −40 every day
+    // from day 15 on. The rewritten days must not stop at 0.
+    let gauge = |day: i64, hour: i64, value: f64| {
+        let level = value / 20.0;
+        if day >= 15 && hour == 3 { level - 50.0 } else { level }
+    };
+
+    let run = daily_shape_run(&DetectionParams::default(), HALF_HOUR_MS, 0, |_| 0, gauge);
+
+    assert!(!run.learnt_days.is_empty(), "{run:?}");
+    assert!(run.alert_days.iter().all(|&day| day < 19), "{run:?}");
+}
+
+#[test]
+fn ensemble_does_not_learn_daily_shapes() {
+    let params = DetectionParams {
+        method: MethodName::Ensemble,
+        ensemble: EnsembleParams {
+            methods: vec![MethodName::RobustBand, MethodName::Iqr],
+            ..EnsembleParams::default()
+        },
+        ..DetectionParams::default()
+    };
+
+    let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, job_from_day_15);
+
+    assert_eq!(run.learnt_days, Vec::<i64>::new(), "{run:?}");
 }
 
 #[test]
@@ -560,7 +629,7 @@ fn unlearnt_daily_job_alerts_for_weeks() {
 
 #[test]
 fn other_daily_changes_not_learnt() {
-    let cases: [(&str, ValueChange); 5] = [
+    let cases: [(&str, ValueChange); 8] = [
         (
             "a window that alternates between high and low",
             |day, hour, value| match (day >= 15, hour, day % 2) {
@@ -569,8 +638,31 @@ fn other_daily_changes_not_learnt() {
                 _ => value,
             },
         ),
-        ("a 3-day holiday", |day, _, value| {
-            if (15..18).contains(&day) { value * 0.5 } else { value }
+        ("a 4-day holiday", |day, _, value| {
+            if (15..19).contains(&day) { value * 0.5 } else { value }
+        }),
+        ("a 2-hour outage on 3 nights", |day, hour, value| {
+            if (15..18).contains(&day) && (2..4).contains(&hour) {
+                value * 0.2
+            } else {
+                value
+            }
+        }),
+        // Windows outside at other times of the day, as in a series that
+        // is outside here and there all day, stop the rule.
+        ("a job at 03:00 and another at 15:00", |day, hour, value| {
+            if day >= 15 && (hour == 3 || hour == 15) {
+                value + 400.0
+            } else {
+                value
+            }
+        }),
+        ("a job that runs on 3 days only", |day, hour, value| {
+            if day < 18 {
+                job_from_day_15(day, hour, value)
+            } else {
+                value
+            }
         }),
         (
             "a level shift",
@@ -594,7 +686,7 @@ fn other_daily_changes_not_learnt() {
         rebaseline_windows: 0,
         ..count_model()
     };
-    for (name, change) in cases.iter().take(4) {
+    for (name, change) in cases.iter().take(7) {
         for params in [DetectionParams::default(), count_model(), without_rebaseline.clone()] {
             let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, change);
             assert_eq!(run.learnt_days, Vec::<i64>::new(), "{name}, {params:?}: {run:?}");
@@ -603,7 +695,7 @@ fn other_daily_changes_not_learnt() {
 
     // The job is learnt once the shift is: each day of it is outside on the
     // same side, and the rest of the day is inside after the re-baseline.
-    let (name, change) = cases[4];
+    let (name, change) = cases[7];
     let run = daily_shape_run(&count_model(), HALF_HOUR_MS, 0, |_| 0, change);
     assert!(!run.learnt_days.is_empty(), "{name}: {run:?}");
 }
@@ -611,7 +703,8 @@ fn other_daily_changes_not_learnt() {
 #[test]
 fn clock_change_week_not_learnt() {
     // Berlin, from 2026-03-01 00:00 local time. The job starts on day 26,
-    // 2026-03-27, so its third day is the day of the change to summer time.
+    // 2026-03-27, so its fourth day is the day after the change to summer
+    // time on day 28.
     let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
     let offset_ms = move |utc_ms: i64| {
         use chrono::{Offset, TimeZone as _};
@@ -672,16 +765,20 @@ fn daily_job_figures() {
             value
         }
     };
-    for learn in [true, false] {
-        let params = DetectionParams {
-            learn_daily_recurrence: learn,
-            ..count_model()
-        };
-        let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, weekdays_only);
-        let job_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
-        println!(
-            "30 minute windows, count defaults, a job on weekdays only, learn_daily_recurrence = {learn}: alerts on days {job_days:?}"
-        );
+    for window_ms in [HALF_HOUR_MS, 5 * 60 * 1000] {
+        for learn in [true, false] {
+            let params = DetectionParams {
+                learn_daily_recurrence: learn,
+                ..count_model()
+            };
+            let run = daily_shape_run(&params, window_ms, 0, |_| 0, weekdays_only);
+            let job_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+            println!(
+                "{} minute windows, count defaults, a job on weekdays only, learn_daily_recurrence = {learn}: \
+                 alerts on days {job_days:?}",
+                window_ms / 60_000
+            );
+        }
     }
 }
 
