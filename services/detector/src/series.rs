@@ -97,7 +97,17 @@ impl SeriesRegistry {
             open_episode: None,
         });
 
+        let learnt_before = series.detector.recurrences_learnt();
         let evaluation = series.detector.observe(closed.window_start_ms, closed.value)?;
+        if series.detector.recurrences_learnt() > learnt_before {
+            // Tells an operator why a new daily job stops alerting.
+            tracing::info!(
+                metric = %metric.name,
+                slice = %closed.slice,
+                window_start_ms = closed.window_start_ms,
+                "learnt a new daily shape: this time of day is expected at its new level from now on"
+            );
+        }
         let change = match evaluation.transition {
             None => None,
             Some(Transition::Fired {

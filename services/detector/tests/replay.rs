@@ -542,3 +542,54 @@ fn firing_without_calibration_history_still_scores() {
     assert_eq!(scored, vec![13], "{scores:?}");
     assert_eq!(scores[13], 1e-6);
 }
+
+/// Returns 35 days of 30-minute counts near 200 from 2014-07-01, with a job that
+/// adds 400 events to the 03:00 window every day from day 15 on.
+fn daily_job_series() -> String {
+    let start = chrono::NaiveDate::from_ymd_opt(2014, 7, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let mut text = String::from("timestamp,value\n");
+    // xorshift64: reproducible noise without a random-number crate.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for window in 0..35 * 48_i64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let time = start + chrono::Duration::minutes(30 * window);
+        let noise = (state % 29) as f64 - 14.0;
+        let job = if window / 48 >= 15 && window % 48 == 6 {
+            400.0
+        } else {
+            0.0
+        };
+        text.push_str(&format!(
+            "{},{}\n",
+            time.format("%Y-%m-%d %H:%M:%S"),
+            200.0 + noise + job
+        ));
+    }
+    text
+}
+
+#[test]
+fn replay_reports_learnt_daily_shapes() {
+    let directory = scratch_directory("daily-job");
+    let input = directory.join("job.csv");
+    write(&input, &daily_job_series());
+
+    let learning = replay_path(&input, &directory.join("learning"), &ReplayOptions::default()).unwrap();
+    let options = ReplayOptions {
+        params: DetectionParams {
+            learn_daily_recurrence: false,
+            ..DetectionParams::default()
+        },
+        ..ReplayOptions::default()
+    };
+    let not_learning = replay_path(&input, &directory.join("not-learning"), &options).unwrap();
+
+    assert!(learning.files[0].daily_shapes_learnt > 0, "{learning:?}");
+    assert_eq!(not_learning.files[0].daily_shapes_learnt, 0);
+    assert!(learning.fired() < not_learning.fired(), "{learning:?} {not_learning:?}");
+}

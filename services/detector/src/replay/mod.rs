@@ -96,6 +96,8 @@ pub struct FileSummary {
     pub window_ms: i64,
     /// Episodes fired.
     pub fired: usize,
+    /// Windows learnt as a new daily shape (`learn_daily_recurrence`).
+    pub daily_shapes_learnt: u64,
     /// Rows inside a labelled window.
     pub labelled_rows: usize,
     /// The labels file had an entry for this file.
@@ -141,6 +143,7 @@ pub fn replay_path(input: &Path, output: &Path, options: &ReplayOptions) -> anyh
             skipped_rows = file_summary.skipped_rows,
             window_ms = file_summary.window_ms,
             fired = file_summary.fired,
+            daily_shapes_learnt = file_summary.daily_shapes_learnt,
             "replayed series file"
         );
         summary.files.push(file_summary);
@@ -218,6 +221,7 @@ fn replay_file(
         skipped_rows: 0,
         window_ms,
         fired: 0,
+        daily_shapes_learnt: 0,
         labelled_rows: 0,
         has_labels: windows.is_some(),
     };
@@ -253,5 +257,6 @@ fn replay_file(
     }
 
     writer.flush().with_context(write_error)?;
+    summary.daily_shapes_learnt = detector.recurrences_learnt();
     Ok(summary)
 }
