@@ -31,9 +31,10 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Settings file (TOML) whose keys are the environment variable names of
-    /// these options, e.g. `SEISMO_DETECTOR_LISTEN = "127.0.0.1:50051"`.
-    /// Command-line options and environment variables override it. The
-    /// metrics definitions stay in the separate `--config` file.
+    /// the options, e.g. `SEISMO_LOG_FORMAT = "json"`, or
+    /// `SEISMO_DETECTOR_LISTEN = "127.0.0.1:50051"` for `serve`.
+    /// Command-line options and environment variables override it. For
+    /// `serve`, the metrics definitions stay in the separate `--config` file.
     #[arg(long = "config-file", global = true, env = "SEISMO_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
 }

@@ -186,6 +186,7 @@ fn log_metric_settings(metric: &MetricDefinition) {
         residual_scale = detection.effective_residual_scale().as_str(),
         level_adjustment = detection.level_adjustment.as_str(),
         reference_windows = detection.reference_windows,
+        learn_daily_recurrence = detection.learn_daily_recurrence,
         fire_outside = detection.fire_outside,
         fire_lookback = detection.fire_lookback,
         "metric configured"

@@ -233,6 +233,18 @@ impl History {
         }
     }
 
+    /// Marks window `number`, if kept, as inside its band.
+    pub fn clear_outside(&mut self, number: i64) {
+        if let Some(index) = self.index(number) {
+            let (word, mask) = self.outside_bit(index);
+            for bits in [&mut self.outside, &mut self.above] {
+                if let Some(bits) = bits.get_mut(word) {
+                    *bits &= !mask;
+                }
+            }
+        }
+    }
+
     /// Position of `cleaned[index]`'s bit in `outside`: word and mask.
     fn outside_bit(&self, index: usize) -> (usize, u64) {
         let mut position = self.first_bit + index;

@@ -291,11 +291,11 @@ impl SeriesDetector {
     }
 
     /// Returns true for a deviation too small to alert on: below `min_absolute_deviation`,
-    /// or in a window whose value and expected value are both below a
-    /// positive `min_volume`. The default of 0 leaves negative values alone.
+    /// or in a window whose value and expected value are both smaller in
+    /// magnitude than `min_volume`, so a series below 0 is judged by its size too.
     fn is_too_small(&self, value: f64, expected: f64) -> bool {
         (value - expected).abs() < self.min_absolute_deviation
-            || (self.min_volume > 0.0 && value < self.min_volume && expected < self.min_volume)
+            || (value.abs() < self.min_volume && expected.abs() < self.min_volume)
     }
 
     /// Stored windows, oldest first. Windows older than the detail depth

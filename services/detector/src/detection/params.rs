@@ -89,9 +89,9 @@ pub struct DetectionParams {
     /// starts to run at 03:00 every day, after 4 days instead of 2 weeks.
     /// It learns a window that was outside on the same side at the same
     /// local time on 4 days in a row, when the rest of the last day stayed
-    /// inside apart from at most 3 hours around that time. Windows of more
-    /// than 6 hours, the 8 days after a clock change and ensembles are left
-    /// alone (see docs/metrics-config.md, "Alerts").
+    /// inside apart from a job of at most 3 hours. Windows longer than 3
+    /// hours or that do not divide a day, the 8 days after a clock change
+    /// and ensembles are left alone (see docs/metrics-config.md, "Alerts").
     pub learn_daily_recurrence: bool,
 
     /// Windows outside the band, among the last `fire_lookback`, that start
@@ -156,8 +156,9 @@ pub struct DetectionParams {
     /// [`LevelAdjustment`]).
     pub level_adjustment: LevelAdjustment,
 
-    /// A window whose value and expected value are both below this is
-    /// never outside, so a small slice does not flap. In the metric's unit.
+    /// A window whose value and expected value are both smaller than this
+    /// in magnitude is never outside, so a small slice does not flap. In
+    /// the metric's unit.
     pub min_volume: f64,
 
     /// A window closer than this to its expected value is never outside,

@@ -9,7 +9,7 @@
 //!    count noise, or relative to the expected value (`residual_scale`).
 //! 3. `band.rs`: band, score and the cleaned value that later windows use
 //!    as their reference (Huber-type cleaning, Gelper, Fried & Croux 2010).
-//! 4. Here: a window outside on the same side at the same local time on 3
+//! 4. Here: a window outside on the same side at the same local time on 4
 //!    days in a row becomes the reference at that time of day
 //!    (`learn_daily_recurrence`), so a new daily job is learnt in days.
 
@@ -35,8 +35,8 @@ pub(crate) struct RobustBand {
     /// Robust scale of the residuals when the latest window was judged,
     /// which sets how far a neighbour may join the seasonal reference.
     judged_sigma: Option<f64>,
-    /// `DetectionParams::learn_daily_recurrence`, off for windows of more
-    /// than 6 hours.
+    /// `DetectionParams::learn_daily_recurrence`, off for windows longer
+    /// than [`JOB_SPAN_MS`] or that do not divide a day.
     learn_daily_recurrence: bool,
     /// Window length in ms.
     window_ms: i64,
@@ -53,7 +53,9 @@ impl RobustBand {
             seasonal: SeasonalModel::new(&SeasonalSettings::from(params), calendar, window_ms, history_windows),
             residuals: WindowSample::new(params.residual_windows),
             judged_sigma: None,
-            learn_daily_recurrence: params.learn_daily_recurrence && window_ms * MIN_WINDOWS_PER_DAY <= DAY_MS,
+            learn_daily_recurrence: params.learn_daily_recurrence
+                && window_ms <= JOB_SPAN_MS
+                && DAY_MS % window_ms == 0,
             window_ms,
         }
     }
@@ -107,14 +109,11 @@ const RECURRENCE_DAYS: i64 = 4;
 /// value becomes the week-old reference.
 const REWRITTEN_DAYS: i64 = 7;
 
-/// Minimum windows per day for learning a daily recurrence. With fewer, one
-/// window is a large part of the day, and a change in it is a change of
-/// level rather than a new job.
-const MIN_WINDOWS_PER_DAY: i64 = 4;
-
-/// Maximum length of a new job that is learnt, in ms. In the last day,
-/// windows may be outside for this long in all, within this time of the
-/// learnt window's time of day: a new job's own windows.
+/// Maximum length of a new job that is learnt, in ms, and of the windows
+/// the rule applies to. In the last day, the windows within this time of
+/// the learnt window's time of day may be outside for this long in all: a
+/// new job's own windows. A longer window is a large part of the day, and
+/// a change in it is a change of level rather than a new job.
 const JOB_SPAN_MS: i64 = 3 * 3_600_000;
 
 /// The windows of the last day further than [`JOB_SPAN_MS`] from this
@@ -279,12 +278,14 @@ impl DetectionMethod for RobustBand {
     /// the week-old reference keeps the old shape for a week, and the
     /// clamped values of the first week keep it for another.
     ///
-    /// A day that was outside on the same side gets its raw value where it
-    /// is kept. Any other day gets its stored value plus this window's
-    /// deviation, because a job adds about the same amount every day. That
-    /// value stops at 0 when both this window and the day's were at 0 or
-    /// more, as for a count. The 8 days after a clock change are left alone,
-    /// because the rewritten days would not all be 24 hours.
+    /// A day of the recurrence gets its raw value where it is kept. Any other
+    /// day gets its stored value plus this window's
+    /// deviation, because a job adds about the same amount every day. With
+    /// the count noise model (`residual_scale = "sqrt"`) that value stops
+    /// at 0, because a count cannot go below it. The rewritten days and this
+    /// window then count as inside, so they are no evidence for the next
+    /// recurrence. The 8 days after a clock change are left alone, because
+    /// the rewritten days would not all be 24 hours.
     fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) -> bool {
         if !self.learn_daily_recurrence || !self.seasonal.is_seasonal() {
             return false;
@@ -308,11 +309,13 @@ impl DetectionMethod for RobustBand {
         if !recurs {
             return false;
         }
+        // A job of k windows leaves k − 1 of them outside between this
+        // window and the same time yesterday, the two ends left out.
         let yesterday = calendar.lag(number, DAY_MS);
         let span = JOB_SPAN_MS / self.window_ms;
         let (outside_far, present_far) = history.outside_between(yesterday + span, number - span);
         let (outside, _) = history.outside_between(yesterday, number);
-        if outside_far as f64 > MAX_OUTSIDE_SHARE * present_far as f64 || outside as i64 > span {
+        if outside_far as f64 > MAX_OUTSIDE_SHARE * present_far as f64 || outside as i64 >= span {
             return false;
         }
 
@@ -322,17 +325,17 @@ impl DetectionMethod for RobustBand {
             let Some(reference) = history.reference(target) else {
                 continue;
             };
-            let raw = history
-                .get(target)
-                .filter(|_| reference.outside && reference.above == above);
+            let raw = history.get(target).filter(|_| day < RECURRENCE_DAYS);
             let learnt = match raw {
                 Some(raw) => raw.value,
-                None if slot.value >= 0.0 && reference.cleaned >= 0.0 => (reference.cleaned + deviation).max(0.0),
+                None if self.residual_scale == ResidualScale::Sqrt => (reference.cleaned + deviation).max(0.0),
                 None => reference.cleaned + deviation,
             };
             history.set_cleaned(target, learnt);
+            history.clear_outside(target);
         }
         history.set_cleaned(number, slot.value);
+        history.clear_outside(number);
 
         // The level offsets of the last windows read the rewritten references.
         let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);

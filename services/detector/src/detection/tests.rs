@@ -122,16 +122,23 @@ fn small_slices_do_not_alert() {
 }
 
 #[test]
-fn negative_series_alerts_by_default() {
-    let params = params_for(MethodName::ThreeSigma);
-    let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
-    for number in 0..100 {
-        detector.observe(number * HALF_HOUR_MS, -100.0 + (number % 2) as f64);
+fn negative_series_alerts() {
+    // With the default minimum volume, and with one the series exceeds in
+    // magnitude.
+    for min_volume in [0.0, 50.0] {
+        let params = DetectionParams {
+            min_volume,
+            ..params_for(MethodName::ThreeSigma)
+        };
+        let mut detector = SeriesDetector::new(&params, HALF_HOUR_MS);
+        for number in 0..100 {
+            detector.observe(number * HALF_HOUR_MS, -100.0 + (number % 2) as f64);
+        }
+
+        let drop = detector.observe(100 * HALF_HOUR_MS, -1000.0).unwrap();
+
+        assert!(drop.outside, "min_volume = {min_volume}");
     }
-
-    let drop = detector.observe(100 * HALF_HOUR_MS, -1000.0).unwrap();
-
-    assert!(drop.outside);
 }
 
 #[test]
@@ -757,6 +764,26 @@ fn daily_job_figures() {
         }
     }
 
+    let stops = |day: i64, hour: i64, value: f64| {
+        if day < 29 {
+            job_from_day_15(day, hour, value)
+        } else {
+            value
+        }
+    };
+    for learn in [true, false] {
+        let params = DetectionParams {
+            learn_daily_recurrence: learn,
+            ..count_model()
+        };
+        let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, stops);
+        let job_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+        println!(
+            "30 minute windows, count defaults, a job on days 15 to 28, learn_daily_recurrence = {learn}: \
+             alerts on days {job_days:?}"
+        );
+    }
+
     // Days 5 and 6 of each week are the weekend.
     let weekdays_only = |day: i64, hour: i64, value: f64| {
         if day % 7 < 5 {
@@ -794,6 +821,77 @@ fn long_windows_not_learnt() {
     let run = daily_shape_run(&params, DAY_MS / 2, 0, |_| 0, half_day);
 
     assert_eq!(run.learnt_days, Vec::<i64>::new(), "{run:?}");
+}
+
+#[test]
+fn windows_not_dividing_a_day_not_learnt() {
+    // 7-minute windows divide a week but not a day, so the day before is
+    // not the same time of day.
+    let run = daily_shape_run(&DetectionParams::default(), 7 * 60 * 1000, 0, |_| 0, job_from_day_15);
+
+    assert_eq!(run.learnt_days, Vec::<i64>::new(), "{run:?}");
+}
+
+#[test]
+fn jobs_up_to_three_hours_learnt() {
+    let job_hours = |hours: i64| {
+        move |day: i64, hour: i64, value: f64| {
+            if day >= 15 && (3..3 + hours).contains(&hour) {
+                value + 400.0
+            } else {
+                value
+            }
+        }
+    };
+
+    let three = daily_shape_run(&count_model(), HALF_HOUR_MS, 0, |_| 0, job_hours(3));
+    let four = daily_shape_run(&count_model(), HALF_HOUR_MS, 0, |_| 0, job_hours(4));
+
+    assert!(!three.learnt_days.is_empty(), "{three:?}");
+    assert_eq!(four.learnt_days, Vec::<i64>::new(), "{four:?}");
+}
+
+#[test]
+fn spike_after_learnt_job_not_learnt() {
+    // The days that taught the job count as inside afterwards, so a
+    // one-day spike at the same time needs 3 more days of its own.
+    let spike = |day: i64, hour: i64, value: f64| {
+        let value = job_from_day_15(day, hour, value);
+        if day == 19 && hour == 3 { value + 800.0 } else { value }
+    };
+
+    let run = daily_shape_run(&count_model(), HALF_HOUR_MS, 0, |_| 0, spike);
+
+    assert_eq!(run.learnt_days.iter().max(), Some(&18), "{run:?}");
+    assert!(run.alert_days.iter().all(|&day| day < 20), "{run:?}");
+}
+
+#[test]
+fn negative_gauge_job_keeps_weekend_level() {
+    // A gauge near 100 on weekdays and 40 at weekends, whose 03:00 windows
+    // drop by 80 from day 15 on: below 0 at weekends.
+    let gauge = |day: i64, hour: i64, value: f64| {
+        let level = if day % 7 >= 5 {
+            value * 40.0 / 140.0
+        } else {
+            value / 2.0
+        };
+        if day >= 15 && hour == 3 { level - 80.0 } else { level }
+    };
+
+    // Firing on 2 of 3 windows, because the job lasts 2 windows.
+    let params = DetectionParams {
+        fire_outside: 2,
+        fire_lookback: 3,
+        ..DetectionParams::default()
+    };
+
+    let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, gauge);
+
+    // The first two Saturdays alert, judged against a Friday.
+    let job_alerts: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+    assert!(!run.learnt_days.is_empty(), "{run:?}");
+    assert!(job_alerts.iter().all(|&day| day < 19), "{run:?}");
 }
 
 /// Prints the false alerts of the plain defaults and the count model on

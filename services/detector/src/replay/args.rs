@@ -80,6 +80,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
         residual_scale = params.effective_residual_scale().as_str(),
         level_adjustment = params.level_adjustment.as_str(),
         reference_windows = params.reference_windows,
+        learn_daily_recurrence = params.learn_daily_recurrence,
         fire_outside = params.fire_outside,
         fire_lookback = params.fire_lookback,
         "detection settings"
