@@ -5,8 +5,8 @@
 //! Two depths, because the seasonal references reach much further back
 //! than anything else:
 //! - every kept window (up to `capacity`) keeps its cleaned value, whether
-//!   it was outside its band and on which side: 4 bytes and 2 bits, what
-//!   seasonal references read a day or a week back;
+//!   it was outside its band, on which side and whether it is spent: 4
+//!   bytes and 2 bits, what seasonal references read a day or a week back;
 //! - the newest `detail_capacity` windows also keep the raw value, the
 //!   expected value and the band edges: 16 bytes more, what residuals,
 //!   re-baselines, the raw-value rules and charts read.
@@ -56,8 +56,11 @@ impl Slot {
 pub(crate) struct Reference {
     pub cleaned: f32,
     pub outside: bool,
-    /// True when the window was outside above its band.
+    /// True when the window was outside above its band. False once spent.
     pub above: bool,
+    /// True when the window was outside and has since taught the robust
+    /// band a new daily shape, so it is no evidence for another one.
+    pub spent: bool,
 }
 
 /// A stored window as [`History::iter`] returns it.
@@ -96,8 +99,10 @@ pub(crate) struct History {
     /// of `capacity` bits: `cleaned[i]` has bit `first_bit + i` (mod
     /// `capacity`). Allocated with the first window.
     outside: Vec<u64>,
-    /// One bit per kept window, set when it was outside above its band, in
-    /// the same ring as `outside`.
+    /// One bit per kept window in the same ring as `outside`. With the
+    /// `outside` bit set, the window was outside above its band. Without
+    /// it, the window was outside and is spent (see [`Reference::spent`]),
+    /// so the two bits give inside, below, above and spent.
     above: Vec<u64>,
     /// Bit of `cleaned[0]` in `outside` and `above`.
     first_bit: usize,
@@ -174,7 +179,8 @@ impl History {
         (!cleaned.is_nan()).then(|| Reference {
             cleaned,
             outside: self.is_outside(index),
-            above: Self::bit(&self.above, self.outside_bit(index)),
+            above: self.is_outside_bit(index) && self.is_above_bit(index),
+            spent: !self.is_outside_bit(index) && self.is_above_bit(index),
         })
     }
 
@@ -233,15 +239,15 @@ impl History {
         }
     }
 
-    /// Marks window `number`, if kept, as inside its band.
-    pub fn clear_outside(&mut self, number: i64) {
-        if let Some(index) = self.index(number) {
+    /// Marks window `number`, if kept and outside, as spent. It stays
+    /// outside for charts and for the references that read it.
+    pub fn mark_spent(&mut self, number: i64) {
+        if let Some(index) = self.index(number)
+            && self.is_outside(index)
+        {
             let (word, mask) = self.outside_bit(index);
-            for bits in [&mut self.outside, &mut self.above] {
-                if let Some(bits) = bits.get_mut(word) {
-                    *bits &= !mask;
-                }
-            }
+            self.outside[word] &= !mask;
+            self.above[word] |= mask;
         }
     }
 
@@ -254,8 +260,17 @@ impl History {
         (position / 64, 1 << (position % 64))
     }
 
+    /// True when the window was outside its band, spent or not.
     fn is_outside(&self, index: usize) -> bool {
+        self.is_outside_bit(index) || self.is_above_bit(index)
+    }
+
+    fn is_outside_bit(&self, index: usize) -> bool {
         Self::bit(&self.outside, self.outside_bit(index))
+    }
+
+    fn is_above_bit(&self, index: usize) -> bool {
+        Self::bit(&self.above, self.outside_bit(index))
     }
 
     fn bit(bits: &[u64], (word, mask): (usize, u64)) -> bool {
@@ -597,6 +612,20 @@ mod tests {
         }
         let outside_count = (450..460).filter(|&number| number % 11 != 5 && outside(number)).count();
         let present_count = (450..460).filter(|number| number % 11 != 5).count();
+        assert_eq!(history.outside_between(449, 460), (outside_count, present_count));
+
+        // A spent window stays outside and loses its side; an inside one
+        // cannot be spent.
+        for number in 440..460 {
+            history.mark_spent(number);
+        }
+        for number in (440..460).filter(|number| number % 11 != 5) {
+            let reference = history.reference(number).unwrap();
+            assert_eq!(reference.outside, outside(number), "window {number}");
+            assert_eq!(reference.spent, outside(number), "window {number}");
+            assert!(!reference.above, "window {number}");
+            assert_eq!(history.get(number).map(|slot| slot.outside), Some(outside(number)));
+        }
         assert_eq!(history.outside_between(449, 460), (outside_count, present_count));
 
         // A gap longer than the history clears it; the bits of the windows

@@ -279,11 +279,12 @@ impl DetectionMethod for RobustBand {
     /// clamped values of the first week keep it for another.
     ///
     /// A day of the recurrence gets its raw value where it is kept. Any other
-    /// day gets its stored value plus this window's
-    /// deviation, because a job adds about the same amount every day. With
-    /// the count noise model (`residual_scale = "sqrt"`) that value stops
-    /// at 0, because a count cannot go below it. The rewritten days and this
-    /// window then count as inside, so they are no evidence for the next
+    /// day gets its stored value plus this window's deviation, because a
+    /// job adds about the same amount every day. With the count noise model
+    /// (`residual_scale = "sqrt"`) a drop scales the stored value by this
+    /// window's ratio to its expected value instead, and a rise stops at 0.
+    /// The rewritten windows that were outside, and this one, are then
+    /// spent: still outside for charts, but no evidence for the next
     /// recurrence. The 8 days after a clock change are left alone, because
     /// the rewritten days would not all be 24 hours.
     fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) -> bool {
@@ -304,7 +305,7 @@ impl DetectionMethod for RobustBand {
         let recurs = (1..RECURRENCE_DAYS).all(|day| {
             history
                 .reference(calendar.lag(number, day * DAY_MS))
-                .is_some_and(|reference| reference.outside && reference.above == above)
+                .is_some_and(|reference| reference.outside && !reference.spent && reference.above == above)
         });
         if !recurs {
             return false;
@@ -319,23 +320,36 @@ impl DetectionMethod for RobustBand {
             return false;
         }
 
+        // A job adds about the same amount every day. Under the count noise
+        // model a drop is taken as a share of the traffic instead, and a count
+        // stays at 0 or more.
         let deviation = slot.value - slot.expected;
+        let count_model = self.residual_scale == ResidualScale::Sqrt;
+        let ratio = (count_model && !above && slot.expected > 0.0).then(|| (slot.value / slot.expected).max(0.0));
+        let change = |base: f32| match ratio {
+            Some(ratio) => base * ratio,
+            None if count_model => (base + deviation).max(0.0),
+            None => base + deviation,
+        };
         for day in 1..=REWRITTEN_DAYS {
             let target = calendar.lag(number, day * DAY_MS);
             let Some(reference) = history.reference(target) else {
                 continue;
             };
+            // NOTE: a day of the recurrence whose raw value is gone (5-minute
+            // windows) was stored clamped towards the job, so its new
+            // reference is off by up to `cleaning_sigmas` / `band_sigmas` of
+            // a band half-width, 0.3 with the defaults.
             let raw = history.get(target).filter(|_| day < RECURRENCE_DAYS);
             let learnt = match raw {
                 Some(raw) => raw.value,
-                None if self.residual_scale == ResidualScale::Sqrt => (reference.cleaned + deviation).max(0.0),
-                None => reference.cleaned + deviation,
+                None => change(reference.cleaned),
             };
             history.set_cleaned(target, learnt);
-            history.clear_outside(target);
+            history.mark_spent(target);
         }
         history.set_cleaned(number, slot.value);
-        history.clear_outside(number);
+        history.mark_spent(number);
 
         // The level offsets of the last windows read the rewritten references.
         let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);

@@ -592,6 +592,51 @@ fn job_from_saturday_keeps_weekend_level() {
 }
 
 #[test]
+fn count_drop_learnt_in_proportion() {
+    // The windows from 03:00 to 04:00 fall to a tenth from day 15 on, on
+    // weekdays and weekends alike.
+    let drop = |day: i64, hour: i64, value: f64| {
+        if day >= 15 && hour == 3 {
+            (value / 10.0).round()
+        } else {
+            value
+        }
+    };
+    for window_ms in [HALF_HOUR_MS, 5 * 60 * 1000] {
+        let run = daily_shape_run(&count_model(), window_ms, 0, |_| 0, drop);
+
+        assert!(!run.learnt_days.is_empty(), "{window_ms} ms windows: {run:?}");
+        assert!(
+            run.alert_days.iter().all(|&day| day < 19),
+            "{window_ms} ms windows: {run:?}"
+        );
+    }
+}
+
+#[test]
+fn learnt_windows_stay_anomalous_in_points() {
+    let mut detector = SeriesDetector::new(&count_model(), HALF_HOUR_MS);
+    let mut noise = Noise(5);
+    let mut outside = std::collections::HashMap::new();
+    for number in 0..19 * WINDOWS_PER_DAY {
+        let (day, hour) = (number / WINDOWS_PER_DAY, number % WINDOWS_PER_DAY / 2);
+        let value = job_from_day_15(day, hour, (200.0 + 14.0 * noise.next()).round());
+        let evaluation = detector.observe(number * HALF_HOUR_MS, value).unwrap();
+        outside.insert(number * HALF_HOUR_MS, evaluation.outside);
+    }
+    assert!(detector.recurrences_learnt() > 0);
+
+    for point in detector.points().filter(|point| !point.reference_only) {
+        assert_eq!(
+            Some(&point.anomalous),
+            outside.get(&point.window_start_ms),
+            "window at {} ms",
+            point.window_start_ms
+        );
+    }
+}
+
+#[test]
 fn negative_daily_job_learnt() {
     // A gauge near 10 whose 03:00 window drops to about −40 every day
     // from day 15 on. The rewritten days must not stop at 0.
