@@ -55,11 +55,12 @@ impl Slot {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Reference {
     pub cleaned: f32,
+    /// True when the window was outside its band, spent or not.
     pub outside: bool,
     /// True when the window was outside above its band. False once spent.
     pub above: bool,
-    /// True when the window was outside and has since taught the robust
-    /// band a new daily shape, so it is no evidence for another one.
+    /// True when the window was outside and a learnt daily shape has since
+    /// rewritten it, so it is no evidence for another one.
     pub spent: bool,
 }
 
@@ -240,7 +241,7 @@ impl History {
     }
 
     /// Marks window `number`, if kept and outside, as spent. It stays
-    /// outside for charts and for the references that read it.
+    /// outside for charts.
     pub fn mark_spent(&mut self, number: i64) {
         if let Some(index) = self.index(number)
             && self.is_outside(index)
@@ -608,6 +609,7 @@ mod tests {
                 assert_eq!(reference.map(|r| r.outside), Some(outside(number)), "window {number}");
                 let above = outside(number) && number % 2 == 0;
                 assert_eq!(reference.map(|r| r.above), Some(above), "window {number}");
+                assert_eq!(reference.map(|r| r.spent), Some(false), "window {number}");
             }
         }
         let outside_count = (450..460).filter(|&number| number % 11 != 5 && outside(number)).count();
@@ -627,6 +629,18 @@ mod tests {
             assert_eq!(history.get(number).map(|slot| slot.outside), Some(outside(number)));
         }
         assert_eq!(history.outside_between(449, 460), (outside_count, present_count));
+
+        // The windows that take over the spent windows' bits start unspent.
+        for number in 500..580 {
+            history.push(number, slot(number as f32));
+        }
+        for number in 510..580 {
+            assert_eq!(
+                history.reference(number).map(|r| r.spent),
+                Some(false),
+                "window {number}"
+            );
+        }
 
         // A gap longer than the history clears it; the bits of the windows
         // after it are their own.

@@ -206,11 +206,12 @@ impl DetectionMethod for RobustBand {
         // Not when the reference window was itself outside the band either:
         // an anomaly that recurs there is a lasting change of shape, which
         // must become the reference or it would alert forever.
-        // A new daily job is learnt sooner by `learn_recurrence`.
+        // A new daily job is learnt sooner by `learn_recurrence`, whose
+        // spent windows are references like any inside one.
         let modelled = expected.seasonal || !self.seasonal.is_seasonal();
         let reference_was_outside = history
             .reference(expected.reference)
-            .is_some_and(|reference| reference.outside);
+            .is_some_and(|reference| reference.outside && !reference.spent);
         let cleaned = if modelled && !reference_was_outside {
             judgement.cleaned
         } else {
@@ -280,13 +281,14 @@ impl DetectionMethod for RobustBand {
     ///
     /// A day of the recurrence gets its raw value where it is kept. Any other
     /// day gets its stored value plus this window's deviation, because a
-    /// job adds about the same amount every day. With the count noise model
-    /// (`residual_scale = "sqrt"`) a drop scales the stored value by this
-    /// window's ratio to its expected value instead, and a rise stops at 0.
-    /// The rewritten windows that were outside, and this one, are then
-    /// spent: still outside for charts, but no evidence for the next
-    /// recurrence. The 8 days after a clock change are left alone, because
-    /// the rewritten days would not all be 24 hours.
+    /// job adds about the same amount every day. With residuals scaled to
+    /// the level (`residual_scale = "sqrt"` or `"relative"`), a drop scales
+    /// the stored value by this window's ratio to its expected value
+    /// instead. With the count noise model the result stops at 0. The
+    /// rewritten windows that were outside, and this one, are then spent:
+    /// still outside for charts, but no evidence for the next recurrence
+    /// and no bar to clamping. The 8 days after a clock change are left
+    /// alone, because the rewritten days would not all be 24 hours.
     fn learn_recurrence(&mut self, number: i64, history: &mut History, calendar: &Calendar) -> bool {
         if !self.learn_daily_recurrence || !self.seasonal.is_seasonal() {
             return false;
@@ -320,26 +322,29 @@ impl DetectionMethod for RobustBand {
             return false;
         }
 
-        // A job adds about the same amount every day. Under the count noise
-        // model a drop is taken as a share of the traffic instead, and a count
-        // stays at 0 or more.
+        // A job adds about the same amount every day. Where the noise scales
+        // with the level, a drop is taken as a share of the traffic instead.
+        // A count stays at 0 or more.
         let deviation = slot.value - slot.expected;
         let count_model = self.residual_scale == ResidualScale::Sqrt;
-        let ratio = (count_model && !above && slot.expected > 0.0).then(|| (slot.value / slot.expected).max(0.0));
-        let change = |base: f32| match ratio {
-            Some(ratio) => base * ratio,
-            None if count_model => (base + deviation).max(0.0),
-            None => base + deviation,
+        let proportional = matches!(self.residual_scale, ResidualScale::Sqrt | ResidualScale::Relative);
+        let ratio = (proportional && !above && slot.expected > 0.0).then(|| (slot.value / slot.expected).max(0.0));
+        let change = |base: f32| {
+            let changed = match ratio {
+                Some(ratio) => base * ratio,
+                None => base + deviation,
+            };
+            if count_model { changed.max(0.0) } else { changed }
         };
         for day in 1..=REWRITTEN_DAYS {
             let target = calendar.lag(number, day * DAY_MS);
             let Some(reference) = history.reference(target) else {
                 continue;
             };
-            // NOTE: a day of the recurrence whose raw value is gone (5-minute
-            // windows) was stored clamped towards the job, so its new
-            // reference is off by up to `cleaning_sigmas` / `band_sigmas` of
-            // a band half-width, 0.3 with the defaults.
+            // NOTE: a day of the recurrence whose raw value is gone (days 2
+            // and 3 with 5-minute windows) was stored clamped towards the
+            // job. Its new reference is off by about `cleaning_sigmas` /
+            // `band_sigmas` (0.3) of that day's band half-width.
             let raw = history.get(target).filter(|_| day < RECURRENCE_DAYS);
             let learnt = match raw {
                 Some(raw) => raw.value,
