@@ -109,11 +109,10 @@ const RECURRENCE_DAYS: i64 = 4;
 /// value becomes the week-old reference.
 const REWRITTEN_DAYS: i64 = 7;
 
-/// Maximum length of a new job that is learnt, in ms, and of the windows
-/// the rule applies to. In the last day, the windows within this time of
-/// the learnt window's time of day may be outside for this long in all: a
-/// new job's own windows. A longer window is a large part of the day, and
-/// a change in it is a change of level rather than a new job.
+/// Maximum length of a new job that is learnt, in ms, counted in whole
+/// windows, and of the windows the rule applies to. A longer window is a
+/// large part of the day, and a change in it is a change of level rather
+/// than a new job.
 const JOB_SPAN_MS: i64 = 3 * 3_600_000;
 
 /// The windows of the last day further than [`JOB_SPAN_MS`] from this

@@ -501,6 +501,13 @@ struct DailyShapeRun {
     learnt_days: Vec<i64>,
 }
 
+impl DailyShapeRun {
+    /// Returns the days with a firing from `first` on.
+    fn alert_days_from(&self, first: i64) -> Vec<i64> {
+        self.alert_days.iter().copied().filter(|&day| day >= first).collect()
+    }
+}
+
 /// Runs 42 days of a count near 200 on weekdays and 140 on weekends, with
 /// `window_ms` windows from `first_ms`, a local midnight in UTC ms.
 /// `offset_ms(t)` is local time − UTC at t, and `change(day, local hour,
@@ -559,7 +566,7 @@ fn new_daily_job_learnt_in_four_days() {
             let case = format!("{window_ms} ms windows, {params:?}");
 
             // The first weekend may alert, judged against the day before.
-            let alert_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+            let alert_days: Vec<i64> = run.alert_days_from(14);
             assert_eq!(alert_days.first(), Some(&15), "{case}: {run:?}");
             assert!(alert_days.iter().all(|&day| day < 19), "{case}: {run:?}");
             assert!(!run.learnt_days.is_empty(), "{case}: {run:?}");
@@ -800,7 +807,7 @@ fn daily_job_figures() {
                     ..params.clone()
                 };
                 let run = daily_shape_run(&params, window_ms, 0, |_| 0, job_from_day_15);
-                let job_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+                let job_days: Vec<i64> = run.alert_days_from(14);
                 println!(
                     "{} minute windows, {name}, learn_daily_recurrence = {learn}: alerts on days {job_days:?}",
                     window_ms / 60_000
@@ -822,7 +829,7 @@ fn daily_job_figures() {
             ..count_model()
         };
         let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, stops);
-        let job_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+        let job_days: Vec<i64> = run.alert_days_from(14);
         println!(
             "30 minute windows, count defaults, a job on days 15 to 28, learn_daily_recurrence = {learn}: \
              alerts on days {job_days:?}"
@@ -844,7 +851,7 @@ fn daily_job_figures() {
                 ..count_model()
             };
             let run = daily_shape_run(&params, window_ms, 0, |_| 0, weekdays_only);
-            let job_days: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+            let job_days: Vec<i64> = run.alert_days_from(14);
             println!(
                 "{} minute windows, count defaults, a job on weekdays only, learn_daily_recurrence = {learn}: \
                  alerts on days {job_days:?}",
@@ -919,7 +926,7 @@ fn spike_after_learnt_job_not_learnt() {
             Some(&18),
             "spike on day {spike_day}: {run:?}"
         );
-        let late_alerts: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day > spike_day).collect();
+        let late_alerts: Vec<i64> = run.alert_days_from(spike_day + 1);
         assert_eq!(late_alerts, Vec::<i64>::new(), "spike on day {spike_day}: {run:?}");
     }
 }
@@ -963,7 +970,7 @@ fn negative_gauge_job_keeps_weekend_level() {
     let run = daily_shape_run(&params, HALF_HOUR_MS, 0, |_| 0, gauge);
 
     // The first two Saturdays alert, judged against a Friday.
-    let job_alerts: Vec<i64> = run.alert_days.iter().copied().filter(|&day| day >= 14).collect();
+    let job_alerts: Vec<i64> = run.alert_days_from(14);
     assert!(!run.learnt_days.is_empty(), "{run:?}");
     assert!(job_alerts.iter().all(|&day| day < 19), "{run:?}");
 }

@@ -289,52 +289,63 @@ fn format_business_report(
         report.push('\n');
     }
 
-    let _ = write!(
-        report,
-        "\ndetected/FP per series, summed over the seeds\n{:<12}",
-        "series"
-    );
-    for method in outcomes {
-        let _ = write!(report, " {:>14}", method.name);
-    }
-    report.push('\n');
-    for (index, name) in names.iter().enumerate() {
-        let _ = write!(report, "{name:<12}");
-        for method in outcomes {
-            let outcome = &method.series[index];
-            let cell = format!(
+    write_series_table(
+        &mut report,
+        "detected/FP per series, summed over the seeds",
+        names,
+        outcomes,
+        |outcome| {
+            format!(
                 "{}/{} of {}",
                 outcome.detected(),
                 outcome.false_positives,
                 outcome.anomalies()
-            );
-            let _ = write!(report, " {cell:>14}");
-        }
-        report.push('\n');
-    }
+            )
+        },
+    );
 
     // Within one series the anomalies are of one kind, so a method's mean
     // delay there compares fairly with the baseline's.
-    let _ = write!(report, "\nmean delay per series, over the seeds\n{:<12}", "series");
-    for method in outcomes {
-        let _ = write!(report, " {:>14}", method.name);
-    }
-    report.push('\n');
-    for (index, name) in names.iter().enumerate() {
-        let _ = write!(report, "{name:<12}");
-        for method in outcomes {
-            let cell = method.series[index]
+    write_series_table(
+        &mut report,
+        "mean delay per series, over the seeds",
+        names,
+        outcomes,
+        |outcome| {
+            outcome
                 .mean_delay()
-                .map_or_else(|| "-".to_string(), |delay| format!("{delay:.2}"));
-            let _ = write!(report, " {cell:>14}");
-        }
-        report.push('\n');
-    }
+                .map_or_else(|| "-".to_string(), |delay| format!("{delay:.2}"))
+        },
+    );
     let _ = writeln!(
         report,
         "delay: windows from an anomaly's first window to its first alert; iqr_rule is the baseline"
     );
     report
+}
+
+/// Writes a table titled `title` with a row per series in `names` and a
+/// column per method, each cell `cell` of that method's outcome there.
+fn write_series_table(
+    report: &mut String,
+    title: &str,
+    names: &[&str],
+    outcomes: &[MethodOutcomes],
+    cell: impl Fn(&MatchOutcome) -> String,
+) {
+    let _ = write!(report, "\n{title}\n{:<12}", "series");
+    for method in outcomes {
+        let _ = write!(report, " {:>14}", method.name);
+    }
+    report.push('\n');
+
+    for (index, name) in names.iter().enumerate() {
+        let _ = write!(report, "{name:<12}");
+        for method in outcomes {
+            let _ = write!(report, " {:>14}", cell(&method.series[index]));
+        }
+        report.push('\n');
+    }
 }
 
 fn outcome_row(outcome: &MatchOutcome) -> String {
