@@ -50,7 +50,9 @@ pub fn mad(values: &mut [f64]) -> Option<f64> {
 /// A multiset of finite `f32` values kept in ascending order.
 ///
 /// Insertion and removal shift the tail of a `Vec`, which is O(n) but only a
-/// `memmove` of a few KiB. The median is O(1) and the MAD O(log n).
+/// `memmove` of a few KiB; [`SortedSample::replace`] does both in one
+/// shift. The median is O(1) and the MAD O(log n), or a few comparisons
+/// from where it was last found ([`SortedSample::mad_near`]).
 #[derive(Debug, Clone, Default)]
 pub struct SortedSample {
     values: Vec<f32>,
@@ -119,6 +121,32 @@ impl SortedSample {
         }
     }
 
+    /// Removes one value bit-for-bit equal to `old` and adds `new`, with
+    /// one shift of the values between their places rather than a shift
+    /// to the end for each. Returns false, and adds nothing, when `old` is
+    /// not stored. `new` must be finite, as for [`SortedSample::insert`].
+    pub fn replace(&mut self, old: f32, new: f32) -> bool {
+        debug_assert!(new.is_finite(), "SortedSample::replace got {new}");
+        let Ok(from) = self.values.binary_search_by(|stored| stored.total_cmp(&old)) else {
+            return false;
+        };
+
+        // Where `insert` would put `new`, counted with `old` still stored.
+        let to = self
+            .values
+            .partition_point(|stored| stored.total_cmp(&new) == Ordering::Less);
+        if to <= from {
+            self.values.copy_within(to..from, to + 1);
+            self.values[to] = new;
+        } else {
+            // `old` is below `new`, so `new` lands one place lower once
+            // `old` is gone.
+            self.values.copy_within(from + 1..to, from);
+            self.values[to - 1] = new;
+        }
+        true
+    }
+
     pub fn median(&self) -> Option<f64> {
         let n = self.values.len();
         if n == 0 {
@@ -140,18 +168,43 @@ impl SortedSample {
     /// form a second one. The MAD is the middle of their merge, which a
     /// binary search finds without merging.
     pub fn mad(&self) -> Option<f64> {
+        self.mad_searching(None)
+    }
+
+    /// [`SortedSample::mad`], with its searches started where the MAD of the
+    /// sample was found last time. Between two calls a sliding window
+    /// inserts and removes one value, which moves both places by a step or
+    /// two, so a few comparisons replace two binary searches. The result is
+    /// the same as `mad` for any hint.
+    pub fn mad_near(&self, hint: &mut MadHint) -> Option<f64> {
+        self.mad_searching(Some(hint))
+    }
+
+    fn mad_searching(&self, mut hint: Option<&mut MadHint>) -> Option<f64> {
         let center = self.median()?;
         let n = self.values.len();
-        let split = self.values.partition_point(|&value| f64::from(value) < center);
+        let split_hint = hint.as_ref().map(|hint| hint.split);
+        // The values are finite, so `>=` is exactly "not below".
+        let split = first_true(0, n, split_hint, |i| f64::from(self.values[i]) >= center);
         let below = |i: usize| center - f64::from(self.values[split - 1 - i]);
         let above = |i: usize| f64::from(self.values[split + i]) - center;
-        let kth = |k: usize| kth_of_two_sorted(k, split, n - split, below, above);
+        let mut from_below = hint.as_ref().map(|hint| hint.from_below);
+        let mut kth = |k: usize| {
+            let (value, taken) = kth_of_two_sorted(k, split, n - split, from_below, below, above);
+            from_below = Some(taken);
+            value
+        };
 
-        if n % 2 == 1 {
-            Some(kth(n / 2))
+        let mad = if n % 2 == 1 {
+            kth(n / 2)
         } else {
-            Some((kth(n / 2 - 1) + kth(n / 2)) / 2.0)
+            (kth(n / 2 - 1) + kth(n / 2)) / 2.0
+        };
+        if let Some(hint) = hint.as_mut() {
+            hint.split = split;
+            hint.from_below = from_below.unwrap_or(0);
         }
+        Some(mad)
     }
 
     /// Mean absolute deviation from the median, in O(n).
@@ -164,7 +217,16 @@ impl SortedSample {
     /// Robust estimate of the standard deviation: MAD × 1.4826, or the mean
     /// absolute deviation × 1.2533 when the MAD is zero, or `None` when empty.
     pub fn sigma(&self) -> Option<f64> {
-        let mad = self.mad()?;
+        self.sigma_from(self.mad()?)
+    }
+
+    /// [`SortedSample::sigma`], with the MAD found by
+    /// [`SortedSample::mad_near`].
+    pub fn sigma_near(&self, hint: &mut MadHint) -> Option<f64> {
+        self.sigma_from(self.mad_near(hint)?)
+    }
+
+    fn sigma_from(&self, mad: f64) -> Option<f64> {
         if mad > 0.0 {
             return Some(mad * MAD_TO_SIGMA);
         }
@@ -178,31 +240,89 @@ impl SortedSample {
     }
 }
 
+/// Start of the searches of [`SortedSample::mad_near`]: the places where
+/// it last found the MAD.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MadHint {
+    /// Number of values below the median.
+    split: usize,
+    /// Number of the smallest deviations that came from below the median.
+    from_below: usize,
+}
+
 /// Returns the `k`-th smallest (from 0) element of the merge of two
-/// ascending sequences given by length and accessor. Requires
-/// `k < len_a + len_b`.
-fn kth_of_two_sorted(k: usize, len_a: usize, len_b: usize, a: impl Fn(usize) -> f64, b: impl Fn(usize) -> f64) -> f64 {
+/// ascending sequences given by length and accessor, and how many of the
+/// k + 1 smallest come from `a`. Requires `k < len_a + len_b`. The search
+/// starts from `hint`, a guess of that count, when there is one.
+fn kth_of_two_sorted(
+    k: usize,
+    len_a: usize,
+    len_b: usize,
+    hint: Option<usize>,
+    a: impl Fn(usize) -> f64,
+    b: impl Fn(usize) -> f64,
+) -> (f64, usize) {
     debug_assert!(k < len_a + len_b);
 
-    // Find how many of the k + 1 smallest come from `a`: the smallest count
-    // whose next `a` element is not below the last `b` element taken.
-    let mut low = (k + 1).saturating_sub(len_b);
-    let mut high = (k + 1).min(len_a);
-    while low < high {
-        let from_a = (low + high) / 2;
-        let from_b = k + 1 - from_a;
-        if a(from_a) < b(from_b - 1) {
-            low = from_a + 1;
-        } else {
-            high = from_a;
-        }
-    }
+    // The count is the smallest whose next `a` element is not below the
+    // last `b` element taken.
+    let low = (k + 1).saturating_sub(len_b);
+    let high = (k + 1).min(len_a);
+    let from_a = first_true(low, high, hint, |from_a| a(from_a) >= b(k - from_a));
 
-    let from_a = low;
     let from_b = k + 1 - from_a;
     let last_a = if from_a > 0 { a(from_a - 1) } else { f64::NEG_INFINITY };
     let last_b = if from_b > 0 { b(from_b - 1) } else { f64::NEG_INFINITY };
-    last_a.max(last_b)
+    (last_a.max(last_b), from_a)
+}
+
+/// Returns the smallest `i` in `low..=high` for which `is_past(i)` holds,
+/// or `high` when none below it does. `is_past` must be false up to some
+/// point and true after it, and is never called with `high`. Without a
+/// hint this is a binary search. With one, it first steps out from the
+/// hint in doubling steps until it brackets the result, so a result d
+/// places from the hint costs about 2·log₂(d) calls.
+fn first_true(low: usize, high: usize, hint: Option<usize>, is_past: impl Fn(usize) -> bool) -> usize {
+    // The result stays in start..=end, and `is_past(end)` holds unless
+    // end == high.
+    let (mut start, mut end) = (low, high);
+    if let Some(hint) = hint.map(|hint| hint.clamp(low, high)) {
+        if hint == high || is_past(hint) {
+            end = hint;
+            let mut step = 1;
+            while start < end {
+                let probe = end.saturating_sub(step).max(start);
+                if !is_past(probe) {
+                    start = probe + 1;
+                    break;
+                }
+                end = probe;
+                step *= 2;
+            }
+        } else {
+            start = hint + 1;
+            let mut step = 1;
+            while start < end {
+                let probe = (start + step - 1).min(end - 1);
+                if is_past(probe) {
+                    end = probe;
+                    break;
+                }
+                start = probe + 1;
+                step *= 2;
+            }
+        }
+    }
+
+    while start < end {
+        let middle = start + (end - start) / 2;
+        if is_past(middle) {
+            end = middle;
+        } else {
+            start = middle + 1;
+        }
+    }
+    start
 }
 
 #[cfg(test)]
@@ -269,6 +389,99 @@ mod tests {
             assert_eq!(sample.median(), median(&mut values.clone()), "median at step {step}");
             assert_eq!(sample.mad(), mad(&mut values), "MAD at step {step}");
         }
+    }
+
+    #[test]
+    fn mad_near_any_hint_matches_mad() {
+        let mut random = Lcg(11);
+        let mut sample = SortedSample::new(64);
+        let mut window: std::collections::VecDeque<f32> = std::collections::VecDeque::new();
+        let mut kept_hint = MadHint::default();
+
+        for step in 0..3_000 {
+            // Ties, a wide spread and a sliding window of 1 to 60 values,
+            // odd and even.
+            let value = ((random.next_unit() * 30.0).floor() - 10.0) as f32 * (1.0 + (step % 7) as f32);
+            sample.insert(value);
+            window.push_back(value);
+            let length = 1 + (step / 50) % 60;
+            while window.len() > length {
+                let leaving = window.pop_front().unwrap();
+                assert!(sample.remove(leaving));
+            }
+
+            let expected = sample.mad();
+            assert_eq!(sample.mad_near(&mut kept_hint), expected, "kept hint at step {step}");
+            assert_eq!(
+                sample.sigma_near(&mut kept_hint),
+                sample.sigma(),
+                "sigma at step {step}"
+            );
+            let n = sample.len();
+            for (split, from_below) in [(0, 0), (n, n), (n / 3, n / 5), (usize::MAX, usize::MAX)] {
+                let mut wild_hint = MadHint { split, from_below };
+                assert_eq!(
+                    sample.mad_near(&mut wild_hint),
+                    expected,
+                    "hint ({split}, {from_below}) at step {step}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn first_true_from_every_hint() {
+        for high in 0..12 {
+            for answer in 0..=high {
+                let is_past = |i: usize| {
+                    assert!(i < high, "called with {i}, high {high}");
+                    i >= answer
+                };
+                assert_eq!(first_true(0, high, None, is_past), answer);
+                for hint in 0..=high + 2 {
+                    assert_eq!(first_true(0, high, Some(hint), is_past), answer, "hint {hint}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn replace_matches_remove_then_insert() {
+        let mut random = Lcg(5);
+        let mut replaced = SortedSample::new(40);
+        let mut reference = SortedSample::new(40);
+        for _ in 0..40 {
+            let value = ((random.next_unit() * 20.0).floor() - 10.0) as f32;
+            replaced.insert(value);
+            reference.insert(value);
+        }
+        // Zeros of both signs, which `total_cmp` orders, and ties.
+        for step in 0..2_000 {
+            let old = replaced.as_slice()[(random.next_unit() * 40.0) as usize];
+            let new = match step % 5 {
+                0 => -0.0,
+                1 => 0.0,
+                2 => old,
+                _ => ((random.next_unit() * 20.0).floor() - 10.0) as f32,
+            };
+            assert!(replaced.replace(old, new));
+            assert!(reference.remove(old));
+            reference.insert(new);
+            let bits = |sample: &SortedSample| {
+                sample
+                    .as_slice()
+                    .iter()
+                    .map(|value| value.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                bits(&replaced),
+                bits(&reference),
+                "replacing {old} by {new} at step {step}"
+            );
+        }
+        assert!(!replaced.replace(100.0, 1.0));
+        assert_eq!(replaced.len(), 40);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::calendar::{Calendar, DAY_MS};
 use super::history::History;
 use super::method::{DetectionMethod, MethodOutput, MethodVerdict};
 use super::params::{DetectionParams, ResidualScale};
-use super::robust::median;
+use super::robust::{MadHint, median};
 use super::seasonal::{SeasonalModel, SeasonalSettings};
 use super::window_sample::WindowSample;
 
@@ -35,6 +35,9 @@ pub(crate) struct RobustBand {
     /// Robust scale of the residuals when the latest window was judged,
     /// which sets how far a neighbour may join the seasonal reference.
     judged_sigma: Option<f64>,
+    /// Where the residuals' MAD was found last window, where the next
+    /// search starts.
+    mad_hint: MadHint,
     /// `DetectionParams::learn_daily_recurrence`, off for windows longer
     /// than [`JOB_SPAN_MS`] or that do not divide a day.
     learn_daily_recurrence: bool,
@@ -53,6 +56,7 @@ impl RobustBand {
             seasonal: SeasonalModel::new(&SeasonalSettings::from(params), calendar, window_ms, history_windows),
             residuals: WindowSample::new(params.residual_windows),
             judged_sigma: None,
+            mad_hint: MadHint::default(),
             learn_daily_recurrence: params.learn_daily_recurrence
                 && window_ms <= JOB_SPAN_MS
                 && DAY_MS % window_ms == 0,
@@ -175,7 +179,7 @@ impl DetectionMethod for RobustBand {
     }
 
     fn judge(&mut self, number: i64, value: f64, history: &History, calendar: &Calendar) -> MethodOutput {
-        self.judged_sigma = self.residuals.sample().sigma();
+        self.judged_sigma = self.residuals.sample().sigma_near(&mut self.mad_hint);
         let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
         let expected = self.seasonal.expected_value(history, number, calendar, &limit);
         let Some(expected) = expected else {
@@ -228,9 +232,13 @@ impl DetectionMethod for RobustBand {
     }
 
     fn record(&mut self, number: i64, history: &History, calendar: &Calendar) {
-        if let Some(residual) = history.get(number).and_then(|slot| slot.residual(self.residual_scale)) {
-            self.residuals.insert(residual);
-        }
+        // The window that leaves before the next one is judged leaves now,
+        // in the same shift of the sorted residuals.
+        let scale = self.residual_scale;
+        let residual = history.get(number).and_then(|slot| slot.residual(scale));
+        self.residuals.advance(number, residual, history, |history, leaving| {
+            history.get(leaving).and_then(|slot| slot.residual(scale))
+        });
         let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
         self.seasonal.record(number, history, calendar, &limit);
     }
@@ -433,10 +441,12 @@ mod tests {
                 feed(&mut band, &mut history, &calendar, number, value);
             }
 
+            // After a window is recorded, the samples already cover the
+            // windows the next one is judged on.
             let (residuals, lags) = band.sample_lengths();
-            assert_eq!(residuals, params.residual_windows + 1, "{params:?}");
+            assert_eq!(residuals, params.residual_windows, "{params:?}");
             for lag in &lags {
-                assert_eq!(*lag, params.level_windows + 1, "{params:?}");
+                assert_eq!(*lag, params.level_windows, "{params:?}");
             }
         }
     }

@@ -179,8 +179,9 @@ impl SeasonalModel {
         }
     }
 
-    /// Adds the level offsets of window `number`, just stored in `history`.
-    /// `limit` is as for [`SeasonalModel::expected_value`].
+    /// Adds the level offsets of window `number`, just stored in `history`,
+    /// and drops those that window `number + 1` no longer uses. `limit` is
+    /// as for [`SeasonalModel::expected_value`].
     pub fn record(&mut self, number: i64, history: &History, calendar: &Calendar, limit: NeighbourLimit) {
         let recent = history.reference(number).map(|reference| reference.cleaned);
         let last = self.last_reference;
@@ -191,7 +192,7 @@ impl SeasonalModel {
                 _ => history.reference_mean(centre, self.reference_reach, number, limit),
             };
             lag.offsets
-                .record(number, offset(recent, reference, self.level_adjustment));
+                .advance(number, offset(recent, reference, self.level_adjustment));
         }
     }
 
@@ -210,7 +211,7 @@ impl SeasonalModel {
                 let centre = calendar.lag(number, period_ms);
                 let reference = history.reference_mean(centre, self.reference_reach, number, limit);
                 lag.offsets
-                    .record(number, offset(recent, reference, self.level_adjustment));
+                    .advance(number, offset(recent, reference, self.level_adjustment));
             }
         }
     }

@@ -77,21 +77,23 @@ impl TailScore {
     pub fn observe(&mut self, ratio: Option<f64>) -> f64 {
         self.push_ratio(ratio.unwrap_or(0.0));
         let mean = self.recent.iter().map(|&ratio| f64::from(ratio)).sum::<f64>() / self.lookback as f64;
-        let score = self.score_of(mean);
+        // One logarithm serves both the score and the histogram.
+        let position = bin_position(mean);
+        let score = self.score_at(position);
 
         if ratio.is_some() {
-            self.insert(mean);
+            self.insert_at(position);
         }
         score
     }
 
-    /// Returns 1 − p for a mean deviation of `mean` against the histogram.
-    fn score_of(&self, mean: f64) -> f64 {
+    /// Returns 1 − p for a mean deviation at `position` (see [`bin_position`])
+    /// against the histogram.
+    fn score_at(&self, position: f64) -> f64 {
         if self.total == 0 {
             return 0.0;
         }
 
-        let position = bin_position(mean);
         let bin = position as usize;
         let above: u64 = self.counts[bin + 1..].iter().map(|&count| u64::from(count)).sum();
         let within = f64::from(self.counts[bin]) * (1.0 - position.fract());
@@ -99,14 +101,14 @@ impl TailScore {
         1.0 - (at_or_above + 1.0) / (f64::from(self.total) + 1.0)
     }
 
-    fn insert(&mut self, mean: f64) {
+    fn insert_at(&mut self, position: f64) {
         if self.total >= MAX_COUNT {
             for count in self.counts.iter_mut() {
                 *count /= 2;
             }
             self.total = self.counts.iter().sum();
         }
-        self.counts[bin_position(mean) as usize] += 1;
+        self.counts[position as usize] += 1;
         self.total += 1;
     }
 

@@ -56,6 +56,38 @@ impl WindowSample {
         self.sample.insert(value);
     }
 
+    /// Inserts `value`, that of window `number`, which `history` now
+    /// holds, and removes the window that leaves before window `number + 1`
+    /// is judged: [`WindowSample::insert`] then
+    /// [`WindowSample::retire_before`] of `number + 1`. When one window
+    /// leaves as one enters, a single shift of the sorted values does both.
+    pub fn advance(
+        &mut self,
+        number: i64,
+        value: Option<f32>,
+        history: &History,
+        value_of: impl Fn(&History, i64) -> Option<f32>,
+    ) {
+        let leaving = number - self.length;
+        let only_one_leaves = leaving < number
+            && self.retired_through == leaving - 1
+            && history.oldest().is_some_and(|oldest| oldest <= leaving);
+        if only_one_leaves
+            && let Some(value) = value
+            && let Some(old) = value_of(history, leaving)
+        {
+            let replaced = self.sample.replace(old, value);
+            debug_assert!(replaced, "value {old} of window {leaving} was not in the sample");
+            self.retired_through = leaving;
+            return;
+        }
+
+        if let Some(value) = value {
+            self.sample.insert(value);
+        }
+        self.retire_before(number + 1, history, value_of);
+    }
+
     pub fn sample(&self) -> &SortedSample {
         &self.sample
     }
@@ -125,6 +157,45 @@ impl RecordedSample {
         self.recorded.push_back(value.unwrap_or(f32::NAN));
         if let Some(value) = value {
             self.sample.insert(value);
+        }
+    }
+
+    /// Records the value of window `number` as [`RecordedSample::record`]
+    /// does, then removes the window that leaves before window `number + 1`
+    /// as [`RecordedSample::retire_before`] does. When one window leaves as
+    /// one enters, a single shift of the sorted values does both.
+    pub fn advance(&mut self, number: i64, value: Option<f32>) {
+        let value = value.filter(|value| value.is_finite());
+        let next = self.first + self.recorded.len() as i64;
+        let only_one_leaves = !self.recorded.is_empty() && number == next && self.first == number - self.length as i64;
+        if !only_one_leaves {
+            self.record(number, value);
+            self.retire_before(number + 1);
+            return;
+        }
+
+        let old = self.recorded.pop_front().filter(|old| !old.is_nan());
+        self.first += 1;
+        self.recorded.push_back(value.unwrap_or(f32::NAN));
+        match (old, value) {
+            (Some(old), Some(value)) => {
+                let replaced = self.sample.replace(old, value);
+                debug_assert!(
+                    replaced,
+                    "value {old} of window {} was not in the sample",
+                    self.first - 1
+                );
+            }
+            (Some(old), None) => {
+                let removed = self.sample.remove(old);
+                debug_assert!(
+                    removed,
+                    "value {old} of window {} was not in the sample",
+                    self.first - 1
+                );
+            }
+            (None, Some(value)) => self.sample.insert(value),
+            (None, None) => {}
         }
     }
 
@@ -232,6 +303,73 @@ mod tests {
         }
         assert_eq!(sample.sample().as_slice(), &[4.0]);
         assert!(sample.is_consistent());
+    }
+
+    /// Windows with gaps and windows without a value, each as
+    /// (number, value).
+    fn ragged_windows() -> Vec<(i64, Option<f32>)> {
+        (0..200)
+            .filter(|number| number % 17 != 5 && !(60..75).contains(number))
+            .map(|number| (number, (number % 11 != 3).then_some((number * 7 % 13) as f32)))
+            .collect()
+    }
+
+    #[test]
+    fn advance_matches_insert_then_retire() {
+        let mut history = History::new(100);
+        let mut advanced = WindowSample::new(5);
+        let mut stepwise = WindowSample::new(5);
+        let value_of = |history: &History, number: i64| {
+            history
+                .get(number)
+                .and_then(|slot| slot.value.is_finite().then_some(slot.value))
+        };
+        for (number, value) in ragged_windows() {
+            advanced.retire_before(number, &history, value_of);
+            stepwise.retire_before(number, &history, value_of);
+            assert_eq!(
+                sorted_values(&advanced),
+                sorted_values(&stepwise),
+                "before window {number}"
+            );
+
+            history.push(number, slot(value.unwrap_or(f32::NAN)));
+            advanced.advance(number, value, &history, value_of);
+            if let Some(value) = value {
+                stepwise.insert(value);
+            }
+            stepwise.retire_before(number + 1, &history, value_of);
+            assert_eq!(
+                sorted_values(&advanced),
+                sorted_values(&stepwise),
+                "after window {number}"
+            );
+        }
+    }
+
+    #[test]
+    fn recorded_advance_matches_record_then_retire() {
+        let mut advanced = RecordedSample::new(5);
+        let mut stepwise = RecordedSample::new(5);
+        for (number, value) in ragged_windows() {
+            advanced.retire_before(number);
+            stepwise.retire_before(number);
+            assert_eq!(
+                advanced.sample().as_slice(),
+                stepwise.sample().as_slice(),
+                "before window {number}"
+            );
+
+            advanced.advance(number, value);
+            stepwise.record(number, value);
+            stepwise.retire_before(number + 1);
+            assert_eq!(
+                advanced.sample().as_slice(),
+                stepwise.sample().as_slice(),
+                "after window {number}"
+            );
+            assert!(advanced.is_consistent());
+        }
     }
 
     #[test]
