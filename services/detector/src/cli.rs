@@ -427,7 +427,9 @@ mod tests {
             panic!("evaluate business parsed as another suite");
         };
         assert_eq!(business.seed, 9);
-        assert_eq!(business.iqr_windows, 48);
+        assert_eq!(business.window, 30 * 60_000);
+        assert_eq!(business.level, None);
+        assert_eq!(business.iqr_windows, None);
         assert_eq!(business.iqr_coefficient, 1.5);
     }
 }

@@ -29,9 +29,10 @@ fn business_args(seed: u64) -> EvaluateArgs {
             ),
             params: None,
             defaults: DetectionDefaults::Count,
-            level: 500.0,
+            window: 30 * 60_000,
+            level: None,
             poisson: false,
-            iqr_windows: 48,
+            iqr_windows: None,
             iqr_coefficient: 1.5,
         }),
     }
@@ -251,7 +252,7 @@ fn invalid_iqr_rule_rejected() {
     let EvaluateSuite::Business(business) = &mut args.suite else {
         unreachable!("business_args builds a business suite");
     };
-    business.iqr_windows = 0;
+    business.iqr_windows = Some(0);
 
     let error = seismo_detector::evaluate::run(args).unwrap_err().to_string();
 
@@ -261,7 +262,7 @@ fn invalid_iqr_rule_rejected() {
 #[test]
 fn invalid_level_rejected() {
     let mut business = business_args_of(business_args(1));
-    business.level = 0.0;
+    business.level = Some(0.0);
 
     let error = seismo_detector::evaluate::run(EvaluateArgs {
         suite: EvaluateSuite::Business(business),
@@ -270,6 +271,38 @@ fn invalid_level_rejected() {
     .to_string();
 
     assert!(error.contains("--level 0"), "{error}");
+}
+
+#[test]
+fn invalid_window_rejected() {
+    let mut business = business_args_of(business_args(1));
+    business.window = 7 * 60_000;
+
+    let error = seismo_detector::evaluate::run(EvaluateArgs {
+        suite: EvaluateSuite::Business(business),
+    })
+    .unwrap_err()
+    .to_string();
+
+    assert!(error.contains("--window"), "{error}");
+    assert!(error.contains("420000 ms"), "{error}");
+}
+
+#[test]
+fn five_minute_windows_scale_level_and_iqr_rule() {
+    let mut business = business_args_of(business_args(1));
+    business.window = 5 * 60_000;
+    business.methods = Some(vec![MethodName::ThreeSigma]);
+
+    let report = seismo_detector::evaluate::run(EvaluateArgs {
+        suite: EvaluateSuite::Business(business),
+    })
+    .unwrap();
+
+    let header = report.lines().next().unwrap();
+    assert!(header.contains("5-minute windows"), "{header}");
+    assert!(header.contains("level 83.3"), "{header}");
+    assert!(header.contains("IQR rule n = 288 windows"), "{header}");
 }
 
 #[test]

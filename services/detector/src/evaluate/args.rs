@@ -9,11 +9,11 @@ use clap::{Args, Subcommand};
 
 use super::business::{MethodOutcomes, compare};
 use super::business_match::MatchOutcome;
-use super::business_series::{SuiteOptions, generate_suite_with};
+use super::business_series::{DEFAULT_LEVEL_PER_30_MINUTES, DEFAULT_WINDOW_MS, SuiteOptions, generate_suite_with};
 use super::iqr::IqrRule;
 use super::nab_corpus::{ProfileReport, read_profiles, replay_corpus, score_corpus};
 use super::nab_score::window_count;
-use crate::config::DetectionDefaults;
+use crate::config::{DetectionDefaults, parse_duration_ms};
 use crate::detection::{DetectionParams, MethodName};
 use crate::replay::{ReplayOptions, ScoreMode, read_params};
 
@@ -97,20 +97,26 @@ pub struct BusinessArgs {
     #[arg(long, value_enum, default_value = "count")]
     pub defaults: DetectionDefaults,
 
+    /// Window length of the series, e.g. 5m or 1h. It must divide an hour,
+    /// because the anomalies start and end on whole hours.
+    #[arg(long, default_value = "30m", value_parser = parse_duration_ms)]
+    pub window: i64,
+
     /// Orders per window at the weekly mean of every series, before the
-    /// daily cycle (±60 %), the weekly cycle and the trend.
-    #[arg(long, default_value_t = 500.0)]
-    pub level: f64,
+    /// daily cycle (±60 %), the weekly cycle and the trend. Default: 500 per
+    /// 30 minutes, so about 83 with 5-minute windows.
+    #[arg(long)]
+    pub level: Option<f64>,
 
     /// Draw each window's value as a Poisson count around the generated
     /// value, so the series also have the noise of counted events.
     #[arg(long)]
     pub poisson: bool,
 
-    /// Previous windows the IQR rule takes its quartiles over (48 is one day
-    /// of 30-minute windows).
-    #[arg(long, default_value_t = 48)]
-    pub iqr_windows: usize,
+    /// Previous windows the IQR rule takes its quartiles over. Default: one
+    /// day of windows (48 with 30-minute windows).
+    #[arg(long)]
+    pub iqr_windows: Option<usize>,
 
     /// IQRs beyond the quartiles from which the IQR rule flags a window.
     #[arg(long, default_value_t = 1.5)]
@@ -152,34 +158,40 @@ fn run_nab(args: NabArgs) -> anyhow::Result<String> {
 }
 
 fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
-    if args.iqr_windows == 0 || !(args.iqr_coefficient.is_finite() && args.iqr_coefficient >= 0.0) {
+    let options = SuiteOptions {
+        level: args
+            .level
+            .unwrap_or(DEFAULT_LEVEL_PER_30_MINUTES * args.window as f64 / DEFAULT_WINDOW_MS as f64),
+        poisson: args.poisson,
+        window_ms: args.window,
+    };
+    if let Err(problem) = options.validate() {
+        bail!("invalid --window: {problem}");
+    }
+    let iqr_windows = args.iqr_windows.unwrap_or_else(|| options.windows_per_day());
+    if iqr_windows == 0 || !(args.iqr_coefficient.is_finite() && args.iqr_coefficient >= 0.0) {
         bail!(
-            "invalid IQR rule: --iqr-windows {} must be positive and --iqr-coefficient {} a finite number >= 0",
-            args.iqr_windows,
+            "invalid IQR rule: --iqr-windows {iqr_windows} must be positive and --iqr-coefficient {} a finite number >= 0",
             args.iqr_coefficient
         );
     }
-    if !(args.level.is_finite() && args.level > 0.0) {
+    if !(options.level.is_finite() && options.level > 0.0) {
         bail!(
             "invalid --level {}: give the orders per window as a positive number, e.g. 500",
-            args.level
+            options.level
         );
     }
-    let options = SuiteOptions {
-        level: args.level,
-        poisson: args.poisson,
-    };
     let methods = args.methods.clone().unwrap_or_else(|| MethodName::ALL.to_vec());
     let method_params = methods
         .iter()
         .map(|&method| read_params(args.params.as_deref(), Some(method), args.defaults))
         .collect::<anyhow::Result<Vec<DetectionParams>>>()?;
     let rule = IqrRule {
-        windows: args.iqr_windows,
+        windows: iqr_windows,
         coefficient: args.iqr_coefficient,
         // Quartiles of fewer values than a quarter of the window count, or
         // than 8, swing too much to judge by.
-        min_windows: (args.iqr_windows / 4).max(8).min(args.iqr_windows),
+        min_windows: (iqr_windows / 4).max(8).min(iqr_windows),
     };
 
     let seeds = args.seeds.clone().unwrap_or_else(|| vec![args.seed]);
@@ -238,10 +250,12 @@ fn format_business_report(
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "synthetic business metrics, seeds {}, 30-minute windows, level {} orders per window{counts}, {defaults}; \
+        "synthetic business metrics, seeds {}, {}-minute windows, level {} orders per window{counts}, {defaults}; \
          IQR rule n = {} windows, a = {}",
         seed_list.join(","),
-        suite.options.level,
+        suite.options.window_ms / 60_000,
+        // One decimal: the default level with 5-minute windows is 500 / 6.
+        (suite.options.level * 10.0).round() / 10.0,
         rule.windows,
         rule.coefficient
     );
@@ -430,7 +444,7 @@ mod tests {
             seeds: &[1, 2],
             options: SuiteOptions {
                 level: 500.0,
-                poisson: false,
+                ..SuiteOptions::default()
             },
             defaults: DetectionDefaults::Count,
         };

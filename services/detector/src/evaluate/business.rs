@@ -2,7 +2,7 @@
 //! series and matches their alerts to the labelled anomalies.
 
 use super::business_match::{MatchOutcome, match_alerts};
-use super::business_series::{SyntheticSeries, WINDOW_MS};
+use super::business_series::SyntheticSeries;
 use super::iqr::{IqrRule, alert_starts, iqr_outliers};
 use crate::detection::{DetectionParams, SeriesDetector, Transition};
 
@@ -36,10 +36,10 @@ pub fn detector_alerts(series: &SyntheticSeries, params: &DetectionParams) -> Ve
             .expect("synthetic series use valid time zone names"),
         ..params.clone()
     };
-    let mut detector = SeriesDetector::new(&params, WINDOW_MS);
+    let mut detector = SeriesDetector::new(&params, series.window_ms);
     let mut alerts = Vec::new();
     for (index, &value) in series.values.iter().enumerate() {
-        let window_start_ms = series.start_ms + index as i64 * WINDOW_MS;
+        let window_start_ms = series.start_ms + index as i64 * series.window_ms;
         let transition = detector
             .observe(window_start_ms, value)
             .and_then(|evaluation| evaluation.transition);

@@ -1,6 +1,6 @@
 //! Deterministic synthetic business metrics with labelled anomalies: orders
-//! per 30-minute window with daily and weekly seasonality, trend and noise,
-//! and one kind of anomaly per series.
+//! per window (30 minutes unless set) with daily and weekly seasonality,
+//! trend and noise, and one kind of anomaly per series.
 //!
 //! Late events need no series here: the detector receives one value per
 //! closed window, and lateness only decides which events that value includes.
@@ -9,10 +9,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use statrs::distribution::{DiscreteCDF, Poisson};
 
-/// Window length of every synthetic series, in ms (30 minutes).
-pub const WINDOW_MS: i64 = 30 * 60 * 1000;
+/// Default window length of the synthetic series, in ms (30 minutes).
+pub const DEFAULT_WINDOW_MS: i64 = 30 * 60 * 1000;
 
-const WINDOWS_PER_DAY: usize = 48;
+/// Orders per 30-minute window at the weekly mean, before seasonality.
+pub const DEFAULT_LEVEL_PER_30_MINUTES: f64 = 500.0;
+
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
@@ -20,8 +22,8 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// 2026-04-06, after the EU's spring clock change of 2026-03-29.
 const START_MS: i64 = 1_771_804_800_000;
 
-/// Six weeks of 30-minute windows.
-const SERIES_WINDOWS: usize = 42 * WINDOWS_PER_DAY;
+/// Six weeks, in hours.
+const SERIES_HOURS: usize = 42 * 24;
 
 /// One generated series with its labelled anomalies.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +35,8 @@ pub struct SyntheticSeries {
     pub time_zone: &'static str,
     /// Start of the first window, Unix epoch ms.
     pub start_ms: i64,
+    /// Window length, ms.
+    pub window_ms: i64,
     /// One value per window, from `start_ms` on.
     pub values: Vec<f64>,
     /// Labelled anomalies as inclusive window index ranges, sorted.
@@ -82,18 +86,20 @@ struct Shape {
 
 const BASE_SHAPE: Shape = Shape {
     zone: Zone::Utc,
-    level: 500.0,
+    level: DEFAULT_LEVEL_PER_30_MINUTES,
     trend_per_week: 0.01,
     noise: 0.04,
 };
 
-/// Anomalies applied to a series as factors on its values.
+/// Anomalies applied to a series as factors on its values, placed in
+/// hours from the series' start, so they cover the same time at any
+/// window length.
 #[derive(Debug, Clone, Copy)]
 enum Effect {
-    /// `factor` on `windows` windows from window `at`, all labelled.
-    Burst { at: usize, windows: usize, factor: f64 },
-    /// `factor` on every window from `at` on; the first `labelled` windows
-    /// are the anomaly, the rest the new normal.
+    /// `factor` on `hours` hours from hour `at`, all labelled.
+    Burst { at: usize, hours: usize, factor: f64 },
+    /// `factor` on every window from hour `at` on; the first `labelled`
+    /// hours are the anomaly, the rest the new normal.
     LevelShift { at: usize, labelled: usize, factor: f64 },
 }
 
@@ -106,6 +112,29 @@ pub struct SuiteOptions {
     /// value as its mean, anomalies included, so the series has at least the
     /// noise of counted events.
     pub poisson: bool,
+    /// Window length in ms. It must divide an hour: see
+    /// [`SuiteOptions::validate`].
+    pub window_ms: i64,
+}
+
+impl SuiteOptions {
+    /// Checks that the window length divides an hour, which every
+    /// anomaly's start and length are whole multiples of.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.window_ms <= 0 || HOUR_MS % self.window_ms != 0 {
+            return Err(format!(
+                "invalid window length {} ms: the suite places anomalies on whole hours, so give a window \
+                 that divides an hour, e.g. 5m, 10m, 15m, 30m or 1h",
+                self.window_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// Windows in a day.
+    pub fn windows_per_day(&self) -> usize {
+        (DAY_MS / self.window_ms) as usize
+    }
 }
 
 impl Default for SuiteOptions {
@@ -113,6 +142,7 @@ impl Default for SuiteOptions {
         SuiteOptions {
             level: BASE_SHAPE.level,
             poisson: false,
+            window_ms: DEFAULT_WINDOW_MS,
         }
     }
 }
@@ -125,28 +155,34 @@ pub fn generate_suite(seed: u64) -> Vec<SyntheticSeries> {
 
 /// Generates the suite with `options`. The same seed and options give the
 /// same series.
+///
+/// # Panics
+/// If `options` fails [`SuiteOptions::validate`].
 pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSeries> {
-    let day = |day: usize, hour: usize| day * WINDOWS_PER_DAY + hour * 2;
+    if let Err(problem) = options.validate() {
+        panic!("{problem}");
+    }
+    let day = |day: usize, hour: usize| day * 24 + hour;
     let specs: [(&'static str, &'static str, Shape, usize, Vec<Effect>); 7] = [
         (
             "spikes",
             "three 1-hour spikes of +80 %",
             BASE_SHAPE,
-            SERIES_WINDOWS,
+            SERIES_HOURS,
             vec![
                 Effect::Burst {
                     at: day(22, 14),
-                    windows: 2,
+                    hours: 1,
                     factor: 1.8,
                 },
                 Effect::Burst {
                     at: day(29, 10),
-                    windows: 2,
+                    hours: 1,
                     factor: 1.8,
                 },
                 Effect::Burst {
                     at: day(36, 20),
-                    windows: 2,
+                    hours: 1,
                     factor: 1.8,
                 },
             ],
@@ -155,21 +191,21 @@ pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSe
             "dips",
             "three 2-hour dips of -50 %",
             BASE_SHAPE,
-            SERIES_WINDOWS,
+            SERIES_HOURS,
             vec![
                 Effect::Burst {
                     at: day(23, 11),
-                    windows: 4,
+                    hours: 2,
                     factor: 0.5,
                 },
                 Effect::Burst {
                     at: day(30, 16),
-                    windows: 4,
+                    hours: 2,
                     factor: 0.5,
                 },
                 Effect::Burst {
                     at: day(37, 3),
-                    windows: 4,
+                    hours: 2,
                     factor: 0.5,
                 },
             ],
@@ -178,10 +214,10 @@ pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSe
             "level_shift",
             "a lasting drop of -35 %, the first day labelled",
             BASE_SHAPE,
-            SERIES_WINDOWS,
+            SERIES_HOURS,
             vec![Effect::LevelShift {
                 at: day(30, 12),
-                labelled: WINDOWS_PER_DAY,
+                labelled: 24,
                 factor: 0.65,
             }],
         ),
@@ -193,10 +229,10 @@ pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSe
                 noise: 0.08,
                 ..BASE_SHAPE
             },
-            SERIES_WINDOWS,
+            SERIES_HOURS,
             vec![Effect::Burst {
                 at: day(33, 9),
-                windows: 6,
+                hours: 3,
                 factor: 0.4,
             }],
         ),
@@ -204,10 +240,10 @@ pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSe
             "holiday",
             "a public holiday at -55 % for a whole day",
             BASE_SHAPE,
-            SERIES_WINDOWS,
+            SERIES_HOURS,
             vec![Effect::Burst {
                 at: day(31, 0),
-                windows: WINDOWS_PER_DAY,
+                hours: 24,
                 factor: 0.45,
             }],
         ),
@@ -218,10 +254,10 @@ pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSe
                 zone: Zone::Berlin,
                 ..BASE_SHAPE
             },
-            SERIES_WINDOWS,
+            SERIES_HOURS,
             vec![Effect::Burst {
                 at: day(38, 10),
-                windows: 2,
+                hours: 1,
                 factor: 1.8,
             }],
         ),
@@ -229,10 +265,10 @@ pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSe
             "new_metric",
             "four days of history, one spike of +100 % on the fourth",
             BASE_SHAPE,
-            4 * WINDOWS_PER_DAY,
+            4 * 24,
             vec![Effect::Burst {
                 at: day(3, 15),
-                windows: 2,
+                hours: 1,
                 factor: 2.0,
             }],
         ),
@@ -241,14 +277,14 @@ pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSe
     specs
         .into_iter()
         .enumerate()
-        .map(|(index, (name, description, shape, windows, effects))| {
+        .map(|(index, (name, description, shape, hours, effects))| {
             // A series' own seed keeps it unchanged when others are added.
             let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000).wrapping_add(index as u64));
             let shape = Shape {
                 level: options.level,
                 ..shape
             };
-            let mut series = generate(name, description, shape, windows, &effects, &mut rng);
+            let mut series = generate(name, description, shape, hours, &effects, options.window_ms, &mut rng);
             if options.poisson {
                 for value in &mut series.values {
                     *value = poisson_draw(*value, &mut rng);
@@ -263,13 +299,16 @@ fn generate(
     name: &'static str,
     description: &'static str,
     shape: Shape,
-    windows: usize,
+    hours: usize,
     effects: &[Effect],
+    window_ms: i64,
     rng: &mut StdRng,
 ) -> SyntheticSeries {
+    let windows_per_hour = (HOUR_MS / window_ms) as usize;
+    let windows = hours * windows_per_hour;
     let mut values = Vec::with_capacity(windows);
     for window in 0..windows {
-        let time_ms = START_MS + window as i64 * WINDOW_MS;
+        let time_ms = START_MS + window as i64 * window_ms;
         let noise = 1.0 + shape.noise * standard_normal(rng);
         values.push(expected_value(shape, time_ms) * noise.max(0.0));
     }
@@ -277,9 +316,14 @@ fn generate(
     let mut anomalies = Vec::new();
     for effect in effects {
         let (at, affected, labelled, factor) = match *effect {
-            Effect::Burst { at, windows, factor } => (at, windows, windows, factor),
-            Effect::LevelShift { at, labelled, factor } => (at, windows.saturating_sub(at), labelled, factor),
+            Effect::Burst { at, hours, factor } => (at, hours, hours, factor),
+            Effect::LevelShift { at, labelled, factor } => (at, hours.saturating_sub(at), labelled, factor),
         };
+        let (at, affected, labelled) = (
+            at * windows_per_hour,
+            affected * windows_per_hour,
+            labelled * windows_per_hour,
+        );
         for value in values.iter_mut().skip(at).take(affected) {
             *value *= factor;
         }
@@ -292,6 +336,7 @@ fn generate(
         description,
         time_zone: shape.zone.name(),
         start_ms: START_MS,
+        window_ms,
         values,
         anomalies,
     }
@@ -350,7 +395,7 @@ mod tests {
             4,
             &SuiteOptions {
                 level: 50.0,
-                poisson: false,
+                ..SuiteOptions::default()
             },
         );
 
@@ -363,10 +408,57 @@ mod tests {
     }
 
     #[test]
+    fn shorter_windows_cover_the_same_hours() {
+        let half_hours = generate_suite(4);
+        let options = SuiteOptions {
+            window_ms: 5 * 60_000,
+            ..SuiteOptions::default()
+        };
+        let five_minutes = generate_suite_with(4, &options);
+
+        for (half_hours, five_minutes) in half_hours.iter().zip(&five_minutes) {
+            assert_eq!(five_minutes.window_ms, 5 * 60_000);
+            assert_eq!(
+                five_minutes.values.len(),
+                6 * half_hours.values.len(),
+                "{}",
+                half_hours.name
+            );
+            let scaled: Vec<(usize, usize)> = half_hours
+                .anomalies
+                .iter()
+                .map(|&(start, end)| (6 * start, 6 * end + 5))
+                .collect();
+            assert_eq!(five_minutes.anomalies, scaled, "{}", half_hours.name);
+        }
+    }
+
+    #[test]
+    fn window_must_divide_an_hour() {
+        for window_ms in [7 * 60_000, 2 * 3_600_000, 0, -60_000] {
+            let options = SuiteOptions {
+                window_ms,
+                ..SuiteOptions::default()
+            };
+            let problem = options.validate().unwrap_err();
+            assert!(problem.contains(&window_ms.to_string()), "{problem}");
+            assert!(problem.contains("divides an hour"), "{problem}");
+        }
+        for minutes in [1, 5, 10, 15, 30, 60] {
+            let options = SuiteOptions {
+                window_ms: minutes * 60_000,
+                ..SuiteOptions::default()
+            };
+            assert_eq!(options.validate(), Ok(()), "{minutes} minutes");
+        }
+    }
+
+    #[test]
     fn poisson_counts_keep_the_mean() {
         let options = SuiteOptions {
             level: 40.0,
             poisson: true,
+            ..SuiteOptions::default()
         };
         let counted = generate_suite_with(4, &options);
         let smooth = generate_suite_with(
@@ -428,7 +520,7 @@ mod tests {
         let (start, end) = spikes.anomalies[0];
 
         // The same window a week earlier has the same seasonal mean.
-        let ratio = spikes.values[start] / spikes.values[start - 7 * WINDOWS_PER_DAY];
+        let ratio = spikes.values[start] / spikes.values[start - 7 * 48];
         assert!(ratio > 1.4, "spike ratio {ratio}");
         assert_eq!(end - start + 1, 2);
     }
