@@ -431,5 +431,16 @@ mod tests {
         assert_eq!(business.level, None);
         assert_eq!(business.iqr_windows, None);
         assert_eq!(business.iqr_coefficient, 1.5);
+
+        // A negative number reaches the evaluator's own check, which
+        // explains it, rather than being read as an unknown option.
+        let cli = Cli::try_parse_from(["seismo-detector", "evaluate", "business", "--level", "-5"]).unwrap();
+        let Command::Evaluate(args) = cli.command else {
+            panic!("evaluate parsed as another command");
+        };
+        let crate::evaluate::EvaluateSuite::Business(business) = args.suite else {
+            panic!("evaluate business parsed as another suite");
+        };
+        assert_eq!(business.level, Some(-5.0));
     }
 }

@@ -260,6 +260,21 @@ fn invalid_iqr_rule_rejected() {
 }
 
 #[test]
+fn invalid_iqr_coefficient_rejected() {
+    let mut business = business_args_of(business_args(1));
+    business.iqr_coefficient = -1.0;
+
+    let error = seismo_detector::evaluate::run(EvaluateArgs {
+        suite: EvaluateSuite::Business(business),
+    })
+    .unwrap_err()
+    .to_string();
+
+    assert!(error.contains("--iqr-coefficient -1"), "{error}");
+    assert!(!error.contains("--iqr-windows"), "{error}");
+}
+
+#[test]
 fn invalid_level_rejected() {
     let mut business = business_args_of(business_args(1));
     business.level = Some(0.0);
@@ -284,8 +299,8 @@ fn invalid_window_rejected() {
     .unwrap_err()
     .to_string();
 
-    assert!(error.contains("--window"), "{error}");
-    assert!(error.contains("420000 ms"), "{error}");
+    assert!(error.contains("invalid --window 7m:"), "{error}");
+    assert!(error.contains("divides an hour"), "{error}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use super::business_series::{DEFAULT_LEVEL_PER_30_MINUTES, DEFAULT_WINDOW_MS, Su
 use super::iqr::IqrRule;
 use super::nab_corpus::{ProfileReport, read_profiles, replay_corpus, score_corpus};
 use super::nab_score::window_count;
-use crate::config::{DetectionDefaults, parse_duration_ms};
+use crate::config::{DetectionDefaults, format_duration_ms, parse_duration_ms};
 use crate::detection::{DetectionParams, MethodName};
 use crate::replay::{ReplayOptions, ScoreMode, read_params};
 
@@ -97,15 +97,16 @@ pub struct BusinessArgs {
     #[arg(long, value_enum, default_value = "count")]
     pub defaults: DetectionDefaults,
 
-    /// Window length of the series, e.g. 5m or 1h. It must divide an hour,
-    /// because the anomalies start and end on whole hours.
+    /// Window length of the series, e.g. 5m or 1h: a whole number of
+    /// minutes that divides an hour, because the anomalies start and end
+    /// on whole hours.
     #[arg(long, default_value = "30m", value_parser = parse_duration_ms)]
     pub window: i64,
 
     /// Orders per window at the weekly mean of every series, before the
     /// daily cycle (±60 %), the weekly cycle and the trend. Default: 500 per
     /// 30 minutes, so about 83 with 5-minute windows.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub level: Option<f64>,
 
     /// Draw each window's value as a Poisson count around the generated
@@ -119,7 +120,7 @@ pub struct BusinessArgs {
     pub iqr_windows: Option<usize>,
 
     /// IQRs beyond the quartiles from which the IQR rule flags a window.
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = 1.5, allow_negative_numbers = true)]
     pub iqr_coefficient: f64,
 }
 
@@ -166,12 +167,15 @@ fn run_business(args: BusinessArgs) -> anyhow::Result<String> {
         window_ms: args.window,
     };
     if let Err(problem) = options.validate() {
-        bail!("invalid --window: {problem}");
+        bail!("invalid --window {}: {problem}", format_duration_ms(args.window));
     }
     let iqr_windows = args.iqr_windows.unwrap_or_else(|| options.windows_per_day());
-    if iqr_windows == 0 || !(args.iqr_coefficient.is_finite() && args.iqr_coefficient >= 0.0) {
+    if iqr_windows == 0 {
+        bail!("invalid --iqr-windows 0: give the previous windows the IQR rule reads as a positive number, e.g. 48");
+    }
+    if !(args.iqr_coefficient.is_finite() && args.iqr_coefficient >= 0.0) {
         bail!(
-            "invalid IQR rule: --iqr-windows {iqr_windows} must be positive and --iqr-coefficient {} a finite number >= 0",
+            "invalid --iqr-coefficient {}: give a finite number of IQRs, 0 or more, e.g. 1.5",
             args.iqr_coefficient
         );
     }

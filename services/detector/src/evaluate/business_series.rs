@@ -112,21 +112,24 @@ pub struct SuiteOptions {
     /// value as its mean, anomalies included, so the series has at least the
     /// noise of counted events.
     pub poisson: bool,
-    /// Window length in ms. It must divide an hour: see
-    /// [`SuiteOptions::validate`].
+    /// Window length in ms: a whole number of minutes that divides an
+    /// hour (see [`SuiteOptions::validate`]).
     pub window_ms: i64,
 }
 
 impl SuiteOptions {
-    /// Checks that the window length divides an hour, which every
-    /// anomaly's start and length are whole multiples of.
+    /// Checks that the window length is a whole number of minutes that
+    /// divides an hour, because every anomaly starts and ends on a whole
+    /// hour. The error gives the reason and valid lengths, without the value.
     pub fn validate(&self) -> Result<(), String> {
-        if self.window_ms <= 0 || HOUR_MS % self.window_ms != 0 {
-            return Err(format!(
-                "invalid window length {} ms: the suite places anomalies on whole hours, so give a window \
-                 that divides an hour, e.g. 5m, 10m, 15m, 30m or 1h",
-                self.window_ms
-            ));
+        let minute_ms = 60_000;
+        let whole_minutes = self.window_ms >= minute_ms && self.window_ms % minute_ms == 0;
+        if !whole_minutes || HOUR_MS % self.window_ms != 0 {
+            return Err(
+                "the suite's anomalies start and end on whole hours, so give a whole number of \
+                 minutes that divides an hour, e.g. 5m, 10m, 15m, 30m or 1h"
+                    .to_string(),
+            );
         }
         Ok(())
     }
@@ -160,7 +163,7 @@ pub fn generate_suite(seed: u64) -> Vec<SyntheticSeries> {
 /// If `options` fails [`SuiteOptions::validate`].
 pub fn generate_suite_with(seed: u64, options: &SuiteOptions) -> Vec<SyntheticSeries> {
     if let Err(problem) = options.validate() {
-        panic!("{problem}");
+        panic!("invalid window of {} ms: {problem}", options.window_ms);
     }
     let day = |day: usize, hour: usize| day * 24 + hour;
     let specs: [(&'static str, &'static str, Shape, usize, Vec<Effect>); 7] = [
@@ -435,14 +438,17 @@ mod tests {
 
     #[test]
     fn window_must_divide_an_hour() {
-        for window_ms in [7 * 60_000, 2 * 3_600_000, 0, -60_000] {
+        // 5 ms is a typo for 5m that would ask for gigabytes of windows.
+        for window_ms in [7 * 60_000, 2 * 3_600_000, 0, -60_000, 90_000, 30_000, 5] {
             let options = SuiteOptions {
                 window_ms,
                 ..SuiteOptions::default()
             };
             let problem = options.validate().unwrap_err();
-            assert!(problem.contains(&window_ms.to_string()), "{problem}");
-            assert!(problem.contains("divides an hour"), "{problem}");
+            assert!(
+                problem.contains("whole number of minutes that divides an hour"),
+                "{problem}"
+            );
         }
         for minutes in [1, 5, 10, 15, 30, 60] {
             let options = SuiteOptions {
