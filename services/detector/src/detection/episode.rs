@@ -186,8 +186,8 @@ impl EpisodeTracker {
         };
         // TODO: a long drop that stays inside the band in every window (a
         // day at half level on 5-minute counts of tens of events) never
-        // fires. A mean over the last windows catches it, but alerts again
-        // while the level offsets catch up with the recovery.
+        // fires. A second detector on 30-minute sums found all of them in
+        // an experiment ("Other window lengths" in docs/benchmarks.md).
         let outside_count = (self.recent_outside & lookback_mask).count_ones() as usize;
         let fires =
             outside && (outside_count >= params.fire_outside || judgement.severity == Severity::Critical || rare);
