@@ -1000,3 +1000,44 @@ fn sparse_count_figures() {
         );
     }
 }
+
+/// Fired transitions, as (day, direction), of a count of about 40 events
+/// per 5-minute window (a daily cycle, the spread of Poisson noise) with
+/// day 20 at half its level, under the count noise model.
+fn half_day_firings(coarse_window_minutes: usize) -> Vec<(i64, Direction)> {
+    let window_ms = 5 * 60_000;
+    let windows_per_day = DAY_MS / window_ms;
+    let params = DetectionParams {
+        coarse_window_minutes,
+        ..count_model()
+    };
+    let mut detector = SeriesDetector::new(&params, window_ms);
+    let mut noise = Noise(17);
+    let mut firings = Vec::new();
+
+    for number in 0..24 * windows_per_day {
+        let phase = (number % windows_per_day) as f64 / windows_per_day as f64 * std::f64::consts::TAU;
+        let mean = 40.0 * (1.0 + 0.5 * phase.sin());
+        let level = if number / windows_per_day == 20 { 0.5 } else { 1.0 };
+        let value = poisson(mean * level, &mut noise);
+        let evaluation = detector.observe(number * window_ms, value).unwrap();
+        if let Some(Transition::Fired { direction, .. }) = evaluation.transition {
+            firings.push((number / windows_per_day, direction));
+        }
+    }
+    firings
+}
+
+#[test]
+fn coarse_check_finds_half_day_drop() {
+    // Each 5-minute window of the day at half level is 2 to 4 Poisson
+    // standard deviations low, inside a band of 5, so only the 30-minute
+    // sums give it away.
+    let without = half_day_firings(0);
+    let with = half_day_firings(30);
+
+    assert!(!without.contains(&(20, Direction::Down)), "{without:?}");
+    assert!(with.contains(&(20, Direction::Down)), "{with:?}");
+    let others: Vec<_> = with.iter().filter(|&&(day, _)| day != 20 && day != 21).collect();
+    assert!(others.is_empty(), "false alerts away from the drop: {others:?}");
+}
