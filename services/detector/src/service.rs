@@ -187,7 +187,6 @@ fn log_metric_settings(metric: &MetricDefinition) {
         level_adjustment = detection.level_adjustment.as_str(),
         reference_windows = detection.reference_windows,
         learn_daily_recurrence = detection.learn_daily_recurrence,
-        coarse_window_minutes = detection.coarse_window_minutes,
         fire_outside = detection.fire_outside,
         fire_lookback = detection.fire_lookback,
         "metric configured"

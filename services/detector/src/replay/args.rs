@@ -81,7 +81,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
         level_adjustment = params.level_adjustment.as_str(),
         reference_windows = params.reference_windows,
         learn_daily_recurrence = params.learn_daily_recurrence,
-        coarse_window_minutes = params.coarse_window_minutes,
         fire_outside = params.fire_outside,
         fire_lookback = params.fire_lookback,
         "detection settings"
