@@ -7,9 +7,7 @@
 //! refits are amortised over the windows between them.
 //! `robust_band_count_model` is the default method with the count noise
 //! model (`residual_scale = "sqrt"`, `level_adjustment =
-//! "multiplicative"`, `reference_windows = 3`), and
-//! `robust_band_count_model_coarse` adds `coarse_window_minutes = 30` at
-//! 5-minute windows. Before the benchmarks it prints the bytes per series
+//! "multiplicative"`, `reference_windows = 3`). Before the benchmarks it prints the bytes per series
 //! of each method once its history is full.
 
 use std::hint::black_box;
@@ -117,27 +115,6 @@ fn observe(criterion: &mut Criterion) {
                 black_box(evaluation)
             })
         });
-
-        // The coarse check applies to windows shorter than its 30 minutes.
-        if window_minutes < 30 {
-            let coarse = DetectionParams {
-                coarse_window_minutes: 30,
-                ..count_params()
-            };
-            let (mut detector, mut number) = warmed_up(&coarse, window_minutes, 15);
-            eprintln!(
-                "memory: {window_minutes}-minute windows, robust_band_count_model with coarse_window_minutes = 30: \
-                 {} bytes per series",
-                detector.memory_bytes()
-            );
-            group.bench_function("robust_band_count_model_coarse", |bencher| {
-                bencher.iter(|| {
-                    let evaluation = detector.observe(number * window_ms, value(number, windows_per_day));
-                    number += 1;
-                    black_box(evaluation)
-                })
-            });
-        }
         group.finish();
     }
 }

@@ -54,12 +54,7 @@ pub(crate) struct Judgement {
     /// |value − expected| in band half-widths.
     pub deviation_ratio: f64,
     pub score: f64,
-    /// Outside for the alert rules: outside the band, or counted so by the
-    /// coarse check.
     pub outside: bool,
-    /// Outside only because the coarse check counts it so. Such a window
-    /// does not count towards a re-baseline, which moves the band.
-    pub outside_coarse_only: bool,
     pub direction: Direction,
     pub severity: Severity,
     /// The value to store as a reference for later windows.
@@ -122,7 +117,6 @@ pub(crate) fn judgement(
         deviation_ratio,
         score: anomaly_score(deviation_ratio),
         outside: deviation_ratio > 1.0,
-        outside_coarse_only: false,
         direction: if value >= band.expected {
             Direction::Up
         } else {

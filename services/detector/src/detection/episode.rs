@@ -135,7 +135,7 @@ impl EpisodeTracker {
 
     fn track_side(&mut self, judgement: Option<&Judgement>) {
         match judgement {
-            Some(judgement) if judgement.outside && !judgement.outside_coarse_only => {
+            Some(judgement) if judgement.outside => {
                 if self.side == Some(judgement.direction) {
                     self.side_streak += 1;
                 } else {
@@ -185,10 +185,9 @@ impl EpisodeTracker {
             (1u64 << params.fire_lookback) - 1
         };
         // TODO: a long drop that stays inside the band in every window (a
-        // day at half level on 5-minute counts of tens of events) fires
-        // only with the coarse check (`coarse.rs`), which is off by
-        // default: it doubles a series' memory and lets a new daily job
-        // alert one day longer.
+        // day at half level on 5-minute counts of tens of events) never
+        // fires. A second detector on 30-minute sums found all of them in
+        // an experiment ("Other window lengths" in docs/benchmarks.md).
         let outside_count = (self.recent_outside & lookback_mask).count_ones() as usize;
         let fires =
             outside && (outside_count >= params.fire_outside || judgement.severity == Severity::Critical || rare);
@@ -255,7 +254,6 @@ mod tests {
             deviation_ratio: if outside { 1.2 } else { 0.5 },
             score: 0.5,
             outside,
-            outside_coarse_only: false,
             direction: Direction::Down,
             severity,
             cleaned: 0.0,

@@ -28,7 +28,6 @@
 
 mod band;
 mod calendar;
-mod coarse;
 mod ensemble;
 mod episode;
 mod forecast;
@@ -53,9 +52,8 @@ pub use params::{
     TimeZone,
 };
 
-use band::{BandSettings, Judgement};
+use band::BandSettings;
 use calendar::Calendar;
-use coarse::CoarseCheck;
 use episode::{AlertRules, EpisodeTracker};
 use history::{History, Slot, StoredWindow};
 use method::DetectionMethod;
@@ -161,8 +159,6 @@ pub struct SeriesDetector {
     tail_score: TailScore,
     /// `DetectionParams::fire_tail_probability`.
     fire_tail_probability: f64,
-    /// The same series judged at `coarse_window_minutes`, when set.
-    coarse: Option<CoarseCheck>,
     /// Windows the method learnt as a new daily shape.
     recurrences_learnt: u64,
 }
@@ -201,7 +197,6 @@ impl SeriesDetector {
             episode: EpisodeTracker::new(),
             tail_score: TailScore::new(params.fire_lookback),
             fire_tail_probability: params.fire_tail_probability,
-            coarse: CoarseCheck::new(params, window_ms),
             recurrences_learnt: 0,
         }
     }
@@ -276,14 +271,9 @@ impl SeriesDetector {
             0
         };
         let rare = self.fire_tail_probability > 0.0 && calibrated_score >= 1.0 - self.fire_tail_probability;
-        let coarse_side = self
-            .coarse
-            .as_mut()
-            .and_then(|coarse| coarse.observe(number * self.window_ms + phase_ms, value));
-        let alerting = self.alerting_judgement(judgement, coarse_side, value);
         let step = self
             .episode
-            .step(window_start_ms, local_day, alerting.as_ref(), rare, &self.alert_rules);
+            .step(window_start_ms, local_day, judgement.as_ref(), rare, &self.alert_rules);
         if let Some(windows) = step.rebaseline_windows {
             let first = number + 1 - windows as i64;
             self.method.rebaseline(first, &mut self.history, &self.calendar);
@@ -297,32 +287,6 @@ impl SeriesDetector {
             calibrated_score,
             outside: judgement.is_some_and(|judgement| judgement.outside),
             transition: step.transition,
-        })
-    }
-
-    /// Returns the judgement the alert rules see: the window's own, or,
-    /// while the latest coarse window is outside on this window's side, the
-    /// same window counted as outside at warning severity or above. The
-    /// history and the evaluation keep the window's own verdict, so charts
-    /// and references are those of the band.
-    fn alerting_judgement(
-        &self,
-        judgement: Option<Judgement>,
-        coarse_side: Option<Direction>,
-        value: f64,
-    ) -> Option<Judgement> {
-        let judgement = judgement?;
-        let counts = coarse_side == Some(judgement.direction)
-            && !judgement.outside
-            && !self.is_too_small(value, judgement.band.expected);
-        if !counts {
-            return Some(judgement);
-        }
-        Some(Judgement {
-            outside: true,
-            outside_coarse_only: true,
-            severity: judgement.severity.max(Severity::Warning),
-            ..judgement
         })
     }
 
@@ -392,7 +356,6 @@ impl SeriesDetector {
             + size_of_val(self.method.as_ref())
             + self.method.heap_bytes()
             + self.tail_score.heap_bytes()
-            + self.coarse.as_ref().map_or(0, CoarseCheck::heap_bytes)
     }
 }
 

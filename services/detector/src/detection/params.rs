@@ -111,14 +111,6 @@ pub struct DetectionParams {
     /// with a shorter mean delay.
     pub fire_tail_probability: f64,
 
-    /// Length in minutes of the coarse windows the series is also judged
-    /// at, from the sums of its windows, so a long drop that stays inside
-    /// the band of every short window still alerts (see `coarse.rs`). It
-    /// applies when it is a multiple of the window length above it. 0, the
-    /// default, turns the check off. 30 suits counts of tens to hundreds of
-    /// events per 5-minute window; it doubles the memory of a series.
-    pub coarse_window_minutes: usize,
-
     /// Consecutive windows inside the band that end an episode.
     pub resolve_inside: usize,
 
@@ -349,7 +341,6 @@ impl Default for DetectionParams {
             fire_outside: 4,
             fire_lookback: 6,
             fire_tail_probability: 0.001,
-            coarse_window_minutes: 0,
             resolve_inside: 6,
             warning_ratio: 1.5,
             critical_ratio: 2.5,
@@ -407,7 +398,6 @@ impl DetectionParams {
                 self.fire_tail_probability
             ));
         }
-        check_count("coarse_window_minutes", self.coarse_window_minutes, 0, 1_440)?;
         check_non_negative("min_volume", self.min_volume)?;
         check_non_negative("min_absolute_deviation", self.min_absolute_deviation)?;
         check_positive("cleaning_sigmas", self.cleaning_sigmas)?;
@@ -650,10 +640,6 @@ mod tests {
                 "relative_residuals = true conflicts with residual_scale = \"absolute\"",
             ),
             ("level_adjustment = \"log\"", "unknown variant `log`"),
-            (
-                "coarse_window_minutes = 2000",
-                "coarse_window_minutes = 2000 is invalid; use 0 to 1440",
-            ),
             ("no_such_parameter = 1", "unknown field `no_such_parameter`"),
         ];
         for (text, expected) in cases {
