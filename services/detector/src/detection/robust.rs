@@ -276,14 +276,14 @@ fn kth_of_two_sorted(
     (last_a.max(last_b), from_a)
 }
 
-/// Returns the smallest `i` in `low..=high` for which `is_past(i)` holds,
-/// or `high` when none below it does. `is_past` must be false up to some
+/// Returns the smallest `i` in `low..=high` for which `is_past(i)` is true,
+/// or `high` when it is true for none below it. `is_past` must be false up to some
 /// point and true after it, and is never called with `high`. Without a
 /// hint this is a binary search. With one, it first steps out from the
 /// hint in doubling steps until it brackets the result, so a result d
 /// places from the hint costs about 2·log₂(d) calls.
 fn first_true(low: usize, high: usize, hint: Option<usize>, is_past: impl Fn(usize) -> bool) -> usize {
-    // The result stays in start..=end, and `is_past(end)` holds unless
+    // The result stays in start..=end, and `is_past(end)` is true unless
     // end == high.
     let (mut start, mut end) = (low, high);
     if let Some(hint) = hint.map(|hint| hint.clamp(low, high)) {
@@ -432,14 +432,14 @@ mod tests {
     #[test]
     fn first_true_from_every_hint() {
         for high in 0..12 {
-            for answer in 0..=high {
+            for expected in 0..=high {
                 let is_past = |i: usize| {
                     assert!(i < high, "called with {i}, high {high}");
-                    i >= answer
+                    i >= expected
                 };
-                assert_eq!(first_true(0, high, None, is_past), answer);
+                assert_eq!(first_true(0, high, None, is_past), expected);
                 for hint in 0..=high + 2 {
-                    assert_eq!(first_true(0, high, Some(hint), is_past), answer, "hint {hint}");
+                    assert_eq!(first_true(0, high, Some(hint), is_past), expected, "hint {hint}");
                 }
             }
         }

@@ -35,8 +35,8 @@ pub(crate) struct RobustBand {
     /// Robust scale of the residuals when the latest window was judged,
     /// which sets how far a neighbour may join the seasonal reference.
     judged_sigma: Option<f64>,
-    /// Where the residuals' MAD was found last window, where the next
-    /// search starts.
+    /// Search start for the residuals' MAD: the places where it was found
+    /// for the last window.
     mad_hint: MadHint,
     /// `DetectionParams::learn_daily_recurrence`, off for windows longer
     /// than [`JOB_SPAN_MS`] or that do not divide a day.

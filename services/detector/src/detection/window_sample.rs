@@ -57,7 +57,7 @@ impl WindowSample {
     }
 
     /// Inserts `value`, that of window `number`, which `history` now
-    /// holds, and removes the window that leaves before window `number + 1`
+    /// contains, and removes the window that leaves before window `number + 1`
     /// is judged: [`WindowSample::insert`] then
     /// [`WindowSample::retire_before`] of `number + 1`. When one window
     /// leaves as one enters, a single shift of the sorted values does both.
