@@ -400,6 +400,15 @@ fn params_file_sets_detection() {
     assert_eq!(options.window_ms, Some(60_000));
     assert_eq!(options.score, ScoreMode::Window);
 
+    // A setting above the [detection] header would be ignored, so it is an error.
+    write(&params, "critical_ratio = 1.4\n\n[detection]\nband_sigmas = 3.5\n");
+    let message = error_text(args.clone().into_options());
+    assert!(message.contains("metrics.toml"), "{message}");
+    assert!(
+        message.contains("has `critical_ratio` at the top level") && message.contains("[detection] table"),
+        "{message}"
+    );
+
     write(&params, "[detection]\nfire_outside = 9\nfire_lookback = 6\n");
     let message = error_text(args.into_options());
     assert!(message.contains("metrics.toml"), "{message}");

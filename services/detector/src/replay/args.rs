@@ -118,12 +118,28 @@ pub fn read_params(
     params_from_table(table, path.unwrap_or(Path::new("the built-in defaults")))
 }
 
+/// Top-level keys of a metrics file. A params file may be one, and only
+/// its `[detection]` table is read.
+const METRICS_FILE_KEYS: [&str; 4] = ["windowing", "detection", "metric", "experiment"];
+
 /// Reads the `[detection]` table of a TOML file, empty when it has none.
+/// A top-level key that a metrics file does not have is an error: it is
+/// most likely a detection setting written above the `[detection]` header,
+/// which would otherwise be ignored without a word.
 fn read_detection_table(path: &Path) -> anyhow::Result<toml::Table> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read params file {}; check the --params path", path.display()))?;
     let mut table: toml::Table =
         toml::from_str(&text).with_context(|| format!("params file {} is not valid TOML", path.display()))?;
+
+    if let Some(key) = table.keys().find(|key| !METRICS_FILE_KEYS.contains(&key.as_str())) {
+        anyhow::bail!(
+            "params file {} has `{key}` at the top level, which is not read; put detection settings \
+             under a [detection] table (a metrics file's top level has only {})",
+            path.display(),
+            METRICS_FILE_KEYS.join(", ")
+        );
+    }
 
     match table.remove("detection") {
         None => Ok(toml::Table::new()),
