@@ -405,7 +405,7 @@ fn params_file_sets_detection() {
     let message = error_text(args.clone().into_options());
     assert!(message.contains("metrics.toml"), "{message}");
     assert!(
-        message.contains("has `critical_ratio` at the top level") && message.contains("[detection] table"),
+        message.contains("unknown top-level key `critical_ratio`") && message.contains("[detection] table"),
         "{message}"
     );
 

@@ -123,9 +123,8 @@ pub fn read_params(
 const METRICS_FILE_KEYS: [&str; 4] = ["windowing", "detection", "metric", "experiment"];
 
 /// Reads the `[detection]` table of a TOML file, empty when it has none.
-/// A top-level key that a metrics file does not have is an error: it is
-/// most likely a detection setting written above the `[detection]` header,
-/// which would otherwise be ignored without a word.
+/// An unknown top-level key is an error, because it is most likely a
+/// detection setting written above the `[detection]` header.
 fn read_detection_table(path: &Path) -> anyhow::Result<toml::Table> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read params file {}; check the --params path", path.display()))?;
@@ -134,8 +133,8 @@ fn read_detection_table(path: &Path) -> anyhow::Result<toml::Table> {
 
     if let Some(key) = table.keys().find(|key| !METRICS_FILE_KEYS.contains(&key.as_str())) {
         anyhow::bail!(
-            "params file {} has `{key}` at the top level, which is not read; put detection settings \
-             under a [detection] table (a metrics file's top level has only {})",
+            "unknown top-level key `{key}` in params file {}; put detection settings under a \
+             [detection] table (a metrics file's top level has only {})",
             path.display(),
             METRICS_FILE_KEYS.join(", ")
         );
