@@ -189,6 +189,7 @@ fn log_metric_settings(metric: &MetricDefinition) {
         learn_daily_recurrence = detection.learn_daily_recurrence,
         fire_outside = detection.fire_outside,
         fire_lookback = detection.fire_lookback,
+        fire_ratio = detection.fire_ratio.unwrap_or(detection.critical_ratio),
         "metric configured"
     );
 

@@ -6,8 +6,9 @@
 //! wavering around the band edge does not open episode after episode:
 //! - Fire when the current window is outside the band and at least
 //!   `fire_outside` of the last `fire_lookback` windows (current included)
-//!   are outside, or at once when the current window is critical or its
-//!   recent deviation is rare for the series (see `tail_score.rs`).
+//!   are outside, or at once when the current window is at least
+//!   `fire_ratio` band half-widths out (by default the critical ratio) or
+//!   its recent deviation is rare for the series (see `tail_score.rs`).
 //! - Resolve after `resolve_inside` consecutive windows inside the band.
 //!   Windows before a resolution do not count towards the next firing.
 //! - Missing windows count as inside for firing and do not count towards
@@ -25,13 +26,16 @@
 
 use super::band::Judgement;
 use super::params::{CooldownStart, DetectionParams};
-use super::{Direction, Severity, Transition};
+use super::{Direction, Transition};
 
 /// The episode and alert hygiene settings, copied from [`DetectionParams`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct AlertRules {
     pub fire_outside: usize,
     pub fire_lookback: usize,
+    /// Deviation, in band half-widths, from which one window fires:
+    /// `fire_ratio`, or `critical_ratio` when that is unset.
+    pub fire_ratio: f64,
     pub resolve_inside: usize,
     pub cooldown_windows: usize,
     pub cooldown_from: CooldownStart,
@@ -44,6 +48,7 @@ impl From<&DetectionParams> for AlertRules {
         AlertRules {
             fire_outside: params.fire_outside,
             fire_lookback: params.fire_lookback,
+            fire_ratio: params.fire_ratio.unwrap_or(params.critical_ratio),
             resolve_inside: params.resolve_inside,
             cooldown_windows: params.cooldown_windows,
             cooldown_from: params.cooldown_from,
@@ -190,7 +195,7 @@ impl EpisodeTracker {
         // an experiment ("Other window lengths" in docs/benchmarks.md).
         let outside_count = (self.recent_outside & lookback_mask).count_ones() as usize;
         let fires =
-            outside && (outside_count >= params.fire_outside || judgement.severity == Severity::Critical || rare);
+            outside && (outside_count >= params.fire_outside || judgement.deviation_ratio >= params.fire_ratio || rare);
         if !fires || cooling {
             return None;
         }
@@ -229,13 +234,14 @@ impl EpisodeTracker {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Band, Direction};
+    use super::super::{Band, Direction, Severity};
     use super::*;
 
     fn params() -> AlertRules {
         AlertRules {
             fire_outside: 3,
             fire_lookback: 5,
+            fire_ratio: 2.5,
             resolve_inside: 2,
             cooldown_windows: 0,
             cooldown_from: CooldownStart::Resolution,
@@ -244,14 +250,26 @@ mod tests {
         }
     }
 
+    /// A window inside or outside the band, with a deviation ratio that
+    /// matches `severity` under warning and critical ratios of 1.5 and 2.5.
     fn judgement(outside: bool, severity: Severity) -> Judgement {
+        let deviation_ratio = match (outside, severity) {
+            (false, _) => 0.5,
+            (true, Severity::Info) => 1.2,
+            (true, Severity::Warning) => 2.0,
+            (true, Severity::Critical) => 3.0,
+        };
+        with_ratio(outside, severity, deviation_ratio)
+    }
+
+    fn with_ratio(outside: bool, severity: Severity, deviation_ratio: f64) -> Judgement {
         Judgement {
             band: Band {
                 expected: 0.0,
                 lower: -1.0,
                 upper: 1.0,
             },
-            deviation_ratio: if outside { 1.2 } else { 0.5 },
+            deviation_ratio,
             score: 0.5,
             outside,
             direction: Direction::Down,
@@ -449,6 +467,21 @@ mod tests {
             ),
             "{rare:?}"
         );
+    }
+
+    #[test]
+    fn fire_ratio_fires_one_window() {
+        let fired = |judgement: Judgement, fire_ratio: f64| {
+            let rules = AlertRules { fire_ratio, ..params() };
+            let step = EpisodeTracker::new().step(7, 0, Some(&judgement), false, &rules);
+            step.transition.is_some()
+        };
+
+        // The ratio decides, not the severity label.
+        assert!(fired(with_ratio(true, Severity::Info, 1.4), 1.4));
+        assert!(!fired(with_ratio(true, Severity::Info, 1.39), 1.4));
+        assert!(!fired(with_ratio(true, Severity::Critical, 3.0), 4.0));
+        assert!(fired(with_ratio(true, Severity::Critical, 3.0), 2.5));
     }
 
     #[test]

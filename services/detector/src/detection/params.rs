@@ -117,9 +117,17 @@ pub struct DetectionParams {
     /// Deviation, in band half-widths, from which a window is a warning.
     pub warning_ratio: f64,
 
-    /// Deviation, in band half-widths, from which a window is critical. A
-    /// critical window starts an episode on its own.
+    /// Deviation, in band half-widths, from which a window is critical.
+    /// Unless `fire_ratio` is set, a critical window starts an episode on
+    /// its own.
     pub critical_ratio: f64,
+
+    /// Deviation, in band half-widths, from which one outside window starts
+    /// an episode on its own, without waiting for `fire_outside` windows.
+    /// `None` uses `critical_ratio`. Setting it apart from `critical_ratio`
+    /// lets a tight band fire at once on a large first window without
+    /// labelling every such alert critical.
+    pub fire_ratio: Option<f64>,
 
     /// Windows of history kept per series, bounding its memory. `None` keeps
     /// what the method needs: for the robust band with weekly seasonality
@@ -344,6 +352,7 @@ impl Default for DetectionParams {
             resolve_inside: 6,
             warning_ratio: 1.5,
             critical_ratio: 2.5,
+            fire_ratio: None,
             history_windows: None,
             daily_fallback_width: 0.32,
             relative_residuals: false,
@@ -438,6 +447,14 @@ impl DetectionParams {
             return Err(format!(
                 "critical_ratio = {} is below warning_ratio = {}; set critical_ratio >= warning_ratio",
                 self.critical_ratio, self.warning_ratio
+            ));
+        }
+        if let Some(ratio) = self.fire_ratio
+            && !(ratio >= 1.0 && ratio.is_finite())
+        {
+            return Err(format!(
+                "fire_ratio = {ratio} is invalid; use a deviation of at least 1 band half-width (the band edge), \
+                 e.g. 2.5, or set fire_outside = 1 to fire on every outside window"
             ));
         }
 
@@ -629,6 +646,8 @@ mod tests {
                 "critical_ratio = 1.0",
                 "critical_ratio = 1 is below warning_ratio = 1.5",
             ),
+            ("fire_ratio = 0.5", "fire_ratio = 0.5 is invalid"),
+            ("fire_ratio = inf", "fire_ratio = inf is invalid"),
             ("history_windows = 100", "history_windows = 100 is below 337"),
             ("seasonality = \"hourly\"", "unknown variant `hourly`"),
             (

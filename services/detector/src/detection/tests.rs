@@ -434,15 +434,23 @@ fn sparse_count_alerts(params: &DetectionParams, peak: f64, seed: u64, burst: st
     (false_alerts, caught)
 }
 
+/// The defaults a `count` metric with `robust_band` gets, read through the
+/// same function as the metrics file, so these tests follow them.
 fn count_model() -> DetectionParams {
-    DetectionParams {
-        residual_scale: Some(ResidualScale::Sqrt),
-        level_adjustment: LevelAdjustment::Multiplicative,
-        reference_windows: 3,
-        fire_outside: 2,
-        fire_lookback: 3,
-        ..DetectionParams::default()
-    }
+    let mut table = toml::Table::new();
+    crate::config::apply_count_defaults(&mut table);
+    toml::Value::Table(table).try_into().expect("count defaults are valid")
+}
+
+#[test]
+fn count_model_is_the_count_defaults() {
+    let params = count_model();
+
+    assert_eq!(params.residual_scale, Some(ResidualScale::Sqrt));
+    assert_eq!(params.level_adjustment, LevelAdjustment::Multiplicative);
+    assert_eq!(params.reference_windows, 3);
+    assert_eq!((params.fire_outside, params.fire_lookback), (2, 3));
+    assert_eq!(params.fire_ratio, Some(1.4));
 }
 
 #[test]

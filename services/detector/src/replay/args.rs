@@ -83,6 +83,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
         learn_daily_recurrence = params.learn_daily_recurrence,
         fire_outside = params.fire_outside,
         fire_lookback = params.fire_lookback,
+        fire_ratio = params.fire_ratio.unwrap_or(params.critical_ratio),
         "detection settings"
     );
 
