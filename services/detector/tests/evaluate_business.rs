@@ -150,16 +150,10 @@ fn plain_default_method_beats_iqr_rule() {
 fn count_noise_model_catches_night_dips() {
     // Square-root residuals keep the night band in proportion to the night's
     // noise, and a multiplicative level carries a −35 % shift to every hour.
-    // With a reference averaged over 3 windows and firing on 2 of 3 windows
-    // these are the defaults of count metrics.
-    let params = DetectionParams {
-        residual_scale: Some(ResidualScale::Sqrt),
-        level_adjustment: LevelAdjustment::Multiplicative,
-        reference_windows: 3,
-        fire_outside: 2,
-        fire_lookback: 3,
-        ..DetectionParams::default()
-    };
+    // Both are among the defaults of count metrics.
+    let params = seismo_detector::replay::read_params(None, None, DetectionDefaults::Count).unwrap();
+    assert_eq!(params.residual_scale, Some(ResidualScale::Sqrt));
+    assert_eq!(params.level_adjustment, LevelAdjustment::Multiplicative);
     for seed in 1..=3 {
         let suite = generate_suite(seed);
         let outcomes = compare(&suite, std::slice::from_ref(&params), &RULE);

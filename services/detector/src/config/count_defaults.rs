@@ -7,8 +7,9 @@
 //! = "sqrt"`, `level_adjustment = "multiplicative"`, `reference_windows =
 //! 3`), whose band is tight enough to fire on 2 of the last 3 windows
 //! outside rather than 4 of 6, and on one window 1.4 half-widths out (7
-//! robust standard deviations) rather than 2.5. Averaging three windows into the seasonal
-//! reference cuts the Poisson noise variance of one window to a third.
+//! robust standard deviations) rather than 2.5. Averaging three windows
+//! into the seasonal reference cuts the Poisson noise variance of one
+//! window to a third.
 //! With `forecast` they get `residual_scale = "sqrt"` only, which scales
 //! its forecast errors: `level_adjustment` does not apply to it, and the
 //! 2-of-3 rule made the ensemble worse. The other methods keep the plain

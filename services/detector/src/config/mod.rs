@@ -671,7 +671,9 @@ fn merged_detection(
 
     toml::Value::Table(merged).try_into().map_err(|error: toml::de::Error| {
         let problem = plain_error(&error.to_string());
-        let hint = if problem.contains("fire_") { hint } else { "" };
+        // Only errors about the pair itself; other messages may name it in their advice.
+        let about_pair = problem.starts_with("fire_outside") || problem.starts_with("fire_lookback");
+        let hint = if about_pair { hint } else { "" };
         invalid(
             raw,
             "detection",

@@ -740,3 +740,16 @@ fn one_firing_key_on_count_metric_explained() {
     assert!(error.contains("fire_outside = 4 exceeds fire_lookback = 3"), "{error}");
     assert!(error.contains("so set both"), "{error}");
 }
+
+#[test]
+fn fire_ratio_error_has_no_firing_pair_hint() {
+    let error = MetricsConfig::parse(
+        "[[metric]]\nname = \"views\"\nevents = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\n\
+         detection = { fire_outside = 2, fire_ratio = 0.5 }\n",
+    )
+    .unwrap_err()
+    .to_string();
+
+    assert!(error.contains("fire_ratio = 0.5 is invalid"), "{error}");
+    assert!(!error.contains("so set both"), "{error}");
+}

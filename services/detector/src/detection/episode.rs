@@ -213,6 +213,9 @@ impl EpisodeTracker {
         if params.cooldown_from == CooldownStart::Firing {
             self.cooldown_left = params.cooldown_windows;
         }
+        // TODO: an episode keeps the severity of the window that fired it,
+        // and a later window further out does not raise it. So quiet hours
+        // and `min_severity` routes judge a growing episode by its start.
         Some(Transition::Fired {
             episode_start_ms: window_start_ms,
             direction: judgement.direction,
