@@ -190,6 +190,8 @@ fn log_metric_settings(metric: &MetricDefinition) {
         fire_outside = detection.fire_outside,
         fire_lookback = detection.fire_lookback,
         fire_ratio = detection.fire_ratio.unwrap_or(detection.critical_ratio),
+        critical_ratio = detection.critical_ratio,
+        fire_tail_probability = detection.fire_tail_probability,
         "metric configured"
     );
 

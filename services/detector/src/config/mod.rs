@@ -55,8 +55,16 @@ pub enum ConfigError {
     #[error("cannot read metrics file {path}: {source}; check the path given with --config")]
     Read { path: PathBuf, source: std::io::Error },
 
+    /// The parser's message, kept as text so the error chain does not
+    /// print it twice.
     #[error("metrics file is not valid TOML or has an unknown key: {0}")]
-    Syntax(#[from] toml::de::Error),
+    Syntax(String),
+
+    #[error(
+        "unknown top-level key `{key}`; put detection settings under a [detection] table or in a metric's \
+         `detection` table (the top level has only windowing, detection, metric and experiment)"
+    )]
+    UnknownTopLevelKey { key: String },
 
     #[error("metrics file defines no [[metric]]; add at least one metric")]
     NoMetrics,
@@ -272,7 +280,7 @@ impl MetricsConfig {
 
     /// Parses and validates the text of a metrics file.
     pub fn parse(text: &str) -> Result<MetricsConfig, ConfigError> {
-        let file: RawFile = toml::from_str(text)?;
+        let file: RawFile = toml::from_str(text).map_err(|error| syntax_error(text, &error))?;
         if file.metric.is_empty() {
             return Err(ConfigError::NoMetrics);
         }
@@ -293,6 +301,25 @@ impl MetricsConfig {
 
     pub fn metric(&self, name: &str) -> Option<&MetricDefinition> {
         self.metrics.iter().find(|metric| metric.name == name)
+    }
+}
+
+/// Top-level keys of a metrics file, the fields of [`RawFile`].
+pub const METRICS_FILE_KEYS: [&str; 4] = ["windowing", "detection", "metric", "experiment"];
+
+/// Returns the error for `text`, which failed to parse with `error`. A key
+/// above every table header gets its own error, because it is most likely
+/// a detection setting whose table header is missing.
+fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let unknown_key = toml::from_str::<toml::Table>(text).ok().and_then(|table| {
+        table
+            .into_iter()
+            .map(|(key, _)| key)
+            .find(|key| !METRICS_FILE_KEYS.contains(&key.as_str()))
+    });
+    match unknown_key {
+        Some(key) => ConfigError::UnknownTopLevelKey { key },
+        None => ConfigError::Syntax(error.to_string()),
     }
 }
 

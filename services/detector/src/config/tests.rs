@@ -386,6 +386,21 @@ fn rejects_unknown_detection_key() {
 }
 
 #[test]
+fn setting_above_headers_says_where_it_goes() {
+    let text = format!(
+        "fire_ratio = 2.0\n\n{}",
+        metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"")
+    );
+
+    let error = MetricsConfig::parse(&text).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::UnknownTopLevelKey { key } if key == "fire_ratio"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("under a [detection] table"), "{error}");
+}
+
+#[test]
 fn rejects_unknown_top_level_key() {
     let text = format!(
         "{}colour = \"red\"\n",

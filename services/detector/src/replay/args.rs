@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{ReplayOptions, ReplaySummary, ScoreMode, replay_path};
-use crate::config::{DetectionDefaults, apply_count_defaults, parse_duration_ms};
+use crate::config::{DetectionDefaults, METRICS_FILE_KEYS, apply_count_defaults, parse_duration_ms};
 use crate::detection::{DetectionParams, MethodName};
 
 /// Score NAB-format series files offline with the live detector's maths and
@@ -84,6 +84,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
         fire_outside = params.fire_outside,
         fire_lookback = params.fire_lookback,
         fire_ratio = params.fire_ratio.unwrap_or(params.critical_ratio),
+        critical_ratio = params.critical_ratio,
+        fire_tail_probability = params.fire_tail_probability,
         "detection settings"
     );
 
@@ -118,10 +120,6 @@ pub fn read_params(
     }
     params_from_table(table, path.unwrap_or(Path::new("the built-in defaults")))
 }
-
-/// Top-level keys of a metrics file. A params file may be one, and only
-/// its `[detection]` table is read.
-const METRICS_FILE_KEYS: [&str; 4] = ["windowing", "detection", "metric", "experiment"];
 
 /// Reads the `[detection]` table of a TOML file, empty when it has none.
 /// An unknown top-level key is an error, because it is most likely a
