@@ -307,19 +307,43 @@ impl MetricsConfig {
 /// Top-level keys of a metrics file, the fields of [`RawFile`].
 pub const METRICS_FILE_KEYS: [&str; 4] = ["windowing", "detection", "metric", "experiment"];
 
-/// Returns the error for `text`, which failed to parse with `error`. A key
-/// above every table header gets its own error, because it is most likely
-/// a detection setting whose table header is missing.
+/// Returns the error for `text`, which failed to parse with `error`. When
+/// the parser names an unknown top-level key that is a detection setting,
+/// the message adds where it belongs, since its table header is most
+/// likely missing. The parser's line and column stay in the message.
 fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
-    let unknown_key = toml::from_str::<toml::Table>(text).ok().and_then(|table| {
-        table
-            .into_iter()
-            .map(|(key, _)| key)
-            .find(|key| !METRICS_FILE_KEYS.contains(&key.as_str()))
+    let message = error.to_string();
+    let top_level = toml::from_str::<toml::Table>(text).ok();
+    let misplaced = unknown_field(error.message()).filter(|key| {
+        top_level
+            .as_ref()
+            .and_then(|table| table.get(*key))
+            .is_some_and(|value| is_detection_setting(key, value))
     });
-    match unknown_key {
-        Some(key) => ConfigError::UnknownTopLevelKey { key },
-        None => ConfigError::Syntax(error.to_string()),
+
+    match misplaced {
+        Some(key) => ConfigError::Syntax(format!(
+            "{}\n`{key}` is a detection setting: put it under a [detection] table or in a metric's \
+             `detection` table",
+            message.trim_end()
+        )),
+        None => ConfigError::Syntax(message),
+    }
+}
+
+/// Returns `key` from a serde message "unknown field `key`, expected ...".
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.split_once("unknown field `")?.1;
+    Some(rest.split_once('`')?.0)
+}
+
+/// True when `key` is a field of [`DetectionParams`]: a table of it alone
+/// fails, if at all, for its value rather than as an unknown field.
+fn is_detection_setting(key: &str, value: &toml::Value) -> bool {
+    let table = toml::Table::from_iter([(key.to_string(), value.clone())]);
+    match toml::Value::Table(table).try_into::<DetectionParams>() {
+        Ok(_) => true,
+        Err(error) => !error.to_string().contains("unknown field"),
     }
 }
 

@@ -386,22 +386,31 @@ fn rejects_unknown_detection_key() {
 }
 
 #[test]
-fn setting_above_headers_says_where_it_goes() {
+fn setting_above_headers_gets_table_hint() {
     let text = format!(
         "fire_ratio = 2.0\n\n{}",
         metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"")
     );
 
-    let error = MetricsConfig::parse(&text).unwrap_err();
-    assert!(
-        matches!(&error, ConfigError::UnknownTopLevelKey { key } if key == "fire_ratio"),
-        "{error:?}"
-    );
-    assert!(error.to_string().contains("under a [detection] table"), "{error}");
+    let error = MetricsConfig::parse(&text).unwrap_err().to_string();
+    assert!(error.contains("line 1"), "{error}");
+    assert!(error.contains("`fire_ratio` is a detection setting"), "{error}");
+    assert!(error.contains("under a [detection] table"), "{error}");
 }
 
 #[test]
-fn rejects_unknown_top_level_key() {
+fn misspelt_table_gets_no_detection_hint() {
+    let text = metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"")
+        .replace("[[metric]]", "[[metrics]]");
+
+    let error = MetricsConfig::parse(&text).unwrap_err().to_string();
+    assert!(error.contains("unknown field `metrics`"), "{error}");
+    assert!(error.contains("line 1"), "{error}");
+    assert!(!error.contains("detection setting"), "{error}");
+}
+
+#[test]
+fn rejects_unknown_metric_key() {
     let text = format!(
         "{}colour = \"red\"\n",
         metric_text("events = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"")
@@ -767,4 +776,12 @@ fn fire_ratio_error_has_no_firing_pair_hint() {
 
     assert!(error.contains("fire_ratio = 0.5 is invalid"), "{error}");
     assert!(!error.contains("so set both"), "{error}");
+}
+
+#[test]
+fn metrics_file_keys_match_the_parser() {
+    let error = MetricsConfig::parse("no_such_key = 1\n").unwrap_err().to_string();
+
+    let listed = METRICS_FILE_KEYS.map(|key| format!("`{key}`")).join(", ");
+    assert!(error.contains(&format!("expected one of {listed}")), "{error}");
 }

@@ -118,8 +118,8 @@ pub struct DetectionParams {
     pub warning_ratio: f64,
 
     /// Deviation, in band half-widths, from which a window is critical.
-    /// Unless `fire_ratio` is set, a critical window starts an episode on
-    /// its own.
+    /// Unless `fire_ratio` is set above it, a critical window starts an
+    /// episode on its own.
     pub critical_ratio: f64,
 
     /// Deviation, in band half-widths, from which one outside window starts
