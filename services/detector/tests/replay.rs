@@ -400,7 +400,7 @@ fn params_file_sets_detection() {
     assert_eq!(options.window_ms, Some(60_000));
     assert_eq!(options.score, ScoreMode::Window);
 
-    // A setting above the [detection] header would be ignored, so it is an error.
+    // A setting above the [detection] header would otherwise be ignored, so it is an error.
     write(&params, "critical_ratio = 1.4\n\n[detection]\nband_sigmas = 3.5\n");
     let message = error_text(args.clone().into_options());
     assert!(message.contains("metrics.toml"), "{message}");

@@ -307,10 +307,9 @@ impl MetricsConfig {
 /// Top-level keys of a metrics file, the fields of [`RawFile`].
 pub const METRICS_FILE_KEYS: [&str; 4] = ["windowing", "detection", "metric", "experiment"];
 
-/// Returns the error for `text`, which failed to parse with `error`. When
-/// the parser names an unknown top-level key that is a detection setting,
-/// the message adds where it belongs, since its table header is most
-/// likely missing. The parser's line and column stay in the message.
+/// Returns the parser's `error` for `text`, line and column included. An
+/// unknown top-level key that is a detection setting most likely lost its
+/// table header, so the message then also says where the key belongs.
 fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
     let message = error.to_string();
     let top_level = toml::from_str::<toml::Table>(text).ok();
@@ -337,8 +336,9 @@ fn unknown_field(message: &str) -> Option<&str> {
     Some(rest.split_once('`')?.0)
 }
 
-/// True when `key` is a field of [`DetectionParams`]: a table of it alone
-/// fails, if at all, for its value rather than as an unknown field.
+/// Returns true when `key` is a field of [`DetectionParams`], because a
+/// table of it alone then fails, if at all, for its value and not as an
+/// unknown field.
 fn is_detection_setting(key: &str, value: &toml::Value) -> bool {
     let table = toml::Table::from_iter([(key.to_string(), value.clone())]);
     match toml::Value::Table(table).try_into::<DetectionParams>() {

@@ -6,10 +6,9 @@
 //! `level`. Each window is judged against its forecast interval.
 //!
 //! Alone, the method stores raw values, so past anomalies are in the fits.
-//! Clamping them as the robust band does raised F1 on the business suite.
-//! But with the plain defaults it cut NAB's standard score from 47.2 to
-//! 37.5, and to 36.3 with a re-baseline that moves the stored values to a
-//! new level. In an ensemble the stored
+//! Clamping them as the robust band does raised F1 on the business suite,
+//! but cut NAB's standard score with the plain defaults from 47.2 to 37.5
+//! (36.3 with a re-baseline to the new level). In an ensemble the stored
 //! values are the cleaned values of the first member that judges the window.
 //!
 //! The model's intervals only cover the noise of the seasonally adjusted
