@@ -170,6 +170,7 @@ fn log_key(detector: &str, episode: &str, state: AnomalyState) -> LogKey {
         detector: format!("{detector}/"),
         anomaly_id: episode.to_string(),
         state: state as i32,
+        severity: 0,
         chat: CHAT_ID.to_string(),
     }
 }

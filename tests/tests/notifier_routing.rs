@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use seismo_notifier::quiet_hours::QuietHours;
 use seismo_notifier::{
     AlertSink, ChartProvider, ChatTarget, DeliveryHooks, ExponentialBackoff, LogKey, LogStatus, NotificationLog,
     NotifierConfig, NotifierStats, Readiness, RetryPolicy, Routing, SendDecision, SendGate, TelegramConfig,
@@ -98,6 +99,34 @@ fn messages_to(fake: &FakeTelegram, chat: i64) -> Vec<String> {
         .collect()
 }
 
+/// Starts the notifier with one Telegram sink and `hooks`, and returns its
+/// stats, its cancel token and its task.
+fn spawn_with_hooks(
+    config: NotifierConfig,
+    hooks: DeliveryHooks,
+) -> (
+    Arc<NotifierStats>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), seismo_notifier::ConfigError>>,
+) {
+    let stats = Arc::new(NotifierStats::default());
+    let sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(TelegramSink::new(
+        config.telegram.as_ref().expect("the test configures Telegram"),
+        config.delivery,
+        Arc::clone(&stats),
+    ))];
+    let cancel = CancellationToken::new();
+    let notifier = tokio::spawn(run_with_hooks(
+        config,
+        sinks,
+        hooks,
+        Arc::clone(&stats),
+        Readiness::default(),
+        cancel.clone(),
+    ));
+    (stats, cancel, notifier)
+}
+
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !condition() {
@@ -152,6 +181,154 @@ async fn rules_choose_chats_and_mentions() {
     .expect("test finished in time");
 }
 
+/// Returns a change of episode `ep-1` of `checkout_conversion` in RU, with
+/// the severities announced so far.
+fn episode_change(sequence: u64, state: AnomalyState, announced: &[Severity]) -> AnomalyEvent {
+    let severity = *announced.last().expect("an episode has a severity");
+    AnomalyEvent {
+        id: "ep-1".to_string(),
+        state: state as i32,
+        announced_severities: if state == AnomalyState::Firing {
+            Vec::new()
+        } else {
+            announced.iter().map(|severity| *severity as i32).collect()
+        },
+        ..anomaly(sequence, "checkout_conversion", "RU", severity)
+    }
+}
+
+#[tokio::test]
+async fn escalation_routes_by_new_severity() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let mut config = notifier_config(server.url(), &fake, "7");
+        config.routing = Some(Routing::parse(ROUTES, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
+        let stats = Arc::new(NotifierStats::default());
+        let cancel = CancellationToken::new();
+        let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+        detector.wait_for_subscriptions(1, WAIT).await;
+        let (info, warning, critical) = (Severity::Info, Severity::Warning, Severity::Critical);
+
+        // Fired as info, below the payments route's minimum: the default chat.
+        detector.publish(episode_change(1, AnomalyState::Firing, &[info]));
+        fake.wait_for_delivered(1, WAIT).await;
+        detector.publish(episode_change(2, AnomalyState::Escalated, &[info, warning]));
+        fake.wait_for_delivered(2, WAIT).await;
+        detector.publish(episode_change(3, AnomalyState::Escalated, &[info, warning, critical]));
+        fake.wait_for_delivered(3, WAIT).await;
+        // The same escalation again, as after a reconnect, is recognised.
+        let mut resent = episode_change(3, AnomalyState::Escalated, &[info, warning, critical]);
+        resent.sequence = 4;
+        detector.publish(resent);
+        detector.publish(episode_change(5, AnomalyState::Resolved, &[info, warning, critical]));
+        fake.wait_for_delivered(5, WAIT).await;
+        wait_until("the duplicate counted", || stats.snapshot().duplicates == 1).await;
+        cancel.cancel();
+        notifier.await.unwrap().expect("the notifier configuration is valid");
+        server.stop().await;
+
+        let default = messages_to(&fake, 42);
+        let payments = messages_to(&fake, -1001);
+        assert_eq!(default.len(), 2, "{default:#?}");
+        assert!(
+            default[0].starts_with("🔴 Anomaly firing: checkout_conversion"),
+            "{}",
+            default[0]
+        );
+        assert!(
+            default[1].starts_with("✅ Resolved: checkout_conversion"),
+            "{}",
+            default[1]
+        );
+        assert_eq!(payments.len(), 3, "{payments:#?}");
+        assert!(
+            payments[0].starts_with("🔺 Anomaly escalated to warning: checkout_conversion\nSeverity was info;"),
+            "{}",
+            payments[0]
+        );
+        assert!(
+            payments[1].starts_with("🔺 Anomaly escalated to critical: checkout_conversion\nSeverity was warning;"),
+            "{}",
+            payments[1]
+        );
+        assert!(payments[1].ends_with("\n@alice @bob"), "{}", payments[1]);
+        assert!(
+            payments[2].starts_with("✅ Resolved: checkout_conversion"),
+            "{}",
+            payments[2]
+        );
+        assert!(payments[2].contains("Episode severity: critical"), "{}", payments[2]);
+    })
+    .await
+    .expect("test finished in time");
+}
+
+#[tokio::test]
+async fn resolution_skips_chat_that_heard_nothing() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let detector_key = format!("{}/", server.url());
+        let state_dir = tempfile::tempdir().unwrap();
+        let mut config = NotifierConfig {
+            state_dir: Some(state_dir.path().to_path_buf()),
+            ..notifier_config(server.url(), &fake, "7")
+        };
+        config.routing = Some(Routing::parse(ROUTES, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
+        // Quiet hours around now, so only critical alerts go out.
+        let now = Utc::now().time();
+        let quiet_hours = QuietHours {
+            start: now - chrono::Duration::hours(2),
+            end: now + chrono::Duration::hours(2),
+            time_zone: chrono_tz::UTC,
+            min_severity_sent: Severity::Critical,
+        };
+        let hooks = DeliveryHooks {
+            gate: Arc::new(quiet_hours),
+            ..DeliveryHooks::default()
+        };
+        let (stats, cancel, notifier) = spawn_with_hooks(config, hooks);
+        detector.wait_for_subscriptions(1, WAIT).await;
+        let (info, critical) = (Severity::Info, Severity::Critical);
+
+        // The info firing is held back in the default chat; the escalation to
+        // critical reaches the payments chat.
+        detector.publish(episode_change(1, AnomalyState::Firing, &[info]));
+        wait_until("the firing suppressed", || stats.snapshot().suppressed == 1).await;
+        detector.publish(episode_change(2, AnomalyState::Escalated, &[info, critical]));
+        fake.wait_for_delivered(1, WAIT).await;
+        detector.publish(episode_change(3, AnomalyState::Resolved, &[info, critical]));
+        fake.wait_for_delivered(2, WAIT).await;
+        wait_until("the resolution counted", || stats.snapshot().sent == 2).await;
+        cancel.cancel();
+        notifier.await.unwrap().expect("the notifier configuration is valid");
+        server.stop().await;
+
+        assert!(messages_to(&fake, 42).is_empty(), "{:#?}", messages_to(&fake, 42));
+        let payments = messages_to(&fake, -1001);
+        assert_eq!(payments.len(), 2, "{payments:#?}");
+        assert!(
+            payments[1].starts_with("✅ Resolved: checkout_conversion"),
+            "{}",
+            payments[1]
+        );
+        let log = NotificationLog::open(state_dir.path()).unwrap();
+        let resolution_in_42 = LogKey {
+            detector: detector_key,
+            anomaly_id: "ep-1".to_string(),
+            state: AnomalyState::Resolved as i32,
+            severity: 0,
+            chat: "42".to_string(),
+        };
+        assert_eq!(log.status(&resolution_in_42).unwrap(), Some(LogStatus::Suppressed));
+    })
+    .await
+    .expect("test finished in time");
+}
+
 /// Suppresses every alert to chat 42, as a silence would.
 struct SilenceChat42;
 
@@ -178,25 +355,11 @@ async fn gate_suppresses_one_chat_and_logs_it() {
             state_dir: Some(state_dir.path().to_path_buf()),
             ..notifier_config(server.url(), &fake, "42,43")
         };
-        let stats = Arc::new(NotifierStats::default());
-        let sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(TelegramSink::new(
-            config.telegram.as_ref().unwrap(),
-            config.delivery,
-            Arc::clone(&stats),
-        ))];
         let hooks = DeliveryHooks {
             gate: Arc::new(SilenceChat42),
             ..DeliveryHooks::default()
         };
-        let cancel = CancellationToken::new();
-        let notifier = tokio::spawn(run_with_hooks(
-            config,
-            sinks,
-            hooks,
-            Arc::clone(&stats),
-            Readiness::default(),
-            cancel.clone(),
-        ));
+        let (stats, cancel, notifier) = spawn_with_hooks(config, hooks);
 
         detector.wait_for_subscriptions(1, WAIT).await;
         detector.publish(anomaly(1, "checkout", "RU", Severity::Critical));
@@ -212,6 +375,7 @@ async fn gate_suppresses_one_chat_and_logs_it() {
             detector: format!("{}/", server.url()),
             anomaly_id: "ep-1".to_string(),
             state: AnomalyState::Firing as i32,
+            severity: 0,
             chat: chat.to_string(),
         };
         assert_eq!(log.status(&key("42")).unwrap(), Some(LogStatus::Suppressed));
@@ -245,12 +409,6 @@ async fn chart_goes_as_photo_with_buttons() {
         let detector = ScriptedDetector::default();
         let server = detector.serve().await;
         let config = notifier_config(server.url(), &fake, "42");
-        let stats = Arc::new(NotifierStats::default());
-        let sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(TelegramSink::new(
-            config.telegram.as_ref().unwrap(),
-            config.delivery,
-            Arc::clone(&stats),
-        ))];
         // The PNG signature is enough for the fake, which stores the bytes.
         let png = b"\x89PNG\r\n\x1a\nchart".to_vec();
         let hooks = DeliveryHooks {
@@ -258,15 +416,7 @@ async fn chart_goes_as_photo_with_buttons() {
             buttons: Some(test_buttons),
             ..DeliveryHooks::default()
         };
-        let cancel = CancellationToken::new();
-        let notifier = tokio::spawn(run_with_hooks(
-            config,
-            sinks,
-            hooks,
-            Arc::clone(&stats),
-            Readiness::default(),
-            cancel.clone(),
-        ));
+        let (stats, cancel, notifier) = spawn_with_hooks(config, hooks);
 
         detector.wait_for_subscriptions(1, WAIT).await;
         detector.publish(anomaly(1, "checkout", "RU", Severity::Critical));
@@ -355,26 +505,12 @@ async fn long_alert_with_chart_sends_photo_then_text() {
             routing: Some(Routing::parse(&routes, Path::new("routes.toml"), Vec::new()).unwrap()),
             ..notifier_config(server.url(), &fake, "42")
         };
-        let stats = Arc::new(NotifierStats::default());
-        let sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(TelegramSink::new(
-            config.telegram.as_ref().unwrap(),
-            config.delivery,
-            Arc::clone(&stats),
-        ))];
         let hooks = DeliveryHooks {
             charts: Arc::new(FixedChart(b"\x89PNG\r\n\x1a\nchart".to_vec())),
             buttons: Some(test_buttons),
             ..DeliveryHooks::default()
         };
-        let cancel = CancellationToken::new();
-        let notifier = tokio::spawn(run_with_hooks(
-            config,
-            sinks,
-            hooks,
-            Arc::clone(&stats),
-            Readiness::default(),
-            cancel.clone(),
-        ));
+        let (stats, cancel, notifier) = spawn_with_hooks(config, hooks);
 
         detector.wait_for_subscriptions(1, WAIT).await;
         let mut long = anomaly(1, "checkout", "RU", Severity::Critical);

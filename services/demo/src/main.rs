@@ -192,8 +192,9 @@ fn print_summary(summary: &DemoSummary, options: &DemoOptions) {
     );
     println!("  events dead-lettered:       {}", summary.events_dead_lettered);
     println!(
-        "  anomalies:                  {} fired, {} resolved",
+        "  anomalies:                  {} fired, {} escalated, {} resolved",
         summary.firing_times_ms().len(),
+        summary.escalated_count(),
         summary.resolved_count()
     );
     if let Some(matched) = &summary.label_match {

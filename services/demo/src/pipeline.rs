@@ -107,6 +107,15 @@ impl DemoSummary {
             .collect()
     }
 
+    /// Returns the number of escalations, each a severity rise of an open
+    /// episode.
+    pub fn escalated_count(&self) -> usize {
+        self.anomalies
+            .iter()
+            .filter(|event| event.state() == AnomalyState::Escalated)
+            .count()
+    }
+
     pub fn resolved_count(&self) -> usize {
         self.anomalies
             .iter()

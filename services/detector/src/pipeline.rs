@@ -116,6 +116,7 @@ impl Pipeline {
             last_window_end_ms = self.closed.iter().map(|closed| closed.window_end_ms).max(),
             evaluated = tracing::field::Empty,
             fired = tracing::field::Empty,
+            escalated = tracing::field::Empty,
             resolved = tracing::field::Empty,
         );
         link_message_contexts(&span, self.trace_contexts.iter().map(String::as_str));
@@ -127,6 +128,7 @@ impl Pipeline {
 
         span.record("evaluated", counts.evaluated);
         span.record("fired", counts.fired);
+        span.record("escalated", counts.escalated);
         span.record("resolved", counts.resolved);
         metrics::histogram!(EVALUATION_DURATION).record(started.elapsed());
     }
@@ -217,8 +219,8 @@ impl Pipeline {
     }
 
     /// Judges the windows in `self.closed` and publishes every anomaly
-    /// change to the hub. A firing of a metric's total carries the slices
-    /// that contributed most, which needs the judgements of every slice of
+    /// change to the hub. A firing or escalation of a metric's total carries
+    /// the slices that contributed most, which needs the judgements of every slice of
     /// the window first.
     fn evaluate_closed(&self) -> EvaluationCounts {
         let detected_at_ms = chrono::Utc::now().timestamp_millis();
@@ -243,7 +245,7 @@ impl Pipeline {
                 anomaly.expected = clamp_at_zero(anomaly.expected);
                 anomaly.lower = clamp_at_zero(anomaly.lower);
             }
-            if anomaly.state() == AnomalyState::Firing && closed.slice.is_total() {
+            if matches!(anomaly.state(), AnomalyState::Firing | AnomalyState::Escalated) && closed.slice.is_total() {
                 anomaly.contributors = contributions_to_proto(&contributors(closed, judgement, &judged));
             }
             anomaly.traceparent = traceparent
@@ -256,6 +258,10 @@ impl Pipeline {
                 AnomalyState::Firing => {
                     counts.fired += 1;
                     self.shared.stats.add_fired(&metric.name);
+                }
+                AnomalyState::Escalated => {
+                    counts.escalated += 1;
+                    self.shared.stats.add_escalated(&metric.name);
                 }
                 _ => {
                     counts.resolved += 1;
@@ -320,13 +326,14 @@ struct EvaluationCounts {
     /// Closed windows judged by a series detector.
     evaluated: u64,
     fired: u64,
+    escalated: u64,
     resolved: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use seismo_proto::v1::AnomalyEvent;
+    use seismo_proto::v1::{self, AnomalyEvent};
 
     use super::*;
     use crate::hub::HubConfig;
@@ -437,6 +444,85 @@ window = "1m"
             Some(BASE_MS + 113 * MINUTE_MS),
             "last event time, no allowed lateness"
         );
+    }
+
+    /// 90 minutes of about 20 views, then a rise that grows: 6 minutes of
+    /// 60, 3 of 200, and 20 minutes of about 20 again.
+    fn growing_scenario() -> Vec<Event> {
+        let mut events = Vec::new();
+        for minute in 0..119 {
+            let count = match minute {
+                90..96 => 60,
+                96..99 => 200,
+                _ => 20 + (minute * 7) % 5 - 2,
+            };
+            for index in 0..count {
+                events.push(view(BASE_MS + minute * MINUTE_MS + index * (MINUTE_MS / count)));
+            }
+        }
+        events.push(view(BASE_MS + 119 * MINUTE_MS));
+        events
+    }
+
+    #[tokio::test]
+    async fn growing_episode_escalates_once() {
+        let (changes, stats) = run(growing_scenario()).await;
+
+        let states: Vec<AnomalyState> = changes.iter().map(AnomalyEvent::state).collect();
+        assert_eq!(
+            states,
+            vec![AnomalyState::Firing, AnomalyState::Escalated, AnomalyState::Resolved],
+            "{changes:?}"
+        );
+        let (firing, escalation, resolution) = (&changes[0], &changes[1], &changes[2]);
+        assert!(firing.severity() < v1::Severity::Critical, "{firing:?}");
+        assert_eq!(escalation.id, firing.id);
+        assert_eq!(escalation.window_start_ms, BASE_MS + 96 * MINUTE_MS);
+        assert_eq!(escalation.severity(), v1::Severity::Critical);
+        assert_eq!(escalation.direction(), firing.direction());
+        assert_eq!(resolution.id, firing.id);
+        assert_eq!(resolution.severity(), v1::Severity::Critical);
+        assert_eq!(
+            resolution.announced_severities,
+            vec![firing.severity, v1::Severity::Critical as i32]
+        );
+        assert_eq!(
+            (
+                stats.anomalies_fired,
+                stats.anomalies_escalated,
+                stats.anomalies_resolved
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn restored_escalation_is_not_sent_again() {
+        let hub = Arc::new(AnomalyHub::new(HubConfig {
+            replay_capacity: 1_000,
+            live_capacity: 16,
+            first_sequence: FIRST_SEQUENCE,
+        }));
+        let shared = SharedState::new(MetricsConfig::parse(METRICS).unwrap(), Arc::clone(&hub));
+        let mut pipeline = Pipeline::new(shared);
+        let (restored, live): (Vec<Event>, Vec<Event>) = growing_scenario()
+            .into_iter()
+            .partition(|event| event.event_time.timestamp_millis() < BASE_MS + 98 * MINUTE_MS);
+
+        for event in restored {
+            pipeline.restore_event(event);
+        }
+        pipeline.finish_restore();
+        for event in live {
+            pipeline.process(event);
+        }
+
+        assert_eq!(hub.latest_sequence(), FIRST_SEQUENCE, "one change published");
+        let mut subscription = hub.subscribe(FIRST_SEQUENCE - 1, 0).unwrap();
+        let resolution = subscription.next().await.unwrap();
+        assert_eq!(resolution.state(), AnomalyState::Resolved);
+        assert_eq!(resolution.severity(), v1::Severity::Critical);
+        assert_eq!(resolution.announced_severities.len(), 2, "{resolution:?}");
     }
 
     #[tokio::test]

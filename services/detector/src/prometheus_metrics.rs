@@ -18,6 +18,8 @@ pub(crate) const WINDOWS_EVALUATED: &str = "seismo_detector_windows_evaluated_to
 /// Label `metric`: the metric name from the metrics file.
 pub(crate) const ANOMALIES_FIRED: &str = "seismo_detector_anomalies_fired_total";
 /// Label `metric`: the metric name from the metrics file.
+pub(crate) const ANOMALIES_ESCALATED: &str = "seismo_detector_anomalies_escalated_total";
+/// Label `metric`: the metric name from the metrics file.
 pub(crate) const ANOMALIES_RESOLVED: &str = "seismo_detector_anomalies_resolved_total";
 pub(crate) const EVALUATION_DURATION: &str = "seismo_detector_evaluation_duration_seconds";
 pub(crate) const SERIES: &str = "seismo_detector_series";
@@ -108,6 +110,11 @@ pub(crate) fn register_metrics() {
         ANOMALIES_FIRED,
         Unit::Count,
         "Anomalies that started firing, by metric."
+    );
+    describe_counter!(
+        ANOMALIES_ESCALATED,
+        Unit::Count,
+        "Open anomalies whose severity rose, by metric."
     );
     describe_counter!(ANOMALIES_RESOLVED, Unit::Count, "Anomalies that resolved, by metric.");
     describe_histogram!(

@@ -54,8 +54,8 @@ pub fn clamp_at_zero(value: f64) -> f64 {
     if value < 0.0 { 0.0 } else { value }
 }
 
-/// Builds the `AnomalyEvent` of a window that fired or resolved an episode;
-/// `None` if it did neither. The hub assigns `sequence`. Band fields are NaN
+/// Builds the `AnomalyEvent` of a window that fired, escalated or resolved
+/// an episode; `None` if it did none of these. The hub assigns `sequence`. Band fields are NaN
 /// if the detector gave no band, which a firing detector does not do.
 pub fn anomaly_event(
     metric: &str,
@@ -67,7 +67,17 @@ pub fn anomaly_event(
     let change = judgement.change?;
     let (state, start_ms, episode) = match change {
         EpisodeChange::Fired(episode) => (AnomalyState::Firing, episode.start_ms, Some(episode)),
+        EpisodeChange::Escalated(episode) => (AnomalyState::Escalated, episode.start_ms, Some(episode)),
         EpisodeChange::Resolved { start_ms, fired } => (AnomalyState::Resolved, start_ms, fired),
+    };
+    // A firing names its severity in `severity`; later changes list all.
+    let announced_severities = match (state, episode) {
+        (AnomalyState::Firing, _) | (_, None) => Vec::new(),
+        (_, Some(episode)) => episode
+            .announced
+            .iter()
+            .map(|severity| i32::from(severity_to_proto(severity)))
+            .collect(),
     };
     let evaluation = &judgement.evaluation;
     let band = evaluation.band;
@@ -102,8 +112,10 @@ pub fn anomaly_event(
         // Set by the hub when it publishes the change.
         stream_epoch: 0,
         gap_before: false,
-        // Set by the pipeline for a firing of a total.
+        // Set by the pipeline for a firing or escalation of a total.
         contributors: Vec::new(),
+        announced_severities,
+        episode_start_ms: start_ms,
     })
 }
 
@@ -123,7 +135,7 @@ pub fn contributions_to_proto(contributions: &[Contribution]) -> Vec<v1::SliceCo
 mod tests {
     use super::*;
     use crate::detection::{Band, Evaluation};
-    use crate::series::OpenEpisode;
+    use crate::series::{OpenEpisode, SeveritySet};
 
     fn closed() -> ClosedWindow {
         ClosedWindow {
@@ -158,6 +170,7 @@ mod tests {
         start_ms: 1_700_000_040_000,
         direction: Direction::Up,
         severity: Severity::Critical,
+        announced: SeveritySet::of(Severity::Critical),
     };
 
     #[test]
@@ -233,6 +246,43 @@ mod tests {
         assert_eq!(resolved.state(), AnomalyState::Resolved);
         assert_eq!(resolved.id, fired.id);
         assert_eq!(resolved.severity(), v1::Severity::Critical);
+    }
+
+    #[test]
+    fn later_changes_list_announced_severities() {
+        let window = WindowLength::from_ms(60_000).unwrap();
+        let fired = OpenEpisode {
+            severity: Severity::Info,
+            announced: SeveritySet::of(Severity::Info),
+            ..EPISODE
+        };
+        let escalated = OpenEpisode {
+            severity: Severity::Critical,
+            announced: fired.announced.with(Severity::Critical),
+            ..fired
+        };
+        let event = |change| anomaly_event("views", window, &closed(), &judgement(Some(change)), 1).unwrap();
+
+        let firing = event(EpisodeChange::Fired(fired));
+        let escalation = event(EpisodeChange::Escalated(escalated));
+        let resolution = event(EpisodeChange::Resolved {
+            start_ms: EPISODE.start_ms,
+            fired: Some(escalated),
+        });
+
+        assert_eq!(firing.severity(), v1::Severity::Info);
+        assert!(firing.announced_severities.is_empty());
+        assert_eq!(escalation.state(), AnomalyState::Escalated);
+        assert_eq!(escalation.id, firing.id);
+        assert_eq!(escalation.severity(), v1::Severity::Critical);
+        let info_and_critical = vec![v1::Severity::Info as i32, v1::Severity::Critical as i32];
+        assert_eq!(escalation.announced_severities, info_and_critical);
+        assert_eq!(resolution.id, firing.id);
+        assert_eq!(resolution.severity(), v1::Severity::Critical);
+        assert_eq!(resolution.announced_severities, info_and_critical);
+        for change in [&firing, &escalation, &resolution] {
+            assert_eq!(change.episode_start_ms, EPISODE.start_ms);
+        }
     }
 
     #[test]

@@ -15,12 +15,39 @@ pub struct SeriesKey {
     pub slice: SliceKey,
 }
 
-/// The episode a series is in, as fired.
+/// The episode a series is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenEpisode {
     pub start_ms: i64,
+    /// The side of the band of the window that fired it.
     pub direction: Direction,
+    /// The highest severity announced: the firing's, raised by escalations.
     pub severity: Severity,
+    /// Every severity announced, the firing's and each escalation's. A
+    /// notifier sends the resolution to every route one of them took.
+    pub announced: SeveritySet,
+}
+
+/// A set of severities, one bit each, so an [`OpenEpisode`] stays `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SeveritySet(u8);
+
+impl SeveritySet {
+    pub const fn of(severity: Severity) -> SeveritySet {
+        SeveritySet(0).with(severity)
+    }
+
+    #[must_use]
+    pub const fn with(self, severity: Severity) -> SeveritySet {
+        SeveritySet(self.0 | 1 << severity as u8)
+    }
+
+    /// Returns the members, lowest first.
+    pub fn iter(self) -> impl Iterator<Item = Severity> {
+        [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .filter(move |severity| self.0 & 1 << *severity as u8 != 0)
+    }
 }
 
 /// One series' detector with its metric's window length.
@@ -28,8 +55,8 @@ pub struct OpenEpisode {
 pub struct TrackedSeries {
     pub window: WindowLength,
     pub detector: SeriesDetector,
-    /// Set from a firing until its resolution, so the resolution can carry
-    /// the direction and severity the episode fired with.
+    /// Set from a firing until its resolution, so escalations and the
+    /// resolution can carry the episode's direction and severities.
     pub open_episode: Option<OpenEpisode>,
 }
 
@@ -44,9 +71,11 @@ pub struct Judgement {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EpisodeChange {
     Fired(OpenEpisode),
+    /// The open episode, with its new severity.
+    Escalated(OpenEpisode),
     Resolved {
         start_ms: i64,
-        /// The episode as it fired; `None` only if the detector resolved an
+        /// The episode as it ended; `None` only if the detector resolved an
         /// episode it never fired.
         fired: Option<OpenEpisode>,
     },
@@ -119,10 +148,18 @@ impl SeriesRegistry {
                     start_ms: episode_start_ms,
                     direction,
                     severity,
+                    announced: SeveritySet::of(severity),
                 };
                 series.open_episode = Some(episode);
                 Some(EpisodeChange::Fired(episode))
             }
+            // The registry records every firing of its detectors, so an
+            // escalated episode is always open here.
+            Some(Transition::Escalated { severity, .. }) => series.open_episode.as_mut().map(|open| {
+                open.severity = severity;
+                open.announced = open.announced.with(severity);
+                EpisodeChange::Escalated(*open)
+            }),
             Some(Transition::Resolved { episode_start_ms }) => Some(EpisodeChange::Resolved {
                 start_ms: episode_start_ms,
                 fired: series.open_episode.take(),

@@ -5,8 +5,9 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::prometheus_metrics::{
-    ANOMALIES_FIRED, ANOMALIES_RESOLVED, EVENTS_ACCEPTED, EVENTS_HELD_FUTURE, EVENTS_LATE, EVENTS_REJECTED_FUTURE,
-    EVENTS_UNMATCHED, INVALID, MESSAGES, METRIC, REASON, SERIES, SLICES_REJECTED, WINDOWS_EVALUATED,
+    ANOMALIES_ESCALATED, ANOMALIES_FIRED, ANOMALIES_RESOLVED, EVENTS_ACCEPTED, EVENTS_HELD_FUTURE, EVENTS_LATE,
+    EVENTS_REJECTED_FUTURE, EVENTS_UNMATCHED, INVALID, MESSAGES, METRIC, REASON, SERIES, SLICES_REJECTED,
+    WINDOWS_EVALUATED,
 };
 use crate::windowing::WindowingCounters;
 
@@ -30,6 +31,7 @@ pub struct DetectorStats {
     slices_rejected: AtomicU64,
     windows_evaluated: AtomicU64,
     anomalies_fired: AtomicU64,
+    anomalies_escalated: AtomicU64,
     anomalies_resolved: AtomicU64,
     series: AtomicU64,
     /// Unix epoch ms, or [`NO_WATERMARK`].
@@ -49,6 +51,7 @@ impl Default for DetectorStats {
             slices_rejected: AtomicU64::new(0),
             windows_evaluated: AtomicU64::new(0),
             anomalies_fired: AtomicU64::new(0),
+            anomalies_escalated: AtomicU64::new(0),
             anomalies_resolved: AtomicU64::new(0),
             series: AtomicU64::new(0),
             watermark_ms: AtomicI64::new(NO_WATERMARK),
@@ -78,6 +81,8 @@ pub struct StatsSnapshot {
     /// Closed windows judged by a series detector.
     pub windows_evaluated: u64,
     pub anomalies_fired: u64,
+    /// Open episodes whose severity rose.
+    pub anomalies_escalated: u64,
     pub anomalies_resolved: u64,
     /// Series the detector keeps history for.
     pub series: u64,
@@ -99,6 +104,7 @@ impl DetectorStats {
             slices_rejected: self.slices_rejected.load(Ordering::Relaxed),
             windows_evaluated: self.windows_evaluated.load(Ordering::Relaxed),
             anomalies_fired: self.anomalies_fired.load(Ordering::Relaxed),
+            anomalies_escalated: self.anomalies_escalated.load(Ordering::Relaxed),
             anomalies_resolved: self.anomalies_resolved.load(Ordering::Relaxed),
             series: self.series.load(Ordering::Relaxed),
             watermark_ms: self.watermark_ms(),
@@ -132,6 +138,11 @@ impl DetectorStats {
     pub(crate) fn add_fired(&self, metric: &str) {
         self.anomalies_fired.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(ANOMALIES_FIRED, METRIC => metric.to_string()).increment(1);
+    }
+
+    pub(crate) fn add_escalated(&self, metric: &str) {
+        self.anomalies_escalated.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(ANOMALIES_ESCALATED, METRIC => metric.to_string()).increment(1);
     }
 
     pub(crate) fn add_resolved(&self, metric: &str) {

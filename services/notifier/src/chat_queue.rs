@@ -204,21 +204,40 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
     }
 }
 
+/// Returns the events of `deliveries` to show, in order, with one per
+/// episode: two escalations of one episode in a batch show as the higher.
+fn latest_per_episode(deliveries: &[Delivery]) -> Vec<&AnomalyEvent> {
+    let mut events: Vec<&AnomalyEvent> = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let event = delivery.event.as_ref();
+        match events.iter_mut().find(|shown| shown.id == event.id) {
+            Some(shown) if event.severity > shown.severity => *shown = event,
+            Some(_) => {}
+            None => events.push(event),
+        }
+    }
+    events
+}
+
 /// Formats one alert, or one message for a group, with the route's mentions.
 /// A single alert also gets a chart and buttons from the hooks.
 async fn build_alert(destination: &DestinationQueue, to_send: &[Delivery], context: &QueueContext) -> Alert {
     let first = &to_send[0];
-    let events: Vec<&AnomalyEvent> = to_send.iter().map(|delivery| delivery.event.as_ref()).collect();
+    let events = latest_per_episode(to_send);
+    let single = events.len() == 1;
     let template = context.chat_templates.get(&destination.chat_key);
-    let rendered = template.and_then(|template| match to_send.len() {
-        1 => template.render(&first.event, first.repeat),
-        _ => template.render_grouped(&events, first.repeat),
+    let rendered = template.and_then(|template| {
+        if single {
+            template.render(events[0], first.repeat)
+        } else {
+            template.render_grouped(&events, first.repeat)
+        }
     });
-    let mut message = match (rendered, to_send.len(), first.repeat) {
+    let mut message = match (rendered, single, first.repeat) {
         (Some(rendered), _, _) => rendered,
-        (None, 1, false) => format_alert(&first.event),
-        (None, 1, true) => format_repeat(&first.event),
-        (None, _, _) => format_group(&events, first.repeat),
+        (None, true, false) => format_alert(events[0]),
+        (None, true, true) => format_repeat(events[0]),
+        (None, false, _) => format_group(&events, first.repeat),
     };
     push_mentions(&mut message, &first.route.mentions);
 
@@ -229,8 +248,8 @@ async fn build_alert(destination: &DestinationQueue, to_send: &[Delivery], conte
         message,
     );
     alert.chat = destination.chat.clone();
-    if to_send.len() == 1 && destination.sink.sends_to_chats() {
-        alert.chart = context.hooks.charts.chart(&first.event).await;
+    if single && destination.sink.sends_to_chats() {
+        alert.chart = context.hooks.charts.chart(events[0]).await;
         alert.buttons = context
             .hooks
             .buttons
@@ -265,4 +284,50 @@ async fn set_status(log: &Arc<NotificationLog>, key: &LogKey, status: LogStatus,
     metrics::counter!(crate::prometheus_metrics::LOG_ERRORS_TOTAL).increment(1);
     error!(chat = %key.chat, episode_id = %key.anomaly_id, status = ?status, error = %failure,
         "updating the notification log failed; after a restart the alert may be sent again");
+}
+
+#[cfg(test)]
+mod tests {
+    use seismo_proto::v1::{AnomalyState, Severity};
+
+    use super::*;
+
+    fn delivery(id: &str, severity: Severity) -> Delivery {
+        let event = AnomalyEvent {
+            id: id.to_string(),
+            state: AnomalyState::Escalated as i32,
+            severity: severity as i32,
+            ..AnomalyEvent::default()
+        };
+        Delivery {
+            key: LogKey::of("http://d:1/", &event, "1"),
+            event: Arc::new(event),
+            route: Arc::new(Route {
+                name: "default".to_string(),
+                chats: Vec::new(),
+                mentions: Vec::new(),
+            }),
+            outcome: None,
+            repeat: false,
+        }
+    }
+
+    #[test]
+    fn batch_shows_highest_escalation_per_episode() {
+        let batch = [
+            delivery("ep-1", Severity::Warning),
+            delivery("ep-2", Severity::Warning),
+            delivery("ep-1", Severity::Critical),
+        ];
+
+        let shown: Vec<(&str, i32)> = latest_per_episode(&batch)
+            .iter()
+            .map(|event| (event.id.as_str(), event.severity))
+            .collect();
+
+        assert_eq!(
+            shown,
+            [("ep-1", Severity::Critical as i32), ("ep-2", Severity::Warning as i32)]
+        );
+    }
 }

@@ -4,9 +4,12 @@ use std::collections::{HashSet, VecDeque};
 
 use seismo_proto::v1::AnomalyEvent;
 
-/// Identity of one state change: an episode fires once and resolves once, so
-/// episode id and state name it, whatever `sequence` it arrives with.
-type EventKey = (String, i32);
+use crate::notification_log::escalation_severity;
+
+/// Identity of one state change: an episode fires once, escalates once per
+/// severity and resolves once, so episode id, state and an escalation's
+/// severity name it, whatever `sequence` it arrives with.
+type EventKey = (String, i32, i32);
 
 /// The last `capacity` state changes of one detector, oldest evicted first.
 #[derive(Debug)]
@@ -27,7 +30,7 @@ impl RecentEvents {
 
     /// Records the event and returns `true` when it was not seen before.
     pub(crate) fn insert(&mut self, event: &AnomalyEvent) -> bool {
-        let key = (event.id.clone(), event.state);
+        let key = (event.id.clone(), event.state, escalation_severity(event));
         if self.keys.contains(&key) {
             return false;
         }
@@ -46,7 +49,7 @@ impl RecentEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seismo_proto::v1::AnomalyState;
+    use seismo_proto::v1::{AnomalyState, Severity};
 
     fn event(id: &str, state: AnomalyState, sequence: u64) -> AnomalyEvent {
         AnomalyEvent {
@@ -73,6 +76,19 @@ mod tests {
         assert!(recent.insert(&event("ep-1", AnomalyState::Firing, 1)));
         assert!(recent.insert(&event("ep-1", AnomalyState::Resolved, 2)));
         assert!(recent.insert(&event("ep-2", AnomalyState::Firing, 3)));
+    }
+
+    #[test]
+    fn escalations_are_distinct() {
+        let mut recent = RecentEvents::new(8);
+        let escalation = |severity: Severity, sequence| AnomalyEvent {
+            severity: severity as i32,
+            ..event("ep-1", AnomalyState::Escalated, sequence)
+        };
+
+        assert!(recent.insert(&escalation(Severity::Warning, 2)));
+        assert!(recent.insert(&escalation(Severity::Critical, 3)));
+        assert!(!recent.insert(&escalation(Severity::Critical, 3)));
     }
 
     #[test]

@@ -15,7 +15,9 @@ use tracing::{error, info, warn};
 use crate::chat_queue::{Delivery, DestinationQueue, QueueContext, run_queue};
 use crate::config::{ChatTarget, parse_chat_targets};
 use crate::notification_log::{LogKey, NotificationLog, PendingEntry};
-use crate::prometheus_metrics::{DETECTION_TO_DELIVERY_SECONDS, FAILED_NOT_DELIVERED, LOG_ERRORS_TOTAL, REPEATS_TOTAL};
+use crate::prometheus_metrics::{
+    DETECTION_TO_DELIVERY_SECONDS, FAILED_NOT_DELIVERED, LOG_ERRORS_TOTAL, REPEATS_TOTAL, SUPPRESSED_TOTAL,
+};
 use crate::routing::{Route, Routing};
 use crate::sink::AlertSink;
 use crate::stats::NotifierStats;
@@ -218,15 +220,39 @@ async fn dispatch(
     stats: &Arc<NotifierStats>,
 ) {
     let Received { detector, event } = received;
-    let route = Arc::clone(routing.route(&event));
-    let targets = destinations.of_route(&route);
+    let routes = routing.routes_of(&event);
+    // A chat on several of the routes gets the event once, with the mentions
+    // of the first.
+    let mut targets: Vec<(usize, Option<ChatTarget>, String, Arc<Route>)> = Vec::new();
+    for route in &routes {
+        for (sink_index, chat, chat_key) in destinations.of_route(route) {
+            if !targets.iter().any(|(_, _, known, _)| *known == chat_key) {
+                targets.push((sink_index, chat, chat_key, Arc::clone(route)));
+            }
+        }
+    }
     if targets.is_empty() {
-        warn!(detector = %detector, episode_id = %event.id, route = %route.name, "the alert's route has no chat; nothing is sent");
+        let names: Vec<&str> = routes.iter().map(|route| route.name.as_str()).collect();
+        warn!(detector = %detector, episode_id = %event.id, routes = %names.join(","), "the alert's routes have no chat; nothing is sent");
         stats.record_suppressed();
         return;
     }
 
-    let chat_keys: Vec<String> = targets.iter().map(|(_, _, key)| key.clone()).collect();
+    let untold = untold_chats(log, &detector, &event, &targets).await;
+    if !untold.is_empty() {
+        let newly_suppressed = record_untold(log, &detector, &event, untold.clone()).await;
+        targets.retain(|(_, _, chat_key, _)| !untold.contains(chat_key));
+        if targets.is_empty() {
+            if newly_suppressed == 0 {
+                stats.record_duplicate();
+            } else {
+                stats.record_suppressed();
+            }
+            return;
+        }
+    }
+
+    let chat_keys: Vec<String> = targets.iter().map(|(_, _, key, _)| key.clone()).collect();
     let event = Arc::new(event);
     let inserted = record_received(log, &detector, &event, chat_keys).await;
     let new_targets: Vec<_> = targets
@@ -242,20 +268,85 @@ async fn dispatch(
     }
 
     let outcome = EventOutcome::new(new_targets.len(), event.detected_at_ms, Arc::clone(stats));
-    for (sink_index, chat, chat_key) in new_targets {
+    for (sink_index, chat, chat_key, route) in new_targets {
         let delivery = Delivery {
-            key: LogKey {
-                detector: detector.to_string(),
-                anomaly_id: event.id.clone(),
-                state: event.state,
-                chat: chat_key,
-            },
+            key: LogKey::of(&detector, &event, &chat_key),
             event: Arc::clone(&event),
-            route: Arc::clone(&route),
+            route,
             outcome: Some(Arc::clone(&outcome)),
             repeat: false,
         };
         destinations.send(sink_index, chat, delivery).await;
+    }
+}
+
+/// Reason logged for a resolution held back from a chat that was told
+/// nothing of its episode.
+const UNTOLD_REASON: &str =
+    "the chat got no firing or escalation of this episode (a silence or quiet hours held them back)";
+
+/// Returns the chats among `targets` that must not get `event`: for a
+/// resolution, those whose every firing and escalation row of the episode
+/// was suppressed. A chat without such rows (pruned, or from before this
+/// notifier's log) keeps the resolution. When the log cannot be read, none
+/// is held back.
+async fn untold_chats(
+    log: &Arc<NotificationLog>,
+    detector: &str,
+    event: &AnomalyEvent,
+    targets: &[(usize, Option<ChatTarget>, String, Arc<Route>)],
+) -> Vec<String> {
+    if event.state != AnomalyState::Resolved as i32 {
+        return Vec::new();
+    }
+
+    let (reader, detector_name, anomaly_id) = (Arc::clone(log), detector.to_string(), event.id.clone());
+    let told = match tokio::task::spawn_blocking(move || reader.chats_told(&detector_name, &anomaly_id)).await {
+        Ok(Ok(told)) => told,
+        Ok(Err(log_error)) => {
+            metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
+            error!(detector = %detector, episode_id = %event.id, error = %log_error,
+                "reading which chats heard of the episode failed; sending its resolution to every chat of its routes");
+            return Vec::new();
+        }
+        Err(join_error) => {
+            error!(detector = %detector, episode_id = %event.id, error = %join_error, "reading the notification log panicked");
+            return Vec::new();
+        }
+    };
+    targets
+        .iter()
+        .filter(|(_, _, chat_key, _)| told.get(chat_key) == Some(&false))
+        .map(|(_, _, chat_key, _)| chat_key.clone())
+        .collect()
+}
+
+/// Writes the suppressed rows of a resolution's untold chats and returns
+/// how many are new.
+async fn record_untold(log: &Arc<NotificationLog>, detector: &str, event: &AnomalyEvent, chats: Vec<String>) -> usize {
+    for chat in &chats {
+        info!(detector = %detector, episode_id = %event.id, chat = %chat, reason = UNTOLD_REASON, "alert suppressed");
+    }
+    metrics::counter!(SUPPRESSED_TOTAL).increment(chats.len() as u64);
+
+    let (writer, detector_name, event_copy) = (Arc::clone(log), detector.to_string(), event.clone());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let written = tokio::task::spawn_blocking(move || {
+        writer.record_suppressed(&detector_name, &event_copy, &chats, UNTOLD_REASON, now_ms)
+    })
+    .await;
+    match written {
+        Ok(Ok(inserted)) => inserted,
+        Ok(Err(log_error)) => {
+            metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
+            error!(detector = %detector, episode_id = %event.id, error = %log_error,
+                "writing a held-back resolution to the notification log failed");
+            1
+        }
+        Err(join_error) => {
+            error!(detector = %detector, episode_id = %event.id, error = %join_error, "writing the notification log panicked");
+            1
+        }
     }
 }
 
@@ -323,6 +414,7 @@ async fn resend_pending(
             first.detector == entry.key.detector
                 && first.anomaly_id == entry.key.anomaly_id
                 && first.state == entry.key.state
+                && first.severity == entry.key.severity
         });
         if same_event {
             by_event.last_mut().expect("checked above").1.push(entry);
@@ -351,7 +443,7 @@ async fn resend_pending(
         for (entry, (sink_index, chat)) in routable {
             let delivery = Delivery {
                 // The route as configured now, for its mentions.
-                route: Arc::clone(routing.route(&event)),
+                route: Arc::clone(routing.route_for_chat(&event, &entry.key.chat)),
                 key: entry.key,
                 event: Arc::clone(&event),
                 outcome: Some(Arc::clone(&outcome)),
@@ -362,8 +454,8 @@ async fn resend_pending(
     }
 }
 
-/// Queues a repeat of every firing sent at least `interval` ago whose
-/// episode has not resolved.
+/// Queues a repeat of every firing or escalation sent at least `interval`
+/// ago whose episode has not resolved, the latest of each chat.
 async fn queue_repeats(
     interval: Duration,
     destinations: &mut Destinations<'_>,
@@ -372,9 +464,7 @@ async fn queue_repeats(
 ) {
     let notified_before_ms = chrono::Utc::now().timestamp_millis() - interval.as_millis() as i64;
     let reader = Arc::clone(log);
-    let due =
-        tokio::task::spawn_blocking(move || reader.firing_unresolved(AnomalyState::Firing as i32, notified_before_ms))
-            .await;
+    let due = tokio::task::spawn_blocking(move || reader.firing_unresolved(notified_before_ms)).await;
     let due = match due {
         Ok(Ok(due)) => due,
         Ok(Err(log_error)) => {
@@ -406,7 +496,7 @@ async fn queue_repeats(
         info!(chat = %entry.key.chat, episode_id = %entry.key.anomaly_id, last_notified_at_ms = entry.last_notified_at_ms,
             "episode still firing; notifying again");
         let delivery = Delivery {
-            route: Arc::clone(routing.route(&entry.event)),
+            route: Arc::clone(routing.route_for_chat(&entry.event, &entry.key.chat)),
             key: entry.key,
             event: Arc::new(entry.event),
             outcome: None,

@@ -32,6 +32,16 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
         Ok(AnomalyState::Firing) => {
             message.plain("🔴 Anomaly firing: ").bold(metric).plain("\n");
         }
+        Ok(AnomalyState::Escalated) => {
+            message
+                .plain(format!("🔺 Anomaly escalated to {}: ", severity_name(event.severity)))
+                .bold(metric)
+                .plain("\n");
+            message.plain(format!(
+                "Severity was {}; the deviation has grown since.\n",
+                severity_name(previous_severity(event).unwrap_or_default())
+            ));
+        }
         Ok(AnomalyState::Resolved) => {
             message.plain("✅ Resolved: ").bold(metric).plain("\n");
             message.plain("The value is back inside its expected range.\n");
@@ -83,6 +93,30 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
         .plain("Episode: ")
         .code(truncate_chars(&event.id, MAX_EPISODE_ID_CHARS));
     message
+}
+
+/// Returns the start of the window that fired `event`'s episode, Unix epoch
+/// ms: `episode_start_ms`, or the event's own window from a detector that
+/// does not send it.
+pub(crate) fn episode_start_ms(event: &AnomalyEvent) -> i64 {
+    if event.episode_start_ms > 0 {
+        event.episode_start_ms
+    } else {
+        event.window_start_ms
+    }
+}
+
+/// Returns the severity an escalated episode had before: the one announced
+/// before the escalation's own. `None` for other changes and for producers
+/// that do not list the announced severities, which show as unspecified.
+pub(crate) fn previous_severity(event: &AnomalyEvent) -> Option<i32> {
+    if event.state != AnomalyState::Escalated as i32 {
+        return None;
+    }
+    match event.announced_severities.as_slice() {
+        [.., previous, _] => Some(*previous),
+        _ => None,
+    }
 }
 
 /// Returns how far `value` lies from `expected`, in percent of `expected`

@@ -26,6 +26,7 @@ pub(crate) fn format_group(events: &[&AnomalyEvent], repeat: bool) -> AlertMessa
     let header = match (repeat, AnomalyState::try_from(first.state)) {
         (true, _) => format!("🔁 Still firing: {count} anomalies of "),
         (false, Ok(AnomalyState::Firing)) => format!("🔴 {count} anomalies firing: "),
+        (false, Ok(AnomalyState::Escalated)) => format!("🔺 {count} anomalies escalated: "),
         (false, Ok(AnomalyState::Resolved)) => format!("✅ {count} anomalies resolved: "),
         (false, _) => format!("⚪ {count} anomaly updates: "),
     };
@@ -59,7 +60,7 @@ pub(crate) fn format_group(events: &[&AnomalyEvent], repeat: bool) -> AlertMessa
 /// under a "Still firing" line.
 pub(crate) fn format_repeat(event: &AnomalyEvent) -> AlertMessage {
     let mut message = AlertMessage::default();
-    let since = DateTime::from_timestamp_millis(event.window_start_ms)
+    let since = DateTime::from_timestamp_millis(crate::format::episode_start_ms(event))
         .map(|start| start.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "an unknown time".to_string());
     message.plain(format!("🔁 Still firing since {since}\n"));

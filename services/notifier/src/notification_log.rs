@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
-use seismo_proto::v1::AnomalyEvent;
+use seismo_proto::v1::{AnomalyEvent, AnomalyState};
 
 /// Name of the SQLite file inside the state directory. Other parts of the
 /// notifier keep their own tables in the same file.
@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS notification_log (
     detector TEXT NOT NULL,
     anomaly_id TEXT NOT NULL,
     state INTEGER NOT NULL,
+    -- An escalation's new severity, as an episode escalates once per
+    -- severity; 0 for a firing or a resolution, which happen once.
+    severity INTEGER NOT NULL DEFAULT 0,
     chat TEXT NOT NULL,
     sequence INTEGER NOT NULL,
     -- The AnomalyEvent in protobuf encoding, to send it again after a restart.
@@ -35,7 +38,7 @@ CREATE TABLE IF NOT EXISTS notification_log (
     -- Messages sent for this row: 1 after the first send, more after repeats.
     notifications INTEGER NOT NULL DEFAULT 0,
     last_notified_at_ms INTEGER,
-    PRIMARY KEY (detector, anomaly_id, state, chat)
+    PRIMARY KEY (detector, anomaly_id, state, severity, chat)
 );
 CREATE INDEX IF NOT EXISTS notification_log_status ON notification_log (status);
 CREATE TABLE IF NOT EXISTS stream_cursor (
@@ -87,8 +90,33 @@ pub struct LogKey {
     pub detector: String,
     pub anomaly_id: String,
     pub state: i32,
+    /// An escalation's new severity; 0 for a firing or a resolution.
+    pub severity: i32,
     /// The chat as configured (`-1001234567890`, `@alerts`), or `console`.
     pub chat: String,
+}
+
+impl LogKey {
+    /// Returns the key of `event`'s row for `detector` and `chat`.
+    pub fn of(detector: &str, event: &AnomalyEvent, chat: &str) -> LogKey {
+        LogKey {
+            detector: detector.to_string(),
+            anomaly_id: event.id.clone(),
+            state: event.state,
+            severity: escalation_severity(event),
+            chat: chat.to_string(),
+        }
+    }
+}
+
+/// Returns an escalation's severity, which distinguishes the escalations of
+/// one episode, and 0 for other state changes.
+pub fn escalation_severity(event: &AnomalyEvent) -> i32 {
+    if event.state == AnomalyState::Escalated as i32 {
+        event.severity
+    } else {
+        0
+    }
 }
 
 /// Resume position of a detector's stream: the last change processed.
@@ -154,6 +182,7 @@ impl NotificationLog {
             .map_err(sqlite)?;
         connection.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
         connection.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
+        add_severity_column(&connection).map_err(sqlite)?;
         connection.execute_batch(SCHEMA).map_err(sqlite)?;
 
         Ok(Arc::new(Self {
@@ -228,8 +257,8 @@ impl NotificationLog {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT OR IGNORE INTO notification_log
-                     (detector, anomaly_id, state, chat, sequence, event, status, created_at_ms, updated_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                     (detector, anomaly_id, state, severity, chat, sequence, event, status, created_at_ms, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?8, ?4, ?5, ?6, 'pending', ?7, ?7)",
                 )
                 .map_err(|source| self.sqlite(source))?;
             for chat in chats {
@@ -241,7 +270,8 @@ impl NotificationLog {
                         chat,
                         event.sequence as i64,
                         encoded,
-                        now_ms
+                        now_ms,
+                        escalation_severity(event)
                     ])
                     .map_err(|source| self.sqlite(source))?;
                 inserted.push(changed == 1);
@@ -255,6 +285,51 @@ impl NotificationLog {
                 params![detector, event.sequence as i64, event.stream_epoch as i64, now_ms],
             )
             .map_err(|source| self.sqlite(source))?;
+        transaction.commit().map_err(|source| self.sqlite(source))?;
+        Ok(inserted)
+    }
+
+    /// Writes a `suppressed` row with `reason` per chat for `event`, for
+    /// chats it is not sent to, and returns how many rows are new. The
+    /// stream cursor is left as it is.
+    pub fn record_suppressed(
+        &self,
+        detector: &str,
+        event: &AnomalyEvent,
+        chats: &[String],
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<usize, LogError> {
+        let encoded = event.encode_to_vec();
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(|source| self.sqlite(source))?;
+
+        let mut inserted = 0;
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notification_log
+                     (detector, anomaly_id, state, severity, chat, sequence, event, status, reason,
+                      created_at_ms, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'suppressed', ?8, ?9, ?9)",
+                )
+                .map_err(|source| self.sqlite(source))?;
+            for chat in chats {
+                inserted += insert
+                    .execute(params![
+                        detector,
+                        event.id,
+                        event.state,
+                        escalation_severity(event),
+                        chat,
+                        event.sequence as i64,
+                        encoded,
+                        reason,
+                        now_ms
+                    ])
+                    .map_err(|source| self.sqlite(source))?;
+            }
+        }
         transaction.commit().map_err(|source| self.sqlite(source))?;
         Ok(inserted)
     }
@@ -274,7 +349,7 @@ impl NotificationLog {
                  SET status = ?5, reason = ?6, updated_at_ms = ?7,
                      notifications = notifications + ?8,
                      last_notified_at_ms = CASE WHEN ?8 = 1 THEN ?7 ELSE last_notified_at_ms END
-                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4",
+                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4 AND severity = ?9",
                 params![
                     key.detector,
                     key.anomaly_id,
@@ -283,7 +358,8 @@ impl NotificationLog {
                     status.as_str(),
                     reason,
                     now_ms,
-                    notified
+                    notified,
+                    key.severity
                 ],
             )
             .map_err(|source| self.sqlite(source))?;
@@ -296,8 +372,8 @@ impl NotificationLog {
         self.lock()
             .execute(
                 "UPDATE notification_log SET last_notified_at_ms = ?5
-                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4",
-                params![key.detector, key.anomaly_id, key.state, key.chat, now_ms],
+                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4 AND severity = ?6",
+                params![key.detector, key.anomaly_id, key.state, key.chat, now_ms, key.severity],
             )
             .map_err(|source| self.sqlite(source))?;
         Ok(())
@@ -321,8 +397,8 @@ impl NotificationLog {
             .lock()
             .query_row(
                 "SELECT status FROM notification_log
-                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4",
-                params![key.detector, key.anomaly_id, key.state, key.chat],
+                 WHERE detector = ?1 AND anomaly_id = ?2 AND state = ?3 AND chat = ?4 AND severity = ?5",
+                params![key.detector, key.anomaly_id, key.state, key.chat, key.severity],
                 |row| row.get(0),
             )
             .optional()
@@ -333,7 +409,7 @@ impl NotificationLog {
     /// Returns the rows still `pending`, oldest first.
     pub fn pending(&self) -> Result<Vec<PendingEntry>, LogError> {
         let rows = self.query_entries(
-            "SELECT detector, anomaly_id, state, chat, event, 0 FROM notification_log
+            "SELECT detector, anomaly_id, state, chat, event, 0, severity FROM notification_log
              WHERE status = 'pending' ORDER BY created_at_ms, sequence",
             [],
         )?;
@@ -343,20 +419,55 @@ impl NotificationLog {
             .collect())
     }
 
-    /// Returns the firings sent at least once whose episode has no
-    /// resolution row in the same chat, and whose last notification is
-    /// older than `notified_before_ms`.
-    pub fn firing_unresolved(&self, firing_state: i32, notified_before_ms: i64) -> Result<Vec<FiringEntry>, LogError> {
+    /// Returns, for each chat with a firing or escalation row of episode
+    /// `anomaly_id` from `detector`, whether any of those rows was not
+    /// suppressed: sent, still pending, or failed after it was tried.
+    pub fn chats_told(&self, detector: &str, anomaly_id: &str) -> Result<HashMap<String, bool>, LogError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT chat, MAX(status <> 'suppressed') FROM notification_log
+                 WHERE detector = ?1 AND anomaly_id = ?2 AND state IN (?3, ?4)
+                 GROUP BY chat",
+            )
+            .map_err(|source| self.sqlite(source))?;
+        let rows = statement
+            .query_map(
+                params![
+                    detector,
+                    anomaly_id,
+                    AnomalyState::Firing as i32,
+                    AnomalyState::Escalated as i32
+                ],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?)),
+            )
+            .map_err(|source| self.sqlite(source))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|source| self.sqlite(source))
+    }
+
+    /// Returns, per episode and chat, the latest firing or escalation sent
+    /// there, when the episode has no resolution row in that chat and that
+    /// row's last notification is older than `notified_before_ms`. So a
+    /// repeat shows the severity the chat last heard, and a chat that heard
+    /// only an escalation is reminded too.
+    pub fn firing_unresolved(&self, notified_before_ms: i64) -> Result<Vec<FiringEntry>, LogError> {
         let rows = self.query_entries(
-            "SELECT f.detector, f.anomaly_id, f.state, f.chat, f.event, f.last_notified_at_ms
+            "SELECT f.detector, f.anomaly_id, f.state, f.chat, f.event, f.last_notified_at_ms, f.severity
              FROM notification_log f
-             WHERE f.state = ?1 AND f.status = 'sent' AND f.last_notified_at_ms < ?2
+             WHERE f.state IN (?1, ?2) AND f.status = 'sent' AND f.last_notified_at_ms < ?4
                AND NOT EXISTS (
                  SELECT 1 FROM notification_log r
-                 WHERE r.detector = f.detector AND r.anomaly_id = f.anomaly_id
-                   AND r.chat = f.chat AND r.state <> f.state)
+                 WHERE r.detector = f.detector AND r.anomaly_id = f.anomaly_id AND r.chat = f.chat
+                   AND (r.state = ?3
+                        OR (r.state = ?2 AND r.status = 'sent' AND r.severity > f.severity)))
              ORDER BY f.last_notified_at_ms",
-            params![firing_state, notified_before_ms],
+            params![
+                AnomalyState::Firing as i32,
+                AnomalyState::Escalated as i32,
+                AnomalyState::Resolved as i32,
+                notified_before_ms
+            ],
         )?;
         Ok(rows
             .into_iter()
@@ -381,6 +492,7 @@ impl NotificationLog {
                     detector: row.get(0)?,
                     anomaly_id: row.get(1)?,
                     state: row.get(2)?,
+                    severity: row.get(6)?,
                     chat: row.get(3)?,
                 };
                 let event: Vec<u8> = row.get(4)?;
@@ -415,10 +527,36 @@ impl NotificationLog {
     }
 }
 
+/// Rebuilds a `notification_log` table written before escalations, whose
+/// primary key lacks `severity`, keeping its rows. SQLite cannot change a
+/// primary key in place. Does nothing on a new or current file.
+fn add_severity_column(connection: &Connection) -> rusqlite::Result<()> {
+    let columns: Vec<String> = connection
+        .prepare("SELECT name FROM pragma_table_info('notification_log')")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if columns.is_empty() || columns.iter().any(|column| column == "severity") {
+        return Ok(());
+    }
+
+    tracing::info!("adding the escalation severity to the notification log's rows");
+    let copied = "detector, anomaly_id, state, chat, sequence, event, status, reason, created_at_ms, updated_at_ms, \
+                  notifications, last_notified_at_ms";
+    connection.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE notification_log RENAME TO notification_log_before_escalations;
+         DROP INDEX IF EXISTS notification_log_status;
+         {SCHEMA}
+         INSERT INTO notification_log ({copied}) SELECT {copied} FROM notification_log_before_escalations;
+         DROP TABLE notification_log_before_escalations;
+         COMMIT;"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seismo_proto::v1::AnomalyState;
+    use seismo_proto::v1::Severity;
 
     fn event(id: &str, state: AnomalyState, sequence: u64) -> AnomalyEvent {
         AnomalyEvent {
@@ -435,7 +573,15 @@ mod tests {
             detector: "http://d:1/".to_string(),
             anomaly_id: id.to_string(),
             state: state as i32,
+            severity: 0,
             chat: chat.to_string(),
+        }
+    }
+
+    fn escalation(id: &str, severity: Severity, sequence: u64) -> AnomalyEvent {
+        AnomalyEvent {
+            severity: severity as i32,
+            ..event(id, AnomalyState::Escalated, sequence)
         }
     }
 
@@ -526,12 +672,145 @@ mod tests {
         log.record_received("http://d:1/", &event("ep-2", AnomalyState::Resolved, 3), &chats, 20)
             .unwrap();
 
-        let firing = log.firing_unresolved(AnomalyState::Firing as i32, 11).unwrap();
-        let too_recent = log.firing_unresolved(AnomalyState::Firing as i32, 10).unwrap();
+        let firing = log.firing_unresolved(11).unwrap();
+        let too_recent = log.firing_unresolved(10).unwrap();
 
         assert_eq!(firing.len(), 1);
         assert_eq!(firing[0].key.anomaly_id, "ep-1");
         assert_eq!(firing[0].last_notified_at_ms, 10);
         assert!(too_recent.is_empty());
+    }
+
+    #[test]
+    fn escalations_get_own_rows() {
+        let log = NotificationLog::open_in_memory().unwrap();
+        let chats = ["1".to_string()];
+
+        let firing = log
+            .record_received("http://d:1/", &event("ep-1", AnomalyState::Firing, 1), &chats, 0)
+            .unwrap();
+        let to_warning = log
+            .record_received("http://d:1/", &escalation("ep-1", Severity::Warning, 2), &chats, 0)
+            .unwrap();
+        let to_critical = log
+            .record_received("http://d:1/", &escalation("ep-1", Severity::Critical, 3), &chats, 0)
+            .unwrap();
+        let critical_again = log
+            .record_received("http://d:1/", &escalation("ep-1", Severity::Critical, 3), &chats, 0)
+            .unwrap();
+
+        assert_eq!(
+            [firing, to_warning, to_critical, critical_again],
+            [[true], [true], [true], [false]]
+        );
+        let critical_key = LogKey::of("http://d:1/", &escalation("ep-1", Severity::Critical, 3), "1");
+        assert_eq!(critical_key.severity, Severity::Critical as i32);
+        assert_eq!(log.status(&critical_key).unwrap(), Some(LogStatus::Pending));
+    }
+
+    #[test]
+    fn repeat_uses_latest_sent_severity() {
+        let log = NotificationLog::open_in_memory().unwrap();
+        let send = |event: &AnomalyEvent, chat: &str, status: LogStatus| {
+            log.record_received("http://d:1/", event, &[chat.to_string()], 0)
+                .unwrap();
+            log.set_status(&LogKey::of("http://d:1/", event, chat), status, None, 10)
+                .unwrap();
+        };
+        // Chat 1 received the firing and both escalations, and chat 2 only
+        // the escalation to critical. Chat 3 received the firing, and quiet
+        // hours held back its escalation to critical.
+        send(&event("ep-1", AnomalyState::Firing, 1), "1", LogStatus::Sent);
+        send(&escalation("ep-1", Severity::Warning, 2), "1", LogStatus::Sent);
+        send(&escalation("ep-1", Severity::Critical, 3), "1", LogStatus::Sent);
+        send(&escalation("ep-1", Severity::Critical, 3), "2", LogStatus::Sent);
+        send(&event("ep-1", AnomalyState::Firing, 1), "3", LogStatus::Sent);
+        send(&escalation("ep-1", Severity::Critical, 3), "3", LogStatus::Suppressed);
+
+        let mut repeats: Vec<(String, i32)> = log
+            .firing_unresolved(11)
+            .unwrap()
+            .into_iter()
+            .map(|entry| (entry.key.chat, entry.event.severity))
+            .collect();
+        repeats.sort();
+
+        let critical = Severity::Critical as i32;
+        assert_eq!(
+            repeats,
+            [
+                ("1".to_string(), critical),
+                ("2".to_string(), critical),
+                ("3".to_string(), 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn old_log_keeps_rows_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = Connection::open(dir.path().join(STATE_FILE_NAME)).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE notification_log (
+                    detector TEXT NOT NULL, anomaly_id TEXT NOT NULL, state INTEGER NOT NULL,
+                    chat TEXT NOT NULL, sequence INTEGER NOT NULL, event BLOB NOT NULL,
+                    status TEXT NOT NULL, reason TEXT, created_at_ms INTEGER NOT NULL,
+                    updated_at_ms INTEGER NOT NULL, notifications INTEGER NOT NULL DEFAULT 0,
+                    last_notified_at_ms INTEGER,
+                    PRIMARY KEY (detector, anomaly_id, state, chat));
+                 CREATE INDEX notification_log_status ON notification_log (status);",
+            )
+            .unwrap();
+        let old_row = event("ep-1", AnomalyState::Firing, 1);
+        connection
+            .execute(
+                "INSERT INTO notification_log VALUES ('http://d:1/', 'ep-1', 1, '1', 1, ?1, 'pending', NULL, 5, 5, 0, NULL)",
+                params![old_row.encode_to_vec()],
+            )
+            .unwrap();
+        drop(connection);
+
+        let log = NotificationLog::open(dir.path()).unwrap();
+        let chats = ["1".to_string()];
+        let to_warning = log
+            .record_received("http://d:1/", &escalation("ep-1", Severity::Warning, 2), &chats, 6)
+            .unwrap();
+        let to_critical = log
+            .record_received("http://d:1/", &escalation("ep-1", Severity::Critical, 3), &chats, 7)
+            .unwrap();
+
+        let pending = log.pending().unwrap();
+        assert_eq!(pending[0].key, key("ep-1", AnomalyState::Firing, "1"));
+        assert_eq!(pending[0].event, old_row);
+        assert_eq!(pending.len(), 3);
+        assert_eq!([to_warning, to_critical], [[true], [true]]);
+        drop(log);
+        NotificationLog::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn chats_told_ignore_suppressed_rows() {
+        let log = NotificationLog::open_in_memory().unwrap();
+        let firing = event("ep-1", AnomalyState::Firing, 1);
+        let to_critical = escalation("ep-1", Severity::Critical, 2);
+        let chats = ["1".to_string(), "2".to_string(), "3".to_string()];
+        log.record_received("http://d:1/", &firing, &chats[..2], 0).unwrap();
+        log.set_status(&key("ep-1", AnomalyState::Firing, "1"), LogStatus::Suppressed, None, 1)
+            .unwrap();
+        log.set_status(&key("ep-1", AnomalyState::Firing, "2"), LogStatus::Suppressed, None, 1)
+            .unwrap();
+        log.record_received("http://d:1/", &to_critical, &chats[1..], 2)
+            .unwrap();
+
+        let told = log.chats_told("http://d:1/", "ep-1").unwrap();
+
+        // Chat 1 had only a suppressed firing; chats 2 and 3 have a pending
+        // escalation, which counts as told.
+        assert_eq!(told.get("1"), Some(&false));
+        assert_eq!(told.get("2"), Some(&true));
+        assert_eq!(told.get("3"), Some(&true));
+        assert_eq!(told.get("4"), None);
+        assert_eq!(log.chats_told("http://d:2/", "ep-1").unwrap().len(), 0);
     }
 }

@@ -3,14 +3,16 @@
 //!
 //! Rules are read from a TOML file and tried in file order. The first rule
 //! that matches an event routes it, and an event no rule matches goes to the
-//! default route. A resolution carries its episode's severity, so it takes
-//! the same route as the firing.
+//! default route. An escalation takes the route of its new severity, which
+//! may differ from the firing's. A resolution goes to the routes of every
+//! severity its episode was announced with, so each chat that heard of the
+//! episode hears that it ended.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use seismo_proto::v1::{AnomalyEvent, Severity};
+use seismo_proto::v1::{AnomalyEvent, AnomalyState, Severity};
 use serde::Deserialize;
 
 use crate::config::{ChatTarget, ConfigError, parse_chat_targets};
@@ -196,11 +198,45 @@ impl Routing {
     /// Returns the route of `event`: the first matching rule's, else the
     /// default.
     pub fn route(&self, event: &AnomalyEvent) -> &Arc<Route> {
+        self.route_at(event, event.severity)
+    }
+
+    /// Returns the route `event` would take with severity `severity`.
+    fn route_at(&self, event: &AnomalyEvent, severity: i32) -> &Arc<Route> {
         self.rules
             .iter()
-            .find(|rule| rule.matches(event))
+            .find(|rule| rule.matches(event, severity))
             .map(|rule| &rule.route)
             .unwrap_or(&self.default)
+    }
+
+    /// Returns the routes of `event`: for a resolution those of each
+    /// severity in `announced_severities`, without repeats, and otherwise
+    /// (or from a detector that sends no such list) [`Routing::route`].
+    pub fn routes_of(&self, event: &AnomalyEvent) -> Vec<&Arc<Route>> {
+        if event.state != AnomalyState::Resolved as i32 || event.announced_severities.is_empty() {
+            return vec![self.route(event)];
+        }
+
+        let mut routes: Vec<&Arc<Route>> = Vec::new();
+        for &severity in &event.announced_severities {
+            let route = self.route_at(event, severity);
+            if !routes.iter().any(|known| Arc::ptr_eq(known, route)) {
+                routes.push(route);
+            }
+        }
+        routes
+    }
+
+    /// Returns the route through which `event` reaches the chat keyed
+    /// `chat_key`: the first of [`Routing::routes_of`] with that chat, or the
+    /// first of them for a sink without chats, as delivery picks it.
+    pub fn route_for_chat(&self, event: &AnomalyEvent, chat_key: &str) -> &Arc<Route> {
+        let routes = self.routes_of(event);
+        routes
+            .iter()
+            .find(|route| route.chats.iter().any(|chat| chat.to_string() == chat_key))
+            .unwrap_or(&routes[0])
     }
 
     /// Returns the chats with a template set, and the set's name.
@@ -220,7 +256,7 @@ impl Routing {
 }
 
 impl Rule {
-    fn matches(&self, event: &AnomalyEvent) -> bool {
+    fn matches(&self, event: &AnomalyEvent, severity: i32) -> bool {
         let metric_matches =
             self.metrics.is_empty() || self.metrics.iter().any(|pattern| glob_matches(pattern, &event.metric));
         let slice_matches = self.slice.iter().all(|(name, pattern)| {
@@ -230,7 +266,7 @@ impl Rule {
                 .any(|dimension| &dimension.name == name && glob_matches(pattern, &dimension.value))
         });
         // Unspecified (0) and unknown severities rank below info.
-        let severity_matches = self.min_severity.is_none_or(|minimum| event.severity >= minimum);
+        let severity_matches = self.min_severity.is_none_or(|minimum| severity >= minimum);
         metric_matches && slice_matches && severity_matches
     }
 }
@@ -344,6 +380,42 @@ template = "ru"
         assert_eq!(route.name, "payments-ru");
         assert_eq!(route.chats, [ChatTarget::Id(-1001)]);
         assert_eq!(route.mentions, ["@alice"]);
+    }
+
+    #[test]
+    fn resolution_takes_every_announced_route() {
+        let routing = routing();
+        let slice = [("country", "RU"), ("os", "Android")];
+        let resolution = |announced: &[Severity]| AnomalyEvent {
+            state: AnomalyState::Resolved as i32,
+            announced_severities: announced.iter().map(|severity| *severity as i32).collect(),
+            ..event(
+                "checkout_conversion",
+                &slice,
+                *announced.last().unwrap_or(&Severity::Critical),
+            )
+        };
+        let names = |event: &AnomalyEvent| -> Vec<String> {
+            routing
+                .routes_of(event)
+                .iter()
+                .map(|route| route.name.clone())
+                .collect()
+        };
+
+        // Fired as info (default route), escalated to warning and critical
+        // (the payments route): both hear the resolution, once each.
+        let escalated = resolution(&[Severity::Info, Severity::Warning, Severity::Critical]);
+        assert_eq!(names(&escalated), ["default", "payments-ru"]);
+        assert_eq!(names(&resolution(&[Severity::Warning])), ["payments-ru"]);
+        // A detector that lists nothing: the route of `severity`.
+        assert_eq!(names(&resolution(&[])), ["payments-ru"]);
+        // Only resolutions fan out; an escalation takes its own severity's route.
+        let escalation = AnomalyEvent {
+            state: AnomalyState::Escalated as i32,
+            ..escalated.clone()
+        };
+        assert_eq!(names(&escalation), ["payments-ru"]);
     }
 
     #[test]

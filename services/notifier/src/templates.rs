@@ -45,14 +45,22 @@ const EVENT_FIELDS: &[&str] = &[
     "episode",
 ];
 
+/// The placeholder `escalated` allows beyond those of one anomaly: the
+/// severity before the escalation.
+const PREVIOUS_SEVERITY: &str = "previous_severity";
+
 /// A template set as written in its file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TemplateFile {
     firing: String,
+    /// Optional so that sets written before escalations still load; they
+    /// show escalations with `firing`.
+    escalated: Option<String>,
     resolved: String,
     repeat: String,
     group_firing: String,
+    group_escalated: Option<String>,
     group_resolved: String,
     group_repeat: String,
     group_top: String,
@@ -119,9 +127,11 @@ pub enum TemplateError {
 pub struct TemplateSet {
     name: String,
     firing: Template,
+    escalated: Template,
     resolved: Template,
     repeat: Template,
     group_firing: Template,
+    group_escalated: Template,
     group_resolved: Template,
     group_repeat: Template,
     group_top: Template,
@@ -198,13 +208,28 @@ impl TemplateSet {
             Template::parse(source, allowed).map_err(|reason| invalid(format!("`{key}`: {reason}")))
         };
         let group_header = &["count", "metric"];
+        let escalated_fields: Vec<&str> = EVENT_FIELDS.iter().copied().chain([PREVIOUS_SEVERITY]).collect();
+        if file.escalated.is_none() || file.group_escalated.is_none() {
+            tracing::warn!(template_set = %name, origin = %origin,
+                "the template set has no `escalated` or `group_escalated` template, so escalations use `firing` or \
+                 `group_firing`; copy them from the built-in en.toml to tell escalations apart");
+        }
 
         let set = Self {
             name: name.to_string(),
             firing: template("firing", &file.firing, EVENT_FIELDS)?,
+            escalated: match &file.escalated {
+                Some(escalated) => template("escalated", escalated, &escalated_fields)?,
+                None => template("firing", &file.firing, EVENT_FIELDS)?,
+            },
             resolved: template("resolved", &file.resolved, EVENT_FIELDS)?,
             repeat: template("repeat", &file.repeat, &["since"])?,
             group_firing: template("group_firing", &file.group_firing, group_header)?,
+            group_escalated: template(
+                "group_escalated",
+                file.group_escalated.as_ref().unwrap_or(&file.group_firing),
+                group_header,
+            )?,
             group_resolved: template("group_resolved", &file.group_resolved, group_header)?,
             group_repeat: template("group_repeat", &file.group_repeat, group_header)?,
             group_top: template("group_top", &file.group_top, &["shown", "count"])?,
@@ -215,10 +240,15 @@ impl TemplateSet {
             direction: file.direction,
         };
 
-        let sample = sample_event();
-        set.render_single(&sample, true).map_err(invalid)?;
-        let many: Vec<&AnomalyEvent> = std::iter::repeat_n(&sample, MAX_LISTED + 1).collect();
-        set.render_group(&many, false).map_err(invalid)?;
+        for state in [AnomalyState::Firing, AnomalyState::Escalated, AnomalyState::Resolved] {
+            let sample = AnomalyEvent {
+                state: state as i32,
+                ..sample_event()
+            };
+            set.render_single(&sample, true).map_err(invalid)?;
+            let many: Vec<&AnomalyEvent> = std::iter::repeat_n(&sample, MAX_LISTED + 1).collect();
+            set.render_group(&many, false).map_err(invalid)?;
+        }
         Ok(set)
     }
 
@@ -227,11 +257,14 @@ impl TemplateSet {
         &self.name
     }
 
-    /// Renders one firing or resolution, below the repeat line for a repeat.
-    /// Returns `None` for an unknown state, which the built-in format covers.
+    /// Renders one firing, escalation or resolution, below the repeat line
+    /// for a repeat. Returns `None` for an unknown state, which the built-in
+    /// format covers.
     pub fn render(&self, event: &AnomalyEvent, repeat: bool) -> Option<AlertMessage> {
         match AnomalyState::try_from(event.state) {
-            Ok(AnomalyState::Firing | AnomalyState::Resolved) => self.render_single(event, repeat).ok(),
+            Ok(AnomalyState::Firing | AnomalyState::Escalated | AnomalyState::Resolved) => {
+                self.render_single(event, repeat).ok()
+            }
             _ => None,
         }
     }
@@ -243,14 +276,14 @@ impl TemplateSet {
     }
 
     fn render_single(&self, event: &AnomalyEvent, repeat: bool) -> Result<AlertMessage, String> {
-        let template = if event.state == AnomalyState::Resolved as i32 {
-            &self.resolved
-        } else {
-            &self.firing
+        let template = match AnomalyState::try_from(event.state) {
+            Ok(AnomalyState::Resolved) => &self.resolved,
+            Ok(AnomalyState::Escalated) => &self.escalated,
+            _ => &self.firing,
         };
         let mut html = String::new();
         if repeat {
-            let since = DateTime::from_timestamp_millis(event.window_start_ms)
+            let since = DateTime::from_timestamp_millis(crate::format::episode_start_ms(event))
                 .map(|start| start.format("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default();
             html.push_str(&self.repeat.render(&|_| Some(escape_html(&since).into_owned())));
@@ -266,10 +299,11 @@ impl TemplateSet {
         };
         let count = events.len().to_string();
         let metric = escape_html(&truncate_chars(&first.metric, MAX_METRIC_CHARS)).into_owned();
-        let header = match (repeat, first.state == AnomalyState::Resolved as i32) {
+        let header = match (repeat, AnomalyState::try_from(first.state)) {
             (true, _) => &self.group_repeat,
-            (false, true) => &self.group_resolved,
-            (false, false) => &self.group_firing,
+            (false, Ok(AnomalyState::Resolved)) => &self.group_resolved,
+            (false, Ok(AnomalyState::Escalated)) => &self.group_escalated,
+            (false, _) => &self.group_firing,
         };
 
         let mut html = header.render(&|field| match field {
@@ -326,6 +360,7 @@ impl TemplateSet {
                 None => "n/a".to_string(),
             },
             "severity" => self.severity_name(event.severity),
+            PREVIOUS_SEVERITY => self.severity_name(crate::format::previous_severity(event).unwrap_or_default()),
             "direction" => self.direction_name(event.direction),
             "score" => format_score(event.score),
             "episode" => truncate_chars(&event.id, MAX_EPISODE_ID_CHARS),

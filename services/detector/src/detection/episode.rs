@@ -1,6 +1,7 @@
 //! Episode state machine of one series: which window starts an anomaly
 //! episode and which one ends it, so an episode yields one `Fired` and one
-//! `Resolved` however long it lasts.
+//! `Resolved` however long it lasts, with at most two `Escalated` between
+//! them.
 //!
 //! Rules, a k-of-n trigger with a separate release count so a series
 //! wavering around the band edge does not open episode after episode:
@@ -9,6 +10,10 @@
 //!   are outside, or at once when the current window is at least
 //!   `fire_ratio` band half-widths out (by default the critical ratio) or
 //!   its recent deviation is rare for the series (see `tail_score.rs`).
+//! - Escalate an open episode when one of its outside windows, on the side
+//!   it fired on, is of a higher severity than the episode so far. So a
+//!   drop that starts small and deepens reaches the people who only take
+//!   critical alerts. The severity never falls within an episode.
 //! - Resolve after `resolve_inside` consecutive windows inside the band.
 //!   Windows before a resolution do not count towards the next firing.
 //! - Missing windows count as inside for firing and do not count towards
@@ -26,7 +31,7 @@
 
 use super::band::Judgement;
 use super::params::{CooldownStart, DetectionParams};
-use super::{Direction, Transition};
+use super::{Direction, Severity, Transition};
 
 /// The episode and alert hygiene settings, copied from [`DetectionParams`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +79,10 @@ pub(crate) struct EpisodeTracker {
     inside_streak: usize,
     /// Start of the window that fired the open episode, Unix epoch ms.
     open_since_ms: Option<i64>,
+    /// Highest severity the open episode was announced with, and the side
+    /// of the band it fired on.
+    open_severity: Severity,
+    open_direction: Option<Direction>,
     /// Windows during which no episode may fire yet.
     cooldown_left: usize,
     /// Local day of the latest firing and the firings on it.
@@ -171,10 +180,19 @@ impl EpisodeTracker {
             return self.resolve(params);
         };
 
-        if self.open_since_ms.is_some() {
+        if let Some(episode_start_ms) = self.open_since_ms {
             if outside {
                 self.inside_streak = 0;
-                return None;
+                // A window on the other side is a new kind of deviation, not
+                // a deeper one, so it does not raise the episode's severity.
+                if judgement.severity <= self.open_severity || self.open_direction != Some(judgement.direction) {
+                    return None;
+                }
+                self.open_severity = judgement.severity;
+                return Some(Transition::Escalated {
+                    episode_start_ms,
+                    severity: judgement.severity,
+                });
             }
             self.inside_streak += 1;
             return if self.inside_streak >= params.resolve_inside {
@@ -209,13 +227,12 @@ impl EpisodeTracker {
 
         self.fired_on_day += 1;
         self.open_since_ms = Some(window_start_ms);
+        self.open_severity = judgement.severity;
+        self.open_direction = Some(judgement.direction);
         self.inside_streak = 0;
         if params.cooldown_from == CooldownStart::Firing {
             self.cooldown_left = params.cooldown_windows;
         }
-        // TODO: an episode keeps the severity of the window that fired it,
-        // and a later window further out does not raise it. So quiet hours
-        // and `min_severity` routes judge a growing episode by its start.
         Some(Transition::Fired {
             episode_start_ms: window_start_ms,
             direction: judgement.direction,
@@ -281,10 +298,11 @@ mod tests {
         }
     }
 
-    /// Runs windows described by `pattern` (`o` outside, `.` inside, `!`
-    /// critical, `l` learning, `_` missing) and returns "F<i>" for a firing
-    /// at window i and "R<i>@<s>" for the resolution at window i of the
-    /// episode fired at window s.
+    /// Runs windows described by `pattern` (`o` outside, `.` inside, `w`
+    /// warning, `!` critical, `l` learning, `_` missing) and returns "F<i>"
+    /// for a firing at window i, "E<i>w" or "E<i>!" for an escalation to
+    /// warning or critical at window i, and "R<i>@<s>" for the resolution at
+    /// window i of the episode fired at window s.
     fn run(pattern: &str) -> Vec<String> {
         run_with(pattern, &params(), 1_000)
     }
@@ -299,6 +317,7 @@ mod tests {
             let judged = match symbol {
                 'o' => Some(judgement(true, Severity::Info)),
                 '.' => Some(judgement(false, Severity::Info)),
+                'w' => Some(judgement(true, Severity::Warning)),
                 '!' => Some(judgement(true, Severity::Critical)),
                 'l' => None,
                 '_' => {
@@ -321,6 +340,17 @@ mod tests {
                 Some(Transition::Fired { episode_start_ms, .. }) => {
                     assert_eq!(episode_start_ms, i as i64 * 1000);
                     events.push(format!("F{i}"));
+                }
+                Some(Transition::Escalated {
+                    episode_start_ms,
+                    severity,
+                }) => {
+                    let symbol = match severity {
+                        Severity::Info => "o",
+                        Severity::Warning => "w",
+                        Severity::Critical => "!",
+                    };
+                    events.push(format!("E{i}{symbol}@{}", episode_start_ms / 1000));
                 }
                 Some(Transition::Resolved { episode_start_ms }) => {
                     events.push(format!("R{i}@{}", episode_start_ms / 1000));
@@ -368,6 +398,61 @@ mod tests {
     #[test]
     fn critical_fires_at_once() {
         assert_eq!(run("..!"), vec!["F2"]);
+    }
+
+    #[test]
+    fn escalates_once_per_severity() {
+        assert_eq!(run("ooowow!w!.."), vec!["F2", "E3w@2", "E6!@2", "R10@2"]);
+        // A jump from info to critical is one escalation.
+        assert_eq!(run("ooo!!.."), vec!["F2", "E3!@2", "R6@2"]);
+        // A critical firing has nothing to escalate to.
+        assert_eq!(run("!!w!.."), vec!["F0", "R5@0"]);
+    }
+
+    #[test]
+    fn window_on_the_other_side_does_not_escalate() {
+        let rules = params();
+        let mut tracker = EpisodeTracker::new();
+        let up_critical = Judgement {
+            direction: Direction::Up,
+            ..judgement(true, Severity::Critical)
+        };
+        let mut transitions = Vec::new();
+
+        for (i, judged) in [
+            judgement(true, Severity::Info),
+            judgement(true, Severity::Info),
+            judgement(true, Severity::Info),
+            up_critical,
+            judgement(true, Severity::Critical),
+        ]
+        .iter()
+        .enumerate()
+        {
+            transitions.push(tracker.step(i as i64 * 1000, 0, Some(judged), false, &rules).transition);
+        }
+
+        assert!(matches!(transitions[2], Some(Transition::Fired { .. })));
+        assert_eq!(transitions[3], None);
+        assert_eq!(
+            transitions[4],
+            Some(Transition::Escalated {
+                episode_start_ms: 2000,
+                severity: Severity::Critical
+            })
+        );
+    }
+
+    #[test]
+    fn escalation_resets_per_episode() {
+        assert_eq!(run("ooo!..ooo!.."), vec!["F2", "E3!@2", "R5@2", "F8", "E9!@8", "R11@8"]);
+    }
+
+    #[test]
+    fn escalates_after_an_inside_window() {
+        // One inside window does not end the episode, so a critical window
+        // after it escalates instead of firing anew.
+        assert_eq!(run("ooo.!.."), vec!["F2", "E4!@2", "R6@2"]);
     }
 
     #[test]

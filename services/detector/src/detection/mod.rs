@@ -65,8 +65,11 @@ pub enum Direction {
     Down,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How far out a window is, from its deviation ratio. The order runs from
+/// `Info`, the lowest, to `Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Severity {
+    #[default]
     Info,
     Warning,
     Critical,
@@ -91,6 +94,9 @@ pub enum Transition {
         direction: Direction,
         severity: Severity,
     },
+    /// The open episode that started at `episode_start_ms` reaches a
+    /// higher severity at this window.
+    Escalated { episode_start_ms: i64, severity: Severity },
     /// The episode that started at `episode_start_ms` ends at this window.
     Resolved { episode_start_ms: i64 },
 }

@@ -13,7 +13,8 @@ fn normal_value(number: i64, noise: &mut Noise) -> f64 {
     (1000.0 + 400.0 * phase.sin()) * (1.0 + 0.02 * noise.next())
 }
 
-/// Firings and resolutions as "F<window>" and "R<window>".
+/// Firings and resolutions as "F<window>" and "R<window>"; escalations are
+/// left out.
 fn transitions(detector: &mut SeriesDetector, values: &[(i64, f64)]) -> Vec<String> {
     let mut events = Vec::new();
     for &(number, value) in values {
@@ -21,7 +22,7 @@ fn transitions(detector: &mut SeriesDetector, values: &[(i64, f64)]) -> Vec<Stri
         match evaluation.transition {
             Some(Transition::Fired { .. }) => events.push(format!("F{number}")),
             Some(Transition::Resolved { .. }) => events.push(format!("R{number}")),
-            None => {}
+            Some(Transition::Escalated { .. }) | None => {}
         }
     }
     events

@@ -39,13 +39,15 @@ pub struct StatusView {
 }
 
 impl StatusView {
-    /// Applies one state change: a firing event adds its episode, a
-    /// resolution removes it. Repeats of the same change are harmless,
-    /// because the gate is asked once per chat for each change.
+    /// Applies one state change: a firing or escalation adds its episode,
+    /// because an escalation is the first change of an episode that a chat
+    /// with a higher `min_severity` route gets. A resolution removes it.
+    /// Repeats of the same change are harmless, because the gate is asked
+    /// once per chat for each change.
     pub fn observe(&self, event: &AnomalyEvent) {
         let mut firing = self.firing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match event.state() {
-            AnomalyState::Firing => {
+            AnomalyState::Firing | AnomalyState::Escalated => {
                 firing.entry(event.id.clone()).or_insert_with(|| FiringEpisode {
                     anomaly_id: event.id.clone(),
                     metric: event.metric.clone(),
@@ -56,7 +58,12 @@ impl StatusView {
                         .collect(),
                     value: event.value,
                     expected: event.expected,
-                    since: DateTime::from_timestamp_millis(event.window_end_ms).unwrap_or_default(),
+                    // The end of the window that fired the episode, also when
+                    // an escalation is the first change seen.
+                    since: DateTime::from_timestamp_millis(
+                        crate::format::episode_start_ms(event) + (event.window_end_ms - event.window_start_ms),
+                    )
+                    .unwrap_or_default(),
                 });
             }
             AnomalyState::Resolved => {
@@ -133,5 +140,21 @@ mod tests {
             .map(|episode| episode.anomaly_id)
             .collect();
         assert_eq!(ids, vec!["b"]);
+    }
+
+    #[test]
+    fn escalation_seen_first_dates_from_the_firing_window() {
+        let view = StatusView::default();
+        let escalation = AnomalyEvent {
+            window_start_ms: 3_600_000,
+            episode_start_ms: 600_000,
+            ..event("a", AnomalyState::Escalated, 3_900_000)
+        };
+
+        view.observe(&escalation);
+
+        let firing = view.snapshot().firing;
+        assert_eq!(firing.len(), 1);
+        assert_eq!(firing[0].since.timestamp_millis(), 900_000);
     }
 }

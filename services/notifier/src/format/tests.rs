@@ -74,6 +74,33 @@ fn resolved_message_says_resolved() {
 }
 
 #[test]
+fn escalated_message_names_both_severities() {
+    let escalated = AnomalyEvent {
+        state: AnomalyState::Escalated as i32,
+        severity: Severity::Critical as i32,
+        announced_severities: vec![Severity::Warning as i32, Severity::Critical as i32],
+        ..firing_event()
+    };
+    let without_list = AnomalyEvent {
+        announced_severities: Vec::new(),
+        ..escalated.clone()
+    };
+
+    let text = format_alert(&escalated).plain_text();
+    let older = format_alert(&without_list).plain_text();
+
+    assert!(
+        text.starts_with("🔺 Anomaly escalated to critical: checkout_conversion\nSeverity was warning;"),
+        "{text}"
+    );
+    assert!(text.contains("Severity: critical, direction"), "{text}");
+    assert!(
+        older.contains("\nSeverity was unspecified; the deviation has grown since.\n"),
+        "{older}"
+    );
+}
+
+#[test]
 fn unknown_state_is_shown_with_its_number() {
     let event = AnomalyEvent {
         state: 9,

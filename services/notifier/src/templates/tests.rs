@@ -28,6 +28,15 @@ fn event(state: AnomalyState, slice: &[(&str, &str)], value: f64, expected: f64)
     }
 }
 
+/// Returns an escalation to the last of `announced`, from the one before it.
+fn escalation(announced: &[Severity]) -> AnomalyEvent {
+    AnomalyEvent {
+        severity: *announced.last().unwrap() as i32,
+        announced_severities: announced.iter().map(|severity| *severity as i32).collect(),
+        ..event(AnomalyState::Escalated, &[("os", "iOS")], 300.0, 40.0)
+    }
+}
+
 fn built_in(name: &str) -> Arc<TemplateSet> {
     Templates::load(None).unwrap().get(name, "1").unwrap()
 }
@@ -37,12 +46,16 @@ fn english_template_matches_built_in_format() {
     let english = built_in("en");
     let events = [
         event(AnomalyState::Firing, &[("os", "iOS"), ("country", "RU")], 120.0, 40.0),
+        escalation(&[Severity::Warning, Severity::Critical]),
+        escalation(&[Severity::Critical]),
         event(AnomalyState::Resolved, &[], 41.0, 40.0),
         event(AnomalyState::Firing, &[("os", "<script>&")], 3.0, 0.0),
     ];
 
     for event in &events {
-        let rendered = english.render(event, false).expect("firing and resolved render");
+        let rendered = english
+            .render(event, false)
+            .expect("firing, escalation and resolution render");
         assert_eq!(rendered.html(), format_alert(event).html());
         assert_eq!(rendered.plain_text(), format_alert(event).plain_text());
     }
@@ -100,6 +113,78 @@ fn russian_template_translates_text_and_names() {
     assert!(
         resolved.starts_with("🔁 Всё ещё активно с 2024-05-01 10:00 UTC\n✅ Вернулось в норму"),
         "{resolved}"
+    );
+}
+
+#[test]
+fn escalation_names_both_severities() {
+    let escalated = escalation(&[Severity::Info, Severity::Warning]);
+
+    let english = built_in("en").render(&escalated, false).unwrap().plain_text();
+    let russian = built_in("ru").render(&escalated, false).unwrap().plain_text();
+    let group = built_in("en")
+        .render_grouped(&[&escalated, &escalated], false)
+        .unwrap()
+        .plain_text();
+
+    assert!(
+        english.starts_with("🔺 Anomaly escalated to warning: checkout_conversion\nSeverity was info;"),
+        "{english}"
+    );
+    assert!(
+        russian.starts_with("🔺 Аномалия усилилась (важность: предупреждение): checkout_conversion\nБыла: информация;"),
+        "{russian}"
+    );
+    assert!(
+        group.starts_with("🔺 2 anomalies escalated: checkout_conversion\n"),
+        "{group}"
+    );
+}
+
+#[test]
+fn old_set_renders_escalations_as_firings() {
+    let english = include_str!("../../templates/en.toml");
+    let start = english.find("\nescalated = ").unwrap();
+    let end = start + english[start + 1..].find("\n\n").unwrap();
+    let older = english[..start].to_string() + &english[end..];
+    let older = older.replace(
+        "group_escalated = \"🔺 {count} anomalies escalated: <b>{metric}</b>\"\n",
+        "",
+    );
+    assert!(!older.contains("escalated ="), "{older}");
+
+    let set = TemplateSet::parse("older", "older.toml", &older).unwrap();
+    let escalated = escalation(&[Severity::Warning, Severity::Critical]);
+
+    let single = set.render(&escalated, false).unwrap().plain_text();
+    let group = set
+        .render_grouped(&[&escalated, &escalated], false)
+        .unwrap()
+        .plain_text();
+    assert!(
+        single.starts_with("🔴 Anomaly firing: checkout_conversion\n"),
+        "{single}"
+    );
+    assert!(single.contains("Severity: critical"), "{single}");
+    assert!(group.starts_with("🔴 2 anomalies firing: "), "{group}");
+}
+
+#[test]
+fn previous_severity_only_in_escalated() {
+    let english = include_str!("../../templates/en.toml");
+    let text = english.replacen(
+        "Severity: {severity}, direction",
+        "Severity: {previous_severity}, direction",
+        1,
+    );
+
+    let error = TemplateSet::parse("custom", "custom.toml", &text)
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        error.contains("`firing`: unknown placeholder {previous_severity}"),
+        "{error}"
     );
 }
 
