@@ -322,32 +322,35 @@ async fn untold_chats(
 }
 
 /// Writes the suppressed rows of a resolution's untold chats and returns
-/// how many are new.
+/// how many are new; a replayed resolution adds none.
 async fn record_untold(log: &Arc<NotificationLog>, detector: &str, event: &AnomalyEvent, chats: Vec<String>) -> usize {
-    for chat in &chats {
-        info!(detector = %detector, episode_id = %event.id, chat = %chat, reason = UNTOLD_REASON, "alert suppressed");
-    }
-    metrics::counter!(SUPPRESSED_TOTAL).increment(chats.len() as u64);
-
-    let (writer, detector_name, event_copy) = (Arc::clone(log), detector.to_string(), event.clone());
+    let (writer, detector_name, event_copy, chat_list) =
+        (Arc::clone(log), detector.to_string(), event.clone(), chats.clone());
     let now_ms = chrono::Utc::now().timestamp_millis();
     let written = tokio::task::spawn_blocking(move || {
-        writer.record_suppressed(&detector_name, &event_copy, &chats, UNTOLD_REASON, now_ms)
+        writer.record_suppressed(&detector_name, &event_copy, &chat_list, UNTOLD_REASON, now_ms)
     })
     .await;
-    match written {
+    let inserted = match written {
         Ok(Ok(inserted)) => inserted,
         Ok(Err(log_error)) => {
             metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
             error!(detector = %detector, episode_id = %event.id, error = %log_error,
                 "writing a held-back resolution to the notification log failed");
-            1
+            chats.len()
         }
         Err(join_error) => {
             error!(detector = %detector, episode_id = %event.id, error = %join_error, "writing the notification log panicked");
-            1
+            chats.len()
         }
+    };
+
+    if inserted > 0 {
+        metrics::counter!(SUPPRESSED_TOTAL).increment(inserted as u64);
+        info!(detector = %detector, episode_id = %event.id, chats = %chats.join(","), reason = UNTOLD_REASON,
+            "resolution suppressed");
     }
+    inserted
 }
 
 /// Writes the pending rows and the cursor. When the log fails, the alert is
