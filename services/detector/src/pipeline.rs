@@ -84,7 +84,7 @@ impl Pipeline {
     }
 
     /// Adds one event; judges every window it closes and publishes each
-    /// firing and resolution to the hub.
+    /// firing, escalation and resolution to the hub.
     pub fn process(&mut self, event: Event) {
         if !self.experiments.is_empty() {
             let outcome = self.experiments.observe(&event);

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Follows the anomaly streams of Seismo detectors over gRPC and sends each
-/// firing and resolved anomaly to Telegram chats. Without a bot token the
+/// firing, escalation and resolution of an anomaly to Telegram chats. Without a bot token the
 /// alerts are printed to stdout.
 #[derive(Debug, Parser)]
 #[command(name = "seismo-notifier", version)]

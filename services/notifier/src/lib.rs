@@ -1,6 +1,6 @@
 //! Seismo notifier: follows the anomaly streams of one or more detectors over
-//! gRPC and sends every firing and resolved anomaly as an alert to Telegram,
-//! to the console, or both.
+//! gRPC and sends every firing, escalation and resolution of an anomaly as an
+//! alert to Telegram, to the console, or both.
 //!
 //! [`run`] is the entry point and runs until its `CancellationToken` fires.
 //! It counts its work in a shared [`NotifierStats`] and in `seismo_notifier_*`
