@@ -220,8 +220,8 @@ impl Pipeline {
 
     /// Judges the windows in `self.closed` and publishes every anomaly
     /// change to the hub. A firing or escalation of a metric's total carries
-    /// the slices that contributed most, which needs the judgements of every slice of
-    /// the window first.
+    /// the slices that contributed most, which needs the judgements of every
+    /// slice of the window first.
     fn evaluate_closed(&self) -> EvaluationCounts {
         let detected_at_ms = chrono::Utc::now().timestamp_millis();
         let mut registry = self.shared.registry.lock().unwrap_or_else(PoisonError::into_inner);
@@ -399,12 +399,17 @@ window = "1m"
     /// Runs `events` through a fresh pipeline and returns every anomaly
     /// change it published, with the final counters.
     async fn run(events: Vec<Event>) -> (Vec<AnomalyEvent>, crate::stats::StatsSnapshot) {
+        run_with(METRICS, events).await
+    }
+
+    /// Like `run`, with the metrics file `metrics`.
+    async fn run_with(metrics: &str, events: Vec<Event>) -> (Vec<AnomalyEvent>, crate::stats::StatsSnapshot) {
         let hub = Arc::new(AnomalyHub::new(HubConfig {
             replay_capacity: 1_000,
             live_capacity: 16,
             first_sequence: FIRST_SEQUENCE,
         }));
-        let shared = SharedState::new(MetricsConfig::parse(METRICS).unwrap(), Arc::clone(&hub));
+        let shared = SharedState::new(MetricsConfig::parse(metrics).unwrap(), Arc::clone(&hub));
         let stats = Arc::clone(&shared.stats);
         let mut pipeline = Pipeline::new(shared);
 
@@ -494,6 +499,23 @@ window = "1m"
             ),
             (1, 1, 1)
         );
+    }
+
+    #[tokio::test]
+    async fn escalate_false_keeps_the_firing_severity() {
+        let metrics = METRICS.replace("min_history_windows = 30", "min_history_windows = 30\nescalate = false");
+
+        let (changes, stats) = run_with(&metrics, growing_scenario()).await;
+
+        let states: Vec<AnomalyState> = changes.iter().map(AnomalyEvent::state).collect();
+        assert_eq!(
+            states,
+            vec![AnomalyState::Firing, AnomalyState::Resolved],
+            "{changes:?}"
+        );
+        assert_eq!(changes[1].severity, changes[0].severity);
+        assert_eq!(changes[1].announced_severities, vec![changes[0].severity]);
+        assert_eq!(stats.anomalies_escalated, 0);
     }
 
     #[tokio::test]

@@ -191,6 +191,7 @@ fn log_metric_settings(metric: &MetricDefinition) {
         fire_lookback = detection.fire_lookback,
         fire_ratio = detection.fire_ratio.unwrap_or(detection.critical_ratio),
         critical_ratio = detection.critical_ratio,
+        escalate = detection.escalate,
         fire_tail_probability = detection.fire_tail_probability,
         "metric configured"
     );

@@ -38,8 +38,9 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
                 .bold(metric)
                 .plain("\n");
             message.plain(format!(
-                "Severity was {}; the deviation has grown since.\n",
-                severity_name(previous_severity(event).unwrap_or_default())
+                "Severity was {}; the episode started at {}.\n",
+                severity_name(previous_severity(event).unwrap_or_default()),
+                format_episode_start(event)
             ));
         }
         Ok(AnomalyState::Resolved) => {
@@ -77,14 +78,14 @@ pub fn format_alert(event: &AnomalyEvent) -> AlertMessage {
 
     // A resolution carries the severity and direction of the episode it
     // ends, not of its own window, so the label names the episode.
-    let severity_label = if event.state == AnomalyState::Resolved as i32 {
-        "Episode severity"
-    } else {
-        "Severity"
+    // An escalation names its severity in its first line already.
+    let severity = match AnomalyState::try_from(event.state) {
+        Ok(AnomalyState::Resolved) => format!("Episode severity: {}, direction", severity_name(event.severity)),
+        Ok(AnomalyState::Escalated) => "Direction".to_string(),
+        _ => format!("Severity: {}, direction", severity_name(event.severity)),
     };
     message.plain(format!(
-        "{severity_label}: {}, direction: {}, score: {}\n",
-        severity_name(event.severity),
+        "{severity}: {}, score: {}\n",
         direction_name(event.direction),
         format_score(event.score),
     ));
@@ -104,6 +105,14 @@ pub(crate) fn episode_start_ms(event: &AnomalyEvent) -> i64 {
     } else {
         event.window_start_ms
     }
+}
+
+/// Returns the start of `event`'s episode as `2024-05-01 10:00 UTC`, the
+/// form of the repeat line.
+pub(crate) fn format_episode_start(event: &AnomalyEvent) -> String {
+    DateTime::from_timestamp_millis(episode_start_ms(event))
+        .map(|start| start.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "an unknown time".to_string())
 }
 
 /// Returns the severity an escalated episode had before: the one announced

@@ -1,7 +1,6 @@
 //! Text of a grouped alert (several anomalies of one metric in one message),
 //! of a repeat notification, and of the route's mentions.
 
-use chrono::DateTime;
 use seismo_proto::v1::{AnomalyEvent, AnomalyState};
 
 use crate::format::{format_alert, format_deviation, format_number, push_slice, severity_name, truncate_chars};
@@ -60,9 +59,7 @@ pub(crate) fn format_group(events: &[&AnomalyEvent], repeat: bool) -> AlertMessa
 /// under a "Still firing" line.
 pub(crate) fn format_repeat(event: &AnomalyEvent) -> AlertMessage {
     let mut message = AlertMessage::default();
-    let since = DateTime::from_timestamp_millis(crate::format::episode_start_ms(event))
-        .map(|start| start.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| "an unknown time".to_string());
+    let since = crate::format::format_episode_start(event);
     message.plain(format!("🔁 Still firing since {since}\n"));
     message.spans.extend(format_alert(event).spans);
     message

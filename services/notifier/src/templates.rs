@@ -45,9 +45,9 @@ const EVENT_FIELDS: &[&str] = &[
     "episode",
 ];
 
-/// The placeholder `escalated` allows beyond those of one anomaly: the
-/// severity before the escalation.
-const PREVIOUS_SEVERITY: &str = "previous_severity";
+/// Placeholders `escalated` allows beyond those of one anomaly: the
+/// severity before the escalation and the start of the episode.
+const ESCALATION_FIELDS: [&str; 2] = ["previous_severity", "since"];
 
 /// A template set as written in its file.
 #[derive(Debug, Deserialize)]
@@ -208,11 +208,18 @@ impl TemplateSet {
             Template::parse(source, allowed).map_err(|reason| invalid(format!("`{key}`: {reason}")))
         };
         let group_header = &["count", "metric"];
-        let escalated_fields: Vec<&str> = EVENT_FIELDS.iter().copied().chain([PREVIOUS_SEVERITY]).collect();
-        if file.escalated.is_none() || file.group_escalated.is_none() {
-            tracing::warn!(template_set = %name, origin = %origin,
-                "the template set has no `escalated` or `group_escalated` template, so escalations use `firing` or \
-                 `group_firing`; copy them from the built-in en.toml to tell escalations apart");
+        let escalated_fields: Vec<&str> = EVENT_FIELDS.iter().copied().chain(ESCALATION_FIELDS).collect();
+        let missing: Vec<&str> = [
+            ("escalated", file.escalated.is_none()),
+            ("group_escalated", file.group_escalated.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, missing)| missing.then_some(key))
+        .collect();
+        if !missing.is_empty() {
+            tracing::warn!(template_set = %name, origin = %origin, missing = %missing.join(", "),
+                "the template set has no template for escalations, so they use `firing` or `group_firing`; \
+                 copy the missing keys from the built-in en.toml");
         }
 
         let set = Self {
@@ -360,7 +367,8 @@ impl TemplateSet {
                 None => "n/a".to_string(),
             },
             "severity" => self.severity_name(event.severity),
-            PREVIOUS_SEVERITY => self.severity_name(crate::format::previous_severity(event).unwrap_or_default()),
+            "since" => crate::format::format_episode_start(event),
+            "previous_severity" => self.severity_name(crate::format::previous_severity(event).unwrap_or_default()),
             "direction" => self.direction_name(event.direction),
             "score" => format_score(event.score),
             "episode" => truncate_chars(&event.id, MAX_EPISODE_ID_CHARS),

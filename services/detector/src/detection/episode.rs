@@ -41,6 +41,7 @@ pub(crate) struct AlertRules {
     /// Deviation, in band half-widths, from which one window fires:
     /// `fire_ratio`, or `critical_ratio` when that is unset.
     pub fire_ratio: f64,
+    pub escalate: bool,
     pub resolve_inside: usize,
     pub cooldown_windows: usize,
     pub cooldown_from: CooldownStart,
@@ -54,6 +55,7 @@ impl From<&DetectionParams> for AlertRules {
             fire_outside: params.fire_outside,
             fire_lookback: params.fire_lookback,
             fire_ratio: params.fire_ratio.unwrap_or(params.critical_ratio),
+            escalate: params.escalate,
             resolve_inside: params.resolve_inside,
             cooldown_windows: params.cooldown_windows,
             cooldown_from: params.cooldown_from,
@@ -185,7 +187,10 @@ impl EpisodeTracker {
                 self.inside_streak = 0;
                 // A window on the other side is a new kind of deviation, not
                 // a deeper one, so it does not raise the episode's severity.
-                if judgement.severity <= self.open_severity || self.open_direction != Some(judgement.direction) {
+                if !params.escalate
+                    || judgement.severity <= self.open_severity
+                    || self.open_direction != Some(judgement.direction)
+                {
                     return None;
                 }
                 self.open_severity = judgement.severity;
@@ -262,6 +267,7 @@ mod tests {
             fire_outside: 3,
             fire_lookback: 5,
             fire_ratio: 2.5,
+            escalate: true,
             resolve_inside: 2,
             cooldown_windows: 0,
             cooldown_from: CooldownStart::Resolution,
@@ -441,6 +447,16 @@ mod tests {
                 severity: Severity::Critical
             })
         );
+    }
+
+    #[test]
+    fn escalation_can_be_turned_off() {
+        let rules = AlertRules {
+            escalate: false,
+            ..params()
+        };
+
+        assert_eq!(run_with("ooow!..", &rules, 1_000), vec!["F2", "R6@2"]);
     }
 
     #[test]

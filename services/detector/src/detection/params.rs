@@ -129,6 +129,13 @@ pub struct DetectionParams {
     /// labelling every such alert critical.
     pub fire_ratio: Option<f64>,
 
+    /// Whether an open episode escalates: a later window on the side it
+    /// fired on and of a higher severity sends an escalation, at most one
+    /// per severity. `false` keeps the severity the episode fired with, for
+    /// chats that want one message per state change, or while a notifier
+    /// that does not know escalations still runs.
+    pub escalate: bool,
+
     /// Windows of history kept per series, bounding its memory. `None` keeps
     /// what the method needs: for the robust band with weekly seasonality
     /// one week plus `level_windows` + 1, and one more hour of windows
@@ -353,6 +360,7 @@ impl Default for DetectionParams {
             warning_ratio: 1.5,
             critical_ratio: 2.5,
             fire_ratio: None,
+            escalate: true,
             history_windows: None,
             daily_fallback_width: 0.32,
             relative_residuals: false,

@@ -85,6 +85,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ReplaySummary> {
         fire_lookback = params.fire_lookback,
         fire_ratio = params.fire_ratio.unwrap_or(params.critical_ratio),
         critical_ratio = params.critical_ratio,
+        escalate = params.escalate,
         fire_tail_probability = params.fire_tail_probability,
         "detection settings"
     );

@@ -79,6 +79,9 @@ fn escalated_message_names_both_severities() {
         state: AnomalyState::Escalated as i32,
         severity: Severity::Critical as i32,
         announced_severities: vec![Severity::Warning as i32, Severity::Critical as i32],
+        window_start_ms: MAY_FIRST_10_00_MS + 3_600_000,
+        window_end_ms: MAY_FIRST_10_00_MS + 3_900_000,
+        episode_start_ms: MAY_FIRST_10_00_MS,
         ..firing_event()
     };
     let without_list = AnomalyEvent {
@@ -90,14 +93,18 @@ fn escalated_message_names_both_severities() {
     let older = format_alert(&without_list).plain_text();
 
     assert!(
-        text.starts_with("🔺 Anomaly escalated to critical: checkout_conversion\nSeverity was warning;"),
+        text.starts_with(
+            "🔺 Anomaly escalated to critical: checkout_conversion\n\
+             Severity was warning; the episode started at 2024-05-01 10:00 UTC.\n"
+        ),
         "{text}"
     );
-    assert!(text.contains("Severity: critical, direction"), "{text}");
+    assert!(text.contains("\nDirection: down (below the range), score: "), "{text}");
     assert!(
-        older.contains("\nSeverity was unspecified; the deviation has grown since.\n"),
-        "{older}"
+        !text.contains("Severity: "),
+        "the first line names the severity: {text}"
     );
+    assert!(older.contains("\nSeverity was unspecified; the episode"), "{older}");
 }
 
 #[test]
