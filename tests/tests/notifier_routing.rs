@@ -266,6 +266,45 @@ async fn escalation_routes_by_new_severity() {
 }
 
 #[tokio::test]
+async fn resolution_reaches_chat_its_routes_left() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let fake = FakeTelegram::start().await;
+        let detector = ScriptedDetector::default();
+        let server = detector.serve().await;
+        let mut config = notifier_config(server.url(), &fake, "7");
+        config.routing = Some(Routing::parse(ROUTES, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
+        let stats = Arc::new(NotifierStats::default());
+        let cancel = CancellationToken::new();
+        let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+        detector.wait_for_subscriptions(1, WAIT).await;
+        let (info, critical) = (Severity::Info, Severity::Critical);
+
+        detector.publish(episode_change(1, AnomalyState::Firing, &[info]));
+        fake.wait_for_delivered(1, WAIT).await;
+        detector.publish(episode_change(2, AnomalyState::Escalated, &[info, critical]));
+        fake.wait_for_delivered(2, WAIT).await;
+        // A detector restarted with `escalate = false` re-judges the episode
+        // without its escalation, so the resolution lists info only.
+        detector.publish(episode_change(3, AnomalyState::Resolved, &[info]));
+        fake.wait_for_delivered(4, WAIT).await;
+        cancel.cancel();
+        notifier.await.unwrap().expect("the notifier configuration is valid");
+        server.stop().await;
+
+        let payments = messages_to(&fake, -1001);
+        assert_eq!(payments.len(), 2, "{payments:#?}");
+        assert!(
+            payments[1].starts_with("✅ Resolved: checkout_conversion"),
+            "{}",
+            payments[1]
+        );
+        assert_eq!(messages_to(&fake, 42).len(), 2);
+    })
+    .await
+    .expect("test finished in time");
+}
+
+#[tokio::test]
 async fn resolution_skips_chat_that_heard_nothing() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let fake = FakeTelegram::start().await;
@@ -324,6 +363,13 @@ async fn resolution_skips_chat_that_heard_nothing() {
             chat: "42".to_string(),
         };
         assert_eq!(log.status(&resolution_in_42).unwrap(), Some(LogStatus::Suppressed));
+        let counts = stats.snapshot();
+        assert_eq!(counts.received, 3);
+        assert_eq!(
+            counts.received,
+            counts.sent + counts.failed + counts.duplicates + counts.suppressed,
+            "{counts:?}"
+        );
     })
     .await
     .expect("test finished in time");

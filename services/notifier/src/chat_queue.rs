@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use seismo_proto::v1::AnomalyEvent;
+use seismo_proto::v1::{AnomalyEvent, AnomalyState};
 use seismo_telemetry::set_remote_parent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,9 @@ use crate::format::format_alert;
 use crate::group_format::{format_group, format_repeat, push_mentions};
 use crate::hooks::{DeliveryHooks, SendDecision};
 use crate::notification_log::{LogKey, LogStatus, NotificationLog};
-use crate::prometheus_metrics::{DELIVERY_DURATION_SECONDS, GROUPED_TOTAL, OUTCOME, SINK, SUPPRESSED_TOTAL};
+use crate::prometheus_metrics::{
+    DELIVERY_DURATION_SECONDS, GROUPED_TOTAL, LOG_ERRORS_TOTAL, OUTCOME, SINK, SUPPRESSED_TOTAL,
+};
 use crate::readiness::ReadinessTracker;
 use crate::routing::Route;
 use crate::sink::{Alert, AlertSink, DeliveryError};
@@ -125,6 +127,43 @@ fn group_by_metric_and_state(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
     groups
 }
 
+/// Reason recorded for a resolution held back from a chat that received no
+/// firing or escalation of its episode.
+const HEARD_NOTHING_REASON: &str =
+    "every firing and escalation of this episode was held back in this chat (a silence or quiet hours)";
+
+/// Returns whether `delivery` is a resolution for a chat where every firing
+/// and escalation row of its episode is `suppressed`. The chat's queue is in
+/// order and statuses are written before the next group, so those rows are
+/// final by now. A chat without such rows, or a log that cannot be read,
+/// gets the resolution.
+async fn heard_nothing(log: &Arc<NotificationLog>, delivery: &Delivery) -> bool {
+    if delivery.event.state != AnomalyState::Resolved as i32 {
+        return false;
+    }
+
+    let (reader, detector, anomaly_id) = (
+        Arc::clone(log),
+        delivery.key.detector.clone(),
+        delivery.key.anomaly_id.clone(),
+    );
+    match tokio::task::spawn_blocking(move || reader.chats_notified(&detector, &anomaly_id)).await {
+        Ok(Ok(notified)) => notified.get(&delivery.key.chat) == Some(&false),
+        Ok(Err(log_error)) => {
+            metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
+            error!(chat = %delivery.key.chat, episode_id = %delivery.event.id, error = %log_error,
+                "reading which chats were notified of the episode failed; sending its resolution");
+            false
+        }
+        Err(join_error) => {
+            metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
+            error!(chat = %delivery.key.chat, episode_id = %delivery.event.id, error = %join_error,
+                "reading the notification log panicked; sending the resolution");
+            false
+        }
+    }
+}
+
 /// Asks the gate about each alert, sends the rest as one message and records
 /// the outcomes.
 async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, context: &QueueContext) {
@@ -132,7 +171,18 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
     let mut to_send = Vec::with_capacity(group.len());
     for delivery in group {
         let decision = match &destination.chat {
-            Some(chat) => context.hooks.gate.decide(&delivery.event, chat, now),
+            Some(chat) => {
+                // The gate goes first, so that `/status` also drops an episode
+                // whose resolution is held back below.
+                let decision = context.hooks.gate.decide(&delivery.event, chat, now);
+                if decision == SendDecision::Send && !delivery.repeat && heard_nothing(&context.log, &delivery).await {
+                    SendDecision::Suppress {
+                        reason: HEARD_NOTHING_REASON.to_string(),
+                    }
+                } else {
+                    decision
+                }
+            }
             None => SendDecision::Send,
         };
         match decision {
@@ -204,19 +254,25 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
     }
 }
 
-/// Returns the events of `deliveries` to show, in order, with one per
-/// episode: two escalations of one episode in a batch show as the higher.
+/// Returns the events of `deliveries` to show, in order: two escalations of
+/// one episode of one detector in a batch show as the higher.
 fn latest_per_episode(deliveries: &[Delivery]) -> Vec<&AnomalyEvent> {
-    let mut events: Vec<&AnomalyEvent> = Vec::with_capacity(deliveries.len());
+    let mut kept: Vec<(&str, &AnomalyEvent)> = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        let event = delivery.event.as_ref();
-        match events.iter_mut().find(|shown| shown.id == event.id) {
-            Some(shown) if event.severity > shown.severity => *shown = event,
+        let (detector, event) = (delivery.key.detector.as_str(), delivery.event.as_ref());
+        let earlier = kept.iter_mut().find(|(earlier_detector, earlier)| {
+            event.state == AnomalyState::Escalated as i32
+                && earlier.state == event.state
+                && earlier.id == event.id
+                && *earlier_detector == detector
+        });
+        match earlier {
+            Some((_, earlier)) if event.severity > earlier.severity => *earlier = event,
             Some(_) => {}
-            None => events.push(event),
+            None => kept.push((detector, event)),
         }
     }
-    events
+    kept.into_iter().map(|(_, event)| event).collect()
 }
 
 /// Formats one alert, or one message for a group, with the route's mentions.
@@ -293,14 +349,18 @@ mod tests {
     use super::*;
 
     fn delivery(id: &str, severity: Severity) -> Delivery {
+        from_detector("http://d:1/", id, AnomalyState::Escalated, severity)
+    }
+
+    fn from_detector(detector: &str, id: &str, state: AnomalyState, severity: Severity) -> Delivery {
         let event = AnomalyEvent {
             id: id.to_string(),
-            state: AnomalyState::Escalated as i32,
+            state: state as i32,
             severity: severity as i32,
             ..AnomalyEvent::default()
         };
         Delivery {
-            key: LogKey::of("http://d:1/", &event, "1"),
+            key: LogKey::of(detector, &event, "1"),
             event: Arc::new(event),
             route: Arc::new(Route {
                 name: "default".to_string(),
@@ -329,5 +389,17 @@ mod tests {
             shown,
             [("ep-1", Severity::Critical as i32), ("ep-2", Severity::Warning as i32)]
         );
+    }
+
+    #[test]
+    fn batch_keeps_firings_and_other_detectors() {
+        let batch = [
+            from_detector("http://a:1/", "ep-1", AnomalyState::Firing, Severity::Warning),
+            from_detector("http://b:1/", "ep-1", AnomalyState::Firing, Severity::Critical),
+            from_detector("http://a:1/", "ep-2", AnomalyState::Escalated, Severity::Warning),
+            from_detector("http://b:1/", "ep-2", AnomalyState::Escalated, Severity::Critical),
+        ];
+
+        assert_eq!(latest_per_episode(&batch).len(), 4);
     }
 }

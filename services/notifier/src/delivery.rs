@@ -15,9 +15,7 @@ use tracing::{error, info, warn};
 use crate::chat_queue::{Delivery, DestinationQueue, QueueContext, run_queue};
 use crate::config::{ChatTarget, parse_chat_targets};
 use crate::notification_log::{LogKey, NotificationLog, PendingEntry};
-use crate::prometheus_metrics::{
-    DETECTION_TO_DELIVERY_SECONDS, FAILED_NOT_DELIVERED, LOG_ERRORS_TOTAL, REPEATS_TOTAL, SUPPRESSED_TOTAL,
-};
+use crate::prometheus_metrics::{DETECTION_TO_DELIVERY_SECONDS, FAILED_NOT_DELIVERED, LOG_ERRORS_TOTAL, REPEATS_TOTAL};
 use crate::routing::{Route, Routing};
 use crate::sink::AlertSink;
 use crate::stats::NotifierStats;
@@ -238,18 +236,8 @@ async fn dispatch(
         return;
     }
 
-    let untold = untold_chats(log, &detector, &event, &targets).await;
-    if !untold.is_empty() {
-        let newly_suppressed = record_untold(log, &detector, &event, untold.clone()).await;
-        targets.retain(|(_, _, chat_key, _)| !untold.contains(chat_key));
-        if targets.is_empty() {
-            if newly_suppressed == 0 {
-                stats.record_duplicate();
-            } else {
-                stats.record_suppressed();
-            }
-            return;
-        }
+    if event.state == AnomalyState::Resolved as i32 {
+        add_notified_chats(&mut targets, log, &detector, &event, routing, destinations).await;
     }
 
     let chat_keys: Vec<String> = targets.iter().map(|(_, _, key, _)| key.clone()).collect();
@@ -280,77 +268,47 @@ async fn dispatch(
     }
 }
 
-/// Reason logged for a resolution held back from a chat that was told
-/// nothing of its episode.
-const UNTOLD_REASON: &str =
-    "the chat got no firing or escalation of this episode (a silence or quiet hours held them back)";
-
-/// Returns the chats among `targets` that must not get `event`: for a
-/// resolution, those whose every firing and escalation row of the episode
-/// was suppressed. A chat without such rows (pruned, or from before this
-/// notifier's log) keeps the resolution. When the log cannot be read, none
-/// is held back.
-async fn untold_chats(
+/// Adds to a resolution's `targets` every chat the log records as notified
+/// of its episode. So a chat hears the end of an episode it heard of even
+/// when the routes changed since, through another routing file or a
+/// detector restarted with other settings. Such a chat gets the mentions of
+/// the route it is on now, if any.
+async fn add_notified_chats(
+    targets: &mut Vec<(usize, Option<ChatTarget>, String, Arc<Route>)>,
     log: &Arc<NotificationLog>,
     detector: &str,
     event: &AnomalyEvent,
-    targets: &[(usize, Option<ChatTarget>, String, Arc<Route>)],
-) -> Vec<String> {
-    if event.state != AnomalyState::Resolved as i32 {
-        return Vec::new();
-    }
-
+    routing: &Routing,
+    destinations: &Destinations<'_>,
+) {
     let (reader, detector_name, anomaly_id) = (Arc::clone(log), detector.to_string(), event.id.clone());
-    let told = match tokio::task::spawn_blocking(move || reader.chats_told(&detector_name, &anomaly_id)).await {
-        Ok(Ok(told)) => told,
+    let notified = match tokio::task::spawn_blocking(move || reader.chats_notified(&detector_name, &anomaly_id)).await {
+        Ok(Ok(notified)) => notified,
         Ok(Err(log_error)) => {
             metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
             error!(detector = %detector, episode_id = %event.id, error = %log_error,
-                "reading which chats heard of the episode failed; sending its resolution to every chat of its routes");
-            return Vec::new();
+                "reading which chats were notified of the episode failed; sending its resolution to its routes only");
+            return;
         }
         Err(join_error) => {
+            metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
             error!(detector = %detector, episode_id = %event.id, error = %join_error, "reading the notification log panicked");
-            return Vec::new();
+            return;
         }
     };
-    targets
+
+    let mut chat_keys: Vec<&String> = notified
         .iter()
-        .filter(|(_, _, chat_key, _)| told.get(chat_key) == Some(&false))
-        .map(|(_, _, chat_key, _)| chat_key.clone())
-        .collect()
-}
-
-/// Writes the suppressed rows of a resolution's untold chats and returns
-/// how many are new; a replayed resolution adds none.
-async fn record_untold(log: &Arc<NotificationLog>, detector: &str, event: &AnomalyEvent, chats: Vec<String>) -> usize {
-    let (writer, detector_name, event_copy, chat_list) =
-        (Arc::clone(log), detector.to_string(), event.clone(), chats.clone());
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let written = tokio::task::spawn_blocking(move || {
-        writer.record_suppressed(&detector_name, &event_copy, &chat_list, UNTOLD_REASON, now_ms)
-    })
-    .await;
-    let inserted = match written {
-        Ok(Ok(inserted)) => inserted,
-        Ok(Err(log_error)) => {
-            metrics::counter!(LOG_ERRORS_TOTAL).increment(1);
-            error!(detector = %detector, episode_id = %event.id, error = %log_error,
-                "writing a held-back resolution to the notification log failed");
-            chats.len()
+        .filter(|(chat_key, notified)| **notified && !targets.iter().any(|(_, _, known, _)| known == *chat_key))
+        .map(|(chat_key, _)| chat_key)
+        .collect();
+    chat_keys.sort();
+    for chat_key in chat_keys {
+        if let Some((sink_index, chat)) = destinations.of_chat_key(chat_key) {
+            let route = Arc::clone(routing.route_for_chat(event, chat_key));
+            targets.push((sink_index, chat, chat_key.clone(), route));
         }
-        Err(join_error) => {
-            error!(detector = %detector, episode_id = %event.id, error = %join_error, "writing the notification log panicked");
-            chats.len()
-        }
-    };
-
-    if inserted > 0 {
-        metrics::counter!(SUPPRESSED_TOTAL).increment(inserted as u64);
-        info!(detector = %detector, episode_id = %event.id, chats = %chats.join(","), reason = UNTOLD_REASON,
-            "resolution suppressed");
     }
-    inserted
 }
 
 /// Writes the pending rows and the cursor. When the log fails, the alert is

@@ -289,51 +289,6 @@ impl NotificationLog {
         Ok(inserted)
     }
 
-    /// Writes a `suppressed` row with `reason` per chat for `event`, for
-    /// chats it is not sent to, and returns how many rows are new. The
-    /// stream cursor is left as it is.
-    pub fn record_suppressed(
-        &self,
-        detector: &str,
-        event: &AnomalyEvent,
-        chats: &[String],
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<usize, LogError> {
-        let encoded = event.encode_to_vec();
-        let mut connection = self.lock();
-        let transaction = connection.transaction().map_err(|source| self.sqlite(source))?;
-
-        let mut inserted = 0;
-        {
-            let mut insert = transaction
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO notification_log
-                     (detector, anomaly_id, state, severity, chat, sequence, event, status, reason,
-                      created_at_ms, updated_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'suppressed', ?8, ?9, ?9)",
-                )
-                .map_err(|source| self.sqlite(source))?;
-            for chat in chats {
-                inserted += insert
-                    .execute(params![
-                        detector,
-                        event.id,
-                        event.state,
-                        escalation_severity(event),
-                        chat,
-                        event.sequence as i64,
-                        encoded,
-                        reason,
-                        now_ms
-                    ])
-                    .map_err(|source| self.sqlite(source))?;
-            }
-        }
-        transaction.commit().map_err(|source| self.sqlite(source))?;
-        Ok(inserted)
-    }
-
     /// Sets the status of one row; `Sent` also counts a notification.
     pub fn set_status(
         &self,
@@ -422,7 +377,7 @@ impl NotificationLog {
     /// Returns, for each chat with a firing or escalation row of episode
     /// `anomaly_id` from `detector`, whether any of those rows was not
     /// suppressed: sent, still pending, or failed after it was tried.
-    pub fn chats_told(&self, detector: &str, anomaly_id: &str) -> Result<HashMap<String, bool>, LogError> {
+    pub fn chats_notified(&self, detector: &str, anomaly_id: &str) -> Result<HashMap<String, bool>, LogError> {
         let connection = self.lock();
         let mut statement = connection
             .prepare_cached(
@@ -790,7 +745,7 @@ mod tests {
     }
 
     #[test]
-    fn chats_told_ignore_suppressed_rows() {
+    fn suppressed_rows_do_not_notify() {
         let log = NotificationLog::open_in_memory().unwrap();
         let firing = event("ep-1", AnomalyState::Firing, 1);
         let to_critical = escalation("ep-1", Severity::Critical, 2);
@@ -803,14 +758,14 @@ mod tests {
         log.record_received("http://d:1/", &to_critical, &chats[1..], 2)
             .unwrap();
 
-        let told = log.chats_told("http://d:1/", "ep-1").unwrap();
+        let notified = log.chats_notified("http://d:1/", "ep-1").unwrap();
 
-        // Chat 1 had only a suppressed firing; chats 2 and 3 have a pending
-        // escalation, which counts as told.
-        assert_eq!(told.get("1"), Some(&false));
-        assert_eq!(told.get("2"), Some(&true));
-        assert_eq!(told.get("3"), Some(&true));
-        assert_eq!(told.get("4"), None);
-        assert_eq!(log.chats_told("http://d:2/", "ep-1").unwrap().len(), 0);
+        // Chat 1 had only a suppressed firing. Chats 2 and 3 have a pending
+        // escalation, which counts as notified.
+        assert_eq!(notified.get("1"), Some(&false));
+        assert_eq!(notified.get("2"), Some(&true));
+        assert_eq!(notified.get("3"), Some(&true));
+        assert_eq!(notified.get("4"), None);
+        assert_eq!(log.chats_notified("http://d:2/", "ep-1").unwrap().len(), 0);
     }
 }

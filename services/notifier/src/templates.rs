@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::DateTime;
 use seismo_proto::v1::{AnomalyEvent, AnomalyState, Direction, Severity};
 use serde::Deserialize;
 
@@ -218,8 +217,8 @@ impl TemplateSet {
         .collect();
         if !missing.is_empty() {
             tracing::warn!(template_set = %name, origin = %origin, missing = %missing.join(", "),
-                "the template set has no template for escalations, so they use `firing` or `group_firing`; \
-                 copy the missing keys from the built-in en.toml");
+                "the template set lacks templates for escalations, so they use `firing` or `group_firing` in \
+                 their place. Copy the missing keys from the built-in en.toml");
         }
 
         let set = Self {
@@ -290,9 +289,7 @@ impl TemplateSet {
         };
         let mut html = String::new();
         if repeat {
-            let since = DateTime::from_timestamp_millis(crate::format::episode_start_ms(event))
-                .map(|start| start.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default();
+            let since = crate::format::format_episode_start(event);
             html.push_str(&self.repeat.render(&|_| Some(escape_html(&since).into_owned())));
             html.push('\n');
         }

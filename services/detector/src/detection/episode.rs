@@ -41,6 +41,7 @@ pub(crate) struct AlertRules {
     /// Deviation, in band half-widths, from which one window fires:
     /// `fire_ratio`, or `critical_ratio` when that is unset.
     pub fire_ratio: f64,
+    /// Whether a higher-severity window of an open episode escalates it.
     pub escalate: bool,
     pub resolve_inside: usize,
     pub cooldown_windows: usize,

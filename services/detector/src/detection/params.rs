@@ -129,11 +129,11 @@ pub struct DetectionParams {
     /// labelling every such alert critical.
     pub fire_ratio: Option<f64>,
 
-    /// Whether an open episode escalates: a later window on the side it
+    /// Whether an open episode escalates. A later window on the side it
     /// fired on and of a higher severity sends an escalation, at most one
-    /// per severity. `false` keeps the severity the episode fired with, for
-    /// chats that want one message per state change, or while a notifier
-    /// that does not know escalations still runs.
+    /// per severity. `false` keeps the severity the episode fired with and
+    /// sends only a firing and a resolution per episode, for chats that want
+    /// no more, or while a notifier older than escalations still runs.
     pub escalate: bool,
 
     /// Windows of history kept per series, bounding its memory. `None` keeps
