@@ -272,7 +272,10 @@ async fn resolution_reaches_chat_its_routes_left() {
         let detector = ScriptedDetector::default();
         let server = detector.serve().await;
         let mut config = notifier_config(server.url(), &fake, "7");
-        config.routing = Some(Routing::parse(ROUTES, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
+        // The default route mentions someone who must not be paged in the
+        // payments chat.
+        let routes = ROUTES.replace("[default]\n", "[default]\nmentions = [\"@oncall\"]\n");
+        config.routing = Some(Routing::parse(&routes, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
         let stats = Arc::new(NotifierStats::default());
         let cancel = CancellationToken::new();
         let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
@@ -298,7 +301,21 @@ async fn resolution_reaches_chat_its_routes_left() {
             "{}",
             payments[1]
         );
-        assert_eq!(messages_to(&fake, 42).len(), 2);
+        assert!(!payments[1].contains('@'), "{}", payments[1]);
+        let default = messages_to(&fake, 42);
+        assert_eq!(default.len(), 2, "{default:#?}");
+        assert!(
+            default[1].starts_with("✅ Resolved: checkout_conversion"),
+            "{}",
+            default[1]
+        );
+        assert!(default[1].ends_with("\n@oncall"), "{}", default[1]);
+        wait_until("every outcome counted", || {
+            let counts = stats.snapshot();
+            counts.received == counts.sent + counts.failed + counts.duplicates + counts.suppressed
+        })
+        .await;
+        assert_eq!(stats.snapshot().received, 3);
     })
     .await
     .expect("test finished in time");

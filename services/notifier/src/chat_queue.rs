@@ -108,7 +108,8 @@ async fn collect_batch(first: Delivery, queue: &mut mpsc::Receiver<Delivery>, co
 }
 
 /// Splits a batch into groups of one metric and state (firing, resolved,
-/// repeat), in order of each group's first alert.
+/// repeat), in order of each group's first alert. The changes of one
+/// episode keep their order.
 fn group_by_metric_and_state(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
     let mut groups: Vec<Vec<Delivery>> = Vec::new();
     for delivery in batch {
@@ -119,8 +120,16 @@ fn group_by_metric_and_state(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
                 && first.repeat == delivery.repeat
                 && Arc::ptr_eq(&first.route, &delivery.route)
         };
-        match groups.iter_mut().find(|group| same(group)) {
-            Some(group) => group.push(delivery),
+        let same_episode =
+            |other: &Delivery| other.key.detector == delivery.key.detector && other.event.id == delivery.event.id;
+        // Joining an earlier group must not send this change before an
+        // earlier change of its episode in a later group.
+        let joinable = groups
+            .iter()
+            .position(same)
+            .filter(|&index| !groups[index + 1..].iter().any(|group| group.iter().any(same_episode)));
+        match joinable {
+            Some(index) => groups[index].push(delivery),
             None => groups.push(vec![delivery]),
         }
     }
@@ -129,15 +138,15 @@ fn group_by_metric_and_state(batch: Vec<Delivery>) -> Vec<Vec<Delivery>> {
 
 /// Reason recorded for a resolution held back from a chat that received no
 /// firing or escalation of its episode.
-const HEARD_NOTHING_REASON: &str =
+const UNNOTIFIED_REASON: &str =
     "every firing and escalation of this episode was held back in this chat (a silence or quiet hours)";
 
 /// Returns whether `delivery` is a resolution for a chat where every firing
 /// and escalation row of its episode is `suppressed`. The chat's queue is in
-/// order and statuses are written before the next group, so those rows are
-/// final by now. A chat without such rows, or a log that cannot be read,
+/// order, groups keep the order of each episode's changes, and statuses are
+/// written before the next group, so those rows are final by now. A chat without such rows, or a log that cannot be read,
 /// gets the resolution.
-async fn heard_nothing(log: &Arc<NotificationLog>, delivery: &Delivery) -> bool {
+async fn resolves_unnotified_episode(log: &Arc<NotificationLog>, delivery: &Delivery) -> bool {
     if delivery.event.state != AnomalyState::Resolved as i32 {
         return false;
     }
@@ -171,18 +180,13 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
     let mut to_send = Vec::with_capacity(group.len());
     for delivery in group {
         let decision = match &destination.chat {
-            Some(chat) => {
-                // The gate goes first, so that `/status` also drops an episode
-                // whose resolution is held back below.
-                let decision = context.hooks.gate.decide(&delivery.event, chat, now);
-                if decision == SendDecision::Send && !delivery.repeat && heard_nothing(&context.log, &delivery).await {
-                    SendDecision::Suppress {
-                        reason: HEARD_NOTHING_REASON.to_string(),
-                    }
-                } else {
-                    decision
+            Some(_) if !delivery.repeat && resolves_unnotified_episode(&context.log, &delivery).await => {
+                context.hooks.gate.observe_held_back(&delivery.event);
+                SendDecision::Suppress {
+                    reason: UNNOTIFIED_REASON.to_string(),
                 }
             }
+            Some(chat) => context.hooks.gate.decide(&delivery.event, chat, now),
             None => SendDecision::Send,
         };
         match decision {
@@ -401,5 +405,41 @@ mod tests {
         ];
 
         assert_eq!(latest_per_episode(&batch).len(), 4);
+    }
+
+    #[test]
+    fn batch_keeps_firings_of_one_episode() {
+        let batch = [
+            from_detector("http://a:1/", "ep-1", AnomalyState::Firing, Severity::Warning),
+            from_detector("http://a:1/", "ep-1", AnomalyState::Firing, Severity::Critical),
+        ];
+
+        assert_eq!(latest_per_episode(&batch).len(), 2);
+    }
+
+    #[test]
+    fn grouping_keeps_each_episode_in_order() {
+        let route = Arc::new(Route {
+            name: "default".to_string(),
+            chats: Vec::new(),
+            mentions: Vec::new(),
+        });
+        let change = |id: &str, state: AnomalyState| Delivery {
+            route: Arc::clone(&route),
+            ..from_detector("http://a:1/", id, state, Severity::Warning)
+        };
+        let batch = vec![
+            change("x", AnomalyState::Resolved),
+            change("y", AnomalyState::Firing),
+            change("y", AnomalyState::Resolved),
+            change("z", AnomalyState::Resolved),
+        ];
+
+        let groups: Vec<Vec<String>> = group_by_metric_and_state(batch)
+            .iter()
+            .map(|group| group.iter().map(|delivery| delivery.event.id.clone()).collect())
+            .collect();
+
+        assert_eq!(groups, [vec!["x", "z"], vec!["y"], vec!["y"]]);
     }
 }

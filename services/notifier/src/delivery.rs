@@ -271,8 +271,7 @@ async fn dispatch(
 /// Adds to a resolution's `targets` every chat the log records as notified
 /// of its episode. So a chat hears the end of an episode it heard of even
 /// when the routes changed since, through another routing file or a
-/// detector restarted with other settings. Such a chat gets the mentions of
-/// the route it is on now, if any.
+/// detector restarted with other settings. Such a chat gets no mentions.
 async fn add_notified_chats(
     targets: &mut Vec<(usize, Option<ChatTarget>, String, Arc<Route>)>,
     log: &Arc<NotificationLog>,
@@ -305,7 +304,7 @@ async fn add_notified_chats(
     chat_keys.sort();
     for chat_key in chat_keys {
         if let Some((sink_index, chat)) = destinations.of_chat_key(chat_key) {
-            let route = Arc::clone(routing.route_for_chat(event, chat_key));
+            let route = routing.route_for_chat(event, chat_key);
             targets.push((sink_index, chat, chat_key.clone(), route));
         }
     }
@@ -404,7 +403,7 @@ async fn resend_pending(
         for (entry, (sink_index, chat)) in routable {
             let delivery = Delivery {
                 // The route as configured now, for its mentions.
-                route: Arc::clone(routing.route_for_chat(&event, &entry.key.chat)),
+                route: routing.route_for_chat(&event, &entry.key.chat),
                 key: entry.key,
                 event: Arc::clone(&event),
                 outcome: Some(Arc::clone(&outcome)),
@@ -457,7 +456,7 @@ async fn queue_repeats(
         info!(chat = %entry.key.chat, episode_id = %entry.key.anomaly_id, last_notified_at_ms = entry.last_notified_at_ms,
             "episode still firing; notifying again");
         let delivery = Delivery {
-            route: Arc::clone(routing.route_for_chat(&entry.event, &entry.key.chat)),
+            route: routing.route_for_chat(&entry.event, &entry.key.chat),
             key: entry.key,
             event: Arc::new(entry.event),
             outcome: None,

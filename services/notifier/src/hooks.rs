@@ -27,6 +27,11 @@ pub enum SendDecision {
 /// Called before each send, once per chat and state change.
 pub trait SendGate: Send + Sync {
     fn decide(&self, event: &AnomalyEvent, chat: &ChatTarget, now: DateTime<Utc>) -> SendDecision;
+
+    /// Records a change that delivery held back before asking the gate,
+    /// such as a resolution for a chat that got nothing of its episode, so
+    /// that state the gate keeps (the `/status` view) stays current.
+    fn observe_held_back(&self, _event: &AnomalyEvent) {}
 }
 
 /// Renders the PNG chart attached to an alert. `None` sends the text alone.

@@ -402,10 +402,11 @@ impl NotificationLog {
     }
 
     /// Returns, per episode and chat, the latest firing or escalation sent
-    /// there, when the episode has no resolution row in that chat and that
+    /// there, when the episode has no resolution row in any chat and that
     /// row's last notification is older than `notified_before_ms`. So a
-    /// repeat shows the severity the chat last heard, and a chat that heard
-    /// only an escalation is reminded too.
+    /// repeat shows the severity the chat last heard, a chat that heard only
+    /// an escalation is reminded too, and a resolution that missed a chat
+    /// still ends its repeats.
     pub fn firing_unresolved(&self, notified_before_ms: i64) -> Result<Vec<FiringEntry>, LogError> {
         let rows = self.query_entries(
             "SELECT f.detector, f.anomaly_id, f.state, f.chat, f.event, f.last_notified_at_ms, f.severity
@@ -413,9 +414,9 @@ impl NotificationLog {
              WHERE f.state IN (?1, ?2) AND f.status = 'sent' AND f.last_notified_at_ms < ?4
                AND NOT EXISTS (
                  SELECT 1 FROM notification_log r
-                 WHERE r.detector = f.detector AND r.anomaly_id = f.anomaly_id AND r.chat = f.chat
+                 WHERE r.detector = f.detector AND r.anomaly_id = f.anomaly_id
                    AND (r.state = ?3
-                        OR (r.state = ?2 AND r.status = 'sent' AND r.severity > f.severity)))
+                        OR (r.chat = f.chat AND r.state = ?2 AND r.status = 'sent' AND r.severity > f.severity)))
              ORDER BY f.last_notified_at_ms",
             params![
                 AnomalyState::Firing as i32,
@@ -767,5 +768,27 @@ mod tests {
         assert_eq!(notified.get("3"), Some(&true));
         assert_eq!(notified.get("4"), None);
         assert_eq!(log.chats_notified("http://d:2/", "ep-1").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn resolution_in_any_chat_ends_repeats() {
+        let log = NotificationLog::open_in_memory().unwrap();
+        let firing = event("ep-1", AnomalyState::Firing, 1);
+        let chats = ["1".to_string(), "2".to_string()];
+        log.record_received("http://d:1/", &firing, &chats, 0).unwrap();
+        for chat in &chats {
+            log.set_status(&LogKey::of("http://d:1/", &firing, chat), LogStatus::Sent, None, 10)
+                .unwrap();
+        }
+
+        log.record_received(
+            "http://d:1/",
+            &event("ep-1", AnomalyState::Resolved, 2),
+            &chats[..1],
+            20,
+        )
+        .unwrap();
+
+        assert!(log.firing_unresolved(11).unwrap().is_empty());
     }
 }

@@ -229,14 +229,23 @@ impl Routing {
     }
 
     /// Returns the route through which `event` reaches the chat keyed
-    /// `chat_key`: the first of [`Routing::routes_of`] with that chat, or the
-    /// first of them for a sink without chats, as delivery picks it.
-    pub fn route_for_chat(&self, event: &AnomalyEvent, chat_key: &str) -> &Arc<Route> {
+    /// `chat_key`, for its mentions: the first of [`Routing::routes_of`]
+    /// with that chat. A chat on none of them (the console, or a chat that
+    /// got the episode through an earlier routing) gets a route of its own
+    /// without mentions, so no user of another route is mentioned there.
+    pub fn route_for_chat(&self, event: &AnomalyEvent, chat_key: &str) -> Arc<Route> {
         let routes = self.routes_of(event);
-        routes
+        match routes
             .iter()
             .find(|route| route.chats.iter().any(|chat| chat.to_string() == chat_key))
-            .unwrap_or(&routes[0])
+        {
+            Some(route) => Arc::clone(route),
+            None => Arc::new(Route {
+                name: routes[0].name.clone(),
+                chats: Vec::new(),
+                mentions: Vec::new(),
+            }),
+        }
     }
 
     /// Returns the chats with a template set, and the set's name.

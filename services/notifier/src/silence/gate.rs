@@ -27,6 +27,10 @@ pub struct AlertGate {
 }
 
 impl SendGate for AlertGate {
+    fn observe_held_back(&self, event: &AnomalyEvent) {
+        self.status.observe(event);
+    }
+
     fn decide(&self, event: &AnomalyEvent, chat: &ChatTarget, now: DateTime<Utc>) -> SendDecision {
         self.status.observe(event);
         if let Err(error) = self
