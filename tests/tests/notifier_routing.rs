@@ -99,6 +99,26 @@ fn messages_to(fake: &FakeTelegram, chat: i64) -> Vec<String> {
         .collect()
 }
 
+/// Starts the notifier on the detector at `detector` with the routing file
+/// `routes`, whose default chat replaces chat 7, and returns its stats, its
+/// cancel token and its task.
+fn spawn_routed(
+    detector: String,
+    fake: &FakeTelegram,
+    routes: &str,
+) -> (
+    Arc<NotifierStats>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), seismo_notifier::ConfigError>>,
+) {
+    let mut config = notifier_config(detector, fake, "7");
+    config.routing = Some(Routing::parse(routes, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
+    let stats = Arc::new(NotifierStats::default());
+    let cancel = CancellationToken::new();
+    let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+    (stats, cancel, notifier)
+}
+
 /// Starts the notifier with one Telegram sink and `hooks`, and returns its
 /// stats, its cancel token and its task.
 fn spawn_with_hooks(
@@ -141,11 +161,7 @@ async fn rules_choose_chats_and_mentions() {
         let fake = FakeTelegram::start().await;
         let detector = ScriptedDetector::default();
         let server = detector.serve().await;
-        let mut config = notifier_config(server.url(), &fake, "7");
-        config.routing = Some(Routing::parse(ROUTES, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
-        let stats = Arc::new(NotifierStats::default());
-        let cancel = CancellationToken::new();
-        let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+        let (_stats, cancel, notifier) = spawn_routed(server.url(), &fake, ROUTES);
 
         detector.wait_for_subscriptions(1, WAIT).await;
         detector.publish(anomaly(1, "checkout_conversion", "RU", Severity::Critical));
@@ -203,11 +219,7 @@ async fn escalation_routes_by_new_severity() {
         let fake = FakeTelegram::start().await;
         let detector = ScriptedDetector::default();
         let server = detector.serve().await;
-        let mut config = notifier_config(server.url(), &fake, "7");
-        config.routing = Some(Routing::parse(ROUTES, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
-        let stats = Arc::new(NotifierStats::default());
-        let cancel = CancellationToken::new();
-        let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+        let (stats, cancel, notifier) = spawn_routed(server.url(), &fake, ROUTES);
         detector.wait_for_subscriptions(1, WAIT).await;
         let (info, warning, critical) = (Severity::Info, Severity::Warning, Severity::Critical);
 
@@ -271,14 +283,10 @@ async fn resolution_reaches_chat_its_routes_left() {
         let fake = FakeTelegram::start().await;
         let detector = ScriptedDetector::default();
         let server = detector.serve().await;
-        let mut config = notifier_config(server.url(), &fake, "7");
         // The default route mentions someone who must not be paged in the
         // payments chat.
         let routes = ROUTES.replace("[default]\n", "[default]\nmentions = [\"@oncall\"]\n");
-        config.routing = Some(Routing::parse(&routes, Path::new("routes.toml"), vec![ChatTarget::Id(7)]).unwrap());
-        let stats = Arc::new(NotifierStats::default());
-        let cancel = CancellationToken::new();
-        let notifier = tokio::spawn(run(config, Arc::clone(&stats), Readiness::default(), cancel.clone()));
+        let (stats, cancel, notifier) = spawn_routed(server.url(), &fake, &routes);
         detector.wait_for_subscriptions(1, WAIT).await;
         let (info, critical) = (Severity::Info, Severity::Critical);
 

@@ -144,8 +144,8 @@ const UNNOTIFIED_REASON: &str =
 /// Returns whether `delivery` is a resolution for a chat where every firing
 /// and escalation row of its episode is `suppressed`. The chat's queue is in
 /// order, groups keep the order of each episode's changes, and statuses are
-/// written before the next group, so those rows are final by now. A chat without such rows, or a log that cannot be read,
-/// gets the resolution.
+/// written before the next group, so those rows are final by now. A chat
+/// without such rows, or a log that cannot be read, gets the resolution.
 async fn resolves_unnotified_episode(log: &Arc<NotificationLog>, delivery: &Delivery) -> bool {
     if delivery.event.state != AnomalyState::Resolved as i32 {
         return false;
@@ -261,10 +261,10 @@ async fn deliver_group(destination: &DestinationQueue, group: Vec<Delivery>, con
 /// Returns the events of `deliveries` to show, in order: two escalations of
 /// one episode of one detector in a batch show as the higher.
 fn latest_per_episode(deliveries: &[Delivery]) -> Vec<&AnomalyEvent> {
-    let mut kept: Vec<(&str, &AnomalyEvent)> = Vec::with_capacity(deliveries.len());
+    let mut events_with_detector: Vec<(&str, &AnomalyEvent)> = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         let (detector, event) = (delivery.key.detector.as_str(), delivery.event.as_ref());
-        let earlier = kept.iter_mut().find(|(earlier_detector, earlier)| {
+        let earlier = events_with_detector.iter_mut().find(|(earlier_detector, earlier)| {
             event.state == AnomalyState::Escalated as i32
                 && earlier.state == event.state
                 && earlier.id == event.id
@@ -273,10 +273,10 @@ fn latest_per_episode(deliveries: &[Delivery]) -> Vec<&AnomalyEvent> {
         match earlier {
             Some((_, earlier)) if event.severity > earlier.severity => *earlier = event,
             Some(_) => {}
-            None => kept.push((detector, event)),
+            None => events_with_detector.push((detector, event)),
         }
     }
-    kept.into_iter().map(|(_, event)| event).collect()
+    events_with_detector.into_iter().map(|(_, event)| event).collect()
 }
 
 /// Formats one alert, or one message for a group, with the route's mentions.

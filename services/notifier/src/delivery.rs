@@ -221,7 +221,7 @@ async fn dispatch(
     let routes = routing.routes_of(&event);
     // A chat on several of the routes gets the event once, with the mentions
     // of the first.
-    let mut targets: Vec<(usize, Option<ChatTarget>, String, Arc<Route>)> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
     for route in &routes {
         for (sink_index, chat, chat_key) in destinations.of_route(route) {
             if !targets.iter().any(|(_, _, known, _)| *known == chat_key) {
@@ -268,12 +268,17 @@ async fn dispatch(
     }
 }
 
+/// One chat an event goes to: the sink's index, the chat (`None` for a sink
+/// without chats), the chat key of its log rows, and the route whose
+/// mentions the alert carries.
+type Target = (usize, Option<ChatTarget>, String, Arc<Route>);
+
 /// Adds to a resolution's `targets` every chat the log records as notified
 /// of its episode. So a chat hears the end of an episode it heard of even
 /// when the routes changed since, through another routing file or a
 /// detector restarted with other settings. Such a chat gets no mentions.
 async fn add_notified_chats(
-    targets: &mut Vec<(usize, Option<ChatTarget>, String, Arc<Route>)>,
+    targets: &mut Vec<Target>,
     log: &Arc<NotificationLog>,
     detector: &str,
     event: &AnomalyEvent,

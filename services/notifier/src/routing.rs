@@ -5,8 +5,8 @@
 //! that matches an event routes it, and an event no rule matches goes to the
 //! default route. An escalation takes the route of its new severity, which
 //! may differ from the firing's. A resolution goes to the routes of every
-//! severity its episode was announced with, so each chat that heard of the
-//! episode hears that it ended.
+//! severity its episode was announced with, and delivery adds the chats the
+//! notification log records as notified of the episode.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -305,11 +305,11 @@ mod tests {
         }
     }
 
-    /// Runs windows described by `pattern` (`o` outside, `.` inside, `w`
-    /// warning, `!` critical, `l` learning, `_` missing) and returns "F<i>"
-    /// for a firing at window i, "E<i>w" or "E<i>!" for an escalation to
-    /// warning or critical at window i, and "R<i>@<s>" for the resolution at
-    /// window i of the episode fired at window s.
+    /// Runs windows described by `pattern`: `o` outside, `.` inside, `w`
+    /// warning, `!` critical, `l` learning, `_` missing. Returns "F<i>" for a
+    /// firing at window i and "E<i>w@<s>" or "E<i>!@<s>" for an escalation at
+    /// window i, to warning or critical, of the episode fired at window s.
+    /// "R<i>@<s>" is the resolution at window i of that episode.
     fn run(pattern: &str) -> Vec<String> {
         run_with(pattern, &params(), 1_000)
     }
