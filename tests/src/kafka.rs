@@ -202,6 +202,21 @@ pub fn header_text<'a>(message: &'a OwnedMessage, key: &str) -> Option<&'a str> 
 /// partition), 500 in flight at a time, and waits for every acknowledgement.
 /// For tests that only need events in Kafka, without a [`MockKafka`].
 pub async fn produce_all(brokers: &str, topic: &str, key: &str, payloads: &[String]) -> anyhow::Result<()> {
+    produce_records(brokers, topic, payloads, |record| record.key(key)).await
+}
+
+/// Produces `payloads` in order to `partition` of `topic`, as
+/// [`produce_all`] does.
+pub async fn produce_all_to(brokers: &str, topic: &str, partition: i32, payloads: &[String]) -> anyhow::Result<()> {
+    produce_records(brokers, topic, payloads, |record| record.partition(partition)).await
+}
+
+async fn produce_records<'a>(
+    brokers: &str,
+    topic: &'a str,
+    payloads: &'a [String],
+    address: impl Fn(FutureRecord<'a, str, String>) -> FutureRecord<'a, str, String>,
+) -> anyhow::Result<()> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -211,7 +226,7 @@ pub async fn produce_all(brokers: &str, topic: &str, key: &str, payloads: &[Stri
     for chunk in payloads.chunks(500) {
         let deliveries = chunk
             .iter()
-            .map(|payload| producer.send(FutureRecord::to(topic).key(key).payload(payload), REQUEST_TIMEOUT));
+            .map(|payload| producer.send(address(FutureRecord::to(topic).payload(payload)), REQUEST_TIMEOUT));
         for delivery in futures::future::join_all(deliveries).await {
             delivery.map_err(|(error, _message)| anyhow!("producing to {topic} failed: {error}"))?;
         }

@@ -3,7 +3,11 @@
 //!
 //! Delivery: offsets are stored after an event has been applied to the
 //! in-memory windows and committed by librdkafka every `commit_interval`,
-//! plus once at shutdown. Events consumed again after a crash or a
+//! plus once at shutdown.
+//! Event time: the source passes the windows which partitions it reads,
+//! each event's partition, and when a partition has no more to read (the
+//! end of its log, or silence for `partition_idle_timeout`), so the
+//! watermark follows the slowest partition still delivering. Events consumed again after a crash or a
 //! rebalance are counted again (at-least-once).
 //! Windows and series history live in memory only. A restart recovers them
 //! with a warm start from ClickHouse (see [`crate::warm_start`]). Without
@@ -11,6 +15,7 @@
 //! committed, and every series learns again.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -22,8 +27,9 @@ use rdkafka::{ClientConfig, ClientContext};
 use seismo_events::{Event, ParseLimits};
 use tokio_util::sync::CancellationToken;
 
+use crate::partition_silence::PartitionSilence;
 use crate::pipeline::Pipeline;
-use crate::prometheus_metrics::RECEIVE_ERRORS;
+use crate::prometheus_metrics::{PARTITIONS_IDLED, RECEIVE_ERRORS};
 use crate::readiness::ReadinessTracker;
 use crate::stats::DetectorStats;
 
@@ -32,6 +38,9 @@ const RECEIVE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Shortest time between two log lines about invalid messages.
 const INVALID_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Interval of the check for partitions silent for `partition_idle_timeout`.
+const SILENCE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Kafka connection and event parsing settings of the detector.
 #[derive(Debug, Clone)]
@@ -66,24 +75,48 @@ impl KafkaSettings {
 
 pub(crate) type SourceConsumer = StreamConsumer<SourceContext>;
 
-/// Logs rebalances and marks the consumer group joined for readiness.
-/// librdkafka runs these callbacks inside the consumer's poll, so in the
-/// task that awaits `recv`.
+/// Logs rebalances, marks the consumer group joined for readiness and
+/// flags each rebalance for the consume loop. librdkafka runs these
+/// callbacks inside the consumer's poll, so in the task that awaits `recv`.
 #[derive(Debug)]
 pub(crate) struct SourceContext {
     readiness: Arc<ReadinessTracker>,
+    /// Set by every assignment or revocation; the consume loop clears it
+    /// and hands the new assignment to the windows.
+    rebalanced: AtomicBool,
 }
 
-impl ClientContext for SourceContext {}
+impl SourceContext {
+    /// True once after each rebalance.
+    fn take_rebalanced(&self) -> bool {
+        self.rebalanced.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl ClientContext for SourceContext {
+    /// Logs librdkafka's client errors, except the end of a partition's log:
+    /// librdkafka reports it as an error event too, and the consume loop
+    /// receives it as [`KafkaError::PartitionEOF`].
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            return;
+        }
+        tracing::error!(%error, reason, "librdkafka client error");
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = %describe(partitions), "partitions assigned");
+                self.rebalanced.store(true, Ordering::Release);
                 self.readiness.group_joined();
             }
-            Rebalance::Revoke(partitions) => tracing::info!(partitions = %describe(partitions), "partitions revoked"),
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(partitions = %describe(partitions), "partitions revoked");
+                self.rebalanced.store(true, Ordering::Release);
+            }
             Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
         }
     }
@@ -103,7 +136,10 @@ fn describe(partitions: &TopicPartitionList) -> String {
 /// warm start can read the group's positions before the group is joined. A
 /// new group starts at the earliest offset, so the detector learns from the
 /// topic's retained history. The first partition assignment marks
-/// `readiness` group joined.
+/// `readiness` group joined. The consumer reports the end of each
+/// partition's log, so a caught-up partition stops holding the watermark
+/// back. With `enable.partition.eof` turned off, only
+/// `partition_idle_timeout` releases a partition.
 pub(crate) fn create_consumer(
     settings: &KafkaSettings,
     readiness: Arc<ReadinessTracker>,
@@ -118,12 +154,17 @@ pub(crate) fn create_consumer(
             settings.commit_interval.as_millis().to_string(),
         )
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true");
     for (key, value) in &settings.properties {
         config.set(key, value);
     }
 
-    let consumer: SourceConsumer = config.create_with_context(SourceContext { readiness }).with_context(|| {
+    let context = SourceContext {
+        readiness,
+        rebalanced: AtomicBool::new(false),
+    };
+    let consumer: SourceConsumer = config.create_with_context(context).with_context(|| {
         format!(
             "failed to create the Kafka consumer for brokers {} in group {}; check --brokers and --kafka-property values",
             settings.brokers, settings.group_id
@@ -145,17 +186,37 @@ pub(crate) async fn run(
         .subscribe(&[&settings.topic])
         .with_context(|| format!("failed to subscribe to Kafka topic {}; check --topic", settings.topic))?;
     let mut invalid_log = RateLimitedLog::new(INVALID_LOG_INTERVAL);
+    let idle_timeout_ms = pipeline.config().windowing.partition_idle_timeout_ms;
+    let mut silence = PartitionSilence::new(idle_timeout_ms);
+    let mut silence_check = tokio::time::interval(SILENCE_CHECK_INTERVAL);
+    silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(topic = %settings.topic, group_id = %settings.group_id, "consuming events");
 
     loop {
+        // The silence check comes before `recv`, which is always ready
+        // while a backlog lasts; the interval is ready once a second.
         let received = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            _ = silence_check.tick() => {
+                release_silent_partitions(&silence, &mut pipeline, idle_timeout_ms);
+                continue;
+            }
             received = consumer.recv() => received,
         };
 
+        if consumer.context().take_rebalanced() {
+            let partitions = assigned_partitions(&consumer, &settings.topic);
+            silence.assign(&partitions, Instant::now());
+            pipeline.assign_partitions(&partitions);
+        }
+
         let message = match received {
             Ok(message) => message,
+            Err(KafkaError::PartitionEOF(partition)) => {
+                pipeline.release_partition(partition);
+                continue;
+            }
             Err(error) => {
                 metrics::counter!(RECEIVE_ERRORS).increment(1);
                 tracing::warn!(%error, topic = %settings.topic, "failed to receive from Kafka; retrying in 1 s");
@@ -166,6 +227,7 @@ pub(crate) async fn run(
             }
         };
         stats.add_message();
+        silence.heard(message.partition(), Instant::now());
 
         let parsed = Event::parse_with(
             message.payload().unwrap_or_default(),
@@ -176,7 +238,7 @@ pub(crate) async fn run(
             Ok(event) => {
                 // Recorded after processing: an event that closes windows
                 // belongs to the next window, not to the ones it closes.
-                pipeline.process(event);
+                pipeline.process_from(message.partition(), event);
                 if let Some(traceparent) = traceparent_header(&message) {
                     pipeline.record_trace_context(traceparent);
                 }
@@ -211,6 +273,41 @@ pub(crate) async fn run(
         }
     }
     Ok(())
+}
+
+/// Partitions of `topic` assigned to the consumer now; none when the
+/// assignment cannot be read.
+fn assigned_partitions(consumer: &SourceConsumer, topic: &str) -> Vec<i32> {
+    match consumer.assignment() {
+        Ok(list) => list
+            .elements()
+            .iter()
+            .filter(|element| element.topic() == topic)
+            .map(|element| element.partition())
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, topic, "failed to read the partition assignment; the watermark follows the fastest partition until the next rebalance");
+            Vec::new()
+        }
+    }
+}
+
+/// Lets the watermark pass each partition that delivered nothing for the
+/// idle timeout and still holds it back.
+fn release_silent_partitions(silence: &PartitionSilence, pipeline: &mut Pipeline, idle_timeout_ms: i64) {
+    for (partition, silent_for) in silence.silent(Instant::now()) {
+        if !pipeline.is_partition_holding(partition) {
+            continue;
+        }
+        metrics::counter!(PARTITIONS_IDLED).increment(1);
+        tracing::warn!(
+            partition,
+            silent_for_ms = silent_for.as_millis() as u64,
+            partition_idle_timeout_ms = idle_timeout_ms,
+            "Kafka partition delivered nothing and its end was not reached; closing windows without it, so its later events may count as late"
+        );
+        pipeline.release_partition(partition);
+    }
 }
 
 /// The message's W3C `traceparent` header, if present and UTF-8.

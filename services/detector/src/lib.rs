@@ -18,6 +18,7 @@ pub mod experiment_watch;
 pub mod grpc;
 pub mod hub;
 pub mod kafka_source;
+mod partition_silence;
 pub mod pipeline;
 mod prometheus_metrics;
 pub mod proto_mapping;

@@ -83,9 +83,41 @@ impl Pipeline {
         self.trace_contexts.push(traceparent.to_string());
     }
 
-    /// Adds one event; judges every window it closes and publishes each
-    /// firing, escalation and resolution to the hub.
+    /// Adds one event of a source without partitions; judges every window
+    /// it closes and publishes each firing, escalation and resolution to
+    /// the hub.
     pub fn process(&mut self, event: Event) {
+        self.process_arrival(None, event);
+    }
+
+    /// Adds one event read from Kafka `partition`, as [`Pipeline::process`].
+    pub fn process_from(&mut self, partition: i32, event: Event) {
+        self.process_arrival(Some(partition), event);
+    }
+
+    /// Sets the Kafka partitions the events come from, after a rebalance,
+    /// and evaluates the windows a revoked partition no longer holds open.
+    pub fn assign_partitions(&mut self, partitions: &[i32]) {
+        self.closed.clear();
+        self.windower.assign_partitions(partitions, &mut self.closed);
+        self.evaluate_newly_closed();
+    }
+
+    /// Lets the watermark pass `partition` until its next event (the
+    /// consumer reached its end, or it stayed silent too long) and
+    /// evaluates the windows this closes.
+    pub fn release_partition(&mut self, partition: i32) {
+        self.closed.clear();
+        self.windower.release_partition(partition, &mut self.closed);
+        self.evaluate_newly_closed();
+    }
+
+    /// True when `partition` is assigned and holds the watermark back.
+    pub fn is_partition_holding(&self, partition: i32) -> bool {
+        self.windower.is_partition_holding(partition)
+    }
+
+    fn process_arrival(&mut self, partition: Option<i32>, event: Event) {
         if !self.experiments.is_empty() {
             let outcome = self.experiments.observe(&event);
             if outcome.counted {
@@ -100,7 +132,16 @@ impl Pipeline {
         }
 
         self.closed.clear();
-        self.windower.push(event, &mut self.closed);
+        match partition {
+            Some(partition) => self.windower.push_from(partition, event, &mut self.closed),
+            None => self.windower.push(event, &mut self.closed),
+        }
+        self.evaluate_newly_closed();
+    }
+
+    /// Judges the windows in `self.closed`, publishes their changes and
+    /// updates the windowing stats.
+    fn evaluate_newly_closed(&mut self) {
         self.shared
             .stats
             .set_windowing(&self.windower.counters(), self.windower.watermark_ms());

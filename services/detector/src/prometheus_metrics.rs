@@ -8,6 +8,7 @@ pub(crate) const MESSAGES: &str = "seismo_detector_messages_total";
 /// Label `reason`: [`seismo_events::EventError::kind`].
 pub(crate) const INVALID: &str = "seismo_detector_invalid_total";
 pub(crate) const RECEIVE_ERRORS: &str = "seismo_detector_receive_errors_total";
+pub(crate) const PARTITIONS_IDLED: &str = "seismo_detector_partitions_idled_total";
 pub(crate) const EVENTS_ACCEPTED: &str = "seismo_detector_events_accepted_total";
 pub(crate) const EVENTS_LATE: &str = "seismo_detector_events_late_total";
 pub(crate) const EVENTS_UNMATCHED: &str = "seismo_detector_events_unmatched_total";
@@ -42,6 +43,7 @@ pub(crate) fn register_metrics() {
     for counter in [
         MESSAGES,
         RECEIVE_ERRORS,
+        PARTITIONS_IDLED,
         EVENTS_ACCEPTED,
         EVENTS_LATE,
         EVENTS_UNMATCHED,
@@ -70,6 +72,11 @@ pub(crate) fn register_metrics() {
         RECEIVE_ERRORS,
         Unit::Count,
         "Errors returned by the Kafka consumer instead of a message."
+    );
+    describe_counter!(
+        PARTITIONS_IDLED,
+        Unit::Count,
+        "Times a Kafka partition silent for partition_idle_timeout stopped holding the watermark back."
     );
     describe_counter!(
         EVENTS_ACCEPTED,

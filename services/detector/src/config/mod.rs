@@ -118,6 +118,11 @@ pub struct WindowingSettings {
     /// New values of one dimension of one metric beyond this number are not
     /// sliced (their events still count in the total).
     pub max_slices_per_dimension: usize,
+    /// A Kafka partition that delivers nothing for this long, without the
+    /// consumer reaching its end, stops holding the watermark back until
+    /// its next event (a stuck broker must not stop every window). 0 waits
+    /// for it forever. Milliseconds of wall-clock time.
+    pub partition_idle_timeout_ms: i64,
 }
 
 impl Default for WindowingSettings {
@@ -129,6 +134,7 @@ impl Default for WindowingSettings {
             max_held_events: 1_000,
             series_idle_limit_ms: 7 * DAY_MS,
             max_slices_per_dimension: 200,
+            partition_idle_timeout_ms: 30_000,
         }
     }
 }
@@ -388,6 +394,7 @@ struct RawWindowing {
     max_held_events: Option<usize>,
     series_idle_limit: Option<String>,
     max_slices_per_dimension: Option<usize>,
+    partition_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,6 +439,11 @@ impl RawWindowing {
             max_slices_per_dimension: self
                 .max_slices_per_dimension
                 .unwrap_or(defaults.max_slices_per_dimension),
+            partition_idle_timeout_ms: windowing_duration(
+                "partition_idle_timeout",
+                &self.partition_idle_timeout,
+                defaults.partition_idle_timeout_ms,
+            )?,
         };
 
         if settings.max_future_jump_ms == 0 {

@@ -11,6 +11,7 @@ future_confirmations = 2
 max_held_events = 50
 series_idle_limit = "1d"
 max_slices_per_dimension = 10
+partition_idle_timeout = "45s"
 
 [[metric]]
 name = "views"
@@ -70,6 +71,7 @@ fn parses_valid_file() {
     assert_eq!(config.windowing.max_held_events, 50);
     assert_eq!(config.windowing.series_idle_limit_ms, 86_400_000);
     assert_eq!(config.windowing.max_slices_per_dimension, 10);
+    assert_eq!(config.windowing.partition_idle_timeout_ms, 45_000);
 
     let views = config.metric("views").unwrap();
     assert_eq!(views.window.as_ms(), 300_000);

@@ -346,6 +346,10 @@ fn keep_waiting(missing: u64, since_progress: Duration, remaining: Duration) -> 
 /// had passed them. It may have judged later windows too, after its last
 /// commit. Those are judged live again, and a change it published for them
 /// comes again under the same id.
+/// TODO: this is true only while the previous process's partitions were level.
+/// Stopped while one partition lagged (catching up, or a stuck broker), its
+/// watermark was the lagging partition's, so windows between it and the
+/// loaded events' watermark are restored here without being announced.
 /// NOTE: a far-future event held back by the previous process's clock was
 /// committed without moving its watermark, so the windows it closes here
 /// were not judged before, and their changes are not announced.

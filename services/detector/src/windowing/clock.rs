@@ -14,12 +14,26 @@ use seismo_events::Event;
 
 use crate::config::WindowingSettings;
 
+/// An event with the Kafka partition it came from, `None` for a source
+/// without partitions.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    pub partition: Option<i32>,
+    pub event: Event,
+}
+
+impl Arrival {
+    fn event_time_ms(&self) -> i64 {
+        self.event.event_time_ms()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct EventClock {
     max_event_ms: Option<i64>,
     /// Events waiting for confirmation, sorted by event time (arrival order
     /// among equal times).
-    held: Vec<Event>,
+    held: Vec<Arrival>,
     max_future_jump_ms: i64,
     confirmations: usize,
     max_held_events: usize,
@@ -30,7 +44,7 @@ pub(crate) struct EventClock {
 pub(crate) struct Admission {
     /// Events to apply now, in event-time order: the incoming one if it was
     /// accepted, plus any held events it released.
-    pub released: Vec<Event>,
+    pub released: Vec<Arrival>,
     /// Held events dropped because the hold buffer overflowed.
     pub rejected: u64,
 }
@@ -65,18 +79,18 @@ impl EventClock {
         self.held.len()
     }
 
-    pub(crate) fn admit(&mut self, event: Event) -> Admission {
+    pub(crate) fn admit(&mut self, arrival: Arrival) -> Admission {
         let mut admission = Admission::default();
-        let time_ms = event.event_time_ms();
+        let time_ms = arrival.event_time_ms();
 
         match self.max_event_ms {
             Some(max_ms) if time_ms <= max_ms.saturating_add(self.max_future_jump_ms) => {
                 self.max_event_ms = Some(max_ms.max(time_ms));
-                admission.released.push(event);
+                admission.released.push(arrival);
             }
             _ => {
                 let position = self.held.partition_point(|held| held.event_time_ms() <= time_ms);
-                self.held.insert(position, event);
+                self.held.insert(position, arrival);
                 self.confirm_jump();
             }
         }
@@ -111,7 +125,7 @@ impl EventClock {
 
     /// Releases held events that the clock now reaches, oldest first; each
     /// release may bring later held events within reach.
-    fn release_within_reach(&mut self, released: &mut Vec<Event>) {
+    fn release_within_reach(&mut self, released: &mut Vec<Arrival>) {
         let Some(mut max_ms) = self.max_event_ms else {
             return;
         };
@@ -130,7 +144,7 @@ impl EventClock {
         }
 
         released.extend(self.held.drain(..reachable));
-        released.sort_by_key(Event::event_time_ms);
+        released.sort_by_key(Arrival::event_time_ms);
         self.max_event_ms = Some(max_ms);
     }
 

@@ -5,6 +5,9 @@
 //! - Watermark = latest accepted event time − `allowed_lateness`. A window
 //!   is evaluated exactly once, when the watermark reaches its end. An event
 //!   for a window that is already closed is counted as late and dropped.
+//! - With Kafka partitions, the latest event time is that of the slowest
+//!   partition still delivering (see [`partitions`]), so a partition that
+//!   lags the others while the detector catches up loses no events.
 //! - Far-future events are held back until confirmed (see [`clock`]), so one
 //!   bad timestamp cannot close every open window.
 //! - Windows close on event time only: a quiet stream closes nothing, and
@@ -16,21 +19,19 @@
 //!   in that window gets 0 (no value for a ratio, whose denominator is then
 //!   0), so a drop to zero is seen. A series idle for `series_idle_limit`
 //!   stops getting windows until its next event.
-//!
-//! TODO: the watermark is global across Kafka partitions, so a partition
-//! that lags others by more than `allowed_lateness` has its events counted
-//! as late; per-partition watermarks (the minimum over partitions) fix that.
 
 mod accumulator;
 mod clock;
 mod metric_windows;
+mod partitions;
 
 use seismo_events::Event;
 
 use crate::config::{MetricsConfig, WindowingSettings};
 use crate::slice::SliceKey;
-use clock::EventClock;
+use clock::{Arrival, EventClock};
 use metric_windows::{Applied, MetricWindows};
+use partitions::{Limit, PartitionProgress};
 
 /// The value of one series over one closed window.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +80,11 @@ pub struct WindowingCounters {
 pub struct Windower {
     settings: WindowingSettings,
     clock: EventClock,
+    /// Kafka partitions feeding the windows; empty without partitions.
+    partitions: PartitionProgress,
+    /// Windows ending at or before this time (Unix epoch ms) are closed.
+    /// Never moves back, also when a new partition holds the next ones.
+    watermark_ms: Option<i64>,
     metrics: Vec<MetricWindows>,
     counters: WindowingCounters,
 }
@@ -88,6 +94,8 @@ impl Windower {
         Windower {
             settings: config.windowing.clone(),
             clock: EventClock::new(&config.windowing),
+            partitions: PartitionProgress::default(),
+            watermark_ms: None,
             metrics: config
                 .metrics
                 .iter()
@@ -98,24 +106,82 @@ impl Windower {
         }
     }
 
-    /// Takes one event and appends the windows it closes to `closed`, in
-    /// window order per metric.
+    /// Takes one event of a source without partitions and appends the
+    /// windows it closes to `closed`, in window order per metric.
     pub fn push(&mut self, event: Event, closed: &mut Vec<ClosedWindow>) {
-        let admission = self.clock.admit(event);
+        self.admit(Arrival { partition: None, event }, closed);
+    }
+
+    /// Takes one event read from Kafka `partition` and appends the windows
+    /// it closes to `closed`, in window order per metric.
+    pub fn push_from(&mut self, partition: i32, event: Event, closed: &mut Vec<ClosedWindow>) {
+        self.admit(
+            Arrival {
+                partition: Some(partition),
+                event,
+            },
+            closed,
+        );
+    }
+
+    /// Sets the Kafka partitions the events come from, after a rebalance. A
+    /// new partition holds back every window until its first event or its
+    /// release; a revoked one no longer counts, which may close windows.
+    pub fn assign_partitions(&mut self, partitions: &[i32], closed: &mut Vec<ClosedWindow>) {
+        self.partitions.assign(partitions);
+        self.close_ready(closed);
+    }
+
+    /// Lets the watermark pass `partition` until its next event: the
+    /// consumer reached its end, or it stayed silent too long. Appends the
+    /// windows this closes to `closed`.
+    pub fn release_partition(&mut self, partition: i32, closed: &mut Vec<ClosedWindow>) {
+        self.partitions.release(partition);
+        self.close_ready(closed);
+    }
+
+    /// True when `partition` is assigned and holds the watermark back.
+    pub fn is_partition_holding(&self, partition: i32) -> bool {
+        self.partitions.is_holding(partition)
+    }
+
+    fn admit(&mut self, arrival: Arrival, closed: &mut Vec<ClosedWindow>) {
+        let admission = self.clock.admit(arrival);
         self.counters.events_rejected_future += admission.rejected;
         self.counters.events_held = self.clock.held_count() as u64;
 
-        for event in &admission.released {
-            self.apply(event);
+        for arrival in &admission.released {
+            self.apply(&arrival.event);
+            if let Some(partition) = arrival.partition {
+                self.partitions.observe(partition, arrival.event.event_time_ms());
+            }
         }
 
-        if let Some(watermark_ms) = self.watermark_ms() {
-            let before = closed.len();
-            for metric in &mut self.metrics {
-                metric.close_until(watermark_ms, &self.settings, closed);
-            }
-            self.counters.windows_closed += (closed.len() - before) as u64;
+        self.close_ready(closed);
+    }
+
+    /// Moves the watermark as far as the clock and the partitions allow and
+    /// closes the windows it passes.
+    fn close_ready(&mut self, closed: &mut Vec<ClosedWindow>) {
+        let Some(max_event_ms) = self.clock.max_event_ms() else {
+            return;
+        };
+        let reached_ms = match self.partitions.limit() {
+            Limit::None => max_event_ms,
+            Limit::At(limit_ms) => max_event_ms.min(limit_ms),
+            Limit::Blocked => return,
+        };
+        let candidate_ms = reached_ms.saturating_sub(self.settings.allowed_lateness_ms);
+        let watermark_ms = self
+            .watermark_ms
+            .map_or(candidate_ms, |current| current.max(candidate_ms));
+        self.watermark_ms = Some(watermark_ms);
+
+        let before = closed.len();
+        for metric in &mut self.metrics {
+            metric.close_until(watermark_ms, &self.settings, closed);
         }
+        self.counters.windows_closed += (closed.len() - before) as u64;
     }
 
     /// Closes the windows of metric `metric_index` before `until_ms` with
@@ -156,11 +222,12 @@ impl Windower {
         };
     }
 
-    /// Latest accepted event time − allowed lateness, Unix epoch ms.
+    /// The latest event time every holding partition reached (or the
+    /// latest accepted one without partitions) − allowed lateness, Unix
+    /// epoch ms: windows ending at or before it are closed. `None` until
+    /// the first window could close.
     pub fn watermark_ms(&self) -> Option<i64> {
-        self.clock
-            .max_event_ms()
-            .map(|max_ms| max_ms.saturating_sub(self.settings.allowed_lateness_ms))
+        self.watermark_ms
     }
 
     pub fn counters(&self) -> WindowingCounters {

@@ -297,6 +297,171 @@ fn held_event_released_when_clock_reaches_it() {
     assert_eq!(closed[6].value, 1.0);
 }
 
+/// Pushes `(partition, event)` pairs in order and returns the windows they
+/// close.
+fn push_partitioned(windower: &mut Windower, events: Vec<(i32, Event)>) -> Vec<ClosedWindow> {
+    let mut closed = Vec::new();
+    for (partition, event) in events {
+        windower.push_from(partition, event, &mut closed);
+    }
+    closed
+}
+
+#[test]
+fn lagging_partition_keeps_its_windows_open() {
+    let mut windower = windower(IMMEDIATE, VIEWS_1M);
+    let mut closed = Vec::new();
+    windower.assign_partitions(&[0, 1], &mut closed);
+
+    // Partition 0 delivers three minutes before partition 1 delivers any.
+    closed.extend(push_partitioned(
+        &mut windower,
+        vec![
+            (0, event(T0, "view", "a")),
+            (0, event(T0 + MINUTE, "view", "b")),
+            (0, event(T0 + 3 * MINUTE, "view", "c")),
+        ],
+    ));
+    assert!(
+        closed.is_empty(),
+        "closed while partition 1 had delivered nothing: {closed:?}"
+    );
+    assert_eq!(windower.watermark_ms(), None);
+
+    closed.extend(push_partitioned(
+        &mut windower,
+        vec![
+            (1, event(T0 + 10_000, "view", "d")),
+            (1, event(T0 + MINUTE + 20_000, "view", "e")),
+        ],
+    ));
+    assert_eq!(values(&closed), vec![("total".to_string(), 0, 2.0)]);
+    assert_eq!(windower.watermark_ms(), Some(T0 + MINUTE + 20_000 - 10_000));
+    assert_eq!(windower.counters().events_late, 0);
+}
+
+#[test]
+fn released_partition_stops_holding_windows() {
+    let mut windower = windower(IMMEDIATE, VIEWS_1M);
+    let mut closed = Vec::new();
+    windower.assign_partitions(&[0, 1], &mut closed);
+    closed.extend(push_partitioned(
+        &mut windower,
+        vec![
+            (0, event(T0, "view", "a")),
+            (0, event(T0 + 2 * MINUTE + 30_000, "view", "b")),
+        ],
+    ));
+    assert!(closed.is_empty());
+
+    // Partition 1 reached the end of its log.
+    windower.release_partition(1, &mut closed);
+    assert_eq!(
+        values(&closed),
+        vec![("total".to_string(), 0, 1.0), ("total".to_string(), 1, 0.0)]
+    );
+    assert!(!windower.is_partition_holding(1));
+
+    // Its next event holds the watermark where that event is.
+    closed = push_partitioned(
+        &mut windower,
+        vec![
+            (1, event(T0 + 2 * MINUTE + 5_000, "view", "c")),
+            (0, event(T0 + 5 * MINUTE, "view", "d")),
+        ],
+    );
+    assert!(windower.is_partition_holding(1));
+    assert!(closed.is_empty(), "closed past partition 1's latest event: {closed:?}");
+    assert_eq!(windower.watermark_ms(), Some(T0 + 2 * MINUTE + 30_000 - 10_000));
+}
+
+#[test]
+fn revoked_partition_no_longer_holds_windows() {
+    let mut windower = windower(IMMEDIATE, VIEWS_1M);
+    let mut closed = Vec::new();
+    windower.assign_partitions(&[0, 1], &mut closed);
+    push_partitioned(
+        &mut windower,
+        vec![
+            (1, event(T0, "view", "a")),
+            (0, event(T0 + 2 * MINUTE + 30_000, "view", "b")),
+        ],
+    );
+
+    windower.assign_partitions(&[0], &mut closed);
+
+    assert_eq!(
+        values(&closed),
+        vec![("total".to_string(), 0, 1.0), ("total".to_string(), 1, 0.0)]
+    );
+}
+
+#[test]
+fn new_partition_does_not_move_the_watermark_back() {
+    let mut windower = windower(IMMEDIATE, VIEWS_1M);
+    let mut closed = Vec::new();
+    windower.assign_partitions(&[0], &mut closed);
+    closed.extend(push_partitioned(
+        &mut windower,
+        vec![
+            (0, event(T0, "view", "a")),
+            (0, event(T0 + MINUTE + 30_000, "view", "b")),
+        ],
+    ));
+    assert_eq!(values(&closed), vec![("total".to_string(), 0, 1.0)]);
+
+    windower.assign_partitions(&[0, 1], &mut closed);
+    closed = push_partitioned(&mut windower, vec![(1, event(T0 + 5_000, "view", "c"))]);
+
+    assert!(closed.is_empty());
+    assert_eq!(windower.watermark_ms(), Some(T0 + MINUTE + 30_000 - 10_000));
+    assert_eq!(windower.counters().events_late, 1, "window 0 was already judged");
+}
+
+#[test]
+fn held_event_counts_for_its_partition_once_released() {
+    let mut windower = windower(
+        "allowed_lateness = \"10s\"\nmax_future_jump = \"1m\"\nfuture_confirmations = 2",
+        VIEWS_1M,
+    );
+    let mut closed = Vec::new();
+    windower.assign_partitions(&[0, 1], &mut closed);
+    let second = 1_000;
+    push_partitioned(
+        &mut windower,
+        vec![
+            (0, event(T0, "view", "a")),
+            (0, event(T0 + second, "view", "b")),
+            (1, event(T0 + 5 * second, "view", "c")),
+        ],
+    );
+    assert_eq!(windower.watermark_ms(), Some(T0 + second - 10 * second));
+
+    // Far ahead of the clock: held, so partition 1 still holds at T0 + 5 s
+    // while partition 0 moves on in steps the clock admits.
+    push_partitioned(&mut windower, vec![(1, event(T0 + 10 * MINUTE, "view", "d"))]);
+    assert_eq!(windower.counters().events_held, 1);
+    let steps = |seconds: &[i64]| -> Vec<(i32, Event)> {
+        seconds
+            .iter()
+            .map(|&at| (0, event(T0 + at * second, "view", "step")))
+            .collect()
+    };
+    closed = push_partitioned(&mut windower, steps(&[50, 100, 150]));
+    assert!(
+        closed.is_empty(),
+        "closed past partition 1's applied events: {closed:?}"
+    );
+
+    // Within a minute of the held event, the clock releases it and it
+    // counts for partition 1, behind partition 0.
+    closed = push_partitioned(&mut windower, steps(&[200, 250, 300, 350, 400, 450, 500, 550, 570]));
+    assert_eq!(windower.counters().events_held, 0);
+    assert_eq!(closed.len(), 9, "windows 0 to 8: {:?}", values(&closed));
+    assert_eq!(windower.watermark_ms(), Some(T0 + 560 * second));
+    assert_eq!(windower.counters().events_late, 0);
+}
+
 #[test]
 fn slices_per_dimension_value() {
     let metrics = r#"

@@ -1,0 +1,175 @@
+//! Progress of each Kafka partition the detector reads, so the watermark
+//! waits for the slowest partition instead of following the fastest.
+//!
+//! Kafka orders messages within a partition only. While the detector catches
+//! up on a backlog, librdkafka hands over one partition's batch after
+//! another, so one partition can be hours of event time ahead of another. A
+//! watermark taken from the latest event of any partition would close the
+//! windows the other partitions are still filling and count their events as
+//! late.
+//!
+//! Rule: each assigned partition holds the watermark back at the latest
+//! event time it delivered, and a partition that has delivered nothing yet
+//! holds it back entirely. A partition stops holding it back when it is
+//! released: the consumer reached its end (nothing more to read) or it has
+//! been silent for the idle timeout. Its next event makes it hold again.
+
+use std::collections::BTreeMap;
+
+/// Contribution of one assigned partition to the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Assigned, nothing delivered yet and not released: the watermark
+    /// cannot pass anything, because the partition may hold any event time.
+    Waiting,
+    /// Delivered events up to this event time (Unix epoch ms) and may
+    /// deliver more from there on.
+    Behind(i64),
+    /// Caught up or idle: holds nothing back until its next event.
+    Released,
+}
+
+/// How far the partitions let the watermark go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// No partition holds the watermark back.
+    None,
+    /// Event time (Unix epoch ms) the slowest holding partition reached.
+    At(i64),
+    /// A partition has delivered nothing yet, so no window may close.
+    Blocked,
+}
+
+/// The partitions assigned to the consumer and how far each has delivered.
+/// Empty for a source without partitions (replay, tests), which then puts no
+/// limit on the watermark.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionProgress {
+    partitions: BTreeMap<i32, Progress>,
+}
+
+impl PartitionProgress {
+    /// Replaces the assignment. A partition kept from the previous one keeps
+    /// its progress; a new one waits for its first event or its release.
+    pub(crate) fn assign(&mut self, partitions: &[i32]) {
+        let previous = std::mem::take(&mut self.partitions);
+        self.partitions = partitions
+            .iter()
+            .map(|&partition| {
+                (
+                    partition,
+                    previous.get(&partition).copied().unwrap_or(Progress::Waiting),
+                )
+            })
+            .collect();
+    }
+
+    /// Records an applied event of `partition` at `event_time_ms`. Events of
+    /// partitions not in the assignment (still queued after a revocation)
+    /// change nothing.
+    pub(crate) fn observe(&mut self, partition: i32, event_time_ms: i64) {
+        if let Some(progress) = self.partitions.get_mut(&partition) {
+            *progress = match *progress {
+                Progress::Behind(latest_ms) => Progress::Behind(latest_ms.max(event_time_ms)),
+                Progress::Waiting | Progress::Released => Progress::Behind(event_time_ms),
+            };
+        }
+    }
+
+    /// Stops `partition` holding the watermark back until its next event.
+    pub(crate) fn release(&mut self, partition: i32) {
+        if let Some(progress) = self.partitions.get_mut(&partition) {
+            *progress = Progress::Released;
+        }
+    }
+
+    /// True when `partition` is assigned and holds the watermark back.
+    pub(crate) fn is_holding(&self, partition: i32) -> bool {
+        matches!(
+            self.partitions.get(&partition),
+            Some(Progress::Waiting | Progress::Behind(_))
+        )
+    }
+
+    pub(crate) fn limit(&self) -> Limit {
+        let mut limit = Limit::None;
+        for progress in self.partitions.values() {
+            limit = match (*progress, limit) {
+                (Progress::Waiting, _) | (_, Limit::Blocked) => return Limit::Blocked,
+                (Progress::Behind(latest_ms), Limit::At(limit_ms)) => Limit::At(limit_ms.min(latest_ms)),
+                (Progress::Behind(latest_ms), Limit::None) => Limit::At(latest_ms),
+                (Progress::Released, limit) => limit,
+            };
+        }
+        limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_assignment_sets_no_limit() {
+        let mut progress = PartitionProgress::default();
+        progress.observe(0, 1_000);
+
+        assert_eq!(progress.limit(), Limit::None);
+        assert!(!progress.is_holding(0));
+    }
+
+    #[test]
+    fn slowest_partition_sets_the_limit() {
+        let mut progress = PartitionProgress::default();
+        progress.assign(&[0, 1, 2]);
+        assert_eq!(progress.limit(), Limit::Blocked);
+
+        progress.observe(0, 9_000);
+        progress.observe(1, 4_000);
+        assert_eq!(progress.limit(), Limit::Blocked, "partition 2 has delivered nothing");
+
+        progress.observe(2, 7_000);
+        progress.observe(1, 3_000);
+        assert_eq!(
+            progress.limit(),
+            Limit::At(4_000),
+            "an older event does not move a partition back"
+        );
+    }
+
+    #[test]
+    fn released_partition_holds_again_at_its_next_event() {
+        let mut progress = PartitionProgress::default();
+        progress.assign(&[0, 1]);
+        progress.observe(0, 9_000);
+        progress.release(1);
+        assert_eq!(progress.limit(), Limit::At(9_000));
+        assert!(!progress.is_holding(1));
+
+        progress.observe(1, 5_000);
+        assert_eq!(progress.limit(), Limit::At(5_000));
+        assert!(progress.is_holding(1));
+
+        progress.release(0);
+        progress.release(1);
+        assert_eq!(progress.limit(), Limit::None);
+    }
+
+    #[test]
+    fn reassignment_keeps_progress_of_kept_partitions() {
+        let mut progress = PartitionProgress::default();
+        progress.assign(&[0, 1]);
+        progress.observe(0, 9_000);
+        progress.observe(1, 2_000);
+
+        progress.assign(&[0, 3]);
+        progress.observe(1, 1_000);
+        assert_eq!(progress.limit(), Limit::Blocked, "partition 3 is new");
+        progress.observe(3, 12_000);
+        assert_eq!(
+            progress.limit(),
+            Limit::At(9_000),
+            "revoked partition 1 no longer counts"
+        );
+    }
+}

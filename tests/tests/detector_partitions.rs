@@ -1,0 +1,167 @@
+//! The detector's watermark over several Kafka partitions (librdkafka's
+//! mock cluster): catching up on a backlog, librdkafka hands over one
+//! partition's batch after another, hours of event time apart, and no event
+//! of a slower partition may count as late.
+
+use rdkafka::mocking::MockCluster;
+use seismo_detector::{KafkaSettings, MetricsConfig, ServiceConfig};
+use seismo_proto::v1::GetSeriesRequest;
+use seismo_proto::v1::detector_client::DetectorClient;
+use seismo_tests::grpc::connect;
+use seismo_tests::kafka::produce_all_to;
+use seismo_tests::wait::wait_for;
+use tokio_util::sync::CancellationToken;
+
+const MINUTE_MS: i64 = 60_000;
+const WINDOW_MS: i64 = 5 * MINUTE_MS;
+const LATENESS_MS: i64 = MINUTE_MS;
+
+/// Events per minute in each partition that carries events.
+const EVENTS_PER_MINUTE: i64 = 20;
+
+const VIEWS_5M: &str = r#"
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "5m"
+"#;
+
+/// Builds one view every 3 s for `minutes` minutes from `base_ms`, with
+/// users named after `partition`.
+fn views(partition: i32, base_ms: i64, minutes: i64) -> Vec<String> {
+    (0..minutes * EVENTS_PER_MINUTE)
+        .map(|index| {
+            let time_ms = base_ms + index * (MINUTE_MS / EVENTS_PER_MINUTE);
+            serde_json::json!({
+                "event_time": time_ms,
+                "event": "view",
+                "user_id": format!("user-{partition}-{}", index % 50),
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+/// Returns the window boundary `hours` before now.
+fn base_ms(hours: i64) -> i64 {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    (now_ms - hours * 60 * MINUTE_MS) / WINDOW_MS * WINDOW_MS
+}
+
+async fn start_detector(
+    brokers: &str,
+    topic: &str,
+    windowing: &str,
+    properties: Vec<(String, String)>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<seismo_detector::RunningDetector> {
+    let mut kafka = KafkaSettings::new(brokers);
+    kafka.topic = topic.to_string();
+    kafka.group_id = format!("{topic}-detector");
+    kafka.properties = properties;
+    seismo_detector::start(
+        ServiceConfig {
+            metrics: MetricsConfig::parse(&format!("[windowing]\n{windowing}\n{VIEWS_5M}"))?,
+            kafka,
+            listen: "127.0.0.1:0".parse()?,
+            replay_buffer: 1_000,
+            warm_start: None,
+        },
+        seismo_detector::Readiness::default(),
+        shutdown.clone(),
+    )
+    .await
+}
+
+/// Waits until the detector has read `messages` and its watermark is
+/// `watermark_ms`.
+async fn wait_for_watermark(
+    detector: &seismo_detector::RunningDetector,
+    messages: u64,
+    watermark_ms: i64,
+) -> anyhow::Result<()> {
+    wait_for("every message read and the watermark at the last event", async || {
+        let stats = detector.stats().snapshot();
+        let done = stats.messages_received == messages && stats.watermark_ms == Some(watermark_ms);
+        Ok((done, format!("{stats:?}")))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_across_partitions_loses_no_event() -> anyhow::Result<()> {
+    let cluster = MockCluster::new(1)?;
+    let topic = "partitions-catch-up";
+    // Partition 3 stays empty: only the end of its log releases it, because
+    // the idle timeout is off below.
+    cluster.create_topic(topic, 4, 1)?;
+    let brokers = cluster.bootstrap_servers();
+
+    let minutes = 3 * 60;
+    let base_ms = base_ms(4);
+    let mut messages = 0;
+    for partition in 0..3 {
+        let payloads = views(partition, base_ms, minutes);
+        messages += payloads.len() as u64;
+        produce_all_to(&brokers, topic, partition, &payloads).await?;
+    }
+
+    let shutdown = CancellationToken::new();
+    let windowing = "allowed_lateness = \"1m\"\npartition_idle_timeout = \"0s\"";
+    let detector = start_detector(&brokers, topic, windowing, Vec::new(), &shutdown).await?;
+    let last_event_ms = base_ms + minutes * MINUTE_MS - MINUTE_MS / EVENTS_PER_MINUTE;
+    wait_for_watermark(&detector, messages, last_event_ms - LATENESS_MS).await?;
+
+    let stats = detector.stats().snapshot();
+    assert_eq!(stats.events_late, 0, "{stats:?}");
+    assert_eq!(stats.events_accepted, messages, "{stats:?}");
+
+    // Every closed window counts the events of all three partitions.
+    let mut client = DetectorClient::new(connect(detector.local_addr()).await);
+    let series = client
+        .get_series(GetSeriesRequest {
+            metric: "views".to_string(),
+            slice: vec![],
+            limit: 0,
+        })
+        .await?
+        .into_inner();
+    let closed_windows = (last_event_ms - LATENESS_MS - base_ms) / WINDOW_MS;
+    assert_eq!(series.points.len() as i64, closed_windows);
+    let per_window = (3 * EVENTS_PER_MINUTE * 5) as f64;
+    for point in &series.points {
+        assert_eq!(point.value, per_window, "window starting at {}", point.window_start_ms);
+    }
+
+    shutdown.cancel();
+    detector.wait().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_partition_stops_holding_windows_after_idle_timeout() -> anyhow::Result<()> {
+    let cluster = MockCluster::new(1)?;
+    let topic = "partitions-idle";
+    cluster.create_topic(topic, 2, 1)?;
+    let brokers = cluster.bootstrap_servers();
+
+    let minutes = 30;
+    let base_ms = base_ms(1);
+    let payloads = views(0, base_ms, minutes);
+    produce_all_to(&brokers, topic, 0, &payloads).await?;
+
+    // Without end-of-log reports, partition 1 never delivers anything, and
+    // only the idle timeout lets windows close.
+    let shutdown = CancellationToken::new();
+    let windowing = "allowed_lateness = \"1m\"\npartition_idle_timeout = \"2s\"";
+    let properties = vec![("enable.partition.eof".to_string(), "false".to_string())];
+    let detector = start_detector(&brokers, topic, windowing, properties, &shutdown).await?;
+    let last_event_ms = base_ms + minutes * MINUTE_MS - MINUTE_MS / EVENTS_PER_MINUTE;
+    wait_for_watermark(&detector, payloads.len() as u64, last_event_ms - LATENESS_MS).await?;
+
+    let stats = detector.stats().snapshot();
+    assert_eq!(stats.events_late, 0, "{stats:?}");
+
+    shutdown.cancel();
+    detector.wait().await
+}
