@@ -191,17 +191,17 @@ async fn wait_for_readyz(admin: SocketAddr, status: u16, reason: &str) -> String
 /// from the Prometheus text format.
 /// Scrapes /metrics until the unlabelled sample `name` reaches `value`,
 /// and returns that exposition. Panics after [`WAIT`].
-async fn wait_for_sample(address: SocketAddr, name: &str, value: f64) -> String {
+async fn wait_for_sample(address: SocketAddr, name: &str, labels: &[(&str, &str)], value: f64) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, metrics) = get(address, "/metrics").await;
         assert_eq!(status, 200);
-        if sample(&metrics, name, &[]) == Some(value) {
+        if sample(&metrics, name, labels) == Some(value) {
             return metrics;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{name} did not reach {value} within {WAIT:?}:\n{metrics}"
+            "{name} {labels:?} did not reach {value} within {WAIT:?}:\n{metrics}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -278,17 +278,19 @@ async fn notifier_admin_reports_readiness_and_metrics() {
 
         // The sink reports the delivery to readiness before the alert's
         // outcome is counted, so the counters may lag /readyz briefly.
-        let metrics = wait_for_sample(admin, "seismo_notifier_sent_total", 2.0).await;
-        assert_eq!(
-            sample(&metrics, "seismo_notifier_received_total", &[]),
-            Some(3.0),
-            "{metrics}"
-        );
-        assert_eq!(
-            sample(&metrics, "seismo_notifier_sent_total", &[]),
-            Some(2.0),
-            "{metrics}"
-        );
+        let metrics = wait_for_sample(admin, "seismo_notifier_sent_total", &[("state", "resolved")], 1.0).await;
+        for (state, received, sent) in [("firing", 2.0, 1.0), ("escalated", 0.0, 0.0), ("resolved", 1.0, 1.0)] {
+            assert_eq!(
+                sample(&metrics, "seismo_notifier_received_total", &[("state", state)]),
+                Some(received),
+                "received {state}: {metrics}"
+            );
+            assert_eq!(
+                sample(&metrics, "seismo_notifier_sent_total", &[("state", state)]),
+                Some(sent),
+                "sent {state}: {metrics}"
+            );
+        }
         assert_eq!(
             sample(&metrics, "seismo_notifier_failed_total", &[("reason", "not_delivered")]),
             Some(1.0),

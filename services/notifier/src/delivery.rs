@@ -15,7 +15,9 @@ use tracing::{error, info, warn};
 use crate::chat_queue::{Delivery, DestinationQueue, QueueContext, run_queue};
 use crate::config::{ChatTarget, parse_chat_targets};
 use crate::notification_log::{LogKey, NotificationLog, PendingEntry};
-use crate::prometheus_metrics::{DETECTION_TO_DELIVERY_SECONDS, FAILED_NOT_DELIVERED, LOG_ERRORS_TOTAL, REPEATS_TOTAL};
+use crate::prometheus_metrics::{
+    DETECTION_TO_DELIVERY_SECONDS, FAILED_NOT_DELIVERED, LOG_ERRORS_TOTAL, REPEATS_TOTAL, state_label,
+};
 use crate::routing::{Route, Routing};
 use crate::sink::AlertSink;
 use crate::stats::NotifierStats;
@@ -34,6 +36,8 @@ pub(crate) struct EventOutcome {
     failed: AtomicBool,
     sent: AtomicBool,
     detected_at_ms: i64,
+    /// `state` label of the change, see [`state_label`].
+    state: &'static str,
     stats: Arc<NotifierStats>,
 }
 
@@ -46,12 +50,13 @@ pub(crate) enum Finished {
 }
 
 impl EventOutcome {
-    fn new(destinations: usize, detected_at_ms: i64, stats: Arc<NotifierStats>) -> Arc<Self> {
+    fn new(destinations: usize, event: &AnomalyEvent, stats: Arc<NotifierStats>) -> Arc<Self> {
         Arc::new(Self {
             remaining: AtomicUsize::new(destinations),
             failed: AtomicBool::new(false),
             sent: AtomicBool::new(false),
-            detected_at_ms,
+            detected_at_ms: event.detected_at_ms,
+            state: state_label(event.state),
             stats,
         })
     }
@@ -71,7 +76,7 @@ impl EventOutcome {
         if self.failed.load(Ordering::Relaxed) {
             self.stats.record_failed(FAILED_NOT_DELIVERED);
         } else if self.sent.load(Ordering::Relaxed) {
-            self.stats.record_sent();
+            self.stats.record_sent(self.state);
             if let Some(seconds) = seconds_since_epoch_ms(self.detected_at_ms) {
                 metrics::histogram!(DETECTION_TO_DELIVERY_SECONDS).record(seconds);
             }
@@ -255,7 +260,7 @@ async fn dispatch(
         return;
     }
 
-    let outcome = EventOutcome::new(new_targets.len(), event.detected_at_ms, Arc::clone(stats));
+    let outcome = EventOutcome::new(new_targets.len(), &event, Arc::clone(stats));
     for (sink_index, chat, chat_key, route) in new_targets {
         let delivery = Delivery {
             key: LogKey::of(&detector, &event, &chat_key),
@@ -403,8 +408,8 @@ async fn resend_pending(
         if routable.is_empty() {
             continue;
         }
-        stats.record_received();
-        let outcome = EventOutcome::new(routable.len(), event.detected_at_ms, Arc::clone(stats));
+        stats.record_received(state_label(event.state));
+        let outcome = EventOutcome::new(routable.len(), &event, Arc::clone(stats));
         for (entry, (sink_index, chat)) in routable {
             let delivery = Delivery {
                 // The route as configured now, for its mentions.

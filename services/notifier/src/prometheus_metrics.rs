@@ -2,9 +2,12 @@
 //! the `metrics` facade. The admin server of `seismo-telemetry` exports them
 //! in the Prometheus format.
 
-/// Counter of anomaly events received from all detectors.
+use seismo_proto::v1::AnomalyState;
+
+/// Counter of anomaly events received from all detectors, labelled by
+/// [`STATE`].
 pub(crate) const RECEIVED_TOTAL: &str = "seismo_notifier_received_total";
-/// Counter of alerts that every sink delivered.
+/// Counter of alerts that every sink delivered, labelled by [`STATE`].
 pub(crate) const SENT_TOTAL: &str = "seismo_notifier_sent_total";
 /// Counter of alerts that did not reach every sink, labelled by [`REASON`].
 pub(crate) const FAILED_TOTAL: &str = "seismo_notifier_failed_total";
@@ -43,6 +46,22 @@ pub(crate) const REASON: &str = "reason";
 pub(crate) const SINK: &str = "sink";
 /// Label with `sent` or `failed`.
 pub(crate) const OUTCOME: &str = "outcome";
+/// Label with the anomaly state change: `firing`, `escalated` or
+/// `resolved` (`unspecified` for a detector that sent none).
+pub(crate) const STATE: &str = "state";
+
+/// `state` values that exist from the start.
+const STATES: [&str; 3] = ["firing", "escalated", "resolved"];
+
+/// Returns the [`STATE`] label value of an `AnomalyEvent.state`.
+pub(crate) fn state_label(state: i32) -> &'static str {
+    match AnomalyState::try_from(state) {
+        Ok(AnomalyState::Firing) => "firing",
+        Ok(AnomalyState::Escalated) => "escalated",
+        Ok(AnomalyState::Resolved) => "resolved",
+        Ok(AnomalyState::Unspecified) | Err(_) => "unspecified",
+    }
+}
 
 /// `reason` of an alert that a sink did not deliver.
 pub(crate) const FAILED_NOT_DELIVERED: &str = "not_delivered";
@@ -61,8 +80,14 @@ pub(crate) const RETRY_TRANSIENT: &str = "transient";
 /// metrics recorder is installed, because the facade drops descriptions sent
 /// before.
 pub(crate) fn describe_metrics() {
-    metrics::describe_counter!(RECEIVED_TOTAL, "Anomaly events received from all detectors.");
-    metrics::describe_counter!(SENT_TOTAL, "Alerts that every sink delivered.");
+    metrics::describe_counter!(
+        RECEIVED_TOTAL,
+        "Anomaly events received from all detectors, by state (firing, escalated, resolved)."
+    );
+    metrics::describe_counter!(
+        SENT_TOTAL,
+        "Alerts that every sink delivered, by state (firing, escalated, resolved); repeats are not counted."
+    );
     metrics::describe_counter!(
         FAILED_TOTAL,
         "Alerts that at least one sink did not deliver (not_delivered) or that shutdown dropped before delivery (dropped_at_shutdown)."
@@ -96,13 +121,12 @@ pub(crate) fn describe_metrics() {
     // Incremented by 0, not set, so the series exist from the start (a
     // dashboard shows 0, not "no data") and another notifier in the same
     // process keeps its counts.
-    for counter in [
-        RECEIVED_TOTAL,
-        SENT_TOTAL,
-        PLAIN_TEXT_FALLBACKS_TOTAL,
-        DUPLICATES_TOTAL,
-        RECONNECTS_TOTAL,
-    ] {
+    for counter in [RECEIVED_TOTAL, SENT_TOTAL] {
+        for state in STATES {
+            metrics::counter!(counter, STATE => state).increment(0);
+        }
+    }
+    for counter in [PLAIN_TEXT_FALLBACKS_TOTAL, DUPLICATES_TOTAL, RECONNECTS_TOTAL] {
         metrics::counter!(counter).increment(0);
     }
     for reason in [FAILED_NOT_DELIVERED, FAILED_DROPPED_AT_SHUTDOWN] {
@@ -113,5 +137,19 @@ pub(crate) fn describe_metrics() {
     }
     for reason in [RETRY_RATE_LIMITED, RETRY_TRANSIENT] {
         metrics::counter!(RETRIES_TOTAL, REASON => reason).increment(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_label_names_each_state() {
+        assert_eq!(state_label(AnomalyState::Firing as i32), "firing");
+        assert_eq!(state_label(AnomalyState::Escalated as i32), "escalated");
+        assert_eq!(state_label(AnomalyState::Resolved as i32), "resolved");
+        assert_eq!(state_label(AnomalyState::Unspecified as i32), "unspecified");
+        assert_eq!(state_label(99), "unspecified");
     }
 }

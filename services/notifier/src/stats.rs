@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::prometheus_metrics::{
     DUPLICATES_TOTAL, FAILED_TOTAL, PLAIN_TEXT_FALLBACKS_TOTAL, REASON, RECEIVED_TOTAL, RECONNECTS_TOTAL,
-    RETRIES_TOTAL, SENT_TOTAL,
+    RETRIES_TOTAL, SENT_TOTAL, STATE,
 };
 
 /// Counters shared between [`crate::run`] and its caller through an `Arc`.
@@ -88,14 +88,18 @@ impl NotifierStats {
         self.plain_text_fallbacks.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn record_received(&self) {
+    /// Counts a received state change. `state` is a
+    /// [`crate::prometheus_metrics::state_label`].
+    pub(crate) fn record_received(&self, state: &'static str) {
         self.received.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(RECEIVED_TOTAL).increment(1);
+        metrics::counter!(RECEIVED_TOTAL, STATE => state).increment(1);
     }
 
-    pub(crate) fn record_sent(&self) {
+    /// Counts a delivered state change. `state` is a
+    /// [`crate::prometheus_metrics::state_label`].
+    pub(crate) fn record_sent(&self, state: &'static str) {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(SENT_TOTAL).increment(1);
+        metrics::counter!(SENT_TOTAL, STATE => state).increment(1);
     }
 
     /// Counts an alert as failed. `reason` is one of the `FAILED_*` label

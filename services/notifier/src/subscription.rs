@@ -18,7 +18,7 @@ use crate::dedup::RecentEvents;
 use crate::error_chain::error_chain;
 use crate::notification_log::StreamCursor;
 use crate::prometheus_metrics::{
-    CURSOR_EPOCH_CHANGED, CURSOR_OUT_OF_RANGE, CURSOR_RESETS_TOTAL, FAILED_DROPPED_AT_SHUTDOWN, REASON,
+    CURSOR_EPOCH_CHANGED, CURSOR_OUT_OF_RANGE, CURSOR_RESETS_TOTAL, FAILED_DROPPED_AT_SHUTDOWN, REASON, state_label,
 };
 use crate::readiness::ReadinessTracker;
 use crate::stats::NotifierStats;
@@ -267,7 +267,7 @@ impl Subscription {
         stats: &NotifierStats,
         cancel: &CancellationToken,
     ) -> Option<StreamEnd> {
-        stats.record_received();
+        stats.record_received(state_label(event.state));
         self.stream_events += 1;
         if event.gap_before {
             // The cursor came from an earlier detector process, whose changes
