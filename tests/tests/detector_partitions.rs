@@ -148,18 +148,35 @@ async fn silent_partition_stops_holding_windows_after_idle_timeout() -> anyhow::
     let minutes = 30;
     let base_ms = base_ms(1);
     let payloads = views(0, base_ms, minutes);
+    let messages = payloads.len() as u64;
     produce_all_to(&brokers, topic, 0, &payloads).await?;
 
     // Without end-of-log reports, partition 1 never delivers anything, and
     // only the idle timeout lets windows close.
     let shutdown = CancellationToken::new();
-    let windowing = "allowed_lateness = \"1m\"\npartition_idle_timeout = \"2s\"";
+    let windowing = "allowed_lateness = \"1m\"\npartition_idle_timeout = \"10s\"";
     let properties = vec![("enable.partition.eof".to_string(), "false".to_string())];
     let detector = start_detector(&brokers, topic, windowing, properties, &shutdown).await?;
-    let last_event_ms = base_ms + minutes * MINUTE_MS - MINUTE_MS / EVENTS_PER_MINUTE;
-    wait_for_watermark(&detector, payloads.len() as u64, last_event_ms - LATENESS_MS).await?;
 
+    wait_for("every message read", async || {
+        let stats = detector.stats().snapshot();
+        Ok((stats.messages_received == messages, format!("{stats:?}")))
+    })
+    .await?;
     let stats = detector.stats().snapshot();
+    assert_eq!(stats.watermark_ms, None, "partition 1 holds every window: {stats:?}");
+    assert_eq!(stats.partitions_idled, 0, "{stats:?}");
+
+    // Partition 0 goes silent too once it has delivered everything, since
+    // no end of its log is reported either.
+    wait_for("both partitions released as idle", async || {
+        let stats = detector.stats().snapshot();
+        Ok((stats.partitions_idled == 2, format!("{stats:?}")))
+    })
+    .await?;
+    let last_event_ms = base_ms + minutes * MINUTE_MS - MINUTE_MS / EVENTS_PER_MINUTE;
+    let stats = detector.stats().snapshot();
+    assert_eq!(stats.watermark_ms, Some(last_event_ms - LATENESS_MS), "{stats:?}");
     assert_eq!(stats.events_late, 0, "{stats:?}");
 
     shutdown.cancel();

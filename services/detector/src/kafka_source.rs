@@ -4,10 +4,10 @@
 //! Delivery: offsets are stored after an event has been applied to the
 //! in-memory windows and committed by librdkafka every `commit_interval`,
 //! plus once at shutdown.
-//! Event time: the source passes the windows which partitions it reads,
-//! each event's partition, and when a partition has no more to read (the
-//! end of its log, or silence for `partition_idle_timeout`), so the
-//! watermark follows the slowest partition still delivering. Events consumed again after a crash or a
+//! Event time: the source passes the windows the assigned partitions and
+//! each event's partition. It also reports when a partition has no more to
+//! read (the end of its log, or silence for `partition_idle_timeout`). So
+//! the watermark follows the slowest partition still delivering. Events consumed again after a crash or a
 //! rebalance are counted again (at-least-once).
 //! Windows and series history live in memory only. A restart recovers them
 //! with a warm start from ClickHouse (see [`crate::warm_start`]). Without
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientConfig, ClientContext};
 use seismo_events::{Event, ParseLimits};
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::partition_silence::PartitionSilence;
 use crate::pipeline::Pipeline;
-use crate::prometheus_metrics::{PARTITIONS_IDLED, RECEIVE_ERRORS};
+use crate::prometheus_metrics::RECEIVE_ERRORS;
 use crate::readiness::ReadinessTracker;
 use crate::stats::DetectorStats;
 
@@ -195,22 +195,36 @@ pub(crate) async fn run(
     loop {
         // The silence check comes before `recv`, which is always ready
         // while a backlog lasts; the interval is ready once a second.
-        let received = tokio::select! {
+        let waiting_since = Instant::now();
+        let step = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            _ = silence_check.tick() => {
-                release_silent_partitions(&silence, &mut pipeline, idle_timeout_ms);
-                continue;
-            }
-            received = consumer.recv() => received,
+            _ = silence_check.tick() => Step::CheckSilence,
+            received = consumer.recv() => Step::Received(received),
         };
+        silence.add_waiting(waiting_since.elapsed());
 
+        // A rebalance runs inside `recv`, also one that returned nothing
+        // before the check's tick won.
         if consumer.context().take_rebalanced() {
-            let partitions = assigned_partitions(&consumer, &settings.topic);
-            silence.assign(&partitions, Instant::now());
-            pipeline.assign_partitions(&partitions);
+            match assigned_partitions(&consumer, &settings.topic) {
+                Ok(partitions) => {
+                    silence.assign(&partitions);
+                    pipeline.assign_partitions(&partitions);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, topic = %settings.topic, "failed to read the partition assignment after a rebalance; keeping the previous one for the watermark")
+                }
+            }
         }
 
+        let received = match step {
+            Step::CheckSilence => {
+                release_silent_partitions(&silence, &mut pipeline, &stats, idle_timeout_ms);
+                continue;
+            }
+            Step::Received(received) => received,
+        };
         let message = match received {
             Ok(message) => message,
             Err(KafkaError::PartitionEOF(partition)) => {
@@ -227,7 +241,6 @@ pub(crate) async fn run(
             }
         };
         stats.add_message();
-        silence.heard(message.partition(), Instant::now());
 
         let parsed = Event::parse_with(
             message.payload().unwrap_or_default(),
@@ -236,6 +249,7 @@ pub(crate) async fn run(
         );
         match parsed {
             Ok(event) => {
+                silence.heard(message.partition());
                 // Recorded after processing: an event that closes windows
                 // belongs to the next window, not to the ones it closes.
                 pipeline.process_from(message.partition(), event);
@@ -275,36 +289,42 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Partitions of `topic` assigned to the consumer now; none when the
-/// assignment cannot be read.
-fn assigned_partitions(consumer: &SourceConsumer, topic: &str) -> Vec<i32> {
-    match consumer.assignment() {
-        Ok(list) => list
-            .elements()
-            .iter()
-            .filter(|element| element.topic() == topic)
-            .map(|element| element.partition())
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, topic, "failed to read the partition assignment; the watermark follows the fastest partition until the next rebalance");
-            Vec::new()
-        }
-    }
+/// Reason the consume loop woke up.
+enum Step<'a> {
+    CheckSilence,
+    Received(Result<BorrowedMessage<'a>, KafkaError>),
 }
 
-/// Lets the watermark pass each partition that delivered nothing for the
-/// idle timeout and still holds it back.
-fn release_silent_partitions(silence: &PartitionSilence, pipeline: &mut Pipeline, idle_timeout_ms: i64) {
-    for (partition, silent_for) in silence.silent(Instant::now()) {
+/// Partitions of `topic` assigned to the consumer now.
+fn assigned_partitions(consumer: &SourceConsumer, topic: &str) -> Result<Vec<i32>, KafkaError> {
+    let list = consumer.assignment()?;
+    let partitions = list
+        .elements()
+        .iter()
+        .filter(|element| element.topic() == topic)
+        .map(|element| element.partition())
+        .collect();
+    Ok(partitions)
+}
+
+/// Lets the watermark pass each partition that delivered no event while
+/// the loop waited the idle timeout, if it still holds the watermark back.
+fn release_silent_partitions(
+    silence: &PartitionSilence,
+    pipeline: &mut Pipeline,
+    stats: &DetectorStats,
+    idle_timeout_ms: i64,
+) {
+    for (partition, waited) in silence.silent() {
         if !pipeline.is_partition_holding(partition) {
             continue;
         }
-        metrics::counter!(PARTITIONS_IDLED).increment(1);
+        stats.add_partition_idled();
         tracing::warn!(
             partition,
-            silent_for_ms = silent_for.as_millis() as u64,
+            waited_ms = waited.as_millis() as u64,
             partition_idle_timeout_ms = idle_timeout_ms,
-            "Kafka partition delivered nothing and its end was not reached; closing windows without it, so its later events may count as late"
+            "Kafka partition delivered no event while the consumer waited and its end was not reported; closing windows without it, so its later events may count as late"
         );
         pipeline.release_partition(partition);
     }

@@ -1,19 +1,30 @@
-//! When each assigned Kafka partition last delivered something, so the
-//! consumer can release a silent partition from holding the watermark back
-//! (see [`crate::windowing`]). Wall-clock time: a stuck broker must not stop
-//! the windows of every other partition.
+//! Silence of each assigned Kafka partition, so the consumer can release a
+//! silent partition from holding the watermark back (see
+//! [`crate::windowing`]): a stuck broker must not stop the windows of every
+//! other partition.
+//!
+//! Silence is measured in waiting time, the wall-clock time the consume loop
+//! spent waiting for something to receive. While the loop is busy, as in a
+//! catch-up, one partition's messages can wait behind those of others in
+//! the consumer's queue, and librdkafka fetches nothing more while that
+//! queue holds `queued.min.messages` (100,000 by default). So a partition
+//! with unread messages would look silent in plain wall-clock time. A partition counts as silent only when the loop waited the idle
+//! timeout without it delivering an event.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Last delivery time of each assigned partition.
+/// Waiting time of the consume loop and when each assigned partition last
+/// delivered, on that clock.
 #[derive(Debug)]
 pub(crate) struct PartitionSilence {
     /// `None` never calls a partition silent.
     timeout: Option<Duration>,
-    /// Assigned partitions and when each last delivered a message or was
-    /// assigned.
-    last_heard: HashMap<i32, Instant>,
+    /// Total time the consume loop has waited to receive.
+    waited: Duration,
+    /// Assigned partitions and the waiting time at their last event or
+    /// their assignment.
+    last_heard: HashMap<i32, Duration>,
 }
 
 impl PartitionSilence {
@@ -24,37 +35,44 @@ impl PartitionSilence {
                 .ok()
                 .filter(|&ms| ms > 0)
                 .map(Duration::from_millis),
+            waited: Duration::ZERO,
             last_heard: HashMap::new(),
         }
     }
 
-    /// Replaces the assignment at `now`. A kept partition keeps its last
-    /// delivery time; a new one counts as heard at `now`.
-    pub(crate) fn assign(&mut self, partitions: &[i32], now: Instant) {
+    /// Adds time the consume loop spent waiting to receive.
+    pub(crate) fn add_waiting(&mut self, waited: Duration) {
+        self.waited += waited;
+    }
+
+    /// Replaces the assignment. A kept partition keeps its last event time;
+    /// a new one counts as heard now.
+    pub(crate) fn assign(&mut self, partitions: &[i32]) {
         let previous = std::mem::take(&mut self.last_heard);
         self.last_heard = partitions
             .iter()
-            .map(|&partition| (partition, previous.get(&partition).copied().unwrap_or(now)))
+            .map(|&partition| (partition, previous.get(&partition).copied().unwrap_or(self.waited)))
             .collect();
     }
 
-    /// Records a message of `partition` at `now`, valid or not.
-    pub(crate) fn heard(&mut self, partition: i32, now: Instant) {
+    /// Records a valid event of `partition`. Invalid messages do not count,
+    /// so a partition that delivers only those is still released.
+    pub(crate) fn heard(&mut self, partition: i32) {
         if let Some(last) = self.last_heard.get_mut(&partition) {
-            *last = now;
+            *last = self.waited;
         }
     }
 
-    /// Partitions that have delivered nothing for the timeout or longer at
-    /// `now`, with how long, in partition order.
-    pub(crate) fn silent(&self, now: Instant) -> Vec<(i32, Duration)> {
+    /// Partitions without an event while the loop waited the timeout or
+    /// longer, with that waiting time, in partition order.
+    pub(crate) fn silent(&self) -> Vec<(i32, Duration)> {
         let Some(timeout) = self.timeout else {
             return Vec::new();
         };
         let mut silent: Vec<(i32, Duration)> = self
             .last_heard
             .iter()
-            .map(|(&partition, &last)| (partition, now.saturating_duration_since(last)))
+            .map(|(&partition, &last)| (partition, self.waited.saturating_sub(last)))
             .filter(|&(_, silence)| silence >= timeout)
             .collect();
         silent.sort_unstable();
@@ -66,45 +84,66 @@ impl PartitionSilence {
 mod tests {
     use super::*;
 
+    fn seconds(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
     #[test]
     fn partition_is_silent_after_the_timeout() {
-        let start = Instant::now();
         let mut silence = PartitionSilence::new(30_000);
-        silence.assign(&[0, 1], start);
+        silence.assign(&[0, 1]);
 
-        silence.heard(1, start + Duration::from_secs(20));
-        assert!(silence.silent(start + Duration::from_secs(29)).is_empty());
-        assert_eq!(
-            silence.silent(start + Duration::from_secs(40)),
-            vec![(0, Duration::from_secs(40))]
-        );
-        assert_eq!(
-            silence.silent(start + Duration::from_secs(50)),
-            vec![(0, Duration::from_secs(50)), (1, Duration::from_secs(30))]
-        );
+        silence.add_waiting(seconds(20));
+        silence.heard(1);
+        silence.add_waiting(seconds(9));
+        assert!(silence.silent().is_empty());
+
+        silence.add_waiting(seconds(11));
+        assert_eq!(silence.silent(), vec![(0, seconds(40))]);
+
+        silence.add_waiting(seconds(10));
+        assert_eq!(silence.silent(), vec![(0, seconds(50)), (1, seconds(30))]);
+    }
+
+    #[test]
+    fn busy_loop_time_does_not_count() {
+        let mut silence = PartitionSilence::new(30_000);
+        silence.assign(&[0, 1]);
+
+        // Partition 1 delivers a long backlog while partition 0's messages
+        // wait behind it: the loop never waits, so nothing is silent.
+        for _ in 0..100_000 {
+            silence.add_waiting(Duration::from_micros(2));
+            silence.heard(1);
+        }
+
+        assert!(silence.silent().is_empty());
     }
 
     #[test]
     fn reassignment_keeps_kept_partitions_and_drops_revoked_ones() {
-        let start = Instant::now();
         let mut silence = PartitionSilence::new(30_000);
-        silence.assign(&[0, 1], start);
+        silence.assign(&[0, 1]);
 
-        silence.assign(&[1, 2], start + Duration::from_secs(20));
-        silence.heard(0, start + Duration::from_secs(25));
+        silence.add_waiting(seconds(20));
+        silence.assign(&[1, 2]);
+        silence.add_waiting(seconds(15));
+        silence.heard(0);
+
         assert_eq!(
-            silence.silent(start + Duration::from_secs(35)),
-            vec![(1, Duration::from_secs(35))],
-            "partition 0 is revoked and partition 2 was assigned at 20 s"
+            silence.silent(),
+            vec![(1, seconds(35))],
+            "partition 0 is revoked and partition 2 was assigned after 20 s"
         );
     }
 
     #[test]
     fn zero_timeout_never_calls_a_partition_silent() {
-        let start = Instant::now();
         let mut silence = PartitionSilence::new(0);
-        silence.assign(&[0], start);
+        silence.assign(&[0]);
 
-        assert!(silence.silent(start + Duration::from_secs(3_600)).is_empty());
+        silence.add_waiting(seconds(3_600));
+
+        assert!(silence.silent().is_empty());
     }
 }

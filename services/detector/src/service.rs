@@ -266,8 +266,9 @@ async fn supervise(
 
 /// Sets the watermark lag gauge to wall clock − watermark, in seconds,
 /// every [`WATERMARK_LAG_INTERVAL`] until `stop` fires. The gauge stays
-/// absent until the first event is accepted. It is negative while the
-/// watermark is ahead of this host's clock.
+/// absent until the first window could close, so also while a Kafka
+/// partition that never delivered holds every window open. It is negative
+/// while the watermark is ahead of this host's clock.
 async fn update_watermark_lag(stats: &DetectorStats, stop: &CancellationToken) {
     let mut ticks = tokio::time::interval(WATERMARK_LAG_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

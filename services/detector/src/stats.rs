@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::prometheus_metrics::{
     ANOMALIES_ESCALATED, ANOMALIES_FIRED, ANOMALIES_RESOLVED, EVENTS_ACCEPTED, EVENTS_HELD_FUTURE, EVENTS_LATE,
-    EVENTS_REJECTED_FUTURE, EVENTS_UNMATCHED, INVALID, MESSAGES, METRIC, REASON, SERIES, SLICES_REJECTED,
-    WINDOWS_EVALUATED,
+    EVENTS_REJECTED_FUTURE, EVENTS_UNMATCHED, INVALID, MESSAGES, METRIC, PARTITIONS_IDLED, REASON, SERIES,
+    SLICES_REJECTED, WINDOWS_EVALUATED,
 };
 use crate::windowing::WindowingCounters;
 
@@ -22,6 +22,7 @@ const NO_WATERMARK: i64 = i64::MIN;
 #[derive(Debug)]
 pub struct DetectorStats {
     messages_received: AtomicU64,
+    partitions_idled: AtomicU64,
     events_invalid: AtomicU64,
     events_accepted: AtomicU64,
     events_late: AtomicU64,
@@ -42,6 +43,7 @@ impl Default for DetectorStats {
     fn default() -> Self {
         DetectorStats {
             messages_received: AtomicU64::new(0),
+            partitions_idled: AtomicU64::new(0),
             events_invalid: AtomicU64::new(0),
             events_accepted: AtomicU64::new(0),
             events_late: AtomicU64::new(0),
@@ -64,6 +66,9 @@ impl Default for DetectorStats {
 pub struct StatsSnapshot {
     /// Kafka messages read from the events topic.
     pub messages_received: u64,
+    /// Times a Kafka partition silent for `partition_idle_timeout` stopped
+    /// holding the watermark back.
+    pub partitions_idled: u64,
     /// Messages skipped because they are not valid events.
     pub events_invalid: u64,
     /// Valid events admitted by the event-time clock.
@@ -86,8 +91,9 @@ pub struct StatsSnapshot {
     pub anomalies_resolved: u64,
     /// Series the detector keeps history for.
     pub series: u64,
-    /// Event-time watermark (latest accepted event time − allowed
-    /// lateness), Unix epoch ms; `None` before the first accepted event.
+    /// Event-time watermark (latest event time of the slowest Kafka
+    /// partition still delivering − allowed lateness), Unix epoch ms; `None`
+    /// until the first window could close.
     pub watermark_ms: Option<i64>,
 }
 
@@ -95,6 +101,7 @@ impl DetectorStats {
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             messages_received: self.messages_received.load(Ordering::Relaxed),
+            partitions_idled: self.partitions_idled.load(Ordering::Relaxed),
             events_invalid: self.events_invalid.load(Ordering::Relaxed),
             events_accepted: self.events_accepted.load(Ordering::Relaxed),
             events_late: self.events_late.load(Ordering::Relaxed),
@@ -111,8 +118,8 @@ impl DetectorStats {
         }
     }
 
-    /// Event-time watermark, Unix epoch ms; `None` before the first
-    /// accepted event.
+    /// Event-time watermark, Unix epoch ms; `None` until the first window
+    /// could close.
     pub fn watermark_ms(&self) -> Option<i64> {
         let watermark_ms = self.watermark_ms.load(Ordering::Relaxed);
         (watermark_ms != NO_WATERMARK).then_some(watermark_ms)
@@ -121,6 +128,11 @@ impl DetectorStats {
     pub(crate) fn add_message(&self) {
         self.messages_received.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(MESSAGES).increment(1);
+    }
+
+    pub(crate) fn add_partition_idled(&self) {
+        self.partitions_idled.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(PARTITIONS_IDLED).increment(1);
     }
 
     /// Counts a message that is not a valid event; `reason` is

@@ -118,10 +118,11 @@ pub struct WindowingSettings {
     /// New values of one dimension of one metric beyond this number are not
     /// sliced (their events still count in the total).
     pub max_slices_per_dimension: usize,
-    /// A Kafka partition that delivers nothing for this long, without the
-    /// consumer reaching its end, stops holding the watermark back until
-    /// its next event (a stuck broker must not stop every window). 0 waits
-    /// for it forever. Milliseconds of wall-clock time.
+    /// A Kafka partition that delivers no event while the consumer waits
+    /// this long for messages, without reaching the partition's end, stops
+    /// holding the watermark back until its next event (a stuck broker must
+    /// not stop every window). 0 waits for it forever. Milliseconds of
+    /// wall-clock waiting time.
     pub partition_idle_timeout_ms: i64,
 }
 

@@ -14,11 +14,13 @@ use seismo_events::Event;
 
 use crate::config::WindowingSettings;
 
-/// An event with the Kafka partition it came from, `None` for a source
-/// without partitions.
+/// An event with where and when it arrived.
 #[derive(Debug)]
 pub(crate) struct Arrival {
+    /// Kafka partition, `None` for a source without partitions.
     pub partition: Option<i32>,
+    /// Position in the order the windowing received events, from 0.
+    pub sequence: u64,
     pub event: Event,
 }
 

@@ -10,10 +10,13 @@
 //!   lags the others while the detector catches up loses no events.
 //! - Far-future events are held back until confirmed (see [`clock`]), so one
 //!   bad timestamp cannot close every open window.
-//! - Windows close on event time only: a quiet stream closes nothing, and
-//!   the last windows stay open until later events arrive. This keeps
-//!   results independent of processing speed, so a replay of the same
-//!   events yields the same windows.
+//! - Windows close on event time: a quiet stream closes nothing, and the
+//!   last windows stay open until later events arrive. Without partitions
+//!   (a replay) the results do not depend on processing speed, so the same
+//!   events yield the same windows. With partitions, the end of a
+//!   partition's log and its idle timeout (wall-clock time) also release
+//!   windows, up to the event time already read, so which events count as
+//!   late can depend on the order and timing of fetches.
 //! - A series (metric × slice) exists from its first event. Each closed
 //!   window yields one value per existing series; a series without events
 //!   in that window gets 0 (no value for a ratio, whose denominator is then
@@ -80,8 +83,10 @@ pub struct WindowingCounters {
 pub struct Windower {
     settings: WindowingSettings,
     clock: EventClock,
-    /// Kafka partitions feeding the windows; empty without partitions.
+    /// Kafka partitions feeding the windows.
     partitions: PartitionProgress,
+    /// Events received so far, the sequence number of the next one.
+    arrivals: u64,
     /// Windows ending at or before this time (Unix epoch ms) are closed.
     /// Never moves back, also when a new partition holds the next ones.
     watermark_ms: Option<i64>,
@@ -95,6 +100,7 @@ impl Windower {
             settings: config.windowing.clone(),
             clock: EventClock::new(&config.windowing),
             partitions: PartitionProgress::default(),
+            arrivals: 0,
             watermark_ms: None,
             metrics: config
                 .metrics
@@ -109,19 +115,13 @@ impl Windower {
     /// Takes one event of a source without partitions and appends the
     /// windows it closes to `closed`, in window order per metric.
     pub fn push(&mut self, event: Event, closed: &mut Vec<ClosedWindow>) {
-        self.admit(Arrival { partition: None, event }, closed);
+        self.admit(None, event, closed);
     }
 
     /// Takes one event read from Kafka `partition` and appends the windows
     /// it closes to `closed`, in window order per metric.
     pub fn push_from(&mut self, partition: i32, event: Event, closed: &mut Vec<ClosedWindow>) {
-        self.admit(
-            Arrival {
-                partition: Some(partition),
-                event,
-            },
-            closed,
-        );
+        self.admit(Some(partition), event, closed);
     }
 
     /// Sets the Kafka partitions the events come from, after a rebalance. A
@@ -136,7 +136,7 @@ impl Windower {
     /// consumer reached its end, or it stayed silent too long. Appends the
     /// windows this closes to `closed`.
     pub fn release_partition(&mut self, partition: i32, closed: &mut Vec<ClosedWindow>) {
-        self.partitions.release(partition);
+        self.partitions.release(partition, self.arrivals);
         self.close_ready(closed);
     }
 
@@ -145,7 +145,13 @@ impl Windower {
         self.partitions.is_holding(partition)
     }
 
-    fn admit(&mut self, arrival: Arrival, closed: &mut Vec<ClosedWindow>) {
+    fn admit(&mut self, partition: Option<i32>, event: Event, closed: &mut Vec<ClosedWindow>) {
+        let arrival = Arrival {
+            partition,
+            sequence: self.arrivals,
+            event,
+        };
+        self.arrivals += 1;
         let admission = self.clock.admit(arrival);
         self.counters.events_rejected_future += admission.rejected;
         self.counters.events_held = self.clock.held_count() as u64;
@@ -153,7 +159,8 @@ impl Windower {
         for arrival in &admission.released {
             self.apply(&arrival.event);
             if let Some(partition) = arrival.partition {
-                self.partitions.observe(partition, arrival.event.event_time_ms());
+                self.partitions
+                    .observe(partition, arrival.event.event_time_ms(), arrival.sequence);
             }
         }
 

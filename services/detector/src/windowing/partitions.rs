@@ -13,6 +13,8 @@
 //! holds it back entirely. A partition stops holding it back when it is
 //! released: the consumer reached its end (nothing more to read) or it has
 //! been silent for the idle timeout. Its next event makes it hold again.
+//! While no partition is assigned (between the revocation and the
+//! assignment of a rebalance), no window closes.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +27,12 @@ enum Progress {
     /// Delivered events up to this event time (Unix epoch ms) and may
     /// deliver more from there on.
     Behind(i64),
-    /// Caught up or idle: holds nothing back until its next event.
-    Released,
+    /// Caught up or idle: holds nothing back until an event that arrived
+    /// after the release, the arrival with this sequence number or a later
+    /// one. An older event applied only now (one held back as far-future)
+    /// changes nothing, because the end of the log it came before was
+    /// already reported.
+    Released { since_arrival: u64 },
 }
 
 /// How far the partitions let the watermark go.
@@ -36,69 +42,91 @@ pub(crate) enum Limit {
     None,
     /// Event time (Unix epoch ms) the slowest holding partition reached.
     At(i64),
-    /// A partition has delivered nothing yet, so no window may close.
+    /// A partition has delivered nothing yet, or none is assigned, so no
+    /// window may close.
     Blocked,
 }
 
 /// The partitions assigned to the consumer and how far each has delivered.
-/// Empty for a source without partitions (replay, tests), which then puts no
-/// limit on the watermark.
 #[derive(Debug, Default)]
 pub(crate) struct PartitionProgress {
-    partitions: BTreeMap<i32, Progress>,
+    /// `None` for a source without partitions (replay, tests), which puts
+    /// no limit on the watermark. An empty assignment (between the two
+    /// steps of a rebalance) blocks it, because events may still come.
+    partitions: Option<BTreeMap<i32, Progress>>,
 }
 
 impl PartitionProgress {
     /// Replaces the assignment. A partition kept from the previous one keeps
     /// its progress; a new one waits for its first event or its release.
     pub(crate) fn assign(&mut self, partitions: &[i32]) {
-        let previous = std::mem::take(&mut self.partitions);
-        self.partitions = partitions
+        let previous = self.partitions.take().unwrap_or_default();
+        let assigned = partitions
             .iter()
             .map(|&partition| {
-                (
-                    partition,
-                    previous.get(&partition).copied().unwrap_or(Progress::Waiting),
-                )
+                let progress = previous.get(&partition).copied().unwrap_or(Progress::Waiting);
+                (partition, progress)
             })
             .collect();
+        self.partitions = Some(assigned);
     }
 
-    /// Records an applied event of `partition` at `event_time_ms`. Events of
-    /// partitions not in the assignment (still queued after a revocation)
-    /// change nothing.
-    pub(crate) fn observe(&mut self, partition: i32, event_time_ms: i64) {
-        if let Some(progress) = self.partitions.get_mut(&partition) {
-            *progress = match *progress {
-                Progress::Behind(latest_ms) => Progress::Behind(latest_ms.max(event_time_ms)),
-                Progress::Waiting | Progress::Released => Progress::Behind(event_time_ms),
+    /// Records an applied event of `partition` at `event_time_ms`, which
+    /// arrived with sequence number `arrival`. Events of partitions not in
+    /// the assignment (still queued after a revocation) change nothing.
+    pub(crate) fn observe(&mut self, partition: i32, event_time_ms: i64, arrival: u64) {
+        let Some(progress) = self
+            .partitions
+            .as_mut()
+            .and_then(|partitions| partitions.get_mut(&partition))
+        else {
+            return;
+        };
+        *progress = match *progress {
+            Progress::Behind(latest_ms) => Progress::Behind(latest_ms.max(event_time_ms)),
+            Progress::Released { since_arrival } if arrival < since_arrival => return,
+            Progress::Waiting | Progress::Released { .. } => Progress::Behind(event_time_ms),
+        };
+    }
+
+    /// Stops `partition` holding the watermark back until an event whose
+    /// arrival sequence number is `next_arrival` or later.
+    pub(crate) fn release(&mut self, partition: i32, next_arrival: u64) {
+        if let Some(progress) = self
+            .partitions
+            .as_mut()
+            .and_then(|partitions| partitions.get_mut(&partition))
+        {
+            *progress = Progress::Released {
+                since_arrival: next_arrival,
             };
-        }
-    }
-
-    /// Stops `partition` holding the watermark back until its next event.
-    pub(crate) fn release(&mut self, partition: i32) {
-        if let Some(progress) = self.partitions.get_mut(&partition) {
-            *progress = Progress::Released;
         }
     }
 
     /// True when `partition` is assigned and holds the watermark back.
     pub(crate) fn is_holding(&self, partition: i32) -> bool {
-        matches!(
-            self.partitions.get(&partition),
-            Some(Progress::Waiting | Progress::Behind(_))
-        )
+        let progress = self
+            .partitions
+            .as_ref()
+            .and_then(|partitions| partitions.get(&partition));
+        matches!(progress, Some(Progress::Waiting | Progress::Behind(_)))
     }
 
     pub(crate) fn limit(&self) -> Limit {
+        let Some(partitions) = &self.partitions else {
+            return Limit::None;
+        };
+        if partitions.is_empty() {
+            return Limit::Blocked;
+        }
+
         let mut limit = Limit::None;
-        for progress in self.partitions.values() {
+        for progress in partitions.values() {
             limit = match (*progress, limit) {
                 (Progress::Waiting, _) | (_, Limit::Blocked) => return Limit::Blocked,
                 (Progress::Behind(latest_ms), Limit::At(limit_ms)) => Limit::At(limit_ms.min(latest_ms)),
                 (Progress::Behind(latest_ms), Limit::None) => Limit::At(latest_ms),
-                (Progress::Released, limit) => limit,
+                (Progress::Released { .. }, limit) => limit,
             };
         }
         limit
@@ -110,12 +138,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_assignment_sets_no_limit() {
+    fn source_without_partitions_sets_no_limit() {
         let mut progress = PartitionProgress::default();
-        progress.observe(0, 1_000);
+        progress.observe(0, 1_000, 0);
 
         assert_eq!(progress.limit(), Limit::None);
         assert!(!progress.is_holding(0));
+    }
+
+    #[test]
+    fn empty_assignment_blocks_the_watermark() {
+        let mut progress = PartitionProgress::default();
+        progress.assign(&[0]);
+        progress.observe(0, 1_000, 0);
+        assert_eq!(progress.limit(), Limit::At(1_000));
+
+        progress.assign(&[]);
+        assert_eq!(progress.limit(), Limit::Blocked);
+    }
+
+    #[test]
+    fn event_before_release_does_not_hold() {
+        let mut progress = PartitionProgress::default();
+        progress.assign(&[0, 1]);
+        progress.observe(0, 9_000, 0);
+        progress.release(1, 5);
+
+        progress.observe(1, 20_000, 4);
+        assert!(!progress.is_holding(1), "arrival 4 came before the end of the log");
+        assert_eq!(progress.limit(), Limit::At(9_000));
+
+        progress.observe(1, 8_000, 5);
+        assert!(progress.is_holding(1));
+        assert_eq!(progress.limit(), Limit::At(8_000));
     }
 
     #[test]
@@ -124,12 +179,12 @@ mod tests {
         progress.assign(&[0, 1, 2]);
         assert_eq!(progress.limit(), Limit::Blocked);
 
-        progress.observe(0, 9_000);
-        progress.observe(1, 4_000);
+        progress.observe(0, 9_000, 0);
+        progress.observe(1, 4_000, 1);
         assert_eq!(progress.limit(), Limit::Blocked, "partition 2 has delivered nothing");
 
-        progress.observe(2, 7_000);
-        progress.observe(1, 3_000);
+        progress.observe(2, 7_000, 2);
+        progress.observe(1, 3_000, 3);
         assert_eq!(
             progress.limit(),
             Limit::At(4_000),
@@ -141,17 +196,17 @@ mod tests {
     fn released_partition_holds_again_at_its_next_event() {
         let mut progress = PartitionProgress::default();
         progress.assign(&[0, 1]);
-        progress.observe(0, 9_000);
-        progress.release(1);
+        progress.observe(0, 9_000, 0);
+        progress.release(1, 1);
         assert_eq!(progress.limit(), Limit::At(9_000));
         assert!(!progress.is_holding(1));
 
-        progress.observe(1, 5_000);
+        progress.observe(1, 5_000, 1);
         assert_eq!(progress.limit(), Limit::At(5_000));
         assert!(progress.is_holding(1));
 
-        progress.release(0);
-        progress.release(1);
+        progress.release(0, 2);
+        progress.release(1, 2);
         assert_eq!(progress.limit(), Limit::None);
     }
 
@@ -159,13 +214,13 @@ mod tests {
     fn reassignment_keeps_progress_of_kept_partitions() {
         let mut progress = PartitionProgress::default();
         progress.assign(&[0, 1]);
-        progress.observe(0, 9_000);
-        progress.observe(1, 2_000);
+        progress.observe(0, 9_000, 0);
+        progress.observe(1, 2_000, 1);
 
         progress.assign(&[0, 3]);
-        progress.observe(1, 1_000);
+        progress.observe(1, 1_000, 2);
         assert_eq!(progress.limit(), Limit::Blocked, "partition 3 is new");
-        progress.observe(3, 12_000);
+        progress.observe(3, 12_000, 3);
         assert_eq!(
             progress.limit(),
             Limit::At(9_000),

@@ -463,6 +463,55 @@ fn held_event_counts_for_its_partition_once_released() {
 }
 
 #[test]
+fn held_event_does_not_hold_a_partition_released_after_it() {
+    let mut windower = windower(
+        "allowed_lateness = \"10s\"\nmax_future_jump = \"1m\"\nfuture_confirmations = 2",
+        VIEWS_1M,
+    );
+    let mut closed = Vec::new();
+    windower.assign_partitions(&[0, 1], &mut closed);
+    let second = 1_000;
+    push_partitioned(
+        &mut windower,
+        vec![
+            (0, event(T0, "view", "a")),
+            (0, event(T0 + second, "view", "b")),
+            (1, event(T0 + 10 * MINUTE, "view", "far ahead")),
+        ],
+    );
+    assert_eq!(windower.counters().events_held, 1);
+
+    // The end of partition 1's log comes after its held event, and no
+    // second report follows when that event is applied.
+    windower.release_partition(1, &mut closed);
+    let steps: Vec<(i32, Event)> = [50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 550, 570]
+        .iter()
+        .map(|&at| (0, event(T0 + at * second, "view", "step")))
+        .collect();
+    push_partitioned(&mut windower, steps);
+
+    assert_eq!(windower.counters().events_held, 0);
+    assert!(!windower.is_partition_holding(1));
+    assert_eq!(windower.watermark_ms(), Some(T0 + 560 * second));
+}
+
+#[test]
+fn empty_assignment_closes_no_window() {
+    let mut windower = windower(IMMEDIATE, VIEWS_1M);
+    let mut closed = Vec::new();
+    windower.assign_partitions(&[0], &mut closed);
+    push_partitioned(&mut windower, vec![(0, event(T0, "view", "a"))]);
+
+    windower.assign_partitions(&[], &mut closed);
+    closed.extend(push_partitioned(
+        &mut windower,
+        vec![(0, event(T0 + 5 * MINUTE, "view", "queued before the revocation"))],
+    ));
+
+    assert!(closed.is_empty(), "closed during a rebalance: {closed:?}");
+}
+
+#[test]
 fn slices_per_dimension_value() {
     let metrics = r#"
 [[metric]]

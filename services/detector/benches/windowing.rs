@@ -1,0 +1,108 @@
+//! Cost of one event through the windowing: the event-time clock, the
+//! windows of every metric and slice, and the watermark over Kafka
+//! partitions.
+//!
+//! Run: `cargo bench -p seismo-detector --bench windowing`. Each benchmark
+//! pushes a batch of 10,000 events, one every 60 ms of event time and spread
+//! round-robin over the partitions, into a fresh `Windower` with two count
+//! metrics of 1-minute windows sliced by two dimensions. So every 1,000
+//! events close one window of each series.
+
+use std::hint::black_box;
+
+use chrono::{TimeZone, Utc};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use seismo_detector::MetricsConfig;
+use seismo_detector::windowing::Windower;
+use seismo_events::Event;
+
+const EVENTS: usize = 10_000;
+
+const CONFIG: &str = r#"
+[windowing]
+allowed_lateness = "10s"
+
+[[metric]]
+name = "views"
+events = ["view"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os", "country"]
+
+[[metric]]
+name = "likes"
+events = ["like"]
+aggregation = "count"
+window = "1m"
+dimensions = ["os", "country"]
+"#;
+
+/// Events of three OSes and ten countries, two views to one like.
+fn events() -> Vec<Event> {
+    let start_ms = 1_700_000_040_000;
+    (0..EVENTS)
+        .map(|index| Event {
+            event_time: Utc.timestamp_millis_opt(start_ms + index as i64 * 60).unwrap(),
+            event: if index % 3 == 2 { "like" } else { "view" }.to_string(),
+            user_id: format!("user-{}", index % 500),
+            event_id: None,
+            post_id: None,
+            receiver_id: None,
+            os: Some(["iOS", "Android", "web"][index % 3].to_string()),
+            country: Some(format!("C{}", index % 10)),
+            city: None,
+            source: None,
+            gender: None,
+            age: None,
+            exp_group: None,
+            value: None,
+            extra: String::new(),
+        })
+        .collect()
+}
+
+fn windowing(c: &mut Criterion) {
+    let config = MetricsConfig::parse(CONFIG).expect("the benchmark's metrics file is valid");
+    let events = events();
+    let mut group = c.benchmark_group("windowing");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+
+    group.bench_function("without_partitions", |bencher| {
+        bencher.iter_batched(
+            || (Windower::new(&config), events.clone()),
+            |(mut windower, events)| {
+                let mut closed = Vec::new();
+                for event in events {
+                    windower.push(event, &mut closed);
+                }
+                black_box(closed.len())
+            },
+            BatchSize::LargeInput,
+        );
+    });
+
+    for partitions in [1, 12, 64] {
+        let assigned: Vec<i32> = (0..partitions).collect();
+        group.bench_function(format!("{partitions}_partitions"), |bencher| {
+            bencher.iter_batched(
+                || {
+                    let mut windower = Windower::new(&config);
+                    windower.assign_partitions(&assigned, &mut Vec::new());
+                    (windower, events.clone())
+                },
+                |(mut windower, events)| {
+                    let mut closed = Vec::new();
+                    for (index, event) in events.into_iter().enumerate() {
+                        windower.push_from(index as i32 % partitions, event, &mut closed);
+                    }
+                    black_box(closed.len())
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, windowing);
+criterion_main!(benches);
