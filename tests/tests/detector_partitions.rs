@@ -1,12 +1,18 @@
 //! The detector's watermark over several Kafka partitions (librdkafka's
-//! mock cluster): catching up on a backlog, librdkafka hands over one
-//! partition's batch after another, hours of event time apart, and no event
-//! of a slower partition may count as late.
+//! mock cluster). Catching up on a backlog, librdkafka hands over one
+//! partition's batch after another, hours of event time apart. No event of
+//! a slower partition may count as late, also across a restart with a warm
+//! start from the local ClickHouse.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
-use seismo_detector::{KafkaSettings, MetricsConfig, ServiceConfig};
+use seismo_detector::{KafkaSettings, MetricsConfig, ServiceConfig, WarmStartOutcome, WarmStartSettings};
+use seismo_ingest::{BatchPolicy, ClickHouseConfig, IngestConfig, IngestStats};
 use seismo_proto::v1::GetSeriesRequest;
 use seismo_proto::v1::detector_client::DetectorClient;
+use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::grpc::connect;
 use seismo_tests::kafka::produce_all_to;
 use seismo_tests::wait::wait_for;
@@ -56,9 +62,20 @@ async fn start_detector(
     properties: Vec<(String, String)>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<seismo_detector::RunningDetector> {
+    start_detector_with(brokers, topic, windowing, properties, None, shutdown).await
+}
+
+async fn start_detector_with(
+    brokers: &str,
+    topic: &str,
+    windowing: &str,
+    properties: Vec<(String, String)>,
+    warm_start: Option<WarmStartSettings>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<seismo_detector::RunningDetector> {
     let mut kafka = KafkaSettings::new(brokers);
     kafka.topic = topic.to_string();
-    kafka.group_id = format!("{topic}-detector");
+    kafka.group_id = detector_group(topic);
     kafka.properties = properties;
     seismo_detector::start(
         ServiceConfig {
@@ -66,12 +83,35 @@ async fn start_detector(
             kafka,
             listen: "127.0.0.1:0".parse()?,
             replay_buffer: 1_000,
-            warm_start: None,
+            warm_start,
         },
         seismo_detector::Readiness::default(),
         shutdown.clone(),
     )
     .await
+}
+
+fn detector_group(topic: &str) -> String {
+    format!("{topic}-detector")
+}
+
+/// Returns the values of the total series' points kept in full.
+async fn total_values(detector: &seismo_detector::RunningDetector) -> anyhow::Result<Vec<(i64, f64)>> {
+    let mut client = DetectorClient::new(connect(detector.local_addr()).await);
+    let series = client
+        .get_series(GetSeriesRequest {
+            metric: "views".to_string(),
+            slice: vec![],
+            limit: 0,
+        })
+        .await?
+        .into_inner();
+    Ok(series
+        .points
+        .iter()
+        .filter(|point| !point.reference_only)
+        .map(|point| (point.window_start_ms, point.value))
+        .collect())
 }
 
 /// Waits until the detector has read `messages` and its watermark is
@@ -118,20 +158,12 @@ async fn catching_up_across_partitions_loses_no_event() -> anyhow::Result<()> {
     assert_eq!(stats.events_accepted, messages, "{stats:?}");
 
     // Every closed window counts the events of all three partitions.
-    let mut client = DetectorClient::new(connect(detector.local_addr()).await);
-    let series = client
-        .get_series(GetSeriesRequest {
-            metric: "views".to_string(),
-            slice: vec![],
-            limit: 0,
-        })
-        .await?
-        .into_inner();
+    let values = total_values(&detector).await?;
     let closed_windows = (last_event_ms - LATENESS_MS - base_ms) / WINDOW_MS;
-    assert_eq!(series.points.len() as i64, closed_windows);
+    assert_eq!(values.len() as i64, closed_windows);
     let per_window = (3 * EVENTS_PER_MINUTE * 5) as f64;
-    for point in &series.points {
-        assert_eq!(point.value, per_window, "window starting at {}", point.window_start_ms);
+    for (window_start_ms, value) in values {
+        assert_eq!(value, per_window, "window starting at {window_start_ms}");
     }
 
     shutdown.cancel();
@@ -181,4 +213,116 @@ async fn silent_partition_stops_holding_windows_after_idle_timeout() -> anyhow::
 
     shutdown.cancel();
     detector.wait().await
+}
+
+/// Commits `positions` (partition, offset) for `group`, as a detector that
+/// had consumed everything before them would have.
+fn commit_positions(brokers: &str, topic: &str, group: &str, positions: &[(i32, i64)]) -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for &(partition, offset) in positions {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    consumer.commit(&list, CommitMode::Sync)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_during_catch_up_keeps_lagging_partition_events() -> anyhow::Result<()> {
+    let cluster = MockCluster::new(1)?;
+    let topic = "partitions-restart";
+    cluster.create_topic(topic, 2, 1)?;
+    let brokers = cluster.bootstrap_servers();
+    let database = TestDatabase::create("detector_partitions_restart").await?;
+    let shutdown = CancellationToken::new();
+
+    // Ingest stores both partitions' three hours of views in ClickHouse.
+    let minutes = 3 * 60;
+    let base_ms = base_ms(4);
+    let mut messages = 0;
+    for partition in 0..2 {
+        let payloads = views(partition, base_ms, minutes);
+        messages += payloads.len() as u64;
+        produce_all_to(&brokers, topic, partition, &payloads).await?;
+    }
+    let ingest = tokio::spawn(seismo_ingest::run(
+        IngestConfig {
+            brokers: brokers.clone(),
+            topic: topic.to_string(),
+            group_id: format!("{topic}-ingest"),
+            dead_letter_topic: format!("{topic}.dlq"),
+            clickhouse: ClickHouseConfig {
+                url: database.url(),
+                database: database.name().to_string(),
+                ..ClickHouseConfig::default()
+            },
+            batch: BatchPolicy {
+                max_wait: Duration::from_millis(200),
+                ..BatchPolicy::default()
+            },
+            ..IngestConfig::default()
+        },
+        Arc::new(IngestStats::default()),
+        seismo_ingest::Readiness::default(),
+        shutdown.child_token(),
+    ));
+    wait_for("ingest to store every event", async || {
+        let stored = database.fetch_u64("SELECT count() FROM events").await.unwrap_or(0);
+        Ok((stored == messages, format!("stored {stored} of {messages}")))
+    })
+    .await?;
+
+    // The previous detector stopped in a catch-up: it had read all of
+    // partition 0 but only the first hour of partition 1.
+    let read_of_partition_1 = 60 * EVENTS_PER_MINUTE;
+    let per_partition = minutes * EVENTS_PER_MINUTE;
+    commit_positions(
+        &brokers,
+        topic,
+        &detector_group(topic),
+        &[(0, per_partition), (1, read_of_partition_1)],
+    )?;
+
+    let windowing = "allowed_lateness = \"1m\"";
+    let warm_start = WarmStartSettings::new(database.url(), database.name(), "events");
+    let detector_shutdown = shutdown.child_token();
+    let detector = start_detector_with(
+        &brokers,
+        topic,
+        windowing,
+        Vec::new(),
+        Some(warm_start),
+        &detector_shutdown,
+    )
+    .await?;
+    let outcome = detector.warm_start_outcome().await;
+    assert!(matches!(outcome, Some(WarmStartOutcome::Loaded { .. })), "{outcome:?}");
+
+    let unread = (per_partition - read_of_partition_1) as u64;
+    let last_event_ms = base_ms + minutes * MINUTE_MS - MINUTE_MS / EVENTS_PER_MINUTE;
+    wait_for_watermark(&detector, unread, last_event_ms - LATENESS_MS).await?;
+    let stats = detector.stats().snapshot();
+    assert_eq!(stats.events_late, 0, "{stats:?}");
+
+    // Every window counts both partitions' views: the restored ones and
+    // those that partition 1's unread events completed.
+    let values = total_values(&detector).await?;
+    let closed_windows = (last_event_ms - LATENESS_MS - base_ms) / WINDOW_MS;
+    assert_eq!(values.len() as i64, closed_windows);
+    let per_window = (2 * EVENTS_PER_MINUTE * 5) as f64;
+    for (window_start_ms, value) in values {
+        assert_eq!(value, per_window, "window starting at {window_start_ms}");
+    }
+
+    detector_shutdown.cancel();
+    detector.wait().await?;
+    shutdown.cancel();
+    ingest.await??;
+    Ok(())
 }

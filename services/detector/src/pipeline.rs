@@ -234,9 +234,17 @@ impl Pipeline {
         self.windower.resume_clock(max_event_ms);
     }
 
-    /// Ends a restore: windowing counters start again from zero, so they
-    /// count live events only.
+    /// Keeps the watermark at or below `watermark_ms` while restored events
+    /// are replayed; see [`Windower::hold_restored_until`].
+    pub fn hold_restored_until(&mut self, watermark_ms: i64) {
+        self.windower.hold_restored_until(watermark_ms);
+    }
+
+    /// Ends a restore: the watermark follows the live partitions, and the
+    /// windowing counters start again from zero, so they count live events
+    /// only.
     pub fn finish_restore(&mut self) {
+        self.windower.end_restore();
         self.windower.reset_counters();
         self.shared
             .stats

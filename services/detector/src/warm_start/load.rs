@@ -43,6 +43,10 @@ pub(crate) struct LoadedHistory {
     /// Latest stored event time before the resume positions, whole seconds
     /// as Unix epoch ms; `None` when ClickHouse had no such event.
     pub max_event_ms: Option<i64>,
+    /// Windows ending at or before this time (Unix epoch ms) are restored
+    /// closed, and no later one may close before Kafka's events arrive (see
+    /// [`restore_watermark_ms`]). Set with `max_event_ms`.
+    pub watermark_ms: i64,
     pub metrics: Vec<MetricHistory>,
     /// Events of the windows still open, oldest first.
     pub tail: Vec<Event>,
@@ -108,10 +112,32 @@ pub(crate) async fn load_history(
     let max_event_ms = bounds.max_second * 1_000;
     let missing_offsets = missing_offsets(client, table, positions, from_ms).await?.behind_stored;
 
-    // Windows ending at or before the watermark of the stored events were
-    // closed when the previous process read them. Later ones stay open and
-    // get their stored events one by one.
-    let watermark_ms = max_event_ms - config.windowing.allowed_lateness_ms;
+    // Windows ending at or before the previous process's watermark were
+    // closed when it read them. Later ones stay open and get their stored
+    // events one by one.
+    let read_ends = partition_seconds(
+        client,
+        &sql::read_ends_sql(table, &positions_condition, from_ms / 1_000),
+    )
+    .await?;
+    let first_unread = match sql::first_unread_sql(table, positions, from_ms / 1_000) {
+        Some(query) => partition_seconds(client, &query).await?,
+        None => BTreeMap::new(),
+    };
+    let watermark_ms = restore_watermark_ms(
+        max_event_ms,
+        &read_ends,
+        &first_unread,
+        config.windowing.allowed_lateness_ms,
+    );
+    if watermark_ms < max_event_ms - config.windowing.allowed_lateness_ms {
+        tracing::info!(
+            max_event_ms,
+            watermark_ms,
+            lagging_for_ms = max_event_ms - config.windowing.allowed_lateness_ms - watermark_ms,
+            "warm start: a Kafka partition lagged behind the others at the resume positions; the windows after the slowest one stay open for its events"
+        );
+    }
     let mut metrics = Vec::new();
     for (metric_index, metric) in config.metrics.iter().enumerate() {
         let until_ms = metric.window.start_of(watermark_ms);
@@ -152,10 +178,51 @@ pub(crate) async fn load_history(
 
     Ok(LoadedHistory {
         max_event_ms: Some(max_event_ms),
+        watermark_ms,
         metrics,
         tail,
         missing_offsets,
     })
+}
+
+/// Returns the watermark the previous process had at the resume positions,
+/// from the latest stored event second each partition had read
+/// (`read_ends`) and the first one it had yet to read (`first_unread`),
+/// both in Unix epoch ms per partition.
+///
+/// The previous process held its watermark at the slowest partition still
+/// delivering, so a partition that lagged has its next events in windows
+/// later than that. Such a partition has unread events. Its reach is the
+/// later of its last read event and its first unread one. So a partition
+/// that was quiet and got a new event since counts at that new event, and
+/// one whose next event is a straggler counts at its last read event. A
+/// partition with nothing unread holds nothing back, because its consumer
+/// had reached its end.
+pub(crate) fn restore_watermark_ms(
+    max_event_ms: i64,
+    read_ends: &BTreeMap<i32, i64>,
+    first_unread: &BTreeMap<i32, i64>,
+    allowed_lateness_ms: i64,
+) -> i64 {
+    let reached_ms = first_unread
+        .iter()
+        .map(|(partition, &unread_ms)| {
+            read_ends
+                .get(partition)
+                .map_or(unread_ms, |&read_ms| read_ms.max(unread_ms))
+        })
+        .fold(max_event_ms, i64::min);
+    reached_ms - allowed_lateness_ms
+}
+
+/// Reads `{"partition": p, "second": s}` rows into milliseconds per
+/// partition.
+async fn partition_seconds(client: &clickhouse::Client, query: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let rows: Vec<PartitionSecondRow> = fetch_rows(client, query).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.partition, row.second * 1_000))
+        .collect())
 }
 
 /// Counts the offsets before `positions` that the table does not have yet,
@@ -299,6 +366,12 @@ struct BoundsRow {
 }
 
 #[derive(Debug, Deserialize)]
+struct PartitionSecondRow {
+    partition: i32,
+    second: i64,
+}
+
+#[derive(Debug, Deserialize)]
 struct StoredOffsetRow {
     partition: i32,
     max_offset: i64,
@@ -406,6 +479,41 @@ async fn fetch_one<T: DeserializeOwned>(client: &clickhouse::Client, query: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_watermark_follows_a_lagging_partition() {
+        let read_ends = BTreeMap::from([(0, 10_800_000), (1, 3_600_000), (2, 10_000_000)]);
+        let first_unread = BTreeMap::from([(1, 3_603_000), (2, 10_801_000)]);
+
+        assert_eq!(
+            restore_watermark_ms(10_800_000, &read_ends, &first_unread, 60_000),
+            3_603_000 - 60_000
+        );
+    }
+
+    #[test]
+    fn restore_watermark_ignores_caught_up_and_quiet_partitions() {
+        // Partition 1 read its last event an hour before the others and has
+        // nothing unread; partition 2 was quiet too and got an event since.
+        let read_ends = BTreeMap::from([(0, 10_800_000), (1, 7_200_000), (2, 7_000_000)]);
+        let first_unread = BTreeMap::from([(2, 10_900_000)]);
+
+        assert_eq!(
+            restore_watermark_ms(10_800_000, &read_ends, &first_unread, 60_000),
+            10_800_000 - 60_000
+        );
+    }
+
+    #[test]
+    fn restore_watermark_ignores_an_unread_straggler() {
+        let read_ends = BTreeMap::from([(0, 10_800_000)]);
+        let first_unread = BTreeMap::from([(0, 1_000_000)]);
+
+        assert_eq!(
+            restore_watermark_ms(10_800_000, &read_ends, &first_unread, 60_000),
+            10_800_000 - 60_000
+        );
+    }
 
     #[test]
     fn event_time_parses_both_schemas() {

@@ -9,9 +9,11 @@
 //! detector's consumer group resumes from, and from Kafka otherwise. So no
 //! event counts twice and none is skipped, as long as ClickHouse has every
 //! event before the resume positions. Windows that end at or before the
-//! watermark of the loaded events (latest event time − allowed lateness)
-//! are restored closed, from SQL aggregates. Events of later windows are
-//! loaded one by one, so those windows stay open for Kafka's events.
+//! watermark the previous process had (latest event time − allowed
+//! lateness, where the latest event time is the slowest partition's when
+//! one lagged) are restored closed, from SQL aggregates. Events of later
+//! windows are loaded one by one, so those windows stay open for Kafka's
+//! events.
 //!
 //! NOTE: the positions are read before the consumer joins its group. If
 //! another member of the group commits in between (an old instance still
@@ -343,13 +345,11 @@ fn keep_waiting(missing: u64, since_progress: Duration, remaining: Duration) -> 
 ///
 /// The previous process judged every window restored here, because it
 /// stored an offset only after it had applied the event, so its watermark
-/// had passed them. It may have judged later windows too, after its last
-/// commit. Those are judged live again, and a change it published for them
-/// comes again under the same id.
-/// TODO: this is true only while the previous process's partitions were level.
-/// Stopped while one partition lagged (catching up, or a stuck broker), its
-/// watermark was the lagging partition's, so windows between it and the
-/// loaded events' watermark are restored here without being announced.
+/// had passed them. The restore stops at the watermark it had, that of its
+/// slowest partition (see [`load::restore_watermark_ms`]), and the replayed
+/// events close no later window. It may have judged later windows too,
+/// after its last commit. Those are judged live again, and a change it
+/// published for them comes again under the same id.
 /// NOTE: a far-future event held back by the previous process's clock was
 /// committed without moving its watermark, so the windows it closes here
 /// were not judged before, and their changes are not announced.
@@ -366,6 +366,7 @@ fn apply(history: LoadedHistory, pipeline: &mut Pipeline) -> WarmStartOutcome {
         windows += pipeline.restore_history(metric.metric_index, &metric.windows, metric.until_ms);
     }
     pipeline.resume_clock(max_event_ms);
+    pipeline.hold_restored_until(history.watermark_ms);
     let tail_events = history.tail.len();
     for event in history.tail {
         windows += pipeline.restore_event(event);

@@ -117,6 +117,35 @@ pub(crate) fn bounds_sql(table: &Table, positions: &str, from_s: i64) -> String 
     )
 }
 
+/// Latest event second per partition before its resume position, from
+/// `from_s` on, as `{"partition": p, "second": s}` rows.
+pub(crate) fn read_ends_sql(table: &Table, positions: &str, from_s: i64) -> String {
+    format!(
+        "SELECT kafka_partition AS partition, max({EVENT_SECONDS}) AS second FROM {} \
+         WHERE {positions} AND event_time >= toDateTime({from_s}) GROUP BY kafka_partition",
+        table.source()
+    )
+}
+
+/// Event second of the first stored event at or after each partition's
+/// resume position (the next one its consumer reads), from `from_s` on, as
+/// `{"partition": p, "second": s}` rows. `None` without positions.
+pub(crate) fn first_unread_sql(table: &Table, positions: &[(i32, i64)], from_s: i64) -> Option<String> {
+    let terms: Vec<String> = positions
+        .iter()
+        .map(|(partition, offset)| format!("(kafka_partition = {partition} AND kafka_offset >= {offset})"))
+        .collect();
+    if terms.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "SELECT kafka_partition AS partition, argMin({EVENT_SECONDS}, kafka_offset) AS second FROM {} \
+         WHERE ({}) AND event_time >= toDateTime({from_s}) GROUP BY kafka_partition",
+        table.source(),
+        terms.join(" OR ")
+    ))
+}
+
 /// Highest stored offset per partition from `from_s` on, as
 /// `{"partition": p, "max_offset": o}` rows, to detect an ingest lag.
 pub(crate) fn stored_offsets_sql(table: &Table, from_s: i64) -> String {

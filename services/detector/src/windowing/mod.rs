@@ -90,6 +90,9 @@ pub struct Windower {
     /// Windows ending at or before this time (Unix epoch ms) are closed.
     /// Never moves back, also when a new partition holds the next ones.
     watermark_ms: Option<i64>,
+    /// Highest watermark while restored events are replayed, set by
+    /// [`Windower::hold_restored_until`].
+    restore_limit_ms: Option<i64>,
     metrics: Vec<MetricWindows>,
     counters: WindowingCounters,
 }
@@ -102,6 +105,7 @@ impl Windower {
             partitions: PartitionProgress::default(),
             arrivals: 0,
             watermark_ms: None,
+            restore_limit_ms: None,
             metrics: config
                 .metrics
                 .iter()
@@ -178,7 +182,10 @@ impl Windower {
             Limit::At(limit_ms) => max_event_ms.min(limit_ms),
             Limit::Blocked => return,
         };
-        let candidate_ms = reached_ms.saturating_sub(self.settings.allowed_lateness_ms);
+        let mut candidate_ms = reached_ms.saturating_sub(self.settings.allowed_lateness_ms);
+        if let Some(limit_ms) = self.restore_limit_ms {
+            candidate_ms = candidate_ms.min(limit_ms);
+        }
         let watermark_ms = self
             .watermark_ms
             .map_or(candidate_ms, |current| current.max(candidate_ms));
@@ -218,6 +225,20 @@ impl Windower {
     /// instead of waiting for confirmation. Closes nothing by itself.
     pub fn resume_clock(&mut self, max_event_ms: i64) {
         self.clock.resume_at(max_event_ms);
+    }
+
+    /// Keeps the watermark at or below `watermark_ms` until
+    /// [`Windower::end_restore`], so restored events replayed through
+    /// [`Windower::push`] close no window that a lagging partition's unread
+    /// events still belong to.
+    pub fn hold_restored_until(&mut self, watermark_ms: i64) {
+        self.restore_limit_ms = Some(watermark_ms);
+    }
+
+    /// Ends a restore: the partitions of the live source decide how far the
+    /// watermark goes from now on.
+    pub fn end_restore(&mut self) {
+        self.restore_limit_ms = None;
     }
 
     /// Zeroes the counters, e.g. so they count only live events after a
