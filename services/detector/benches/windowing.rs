@@ -3,10 +3,13 @@
 //! partitions.
 //!
 //! Run: `cargo bench -p seismo-detector --bench windowing`. Each benchmark
-//! pushes a batch of 10,000 events, one every 60 ms of event time and spread
-//! round-robin over the partitions, into a fresh `Windower` with two count
-//! metrics of 1-minute windows sliced by two dimensions. So every 1,000
-//! events close one window of each series.
+//! pushes a batch of 10,000 events, one every 60 ms of event time, into a
+//! fresh `Windower` with two count metrics of 1-minute windows sliced by
+//! two dimensions. So every 1,000 events close one window of each series.
+//! With partitions, the events go round-robin over them, the worst case:
+//! every event then comes from the slowest partition. The `chunks` case
+//! gives each partition 100 events in a row, as librdkafka hands over a
+//! fetched batch of one partition at a time.
 
 use std::hint::black_box;
 
@@ -81,9 +84,15 @@ fn windowing(c: &mut Criterion) {
         );
     });
 
-    for partitions in [1, 12, 64] {
+    let cases = [(1, 1), (12, 1), (64, 1), (64, 100)];
+    for (partitions, chunk) in cases {
         let assigned: Vec<i32> = (0..partitions).collect();
-        group.bench_function(format!("{partitions}_partitions"), |bencher| {
+        let name = if chunk == 1 {
+            format!("{partitions}_partitions")
+        } else {
+            format!("{partitions}_partitions_chunks_of_{chunk}")
+        };
+        group.bench_function(name, |bencher| {
             bencher.iter_batched(
                 || {
                     let mut windower = Windower::new(&config);
@@ -93,7 +102,7 @@ fn windowing(c: &mut Criterion) {
                 |(mut windower, events)| {
                     let mut closed = Vec::new();
                     for (index, event) in events.into_iter().enumerate() {
-                        windower.push_from(index as i32 % partitions, event, &mut closed);
+                        windower.push_from((index / chunk) as i32 % partitions, event, &mut closed);
                     }
                     black_box(closed.len())
                 },

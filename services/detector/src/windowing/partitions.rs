@@ -36,9 +36,10 @@ enum Progress {
 }
 
 /// How far the partitions let the watermark go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Limit {
     /// No partition holds the watermark back.
+    #[default]
     None,
     /// Event time (Unix epoch ms) the slowest holding partition reached.
     At(i64),
@@ -54,6 +55,10 @@ pub(crate) struct PartitionProgress {
     /// no limit on the watermark. An empty assignment (between the two
     /// steps of a rebalance) blocks it, because events may still come.
     partitions: Option<BTreeMap<i32, Progress>>,
+    /// [`PartitionProgress::limit`], kept up to date by every change. An
+    /// event moves it only when it comes from the slowest partition, so
+    /// the scan over all partitions runs about once per round of them.
+    limit: Limit,
 }
 
 impl PartitionProgress {
@@ -69,6 +74,7 @@ impl PartitionProgress {
             })
             .collect();
         self.partitions = Some(assigned);
+        self.limit = self.compute_limit();
     }
 
     /// Records an applied event of `partition` at `event_time_ms`, which
@@ -82,11 +88,19 @@ impl PartitionProgress {
         else {
             return;
         };
-        *progress = match *progress {
-            Progress::Behind(latest_ms) => Progress::Behind(latest_ms.max(event_time_ms)),
+        let previous = *progress;
+        *progress = match previous {
+            Progress::Behind(latest_ms) if event_time_ms <= latest_ms => return,
+            Progress::Behind(_) | Progress::Waiting => Progress::Behind(event_time_ms),
             Progress::Released { since_arrival } if arrival < since_arrival => return,
-            Progress::Waiting | Progress::Released { .. } => Progress::Behind(event_time_ms),
+            Progress::Released { .. } => Progress::Behind(event_time_ms),
         };
+
+        // A partition further along than the slowest one moves no limit.
+        let was_slowest = matches!((previous, self.limit), (Progress::Behind(latest_ms), Limit::At(limit_ms)) if latest_ms == limit_ms);
+        if was_slowest || !matches!(previous, Progress::Behind(_)) {
+            self.limit = self.compute_limit();
+        }
     }
 
     /// Stops `partition` holding the watermark back until an event whose
@@ -100,6 +114,7 @@ impl PartitionProgress {
             *progress = Progress::Released {
                 since_arrival: next_arrival,
             };
+            self.limit = self.compute_limit();
         }
     }
 
@@ -113,6 +128,10 @@ impl PartitionProgress {
     }
 
     pub(crate) fn limit(&self) -> Limit {
+        self.limit
+    }
+
+    fn compute_limit(&self) -> Limit {
         let Some(partitions) = &self.partitions else {
             return Limit::None;
         };
@@ -226,5 +245,24 @@ mod tests {
             Limit::At(9_000),
             "revoked partition 1 no longer counts"
         );
+    }
+
+    #[test]
+    fn kept_limit_equals_a_full_scan() {
+        let mut progress = PartitionProgress::default();
+        progress.assign(&[0, 1, 2, 3]);
+        let mut state: u64 = 12_345;
+        for arrival in 0..20_000u64 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let partition = (state >> 33) as i32 % 4;
+            match (state >> 20) % 50 {
+                0 => progress.release(partition, arrival),
+                1 => progress.assign(&[0, 1, 2, 3][..2 + (state >> 40) as usize % 3]),
+                _ => progress.observe(partition, (arrival as i64) * 10 - ((state >> 45) % 500) as i64, arrival),
+            }
+            assert_eq!(progress.limit(), progress.compute_limit(), "after arrival {arrival}");
+        }
     }
 }
