@@ -9,7 +9,8 @@
 //! With partitions, the events go round-robin over them, the worst case:
 //! every event then comes from the slowest partition. The `chunks` case
 //! gives each partition 100 events in a row, as librdkafka hands over a
-//! fetched batch of one partition at a time.
+//! fetched batch of one partition at a time. `unique_users` counts the
+//! distinct users of each window, all 10,000 of them new.
 
 use std::hint::black_box;
 
@@ -38,6 +39,19 @@ events = ["like"]
 aggregation = "count"
 window = "1m"
 dimensions = ["os", "country"]
+"#;
+
+/// One unique-users metric of 1-minute windows sliced by OS.
+const ACTIVE_USERS: &str = r#"
+[windowing]
+allowed_lateness = "10s"
+
+[[metric]]
+name = "active_users"
+events = ["view", "like"]
+aggregation = "unique_users"
+window = "1m"
+dimensions = ["os"]
 "#;
 
 /// Events of three OSes and ten countries, two views to one like.
@@ -110,6 +124,31 @@ fn windowing(c: &mut Criterion) {
             );
         });
     }
+
+    // Every event from a user not seen before in its window: 1,000 new
+    // users per window of the total and of one OS slice.
+    let active_users = MetricsConfig::parse(ACTIVE_USERS).expect("the benchmark's metrics file is valid");
+    let distinct: Vec<Event> = events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| Event {
+            user_id: format!("4f1c2a9e-user-{index:08}"),
+            ..event.clone()
+        })
+        .collect();
+    group.bench_function("unique_users", |bencher| {
+        bencher.iter_batched(
+            || (Windower::new(&active_users), distinct.clone()),
+            |(mut windower, events)| {
+                let mut closed = Vec::new();
+                for event in events {
+                    windower.push(event, &mut closed);
+                }
+                black_box(closed.len())
+            },
+            BatchSize::LargeInput,
+        );
+    });
     group.finish();
 }
 
