@@ -235,8 +235,22 @@ fn commit_positions(brokers: &str, topic: &str, group: &str, positions: &[(i32, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_during_catch_up_keeps_lagging_partition_events() -> anyhow::Result<()> {
+    restart_during_catch_up("partitions-restart", true).await
+}
+
+/// Ingest may not have stored the lagging partition's unread events when
+/// the detector restarts, for example when ingest is catching up too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_before_ingest_stored_unread_events() -> anyhow::Result<()> {
+    restart_during_catch_up("partitions-restart-unstored", false).await
+}
+
+/// Stops a detector, in effect, with partition 0 read to its end and
+/// partition 1 read for its first hour of three, and restarts it with a
+/// warm start. With `unread_stored` false, partition 1's unread events are
+/// deleted from ClickHouse first.
+async fn restart_during_catch_up(topic: &str, unread_stored: bool) -> anyhow::Result<()> {
     let cluster = MockCluster::new(1)?;
-    let topic = "partitions-restart";
     cluster.create_topic(topic, 2, 1)?;
     let brokers = cluster.bootstrap_servers();
     let database = TestDatabase::create("detector_partitions_restart").await?;
@@ -282,6 +296,21 @@ async fn restart_during_catch_up_keeps_lagging_partition_events() -> anyhow::Res
     // partition 0 but only the first hour of partition 1.
     let read_of_partition_1 = 60 * EVENTS_PER_MINUTE;
     let per_partition = minutes * EVENTS_PER_MINUTE;
+    if !unread_stored {
+        database
+            .client()
+            .query(&format!(
+                "ALTER TABLE events DELETE WHERE kafka_partition = 1 AND kafka_offset >= {read_of_partition_1}"
+            ))
+            .execute()
+            .await?;
+        let kept = messages - (per_partition - read_of_partition_1) as u64;
+        wait_for("the unread events of partition 1 to be deleted", async || {
+            let stored = database.fetch_u64("SELECT count() FROM events").await.unwrap_or(0);
+            Ok((stored == kept, format!("stored {stored}, expected {kept}")))
+        })
+        .await?;
+    }
     commit_positions(
         &brokers,
         topic,

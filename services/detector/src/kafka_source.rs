@@ -186,6 +186,7 @@ pub(crate) async fn run(
         .subscribe(&[&settings.topic])
         .with_context(|| format!("failed to subscribe to Kafka topic {}; check --topic", settings.topic))?;
     let mut invalid_log = RateLimitedLog::new(INVALID_LOG_INTERVAL);
+    let mut assignment_log = RateLimitedLog::new(INVALID_LOG_INTERVAL);
     let idle_timeout_ms = pipeline.config().windowing.partition_idle_timeout_ms;
     let mut silence = PartitionSilence::new(idle_timeout_ms);
     let mut silence_check = tokio::time::interval(SILENCE_CHECK_INTERVAL);
@@ -213,7 +214,12 @@ pub(crate) async fn run(
                     pipeline.assign_partitions(&partitions);
                 }
                 Err(error) => {
-                    tracing::warn!(%error, topic = %settings.topic, "failed to read the partition assignment after a rebalance; keeping the previous one for the watermark")
+                    // Read it again on the next turn.
+                    consumer.context().rebalanced.store(true, Ordering::Release);
+                    if let Some(suppressed) = assignment_log.allow() {
+                        tracing::warn!(%error, topic = %settings.topic, suppressed_since_last_log = suppressed,
+                            "failed to read the partition assignment after a rebalance; keeping the previous one for the watermark and reading it again");
+                    }
                 }
             }
         }

@@ -106,7 +106,7 @@ mod tests {
     }
 
     #[test]
-    fn busy_loop_time_does_not_count() {
+    fn brief_waits_between_events_do_not_add_up() {
         let mut silence = PartitionSilence::new(30_000);
         silence.assign(&[0, 1]);
 

@@ -2,7 +2,7 @@
 //! windows as SQL aggregates, and the events of the windows still open at
 //! the resume positions one by one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -61,7 +61,8 @@ impl LoadedHistory {
     }
 }
 
-/// Reads the history before `positions` from `table`. `history_ms` is the
+/// Reads the history before `positions` from `table`. `log_ends` is where
+/// each partition's log ended when the positions were read. `history_ms` is the
 /// length to load per metric, `None` for each metric's detector history
 /// (one week plus a few windows with weekly seasonality). Returns an empty
 /// history when the table does not exist yet or has nothing before the
@@ -71,6 +72,7 @@ pub(crate) async fn load_history(
     table: &mut Table,
     config: &MetricsConfig,
     positions: &[(i32, i64)],
+    log_ends: &BTreeMap<i32, i64>,
     history_ms: Option<i64>,
     now_ms: i64,
 ) -> anyhow::Result<LoadedHistory> {
@@ -124,10 +126,23 @@ pub(crate) async fn load_history(
         Some(query) => partition_seconds(client, &query).await?,
         None => BTreeMap::new(),
     };
+    let unread: BTreeSet<i32> = positions
+        .iter()
+        .filter(|(partition, offset)| log_ends.get(partition).is_some_and(|end| end > offset))
+        .map(|(partition, _)| *partition)
+        .collect();
+    for partition in unread.iter().filter(|partition| !first_unread.contains_key(partition)) {
+        tracing::warn!(
+            partition,
+            last_read_ms = read_ends.get(partition),
+            "warm start: ClickHouse has none of the unread events of a Kafka partition yet (ingest lags); its windows after its last read event stay open"
+        );
+    }
     let watermark_ms = restore_watermark_ms(
         max_event_ms,
         &read_ends,
         &first_unread,
+        &unread,
         config.windowing.allowed_lateness_ms,
     );
     if watermark_ms < max_event_ms - config.windowing.allowed_lateness_ms {
@@ -185,32 +200,41 @@ pub(crate) async fn load_history(
     })
 }
 
-/// Returns the watermark the previous process had at the resume positions,
-/// from the latest stored event second each partition had read
-/// (`read_ends`) and the first one it had yet to read (`first_unread`),
-/// both in Unix epoch ms per partition.
+/// Returns the watermark the previous process had at the resume positions.
+/// `read_ends` is the latest stored event time each partition had read, and
+/// `first_unread` the first stored one it had yet to read, both Unix epoch
+/// ms per partition. `unread` names the partitions whose log went on past
+/// their position.
 ///
 /// The previous process held its watermark at the slowest partition still
 /// delivering, so a partition that lagged has its next events in windows
 /// later than that. Such a partition has unread events. Its reach is the
-/// later of its last read event and its first unread one. So a partition
+/// later of its last read event and its first unread one, or its last read
+/// event while ingest has stored none of the unread ones. So a partition
 /// that was quiet and got a new event since counts at that new event, and
-/// one whose next event is a straggler counts at its last read event. A
-/// partition with nothing unread holds nothing back, because its consumer
-/// had reached its end.
+/// one whose next event is older than its last read one counts at the last
+/// read one. A partition with nothing unread holds nothing back, because
+/// its consumer had reached its end.
+/// NOTE: a quiet partition whose new event is a straggler pulls the
+/// watermark back to that event, so windows the previous process had judged
+/// are judged, and their changes announced, again.
 pub(crate) fn restore_watermark_ms(
     max_event_ms: i64,
     read_ends: &BTreeMap<i32, i64>,
     first_unread: &BTreeMap<i32, i64>,
+    unread: &BTreeSet<i32>,
     allowed_lateness_ms: i64,
 ) -> i64 {
-    let reached_ms = first_unread
+    let partitions: BTreeSet<i32> = first_unread.keys().chain(unread).copied().collect();
+    let reached_ms = partitions
         .iter()
-        .map(|(partition, &unread_ms)| {
-            read_ends
-                .get(partition)
-                .map_or(unread_ms, |&read_ms| read_ms.max(unread_ms))
-        })
+        .filter_map(
+            |partition| match (read_ends.get(partition), first_unread.get(partition)) {
+                (Some(&read_ms), Some(&unread_ms)) => Some(read_ms.max(unread_ms)),
+                (Some(&read_ms), None) => Some(read_ms),
+                (None, unread_ms) => unread_ms.copied(),
+            },
+        )
         .fold(max_event_ms, i64::min);
     reached_ms - allowed_lateness_ms
 }
@@ -486,7 +510,7 @@ mod tests {
         let first_unread = BTreeMap::from([(1, 3_603_000), (2, 10_801_000)]);
 
         assert_eq!(
-            restore_watermark_ms(10_800_000, &read_ends, &first_unread, 60_000),
+            restore_watermark_ms(10_800_000, &read_ends, &first_unread, &BTreeSet::new(), 60_000),
             3_603_000 - 60_000
         );
     }
@@ -499,8 +523,19 @@ mod tests {
         let first_unread = BTreeMap::from([(2, 10_900_000)]);
 
         assert_eq!(
-            restore_watermark_ms(10_800_000, &read_ends, &first_unread, 60_000),
+            restore_watermark_ms(10_800_000, &read_ends, &first_unread, &BTreeSet::new(), 60_000),
             10_800_000 - 60_000
+        );
+    }
+
+    #[test]
+    fn restore_watermark_holds_at_last_read_without_stored_unread() {
+        let read_ends = BTreeMap::from([(0, 10_800_000), (1, 3_600_000)]);
+        let unread = BTreeSet::from([0, 1]);
+
+        assert_eq!(
+            restore_watermark_ms(10_800_000, &read_ends, &BTreeMap::new(), &unread, 60_000),
+            3_600_000 - 60_000
         );
     }
 
@@ -510,7 +545,7 @@ mod tests {
         let first_unread = BTreeMap::from([(0, 1_000_000)]);
 
         assert_eq!(
-            restore_watermark_ms(10_800_000, &read_ends, &first_unread, 60_000),
+            restore_watermark_ms(10_800_000, &read_ends, &first_unread, &BTreeSet::new(), 60_000),
             10_800_000 - 60_000
         );
     }

@@ -276,10 +276,11 @@ async fn fetch(
     deadline: Instant,
 ) -> anyhow::Result<LoadedHistory> {
     let kafka_settings = kafka.clone();
-    let positions = tokio::task::spawn_blocking(move || positions::resume_positions(&kafka_settings))
+    let resume = tokio::task::spawn_blocking(move || positions::resume_positions(&kafka_settings))
         .await
         .context("reading the Kafka resume positions panicked")??;
-    tracing::info!(topic = %kafka.topic, group_id = %kafka.group_id, ?positions, "warm start: Kafka resume positions");
+    let positions = resume.positions;
+    tracing::info!(topic = %kafka.topic, group_id = %kafka.group_id, ?positions, log_ends = ?resume.log_ends, "warm start: Kafka resume positions");
 
     let client = settings.client();
     let history_ms = settings.history.map(|history| history.as_millis() as i64);
@@ -288,9 +289,17 @@ async fn fetch(
         .with_context(|| format!("failed to read the stored offsets from ClickHouse at {}", settings.url))?;
 
     let now_ms = chrono::Utc::now().timestamp_millis();
-    load::load_history(&client, table, pipeline.config(), &positions, history_ms, now_ms)
-        .await
-        .with_context(|| format!("failed to load history from ClickHouse at {}", settings.url))
+    load::load_history(
+        &client,
+        table,
+        pipeline.config(),
+        &positions,
+        &resume.log_ends,
+        history_ms,
+        now_ms,
+    )
+    .await
+    .with_context(|| format!("failed to load history from ClickHouse at {}", settings.url))
 }
 
 /// Waits while ClickHouse still lacks events before the resume positions,

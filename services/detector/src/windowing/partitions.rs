@@ -55,9 +55,9 @@ pub(crate) struct PartitionProgress {
     /// no limit on the watermark. An empty assignment (between the two
     /// steps of a rebalance) blocks it, because events may still come.
     partitions: Option<BTreeMap<i32, Progress>>,
-    /// [`PartitionProgress::limit`], kept up to date by every change. An
-    /// event moves it only when it comes from the slowest partition, so
-    /// the scan over all partitions runs about once per round of them.
+    /// [`PartitionProgress::limit`], kept up to date by every change. Only
+    /// an event of the slowest partition, an assignment or a release scans
+    /// all partitions again.
     limit: Limit,
 }
 
