@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use seismo_events::ParseLimits;
 use seismo_telemetry::LogFormat;
 
-use crate::config::{MetricsConfig, parse_duration_ms};
+use crate::config::{MetricsConfig, format_duration_ms, parse_duration_ms};
 use crate::evaluate::EvaluateArgs;
 use crate::kafka_source::KafkaSettings;
 use crate::replay::ReplayArgs;
@@ -52,6 +52,71 @@ pub enum Command {
     /// Measure detection quality on a NAB corpus or on synthetic business
     /// metrics and print the scores.
     Evaluate(EvaluateArgs),
+    /// Check a metrics file and print the settings in effect, defaults
+    /// included, without connecting to anything. Exits with 1 and the
+    /// error when the file is invalid.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Metrics file (TOML) to check, as `serve --config` takes it.
+    #[arg(long, env = "SEISMO_DETECTOR_CONFIG", default_value = "deploy/config/metrics.toml")]
+    pub config: PathBuf,
+}
+
+impl CheckArgs {
+    /// Loads the metrics file and returns a summary of its settings in
+    /// effect: windowing, then each metric with its window, dimensions and
+    /// method.
+    pub fn run(&self) -> anyhow::Result<String> {
+        let config = MetricsConfig::load(&self.config)
+            .with_context(|| format!("invalid metrics file {}", self.config.display()))?;
+        Ok(check_summary(&self.config, &config))
+    }
+}
+
+fn check_summary(path: &std::path::Path, config: &MetricsConfig) -> String {
+    let windowing = &config.windowing;
+    let mut lines = vec![
+        format!(
+            "{}: valid, {} metric(s), {} experiment(s)",
+            path.display(),
+            config.metrics.len(),
+            config.experiments.len()
+        ),
+        "[windowing]".to_string(),
+        format!(
+            "  allowed_lateness = {}",
+            format_duration_ms(windowing.allowed_lateness_ms)
+        ),
+        format!(
+            "  max_future_jump = {}",
+            format_duration_ms(windowing.max_future_jump_ms)
+        ),
+        format!("  future_confirmations = {}", windowing.future_confirmations),
+        format!("  max_held_events = {}", windowing.max_held_events),
+        format!(
+            "  series_idle_limit = {}",
+            format_duration_ms(windowing.series_idle_limit_ms)
+        ),
+        format!("  max_slices_per_dimension = {}", windowing.max_slices_per_dimension),
+        format!(
+            "  partition_idle_timeout = {}",
+            format_duration_ms(windowing.partition_idle_timeout_ms)
+        ),
+    ];
+    for metric in &config.metrics {
+        lines.push(format!(
+            "metric {}: {} windows, dimensions [{}], method {}",
+            metric.name,
+            format_duration_ms(metric.window.as_ms()),
+            metric.dimensions.join(", "),
+            metric.detection.method
+        ));
+    }
+    lines.push(String::new());
+    lines.join("\n")
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +288,46 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_prints_settings_in_effect() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("metrics.toml");
+        std::fs::write(
+            &path,
+            "[windowing]\npartition_idle_timeout = \"45s\"\n[[metric]]\nname = \"views\"\nevents = [\"view\"]\naggregation = \"count\"\nwindow = \"5m\"\ndimensions = [\"os\"]\n",
+        )
+        .unwrap();
+
+        let summary = CheckArgs { config: path }.run().unwrap();
+
+        assert!(summary.contains("valid, 1 metric(s)"), "{summary}");
+        assert!(summary.contains("  partition_idle_timeout = 45s\n"), "{summary}");
+        assert!(
+            summary.contains("  allowed_lateness = 1m\n"),
+            "default shown: {summary}"
+        );
+        assert!(
+            summary.contains("metric views: 5m windows, dimensions [os], method robust_band"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn check_rejects_invalid_file_with_the_reason() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("metrics.toml");
+        std::fs::write(
+            &path,
+            "[windowing]\npartition_idle_timeout = \"-5s\"\n[[metric]]\nname = \"views\"\nevents = [\"view\"]\naggregation = \"count\"\n",
+        )
+        .unwrap();
+
+        let error = format!("{:#}", CheckArgs { config: path }.run().unwrap_err());
+
+        assert!(error.contains("partition_idle_timeout"), "{error}");
+        assert!(error.contains("negative"), "{error}");
+    }
 
     #[test]
     fn serve_defaults_parse() {

@@ -1,5 +1,6 @@
 //! `seismo-detector` binary: `serve` runs the service, `replay` scores
-//! series files offline, `evaluate` measures detection quality.
+//! series files offline, `evaluate` measures detection quality, `check`
+//! validates a metrics file.
 
 use seismo_detector::Readiness;
 use seismo_detector::cli::{Cli, Command};
@@ -36,6 +37,11 @@ fn main() -> anyhow::Result<()> {
             init_logging(cli.log_format);
             let report = seismo_detector::evaluate::run(args)?;
             print!("{report}");
+            Ok(())
+        }
+        Command::Check(args) => {
+            init_logging(cli.log_format);
+            print!("{}", args.run()?);
             Ok(())
         }
     }

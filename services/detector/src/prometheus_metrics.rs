@@ -76,7 +76,7 @@ pub(crate) fn register_metrics() {
     describe_counter!(
         PARTITIONS_IDLED,
         Unit::Count,
-        "Times a Kafka partition silent for partition_idle_timeout stopped holding the watermark back."
+        "Times a Kafka partition stopped holding windows open because it delivered no event while the detector waited partition_idle_timeout for messages."
     );
     describe_counter!(
         EVENTS_ACCEPTED,

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{MetricDefinition, MetricsConfig};
+use crate::config::{MetricDefinition, MetricsConfig, WindowingSettings, format_duration_ms};
 use crate::detection::{MethodName, ResidualScale};
 use crate::grpc;
 use crate::hub::{AnomalyHub, HubConfig};
@@ -123,6 +123,7 @@ pub async fn start(
         .iter()
         .map(|experiment| experiment.name.clone())
         .collect();
+    log_windowing_settings(&config.metrics.windowing);
     for metric in &config.metrics.metrics {
         log_metric_settings(metric);
     }
@@ -176,6 +177,20 @@ pub async fn start(
 
 /// Logs the detection settings in effect for `metric`, which defaults for
 /// its aggregation may have filled in, so an operator can check them.
+/// Logs the `[windowing]` settings in effect, defaults included.
+fn log_windowing_settings(windowing: &WindowingSettings) {
+    tracing::info!(
+        allowed_lateness = %format_duration_ms(windowing.allowed_lateness_ms),
+        max_future_jump = %format_duration_ms(windowing.max_future_jump_ms),
+        future_confirmations = windowing.future_confirmations,
+        max_held_events = windowing.max_held_events,
+        series_idle_limit = %format_duration_ms(windowing.series_idle_limit_ms),
+        max_slices_per_dimension = windowing.max_slices_per_dimension,
+        partition_idle_timeout = %format_duration_ms(windowing.partition_idle_timeout_ms),
+        "windowing configured"
+    );
+}
+
 fn log_metric_settings(metric: &MetricDefinition) {
     let detection = &metric.detection;
     tracing::info!(

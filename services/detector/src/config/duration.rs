@@ -19,9 +19,19 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
         .unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(digits_end);
 
+    if trimmed.starts_with('-') {
+        return Err(format!(
+            "\"{text}\" is negative; durations are 0 or more, e.g. \"0s\" or \"30s\""
+        ));
+    }
     if digits.is_empty() {
         return Err(format!(
             "\"{text}\" does not start with a whole number; write a duration such as \"30s\", \"5m\", \"1h\" or \"7d\""
+        ));
+    }
+    if unit.starts_with(['.', ',']) {
+        return Err(format!(
+            "\"{text}\" is not a whole number of its unit; use a smaller unit, e.g. \"1500ms\" for 1.5 s"
         ));
     }
     let Some(&(_, unit_ms)) = UNITS.iter().find(|(suffix, _)| *suffix == unit) else {
@@ -63,10 +73,21 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text() {
-        for text in ["", "m", "5", "5 minutes", "-5m", "1.5h", "5M"] {
+        for text in ["", "m", "5", "5 minutes", "5M"] {
             let error = parse_duration_ms(text).expect_err(text);
             assert!(error.contains("5m"), "error for {text:?} gives no example: {error}");
         }
+    }
+
+    #[test]
+    fn rejects_negative_and_fractional_durations_by_name() {
+        let negative = parse_duration_ms("-5s").unwrap_err();
+        assert!(negative.contains("negative"), "{negative}");
+        assert!(negative.contains("\"0s\""), "{negative}");
+
+        let fraction = parse_duration_ms("1.5s").unwrap_err();
+        assert!(fraction.contains("not a whole number"), "{fraction}");
+        assert!(fraction.contains("1500ms"), "{fraction}");
     }
 
     #[test]

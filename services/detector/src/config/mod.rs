@@ -57,7 +57,7 @@ pub enum ConfigError {
 
     /// The parser's message, kept as text so the error chain does not
     /// print it twice.
-    #[error("metrics file is not valid TOML or has an unknown key: {0}")]
+    #[error("metrics file is invalid: {0}")]
     Syntax(String),
 
     #[error(
@@ -331,6 +331,10 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
         Some(key) => ConfigError::Syntax(format!(
             "{}\n`{key}` is a detection setting: put it under a [detection] table or in a metric's \
              `detection` table",
+            message.trim_end()
+        )),
+        None if error.message().contains("expected a string") => ConfigError::Syntax(format!(
+            "{}\ndurations, names and methods are strings in quotes, e.g. `allowed_lateness = \"30s\"`",
             message.trim_end()
         )),
         None => ConfigError::Syntax(message),

@@ -412,6 +412,16 @@ fn misspelt_table_gets_no_detection_hint() {
 }
 
 #[test]
+fn unquoted_duration_error_says_to_quote_it() {
+    let text = "[windowing]\npartition_idle_timeout = 30\n[[metric]]\nname = \"views\"\nevents = [\"view\"]\naggregation = \"count\"\n";
+
+    let error = MetricsConfig::parse(text).unwrap_err().to_string();
+
+    assert!(error.contains("partition_idle_timeout = 30"), "{error}");
+    assert!(error.contains("strings in quotes"), "{error}");
+}
+
+#[test]
 fn rejects_unknown_metric_key() {
     let text = format!(
         "{}colour = \"red\"\n",
