@@ -187,10 +187,8 @@ async fn wait_for_readyz(admin: SocketAddr, status: u16, reason: &str) -> String
     }
 }
 
-/// Returns the value of the sample `name` whose labels are exactly `labels`,
-/// from the Prometheus text format.
-/// Scrapes /metrics until the unlabelled sample `name` reaches `value`,
-/// and returns that exposition. Panics after [`WAIT`].
+/// Scrapes /metrics until the sample `name` with exactly `labels` reaches
+/// `value`, and returns that exposition. Panics after [`WAIT`].
 async fn wait_for_sample(address: SocketAddr, name: &str, labels: &[(&str, &str)], value: f64) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -207,6 +205,8 @@ async fn wait_for_sample(address: SocketAddr, name: &str, labels: &[(&str, &str)
     }
 }
 
+/// Returns the value of the sample `name` whose labels are exactly `labels`,
+/// from the Prometheus text format.
 fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut expected: Vec<String> = labels.iter().map(|(key, value)| format!("{key}=\"{value}\"")).collect();
     expected.sort();

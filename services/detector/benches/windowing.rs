@@ -126,7 +126,7 @@ fn windowing(c: &mut Criterion) {
     }
 
     // Every event from a user not seen before in its window: 1,000 new
-    // users per window of the total and of one OS slice.
+    // users per window of the total and about 333 of each OS slice.
     let active_users = MetricsConfig::parse(ACTIVE_USERS).expect("the benchmark's metrics file is valid");
     let distinct: Vec<Event> = events
         .iter()

@@ -87,22 +87,22 @@ fn check_summary(path: &std::path::Path, config: &MetricsConfig) -> String {
         ),
         "[windowing]".to_string(),
         format!(
-            "  allowed_lateness = {}",
+            "  allowed_lateness = \"{}\"",
             format_duration_ms(windowing.allowed_lateness_ms)
         ),
         format!(
-            "  max_future_jump = {}",
+            "  max_future_jump = \"{}\"",
             format_duration_ms(windowing.max_future_jump_ms)
         ),
         format!("  future_confirmations = {}", windowing.future_confirmations),
         format!("  max_held_events = {}", windowing.max_held_events),
         format!(
-            "  series_idle_limit = {}",
+            "  series_idle_limit = \"{}\"",
             format_duration_ms(windowing.series_idle_limit_ms)
         ),
         format!("  max_slices_per_dimension = {}", windowing.max_slices_per_dimension),
         format!(
-            "  partition_idle_timeout = {}",
+            "  partition_idle_timeout = \"{}\"",
             format_duration_ms(windowing.partition_idle_timeout_ms)
         ),
     ];
@@ -302,9 +302,9 @@ mod tests {
         let summary = CheckArgs { config: path }.run().unwrap();
 
         assert!(summary.contains("valid, 1 metric(s)"), "{summary}");
-        assert!(summary.contains("  partition_idle_timeout = 45s\n"), "{summary}");
+        assert!(summary.contains("  partition_idle_timeout = \"45s\"\n"), "{summary}");
         assert!(
-            summary.contains("  allowed_lateness = 1m\n"),
+            summary.contains("  allowed_lateness = \"1m\"\n"),
             "default shown: {summary}"
         );
         assert!(

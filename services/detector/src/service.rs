@@ -175,8 +175,6 @@ pub async fn start(
     })
 }
 
-/// Logs the detection settings in effect for `metric`, which defaults for
-/// its aggregation may have filled in, so an operator can check them.
 /// Logs the `[windowing]` settings in effect, defaults included.
 fn log_windowing_settings(windowing: &WindowingSettings) {
     tracing::info!(
@@ -191,6 +189,8 @@ fn log_windowing_settings(windowing: &WindowingSettings) {
     );
 }
 
+/// Logs the detection settings in effect for `metric`, which defaults for
+/// its aggregation may have filled in, so an operator can check them.
 fn log_metric_settings(metric: &MetricDefinition) {
     let detection = &metric.detection;
     tracing::info!(

@@ -21,7 +21,7 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
 
     if trimmed.starts_with('-') {
         return Err(format!(
-            "\"{text}\" is negative; durations are 0 or more, e.g. \"0s\" or \"30s\""
+            "\"{text}\" is negative; write a duration of 0 or more, such as \"30s\""
         ));
     }
     if digits.is_empty() {
@@ -30,9 +30,7 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
         ));
     }
     if unit.starts_with(['.', ',']) {
-        return Err(format!(
-            "\"{text}\" is not a whole number of its unit; use a smaller unit, e.g. \"1500ms\" for 1.5 s"
-        ));
+        return Err(fraction_error(text, trimmed));
     }
     let Some(&(_, unit_ms)) = UNITS.iter().find(|(suffix, _)| *suffix == unit) else {
         return Err(format!(
@@ -45,6 +43,25 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     amount
         .checked_mul(unit_ms)
         .ok_or_else(|| format!("\"{text}\" is too large; use a shorter duration"))
+}
+
+/// Error for a duration with a fraction, such as `1.5h`, with the same
+/// duration in a smaller unit when it is a whole number of milliseconds.
+fn fraction_error(text: &str, trimmed: &str) -> String {
+    let number_end = trimmed
+        .find(|character: char| !(character.is_ascii_digit() || character == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(number_end);
+    let suggestion = UNITS
+        .iter()
+        .find(|(suffix, _)| *suffix == unit)
+        .and_then(|&(_, unit_ms)| Some(number.parse::<f64>().ok()? * unit_ms as f64))
+        .filter(|milliseconds| milliseconds.fract() == 0.0 && *milliseconds < i64::MAX as f64)
+        .map(|milliseconds| format!(" such as \"{}\"", format_duration_ms(milliseconds as i64)));
+    format!(
+        "\"{text}\" is not a whole number of its unit; write it in a smaller unit{}",
+        suggestion.unwrap_or_default()
+    )
 }
 
 /// Formats milliseconds in the largest unit that divides them, e.g. `300000` as `5m`.
@@ -83,11 +100,16 @@ mod tests {
     fn rejects_negative_and_fractional_durations_by_name() {
         let negative = parse_duration_ms("-5s").unwrap_err();
         assert!(negative.contains("negative"), "{negative}");
-        assert!(negative.contains("\"0s\""), "{negative}");
 
         let fraction = parse_duration_ms("1.5s").unwrap_err();
         assert!(fraction.contains("not a whole number"), "{fraction}");
-        assert!(fraction.contains("1500ms"), "{fraction}");
+        assert!(fraction.contains("\"1500ms\""), "{fraction}");
+
+        let hours = parse_duration_ms("1.5h").unwrap_err();
+        assert!(hours.contains("\"90m\""), "{hours}");
+
+        let unknown_unit = parse_duration_ms("1.5x").unwrap_err();
+        assert!(unknown_unit.contains("smaller unit"), "{unknown_unit}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Running aggregate of one window of one series.
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
 
 use seismo_events::Event;
 
@@ -12,9 +13,10 @@ use crate::config::{Aggregate, Aggregation, MetricValue};
 pub(crate) enum Accumulator {
     Count(u64),
     Sum(f64),
-    /// 64-bit hashes of the window's user ids (see [`user_key`]): 9 bytes
-    /// per slot of a table at most 7/8 full, so 10 to 18 bytes per user, in
-    /// place of a 24-byte `String` plus a heap copy of each id.
+    /// 64-bit hashes of the window's user ids (see [`user_key`]). A slot
+    /// takes 9 bytes and the table is between 7/16 and 7/8 full, so a large
+    /// window takes about 10 to 21 bytes per user. A copy of each id took a
+    /// 24-byte `String` plus the id's bytes on the heap.
     // TODO: a HyperLogLog-style sketch would bound memory per window at a
     // fixed size, at the price of an estimate instead of a count.
     UniqueUsers(HashSet<u64>),
@@ -87,15 +89,14 @@ impl Accumulator {
 }
 
 /// Key of `user_id` in a unique-users set: its 64-bit hash by the standard
-/// library's `DefaultHasher` with fixed keys (SipHash-1-3 in Rust 1.95),
-/// the same for every window of the process. The expected number of user
-/// pairs of one window that share a key is about n² / 2^65 for n users:
-/// under 3 in a million for 10 million users, so the count is exact in
-/// practice.
+/// library's SipHash-1-3 (in Rust 1.95). The keys are drawn at random once
+/// per process, so every window of the process uses the same ones and
+/// clients cannot pick ids that collide. The expected number of user pairs
+/// of one window that share a key is about n² / 2^65 for n users: under 3
+/// in a million for 10 million users, so the count is exact in practice.
 fn user_key(user_id: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    user_id.hash(&mut hasher);
-    hasher.finish()
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new).hash_one(user_id)
 }
 
 fn add_if_matching(accumulator: &mut Accumulator, aggregate: &Aggregate, event: &Event) {
