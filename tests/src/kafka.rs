@@ -198,6 +198,24 @@ pub fn header_text<'a>(message: &'a OwnedMessage, key: &str) -> Option<&'a str> 
         .and_then(|header| std::str::from_utf8(header.value?).ok())
 }
 
+/// Commits `positions` (partition, offset) of `topic` for consumer `group`,
+/// as a consumer that had read everything before them would have.
+pub fn commit_offsets(brokers: &str, topic: &str, group: &str, positions: &[(i32, i64)]) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .context("creating the consumer that commits test offsets")?;
+    let mut list = TopicPartitionList::new();
+    for &(partition, offset) in positions {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    consumer
+        .commit(&list, rdkafka::consumer::CommitMode::Sync)
+        .with_context(|| format!("committing {positions:?} of {topic} for group {group}"))?;
+    Ok(())
+}
+
 /// Produces `payloads` in order to `topic` with one `key` (so to one
 /// partition), 500 in flight at a time, and waits for every acknowledgement.
 /// For tests that only need events in Kafka, without a [`MockKafka`].

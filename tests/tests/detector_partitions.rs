@@ -14,7 +14,7 @@ use seismo_proto::v1::GetSeriesRequest;
 use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::grpc::connect;
-use seismo_tests::kafka::produce_all_to;
+use seismo_tests::kafka::{commit_offsets, produce_all_to};
 use seismo_tests::wait::wait_for;
 use tokio_util::sync::CancellationToken;
 
@@ -215,24 +215,6 @@ async fn silent_partition_stops_holding_windows_after_idle_timeout() -> anyhow::
     detector.wait().await
 }
 
-/// Commits `positions` (partition, offset) for `group`, as a detector that
-/// had consumed everything before them would have.
-fn commit_positions(brokers: &str, topic: &str, group: &str, positions: &[(i32, i64)]) -> anyhow::Result<()> {
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()?;
-    let mut list = TopicPartitionList::new();
-    for &(partition, offset) in positions {
-        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    }
-    consumer.commit(&list, CommitMode::Sync)?;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_during_catch_up_keeps_lagging_partition_events() -> anyhow::Result<()> {
     restart_during_catch_up("partitions-restart", true).await
@@ -245,9 +227,9 @@ async fn restart_before_ingest_stored_unread_events() -> anyhow::Result<()> {
     restart_during_catch_up("partitions-restart-unstored", false).await
 }
 
-/// Stops a detector, in effect, with partition 0 read to its end and
-/// partition 1 read for its first hour of three, and restarts it with a
-/// warm start. With `unread_stored` false, partition 1's unread events are
+/// Commits the positions of a detector that stopped in a catch-up, with
+/// partition 0 read to its end and partition 1 read for its first hour of
+/// three, and starts a detector with a warm start. With `unread_stored` false, partition 1's unread events are
 /// deleted from ClickHouse first.
 async fn restart_during_catch_up(topic: &str, unread_stored: bool) -> anyhow::Result<()> {
     let cluster = MockCluster::new(1)?;
@@ -304,14 +286,14 @@ async fn restart_during_catch_up(topic: &str, unread_stored: bool) -> anyhow::Re
             ))
             .execute()
             .await?;
-        let kept = messages - (per_partition - read_of_partition_1) as u64;
+        let left = messages - (per_partition - read_of_partition_1) as u64;
         wait_for("the unread events of partition 1 to be deleted", async || {
             let stored = database.fetch_u64("SELECT count() FROM events").await.unwrap_or(0);
-            Ok((stored == kept, format!("stored {stored}, expected {kept}")))
+            Ok((stored == left, format!("stored {stored}, expected {left}")))
         })
         .await?;
     }
-    commit_positions(
+    commit_offsets(
         &brokers,
         topic,
         &detector_group(topic),

@@ -649,17 +649,7 @@ async fn restored_series_equal_live_series() -> anyhow::Result<()> {
 /// Commits `offset` on partition 0 for `group`, as a detector that
 /// consumed everything before it would have.
 fn commit_detector_position(kafka: &MockKafka, topic: &str, group: &str, offset: i64) -> anyhow::Result<()> {
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka.bootstrap_servers())
-        .set("group.id", group)
-        .create()?;
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, 0, Offset::Offset(offset))?;
-    consumer.commit(&list, CommitMode::Sync)?;
-    Ok(())
+    seismo_tests::kafka::commit_offsets(kafka.bootstrap_servers(), topic, group, &[(0, offset)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

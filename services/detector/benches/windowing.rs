@@ -15,7 +15,8 @@
 use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use seismo_detector::MetricsConfig;
 use seismo_detector::windowing::Windower;
 use seismo_events::Event;
@@ -84,19 +85,7 @@ fn windowing(c: &mut Criterion) {
     let mut group = c.benchmark_group("windowing");
     group.throughput(Throughput::Elements(EVENTS as u64));
 
-    group.bench_function("without_partitions", |bencher| {
-        bencher.iter_batched(
-            || (Windower::new(&config), events.clone()),
-            |(mut windower, events)| {
-                let mut closed = Vec::new();
-                for event in events {
-                    windower.push(event, &mut closed);
-                }
-                black_box(closed.len())
-            },
-            BatchSize::LargeInput,
-        );
-    });
+    bench_without_partitions(&mut group, "without_partitions", &config, &events);
 
     let cases = [(1, 1), (12, 1), (64, 1), (64, 100)];
     for (partitions, chunk) in cases {
@@ -136,9 +125,21 @@ fn windowing(c: &mut Criterion) {
             ..event.clone()
         })
         .collect();
-    group.bench_function("unique_users", |bencher| {
+    bench_without_partitions(&mut group, "unique_users", &active_users, &distinct);
+    group.finish();
+}
+
+/// Benchmarks pushing `events` into a fresh windowing of `config` from a
+/// source without partitions.
+fn bench_without_partitions(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    config: &MetricsConfig,
+    events: &[Event],
+) {
+    group.bench_function(name, |bencher| {
         bencher.iter_batched(
-            || (Windower::new(&active_users), distinct.clone()),
+            || (Windower::new(config), events.to_vec()),
             |(mut windower, events)| {
                 let mut closed = Vec::new();
                 for event in events {
@@ -149,7 +150,6 @@ fn windowing(c: &mut Criterion) {
             BatchSize::LargeInput,
         );
     });
-    group.finish();
 }
 
 criterion_group!(benches, windowing);

@@ -81,8 +81,8 @@ pub(crate) type SourceConsumer = StreamConsumer<SourceContext>;
 #[derive(Debug)]
 pub(crate) struct SourceContext {
     readiness: Arc<ReadinessTracker>,
-    /// Set by every assignment or revocation; the consume loop clears it
-    /// and hands the new assignment to the windows.
+    /// Flag that every assignment or revocation sets. The consume loop
+    /// clears it and hands the new assignment to the windows.
     rebalanced: AtomicBool,
 }
 
@@ -195,7 +195,7 @@ pub(crate) async fn run(
 
     loop {
         // The silence check comes before `recv`, which is always ready
-        // while a backlog lasts; the interval is ready once a second.
+        // while a backlog lasts, and the interval is ready once a second.
         let waiting_since = Instant::now();
         let step = tokio::select! {
             biased;

@@ -529,7 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn restore_watermark_holds_at_last_read_without_stored_unread() {
+    fn unstored_unread_events_hold_at_last_read() {
         let read_ends = BTreeMap::from([(0, 10_800_000), (1, 3_600_000)]);
         let unread = BTreeSet::from([0, 1]);
 

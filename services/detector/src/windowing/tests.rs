@@ -307,6 +307,15 @@ fn push_partitioned(windower: &mut Windower, events: Vec<(i32, Event)>) -> Vec<C
     closed
 }
 
+/// Returns views of partition 0 at each of `seconds` after `T0`, steps of
+/// less than the clock's 1-minute jump in the tests that use it.
+fn partition_0_steps(seconds: &[i64]) -> Vec<(i32, Event)> {
+    seconds
+        .iter()
+        .map(|&at| (0, event(T0 + at * 1_000, "view", "step")))
+        .collect()
+}
+
 #[test]
 fn lagging_partition_keeps_its_windows_open() {
     let mut windower = windower(IMMEDIATE, VIEWS_1M);
@@ -441,13 +450,7 @@ fn held_event_counts_for_its_partition_once_released() {
     // while partition 0 moves on in steps the clock admits.
     push_partitioned(&mut windower, vec![(1, event(T0 + 10 * MINUTE, "view", "d"))]);
     assert_eq!(windower.counters().events_held, 1);
-    let steps = |seconds: &[i64]| -> Vec<(i32, Event)> {
-        seconds
-            .iter()
-            .map(|&at| (0, event(T0 + at * second, "view", "step")))
-            .collect()
-    };
-    closed = push_partitioned(&mut windower, steps(&[50, 100, 150]));
+    closed = push_partitioned(&mut windower, partition_0_steps(&[50, 100, 150]));
     assert!(
         closed.is_empty(),
         "closed past partition 1's applied events: {closed:?}"
@@ -455,7 +458,10 @@ fn held_event_counts_for_its_partition_once_released() {
 
     // Within a minute of the held event, the clock releases it and it
     // counts for partition 1, behind partition 0.
-    closed = push_partitioned(&mut windower, steps(&[200, 250, 300, 350, 400, 450, 500, 550, 570]));
+    closed = push_partitioned(
+        &mut windower,
+        partition_0_steps(&[200, 250, 300, 350, 400, 450, 500, 550, 570]),
+    );
     assert_eq!(windower.counters().events_held, 0);
     assert_eq!(closed.len(), 9, "windows 0 to 8: {:?}", values(&closed));
     assert_eq!(windower.watermark_ms(), Some(T0 + 560 * second));
@@ -463,7 +469,7 @@ fn held_event_counts_for_its_partition_once_released() {
 }
 
 #[test]
-fn held_event_does_not_hold_a_partition_released_after_it() {
+fn held_event_ignored_after_end_of_log() {
     let mut windower = windower(
         "allowed_lateness = \"10s\"\nmax_future_jump = \"1m\"\nfuture_confirmations = 2",
         VIEWS_1M,
@@ -484,11 +490,10 @@ fn held_event_does_not_hold_a_partition_released_after_it() {
     // The end of partition 1's log comes after its held event, and no
     // second report follows when that event is applied.
     windower.release_partition(1, &mut closed);
-    let steps: Vec<(i32, Event)> = [50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 550, 570]
-        .iter()
-        .map(|&at| (0, event(T0 + at * second, "view", "step")))
-        .collect();
-    push_partitioned(&mut windower, steps);
+    push_partitioned(
+        &mut windower,
+        partition_0_steps(&[50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 550, 570]),
+    );
 
     assert_eq!(windower.counters().events_held, 0);
     assert!(!windower.is_partition_holding(1));
