@@ -7,15 +7,16 @@
 //! refits are amortised over the windows between them.
 //! `robust_band_count_model` is the default method with the count noise
 //! model (`residual_scale = "sqrt"`, `level_adjustment =
-//! "multiplicative"`, `reference_windows = 3`). Before the benchmarks it prints the bytes per series
-//! of each method once its history is full.
+//! "multiplicative"`, `reference_windows = 3`), and `robust_band_hourly` the
+//! default method with `weekly_reference = "hourly"`. Before the benchmarks
+//! it prints the bytes per series of each method once its history is full.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seismo_detector::detection::{
-    DetectionParams, EnsembleParams, LevelAdjustment, MethodName, ResidualScale, SeriesDetector,
+    DetectionParams, EnsembleParams, LevelAdjustment, MethodName, ResidualScale, SeriesDetector, WeeklyReference,
 };
 
 /// Traffic-like value of window `number`: a daily cycle with 5 % noise and
@@ -54,6 +55,15 @@ fn count_params() -> DetectionParams {
     }
 }
 
+/// Returns the default method's parameters with a weekly reference by the
+/// hour, which keeps hourly means in place of a week of windows.
+fn hourly_params() -> DetectionParams {
+    DetectionParams {
+        weekly_reference: WeeklyReference::Hourly,
+        ..DetectionParams::default()
+    }
+}
+
 /// Returns a detector with `params` fed `days` days of windows, and the
 /// next window number.
 fn warmed_up(params: &DetectionParams, window_minutes: i64, days: i64) -> (SeriesDetector, i64) {
@@ -79,6 +89,12 @@ fn print_memory() {
                 detector.history_windows()
             );
         }
+        let (detector, _) = warmed_up(&hourly_params(), window_minutes, 15);
+        eprintln!(
+            "memory: {window_minutes}-minute windows, robust_band_hourly: {} bytes per series ({} windows kept)",
+            detector.memory_bytes(),
+            detector.history_windows()
+        );
     }
 }
 
@@ -107,14 +123,19 @@ fn observe(criterion: &mut Criterion) {
         }
 
         group.sample_size(50).measurement_time(Duration::from_secs(3));
-        let (mut detector, mut number) = warmed_up(&count_params(), window_minutes, 15);
-        group.bench_function("robust_band_count_model", |bencher| {
-            bencher.iter(|| {
-                let evaluation = detector.observe(number * window_ms, value(number, windows_per_day));
-                number += 1;
-                black_box(evaluation)
-            })
-        });
+        for (name, params) in [
+            ("robust_band_count_model", count_params()),
+            ("robust_band_hourly", hourly_params()),
+        ] {
+            let (mut detector, mut number) = warmed_up(&params, window_minutes, 15);
+            group.bench_function(name, |bencher| {
+                bencher.iter(|| {
+                    let evaluation = detector.observe(number * window_ms, value(number, windows_per_day));
+                    number += 1;
+                    black_box(evaluation)
+                })
+            });
+        }
         group.finish();
     }
 }

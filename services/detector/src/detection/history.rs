@@ -11,6 +11,11 @@
 //!   expected value and the band edges: 16 bytes more, what residuals,
 //!   re-baselines, the raw-value rules and charts read.
 //!
+//! Two optional extensions reach further back than the cleaned values. The
+//! daily-job rule reads the outside bits of more windows (`with_flags`), 3
+//! days back. An hourly weekly reference reads the mean cleaned value per
+//! hour (`with_blocks`), a week back.
+//!
 //! Values are stored as `f32` to halve the memory per window: a stored value
 //! keeps about 7 significant digits (integers exactly up to 2^24 ≈ 16.7 M),
 //! which is far below the noise the band is built from. Judgements are made
@@ -18,6 +23,7 @@
 
 use std::collections::VecDeque;
 
+use super::block_means::BlockMeans;
 use super::params::ResidualScale;
 
 /// One window with every stored field, as pushed and as returned for a
@@ -96,17 +102,22 @@ impl Detail {
 pub(crate) struct History {
     /// Cleaned value of every kept window, NaN for a gap and only for a gap.
     cleaned: VecDeque<f32>,
-    /// One bit per kept window, set when it was outside its band, in a ring
-    /// of `capacity` bits: `cleaned[i]` has bit `first_bit + i` (mod
-    /// `capacity`). Allocated with the first window.
+    /// One bit per window of the newest `flag_capacity`, set when it was
+    /// outside its band, in a ring: window `n` has bit `n` mod
+    /// `flag_capacity`. Allocated with the first window.
     outside: Vec<u64>,
-    /// One bit per kept window in the same ring as `outside`. With the
+    /// One bit per window in the same ring as `outside`. With the
     /// `outside` bit set, the window was outside above its band. Without
     /// it, the window was outside and is spent (see [`Reference::spent`]),
     /// so the two bits give inside, below, above and spent.
     above: Vec<u64>,
-    /// Bit of `cleaned[0]` in `outside` and `above`.
-    first_bit: usize,
+    /// Windows whose bits are kept, at least `capacity`: the flags can
+    /// reach further back than the cleaned values, for rules that only ask
+    /// whether a window was outside.
+    flag_capacity: usize,
+    /// Oldest window whose bits are kept, once the ring has not wrapped
+    /// since the first window or the last gap longer than it.
+    flags_from: i64,
     /// The newest `detail_capacity` windows (fewer at the start), ending
     /// with the latest window.
     details: VecDeque<Detail>,
@@ -114,6 +125,10 @@ pub(crate) struct History {
     first: i64,
     capacity: usize,
     detail_capacity: usize,
+    /// Means of the cleaned values per block of windows, for a weekly
+    /// reference by the hour. They reach further back than `cleaned`.
+    /// Boxed, so a history without them stays small.
+    blocks: Option<Box<BlockMeans>>,
 }
 
 impl History {
@@ -134,16 +149,49 @@ impl History {
             cleaned: VecDeque::new(),
             outside: Vec::new(),
             above: Vec::new(),
-            first_bit: 0,
+            flag_capacity: capacity,
+            flags_from: 0,
             details: VecDeque::new(),
             first: 0,
             capacity,
             detail_capacity: detail_capacity.clamp(1, capacity),
+            blocks: None,
         }
+    }
+
+    /// Also keeps the mean cleaned value of each block of
+    /// `windows_per_block` windows, for the newest `blocks` blocks.
+    pub fn with_blocks(mut self, windows_per_block: i64, blocks: usize) -> History {
+        self.blocks = Some(Box::new(BlockMeans::new(windows_per_block, blocks)));
+        self
+    }
+
+    /// Also keeps whether each of the newest `windows` windows was outside
+    /// its band, when that is more than the windows kept.
+    pub fn with_flags(mut self, windows: usize) -> History {
+        self.flag_capacity = windows.max(self.capacity);
+        self
+    }
+
+    /// Mean cleaned value of the block that contains window `number`, when
+    /// the history keeps blocks and that block has a window.
+    pub fn block_mean(&self, number: i64) -> Option<f32> {
+        self.blocks.as_ref()?.mean(number)
+    }
+
+    /// True when more than half the windows of the block that contains
+    /// window `number` were outside their band and are not spent.
+    pub fn block_mostly_outside(&self, number: i64) -> bool {
+        self.blocks.as_ref().is_some_and(|blocks| blocks.mostly_outside(number))
     }
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Windows covered by the block means kept, 0 without them.
+    pub fn block_reach(&self) -> usize {
+        self.blocks.as_ref().map_or(0, |blocks| blocks.window_reach())
     }
 
     /// Number of the newest stored window, gap or not.
@@ -169,7 +217,7 @@ impl History {
             expected: detail.expected,
             lower: detail.lower,
             upper: detail.upper,
-            outside: self.is_outside(index),
+            outside: self.is_outside(number),
         })
     }
 
@@ -179,20 +227,19 @@ impl History {
         let cleaned = self.cleaned[index];
         (!cleaned.is_nan()).then(|| Reference {
             cleaned,
-            outside: self.is_outside(index),
-            above: self.is_outside_bit(index) && self.is_above_bit(index),
-            spent: !self.is_outside_bit(index) && self.is_above_bit(index),
+            outside: self.is_outside(number),
+            above: self.is_outside_bit(number) && self.is_above_bit(number),
+            spent: !self.is_outside_bit(number) && self.is_above_bit(number),
         })
     }
 
     /// Counts the kept windows after `after` and before `before` that were
     /// outside their band, and those that were not gaps.
     pub fn outside_between(&self, after: i64, before: i64) -> (usize, usize) {
-        let present = (after + 1..before)
-            .filter_map(|number| self.index(number))
-            .filter(|&index| !self.cleaned[index].is_nan());
-        present.fold((0, 0), |(outside, present), index| {
-            (outside + usize::from(self.is_outside(index)), present + 1)
+        let present =
+            (after + 1..before).filter(|&number| self.index(number).is_some_and(|index| !self.cleaned[index].is_nan()));
+        present.fold((0, 0), |(outside, present), number| {
+            (outside + usize::from(self.is_outside(number)), present + 1)
         })
     }
 
@@ -236,46 +283,89 @@ impl History {
             && !self.cleaned[index].is_nan()
             && !cleaned.is_nan()
         {
+            if let Some(blocks) = &mut self.blocks {
+                blocks.replace(number, self.cleaned[index], cleaned);
+            }
             self.cleaned[index] = cleaned;
+        }
+    }
+
+    /// Moves the mean of the block that contains window `number`, whose
+    /// value is no longer kept, as if `change` had changed that value. The
+    /// block's mean replaces the unknown value. Does nothing while the
+    /// value is kept or the block is not.
+    pub fn change_block_share(&mut self, number: i64, change: impl Fn(f32) -> f32) {
+        if self.index(number).is_some() {
+            return;
+        }
+        if let Some(blocks) = &mut self.blocks
+            && let Some(mean) = blocks.mean(number)
+        {
+            blocks.replace(number, mean, change(mean));
+        }
+    }
+
+    /// Replaces the block means older than every kept window by
+    /// `change(mean)`, so a re-baseline reaches the hours whose windows
+    /// are gone. The block of the oldest kept window moves with its windows.
+    pub fn change_older_blocks(&mut self, change: impl Fn(f32) -> f32) {
+        if let Some(blocks) = &mut self.blocks {
+            blocks.change_before(self.first, change);
         }
     }
 
     /// Marks window `number`, if kept and outside, as spent. It stays
     /// outside for charts.
+    /// Marks window `number`, if its bits are kept and it was outside, as
+    /// spent. It stays outside for charts.
     pub fn mark_spent(&mut self, number: i64) {
-        if let Some(index) = self.index(number)
-            && self.is_outside(index)
-        {
-            let (word, mask) = self.outside_bit(index);
+        let Some((word, mask)) = self.outside_bit(number) else {
+            return;
+        };
+        // Spent windows have the outside bit clear.
+        if self.outside[word] & mask != 0 {
+            if let Some(blocks) = &mut self.blocks {
+                blocks.spend(number);
+            }
             self.outside[word] &= !mask;
             self.above[word] |= mask;
         }
     }
 
-    /// Position of `cleaned[index]`'s bit in `outside`: word and mask.
-    fn outside_bit(&self, index: usize) -> (usize, u64) {
-        let mut position = self.first_bit + index;
-        if position >= self.capacity {
-            position -= self.capacity;
+    /// Returns whether window `number` was outside above its band, if its
+    /// bits are kept and it was outside and is not spent. Unlike
+    /// [`History::reference`] it reaches as far back as the bits.
+    pub fn unspent_outside(&self, number: i64) -> Option<bool> {
+        self.is_outside_bit(number).then(|| self.is_above_bit(number))
+    }
+
+    /// Position of window `number`'s bit in `outside`, word and mask, if
+    /// its bits are kept.
+    fn outside_bit(&self, number: i64) -> Option<(usize, u64)> {
+        let latest = self.latest()?;
+        let kept = number >= self.flags_from && number <= latest && latest - number < self.flag_capacity as i64;
+        if !kept || self.outside.is_empty() {
+            return None;
         }
-        (position / 64, 1 << (position % 64))
+        let position = number.rem_euclid(self.flag_capacity as i64) as usize;
+        Some((position / 64, 1 << (position % 64)))
     }
 
     /// True when the window was outside its band, spent or not.
-    fn is_outside(&self, index: usize) -> bool {
-        self.is_outside_bit(index) || self.is_above_bit(index)
+    fn is_outside(&self, number: i64) -> bool {
+        self.is_outside_bit(number) || self.is_above_bit(number)
     }
 
-    fn is_outside_bit(&self, index: usize) -> bool {
-        Self::bit(&self.outside, self.outside_bit(index))
+    fn is_outside_bit(&self, number: i64) -> bool {
+        Self::bit(&self.outside, self.outside_bit(number))
     }
 
-    fn is_above_bit(&self, index: usize) -> bool {
-        Self::bit(&self.above, self.outside_bit(index))
+    fn is_above_bit(&self, number: i64) -> bool {
+        Self::bit(&self.above, self.outside_bit(number))
     }
 
-    fn bit(bits: &[u64], (word, mask): (usize, u64)) -> bool {
-        bits.get(word).is_some_and(|bits| bits & mask != 0)
+    fn bit(bits: &[u64], position: Option<(usize, u64)>) -> bool {
+        position.is_some_and(|(word, mask)| bits[word] & mask != 0)
     }
 
     fn index(&self, number: i64) -> Option<usize> {
@@ -291,21 +381,34 @@ impl History {
             Some(latest) => {
                 assert!(number > latest, "window {number} pushed after window {latest}");
                 let gap = number - latest - 1;
+                if gap >= self.flag_capacity as i64 {
+                    // No bit kept would survive the gap.
+                    self.outside.fill(0);
+                    self.above.fill(0);
+                    self.flags_from = number;
+                }
                 if gap >= self.capacity as i64 {
-                    // Nothing kept would survive the gap.
+                    // No value kept would survive the gap.
                     self.cleaned.clear();
                     self.details.clear();
                     self.first = number;
-                    self.first_bit = 0;
+                }
+                let first_missing = if gap >= self.capacity as i64 {
+                    number
                 } else {
-                    for _ in 0..gap {
-                        self.append(f32::NAN, false, false, Detail::MISSING);
-                    }
+                    latest + 1
+                };
+                for missing in first_missing..number {
+                    self.append(missing, f32::NAN, false, false, Detail::MISSING);
+                }
+                // Gap windows older than the values kept still clear their bits.
+                for missing in (latest + 1).max(self.flags_from)..first_missing {
+                    self.set_bits(missing, false, false);
                 }
             }
             None => {
                 self.first = number;
-                self.first_bit = 0;
+                self.flags_from = number;
             }
         }
 
@@ -323,29 +426,42 @@ impl History {
             (true, true) => slot.value,
         };
         let outside = slot.is_present() && slot.outside;
-        self.append(cleaned, outside, outside && slot.value > slot.expected, detail);
+        if let Some(blocks) = &mut self.blocks
+            && !cleaned.is_nan()
+        {
+            blocks.add(number, cleaned, outside);
+        }
+        self.append(number, cleaned, outside, outside && slot.value > slot.expected, detail);
     }
 
-    fn append(&mut self, cleaned: f32, outside: bool, above: bool, detail: Detail) {
+    /// Appends window `number`, the one after the latest (or the first).
+    fn append(&mut self, number: i64, cleaned: f32, outside: bool, above: bool, detail: Detail) {
+        if self.cleaned.is_empty() {
+            self.first = number;
+        }
         if self.cleaned.len() == self.capacity {
             self.cleaned.pop_front();
             self.first += 1;
-            self.first_bit += 1;
-            if self.first_bit == self.capacity {
-                self.first_bit = 0;
-            }
         }
         if self.details.len() == self.detail_capacity {
             self.details.pop_front();
         }
         reserve_up_to(&mut self.cleaned, self.capacity);
         reserve_up_to(&mut self.details, self.detail_capacity);
-        if self.outside.is_empty() {
-            self.outside = vec![0; self.capacity.div_ceil(64)];
-            self.above = vec![0; self.capacity.div_ceil(64)];
-        }
+        self.cleaned.push_back(cleaned);
+        self.details.push_back(detail);
+        self.set_bits(number, outside, above);
+    }
 
-        let (word, mask) = self.outside_bit(self.cleaned.len());
+    /// Sets the bits of window `number`, which must be the latest or after
+    /// the latest window whose bits are kept.
+    fn set_bits(&mut self, number: i64, outside: bool, above: bool) {
+        if self.outside.is_empty() {
+            self.outside = vec![0; self.flag_capacity.div_ceil(64)];
+            self.above = vec![0; self.flag_capacity.div_ceil(64)];
+        }
+        let position = number.rem_euclid(self.flag_capacity as i64) as usize;
+        let (word, mask) = (position / 64, 1u64 << (position % 64));
         for (bits, set) in [(&mut self.outside, outside), (&mut self.above, above)] {
             if set {
                 bits[word] |= mask;
@@ -353,8 +469,6 @@ impl History {
                 bits[word] &= !mask;
             }
         }
-        self.cleaned.push_back(cleaned);
-        self.details.push_back(detail);
     }
 
     /// Stored windows that are not gaps, oldest first, with their numbers.
@@ -374,6 +488,10 @@ impl History {
         self.cleaned.capacity() * size_of::<f32>()
             + (self.outside.capacity() + self.above.capacity()) * size_of::<u64>()
             + self.details.capacity() * size_of::<Detail>()
+            + self
+                .blocks
+                .as_ref()
+                .map_or(0, |blocks| size_of::<BlockMeans>() + blocks.heap_bytes())
     }
 }
 
@@ -654,6 +772,44 @@ mod tests {
         );
         assert_eq!(history.reference(1_000).map(|r| r.outside), Some(false));
         assert_eq!(history.reference(1_001).map(|r| r.outside), Some(true));
+    }
+
+    #[test]
+    fn outside_bits_reach_past_the_values() {
+        let mut history = History::with_detail(4, 4).with_flags(10);
+        let outside = |value: f32, expected: f32| Slot {
+            outside: true,
+            expected,
+            ..slot(value)
+        };
+        history.push(0, outside(5.0, 1.0));
+        history.push(1, outside(0.0, 1.0));
+        for number in 2..8 {
+            history.push(number, slot(1.0));
+        }
+
+        assert!(history.reference(0).is_none(), "the value is gone");
+        assert_eq!(history.unspent_outside(0), Some(true), "above");
+        assert_eq!(history.unspent_outside(1), Some(false), "below");
+        assert_eq!(history.unspent_outside(2), None, "inside");
+        history.mark_spent(0);
+        assert_eq!(history.unspent_outside(0), None, "spent");
+
+        // Ten windows later the bits of window 1 are overwritten, and a gap
+        // windows clears the bits of the windows it skips.
+        history.push(11, slot(1.0));
+        assert_eq!(history.unspent_outside(1), None);
+        history.push(12, outside(5.0, 1.0));
+        history.push(30, slot(1.0));
+        assert_eq!(history.unspent_outside(12), None, "beyond the flags after the gap");
+        history.push(31, outside(5.0, 1.0));
+        history.push(36, slot(1.0));
+        assert_eq!(
+            history.unspent_outside(31),
+            Some(true),
+            "kept across a gap shorter than the flags"
+        );
+        assert!(history.reference(31).is_none());
     }
 
     #[test]

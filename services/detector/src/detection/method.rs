@@ -100,6 +100,36 @@ pub(crate) fn history_needed(
 /// Windows of history whose every field `method` reads with `params`: raw
 /// values, expected values and band edges. Older windows only need their
 /// reference (see `history.rs`).
+/// Windows whose outside bits the history must keep for `method`, beyond
+/// its values: 0 when it reads no older bits.
+pub(crate) fn flags_needed(method: MethodName, params: &DetectionParams, calendar: &Calendar, window_ms: i64) -> usize {
+    match method {
+        MethodName::RobustBand => RobustBand::flags_needed(params, calendar, window_ms),
+        // An ensemble learns no daily shape.
+        _ => 0,
+    }
+}
+
+/// Windows per block and blocks of means the history must keep for
+/// `method`, or `None` when it reads no block means.
+pub(crate) fn blocks_needed(
+    method: MethodName,
+    params: &DetectionParams,
+    calendar: &Calendar,
+    window_ms: i64,
+) -> Option<(i64, usize)> {
+    match method {
+        MethodName::RobustBand => RobustBand::blocks_needed(params, calendar, window_ms),
+        MethodName::Ensemble => params
+            .ensemble
+            .methods
+            .iter()
+            .filter_map(|&method| blocks_needed(method, params, calendar, window_ms))
+            .max(),
+        _ => None,
+    }
+}
+
 pub(crate) fn detail_needed(
     method: MethodName,
     params: &DetectionParams,

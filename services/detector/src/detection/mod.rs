@@ -27,6 +27,7 @@
 //!    `window_sample.rs`: sorted samples over its most recent windows.
 
 mod band;
+mod block_means;
 mod calendar;
 mod ensemble;
 mod episode;
@@ -49,7 +50,7 @@ pub use band::anomaly_score;
 pub use params::{
     CombineRule, CooldownStart, DetectionParams, EnsembleParams, ForecastParams, IqrParams, LevelAdjustment,
     MAX_FIRE_LOOKBACK, MethodName, NoveltyParams, PercentChangeParams, ResidualScale, Seasonality, ThreeSigmaParams,
-    TimeZone,
+    TimeZone, WeeklyReference,
 };
 
 use band::BandSettings;
@@ -144,10 +145,12 @@ pub struct Point {
 /// `reference_windows = 3`) and 337 full windows, about 14 KiB. The
 /// method's own state comes on top, and so do 336 bytes for the
 /// calibrated score (280 of them on the heap). `memory_bytes` returns the
-/// total.
-// TODO: 5-minute windows with weekly seasonality keep 2,065 references
-// (about 17 KiB per series in all). Reaching 4 KiB needs a coarser weekly
-// reference than the same window a week earlier.
+/// total. With `weekly_reference = "hourly"` the history keeps 337
+/// windows and 174 hourly means of 6 bytes instead, about 11.4 KiB in all.
+// TODO: 5-minute windows with weekly seasonality take about 17 KiB per
+// series, 11.4 KiB with the hourly weekly reference. Reaching 4 KiB also
+// needs charts served from outside the detector's memory (a day of full
+// windows is 4.6 KiB) and a residual scale that keeps no 337-window sample.
 #[derive(Debug)]
 pub struct SeriesDetector {
     window_ms: i64,
@@ -189,12 +192,17 @@ impl SeriesDetector {
         let day_windows =
             usize::try_from(calendar::DAY_MS.saturating_add(window_ms - 1) / window_ms).unwrap_or(usize::MAX);
         let detail_windows = method::detail_needed(params.method, params, &calendar, window_ms).max(day_windows);
+        let flag_windows = method::flags_needed(params.method, params, &calendar, window_ms);
+        let mut history = History::with_detail(history_windows, detail_windows).with_flags(flag_windows);
+        if let Some((windows_per_block, blocks)) = method::blocks_needed(params.method, params, &calendar, window_ms) {
+            history = history.with_blocks(windows_per_block, blocks);
+        }
 
         SeriesDetector {
             window_ms,
             phase_ms: None,
             calendar,
-            history: History::with_detail(history_windows, detail_windows),
+            history,
             method: method::build(params.method, params, &calendar, window_ms, history_windows),
             severity: BandSettings::from(params),
             alert_rules: AlertRules::from(params),
@@ -353,6 +361,13 @@ impl SeriesDetector {
     /// Windows of history kept at most.
     pub fn history_windows(&self) -> usize {
         self.history.capacity()
+    }
+
+    /// Windows back from the latest that the series reads: the history,
+    /// and the hourly means of a weekly reference by the hour, which reach
+    /// further. A warm start loads this many windows.
+    pub fn lookback_windows(&self) -> usize {
+        self.history.capacity().max(self.history.block_reach())
     }
 
     /// Bytes this series occupies, heap included.

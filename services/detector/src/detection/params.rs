@@ -80,6 +80,11 @@ pub struct DetectionParams {
     /// Seasonal references to use.
     pub seasonality: Seasonality,
 
+    /// Source of a weekly reference: the window a week earlier, or the mean
+    /// of its hour a week earlier shaped by yesterday's window (see
+    /// [`WeeklyReference`]).
+    pub weekly_reference: WeeklyReference,
+
     /// A stored value further than this many robust standard deviations
     /// from its expected value is clamped there before later windows use it
     /// as a reference, so an anomaly does not become next week's normal.
@@ -337,6 +342,22 @@ pub enum Seasonality {
     None,
 }
 
+/// Source of the weekly seasonal reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeeklyReference {
+    /// The window at the same local time a week earlier. The history keeps
+    /// every window of the week: 2,016 windows of 5 minutes.
+    Window,
+    /// The mean of the window's hour a week earlier, times the ratio of the
+    /// window a day earlier to the mean of its own hour (plus their
+    /// difference with an additive level adjustment). The history keeps a
+    /// day of windows and a mean per hour for a week. Windows longer than
+    /// 15 minutes, or that do not divide an hour, read the window a week
+    /// earlier.
+    Hourly,
+}
+
 impl Default for DetectionParams {
     fn default() -> Self {
         DetectionParams {
@@ -351,6 +372,7 @@ impl Default for DetectionParams {
             rolling_windows: 12,
             reference_windows: 1,
             seasonality: Seasonality::Weekly,
+            weekly_reference: WeeklyReference::Window,
             cleaning_sigmas: 1.5,
             learn_daily_recurrence: true,
             fire_outside: 4,
@@ -563,6 +585,13 @@ mod tests {
     }
 
     #[test]
+    fn weekly_reference_parses() {
+        assert_eq!(DetectionParams::default().weekly_reference, WeeklyReference::Window);
+        let params = parse("weekly_reference = \"hourly\"").unwrap();
+        assert_eq!(params.weekly_reference, WeeklyReference::Hourly);
+    }
+
+    #[test]
     fn noise_model_keys_parse() {
         let params = parse("residual_scale = \"sqrt\"\nlevel_adjustment = \"multiplicative\"").unwrap();
 
@@ -658,6 +687,10 @@ mod tests {
             ("fire_ratio = inf", "fire_ratio = inf is invalid"),
             ("history_windows = 100", "history_windows = 100 is below 337"),
             ("seasonality = \"hourly\"", "unknown variant `hourly`"),
+            (
+                "weekly_reference = \"daily\"",
+                "unknown variant `daily`, expected `window` or `hourly`",
+            ),
             (
                 "relative_residuals = true\nresidual_scale = \"sqrt\"",
                 "relative_residuals = true conflicts with residual_scale = \"sqrt\"",

@@ -76,6 +76,23 @@ impl RobustBand {
             ))
     }
 
+    /// Windows whose outside bits the history must keep: those of the
+    /// days a new daily shape must recur on, or 0 when none is learnt.
+    pub fn flags_needed(params: &DetectionParams, calendar: &Calendar, window_ms: i64) -> usize {
+        let learns = params.learn_daily_recurrence && window_ms <= JOB_SPAN_MS && DAY_MS % window_ms == 0;
+        if learns {
+            ((RECURRENCE_DAYS - 1) * DAY_MS / window_ms) as usize + calendar.lag_slack() + 1
+        } else {
+            0
+        }
+    }
+
+    /// Windows per block and blocks of hourly means the history must keep,
+    /// or `None` when the weekly reference does not read them.
+    pub fn blocks_needed(params: &DetectionParams, calendar: &Calendar, window_ms: i64) -> Option<(i64, usize)> {
+        SeasonalModel::blocks_needed(&SeasonalSettings::from(params), calendar, window_ms)
+    }
+
     /// True when the level offsets' samples match what was recorded, for tests.
     #[cfg(test)]
     pub fn offsets_consistent(&self) -> bool {
@@ -212,10 +229,7 @@ impl DetectionMethod for RobustBand {
         // A new daily job is learnt sooner by `learn_recurrence`, whose
         // spent windows are references like any inside one.
         let modelled = expected.seasonal || !self.seasonal.is_seasonal();
-        let reference_was_outside = history
-            .reference(expected.reference)
-            .is_some_and(|reference| reference.outside && !reference.spent);
-        let cleaned = if modelled && !reference_was_outside {
+        let cleaned = if modelled && !expected.reference_outside {
             judgement.cleaned
         } else {
             value
@@ -272,6 +286,10 @@ impl DetectionMethod for RobustBand {
                 history.set_cleaned(number, cleaned);
             }
         }
+        history.change_older_blocks(|mean| match shift {
+            Shift::Factor(factor) => mean * factor as f32,
+            Shift::Difference(difference) => mean + difference as f32,
+        });
         let limit = neighbour_limit(self.judged_sigma, self.residual_scale, self.settings);
         self.seasonal
             .rebaseline(latest - self.level_windows as i64, history, calendar, &limit);
@@ -313,8 +331,8 @@ impl DetectionMethod for RobustBand {
 
         let recurs = (1..RECURRENCE_DAYS).all(|day| {
             history
-                .reference(calendar.lag(number, day * DAY_MS))
-                .is_some_and(|reference| reference.outside && !reference.spent && reference.above == above)
+                .unspent_outside(calendar.lag(number, day * DAY_MS))
+                .is_some_and(|was_above| was_above == above)
         });
         if !recurs {
             return false;
@@ -346,6 +364,10 @@ impl DetectionMethod for RobustBand {
         for day in 1..=REWRITTEN_DAYS {
             let target = calendar.lag(number, day * DAY_MS);
             let Some(reference) = history.reference(target) else {
+                // Gone, but its hour's mean may be kept for the weekly
+                // reference: it moves by this window's change of it.
+                history.change_block_share(target, change);
+                history.mark_spent(target);
                 continue;
             };
             // NOTE: a day of the recurrence whose raw value is gone (days 2

@@ -7,7 +7,12 @@
 //!    data nor a daylight saving change shifts them. With
 //!    `reference_windows` above 1 the reference is the mean of that window
 //!    and its neighbours on each side, which averages out the noise of
-//!    counts of a few hundred events.
+//!    counts of a few hundred events. With `weekly_reference = "hourly"`
+//!    the weekly reference is the mean of the window's hour a week earlier,
+//!    times the ratio of yesterday's reference to the mean of its own hour.
+//!    With an additive level adjustment it is that mean plus their
+//!    difference. The history then keeps a day of windows and a week of
+//!    hourly means instead of a week of windows.
 //! 2. Level adjustment: the reference plus the median, over the last
 //!    `level_windows` windows, of each window's cleaned value minus its own
 //!    reference one lag before it. This carries a trend or a level shift
@@ -34,7 +39,7 @@ use std::cell::RefCell;
 
 use super::calendar::{Calendar, DAY_MS, WEEK_MS};
 use super::history::History;
-use super::params::{DetectionParams, LevelAdjustment, Seasonality};
+use super::params::{DetectionParams, LevelAdjustment, Seasonality, WeeklyReference};
 use super::robust::median;
 use super::window_sample::RecordedSample;
 
@@ -42,11 +47,15 @@ use super::window_sample::RecordedSample;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Expected {
     pub value: f64,
-    /// The seasonal reference window, or the latest window for the rolling
-    /// median.
+    /// The seasonal reference window (yesterday's for an hourly weekly
+    /// reference), or the latest window for the rolling median.
     pub reference: i64,
     /// The value came from a seasonal reference, not the rolling median.
     pub seasonal: bool,
+    /// The window the reference's level came from was outside its band and
+    /// is not spent. For an hourly weekly reference: more than half the
+    /// windows of its hour a week earlier were.
+    pub reference_outside: bool,
     /// The reference is a shorter lag than the preferred one: the day
     /// before when the week before is missing.
     pub fallback: bool,
@@ -68,9 +77,31 @@ pub(crate) struct SeasonalSettings {
     /// Odd count of windows averaged into a reference.
     pub reference_windows: usize,
     pub level_adjustment: LevelAdjustment,
+    pub weekly_reference: WeeklyReference,
 }
 
+/// Length of a block of the hourly weekly reference, in ms.
+const HOUR_MS: i64 = 3_600_000;
+
+/// Minimum windows per hour for an hourly weekly reference. Longer
+/// windows make a small week, whose hourly means would cost more than they
+/// save: with 30-minute windows a series keeps 337 windows for its
+/// residuals anyway.
+const MIN_WINDOWS_PER_HOUR: i64 = 4;
+
 impl SeasonalSettings {
+    /// Windows per hour when the weekly reference reads hourly means:
+    /// weekly seasonality, `weekly_reference = "hourly"` and a window that
+    /// divides an hour into at least [`MIN_WINDOWS_PER_HOUR`]. `None`
+    /// otherwise.
+    pub fn hourly_blocks(&self, window_ms: i64) -> Option<i64> {
+        let hourly = self.seasonality == Seasonality::Weekly
+            && self.weekly_reference == WeeklyReference::Hourly
+            && window_ms * MIN_WINDOWS_PER_HOUR <= HOUR_MS
+            && HOUR_MS % window_ms == 0;
+        hourly.then(|| HOUR_MS / window_ms)
+    }
+
     /// Windows on each side of a reference window averaged with it.
     fn reference_reach(&self) -> i64 {
         (self.reference_windows.max(1) as i64 - 1) / 2
@@ -85,6 +116,7 @@ impl From<&DetectionParams> for SeasonalSettings {
             rolling_windows: params.rolling_windows,
             reference_windows: params.reference_windows,
             level_adjustment: params.level_adjustment,
+            weekly_reference: params.weekly_reference,
         }
     }
 }
@@ -99,15 +131,18 @@ pub(crate) struct SeasonalModel {
     /// (`reference_windows` − 1) / 2.
     reference_reach: i64,
     level_adjustment: LevelAdjustment,
-    /// The last reference mean `expected_value` found: (reference window,
-    /// judged window, mean). `record` of the judged window needs the same
-    /// mean for its offset, so it is not summed twice.
-    last_reference: Option<(i64, i64, f32)>,
+    /// The last reference `expected_value` found: (index of its lag, judged
+    /// window, reference). `record` of the judged window needs the same
+    /// reference for its offset, so it is not computed twice.
+    last_reference: Option<(usize, i64, f32)>,
 }
 
 #[derive(Debug, Clone)]
 struct Lag {
     period_ms: i64,
+    /// A weekly lag that reads yesterday's window corrected by hourly means
+    /// (`WeeklyReference::Hourly`) instead of the window a week earlier.
+    hourly: bool,
     /// Offsets (cleaned value − seasonal reference one period earlier, or
     /// their ratio) of the last `level_windows` windows. Kept, because
     /// computing one again reads `reference_windows` windows.
@@ -131,15 +166,19 @@ impl SeasonalModel {
             Seasonality::Daily => &[DAY_MS],
             Seasonality::None => &[],
         };
+        let hourly = settings.hourly_blocks(window_ms).is_some();
         let lags = periods_ms
             .iter()
             .filter(|&&period_ms| period_ms % window_ms == 0)
             .filter(|&&period_ms| {
-                let reach = lag_reach(period_ms / window_ms, settings) + calendar.lag_slack();
+                // An hourly weekly lag reads windows a day back.
+                let windows_back = if hourly { DAY_MS } else { period_ms } / window_ms;
+                let reach = lag_reach(windows_back, settings) + calendar.lag_slack();
                 period_ms / window_ms > 0 && reach <= history_windows
             })
             .map(|&period_ms| Lag {
                 period_ms,
+                hourly: hourly && period_ms == WEEK_MS,
                 offsets: RecordedSample::new(settings.level_windows),
             })
             .collect();
@@ -160,11 +199,25 @@ impl SeasonalModel {
             Seasonality::Daily => DAY_MS,
             Seasonality::None => return 0,
         };
+        let windows_back = if settings.hourly_blocks(window_ms).is_some() {
+            DAY_MS
+        } else {
+            period_ms
+        };
         if period_ms % window_ms == 0 {
-            lag_reach(period_ms / window_ms, settings) + calendar.lag_slack()
+            lag_reach(windows_back / window_ms, settings) + calendar.lag_slack()
         } else {
             0
         }
+    }
+
+    /// Windows per block and blocks of hourly means the history must keep
+    /// for an hourly weekly reference, or `None` without one. The oldest
+    /// level offset a re-baseline rebuilds reads the hour a week before it.
+    pub fn blocks_needed(settings: &SeasonalSettings, calendar: &Calendar, window_ms: i64) -> Option<(i64, usize)> {
+        let windows_per_block = settings.hourly_blocks(window_ms)?;
+        let windows_back = lag_reach(WEEK_MS / window_ms, settings) + calendar.lag_slack();
+        Some((windows_per_block, windows_back.div_ceil(windows_per_block as usize) + 1))
     }
 
     /// True when the series has at least one seasonal lag.
@@ -185,14 +238,15 @@ impl SeasonalModel {
     pub fn record(&mut self, number: i64, history: &History, calendar: &Calendar, limit: NeighbourLimit) {
         let recent = history.reference(number).map(|reference| reference.cleaned);
         let last = self.last_reference;
-        for lag in &mut self.lags {
-            let centre = calendar.lag(number, lag.period_ms);
+        let (reach, adjustment) = (self.reference_reach, self.level_adjustment);
+        for (index, lag) in self.lags.iter_mut().enumerate() {
             let reference = match last {
-                Some((last_centre, judged, mean)) if (last_centre, judged) == (centre, number) => Some(mean),
-                _ => history.reference_mean(centre, self.reference_reach, number, limit),
+                Some((last_index, judged, reference)) if (last_index, judged) == (index, number) => Some(reference),
+                _ => lag
+                    .reference(number, history, calendar, reach, adjustment, limit)
+                    .map(|(_, reference)| reference),
             };
-            lag.offsets
-                .advance(number, offset(recent, reference, self.level_adjustment));
+            lag.offsets.advance(number, offset(recent, reference, adjustment));
         }
     }
 
@@ -203,15 +257,15 @@ impl SeasonalModel {
             return;
         };
         self.last_reference = None;
+        let (reach, adjustment) = (self.reference_reach, self.level_adjustment);
         for lag in &mut self.lags {
-            let period_ms = lag.period_ms;
             lag.offsets.clear();
             for number in first..=latest {
                 let recent = history.reference(number).map(|reference| reference.cleaned);
-                let centre = calendar.lag(number, period_ms);
-                let reference = history.reference_mean(centre, self.reference_reach, number, limit);
-                lag.offsets
-                    .advance(number, offset(recent, reference, self.level_adjustment));
+                let reference = lag
+                    .reference(number, history, calendar, reach, adjustment, limit)
+                    .map(|(_, reference)| reference);
+                lag.offsets.advance(number, offset(recent, reference, adjustment));
             }
         }
     }
@@ -228,9 +282,23 @@ impl SeasonalModel {
         limit: NeighbourLimit,
     ) -> Option<Expected> {
         for (index, lag) in self.lags.iter().enumerate() {
-            let reference_number = calendar.lag(number, lag.period_ms);
-            if let Some(reference) = history.reference_mean(reference_number, self.reference_reach, number, limit) {
-                self.last_reference = Some((reference_number, number, reference));
+            let found = lag.reference(
+                number,
+                history,
+                calendar,
+                self.reference_reach,
+                self.level_adjustment,
+                limit,
+            );
+            if let Some((reference_number, reference)) = found {
+                self.last_reference = Some((index, number, reference));
+                let reference_outside = if lag.hourly {
+                    history.block_mostly_outside(calendar.lag(number, lag.period_ms))
+                } else {
+                    history
+                        .reference(reference_number)
+                        .is_some_and(|reference| reference.outside && !reference.spent)
+                };
                 let value = match self.level_adjustment {
                     LevelAdjustment::Additive => f64::from(reference) + lag.offsets.sample().median().unwrap_or(0.0),
                     LevelAdjustment::Multiplicative => {
@@ -241,6 +309,7 @@ impl SeasonalModel {
                     value,
                     reference: reference_number,
                     seasonal: true,
+                    reference_outside,
                     fallback: index > 0,
                 });
             }
@@ -252,6 +321,9 @@ impl SeasonalModel {
             value,
             reference,
             seasonal: false,
+            reference_outside: history
+                .reference(reference)
+                .is_some_and(|reference| reference.outside && !reference.spent),
             fallback: false,
         })
     }
@@ -280,6 +352,44 @@ impl SeasonalModel {
     /// Bytes allocated on the heap.
     pub fn heap_bytes(&self) -> usize {
         self.lags.capacity() * size_of::<Lag>() + self.lags.iter().map(|lag| lag.offsets.heap_bytes()).sum::<usize>()
+    }
+}
+
+impl Lag {
+    /// Returns the seasonal reference of window `number` and the window it
+    /// was read from, or `None` when the history lacks what it needs. A
+    /// plain lag takes the mean of the window one period earlier and its
+    /// neighbours (see [`History::reference_mean`]). An hourly weekly lag
+    /// takes the mean of the hour a week earlier and moves it by how
+    /// yesterday's reference stood in its own hour. That is their ratio for
+    /// a multiplicative level adjustment (`None` unless yesterday's hour is
+    /// positive), else their difference.
+    fn reference(
+        &self,
+        number: i64,
+        history: &History,
+        calendar: &Calendar,
+        reach: i64,
+        adjustment: LevelAdjustment,
+        limit: NeighbourLimit,
+    ) -> Option<(i64, f32)> {
+        if !self.hourly {
+            let centre = calendar.lag(number, self.period_ms);
+            return history
+                .reference_mean(centre, reach, number, limit)
+                .map(|reference| (centre, reference));
+        }
+
+        let yesterday = calendar.lag(number, DAY_MS);
+        let base = history.reference_mean(yesterday, reach, number, limit)?;
+        let yesterday_hour = history.block_mean(yesterday)?;
+        let week_hour = history.block_mean(calendar.lag(number, self.period_ms))?;
+        let reference = match adjustment {
+            LevelAdjustment::Additive => week_hour + (base - yesterday_hour),
+            LevelAdjustment::Multiplicative if yesterday_hour > 0.0 => week_hour * (base / yesterday_hour),
+            LevelAdjustment::Multiplicative => return None,
+        };
+        reference.is_finite().then_some((yesterday, reference))
     }
 }
 
@@ -364,6 +474,7 @@ mod tests {
             rolling_windows: rolling,
             reference_windows: 1,
             level_adjustment: LevelAdjustment::Additive,
+            weekly_reference: WeeklyReference::Window,
         }
     }
 
@@ -524,6 +635,89 @@ mod tests {
         // plus the level offset of window 168 over window 144 (30 - 10).
         feed(&mut model, &mut history, [(145, 20.0), (168, 30.0)]);
         assert_eq!(expected(&model, &history, 169), Some(40.0));
+    }
+
+    /// Feeds 15 days of 15-minute windows, with a level per weekday and a
+    /// shape within each hour, to an hourly weekly reference, and returns
+    /// the expected value of every window of day 15 with its true value.
+    fn hourly_day_15(adjustment: LevelAdjustment, value: impl Fn(i64, i64) -> f32) -> Vec<(f64, f32)> {
+        const WINDOW_MS: i64 = 15 * 60_000;
+        let settings = SeasonalSettings {
+            weekly_reference: WeeklyReference::Hourly,
+            level_adjustment: adjustment,
+            ..settings(Seasonality::Weekly, 8, 3)
+        };
+        let calendar = Calendar::new(Default::default(), WINDOW_MS);
+        let (windows_per_block, blocks) = SeasonalModel::blocks_needed(&settings, &calendar, WINDOW_MS).unwrap();
+        let capacity = SeasonalModel::history_needed(&settings, &calendar, WINDOW_MS);
+        let mut model = SeasonalModel::new(&settings, &calendar, WINDOW_MS, capacity);
+        let mut history = History::new(capacity).with_blocks(windows_per_block, blocks);
+        let per_day = DAY_MS / WINDOW_MS;
+        let window = |number: i64| value(number / per_day, number % 4);
+        for number in 0..15 * per_day {
+            model.retire_before(number);
+            history.push(number, slot(window(number)));
+            model.record(number, &history, &calendar, &no_limit);
+        }
+
+        (15 * per_day..16 * per_day)
+            .map(|number| {
+                let expected = model.expected_value(&history, number, &calendar, &no_limit).unwrap();
+                assert!(expected.seasonal, "window {number}: {expected:?}");
+                assert!(!expected.fallback, "window {number}: {expected:?}");
+                model.retire_before(number);
+                history.push(number, slot(window(number)));
+                model.record(number, &history, &calendar, &no_limit);
+                (expected.value, window(number))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hourly_reference_weekday_level_daily_shape() {
+        // Each weekday has its own level, so yesterday's windows alone
+        // would miss day 15 by a whole weekday step.
+        let level = |day: i64| 100.0 + 10.0 * (day % 7) as f32;
+        let shape = [1.0, 2.0, 3.0, 2.0];
+
+        let multiplicative = hourly_day_15(LevelAdjustment::Multiplicative, |day, quarter| {
+            level(day) * shape[quarter as usize]
+        });
+        let additive = hourly_day_15(LevelAdjustment::Additive, |day, quarter| {
+            level(day) + 50.0 * shape[quarter as usize]
+        });
+
+        for (expected, value) in multiplicative.into_iter().chain(additive) {
+            assert!(
+                (expected - f64::from(value)).abs() < 1e-3,
+                "expected {expected}, value {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn hourly_reference_history_sizes() {
+        let settings = SeasonalSettings {
+            weekly_reference: WeeklyReference::Hourly,
+            ..settings(Seasonality::Weekly, 48, 12)
+        };
+        let calendar = Calendar::new(Default::default(), 300_000);
+
+        // A day of 288 windows, the 48 level windows and the one a
+        // re-baseline reads before them; blocks for a week of windows and
+        // those 49.
+        assert_eq!(
+            SeasonalModel::history_needed(&settings, &calendar, 300_000),
+            288 + 48 + 1
+        );
+        assert_eq!(
+            SeasonalModel::blocks_needed(&settings, &calendar, 300_000),
+            Some((12, 174))
+        );
+        // Longer windows read the window a week earlier.
+        assert!(SeasonalModel::blocks_needed(&settings, &calendar, 15 * 60_000).is_some());
+        assert_eq!(SeasonalModel::blocks_needed(&settings, &calendar, 30 * 60_000), None);
+        assert_eq!(SeasonalModel::blocks_needed(&settings, &calendar, HOUR_MS), None);
     }
 
     #[test]

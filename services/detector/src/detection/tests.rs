@@ -564,13 +564,44 @@ fn job_from_day_15(day: i64, hour: i64, value: f64) -> f64 {
     if day >= 15 && hour == 3 { value + 400.0 } else { value }
 }
 
+/// Returns each of `params` as given and with `weekly_reference = "hourly"`.
+fn with_hourly_weekly(params: [DetectionParams; 2]) -> Vec<DetectionParams> {
+    let hourly = params.clone().map(|params| DetectionParams {
+        weekly_reference: WeeklyReference::Hourly,
+        ..params
+    });
+    params.into_iter().chain(hourly).collect()
+}
+
+#[test]
+fn hourly_reference_lookback_is_a_week() {
+    let window_ms = 5 * 60 * 1000;
+    let hourly = SeriesDetector::new(
+        &DetectionParams {
+            weekly_reference: WeeklyReference::Hourly,
+            ..DetectionParams::default()
+        },
+        window_ms,
+    );
+    let window = SeriesDetector::new(&DetectionParams::default(), window_ms);
+
+    assert_eq!(
+        hourly.history_windows(),
+        337,
+        "the residual sample's reach, above a day"
+    );
+    assert!(hourly.lookback_windows() > 7 * 288, "{}", hourly.lookback_windows());
+    assert_eq!(window.lookback_windows(), window.history_windows());
+    assert!(window.history_windows() > 7 * 288);
+}
+
 #[test]
 fn new_daily_job_learnt_in_four_days() {
     // The job starts after two weeks of history, so the week-old
     // reference has the old shape. Weekends are quieter, so a reference
     // rewritten with a weekday's value would alert on them.
     for window_ms in [HALF_HOUR_MS, 5 * 60 * 1000] {
-        for params in [DetectionParams::default(), count_model()] {
+        for params in with_hourly_weekly([DetectionParams::default(), count_model()]) {
             let run = daily_shape_run(&params, window_ms, 0, |_| 0, job_from_day_15);
             let case = format!("{window_ms} ms windows, {params:?}");
 
@@ -597,7 +628,7 @@ fn job_from_saturday_keeps_weekend_level() {
         if day >= 19 && hour == 3 { level + 1000.0 } else { level }
     };
     for window_ms in [HALF_HOUR_MS, 5 * 60 * 1000] {
-        for params in [DetectionParams::default(), count_model()] {
+        for params in with_hourly_weekly([DetectionParams::default(), count_model()]) {
             let run = daily_shape_run(&params, window_ms, 0, |_| 0, levels);
             let case = format!("{window_ms} ms windows, {params:?}");
 

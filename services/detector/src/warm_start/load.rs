@@ -285,7 +285,7 @@ fn history_starts(config: &MetricsConfig, history_ms: Option<i64>, now_ms: i64) 
 /// Length of history to load for `metric`, in ms.
 fn history_length_ms(metric: &MetricDefinition, history_ms: Option<i64>) -> i64 {
     history_ms.unwrap_or_else(|| {
-        let windows = SeriesDetector::new(&metric.detection, metric.window.as_ms()).history_windows();
+        let windows = SeriesDetector::new(&metric.detection, metric.window.as_ms()).lookback_windows();
         windows as i64 * metric.window.as_ms()
     })
 }
@@ -548,6 +548,37 @@ mod tests {
             restore_watermark_ms(10_800_000, &read_ends, &first_unread, &BTreeSet::new(), 60_000),
             10_800_000 - 60_000
         );
+    }
+
+    #[test]
+    fn history_length_covers_hourly_means() {
+        let config = MetricsConfig::parse(
+            r#"
+[[metric]]
+name = "orders"
+events = ["order"]
+aggregation = "count"
+window = "5m"
+
+[[metric]]
+name = "orders_hourly"
+events = ["order"]
+aggregation = "count"
+window = "5m"
+detection = { weekly_reference = "hourly" }
+"#,
+        )
+        .unwrap();
+        let day_ms = 86_400_000;
+
+        let lengths: Vec<i64> = config
+            .metrics
+            .iter()
+            .map(|metric| history_length_ms(metric, None))
+            .collect();
+
+        assert!(lengths[0] > 7 * day_ms, "a week of windows: {lengths:?}");
+        assert!(lengths[1] > 7 * day_ms, "a week of hourly means: {lengths:?}");
     }
 
     #[test]
