@@ -596,6 +596,36 @@ fn hourly_reference_lookback_is_a_week() {
 }
 
 #[test]
+fn hourly_reference_survives_gaps() {
+    // Gaps of one window, of more than the windows kept and of more than
+    // the hour means kept, in a daily cycle of counts near 100.
+    let window_ms = 5 * 60 * 1000;
+    let per_day = calendar::DAY_MS / window_ms;
+    for params in with_hourly_weekly([DetectionParams::default(), count_model()]).split_off(2) {
+        let mut detector = SeriesDetector::new(&params, window_ms);
+        let value =
+            |number: i64| 100.0 + 50.0 * ((number % per_day) as f64 / per_day as f64 * std::f64::consts::TAU).sin();
+        let gaps = [
+            (9 * per_day, 1),
+            (11 * per_day, 2 * per_day),
+            (20 * per_day, 9 * per_day),
+        ];
+        let mut alerts = 0;
+        let mut number = 0;
+        while number < 40 * per_day {
+            if let Some(&(_, skipped)) = gaps.iter().find(|&&(at, _)| at == number) {
+                number += skipped;
+            }
+            let evaluation = detector.observe(number * window_ms, value(number)).unwrap();
+            alerts += usize::from(matches!(evaluation.transition, Some(Transition::Fired { .. })));
+            number += 1;
+        }
+
+        assert_eq!(alerts, 0, "{params:?}");
+    }
+}
+
+#[test]
 fn new_daily_job_learnt_in_four_days() {
     // The job starts after two weeks of history, so the week-old
     // reference has the old shape. Weekends are quieter, so a reference
