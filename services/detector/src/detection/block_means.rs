@@ -148,6 +148,27 @@ impl BlockMeans {
         }
     }
 
+    /// Returns the last window of the block that contains window `number`.
+    pub fn last_window_of_block(&self, number: i64) -> i64 {
+        (self.block(number) + 1) * self.windows_per_block - 1
+    }
+
+    /// Moves the share of the block that contains window `number` that
+    /// does not come from its `kept` newest windows, as if `change` had
+    /// changed each of those older values. The block's mean replaces the
+    /// unknown values.
+    pub fn change_older_share(&mut self, number: i64, kept: usize, change: impl Fn(f32) -> f32) {
+        let Some(index) = self.index(self.block(number)) else {
+            return;
+        };
+        let count = usize::from(self.counts[index]);
+        let older = count.saturating_sub(kept);
+        if older > 0 {
+            let mean = self.means[index];
+            self.means[index] += (change(mean) - mean) * older as f32 / count as f32;
+        }
+    }
+
     /// Mean of the block that contains window `number`, if it is kept and
     /// has a window.
     pub fn mean(&self, number: i64) -> Option<f32> {
@@ -196,6 +217,22 @@ mod tests {
 
         assert_eq!(means.mean(0), Some(7.0));
         assert_eq!(means.mean(2), Some(8.0));
+    }
+
+    #[test]
+    fn older_share_moves_with_the_mean() {
+        let mut means = BlockMeans::new(4, 10);
+        for (number, value) in [(0, 2.0), (1, 4.0), (2, 6.0), (3, 8.0)] {
+            means.add(number, value, false);
+        }
+
+        // Two of four windows are older than those kept: half the mean
+        // doubles.
+        means.change_older_share(3, 2, |mean| 2.0 * mean);
+        assert_eq!(means.mean(0), Some(7.5));
+
+        means.change_older_share(3, 4, |mean| 2.0 * mean);
+        assert_eq!(means.mean(0), Some(7.5), "all kept");
     }
 
     #[test]

@@ -115,8 +115,8 @@ pub(crate) struct History {
     /// reach further back than the cleaned values, for rules that only ask
     /// whether a window was outside.
     flag_capacity: usize,
-    /// Oldest window whose bits are kept, once the ring has not wrapped
-    /// since the first window or the last gap longer than it.
+    /// First window after which the bits are valid: the first window
+    /// pushed, or the first after a gap longer than `flag_capacity`.
     flags_from: i64,
     /// The newest `detail_capacity` windows (fewer at the start), ending
     /// with the latest window.
@@ -307,15 +307,24 @@ impl History {
 
     /// Replaces the block means older than every kept window by
     /// `change(mean)`, so a re-baseline reaches the hours whose windows
-    /// are gone. The block of the oldest kept window moves with its windows.
+    /// are gone. In the block of the oldest kept window, only the share of
+    /// the windows that are gone moves.
     pub fn change_older_blocks(&mut self, change: impl Fn(f32) -> f32) {
+        let Some(blocks) = &self.blocks else {
+            return;
+        };
+        let last = blocks.last_window_of_block(self.first);
+        let kept = (self.first..=last)
+            .filter_map(|number| self.index(number))
+            .filter(|&index| !self.cleaned[index].is_nan())
+            .count();
+
         if let Some(blocks) = &mut self.blocks {
-            blocks.change_before(self.first, change);
+            blocks.change_before(self.first, &change);
+            blocks.change_older_share(self.first, kept, &change);
         }
     }
 
-    /// Marks window `number`, if kept and outside, as spent. It stays
-    /// outside for charts.
     /// Marks window `number`, if its bits are kept and it was outside, as
     /// spent. It stays outside for charts.
     pub fn mark_spent(&mut self, number: i64) {
@@ -795,8 +804,8 @@ mod tests {
         history.mark_spent(0);
         assert_eq!(history.unspent_outside(0), None, "spent");
 
-        // Ten windows later the bits of window 1 are overwritten, and a gap
-        // windows clears the bits of the windows it skips.
+        // Ten windows later the bits of window 1 are overwritten. A gap
+        // longer than the bits clears them all.
         history.push(11, slot(1.0));
         assert_eq!(history.unspent_outside(1), None);
         history.push(12, outside(5.0, 1.0));
@@ -810,6 +819,30 @@ mod tests {
             "kept across a gap shorter than the flags"
         );
         assert!(history.reference(31).is_none());
+    }
+
+    #[test]
+    fn gap_clears_the_bits_it_skips() {
+        let mut history = History::with_detail(4, 4).with_flags(10);
+        for number in 0..10 {
+            history.push(
+                number,
+                Slot {
+                    outside: true,
+                    expected: 0.0,
+                    ..slot(1.0)
+                },
+            );
+        }
+
+        // Windows 10 to 14 are missing: more than the values kept, fewer
+        // than the bits. Their places in the ring held windows 0 to 4.
+        history.push(15, slot(1.0));
+
+        for number in 10..15 {
+            assert_eq!(history.unspent_outside(number), None, "window {number}");
+        }
+        assert_eq!(history.unspent_outside(6), Some(true));
     }
 
     #[test]

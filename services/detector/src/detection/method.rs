@@ -97,9 +97,6 @@ pub(crate) fn history_needed(
     }
 }
 
-/// Windows of history whose every field `method` reads with `params`: raw
-/// values, expected values and band edges. Older windows only need their
-/// reference (see `history.rs`).
 /// Windows whose outside bits the history must keep for `method`, beyond
 /// its values: 0 when it reads no older bits.
 pub(crate) fn flags_needed(method: MethodName, params: &DetectionParams, calendar: &Calendar, window_ms: i64) -> usize {
@@ -130,6 +127,9 @@ pub(crate) fn blocks_needed(
     }
 }
 
+/// Windows of history whose every field `method` reads with `params`: raw
+/// values, expected values and band edges. Older windows only need their
+/// reference (see `history.rs`).
 pub(crate) fn detail_needed(
     method: MethodName,
     params: &DetectionParams,

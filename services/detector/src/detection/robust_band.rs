@@ -76,11 +76,14 @@ impl RobustBand {
             ))
     }
 
-    /// Windows whose outside bits the history must keep: those of the
-    /// days a new daily shape must recur on, or 0 when none is learnt.
+    /// Windows whose outside bits the history must keep beyond its values:
+    /// those of the days a new daily shape must recur on, when the values
+    /// kept cover only a day because the weekly reference reads hour means.
+    /// 0 otherwise.
     pub fn flags_needed(params: &DetectionParams, calendar: &Calendar, window_ms: i64) -> usize {
         let learns = params.learn_daily_recurrence && window_ms <= JOB_SPAN_MS && DAY_MS % window_ms == 0;
-        if learns {
+        let hourly = SeasonalSettings::from(params).hourly_blocks(window_ms).is_some();
+        if learns && hourly {
             ((RECURRENCE_DAYS - 1) * DAY_MS / window_ms) as usize + calendar.lag_slack() + 1
         } else {
             0

@@ -89,15 +89,20 @@ const HOUR_MS: i64 = 3_600_000;
 /// residuals anyway.
 const MIN_WINDOWS_PER_HOUR: i64 = 4;
 
+/// Maximum windows per hour for an hourly weekly reference (windows of 15
+/// seconds), because a mean counts its windows in a byte.
+const MAX_WINDOWS_PER_HOUR: i64 = 240;
+
 impl SeasonalSettings {
     /// Windows per hour when the weekly reference reads hourly means:
     /// weekly seasonality, `weekly_reference = "hourly"` and a window that
-    /// divides an hour into at least [`MIN_WINDOWS_PER_HOUR`]. `None`
-    /// otherwise.
+    /// divides an hour into [`MIN_WINDOWS_PER_HOUR`] to
+    /// [`MAX_WINDOWS_PER_HOUR`]. `None` otherwise.
     pub fn hourly_blocks(&self, window_ms: i64) -> Option<i64> {
         let hourly = self.seasonality == Seasonality::Weekly
             && self.weekly_reference == WeeklyReference::Hourly
             && window_ms * MIN_WINDOWS_PER_HOUR <= HOUR_MS
+            && window_ms * MAX_WINDOWS_PER_HOUR >= HOUR_MS
             && HOUR_MS % window_ms == 0;
         hourly.then(|| HOUR_MS / window_ms)
     }
@@ -703,8 +708,8 @@ mod tests {
         };
         let calendar = Calendar::new(Default::default(), 300_000);
 
-        // A day of 288 windows, the 48 level windows and the one a
-        // re-baseline reads before them; blocks for a week of windows and
+        // Windows: a day of 288, the 48 level windows and the one a
+        // re-baseline reads before them. Blocks: a week of windows and
         // those 49.
         assert_eq!(
             SeasonalModel::history_needed(&settings, &calendar, 300_000),
@@ -714,10 +719,15 @@ mod tests {
             SeasonalModel::blocks_needed(&settings, &calendar, 300_000),
             Some((12, 174))
         );
-        // Longer windows read the window a week earlier.
+        // Windows of 15 seconds to 15 minutes read hour means.
         assert!(SeasonalModel::blocks_needed(&settings, &calendar, 15 * 60_000).is_some());
+        assert!(SeasonalModel::blocks_needed(&settings, &calendar, 15_000).is_some());
+
+        // Longer ones read the window a week earlier. So do shorter ones,
+        // because a mean counts at most 255 windows.
         assert_eq!(SeasonalModel::blocks_needed(&settings, &calendar, 30 * 60_000), None);
         assert_eq!(SeasonalModel::blocks_needed(&settings, &calendar, HOUR_MS), None);
+        assert_eq!(SeasonalModel::blocks_needed(&settings, &calendar, 12_000), None);
     }
 
     #[test]

@@ -626,6 +626,34 @@ fn hourly_reference_survives_gaps() {
 }
 
 #[test]
+fn hourly_reference_follows_a_rebaseline() {
+    // A daily cycle near 1000 that drops to half at noon on day 15 and
+    // stays there. Once re-baselined, the hour means of the week before
+    // the drop must follow, or the day a week later alerts.
+    let window_ms = 5 * 60 * 1000;
+    let per_day = calendar::DAY_MS / window_ms;
+    let params = DetectionParams {
+        weekly_reference: WeeklyReference::Hourly,
+        ..DetectionParams::default()
+    };
+    let mut detector = SeriesDetector::new(&params, window_ms);
+    let mut noise = Noise(7);
+    let drop_at = 15 * per_day + per_day / 2;
+    let mut fired = Vec::new();
+    for number in 0..30 * per_day {
+        let phase = (number % per_day) as f64 / per_day as f64 * std::f64::consts::TAU;
+        let level = if number >= drop_at { 500.0 } else { 1000.0 };
+        let value = level * (1.0 + 0.4 * phase.sin()) * (1.0 + 0.02 * noise.next());
+        let evaluation = detector.observe(number * window_ms, value).unwrap();
+        if let Some(Transition::Fired { .. }) = evaluation.transition {
+            fired.push(number / per_day);
+        }
+    }
+
+    assert_eq!(fired, vec![15], "days that fired");
+}
+
+#[test]
 fn new_daily_job_learnt_in_four_days() {
     // The job starts after two weeks of history, so the week-old
     // reference has the old shape. Weekends are quieter, so a reference
