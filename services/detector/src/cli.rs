@@ -10,6 +10,7 @@ use seismo_events::ParseLimits;
 use seismo_telemetry::LogFormat;
 
 use crate::config::{MetricsConfig, format_duration_ms, parse_duration_ms};
+use crate::detection::SeriesDetector;
 use crate::evaluate::EvaluateArgs;
 use crate::kafka_source::KafkaSettings;
 use crate::replay::ReplayArgs;
@@ -107,13 +108,23 @@ fn check_summary(path: &std::path::Path, config: &MetricsConfig) -> String {
         ),
     ];
     for metric in &config.metrics {
+        let detector = SeriesDetector::new(&metric.detection, metric.window.as_ms());
+        let hour_means = if detector.reads_hour_means() {
+            ", weekly reference by the hour"
+        } else {
+            ""
+        };
         lines.push(format!(
-            "metric {}: {} windows, dimensions [{}], method {}",
+            "metric {}: {} windows, dimensions [{}], method {}{hour_means}, {} windows kept per series",
             metric.name,
             format_duration_ms(metric.window.as_ms()),
             metric.dimensions.join(", "),
-            metric.detection.method
+            metric.detection.method,
+            detector.history_windows()
         ));
+        if let Some(problem) = SeriesDetector::hourly_reference_unused(&metric.detection, metric.window.as_ms()) {
+            lines.push(format!("  note: {problem}"));
+        }
     }
     lines.push(String::new());
     lines.join("\n")
@@ -308,7 +319,38 @@ mod tests {
             "default shown: {summary}"
         );
         assert!(
-            summary.contains("metric views: 5m windows, dimensions [os], method robust_band"),
+            summary.contains("metric views: 5m windows, dimensions [os], method robust_band, 2066 windows kept"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn check_tells_whether_hour_means_apply() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("metrics.toml");
+        let metric = |name: &str, window: &str| {
+            format!(
+                "[[metric]]\nname = \"{name}\"\nevents = [\"view\"]\naggregation = \"count\"\nwindow = \"{window}\"\n\
+                 detection = {{ weekly_reference = \"hourly\" }}\n"
+            )
+        };
+        std::fs::write(&path, metric("fine", "5m") + &metric("coarse", "30m")).unwrap();
+
+        let summary = CheckArgs { config: path }.run().unwrap();
+
+        assert!(
+            summary.contains("metric fine: 5m windows, dimensions [], method robust_band, weekly reference by the hour, 338 windows kept"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("metric coarse: 30m windows, dimensions [], method robust_band, 386 windows kept"),
+            "{summary}"
+        );
+        assert_eq!(
+            summary
+                .matches("note: weekly_reference = \"hourly\" has no effect")
+                .count(),
+            1,
             "{summary}"
         );
     }

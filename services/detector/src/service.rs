@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{MetricDefinition, MetricsConfig, WindowingSettings, format_duration_ms};
-use crate::detection::{MethodName, ResidualScale};
+use crate::detection::{MethodName, ResidualScale, SeriesDetector};
 use crate::grpc;
 use crate::hub::{AnomalyHub, HubConfig};
 use crate::kafka_source::{self, KafkaSettings};
@@ -193,6 +193,7 @@ fn log_windowing_settings(windowing: &WindowingSettings) {
 /// its aggregation may have filled in, so an operator can check them.
 fn log_metric_settings(metric: &MetricDefinition) {
     let detection = &metric.detection;
+    let detector = SeriesDetector::new(detection, metric.window.as_ms());
     tracing::info!(
         metric = %metric.name,
         window_ms = metric.window.as_ms(),
@@ -201,6 +202,10 @@ fn log_metric_settings(metric: &MetricDefinition) {
         residual_scale = detection.effective_residual_scale().as_str(),
         level_adjustment = detection.level_adjustment.as_str(),
         reference_windows = detection.reference_windows,
+        seasonality = detection.seasonality.as_str(),
+        weekly_reference = detection.weekly_reference.as_str(),
+        reads_hour_means = detector.reads_hour_means(),
+        history_windows = detector.history_windows(),
         learn_daily_recurrence = detection.learn_daily_recurrence,
         fire_outside = detection.fire_outside,
         fire_lookback = detection.fire_lookback,
@@ -210,6 +215,9 @@ fn log_metric_settings(metric: &MetricDefinition) {
         fire_tail_probability = detection.fire_tail_probability,
         "metric configured"
     );
+    if let Some(problem) = SeriesDetector::hourly_reference_unused(detection, metric.window.as_ms()) {
+        tracing::warn!(metric = %metric.name, window_ms = metric.window.as_ms(), "{problem}");
+    }
 
     let reads_scale = matches!(
         detection.method,

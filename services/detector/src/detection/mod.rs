@@ -363,6 +363,28 @@ impl SeriesDetector {
         self.history.capacity()
     }
 
+    /// True when the weekly reference reads hour means: `weekly_reference =
+    /// "hourly"` in effect for this method, seasonality and window length.
+    pub fn reads_hour_means(&self) -> bool {
+        self.history.block_reach() > 0
+    }
+
+    /// Returns why `weekly_reference = "hourly"` in `params` has no effect
+    /// with windows of `window_ms`, or `None` when it is not set or works.
+    pub fn hourly_reference_unused(params: &DetectionParams, window_ms: i64) -> Option<String> {
+        if params.weekly_reference != WeeklyReference::Hourly
+            || SeriesDetector::new(params, window_ms).reads_hour_means()
+        {
+            return None;
+        }
+        Some(
+            "weekly_reference = \"hourly\" has no effect: it needs the robust band (alone or in an \
+             ensemble), seasonality = \"weekly\" and windows of 15 seconds to 15 minutes that divide \
+             an hour; change those or remove the key"
+                .to_string(),
+        )
+    }
+
     /// Windows back from the latest that the series reads: the history,
     /// and the hourly means of a weekly reference by the hour, which reach
     /// further. A warm start loads this many windows.

@@ -358,6 +358,27 @@ pub enum WeeklyReference {
     Hourly,
 }
 
+impl Seasonality {
+    /// Returns the name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seasonality::Weekly => "weekly",
+            Seasonality::Daily => "daily",
+            Seasonality::None => "none",
+        }
+    }
+}
+
+impl WeeklyReference {
+    /// Returns the name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeeklyReference::Window => "window",
+            WeeklyReference::Hourly => "hourly",
+        }
+    }
+}
+
 impl Default for DetectionParams {
     fn default() -> Self {
         DetectionParams {
