@@ -385,6 +385,10 @@ impl Lag {
                 .map(|reference| (centre, reference));
         }
 
+        // NOTE: a shape within the hour that comes once a week, such as a
+        // 10-minute weekly job, is spread over its hour mean, so it is never
+        // learnt and alerts every week. Hours are UTC hours, so in a zone
+        // offset by half an hour a mean spans two local hours.
         let yesterday = calendar.lag(number, DAY_MS);
         let base = history.reference_mean(yesterday, reach, number, limit)?;
         let yesterday_hour = history.block_mean(yesterday)?;
