@@ -4,16 +4,13 @@
 //! a slower partition may count as late, also across a restart with a warm
 //! start from the local ClickHouse.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use rdkafka::mocking::MockCluster;
 use seismo_detector::{KafkaSettings, MetricsConfig, ServiceConfig, WarmStartOutcome, WarmStartSettings};
-use seismo_ingest::{BatchPolicy, ClickHouseConfig, IngestConfig, IngestStats};
 use seismo_proto::v1::GetSeriesRequest;
 use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_tests::clickhouse::TestDatabase;
 use seismo_tests::grpc::connect;
+use seismo_tests::ingest::{clickhouse_config, spawn_ingest};
 use seismo_tests::kafka::{commit_offsets, produce_all_to};
 use seismo_tests::wait::wait_for;
 use tokio_util::sync::CancellationToken;
@@ -247,27 +244,13 @@ async fn restart_during_catch_up(topic: &str, unread_stored: bool) -> anyhow::Re
         messages += payloads.len() as u64;
         produce_all_to(&brokers, topic, partition, &payloads).await?;
     }
-    let ingest = tokio::spawn(seismo_ingest::run(
-        IngestConfig {
-            brokers: brokers.clone(),
-            topic: topic.to_string(),
-            group_id: format!("{topic}-ingest"),
-            dead_letter_topic: format!("{topic}.dlq"),
-            clickhouse: ClickHouseConfig {
-                url: database.url(),
-                database: database.name().to_string(),
-                ..ClickHouseConfig::default()
-            },
-            batch: BatchPolicy {
-                max_wait: Duration::from_millis(200),
-                ..BatchPolicy::default()
-            },
-            ..IngestConfig::default()
-        },
-        Arc::new(IngestStats::default()),
-        seismo_ingest::Readiness::default(),
+    let ingest = spawn_ingest(
+        &brokers,
+        topic,
+        &format!("{topic}-ingest"),
+        clickhouse_config(&database),
         shutdown.child_token(),
-    ));
+    );
     wait_for("ingest to store every event", async || {
         let stored = database.fetch_u64("SELECT count() FROM events").await.unwrap_or(0);
         Ok((stored == messages, format!("stored {stored} of {messages}")))

@@ -5,7 +5,6 @@
 //! episode that was open before the restart again, and it resolves that
 //! episode under the same id.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,10 +12,10 @@ use futures::StreamExt;
 use seismo_detector::{
     KafkaSettings, MetricsConfig, RunningDetector, ServiceConfig, WarmStartOutcome, WarmStartSettings,
 };
-use seismo_ingest::{BatchPolicy, ClickHouseConfig, IngestConfig, IngestStats};
 use seismo_proto::v1::detector_client::DetectorClient;
 use seismo_proto::v1::{AnomalyEvent, AnomalyState, GetSeriesRequest, ListSeriesRequest, StreamAnomaliesRequest};
 use seismo_tests::clickhouse::TestDatabase;
+use seismo_tests::ingest::{clickhouse_config, spawn_ingest};
 use seismo_tests::kafka::MockKafka;
 use seismo_tests::wait::wait_for;
 use tokio_util::sync::CancellationToken;
@@ -170,28 +169,13 @@ async fn restart_keeps_open_episode_and_history() -> anyhow::Result<()> {
     let database = TestDatabase::create("detector_warm_start").await?;
     let shutdown = CancellationToken::new();
 
-    let ingest_config = IngestConfig {
-        brokers: kafka.bootstrap_servers().to_string(),
-        topic: topic.to_string(),
-        group_id: "detector-warm-start-ingest".to_string(),
-        dead_letter_topic: format!("{topic}.dlq"),
-        clickhouse: ClickHouseConfig {
-            url: database.url(),
-            database: database.name().to_string(),
-            ..ClickHouseConfig::default()
-        },
-        batch: BatchPolicy {
-            max_wait: Duration::from_millis(200),
-            ..BatchPolicy::default()
-        },
-        ..IngestConfig::default()
-    };
-    let ingest = tokio::spawn(seismo_ingest::run(
-        ingest_config,
-        Arc::new(IngestStats::default()),
-        seismo_ingest::Readiness::default(),
+    let ingest = spawn_ingest(
+        kafka.bootstrap_servers(),
+        topic,
+        "detector-warm-start-ingest",
+        clickhouse_config(&database),
         shutdown.child_token(),
-    ));
+    );
 
     // The first detector learns from Kafka alone and fires on the spike.
     let group = "detector-warm-start-detector";
@@ -599,36 +583,22 @@ async fn restored_hourly_reference_equals_live() -> anyhow::Result<()> {
 
 /// Sends `messages` through ingest into a fresh ClickHouse database and
 /// through a live detector with `metrics`, then starts a second detector
-/// that gets its history from ClickHouse alone. Asserts that both hold the
+/// that gets its history from ClickHouse alone. Asserts that both have the
 /// same series with the same points and learning state, and returns how
-/// many series they hold.
+/// many series they have.
 async fn restore_and_compare(name: &str, metrics: &str, messages: &[String]) -> anyhow::Result<usize> {
     let kafka = MockKafka::start()?;
     let topic = name;
     kafka.create_topic(topic, 1)?;
     let database = TestDatabase::create(&name.replace('-', "_")).await?;
     let shutdown = CancellationToken::new();
-    let ingest = tokio::spawn(seismo_ingest::run(
-        IngestConfig {
-            brokers: kafka.bootstrap_servers().to_string(),
-            topic: topic.to_string(),
-            group_id: format!("{name}-ingest"),
-            dead_letter_topic: format!("{topic}.dlq"),
-            clickhouse: ClickHouseConfig {
-                url: database.url(),
-                database: database.name().to_string(),
-                ..ClickHouseConfig::default()
-            },
-            batch: BatchPolicy {
-                max_wait: Duration::from_millis(200),
-                ..BatchPolicy::default()
-            },
-            ..IngestConfig::default()
-        },
-        Arc::new(IngestStats::default()),
-        seismo_ingest::Readiness::default(),
+    let ingest = spawn_ingest(
+        kafka.bootstrap_servers(),
+        topic,
+        &format!("{name}-ingest"),
+        clickhouse_config(&database),
         shutdown.child_token(),
-    ));
+    );
     produce_all(&kafka, topic, messages).await?;
     let produced = messages.len() as i64;
 
@@ -713,11 +683,7 @@ async fn warm_start_waits_for_lagging_ingest() -> anyhow::Result<()> {
     let topic = "detector-warm-start-lag";
     kafka.create_topic(topic, 1)?;
     let database = TestDatabase::create("detector_warm_start_lag").await?;
-    let clickhouse = ClickHouseConfig {
-        url: database.url(),
-        database: database.name().to_string(),
-        ..ClickHouseConfig::default()
-    };
+    let clickhouse = clickhouse_config(&database);
     let client = seismo_ingest::base_client(&clickhouse);
     let features = seismo_ingest::detect_features(&client).await?;
     client
@@ -747,23 +713,13 @@ async fn warm_start_waits_for_lagging_ingest() -> anyhow::Result<()> {
 
     // Ingest starts after the warm start found nothing stored.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let ingest = tokio::spawn(seismo_ingest::run(
-        IngestConfig {
-            brokers: kafka.bootstrap_servers().to_string(),
-            topic: topic.to_string(),
-            group_id: "detector-warm-start-lag-ingest".to_string(),
-            dead_letter_topic: format!("{topic}.dlq"),
-            clickhouse,
-            batch: BatchPolicy {
-                max_wait: Duration::from_millis(200),
-                ..BatchPolicy::default()
-            },
-            ..IngestConfig::default()
-        },
-        Arc::new(IngestStats::default()),
-        seismo_ingest::Readiness::default(),
+    let ingest = spawn_ingest(
+        kafka.bootstrap_servers(),
+        topic,
+        "detector-warm-start-lag-ingest",
+        clickhouse,
         shutdown.child_token(),
-    ));
+    );
 
     let outcome = detector.warm_start_outcome().await;
     let Some(WarmStartOutcome::Loaded {

@@ -15,7 +15,7 @@ pub(crate) struct BlockMeans {
     /// Mean of the windows added to block `first + i`, NaN while it has none.
     /// A mean rather than a sum, so values near `f32::MAX` do not overflow.
     means: VecDeque<f32>,
-    /// Windows added to block `first + i`; at most `windows_per_block`.
+    /// Windows added to block `first + i`, at most `windows_per_block`.
     counts: VecDeque<u8>,
     /// Windows of block `first + i` that were outside their band and are
     /// not spent.
@@ -154,15 +154,15 @@ impl BlockMeans {
     }
 
     /// Moves the share of the block that contains window `number` that
-    /// does not come from its `kept` newest windows, as if `change` had
-    /// changed each of those older values. The block's mean replaces the
-    /// unknown values.
-    pub fn change_older_share(&mut self, number: i64, kept: usize, change: impl Fn(f32) -> f32) {
+    /// does not come from its `newest_kept` newest windows, as if `change`
+    /// had changed each of those older values. The block's mean replaces
+    /// the unknown values.
+    pub fn change_older_share(&mut self, number: i64, newest_kept: usize, change: impl Fn(f32) -> f32) {
         let Some(index) = self.index(self.block(number)) else {
             return;
         };
         let count = usize::from(self.counts[index]);
-        let older = count.saturating_sub(kept);
+        let older = count.saturating_sub(newest_kept);
         if older > 0 {
             let mean = self.means[index];
             self.means[index] += (change(mean) - mean) * older as f32 / count as f32;

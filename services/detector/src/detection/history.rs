@@ -314,14 +314,14 @@ impl History {
             return;
         };
         let last = blocks.last_window_of_block(self.first);
-        let kept = (self.first..=last)
+        let kept_in_block = (self.first..=last)
             .filter_map(|number| self.index(number))
             .filter(|&index| !self.cleaned[index].is_nan())
             .count();
 
         if let Some(blocks) = &mut self.blocks {
             blocks.change_before(self.first, &change);
-            blocks.change_older_share(self.first, kept, &change);
+            blocks.change_older_share(self.first, kept_in_block, &change);
         }
     }
 
@@ -352,8 +352,8 @@ impl History {
     /// its bits are kept.
     fn outside_bit(&self, number: i64) -> Option<(usize, u64)> {
         let latest = self.latest()?;
-        let kept = number >= self.flags_from && number <= latest && latest - number < self.flag_capacity as i64;
-        if !kept || self.outside.is_empty() {
+        let in_ring = number >= self.flags_from && number <= latest && latest - number < self.flag_capacity as i64;
+        if !in_ring || self.outside.is_empty() {
             return None;
         }
         let position = number.rem_euclid(self.flag_capacity as i64) as usize;

@@ -367,8 +367,8 @@ impl DetectionMethod for RobustBand {
         for day in 1..=REWRITTEN_DAYS {
             let target = calendar.lag(number, day * DAY_MS);
             let Some(reference) = history.reference(target) else {
-                // Gone, but its hour's mean may be kept for the weekly
-                // reference: it moves by this window's change of it.
+                // The value is gone, but the mean of its hour may still be
+                // kept for the weekly reference, so that mean takes the change.
                 history.change_block_share(target, change);
                 history.mark_spent(target);
                 continue;

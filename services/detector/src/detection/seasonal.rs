@@ -145,8 +145,9 @@ pub(crate) struct SeasonalModel {
 #[derive(Debug, Clone)]
 struct Lag {
     period_ms: i64,
-    /// A weekly lag that reads yesterday's window corrected by hourly means
-    /// (`WeeklyReference::Hourly`) instead of the window a week earlier.
+    /// A weekly lag that reads the mean of the hour a week earlier, shaped
+    /// by yesterday's window (`WeeklyReference::Hourly`), instead of the
+    /// window a week earlier.
     hourly: bool,
     /// Offsets (cleaned value − seasonal reference one period earlier, or
     /// their ratio) of the last `level_windows` windows. Kept, because
